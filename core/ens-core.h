@@ -1,0 +1,183 @@
+/* ens-core.h — the daemon's private interfaces between its own modules.
+ * Nothing here is ABI; plugins see only include/ensemble/. */
+#pragma once
+
+#include <ensemble/ensemble.h>
+
+G_BEGIN_DECLS
+
+/* ---------------------------------------------------------------- message */
+
+EnsMessage *ens_message_new (const EnsMessageInit *init);
+EnsMessage *ens_message_ref (EnsMessage *msg);
+void ens_message_unref (EnsMessage *msg);
+GBytes *ens_message_encode (EnsMessage *msg, EnsEncodeFunc encode);
+GBytes *ens_message_encode_native (EnsMessage *msg);
+EnsMessage *ens_message_parse_native (const char *text, gsize len);
+/* A REPLY/ERROR a client sent as an agent's answer, or an error made by the
+ * parser that goes straight back to its sender. */
+gboolean ens_message_is_bounce (EnsMessage *msg);
+void ens_message_set_seq (EnsMessage *msg, guint64 seq);
+/* Only before the message is shared: names the sender. */
+void ens_message_set_from (EnsMessage *msg, const char *from);
+gboolean ens_message_id_is_number (EnsMessage *msg);
+/* (transfer full) a REPLY / ERROR answering @request, from=@from */
+EnsMessage *ens_message_new_reply (EnsMessage *request, JsonNode *data);
+EnsMessage *ens_message_new_error (EnsMessage *request, const char *code, const char *message,
+                                   JsonNode *details);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EnsMessage, ens_message_unref)
+
+/* JSON helpers shared by the core */
+void ens_json_append (GString *out, JsonNode *node);
+void ens_json_append_string (GString *out, const char *s);
+void ens_json_append_timestamp (GString *out, gint64 real_time_us);
+char *ens_json_to_string (JsonNode *node);
+const char *ens_json_get_string (JsonObject *obj, const char *member);
+/* Returns a node holding a new empty object (transfer full). */
+JsonNode *ens_json_object_node (JsonObject **out_obj);
+
+/* Redis-style glob (*, ?, [abc], [^a], [a-z], \x). */
+gboolean ens_glob_match (const char *pattern, const char *string);
+gboolean ens_glob_is_pattern (const char *s);
+
+/* ---------------------------------------------------------------- state */
+
+typedef struct _EnsState EnsState;
+EnsState *ens_state_open (const char *dir, GError **error);
+void ens_state_close (EnsState *state);
+gboolean ens_state_set (EnsState *state, const char *scope, const char *key, const char *value, GError **error);
+char *ens_state_get (EnsState *state, const char *scope, const char *key, GError **error);
+gboolean ens_state_delete (EnsState *state, const char *scope, const char *key, gboolean *existed, GError **error);
+/* (transfer full) keys of @scope starting with @prefix, sorted, at most @limit */
+GPtrArray *ens_state_list (EnsState *state, const char *scope, const char *prefix, guint limit, GError **error);
+gint64 ens_state_next_sequence (EnsState *state, const char *name, GError **error);
+
+/* ---------------------------------------------------------------- config */
+
+typedef struct _EnsConfig EnsConfig;
+/* TRUE when this binary runs from the build tree (plugins and schema there). */
+gboolean ens_running_uninstalled (void);
+/* @keyfile: NULL for the default GSettings backend. */
+EnsConfig *ens_config_new (const char *keyfile, GError **error);
+void ens_config_free (EnsConfig *config);
+/* A command-line override for this run; @value is (transfer floating/full). */
+void ens_config_override (EnsConfig *config, const char *key, GVariant *value);
+/* (transfer full) effective value; NULL for an unknown key. */
+GVariant *ens_config_get (EnsConfig *config, const char *key);
+guint ens_config_get_uint (EnsConfig *config, const char *key);
+char *ens_config_get_path (EnsConfig *config, const char *key);
+char **ens_config_get_strv (EnsConfig *config, const char *key);
+GSettings *ens_config_settings (EnsConfig *config);
+
+/* ---------------------------------------------------------------- plugins */
+
+#define ENS_TYPE_PLUGIN (ens_plugin_get_type ())
+G_DECLARE_FINAL_TYPE (EnsPlugin, ens_plugin, ENS, PLUGIN, GObject)
+
+const EnsPluginDesc *ens_plugin_get_desc (EnsPlugin *plugin);
+const char *ens_plugin_get_file (EnsPlugin *plugin);
+gpointer ens_plugin_get_instance (EnsPlugin *plugin);
+JsonNode *ens_plugin_describe (EnsPlugin *plugin);
+const char *ens_plugin_kind_name (EnsPluginKind kind);
+
+typedef struct _EnsLoader EnsLoader;
+EnsLoader *ens_loader_new (const EnsHost *host);
+void ens_loader_free (EnsLoader *loader);
+/* Loads one file.  Returns (transfer none) the started plugin or NULL with
+ * @error naming the reason; the caller logs it. Used by tests directly. */
+EnsPlugin *ens_loader_load_file (EnsLoader *loader, const char *path, char **disabled, GError **error);
+/* Scans folders (and their immediate subfolders), loads and starts every
+ * plugin in kind order; refusals are logged, never fatal. */
+void ens_loader_load_dirs (EnsLoader *loader, char **dirs, char **disabled);
+/* Stops every plugin in reverse start order. */
+void ens_loader_stop_all (EnsLoader *loader);
+GPtrArray *ens_loader_plugins (EnsLoader *loader); /* (transfer none) of EnsPlugin */
+guint ens_loader_refused_count (EnsLoader *loader);
+
+/* ---------------------------------------------------------------- bus */
+
+#define ENS_TYPE_BUS (ens_bus_get_type ())
+G_DECLARE_FINAL_TYPE (EnsBus, ens_bus, ENS, BUS, GObject)
+
+/* Who receives events: a client or a plugin callback. */
+typedef struct _EnsSubscriber EnsSubscriber;
+typedef void (*EnsSubscriberFunc) (EnsMessage *event, gpointer data);
+
+EnsBus *ens_bus_new (void);
+EnsSubscriber *ens_subscriber_new (EnsSubscriberFunc func, gpointer data, GDestroyNotify notify);
+/* Drops every subscription of @sub and frees it. */
+void ens_subscriber_free (EnsBus *bus, EnsSubscriber *sub);
+/* Returns FALSE if @sub already has @pattern. */
+gboolean ens_bus_subscribe (EnsBus *bus, EnsSubscriber *sub, const char *pattern);
+gboolean ens_bus_unsubscribe (EnsBus *bus, EnsSubscriber *sub, const char *pattern);
+guint ens_subscriber_count (EnsSubscriber *sub);
+/* (transfer none) patterns of @sub */
+GPtrArray *ens_subscriber_patterns (EnsSubscriber *sub);
+/* Assigns the sequence number and delivers @event (transfer none) to every
+ * matching subscriber once; @target, when not NULL, also receives it
+ * directly (targeted delivery).  Returns the number of deliveries. */
+guint ens_bus_publish (EnsBus *bus, EnsMessage *event, EnsSubscriber *target);
+guint64 ens_bus_last_seq (EnsBus *bus);
+
+/* ---------------------------------------------------------------- daemon */
+
+typedef struct _EnsDaemon EnsDaemon;
+
+typedef struct {
+  guint64 requests;
+  guint64 errors;
+  guint64 events_published;
+  guint64 events_delivered;
+  guint64 agent_requests;
+  guint64 agent_timeouts;
+} EnsCounters;
+
+struct _EnsDaemon {
+  EnsConfig *config;
+  EnsState *state;
+  EnsBus *bus;
+  EnsLoader *loader;
+  GMainLoop *loop;
+  char *node_id;
+  gint64 started_us;       /* monotonic */
+  gint64 started_real_us;
+  GHashTable *clients;     /* id -> EnsClient */
+  GHashTable *agents;      /* name -> EnsAgent */
+  GHashTable *pending;     /* internal request id -> EnsPending */
+  guint64 next_client;
+  guint64 next_request;
+  guint32 default_timeout_ms;
+  EnsCounters counters;
+  gboolean shutting_down;
+};
+
+/* The host table handed to plugins (ens-host.c). */
+const EnsHost *ens_host_table (void);
+EnsDaemon *ens_daemon_get (void);
+void ens_daemon_set (EnsDaemon *daemon);
+
+/* Dispatch of core verbs and agent requests (ens-dispatch.c). */
+void ens_dispatch_init (EnsDaemon *d);
+void ens_dispatch_shutdown (EnsDaemon *d);
+void ens_dispatch_client_submit (EnsClient *client, EnsMessage *msg);
+EnsClient *ens_dispatch_client_new (EnsPlugin *transport, const EnsClientSink *sink, gpointer sink_data,
+                                    guint32 flags, const char *peer);
+void ens_dispatch_client_close (EnsClient *client);
+const char *ens_dispatch_client_id (EnsClient *client);
+void ens_dispatch_plugin_request (EnsPlugin *self, const char *agent, const char *action, JsonNode *data,
+                                  guint32 timeout_ms, EnsReplyFunc func, gpointer user_data);
+void ens_dispatch_plugin_publish (EnsPlugin *self, const char *topic, JsonNode *data, const char *to);
+guint ens_dispatch_plugin_subscribe (EnsPlugin *self, const char *pattern, EnsEventFunc func,
+                                     gpointer user_data, GDestroyNotify notify);
+void ens_dispatch_plugin_unsubscribe (EnsPlugin *self, guint id);
+void ens_dispatch_plugin_forget (EnsPlugin *self);
+void ens_dispatch_respond (EnsResponder *responder, JsonNode *data);
+void ens_dispatch_respond_error (EnsResponder *responder, const char *code, const char *message,
+                                 JsonNode *details);
+/* Registers the agent of an agent plugin; FALSE with @error if taken. */
+gboolean ens_dispatch_register_plugin_agent (EnsPlugin *plugin, GError **error);
+void ens_dispatch_disconnect_all (EnsDaemon *d, const char *reason);
+/* (transfer full) the health object */
+JsonNode *ens_dispatch_health (EnsDaemon *d);
+
+G_END_DECLS

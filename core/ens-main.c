@@ -1,0 +1,166 @@
+/* ens-main.c — ensembled: options, start-up, the main loop, clean shutdown. */
+#include "ens-core.h"
+#include "ens-paths.h"
+
+#include <glib-unix.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static gboolean
+on_signal (gpointer data)
+{
+  EnsDaemon *d = data;
+
+  g_message ("signal received, shutting down");
+  d->shutting_down = TRUE;
+  g_main_loop_quit (d->loop);
+  return G_SOURCE_CONTINUE;
+}
+
+static char *
+random_node_id (void)
+{
+  return g_strdup_printf ("%06x", g_random_int () & 0xffffff);
+}
+
+static gboolean
+has_transport (EnsLoader *loader)
+{
+  GPtrArray *plugins = ens_loader_plugins (loader);
+
+  for (guint i = 0; i < plugins->len; i++)
+    if (ens_plugin_get_desc (g_ptr_array_index (plugins, i))->kind == ENS_PLUGIN_KIND_TRANSPORT)
+      return TRUE;
+  return FALSE;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autofree char *socket_dir = NULL, *state_dir = NULL, *config_file = NULL, *node_id = NULL;
+  g_auto (GStrv) plugin_dirs = NULL, disabled = NULL;
+  gboolean version = FALSE;
+  GOptionEntry entries[] = {
+    { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
+    { "plugin-dir", 'p', 0, G_OPTION_ARG_FILENAME_ARRAY, &plugin_dirs, "Load plugins from DIR (repeatable; replaces plugin-dirs)", "DIR" },
+    { "disable-plugin", 0, 0, G_OPTION_ARG_STRING_ARRAY, &disabled, "Do not start plugin ID (repeatable)", "ID" },
+    { "socket-dir", 's', 0, G_OPTION_ARG_FILENAME, &socket_dir, "Put the Unix sockets in DIR", "DIR" },
+    { "state-dir", 'd', 0, G_OPTION_ARG_FILENAME, &state_dir, "Keep the state database in DIR", "DIR" },
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_file, "Read settings from the keyfile FILE instead of dconf", "FILE" },
+    { "node-id", 0, 0, G_OPTION_ARG_STRING, &node_id, "Name this daemon on a shared bus", "ID" },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) context = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *state_path = NULL;
+  g_auto (GStrv) dirs = NULL, disabled_all = NULL;
+  EnsDaemon daemon = { 0 };
+  EnsDaemon *d = &daemon;
+  guint sigint, sigterm;
+
+  setlocale (LC_ALL, "");
+  context = g_option_context_new ("- the Ensemble agent orchestration daemon");
+  g_option_context_set_summary (context,
+                                "Loads transport, agent, router and provider plugins and joins them on one bus.\n"
+                                "Settings: gsettings list-recursively org.ensemble.Daemon");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      fprintf (stderr, "ensembled: %s (try --help)\n", error->message);
+      return 2;
+    }
+  if (version)
+    {
+      printf ("ensembled %s (plugin ABI %d.%d)\n", ENS_VERSION, ENS_ABI_MAJOR, ENS_ABI_MINOR);
+      return 0;
+    }
+
+  d->config = ens_config_new (config_file, &error);
+  if (d->config == NULL)
+    {
+      fprintf (stderr, "ensembled: %s\n", error->message);
+      return 1;
+    }
+  if (plugin_dirs)
+    ens_config_override (d->config, "plugin-dirs", g_variant_new_strv ((const char *const *) plugin_dirs, -1));
+  if (socket_dir)
+    ens_config_override (d->config, "socket-dir", g_variant_new_string (socket_dir));
+  if (state_dir)
+    ens_config_override (d->config, "state-dir", g_variant_new_string (state_dir));
+  if (node_id)
+    ens_config_override (d->config, "node-id", g_variant_new_string (node_id));
+
+  d->node_id = ens_config_get_path (d->config, "node-id");
+  if (d->node_id == NULL || d->node_id[0] == '\0')
+    {
+      g_free (d->node_id);
+      d->node_id = random_node_id ();
+    }
+  d->default_timeout_ms = ens_config_get_uint (d->config, "request-timeout-ms");
+  d->started_us = g_get_monotonic_time ();
+  d->started_real_us = g_get_real_time ();
+
+  state_path = ens_config_get_path (d->config, "state-dir");
+  d->state = ens_state_open (state_path, &error);
+  if (d->state == NULL)
+    {
+      fprintf (stderr, "ensembled: state: %s\n", error->message);
+      ens_config_free (d->config);
+      g_free (d->node_id);
+      return 1;
+    }
+
+  /* Writes to a vanished peer must fail with EPIPE, not kill the daemon. */
+  signal (SIGPIPE, SIG_IGN);
+
+  ens_daemon_set (d);
+  d->loop = g_main_loop_new (NULL, FALSE);
+  d->bus = ens_bus_new ();
+  ens_dispatch_init (d);
+  d->loader = ens_loader_new (ens_host_table ());
+
+  dirs = ens_config_get_strv (d->config, "plugin-dirs");
+  {
+    g_auto (GStrv) from_settings = ens_config_get_strv (d->config, "disabled-plugins");
+    g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+    g_strv_builder_addv (b, (const char **) from_settings);
+    if (disabled)
+      g_strv_builder_addv (b, (const char **) disabled);
+    disabled_all = g_strv_builder_end (b);
+  }
+  g_message ("ensembled %s starting: node %s, state %s", ENS_VERSION, d->node_id, state_path);
+  ens_loader_load_dirs (d->loader, dirs, disabled_all);
+
+  int status = 0;
+  if (!has_transport (d->loader))
+    {
+      g_autofree char *joined = g_strjoinv (", ", dirs);
+      g_printerr ("ensembled: no transport plugin started (plugin folders: %s); nothing could reach this daemon\n",
+                  joined);
+      status = 1;
+    }
+  else
+    {
+      sigint = g_unix_signal_add (SIGINT, on_signal, d);
+      sigterm = g_unix_signal_add (SIGTERM, on_signal, d);
+      g_message ("ready");
+      g_main_loop_run (d->loop);
+      g_source_remove (sigint);
+      g_source_remove (sigterm);
+    }
+
+  d->shutting_down = TRUE;
+  ens_loader_free (d->loader); /* stops every plugin, in reverse order */
+  ens_dispatch_shutdown (d);
+  g_clear_object (&d->bus);
+  ens_state_close (d->state);
+  ens_config_free (d->config);
+  g_main_loop_unref (d->loop);
+  g_free (d->node_id);
+  ens_daemon_set (NULL);
+  if (status == 0)
+    g_message ("stopped");
+  return status;
+}

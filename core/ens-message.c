@@ -1,0 +1,450 @@
+/* ens-message.c — the envelope: one allocation per message, ref-counted,
+ * immutable once made; encodings cached per encoder so an event is
+ * serialised once for all the subscribers that speak the same dialect. */
+#include "ens-core.h"
+
+#include <string.h>
+
+typedef struct _EncodeSlot EncodeSlot;
+struct _EncodeSlot {
+  EnsEncodeFunc func;
+  GBytes *bytes;
+  EncodeSlot *next;
+};
+
+typedef struct {
+  EnsMessage pub;
+  gint ref_count;
+  guint id_is_number : 1;
+  guint bounce : 1; /* parser error going back to its sender */
+  char *from_owned; /* set by ens_message_set_from */
+  EncodeSlot first;
+  EncodeSlot *more;
+  char strings[];
+} EnsMessagePriv;
+
+#define PRIV(m) ((EnsMessagePriv *) (m))
+
+static gsize
+slen (const char *s)
+{
+  return s ? strlen (s) + 1 : 0;
+}
+
+static const char *
+scopy (char **cursor, const char *s)
+{
+  char *dst;
+  gsize n;
+
+  if (s == NULL)
+    return NULL;
+  n = strlen (s) + 1;
+  dst = *cursor;
+  memcpy (dst, s, n);
+  *cursor += n;
+  return dst;
+}
+
+EnsMessage *
+ens_message_new (const EnsMessageInit *init)
+{
+  gsize strings = slen (init->id) + slen (init->action) + slen (init->agent) + slen (init->topic) +
+                  slen (init->from) + slen (init->to) + slen (init->tag) + slen (init->error_code) +
+                  slen (init->error_message);
+  EnsMessagePriv *priv = g_malloc0 (sizeof (EnsMessagePriv) + strings);
+  EnsMessage *m = &priv->pub;
+  char *cursor = priv->strings;
+
+  priv->ref_count = 1;
+  m->struct_size = sizeof (EnsMessage);
+  m->kind = init->kind;
+  m->id = scopy (&cursor, init->id);
+  m->action = scopy (&cursor, init->action);
+  m->agent = scopy (&cursor, init->agent);
+  m->topic = scopy (&cursor, init->topic);
+  m->from = scopy (&cursor, init->from);
+  m->to = scopy (&cursor, init->to);
+  m->tag = scopy (&cursor, init->tag);
+  m->error_code = scopy (&cursor, init->error_code);
+  m->error_message = scopy (&cursor, init->error_message);
+  m->data = init->data ? json_node_ref (init->data) : NULL;
+  m->error_details = init->error_details ? json_node_ref (init->error_details) : NULL;
+  m->timeout_ms = init->timeout_ms;
+  m->timestamp_us = g_get_real_time ();
+  m->received_us = init->received_us ? init->received_us : g_get_monotonic_time ();
+  return m;
+}
+
+EnsMessage *
+ens_message_ref (EnsMessage *msg)
+{
+  g_atomic_int_inc (&PRIV (msg)->ref_count);
+  return msg;
+}
+
+void
+ens_message_unref (EnsMessage *msg)
+{
+  EnsMessagePriv *priv = PRIV (msg);
+
+  if (msg == NULL || !g_atomic_int_dec_and_test (&priv->ref_count))
+    return;
+  g_clear_pointer (&msg->data, json_node_unref);
+  g_clear_pointer (&msg->error_details, json_node_unref);
+  g_clear_pointer (&priv->first.bytes, g_bytes_unref);
+  g_free (priv->from_owned);
+  while (priv->more)
+    {
+      EncodeSlot *slot = priv->more;
+      priv->more = slot->next;
+      g_bytes_unref (slot->bytes);
+      g_free (slot);
+    }
+  g_free (priv);
+}
+
+GBytes *
+ens_message_encode (EnsMessage *msg, EnsEncodeFunc encode)
+{
+  EnsMessagePriv *priv = PRIV (msg);
+  EncodeSlot *slot;
+
+  if (priv->first.func == encode)
+    return priv->first.bytes;
+  for (slot = priv->more; slot; slot = slot->next)
+    if (slot->func == encode)
+      return slot->bytes;
+
+  if (priv->first.func == NULL)
+    slot = &priv->first;
+  else
+    {
+      slot = g_new0 (EncodeSlot, 1);
+      slot->next = priv->more;
+      priv->more = slot;
+    }
+  slot->func = encode;
+  slot->bytes = encode (msg);
+  return slot->bytes;
+}
+
+void
+ens_message_set_seq (EnsMessage *msg, guint64 seq)
+{
+  msg->seq = seq;
+}
+
+void
+ens_message_set_from (EnsMessage *msg, const char *from)
+{
+  EnsMessagePriv *priv = PRIV (msg);
+  char *old = priv->from_owned;
+
+  priv->from_owned = g_strdup (from);
+  msg->from = priv->from_owned;
+  g_free (old);
+}
+
+gboolean
+ens_message_id_is_number (EnsMessage *msg)
+{
+  return PRIV (msg)->id_is_number;
+}
+
+gboolean
+ens_message_is_bounce (EnsMessage *msg)
+{
+  return PRIV (msg)->bounce;
+}
+
+static EnsMessage *
+answer_new (EnsMessage *request, const EnsMessageInit *init)
+{
+  EnsMessage *m = ens_message_new (init);
+
+  if (request)
+    PRIV (m)->id_is_number = PRIV (request)->id_is_number;
+  return m;
+}
+
+EnsMessage *
+ens_message_new_reply (EnsMessage *request, JsonNode *data)
+{
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REPLY);
+
+  init.id = request->id;
+  init.action = request->action;
+  init.agent = request->agent;
+  init.tag = request->tag;
+  init.to = request->from;
+  init.received_us = request->received_us;
+  init.data = data;
+  return answer_new (request, &init);
+}
+
+EnsMessage *
+ens_message_new_error (EnsMessage *request, const char *code, const char *message, JsonNode *details)
+{
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_ERROR);
+
+  if (request)
+    {
+      init.id = request->id;
+      init.action = request->action;
+      init.agent = request->agent;
+      init.tag = request->tag;
+      init.to = request->from;
+      init.received_us = request->received_us;
+    }
+  init.error_code = code;
+  init.error_message = message;
+  init.error_details = details;
+  return answer_new (request, &init);
+}
+
+/* ------------------------------------------------------------ native wire */
+
+static void
+append_id (GString *out, EnsMessage *msg)
+{
+  if (msg->id == NULL)
+    g_string_append (out, "null");
+  else if (PRIV (msg)->id_is_number)
+    g_string_append (out, msg->id);
+  else
+    ens_json_append_string (out, msg->id);
+}
+
+static void
+append_processing_time (GString *out, EnsMessage *msg)
+{
+  double ms = (g_get_monotonic_time () - msg->received_us) / 1000.0;
+
+  g_string_append_printf (out, ",\"processing_time_ms\":%.3f", ms < 0 ? 0.0 : ms);
+}
+
+GBytes *
+ens_message_encode_native (EnsMessage *msg)
+{
+  GString *out = g_string_sized_new (160);
+
+  switch (msg->kind)
+    {
+    case ENS_MESSAGE_EVENT:
+      g_string_append (out, "{\"event\":");
+      ens_json_append_string (out, msg->topic ? msg->topic : "");
+      g_string_append (out, ",\"data\":");
+      ens_json_append (out, msg->data);
+      if (msg->from)
+        {
+          g_string_append (out, ",\"from\":");
+          ens_json_append_string (out, msg->from);
+        }
+      if (msg->to)
+        {
+          g_string_append (out, ",\"to\":");
+          ens_json_append_string (out, msg->to);
+        }
+      g_string_append_printf (out, ",\"seq\":%" G_GUINT64_FORMAT ",\"timestamp\":", msg->seq);
+      ens_json_append_timestamp (out, msg->timestamp_us);
+      g_string_append_c (out, '}');
+      break;
+
+    case ENS_MESSAGE_REPLY:
+      g_string_append (out, "{\"id\":");
+      append_id (out, msg);
+      g_string_append (out, ",\"status\":\"success\",\"data\":");
+      ens_json_append (out, msg->data);
+      g_string_append (out, ",\"timestamp\":");
+      ens_json_append_timestamp (out, msg->timestamp_us);
+      append_processing_time (out, msg);
+      g_string_append_c (out, '}');
+      break;
+
+    case ENS_MESSAGE_ERROR:
+      g_string_append (out, "{\"id\":");
+      append_id (out, msg);
+      g_string_append (out, ",\"status\":\"error\",\"error\":{\"code\":");
+      ens_json_append_string (out, msg->error_code ? msg->error_code : ENS_ERR_INTERNAL);
+      g_string_append (out, ",\"message\":");
+      ens_json_append_string (out, msg->error_message ? msg->error_message : "");
+      g_string_append (out, ",\"details\":");
+      if (msg->error_details)
+        ens_json_append (out, msg->error_details);
+      else
+        g_string_append (out, "{}");
+      g_string_append (out, "},\"timestamp\":");
+      ens_json_append_timestamp (out, msg->timestamp_us);
+      append_processing_time (out, msg);
+      g_string_append_c (out, '}');
+      break;
+
+    case ENS_MESSAGE_REQUEST:
+    default:
+      /* A request pushed to an external agent; it answers with reply_to = id. */
+      g_string_append (out, "{\"id\":");
+      append_id (out, msg);
+      g_string_append (out, ",\"action\":");
+      ens_json_append_string (out, msg->action ? msg->action : "");
+      if (msg->agent)
+        {
+          g_string_append (out, ",\"agent\":");
+          ens_json_append_string (out, msg->agent);
+        }
+      if (msg->from)
+        {
+          g_string_append (out, ",\"from\":");
+          ens_json_append_string (out, msg->from);
+        }
+      g_string_append (out, ",\"data\":");
+      ens_json_append (out, msg->data);
+      g_string_append_printf (out, ",\"timeout_ms\":%u}", msg->timeout_ms);
+      break;
+    }
+  g_string_append_c (out, '\n');
+  return g_string_free_to_bytes (out);
+}
+
+/* ------------------------------------------------------------ native parse */
+
+static EnsMessage *
+bounce (const char *id, gboolean id_is_number, const char *code, const char *message)
+{
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_ERROR);
+  EnsMessage *m;
+
+  init.id = id;
+  init.error_code = code;
+  init.error_message = message;
+  m = ens_message_new (&init);
+  PRIV (m)->bounce = TRUE;
+  PRIV (m)->id_is_number = id_is_number;
+  return m;
+}
+
+/* Reads "id": a string or an integer, echoed back as it came. */
+static gboolean
+read_id (JsonObject *obj, const char *member, char **id, gboolean *is_number)
+{
+  JsonNode *node = json_object_get_member (obj, member);
+
+  *id = NULL;
+  *is_number = FALSE;
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node))
+    return FALSE;
+  if (json_node_get_value_type (node) == G_TYPE_STRING)
+    {
+      *id = g_strdup (json_node_get_string (node));
+      return TRUE;
+    }
+  if (json_node_get_value_type (node) == G_TYPE_INT64)
+    {
+      *id = g_strdup_printf ("%" G_GINT64_FORMAT, json_node_get_int (node));
+      *is_number = TRUE;
+      return TRUE;
+    }
+  return FALSE;
+}
+
+static gboolean
+member_is_string_or_absent (JsonObject *obj, const char *member)
+{
+  JsonNode *node = json_object_get_member (obj, member);
+  return node == NULL || ens_json_get_string (obj, member) != NULL;
+}
+
+static EnsMessage *
+parse_agent_answer (JsonObject *obj, gint64 received_us)
+{
+  g_autofree char *id = NULL;
+  gboolean is_number;
+  const char *status = ens_json_get_string (obj, "status");
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REPLY);
+  EnsMessage *m;
+
+  if (!read_id (obj, "reply_to", &id, &is_number) || id == NULL)
+    return bounce (NULL, FALSE, ENS_ERR_INVALID_REQUEST, "reply_to must be a string or an integer");
+  if (status != NULL && g_strcmp0 (status, "success") != 0 && g_strcmp0 (status, "error") != 0)
+    return bounce (NULL, FALSE, ENS_ERR_INVALID_REQUEST, "status must be \"success\" or \"error\"");
+
+  init.id = id;
+  init.received_us = received_us;
+  init.data = json_object_get_member (obj, "data");
+  if (g_strcmp0 (status, "error") == 0 || json_object_has_member (obj, "error"))
+    {
+      JsonNode *err = json_object_get_member (obj, "error");
+      JsonObject *eo = err && JSON_NODE_HOLDS_OBJECT (err) ? json_node_get_object (err) : NULL;
+
+      init.kind = ENS_MESSAGE_ERROR;
+      init.data = NULL;
+      init.error_code = eo && ens_json_get_string (eo, "code") ? ens_json_get_string (eo, "code") : "AGENT_ERROR";
+      init.error_message = eo ? ens_json_get_string (eo, "message")
+                              : (err && ens_json_get_string (obj, "error") ? ens_json_get_string (obj, "error") : NULL);
+      init.error_details = eo ? json_object_get_member (eo, "details") : NULL;
+      if (init.error_message == NULL)
+        init.error_message = "the agent reported an error";
+    }
+  m = ens_message_new (&init);
+  PRIV (m)->id_is_number = is_number;
+  return m;
+}
+
+EnsMessage *
+ens_message_parse_native (const char *text, gsize len)
+{
+  static JsonParser *parser; /* main loop only; reused to save a GObject per line */
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) root = NULL;
+  g_autofree char *id = NULL;
+  gboolean id_is_number = FALSE;
+  gint64 received_us = g_get_monotonic_time ();
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REQUEST);
+  JsonObject *obj;
+  JsonNode *timeout;
+  EnsMessage *m;
+
+  if (parser == NULL)
+    parser = json_parser_new_immutable ();
+  if (len > G_MAXSSIZE || !json_parser_load_from_data (parser, text, (gssize) len, &error))
+    {
+      g_autofree char *msg = g_strdup_printf ("malformed JSON: %s", error ? error->message : "too long");
+      return bounce (NULL, FALSE, ENS_ERR_INVALID_JSON, msg);
+    }
+  root = json_parser_steal_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    return bounce (NULL, FALSE, ENS_ERR_INVALID_REQUEST, "a request is a JSON object");
+  obj = json_node_get_object (root);
+
+  if (json_object_has_member (obj, "reply_to"))
+    return parse_agent_answer (obj, received_us);
+
+  if (!read_id (obj, "id", &id, &id_is_number))
+    return bounce (NULL, FALSE, ENS_ERR_INVALID_REQUEST, "id must be a string or an integer");
+  init.action = ens_json_get_string (obj, "action");
+  if (init.action == NULL || init.action[0] == '\0')
+    return bounce (id, id_is_number, ENS_ERR_INVALID_REQUEST,
+                   json_object_has_member (obj, "action") ? "action must be a non-empty string"
+                                                          : "missing field: action");
+  if (!member_is_string_or_absent (obj, "agent"))
+    return bounce (id, id_is_number, ENS_ERR_INVALID_REQUEST, "agent must be a string");
+  timeout = json_object_get_member (obj, "timeout_ms");
+  if (timeout != NULL)
+    {
+      if (!JSON_NODE_HOLDS_VALUE (timeout) || json_node_get_value_type (timeout) != G_TYPE_INT64 ||
+          json_node_get_int (timeout) < 1 || json_node_get_int (timeout) > 3600000)
+        return bounce (id, id_is_number, ENS_ERR_INVALID_REQUEST,
+                       "timeout_ms must be an integer from 1 to 3600000");
+      init.timeout_ms = (guint32) json_node_get_int (timeout);
+    }
+
+  init.id = id;
+  init.agent = ens_json_get_string (obj, "agent");
+  init.data = json_object_get_member (obj, "data");
+  init.received_us = received_us;
+  m = ens_message_new (&init);
+  PRIV (m)->id_is_number = id_is_number;
+  return m;
+}

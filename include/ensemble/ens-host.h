@@ -1,0 +1,128 @@
+/* ens-host.h — what the daemon offers a plugin: one sized, append-only table.
+ *
+ * Plugins never link against the daemon; every service reaches them through
+ * the EnsHost handed to init().  All functions must be called on the main
+ * loop thread unless stated otherwise.  A test can hand a plugin a fake table.
+ *
+ * Ownership is stated on every function: (transfer none) arguments are
+ * borrowed for the call; (transfer full) results belong to the caller.
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <ensemble/ens-plugin.h>
+#include <ensemble/ens-message.h>
+
+G_BEGIN_DECLS
+
+typedef struct _EnsClient EnsClient; /* opaque: one connection of a transport */
+
+typedef enum {
+  ENS_CLIENT_FLAG_NONE = 0,
+  ENS_CLIENT_FLAG_ADMIN = 1 << 0, /* may call admin verbs such as shutdown */
+} EnsClientFlags;
+
+/* How the host reaches a transport's connection. */
+typedef struct {
+  guint32 struct_size;
+  /* A reply, error or event for this connection; @msg is (transfer none). */
+  void (*deliver) (gpointer sink_data, EnsMessage *msg);
+  /* The host wants the connection closed (daemon shutdown).  The transport
+   * closes it, now or soon, and then calls host->client_close(). */
+  void (*disconnect) (gpointer sink_data, const char *reason);
+} EnsClientSink;
+
+/* An event for a plugin subscription; @event is (transfer none). */
+typedef void (*EnsEventFunc) (EnsMessage *event, gpointer user_data);
+/* The answer to host->request(): kind REPLY or ERROR, (transfer none). */
+typedef void (*EnsReplyFunc) (EnsMessage *reply, gpointer user_data);
+
+struct _EnsHost {
+  guint32 struct_size;
+  guint32 abi_major;
+  guint32 abi_minor;
+
+  /* ---- logging ---- */
+  /* One line in the daemon log, prefixed with the plugin id. */
+  void (*log) (EnsPlugin *self, GLogLevelFlags level, const char *message);
+
+  /* ---- configuration ---- */
+  /* (transfer full) the effective value of a daemon setting (see
+   * data/org.ensemble.Daemon.gschema.xml), command-line overrides applied and
+   * empty paths resolved; NULL for an unknown key. */
+  GVariant *(*config_get) (EnsPlugin *self, const char *key);
+  /* The plugin's instance name from the configuration, or its id. (transfer none) */
+  const char *(*plugin_id) (EnsPlugin *self);
+
+  /* ---- messages ---- */
+  /* (transfer full) a new message; everything in @init is (transfer none). */
+  EnsMessage *(*message_new) (const EnsMessageInit *init);
+  EnsMessage *(*message_ref) (EnsMessage *msg);
+  void (*message_unref) (EnsMessage *msg);
+  /* (transfer none) @encode (@msg), computed once per message and encoder and
+   * cached on the message; valid while @msg is. */
+  GBytes *(*message_encode) (EnsMessage *msg, EnsEncodeFunc encode);
+  /* The native encoder (an EnsEncodeFunc): one JSON line ending in '\n'. */
+  EnsEncodeFunc encode_native;
+  /* Parses one native-protocol JSON text (no trailing newline needed).
+   * Returns (transfer full) the message to hand to client_submit(): a
+   * REQUEST, an agent's answer ({"reply_to":...}), or for malformed input an
+   * error that, once submitted, answers the client.  Never NULL. */
+  EnsMessage *(*parse_native) (const char *text, gsize len);
+
+  /* ---- connections ---- */
+  /* Registers a connection.  @sink is (transfer none) and must outlive the
+   * client; @sink_data is the transport's. Returns (transfer full) the
+   * client, released only by client_close(). */
+  EnsClient *(*client_new) (EnsPlugin *transport, const EnsClientSink *sink, gpointer sink_data,
+                            guint32 flags, const char *peer);
+  /* The connection is gone: drops its subscriptions, agents and pending
+   * requests, and frees @client.  No deliver() follows. */
+  void (*client_close) (EnsClient *client);
+  /* (transfer none) the daemon-wide unique id of the connection. */
+  const char *(*client_id) (EnsClient *client);
+  /* Hands a request (or an agent's REPLY) from the connection to the core;
+   * (transfer none).  The answer comes through the sink, possibly before
+   * this returns. */
+  void (*client_submit) (EnsClient *client, EnsMessage *msg);
+
+  /* ---- the bus, for plugins themselves ---- */
+  /* Publishes an event from the plugin; @data (transfer none), @to may be NULL. */
+  void (*publish) (EnsPlugin *self, const char *topic, JsonNode *data, const char *to);
+  /* Subscribes to a topic or Redis-style glob pattern; returns an id > 0.
+   * @notify frees @user_data on unsubscribe or stop. */
+  guint (*subscribe) (EnsPlugin *self, const char *pattern, EnsEventFunc func, gpointer user_data,
+                      GDestroyNotify notify);
+  void (*unsubscribe) (EnsPlugin *self, guint subscription_id);
+  /* Sends a request to @agent (NULL: a core verb such as "agents.list");
+   * @data (transfer none).  @func is called exactly once, on the main loop,
+   * never from inside this call. */
+  void (*request) (EnsPlugin *self, const char *agent, const char *action, JsonNode *data,
+                   guint32 timeout_ms, EnsReplyFunc func, gpointer user_data);
+  /* Answers a request handed to an agent plugin; @data (transfer none) may
+   * be NULL.  Frees @responder. */
+  void (*respond) (EnsResponder *responder, JsonNode *data);
+  void (*respond_error) (EnsResponder *responder, const char *code, const char *message,
+                         JsonNode *details);
+
+  /* ---- durable state (SQLite, survives kill -9 once acknowledged) ---- */
+  /* Values are JSON texts, scoped by plugin id then @scope. */
+  gboolean (*state_set) (EnsPlugin *self, const char *scope, const char *key, const char *json_value,
+                         GError **error);
+  /* (transfer full) the value, or NULL without @error when absent. */
+  char *(*state_get) (EnsPlugin *self, const char *scope, const char *key, GError **error);
+  gboolean (*state_delete) (EnsPlugin *self, const char *scope, const char *key, GError **error);
+  /* Next value of a named counter that never goes back, even across restarts. */
+  gint64 (*state_next_sequence) (EnsPlugin *self, const char *name, GError **error);
+};
+
+/* Logging helpers for plugins holding `host` and `self`. */
+#define ENS_LOG(host, self, level, ...)                   \
+  G_STMT_START                                            \
+  {                                                       \
+    g_autofree char *ens_log_line_ = g_strdup_printf (__VA_ARGS__); \
+    (host)->log ((self), (level), ens_log_line_);         \
+  }                                                       \
+  G_STMT_END
+
+G_END_DECLS

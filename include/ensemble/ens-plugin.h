@@ -1,0 +1,156 @@
+/* ens-plugin.h — what a plugin exports: one descriptor, found through one symbol.
+ *
+ * ABI rule (as in GStreamer): the host loads a plugin when
+ *   desc->abi_major == ENS_ABI_MAJOR && desc->abi_minor <= ENS_ABI_MINOR
+ * and desc->struct_size is at least the size that minor defined.  Fields are
+ * only ever appended; a new field is read only when struct_size covers it
+ * (ENS_STRUCT_HAS).  Every other symbol of a plugin stays hidden.
+ */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+#define ENS_ABI_MAJOR 1
+#define ENS_ABI_MINOR 0
+
+/* The one exported symbol, and its type. */
+#define ENS_PLUGIN_QUERY_SYMBOL "ens_plugin_query"
+
+/* TRUE when a sized struct (first member: guint32 struct_size) is large
+ * enough to contain @field. */
+#define ENS_STRUCT_HAS(ptr, type, field) \
+  ((ptr)->struct_size >= G_STRUCT_OFFSET (type, field) + sizeof (((type *) 0)->field))
+
+typedef enum {
+  ENS_PLUGIN_KIND_TRANSPORT = 1,
+  ENS_PLUGIN_KIND_AGENT = 2,
+  ENS_PLUGIN_KIND_ROUTER = 3,
+  ENS_PLUGIN_KIND_PROVIDER = 4,
+} EnsPluginKind;
+
+typedef enum {
+  ENS_PLUGIN_FLAG_NONE = 0,
+  /* The module may be dlclose()d after stop(); without it, it stays resident. */
+  ENS_PLUGIN_FLAG_UNLOADABLE = 1 << 0,
+} EnsPluginFlags;
+
+typedef struct _EnsHost EnsHost;           /* ens-host.h */
+typedef struct _EnsPlugin EnsPlugin;       /* opaque: the host's handle on one loaded plugin */
+typedef struct _EnsMessage EnsMessage;     /* ens-message.h */
+typedef struct _EnsResponder EnsResponder; /* opaque: answers exactly one request */
+
+/* Kind ENS_PLUGIN_KIND_AGENT: an in-process agent reachable on the bus as
+ * @name.  handle() is called on the main loop for every request addressed to
+ * the agent; it must answer exactly once through host->respond() or
+ * host->respond_error(), now or later.  @request is (transfer none): ref it to
+ * keep it past the call.  @responder is owned by the host until answered. */
+typedef struct {
+  guint32 struct_size;
+  const char *name;
+  const char *const *actions; /* NULL-terminated, shown in listings */
+  void (*handle) (gpointer instance, EnsMessage *request, EnsResponder *responder);
+} EnsAgentVTable;
+
+/* Kind ENS_PLUGIN_KIND_ROUTER: picks a provider for a completion.
+ * @request and @candidates (a JSON array of provider descriptions) are
+ * (transfer none).  Returns (transfer full) a JSON object
+ * {provider, reasoning, estimated_cost, confidence}, or NULL with @error set. */
+typedef struct {
+  guint32 struct_size;
+  const char *name;
+  JsonNode *(*choose) (gpointer instance, JsonNode *request, JsonNode *candidates, GError **error);
+} EnsRouterVTable;
+
+typedef struct _EnsCompletion EnsCompletion; /* opaque: one running completion */
+
+/* Kind ENS_PLUGIN_KIND_PROVIDER: answers completions.  describe() returns
+ * (transfer full) a JSON object {models, quality, cost_per_1k, latency_ms,
+ * context_window, capabilities}.  complete() starts work for @completion and
+ * reports through host->completion_chunk/finish/fail exactly once finished;
+ * @request is (transfer none); @cancellable is (transfer none) and stays valid
+ * until the completion is finished or failed. */
+typedef struct {
+  guint32 struct_size;
+  JsonNode *(*describe) (gpointer instance);
+  void (*complete) (gpointer instance, JsonNode *request, EnsCompletion *completion,
+                    GCancellable *cancellable);
+} EnsProviderVTable;
+
+/* The descriptor a plugin returns from ens_plugin_query().  Static storage,
+ * owned by the plugin, valid while the module is loaded. */
+typedef struct {
+  guint32 abi_major;
+  guint32 abi_minor;
+  guint32 struct_size;
+  EnsPluginKind kind;
+  const char *id;          /* unique, "<kind>-<name>", e.g. "transport-unix" */
+  const char *version;
+  const char *description;
+  guint32 flags;           /* EnsPluginFlags */
+
+  /* Called once on the main loop.  Returns (transfer full) the instance, or
+   * NULL with @error set, in which case stop() is not called. @host and
+   * @self stay valid until stop() returns. */
+  gpointer (*init) (const EnsHost *host, EnsPlugin *self, GError **error);
+  /* Undo everything init() and later calls set up: sources, callbacks,
+   * subscriptions, files.  After it returns the host holds no pointer into
+   * the plugin and the plugin none into the host. Frees @instance. */
+  void (*stop) (gpointer instance);
+  /* Optional: (transfer full) a JSON object shown in health and listings. */
+  JsonNode *(*describe) (gpointer instance);
+  /* Kind-specific vtable, NULL for transports: EnsAgentVTable,
+   * EnsRouterVTable or EnsProviderVTable, matching @kind. */
+  const void *vtable;
+} EnsPluginDesc;
+
+typedef const EnsPluginDesc *(*EnsPluginQueryFunc) (void);
+
+#define ENS_PLUGIN_EXPORT __attribute__ ((visibility ("default")))
+
+/* Defines the one exported symbol of a plugin.  Usage, at file scope:
+ *   ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "transport-unix", "1.0",
+ *                      "Unix sockets", my_init, my_stop, my_describe, NULL)
+ */
+#define ENS_PLUGIN_DEFINE(kind_, id_, version_, description_, init_, stop_, describe_, vtable_) \
+  ENS_PLUGIN_EXPORT const EnsPluginDesc *ens_plugin_query (void);                              \
+  const EnsPluginDesc *ens_plugin_query (void)                                                 \
+  {                                                                                            \
+    static const EnsPluginDesc desc = {                                                        \
+      .abi_major = ENS_ABI_MAJOR,                                                              \
+      .abi_minor = ENS_ABI_MINOR,                                                              \
+      .struct_size = sizeof (EnsPluginDesc),                                                   \
+      .kind = (kind_),                                                                         \
+      .id = (id_),                                                                             \
+      .version = (version_),                                                                   \
+      .description = (description_),                                                          \
+      .flags = 0,                                                                              \
+      .init = (init_),                                                                         \
+      .stop = (stop_),                                                                         \
+      .describe = (describe_),                                                                 \
+      .vtable = (vtable_),                                                                     \
+    };                                                                                         \
+    return &desc;                                                                              \
+  }
+
+/* Error domain for plugin loading and for errors plugins report to the host. */
+#define ENS_PLUGIN_ERROR (ens_plugin_error_quark ())
+static inline GQuark
+ens_plugin_error_quark (void)
+{
+  return g_quark_from_static_string ("ens-plugin-error-quark");
+}
+
+typedef enum {
+  ENS_PLUGIN_ERROR_FAILED,
+  ENS_PLUGIN_ERROR_NO_SYMBOL,
+  ENS_PLUGIN_ERROR_ABI,
+  ENS_PLUGIN_ERROR_DUPLICATE,
+  ENS_PLUGIN_ERROR_UNSAFE_FILE,
+  ENS_PLUGIN_ERROR_INIT,
+  ENS_PLUGIN_ERROR_DISABLED,
+} EnsPluginError;
+
+G_END_DECLS

@@ -1,0 +1,599 @@
+/* ens-dialect-ksi.c — the KSI multi-socket dialect, as a translation only:
+ * {"command","version":"2.0","parameters"} becomes a core request (the KSI
+ * command travels in the message tag), and the core's answer becomes
+ * {"status":"success","command","metadata":{"timestamp"},"result"} or the
+ * KSI error shape.  Events go out flat: {"id","type","from","timestamp",
+ * ...payload}.  Any command works on any of the five sockets, as in KSI. */
+#include "ens-unix.h"
+
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+  const char *command;
+  const char *action; /* core verb */
+} KsiCommand;
+
+static const KsiCommand commands[] = {
+  { "HEALTH_CHECK", "health" },
+  { "GET_PROCESSES", "processes.list" },
+  { "SHUTDOWN", "shutdown" },
+  { "REGISTER_AGENT", "agents.register" },
+  { "SPAWN_AGENT", "processes.spawn" },
+  { "GET_AGENTS", "agents.list" },
+  { "SUBSCRIBE", "subscribe" },
+  { "PUBLISH", "publish" },
+  { "AGENT_CONNECTION", NULL }, /* connect / disconnect: chosen by parameters.action */
+  { "SET_AGENT_KV", "kv.set" },
+  { "GET_AGENT_KV", "kv.get" },
+  { "COMPLETION", "complete" },
+};
+
+/* ------------------------------------------------------------------ output */
+
+/* KSI's timestamps: ISO 8601 UTC with microseconds and a Z. */
+static void
+append_timestamp (GString *out, gint64 unix_us)
+{
+  time_t t = (time_t) (unix_us / G_USEC_PER_SEC);
+  struct tm tm;
+  char date[32];
+
+  gmtime_r (&t, &tm);
+  strftime (date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  g_string_append_printf (out, "\"%s.%06dZ\"", date, (int) (unix_us % G_USEC_PER_SEC));
+}
+
+static void
+append_timestamp_now (GString *out)
+{
+  append_timestamp (out, g_get_real_time ());
+}
+
+static void
+append_json (GString *out, JsonNode *node)
+{
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+
+  if (node == NULL)
+    {
+      g_string_append (out, "null");
+      return;
+    }
+  json_generator_set_root (gen, node);
+  json_generator_to_gstring (gen, out);
+}
+
+static void
+append_string (GString *out, const char *s)
+{
+  JsonNode *node = json_node_init_string (json_node_alloc (), s ? s : "");
+  append_json (out, node);
+  json_node_unref (node);
+}
+
+/* The dispatcher's error shape, for lines that never became a command. */
+static GBytes *
+dispatcher_error (const char *code, const char *message)
+{
+  GString *out = g_string_new ("{\"status\":\"error\",\"error\":{\"code\":");
+  append_string (out, code);
+  g_string_append (out, ",\"message\":");
+  append_string (out, message);
+  g_string_append (out, ",\"timestamp\":");
+  append_timestamp_now (out);
+  g_string_append (out, "}}\n");
+  return g_string_free_to_bytes (out);
+}
+
+static JsonObject *
+data_object (EnsMessage *msg)
+{
+  return msg->data && JSON_NODE_HOLDS_OBJECT (msg->data) ? json_node_get_object (msg->data) : NULL;
+}
+
+static JsonNode *
+member_or_null (JsonObject *obj, const char *name)
+{
+  JsonNode *node = obj ? json_object_get_member (obj, name) : NULL;
+  return node ? json_node_copy (node) : json_node_new (JSON_NODE_NULL);
+}
+
+static gint64
+int_or_zero (JsonObject *obj, const char *name)
+{
+  JsonNode *node = obj ? json_object_get_member (obj, name) : NULL;
+  return node && JSON_NODE_HOLDS_VALUE (node) ? json_node_get_int (node) : 0;
+}
+
+static JsonObject *
+manager (JsonObject *parent, const char *name)
+{
+  JsonObject *m = json_object_new ();
+  json_object_set_string_member (m, "status", "active");
+  json_object_set_object_member (parent, name, m);
+  return m;
+}
+
+/* The core's answer, reshaped as the KSI command's result. */
+static JsonNode *
+ksi_result (const char *command, EnsMessage *msg)
+{
+  JsonObject *in = data_object (msg);
+  JsonObject *out = json_object_new ();
+  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+
+  json_node_take_object (node, out);
+  if (strcmp (command, "HEALTH_CHECK") == 0)
+    {
+      JsonObject *managers = json_object_new ();
+      JsonObject *counters = in ? json_object_get_object_member (in, "counters") : NULL;
+      json_object_set_string_member (out, "status", "healthy");
+      json_object_set_member (out, "uptime", member_or_null (in, "uptime_s"));
+      json_object_set_member (out, "version", member_or_null (in, "version"));
+      json_object_set_member (out, "node_id", member_or_null (in, "node_id"));
+      json_object_set_object_member (out, "managers", managers);
+      json_object_set_int_member (manager (managers, "state"), "sessions", 0);
+      json_object_set_int_member (manager (managers, "process"), "processes", int_or_zero (in, "processes"));
+      json_object_set_int_member (manager (managers, "agent"), "agents", int_or_zero (in, "agents"));
+      {
+        JsonObject *bus = manager (managers, "message_bus");
+        json_object_set_int_member (bus, "subscribers", int_or_zero (in, "subscriptions"));
+        json_object_set_int_member (bus, "connections", int_or_zero (in, "connections"));
+        json_object_set_int_member (bus, "events_published", int_or_zero (counters, "events_published"));
+      }
+    }
+  else if (strcmp (command, "SHUTDOWN") == 0)
+    {
+      json_object_set_string_member (out, "status", "shutting_down");
+      json_object_set_string_member (out, "message", "SHUTTING DOWN");
+      json_object_set_string_member (out, "details", "Daemon shutdown initiated");
+    }
+  else if (strcmp (command, "REGISTER_AGENT") == 0)
+    {
+      json_object_set_string_member (out, "status", "registered");
+      json_object_set_member (out, "agent_id", member_or_null (in, "name"));
+      json_object_set_member (out, "role", member_or_null (in, "description"));
+      json_object_set_member (out, "capabilities", member_or_null (in, "actions"));
+    }
+  else if (strcmp (command, "GET_AGENTS") == 0)
+    {
+      JsonObject *agents = json_object_new ();
+      JsonArray *list = in ? json_object_get_array_member (in, "agents") : NULL;
+      for (guint i = 0; list && i < json_array_get_length (list); i++)
+        {
+          JsonObject *a = json_array_get_object_element (list, i);
+          JsonObject *entry = json_object_new ();
+          json_object_set_member (entry, "role", member_or_null (a, "description"));
+          json_object_set_string_member (entry, "status",
+                                         json_object_get_boolean_member_with_default (a, "connected", FALSE)
+                                           ? "active" : "registered");
+          json_object_set_member (entry, "capabilities", member_or_null (a, "actions"));
+          json_object_set_member (entry, "kind", member_or_null (a, "kind"));
+          json_object_set_object_member (agents, json_object_get_string_member (a, "name"), entry);
+        }
+      json_object_set_object_member (out, "agents", agents);
+    }
+  else if (strcmp (command, "AGENT_CONNECTION") == 0)
+    {
+      gboolean connect = msg->action && strcmp (msg->action, "agents.register") == 0;
+      json_object_set_string_member (out, "status", connect ? "connected" : "disconnected");
+      json_object_set_member (out, "agent_id", member_or_null (in, "name"));
+      json_object_set_string_member (out, "action", connect ? "connect" : "disconnect");
+    }
+  else if (strcmp (command, "SUBSCRIBE") == 0)
+    {
+      JsonObject *sub = json_object_new ();
+      JsonObject *bus = json_object_new ();
+      json_object_set_member (sub, "subscribed_to", member_or_null (in, "subscribed"));
+      json_object_set_member (sub, "all_subscriptions", member_or_null (in, "topics"));
+      json_object_set_string_member (sub, "status", "active");
+      json_object_set_object_member (out, "subscription", sub);
+      json_object_set_member (bus, "total_subscriptions", member_or_null (in, "total"));
+      json_object_set_object_member (out, "message_bus", bus);
+    }
+  else if (strcmp (command, "PUBLISH") == 0)
+    {
+      JsonObject *delivery = json_object_new ();
+      json_object_set_string_member (delivery, "status", "published");
+      json_object_set_member (delivery, "delivered", member_or_null (in, "delivered"));
+      json_object_set_member (delivery, "seq", member_or_null (in, "seq"));
+      if (in && json_object_has_member (in, "target_found"))
+        json_object_set_string_member (delivery, "to_status",
+                                       json_object_get_boolean_member (in, "target_found") ? "delivered" : "not_connected");
+      json_object_set_object_member (out, "delivery", delivery);
+    }
+  else if (strcmp (command, "SET_AGENT_KV") == 0)
+    {
+      json_object_set_member (out, "key", member_or_null (in, "key"));
+      json_object_set_string_member (out, "status", "set");
+    }
+  else if (strcmp (command, "GET_AGENT_KV") == 0)
+    {
+      JsonNode *value = in ? json_object_get_member (in, "value") : NULL;
+      json_object_set_member (out, "key", member_or_null (in, "key"));
+      json_object_set_member (out, "value", member_or_null (in, "value"));
+      /* As in KSI: a stored null reads as not found. */
+      json_object_set_boolean_member (out, "found", value != NULL && !JSON_NODE_HOLDS_NULL (value));
+    }
+  else
+    {
+      json_node_unref (node);
+      return msg->data ? json_node_copy (msg->data) : json_node_init_object (json_node_alloc (), json_object_new ());
+    }
+  return node;
+}
+
+static const char *
+ksi_error_code (const char *code)
+{
+  if (code && strcmp (code, ENS_ERR_AGENT_NOT_FOUND) == 0)
+    return "AGENT_NOT_CONNECTED";
+  return code ? code : ENS_ERR_INTERNAL;
+}
+
+/* EnsEncodeFunc for KSI connections: replies, errors and events. */
+GBytes *
+ens_ksi_encode (EnsMessage *msg)
+{
+  GString *out = g_string_sized_new (256);
+
+  if (msg->kind == ENS_MESSAGE_EVENT)
+    {
+      JsonObject *payload = data_object (msg);
+      g_string_append_printf (out, "{\"id\":\"%" G_GUINT64_FORMAT "\",\"type\":", msg->seq);
+      append_string (out, msg->topic);
+      g_string_append (out, ",\"from\":");
+      append_string (out, msg->from);
+      g_string_append (out, ",\"timestamp\":");
+      append_timestamp (out, msg->timestamp_us);
+      if (msg->to)
+        {
+          g_string_append (out, ",\"to\":");
+          append_string (out, msg->to);
+        }
+      if (payload)
+        {
+          /* Flat, as KSI sends it: the payload's members join the event. */
+          JsonObjectIter iter;
+          const char *name;
+          JsonNode *member;
+          json_object_iter_init_ordered (&iter, payload);
+          while (json_object_iter_next_ordered (&iter, &name, &member))
+            {
+              if (strcmp (name, "id") == 0 || strcmp (name, "type") == 0 || strcmp (name, "from") == 0 ||
+                  strcmp (name, "timestamp") == 0)
+                continue;
+              g_string_append_c (out, ',');
+              append_string (out, name);
+              g_string_append_c (out, ':');
+              append_json (out, member);
+            }
+        }
+      else if (msg->data)
+        {
+          g_string_append (out, ",\"data\":");
+          append_json (out, msg->data);
+        }
+      g_string_append (out, "}\n");
+      return g_string_free_to_bytes (out);
+    }
+
+  if (msg->tag == NULL || msg->tag[0] == '\0')
+    {
+      /* An error about a line that never became a command. */
+      g_string_free (out, TRUE);
+      return dispatcher_error (ksi_error_code (msg->error_code), msg->error_message ? msg->error_message : "");
+    }
+
+  g_string_append_printf (out, "{\"status\":\"%s\",\"command\":", msg->kind == ENS_MESSAGE_REPLY ? "success" : "error");
+  append_string (out, msg->tag);
+  g_string_append (out, ",\"metadata\":{\"timestamp\":");
+  append_timestamp_now (out);
+  g_string_append (out, "}");
+  if (msg->kind == ENS_MESSAGE_REPLY)
+    {
+      g_autoptr (JsonNode) result = ksi_result (msg->tag, msg);
+      g_string_append (out, ",\"result\":");
+      append_json (out, result);
+    }
+  else
+    {
+      g_string_append (out, ",\"error\":{\"code\":");
+      append_string (out, ksi_error_code (msg->error_code));
+      g_string_append (out, ",\"message\":");
+      append_string (out, msg->error_message);
+      g_string_append (out, ",\"timestamp\":");
+      append_timestamp_now (out);
+      g_string_append (out, ",\"details\":");
+      append_json (out, msg->error_details);
+      g_string_append (out, "},\"result\":null");
+    }
+  g_string_append (out, "}\n");
+  return g_string_free_to_bytes (out);
+}
+
+/* ------------------------------------------------------------------ input */
+
+static void
+send_dispatcher_error (EnsUnixConn *conn, const char *code, const char *message)
+{
+  g_autoptr (GBytes) bytes = dispatcher_error (code, message);
+  ens_unix_send (conn, bytes);
+}
+
+/* A handler-level error for @command (KSI's full error shape). */
+static void
+send_command_error (EnsUnixConn *conn, const char *command, const char *code, const char *message, const char *field)
+{
+  const EnsHost *host = ens_unix_host (conn);
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_ERROR);
+  JsonObject *details = json_object_new ();
+  JsonNode *details_node = json_node_new (JSON_NODE_OBJECT);
+  EnsMessage *err;
+
+  json_node_take_object (details_node, details);
+  if (field)
+    json_object_set_string_member (details, "field", field);
+  init.tag = command;
+  init.error_code = code;
+  init.error_message = message;
+  init.error_details = details_node;
+  err = host->message_new (&init);
+  ens_unix_send (conn, host->message_encode (err, ens_ksi_encode));
+  host->message_unref (err);
+  json_node_unref (details_node);
+}
+
+static gboolean
+require_string (EnsUnixConn *conn, const char *command, JsonObject *params, const char *field, const char **out)
+{
+  JsonNode *node = params ? json_object_get_member (params, field) : NULL;
+
+  if (node && JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING &&
+      json_node_get_string (node)[0])
+    {
+      *out = json_node_get_string (node);
+      return TRUE;
+    }
+  {
+    g_autofree char *text = g_strdup_printf ("%s: parameters.%s is required and must be a non-empty string",
+                                             command, field);
+    send_command_error (conn, command, "INVALID_PARAMETERS", text, field);
+  }
+  return FALSE;
+}
+
+static const char *
+optional_string (JsonObject *params, const char *field, const char *fallback)
+{
+  JsonNode *node = params ? json_object_get_member (params, field) : NULL;
+
+  if (node && JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
+    return json_node_get_string (node);
+  return fallback;
+}
+
+/* KSI accepts capabilities as a list or a comma-separated string. */
+static JsonNode *
+capabilities_node (JsonObject *params)
+{
+  JsonNode *node = params ? json_object_get_member (params, "capabilities") : NULL;
+  JsonArray *array = json_array_new ();
+  JsonNode *result = json_node_new (JSON_NODE_ARRAY);
+
+  if (node && JSON_NODE_HOLDS_ARRAY (node))
+    {
+      JsonArray *in = json_node_get_array (node);
+      for (guint i = 0; i < json_array_get_length (in); i++)
+        {
+          JsonNode *el = json_array_get_element (in, i);
+          if (JSON_NODE_HOLDS_VALUE (el) && json_node_get_value_type (el) == G_TYPE_STRING)
+            json_array_add_string_element (array, json_node_get_string (el));
+        }
+    }
+  else if (node && JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
+    {
+      g_auto (GStrv) parts = g_strsplit (json_node_get_string (node), ",", -1);
+      for (guint i = 0; parts[i]; i++)
+        {
+          g_strstrip (parts[i]);
+          if (parts[i][0])
+            json_array_add_string_element (array, parts[i]);
+        }
+    }
+  json_node_take_array (result, array);
+  return result;
+}
+
+static void
+submit (EnsUnixConn *conn, const char *command, const char *action, JsonObject *data, guint32 timeout_ms)
+{
+  const EnsHost *host = ens_unix_host (conn);
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REQUEST);
+  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+  EnsMessage *msg;
+
+  json_node_take_object (node, data);
+  init.action = action;
+  init.tag = command;
+  init.data = node;
+  init.timeout_ms = timeout_ms;
+  msg = host->message_new (&init);
+  host->client_submit (ens_unix_client (conn), msg);
+  host->message_unref (msg);
+  json_node_unref (node);
+}
+
+/* Translates parameters for one command; FALSE after answering an error. */
+static void
+translate (EnsUnixConn *conn, const KsiCommand *cmd, JsonObject *p)
+{
+  const char *command = cmd->command;
+  JsonObject *d = json_object_new ();
+  const char *s = NULL, *agent = NULL;
+
+  if (strcmp (command, "REGISTER_AGENT") == 0)
+    {
+      if (!require_string (conn, command, p, "agent_id", &agent) || !require_string (conn, command, p, "role", &s))
+        goto invalid;
+      json_object_set_string_member (d, "name", agent);
+      json_object_set_string_member (d, "description", s);
+      json_object_set_member (d, "actions", capabilities_node (p));
+      json_object_set_boolean_member (d, "persistent", TRUE);
+    }
+  else if (strcmp (command, "AGENT_CONNECTION") == 0)
+    {
+      if (!require_string (conn, command, p, "action", &s) || !require_string (conn, command, p, "agent_id", &agent))
+        goto invalid;
+      if (strcmp (s, "connect") != 0 && strcmp (s, "disconnect") != 0)
+        {
+          send_command_error (conn, command, "INVALID_ACTION", "parameters.action must be \"connect\" or \"disconnect\"",
+                              "action");
+          goto invalid;
+        }
+      json_object_set_string_member (d, "name", agent);
+      if (strcmp (s, "connect") == 0)
+        {
+          /* This connection now stays open and receives the agent's events. */
+          ens_unix_keep_open (conn);
+          submit (conn, command, "agents.register", d, 0);
+        }
+      else
+        submit (conn, command, "agents.unregister", d, 0);
+      return;
+    }
+  else if (strcmp (command, "SUBSCRIBE") == 0)
+    {
+      JsonNode *types = p ? json_object_get_member (p, "event_types") : NULL;
+      if (!require_string (conn, command, p, "agent_id", &agent))
+        goto invalid;
+      if (types == NULL || !JSON_NODE_HOLDS_ARRAY (types) || json_array_get_length (json_node_get_array (types)) == 0)
+        {
+          send_command_error (conn, command, "INVALID_PARAMETERS",
+                              "SUBSCRIBE: parameters.event_types must be a non-empty list of event types", "event_types");
+          goto invalid;
+        }
+      json_object_set_string_member (d, "agent", agent);
+      json_object_set_member (d, "topics", json_node_copy (types));
+    }
+  else if (strcmp (command, "PUBLISH") == 0)
+    {
+      JsonNode *payload = p ? json_object_get_member (p, "payload") : NULL;
+      if (!require_string (conn, command, p, "from_agent", &agent) ||
+          !require_string (conn, command, p, "event_type", &s))
+        goto invalid;
+      if (payload == NULL || !JSON_NODE_HOLDS_OBJECT (payload))
+        {
+          send_command_error (conn, command, "INVALID_PARAMETERS", "PUBLISH: parameters.payload must be an object",
+                              "payload");
+          goto invalid;
+        }
+      json_object_set_string_member (d, "topic", s);
+      json_object_set_string_member (d, "from_agent", agent);
+      json_object_set_member (d, "data", json_node_copy (payload));
+      /* DIRECT_MESSAGE and TASK_ASSIGNMENT name their recipient in the payload. */
+      s = optional_string (json_node_get_object (payload), "to", NULL);
+      if (s)
+        json_object_set_string_member (d, "to", s);
+    }
+  else if (strcmp (command, "SET_AGENT_KV") == 0)
+    {
+      JsonNode *value = p ? json_object_get_member (p, "value") : NULL;
+      if (!require_string (conn, command, p, "key", &s))
+        goto invalid;
+      if (value == NULL)
+        {
+          send_command_error (conn, command, "INVALID_PARAMETERS", "SET_AGENT_KV: parameters.value is required", "value");
+          goto invalid;
+        }
+      json_object_set_string_member (d, "agent", optional_string (p, "owner_agent_id", "system"));
+      json_object_set_string_member (d, "key", s);
+      json_object_set_member (d, "value", json_node_copy (value));
+    }
+  else if (strcmp (command, "GET_AGENT_KV") == 0)
+    {
+      if (!require_string (conn, command, p, "key", &s))
+        goto invalid;
+      json_object_set_string_member (d, "agent",
+                                     optional_string (p, "owner_agent_id", optional_string (p, "agent_id", "system")));
+      json_object_set_string_member (d, "key", s);
+    }
+  else if (p)
+    {
+      /* Commands whose parameters the core takes as they are. */
+      json_object_unref (d);
+      d = json_object_ref (p);
+    }
+  submit (conn, command, cmd->action, d, 0);
+  return;
+
+invalid:
+  json_object_unref (d);
+}
+
+void
+ens_ksi_handle_line (EnsUnixConn *conn, const char *line, gsize len)
+{
+  const EnsHost *host = ens_unix_host (conn);
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  g_autoptr (GError) error = NULL;
+  JsonNode *root, *params_node, *version;
+  JsonObject *obj, *params = NULL;
+  const char *command;
+  const KsiCommand *cmd = NULL;
+
+  if (!json_parser_load_from_data (parser, line, (gssize) len, &error))
+    {
+      g_autofree char *text = g_strdup_printf ("All commands must be valid JSON: %s", error->message);
+      send_dispatcher_error (conn, "INVALID_JSON", text);
+      return;
+    }
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      send_dispatcher_error (conn, "INVALID_COMMAND", "Validation failed: a command is a JSON object");
+      return;
+    }
+  obj = json_node_get_object (root);
+  if (json_object_has_member (obj, "reply_to"))
+    {
+      /* An agent connected over KSI answering a request pushed to it. */
+      EnsMessage *msg = host->parse_native (line, len);
+      host->client_submit (ens_unix_client (conn), msg);
+      host->message_unref (msg);
+      return;
+    }
+  command = optional_string (obj, "command", NULL);
+  if (command == NULL || command[0] == '\0')
+    {
+      send_dispatcher_error (conn, "INVALID_COMMAND", "Validation failed: command: field required (a string)");
+      return;
+    }
+  version = json_object_get_member (obj, "version");
+  if (version && g_strcmp0 (optional_string (obj, "version", NULL), "2.0") != 0)
+    {
+      send_dispatcher_error (conn, "INVALID_COMMAND", "Validation failed: version: must be \"2.0\"");
+      return;
+    }
+  params_node = json_object_get_member (obj, "parameters");
+  if (params_node && !JSON_NODE_HOLDS_NULL (params_node))
+    {
+      if (!JSON_NODE_HOLDS_OBJECT (params_node))
+        {
+          send_dispatcher_error (conn, "INVALID_COMMAND", "Validation failed: parameters: must be an object");
+          return;
+        }
+      params = json_node_get_object (params_node);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    if (strcmp (commands[i].command, command) == 0)
+      cmd = &commands[i];
+  if (cmd == NULL)
+    {
+      g_autofree char *text = g_strdup_printf ("Command '%s' not recognized", command);
+      send_dispatcher_error (conn, "UNKNOWN_COMMAND", text);
+      return;
+    }
+  translate (conn, cmd, params);
+}

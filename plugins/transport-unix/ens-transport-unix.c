@@ -1,0 +1,858 @@
+/* ens-transport-unix.c — newline-delimited JSON over Unix stream sockets.
+ *
+ * Sockets: ensemble.sock (native protocol), the five KSI sockets, and one
+ * orchestrator-<agent>.sock per registered agent (Centerfire), all 0600 in a
+ * 0700 folder.
+ *
+ * I/O: each readable wake-up reads up to 256 KiB, splits lines itself, hands
+ * every request to the core, and writes all the replies of that batch with
+ * one sendmsg().  Events are queued as the shared bytes the core encoded
+ * once, and written when the socket is writable.
+ *
+ * Slow consumers: a connection's outbound queue holds at most
+ * max-queue-messages entries.  When full, the oldest queued *event* is
+ * dropped for each new one, and once the queue has drained the client gets
+ * {"event":"ensemble.dropped","data":{"count":N}}.  Replies are never
+ * dropped; instead a connection whose queue is full stops being read, so a
+ * client that does not read its replies stops being served, and nobody
+ * else notices. */
+#include "ens-unix.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define READ_CHUNK (64 * 1024)
+#define READ_BUDGET (256 * 1024) /* per wake-up, so one client cannot starve the rest */
+#define IOV_BATCH 64
+
+static const char *const ksi_sockets[] = { "admin.sock", "agents.sock", "messaging.sock", "state.sock",
+                                            "completion.sock" };
+
+typedef struct _EnsUnixTransport EnsUnixTransport;
+
+typedef struct {
+  EnsUnixTransport *t;
+  EnsDialect dialect;
+  char *path;
+  char *agent; /* Centerfire */
+  int fd;
+  GSource *source;
+} Listener;
+
+typedef struct {
+  GBytes *bytes;
+  gboolean droppable;
+} OutItem;
+
+struct _EnsUnixConn {
+  EnsUnixTransport *t;
+  EnsDialect dialect;
+  char *agent;
+  int fd;
+  GSource *source;
+  gpointer fd_tag;
+  EnsClient *client;
+  GByteArray *in;
+  gboolean discarding; /* inside an over-long line */
+  GQueue out;          /* OutItem* */
+  gsize out_offset;    /* bytes of the head already written */
+  guint64 dropped;     /* events dropped, not yet reported */
+  guint64 dropped_total;
+  gboolean want_out, paused, peer_closed, close_when_flushed, keep_open, answered;
+};
+
+struct _EnsUnixTransport {
+  const EnsHost *host;
+  EnsPlugin *self;
+  char *dir;
+  guint max_line, max_queue, max_connections;
+  GPtrArray *listeners;  /* Listener* */
+  GHashTable *conns;     /* EnsUnixConn* set */
+  GHashTable *agent_listeners; /* agent name -> Listener* */
+  guint sub_registered, sub_unregistered;
+  guint64 accepted, refused, dropped;
+  gboolean stopping;
+};
+
+static const EnsClientSink conn_sink;
+
+static JsonNode *
+json_node_take_object_new (JsonObject *obj)
+{
+  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (node, obj);
+  return node;
+}
+
+/* ------------------------------------------------------------- accessors */
+
+const EnsHost *
+ens_unix_host (EnsUnixConn *conn)
+{
+  return conn->t->host;
+}
+
+EnsClient *
+ens_unix_client (EnsUnixConn *conn)
+{
+  return conn->client;
+}
+
+const char *
+ens_unix_agent (EnsUnixConn *conn)
+{
+  return conn->agent;
+}
+
+void
+ens_unix_keep_open (EnsUnixConn *conn)
+{
+  conn->keep_open = TRUE;
+}
+
+/* ------------------------------------------------------------- sockets */
+
+static gboolean
+set_error_errno (GError **error, int saved, const char *what, const char *path)
+{
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "%s %s: %s", what, path, g_strerror (saved));
+  return FALSE;
+}
+
+/* The socket folder is ours alone: 0700, owned by us, not a symlink. */
+static gboolean
+prepare_dir (const char *dir, GError **error)
+{
+  struct stat st;
+
+  if (g_mkdir_with_parents (dir, 0700) != 0)
+    return set_error_errno (error, errno, "cannot create socket folder", dir);
+  if (lstat (dir, &st) != 0)
+    return set_error_errno (error, errno, "cannot stat socket folder", dir);
+  if (!S_ISDIR (st.st_mode))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_DIRECTORY, "socket folder %s is not a folder (or is a symlink)", dir);
+      return FALSE;
+    }
+  if (st.st_uid != getuid ())
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED, "socket folder %s belongs to uid %u, not to us",
+                   dir, (unsigned) st.st_uid);
+      return FALSE;
+    }
+  if ((st.st_mode & 0777) != 0700 && chmod (dir, 0700) != 0)
+    return set_error_errno (error, errno, "cannot make private the socket folder", dir);
+  return TRUE;
+}
+
+static gboolean
+fill_addr (struct sockaddr_un *addr, const char *path, GError **error)
+{
+  memset (addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  if (strlen (path) >= sizeof addr->sun_path)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FILENAME_TOO_LONG, "socket path %s is longer than %zu bytes", path,
+                   sizeof addr->sun_path - 1);
+      return FALSE;
+    }
+  strcpy (addr->sun_path, path);
+  return TRUE;
+}
+
+/* Binds @path, replacing a stale socket file only when nothing answers on it. */
+static int
+listen_at (const char *path, GError **error)
+{
+  struct sockaddr_un addr;
+  struct stat st;
+  int fd;
+
+  if (!fill_addr (&addr, path, error))
+    return -1;
+  if (lstat (path, &st) == 0)
+    {
+      int probe;
+
+      if (!S_ISSOCK (st.st_mode))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "%s exists and is not a socket; not replacing it", path);
+          return -1;
+        }
+      probe = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (probe >= 0 && connect (probe, (struct sockaddr *) &addr, sizeof addr) == 0)
+        {
+          close (probe);
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
+                       "%s is served by another running daemon; stop it or use another --socket-dir", path);
+          return -1;
+        }
+      if (probe >= 0)
+        close (probe);
+      unlink (path); /* stale: its daemon is gone */
+    }
+
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    {
+      set_error_errno (error, errno, "socket() for", path);
+      return -1;
+    }
+  if (bind (fd, (struct sockaddr *) &addr, sizeof addr) != 0 || chmod (path, 0600) != 0 || listen (fd, 512) != 0)
+    {
+      set_error_errno (error, errno, "cannot listen on", path);
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+/* ------------------------------------------------------------- output */
+
+static void conn_update_events (EnsUnixConn *conn);
+
+static void
+out_item_free (OutItem *item)
+{
+  g_bytes_unref (item->bytes);
+  g_free (item);
+}
+
+static void
+enqueue (EnsUnixConn *conn, GBytes *bytes, gboolean droppable)
+{
+  OutItem *item;
+
+  if (conn->fd < 0 || conn->close_when_flushed)
+    return;
+  if (droppable && conn->out.length >= conn->t->max_queue)
+    {
+      /* Drop the oldest queued event (not one half written). */
+      GList *l = conn->out.head;
+      if (l && conn->out_offset > 0)
+        l = l->next;
+      for (; l; l = l->next)
+        if (((OutItem *) l->data)->droppable)
+          break;
+      conn->dropped++;
+      conn->dropped_total++;
+      conn->t->dropped++;
+      if (l == NULL)
+        return; /* only replies queued: the new event goes */
+      out_item_free (l->data);
+      g_queue_delete_link (&conn->out, l);
+    }
+  item = g_new (OutItem, 1);
+  item->bytes = g_bytes_ref (bytes);
+  item->droppable = droppable;
+  g_queue_push_tail (&conn->out, item);
+  if (!conn->want_out)
+    conn_update_events (conn);
+}
+
+void
+ens_unix_send (EnsUnixConn *conn, GBytes *bytes)
+{
+  conn->answered = TRUE;
+  enqueue (conn, bytes, FALSE);
+}
+
+static GBytes *
+encode_for (EnsUnixConn *conn, EnsMessage *msg)
+{
+  const EnsHost *host = conn->t->host;
+
+  if (conn->dialect == ENS_DIALECT_KSI && msg->kind != ENS_MESSAGE_REQUEST)
+    return host->message_encode (msg, ens_ksi_encode);
+  return host->message_encode (msg, host->encode_native);
+}
+
+static void
+report_dropped (EnsUnixConn *conn)
+{
+  const EnsHost *host = conn->t->host;
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
+  JsonObject *obj = json_object_new ();
+  JsonNode *data = json_node_take_object_new (obj);
+  EnsMessage *notice;
+
+  json_object_set_int_member (obj, "count", conn->dropped);
+  json_object_set_int_member (obj, "total", conn->dropped_total);
+  init.topic = "ensemble.dropped";
+  init.from = "ensembled";
+  init.to = host->client_id (conn->client);
+  init.data = data;
+  notice = host->message_new (&init);
+  conn->dropped = 0;
+  enqueue (conn, encode_for (conn, notice), FALSE);
+  host->message_unref (notice);
+  json_node_unref (data);
+}
+
+/* Writes as much as the socket takes.  FALSE: the peer is gone. */
+static gboolean
+flush (EnsUnixConn *conn)
+{
+  while (conn->out.length > 0)
+    {
+      struct iovec iov[IOV_BATCH];
+      struct msghdr mh = { 0 };
+      GList *l = conn->out.head;
+      int n = 0;
+      ssize_t written;
+
+      for (; l && n < IOV_BATCH; l = l->next, n++)
+        {
+          gsize size;
+          const guint8 *data = g_bytes_get_data (((OutItem *) l->data)->bytes, &size);
+          gsize skip = n == 0 ? conn->out_offset : 0;
+          iov[n].iov_base = (void *) (data + skip);
+          iov[n].iov_len = size - skip;
+        }
+      mh.msg_iov = iov;
+      mh.msg_iovlen = n;
+      written = sendmsg (conn->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (written < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+          return FALSE;
+        }
+      conn->out_offset += (gsize) written;
+      while (conn->out.length > 0)
+        {
+          OutItem *head = g_queue_peek_head (&conn->out);
+          gsize size = g_bytes_get_size (head->bytes);
+          if (conn->out_offset < size)
+            break;
+          conn->out_offset -= size;
+          out_item_free (g_queue_pop_head (&conn->out));
+        }
+      if (conn->dropped && conn->out.length <= conn->t->max_queue / 2)
+        report_dropped (conn);
+    }
+  return TRUE;
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+static void
+conn_free (EnsUnixConn *conn)
+{
+  if (conn->client)
+    conn->t->host->client_close (conn->client);
+  if (conn->source)
+    {
+      g_source_destroy (conn->source);
+      g_source_unref (conn->source);
+    }
+  if (conn->fd >= 0)
+    close (conn->fd);
+  g_queue_clear_full (&conn->out, (GDestroyNotify) out_item_free);
+  g_byte_array_unref (conn->in);
+  g_free (conn->agent);
+  g_free (conn);
+}
+
+static void
+conn_close (EnsUnixConn *conn)
+{
+  g_hash_table_remove (conn->t->conns, conn); /* frees */
+}
+
+static void
+conn_update_events (EnsUnixConn *conn)
+{
+  GIOCondition events = 0;
+
+  /* Stop reading at a full queue, resume when half drained. */
+  if (conn->out.length >= conn->t->max_queue)
+    conn->paused = TRUE;
+  else if (conn->out.length <= conn->t->max_queue / 2)
+    conn->paused = FALSE;
+  if (!conn->paused && !conn->peer_closed && !conn->close_when_flushed)
+    events |= G_IO_IN;
+  conn->want_out = conn->out.length > 0;
+  if (conn->want_out)
+    events |= G_IO_OUT;
+  g_source_modify_unix_fd (conn->source, conn->fd_tag, events);
+}
+
+static void
+reply_line_too_long (EnsUnixConn *conn)
+{
+  g_autofree char *text = g_strdup_printf ("line longer than %u bytes (max-line-bytes); it was discarded",
+                                           conn->t->max_line);
+  const EnsHost *host = conn->t->host;
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_ERROR);
+  EnsMessage *err;
+
+  init.error_code = ENS_ERR_LINE_TOO_LONG;
+  init.error_message = text;
+  init.tag = conn->dialect == ENS_DIALECT_KSI ? "" : NULL;
+  err = host->message_new (&init);
+  enqueue (conn, encode_for (conn, err), FALSE);
+  host->message_unref (err);
+  conn->answered = TRUE;
+}
+
+static void
+handle_line (EnsUnixConn *conn, const char *line, gsize len)
+{
+  const EnsHost *host = conn->t->host;
+
+  while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+    len--;
+  if (len == 0)
+    return;
+  if (len > conn->t->max_line)
+    {
+      reply_line_too_long (conn);
+      return;
+    }
+  switch (conn->dialect)
+    {
+    case ENS_DIALECT_KSI:
+      ens_ksi_handle_line (conn, line, len);
+      break;
+    case ENS_DIALECT_CENTERFIRE:
+      ens_centerfire_handle_line (conn, line, len);
+      break;
+    case ENS_DIALECT_NATIVE:
+    default:
+      {
+        EnsMessage *msg = host->parse_native (line, len);
+        host->client_submit (conn->client, msg);
+        host->message_unref (msg);
+      }
+    }
+}
+
+/* Splits complete lines out of the input buffer. */
+static void
+process_input (EnsUnixConn *conn, gboolean at_eof)
+{
+  GByteArray *in = conn->in;
+  gsize start = 0;
+
+  while (start < in->len && conn->fd >= 0)
+    {
+      const guint8 *nl = memchr (in->data + start, '\n', in->len - start);
+      gsize end;
+
+      if (nl == NULL)
+        {
+          if (conn->discarding)
+            start = in->len; /* still inside the long line */
+          else if (in->len - start > conn->t->max_line)
+            {
+              reply_line_too_long (conn);
+              conn->discarding = TRUE;
+              start = in->len;
+            }
+          else if (at_eof)
+            {
+              /* A last request without '\n' (Centerfire sends raw JSON). */
+              handle_line (conn, (const char *) in->data + start, in->len - start);
+              start = in->len;
+            }
+          break;
+        }
+      end = nl - in->data;
+      if (conn->discarding)
+        conn->discarding = FALSE;
+      else
+        handle_line (conn, (const char *) in->data + start, end - start);
+      start = end + 1;
+      /* KSI and Centerfire: one request per connection unless kept open. */
+      if (conn->dialect != ENS_DIALECT_NATIVE && conn->answered && !conn->keep_open)
+        {
+          start = in->len;
+          break;
+        }
+    }
+  g_byte_array_remove_range (in, 0, MIN (start, in->len));
+}
+
+static gboolean
+read_input (EnsUnixConn *conn)
+{
+  gsize budget = READ_BUDGET;
+
+  while (budget > 0)
+    {
+      gsize old = conn->in->len;
+      ssize_t n;
+
+      g_byte_array_set_size (conn->in, old + READ_CHUNK);
+      n = recv (conn->fd, conn->in->data + old, READ_CHUNK, MSG_DONTWAIT);
+      g_byte_array_set_size (conn->in, old + (n > 0 ? (gsize) n : 0));
+      if (n > 0)
+        {
+          budget = (gsize) n >= budget ? 0 : budget - (gsize) n;
+          continue;
+        }
+      if (n == 0)
+        {
+          conn->peer_closed = TRUE;
+          break;
+        }
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        break;
+      return FALSE;
+    }
+  process_input (conn, conn->peer_closed);
+  return TRUE;
+}
+
+static gboolean
+conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  EnsUnixConn *conn = user_data;
+  GIOCondition revents = g_source_query_unix_fd (source, conn->fd_tag);
+
+  (void) callback;
+  if ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && !conn->paused && !conn->peer_closed)
+    if (!read_input (conn))
+      {
+        conn_close (conn);
+        return G_SOURCE_CONTINUE;
+      }
+  if (conn->fd >= 0 && !flush (conn))
+    {
+      conn_close (conn);
+      return G_SOURCE_CONTINUE;
+    }
+  if (conn->dialect != ENS_DIALECT_NATIVE && conn->answered && !conn->keep_open)
+    conn->close_when_flushed = TRUE;
+  if ((conn->peer_closed || conn->close_when_flushed) && conn->out.length == 0)
+    {
+      conn_close (conn);
+      return G_SOURCE_CONTINUE;
+    }
+  if ((revents & (G_IO_HUP | G_IO_ERR)) && conn->peer_closed == FALSE && !(revents & G_IO_IN))
+    {
+      conn_close (conn);
+      return G_SOURCE_CONTINUE;
+    }
+  conn_update_events (conn);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs conn_source_funcs = { NULL, NULL, conn_dispatch, NULL, NULL, NULL };
+
+/* ------------------------------------------------------------- the sink */
+
+static void
+sink_deliver (gpointer sink_data, EnsMessage *msg)
+{
+  EnsUnixConn *conn = sink_data;
+
+  if (msg->kind == ENS_MESSAGE_REPLY || msg->kind == ENS_MESSAGE_ERROR)
+    conn->answered = TRUE;
+  enqueue (conn, encode_for (conn, msg), msg->kind == ENS_MESSAGE_EVENT);
+}
+
+static void
+sink_disconnect (gpointer sink_data, const char *reason)
+{
+  EnsUnixConn *conn = sink_data;
+
+  (void) reason;
+  conn->close_when_flushed = TRUE;
+  conn_update_events (conn);
+}
+
+static const EnsClientSink conn_sink = {
+  .struct_size = sizeof (EnsClientSink),
+  .deliver = sink_deliver,
+  .disconnect = sink_disconnect,
+};
+
+/* ------------------------------------------------------------- accept */
+
+static guint32
+peer_flags (int fd, char **peer)
+{
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+
+  if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    {
+      *peer = g_strdup ("unix:unknown");
+      return 0;
+    }
+  *peer = g_strdup_printf ("unix:pid=%d,uid=%u", (int) cred.pid, (unsigned) cred.uid);
+  return cred.uid == getuid () || cred.uid == 0 ? ENS_CLIENT_FLAG_ADMIN : 0;
+}
+
+static gboolean
+listener_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  Listener *l = user_data;
+  EnsUnixTransport *t = l->t;
+
+  (void) source;
+  (void) callback;
+  for (int i = 0; i < 64; i++)
+    {
+      int fd = accept4 (l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      g_autofree char *peer = NULL;
+      EnsUnixConn *conn;
+      guint32 flags;
+
+      if (fd < 0)
+        break;
+      if (g_hash_table_size (t->conns) >= t->max_connections)
+        {
+          static const char busy[] = "{\"id\":null,\"status\":\"error\",\"error\":{\"code\":\"OVERLOADED\","
+                                     "\"message\":\"too many connections (max-connections)\",\"details\":{}}}\n";
+          ssize_t ignored = send (fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+          (void) ignored;
+          close (fd);
+          t->refused++;
+          continue;
+        }
+      t->accepted++;
+      flags = peer_flags (fd, &peer);
+      conn = g_new0 (EnsUnixConn, 1);
+      conn->t = t;
+      conn->fd = fd;
+      conn->dialect = l->dialect;
+      conn->agent = g_strdup (l->agent);
+      conn->in = g_byte_array_sized_new (READ_CHUNK);
+      g_queue_init (&conn->out);
+      conn->client = t->host->client_new (t->self, &conn_sink, conn, flags, peer);
+      conn->source = g_source_new (&conn_source_funcs, sizeof (GSource));
+      g_source_set_callback (conn->source, NULL, conn, NULL);
+      g_source_set_static_name (conn->source, "ensemble unix connection");
+      conn->fd_tag = g_source_add_unix_fd (conn->source, fd, G_IO_IN);
+      g_source_attach (conn->source, NULL);
+      g_hash_table_add (t->conns, conn);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs listener_source_funcs = { NULL, NULL, listener_dispatch, NULL, NULL, NULL };
+
+static void
+listener_free (Listener *l)
+{
+  if (l->source)
+    {
+      g_source_destroy (l->source);
+      g_source_unref (l->source);
+    }
+  if (l->fd >= 0)
+    {
+      close (l->fd);
+      unlink (l->path);
+    }
+  g_free (l->path);
+  g_free (l->agent);
+  g_free (l);
+}
+
+static Listener *
+listener_new (EnsUnixTransport *t, const char *name, EnsDialect dialect, const char *agent, GError **error)
+{
+  g_autofree char *path = g_build_filename (t->dir, name, NULL);
+  int fd = listen_at (path, error);
+  Listener *l;
+
+  if (fd < 0)
+    return NULL;
+  l = g_new0 (Listener, 1);
+  l->t = t;
+  l->fd = fd;
+  l->dialect = dialect;
+  l->path = g_steal_pointer (&path);
+  l->agent = g_strdup (agent);
+  l->source = g_source_new (&listener_source_funcs, sizeof (GSource));
+  g_source_set_callback (l->source, NULL, l, NULL);
+  g_source_set_static_name (l->source, "ensemble unix listener");
+  g_source_add_unix_fd (l->source, fd, G_IO_IN);
+  g_source_attach (l->source, NULL);
+  return l;
+}
+
+/* ------------------------------------------------------------- Centerfire sockets */
+
+static void
+agent_socket_add (EnsUnixTransport *t, const char *agent)
+{
+  g_autofree char *name = NULL;
+  g_autoptr (GError) error = NULL;
+  Listener *l;
+
+  if (t->stopping || agent == NULL || g_hash_table_contains (t->agent_listeners, agent))
+    return;
+  name = g_strdup_printf ("orchestrator-%s.sock", agent);
+  l = listener_new (t, name, ENS_DIALECT_CENTERFIRE, agent, &error);
+  if (l == NULL)
+    {
+      ENS_LOG (t->host, t->self, G_LOG_LEVEL_WARNING, "no Centerfire socket for agent %s: %s", agent, error->message);
+      return;
+    }
+  g_hash_table_insert (t->agent_listeners, l->agent, l);
+}
+
+static void
+on_agent_registered (EnsMessage *event, gpointer user_data)
+{
+  JsonObject *obj = event->data && JSON_NODE_HOLDS_OBJECT (event->data) ? json_node_get_object (event->data) : NULL;
+  JsonNode *name = obj ? json_object_get_member (obj, "name") : NULL;
+
+  if (name && JSON_NODE_HOLDS_VALUE (name))
+    agent_socket_add (user_data, json_node_get_string (name));
+}
+
+static void
+on_agent_unregistered (EnsMessage *event, gpointer user_data)
+{
+  EnsUnixTransport *t = user_data;
+  JsonObject *obj = event->data && JSON_NODE_HOLDS_OBJECT (event->data) ? json_node_get_object (event->data) : NULL;
+  JsonNode *name = obj ? json_object_get_member (obj, "name") : NULL;
+
+  if (name && JSON_NODE_HOLDS_VALUE (name))
+    g_hash_table_remove (t->agent_listeners, json_node_get_string (name));
+}
+
+static void
+on_agents_listed (EnsMessage *reply, gpointer user_data)
+{
+  EnsUnixTransport *t = user_data;
+  JsonObject *obj;
+  JsonArray *agents;
+
+  if (reply->kind != ENS_MESSAGE_REPLY || reply->data == NULL || !JSON_NODE_HOLDS_OBJECT (reply->data))
+    return;
+  obj = json_node_get_object (reply->data);
+  agents = json_object_get_array_member (obj, "agents");
+  for (guint i = 0; agents && i < json_array_get_length (agents); i++)
+    agent_socket_add (t, json_object_get_string_member (json_array_get_object_element (agents, i), "name"));
+}
+
+/* ------------------------------------------------------------- plugin */
+
+static guint
+config_uint (const EnsHost *host, EnsPlugin *self, const char *key)
+{
+  g_autoptr (GVariant) v = host->config_get (self, key);
+  return v ? g_variant_get_uint32 (v) : 0;
+}
+
+static gboolean
+config_bool (const EnsHost *host, EnsPlugin *self, const char *key)
+{
+  g_autoptr (GVariant) v = host->config_get (self, key);
+  return v ? g_variant_get_boolean (v) : FALSE;
+}
+
+static void unix_stop (gpointer instance);
+
+static gpointer
+unix_init (const EnsHost *host, EnsPlugin *self, GError **error)
+{
+  EnsUnixTransport *t = g_new0 (EnsUnixTransport, 1);
+  g_autoptr (GVariant) dir = host->config_get (self, "socket-dir");
+  g_autoptr (GVariant) native = host->config_get (self, "native-socket");
+  Listener *l;
+
+  t->host = host;
+  t->self = self;
+  t->dir = g_variant_dup_string (dir, NULL);
+  t->max_line = config_uint (host, self, "max-line-bytes");
+  t->max_queue = config_uint (host, self, "max-queue-messages");
+  t->max_connections = config_uint (host, self, "max-connections");
+  t->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
+  t->conns = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) conn_free, NULL);
+  t->agent_listeners = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) listener_free);
+
+  if (!prepare_dir (t->dir, error))
+    goto fail;
+  l = listener_new (t, g_variant_get_string (native, NULL), ENS_DIALECT_NATIVE, NULL, error);
+  if (l == NULL)
+    goto fail;
+  g_ptr_array_add (t->listeners, l);
+  if (config_bool (host, self, "ksi-sockets"))
+    for (guint i = 0; i < G_N_ELEMENTS (ksi_sockets); i++)
+      {
+        l = listener_new (t, ksi_sockets[i], ENS_DIALECT_KSI, NULL, error);
+        if (l == NULL)
+          goto fail;
+        g_ptr_array_add (t->listeners, l);
+      }
+  if (config_bool (host, self, "centerfire-sockets"))
+    {
+      t->sub_registered = host->subscribe (self, "ensemble.agent.registered", on_agent_registered, t, NULL);
+      t->sub_unregistered = host->subscribe (self, "ensemble.agent.unregistered", on_agent_unregistered, t, NULL);
+      host->request (self, NULL, "agents.list", NULL, 0, on_agents_listed, t);
+    }
+  ENS_LOG (host, self, G_LOG_LEVEL_MESSAGE, "listening in %s", t->dir);
+  return t;
+
+fail:
+  unix_stop (t);
+  return NULL;
+}
+
+static void
+unix_stop (gpointer instance)
+{
+  EnsUnixTransport *t = instance;
+  GHashTableIter iter;
+  gpointer key;
+
+  t->stopping = TRUE;
+  if (t->sub_registered)
+    t->host->unsubscribe (t->self, t->sub_registered);
+  if (t->sub_unregistered)
+    t->host->unsubscribe (t->self, t->sub_unregistered);
+  /* Last words: whatever the socket takes now (a shutdown reply). */
+  g_hash_table_iter_init (&iter, t->conns);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    flush (key);
+  g_hash_table_unref (t->conns);
+  g_hash_table_unref (t->agent_listeners);
+  g_ptr_array_unref (t->listeners);
+  g_free (t->dir);
+  g_free (t);
+}
+
+static JsonNode *
+unix_describe (gpointer instance)
+{
+  EnsUnixTransport *t = instance;
+  JsonObject *obj = json_object_new ();
+  JsonArray *sockets = json_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  for (guint i = 0; i < t->listeners->len; i++)
+    json_array_add_string_element (sockets, ((Listener *) g_ptr_array_index (t->listeners, i))->path);
+  g_hash_table_iter_init (&iter, t->agent_listeners);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    json_array_add_string_element (sockets, ((Listener *) value)->path);
+  json_object_set_string_member (obj, "socket_dir", t->dir);
+  json_object_set_array_member (obj, "sockets", sockets);
+  json_object_set_int_member (obj, "connections", g_hash_table_size (t->conns));
+  json_object_set_int_member (obj, "accepted", t->accepted);
+  json_object_set_int_member (obj, "refused", t->refused);
+  json_object_set_int_member (obj, "events_dropped", t->dropped);
+  return json_node_take_object_new (obj);
+}
+
+ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "transport-unix", "0.1.0",
+                   "Unix sockets: native protocol, KSI multi-socket and Centerfire per-agent dialects",
+                   unix_init, unix_stop, unix_describe, NULL)
