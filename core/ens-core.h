@@ -151,6 +151,12 @@ struct _EnsDaemon {
   gboolean shutting_down;
 };
 
+/* Spawned agent processes (ens-process.c). */
+EnsMessage *ens_process_spawn (EnsDaemon *d, EnsMessage *request, JsonObject *params);
+EnsMessage *ens_process_list (EnsMessage *request);
+guint ens_process_running (void);
+void ens_process_stop_all (void);
+
 /* The host table handed to plugins (ens-host.c). */
 const EnsHost *ens_host_table (void);
 EnsDaemon *ens_daemon_get (void);

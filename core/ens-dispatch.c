@@ -159,10 +159,11 @@ param_strv (EnsCall *call, const char *field, GPtrArray **out)
   return list->len > 0;
 }
 
+/* A JSON array of the first @n strings of @strv (stops at NULL). */
 static JsonNode *
 strv_node (const char *const *strv, guint n)
 {
-  JsonArray *array = json_array_sized_new (n);
+  JsonArray *array = json_array_new ();
   JsonNode *node = json_node_new (JSON_NODE_ARRAY);
 
   for (guint i = 0; i < n && strv && strv[i]; i++)
@@ -686,6 +687,7 @@ ens_dispatch_health (EnsDaemon *d)
   json_object_set_int_member (obj, "connections", g_hash_table_size (d->clients));
   json_object_set_int_member (obj, "subscriptions", subscriptions);
   json_object_set_int_member (obj, "pending_requests", g_hash_table_size (d->pending));
+  json_object_set_int_member (obj, "processes", ens_process_running ());
   json_object_set_int_member (counters, "requests", d->counters.requests);
   json_object_set_int_member (counters, "errors", d->counters.errors);
   json_object_set_int_member (counters, "events_published", d->counters.events_published);
@@ -1065,6 +1067,25 @@ verb_shutdown (EnsCall *call)
   return ens_message_new_reply (call->msg, data);
 }
 
+static EnsMessage *
+verb_processes_spawn (EnsCall *call)
+{
+  return ens_process_spawn (call->d, call->msg, call->params);
+}
+
+static EnsMessage *
+verb_processes_list (EnsCall *call)
+{
+  return ens_process_list (call->msg);
+}
+
+static EnsMessage *
+verb_complete (EnsCall *call)
+{
+  return error_reply (call, ENS_ERR_NOT_AVAILABLE,
+                      "completions need a provider plugin, and none is loaded in this daemon");
+}
+
 typedef EnsMessage *(*VerbFunc) (EnsCall *call);
 
 static EnsMessage *verb_subscribe_on (EnsCall *call) { return verb_subscribe (call, TRUE); }
@@ -1087,6 +1108,9 @@ static const struct {
   { "kv.get", verb_kv },
   { "kv.delete", verb_kv },
   { "kv.list", verb_kv },
+  { "processes.spawn", verb_processes_spawn },
+  { "processes.list", verb_processes_list },
+  { "complete", verb_complete },
   { "shutdown", verb_shutdown },
 };
 

@@ -152,6 +152,7 @@ main (int argc, char **argv)
     }
 
   d->shutting_down = TRUE;
+  ens_process_stop_all ();
   ens_loader_free (d->loader); /* stops every plugin, in reverse order */
   ens_dispatch_shutdown (d);
   g_clear_object (&d->bus);

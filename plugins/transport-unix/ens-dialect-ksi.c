@@ -203,6 +203,33 @@ ksi_result (const char *command, EnsMessage *msg)
                                        json_object_get_boolean_member (in, "target_found") ? "delivered" : "not_connected");
       json_object_set_object_member (out, "delivery", delivery);
     }
+  else if (strcmp (command, "SPAWN_AGENT") == 0)
+    {
+      JsonObject *agent = json_object_new ();
+      JsonObject *selection = json_object_new ();
+      JsonNode *profile = in ? json_object_get_member (in, "profile") : NULL;
+      const char *composition = profile ? json_node_get_string (profile) : "default";
+
+      json_object_set_member (agent, "id", member_or_null (in, "agent_id"));
+      json_object_set_member (agent, "process_id", member_or_null (in, "process_id"));
+      json_object_set_member (agent, "pid", member_or_null (in, "pid"));
+      json_object_set_string_member (agent, "composition", composition);
+      json_object_set_member (agent, "role", member_or_null (in, "role"));
+      json_object_set_array_member (agent, "capabilities", json_array_new ());
+      json_object_set_string_member (agent, "status", "active");
+      json_object_set_member (agent, "task", member_or_null (in, "task"));
+      json_object_set_member (agent, "model", member_or_null (in, "model"));
+      json_object_set_object_member (out, "agent", agent);
+      json_object_set_string_member (selection, "composition_used", composition);
+      json_object_set_boolean_member (selection, "fallback_used", profile == NULL);
+      json_object_set_double_member (selection, "score", 1.0);
+      json_object_set_object_member (out, "selection", selection);
+    }
+  else if (strcmp (command, "GET_PROCESSES") == 0)
+    {
+      json_object_set_member (out, "processes", member_or_null (in, "processes"));
+      json_object_set_member (out, "total", member_or_null (in, "total"));
+    }
   else if (strcmp (command, "SET_AGENT_KV") == 0)
     {
       json_object_set_member (out, "key", member_or_null (in, "key"));
