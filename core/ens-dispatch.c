@@ -338,7 +338,7 @@ agent_describe (EnsAgent *agent)
 
 static EnsAgent *
 agent_add (EnsDaemon *d, const char *name, char **actions, const char *description, EnsClient *client,
-           EnsPlugin *plugin)
+           EnsPlugin *plugin, gboolean persistent)
 {
   EnsAgent *agent = g_new0 (EnsAgent, 1);
   g_autoptr (JsonNode) info = NULL;
@@ -348,6 +348,7 @@ agent_add (EnsDaemon *d, const char *name, char **actions, const char *descripti
   agent->description = g_strdup (description);
   agent->client = client;
   agent->plugin = plugin;
+  agent->persistent = persistent;
   agent->registered_real_us = g_get_real_time ();
   g_hash_table_insert (d->agents, agent->name, agent);
   if (client)
@@ -420,7 +421,7 @@ ens_dispatch_register_plugin_agent (EnsPlugin *plugin, GError **error)
                    vt->name);
       return FALSE;
     }
-  agent_add (d, vt->name, (char **) vt->actions, ens_plugin_get_desc (plugin)->description, NULL, plugin);
+  agent_add (d, vt->name, (char **) vt->actions, ens_plugin_get_desc (plugin)->description, NULL, plugin, FALSE);
   return TRUE;
 }
 
@@ -757,7 +758,7 @@ verb_agents_register (EnsCall *call)
   JsonNode *actions_node = call->params ? json_object_get_member (call->params, "actions") : NULL;
   JsonNode *persistent_node = call->params ? json_object_get_member (call->params, "persistent") : NULL;
   gboolean persistent = FALSE;
-  EnsAgent *existing;
+  EnsAgent *existing, *agent;
   JsonObject *obj;
   g_autoptr (JsonNode) data = NULL;
 
@@ -786,6 +787,7 @@ verb_agents_register (EnsCall *call)
       g_ptr_array_add (call->client->agents, g_strdup (name));
       info = agent_describe (existing);
       publish_system (call->d, "ensemble.agent.connected", info);
+      agent = existing;
     }
   else if (existing && !(persistent && existing->persistent && existing->client == NULL && existing->plugin == NULL))
     {
@@ -795,20 +797,17 @@ verb_agents_register (EnsCall *call)
     }
   else
     {
-      EnsAgent *agent;
       if (existing)
         agent_remove (call->d, name); /* re-registering a detached record updates it */
       if (actions)
         g_ptr_array_add (actions, NULL);
       agent = agent_add (call->d, name, actions ? (char **) actions->pdata : NULL, description,
-                         persistent ? NULL : call->client, NULL);
-      agent->persistent = persistent;
+                         persistent ? NULL : call->client, NULL, persistent);
     }
 
-  data = ens_json_object_node (&obj);
-  json_object_set_string_member (obj, "name", name);
+  data = agent_describe (agent);
+  obj = json_node_get_object (data);
   json_object_set_boolean_member (obj, "registered", TRUE);
-  json_object_set_boolean_member (obj, "connected", !persistent || (existing && existing->client));
   if (call->client)
     json_object_set_string_member (obj, "client_id", call->client->id);
   return ens_message_new_reply (call->msg, data);

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# dev.sh — build, run and test Ensemble from a checkout.
+#   ./dev.sh run [ensembled options]   build, then run the daemon in the foreground
+#   ./dev.sh test                      build with -Dwerror=true, run every test, then
+#                                      again under AddressSanitizer + UBSan
+#   ./dev.sh bench                     build optimised, run the benchmarks
+# Installs the Debian packages it needs when run as root.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libglib2.0-bin libjson-glib-dev
+          libsqlite3-dev python3 netcat-openbsd procps)
+
+ensure_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "dev.sh: missing packages: ${missing[*]}" >&2
+    echo "dev.sh: install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "dev.sh: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# build DIR [meson options...]
+build() {
+  local dir=$1
+  shift
+  if [ -f "$dir/build.ninja" ]; then
+    meson configure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  ninja -C "$dir" >/dev/null
+}
+
+# run_suite DIR: runs meson's tests, prints their log on failure, and adds
+# the counts of test cases (from each test's own summary) to the totals.
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+run_suite() {
+  local dir=$1 rc=0
+  meson test -C "$dir" --print-errorlogs --num-processes 2 || rc=$?
+  # One JSON object per test in testlog.json: count tests, not subtests.
+  read -r passed failed < <(python3 - "$dir/meson-logs/testlog.json" <<'EOF'
+import json, sys
+passed = failed = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    if r in ("OK", "EXPECTEDFAIL", "SKIP"):
+        passed += 1
+    else:
+        failed += 1
+print(passed, failed)
+EOF
+)
+  TOTAL_PASSED=$((TOTAL_PASSED + passed))
+  TOTAL_FAILED=$((TOTAL_FAILED + failed))
+  return $rc
+}
+
+cmd=${1:-help}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  run)
+    ensure_packages
+    build build
+    exec build/core/ensembled "$@"
+    ;;
+  test)
+    ensure_packages
+    status=0
+    build build -Dwerror=true
+    run_suite build || status=1
+    # Sanitizers: plugins are dlopen()ed, so undefined symbols are resolved
+    # from the sanitized daemon at load time (b_lundef=false).
+    build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
+    UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
+    ENS_TEST_TIMEOUT_SCALE=4 G_SLICE=always-malloc \
+      run_suite build-asan || status=1
+    echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
+    exit $status
+    ;;
+  bench)
+    ensure_packages
+    build build-release -Dbuildtype=release
+    tests/bench/run-bench.sh build-release "$@"
+    ;;
+  *)
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+    [ "$cmd" = help ] || exit 2
+    ;;
+esac

@@ -1,0 +1,237 @@
+"""Test harness: runs the real ensembled on temporary folders and talks to it
+over its Unix sockets, as a client would.  Standard library only."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+BUILD = os.environ.get("ENS_BUILD_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+ENSEMBLED = os.environ.get("ENSEMBLED", os.path.join(BUILD, "core", "ensembled"))
+ENSEMBLECTL = os.environ.get("ENSEMBLECTL", os.path.join(BUILD, "tools", "ensemblectl"))
+PLUGIN_DIR = os.environ.get("ENS_PLUGIN_DIR", os.path.join(BUILD, "plugins"))
+GOOD_FIXTURES = os.environ.get("ENS_GOOD_FIXTURES", os.path.join(BUILD, "tests", "fixtures", "good"))
+BAD_FIXTURES = os.environ.get("ENS_BAD_FIXTURES", os.path.join(BUILD, "tests", "fixtures", "bad"))
+SOURCE_ROOT = os.environ.get("ENS_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+SCALE = float(os.environ.get("ENS_TEST_TIMEOUT_SCALE", "1"))  # >1 under sanitizers
+
+
+class Daemon:
+    """One ensembled process on its own socket and state folders.
+
+    settings: dict of GSettings keys -> GVariant text, written to a keyfile
+    passed with --config (so the test never touches the user's dconf)."""
+
+    def __init__(self, plugin_dirs=None, settings=None, args=None, tmp=None, wait=True):
+        self.tmp = tmp or tempfile.mkdtemp(prefix="ens-test-")
+        self.own_tmp = tmp is None
+        self.socket_dir = os.path.join(self.tmp, "sock")
+        self.state_dir = os.path.join(self.tmp, "state")
+        self.config = os.path.join(self.tmp, "ensembled.conf")
+        self.log_path = os.path.join(self.tmp, "ensembled.log")
+        self.plugin_dirs = plugin_dirs if plugin_dirs is not None else [PLUGIN_DIR, GOOD_FIXTURES]
+        self.settings = dict(settings or {})
+        self.args = list(args or [])
+        self.proc = None
+        self.start(wait=wait)
+
+    def write_config(self):
+        with open(self.config, "w") as f:
+            f.write("[daemon]\n")
+            for key, value in self.settings.items():
+                f.write(f"{key}={value}\n")
+
+    def command(self):
+        cmd = [ENSEMBLED, "--socket-dir", self.socket_dir, "--state-dir", self.state_dir, "--config", self.config]
+        for d in self.plugin_dirs:
+            cmd += ["--plugin-dir", d]
+        return cmd + self.args
+
+    def start(self, wait=True):
+        self.write_config()
+        self.log = open(self.log_path, "ab")
+        env = dict(os.environ)
+        env.setdefault("G_DEBUG", "fatal-criticals")
+        self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                     stdin=subprocess.DEVNULL)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=10):
+        deadline = time.time() + timeout * SCALE
+        path = self.path("ensemble.sock")
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"ensembled exited with {self.proc.returncode}:\n{self.read_log()}")
+            if os.path.exists(path) and "ready" in self.read_log():
+                try:
+                    c = Client(path)
+                    c.close()
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        raise AssertionError(f"ensembled did not become ready:\n{self.read_log()}")
+
+    def path(self, name):
+        return os.path.join(self.socket_dir, name)
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def client(self, name="ensemble.sock"):
+        return Client(self.path(name))
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Stops the daemon; returns its exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout * SCALE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"ensembled did not stop on {sig}:\n{self.read_log()}")
+        finally:
+            self.log.close()
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def cleanup(self):
+        try:
+            self.stop()
+        except AssertionError:
+            pass
+        if self.own_tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Client:
+    """A native-protocol client: one JSON line out, lines back."""
+
+    def __init__(self, path, timeout=10):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout * SCALE)
+        self.sock.connect(path)
+        self.buf = b""
+        self.next_id = 0
+        self.events = []  # events read while waiting for a reply
+
+    def send_raw(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def send(self, obj):
+        self.send_raw(json.dumps(obj) + "\n")
+
+    def recv_line(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed by the daemon")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def recv(self):
+        return json.loads(self.recv_line())
+
+    def request(self, action, data=None, agent=None, timeout_ms=None):
+        """Sends a request and returns its reply; events seen meanwhile go to self.events."""
+        self.next_id += 1
+        rid = f"t{self.next_id}"
+        msg = {"id": rid, "action": action}
+        if data is not None:
+            msg["data"] = data
+        if agent is not None:
+            msg["agent"] = agent
+        if timeout_ms is not None:
+            msg["timeout_ms"] = timeout_ms
+        self.send(msg)
+        return self.wait_reply(rid)
+
+    def wait_reply(self, rid):
+        while True:
+            obj = self.recv()
+            if "event" in obj:
+                self.events.append(obj)
+            elif obj.get("id") == rid:
+                return obj
+            else:
+                self.events.append(obj)
+
+    def ok(self, action, data=None, **kw):
+        reply = self.request(action, data, **kw)
+        assert reply["status"] == "success", reply
+        return reply["data"]
+
+    def next_event(self):
+        if self.events:
+            return self.events.pop(0)
+        while True:
+            obj = self.recv()
+            if "event" in obj:
+                return obj
+            self.events.append(obj)
+
+    def close(self):
+        self.sock.close()
+
+
+def ksi(path, command, parameters=None, keep=False):
+    """One KSI command on a fresh connection (as KSI clients do); returns the reply."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10 * SCALE)
+    s.connect(path)
+    msg = {"command": command, "version": "2.0", "parameters": parameters or {}}
+    s.sendall((json.dumps(msg) + "\n").encode())
+    buf = b""
+    while b"\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    if not keep:
+        s.close()
+    return json.loads(buf.split(b"\n", 1)[0])
+
+
+def run_tests(namespace):
+    """Runs every test_* function of a module; prints one line per test and a
+    summary; exits non-zero when any failed."""
+    tests = [(n, f) for n, f in sorted(namespace.items()) if n.startswith("test_") and callable(f)]
+    only = os.environ.get("ENS_TEST_ONLY")
+    passed = failed = 0
+    for name, func in tests:
+        if only and only not in name:
+            continue
+        start = time.time()
+        try:
+            func()
+            passed += 1
+            print(f"ok   {name} ({time.time() - start:.2f}s)", flush=True)
+        except Exception:
+            failed += 1
+            print(f"FAIL {name}", flush=True)
+            traceback.print_exc()
+    print(f"{passed} passed, {failed} failed", flush=True)
+    sys.exit(1 if failed else 0)

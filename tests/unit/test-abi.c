@@ -1,0 +1,109 @@
+/* The plugin ABI, pinned: a change to any of these numbers breaks every
+ * plugin already built, so it must be a deliberate ABI bump, not an accident.
+ * (LP64: the layout Debian's amd64/arm64 builds share.) */
+#include <ensemble/ensemble.h>
+
+#if GLIB_SIZEOF_VOID_P == 8
+#define OFF(T, f, n) G_STATIC_ASSERT (G_STRUCT_OFFSET (T, f) == (n))
+
+G_STATIC_ASSERT (ENS_ABI_MAJOR == 1);
+G_STATIC_ASSERT (ENS_ABI_MINOR == 0);
+
+G_STATIC_ASSERT (sizeof (EnsPluginDesc) == 80);
+OFF (EnsPluginDesc, abi_major, 0);
+OFF (EnsPluginDesc, abi_minor, 4);
+OFF (EnsPluginDesc, struct_size, 8);
+OFF (EnsPluginDesc, kind, 12);
+OFF (EnsPluginDesc, id, 16);
+OFF (EnsPluginDesc, version, 24);
+OFF (EnsPluginDesc, description, 32);
+OFF (EnsPluginDesc, flags, 40);
+OFF (EnsPluginDesc, init, 48);
+OFF (EnsPluginDesc, stop, 56);
+OFF (EnsPluginDesc, describe, 64);
+OFF (EnsPluginDesc, vtable, 72);
+
+G_STATIC_ASSERT (sizeof (EnsHost) == 200);
+OFF (EnsHost, struct_size, 0);
+OFF (EnsHost, abi_major, 4);
+OFF (EnsHost, abi_minor, 8);
+OFF (EnsHost, log, 16);
+OFF (EnsHost, config_get, 24);
+OFF (EnsHost, plugin_id, 32);
+OFF (EnsHost, message_new, 40);
+OFF (EnsHost, message_ref, 48);
+OFF (EnsHost, message_unref, 56);
+OFF (EnsHost, message_encode, 64);
+OFF (EnsHost, encode_native, 72);
+OFF (EnsHost, parse_native, 80);
+OFF (EnsHost, client_new, 88);
+OFF (EnsHost, client_close, 96);
+OFF (EnsHost, client_id, 104);
+OFF (EnsHost, client_submit, 112);
+OFF (EnsHost, publish, 120);
+OFF (EnsHost, subscribe, 128);
+OFF (EnsHost, unsubscribe, 136);
+OFF (EnsHost, request, 144);
+OFF (EnsHost, respond, 152);
+OFF (EnsHost, respond_error, 160);
+OFF (EnsHost, state_set, 168);
+OFF (EnsHost, state_get, 176);
+OFF (EnsHost, state_delete, 184);
+OFF (EnsHost, state_next_sequence, 192);
+
+G_STATIC_ASSERT (sizeof (EnsMessage) == 128);
+OFF (EnsMessage, kind, 4);
+OFF (EnsMessage, id, 8);
+OFF (EnsMessage, action, 16);
+OFF (EnsMessage, agent, 24);
+OFF (EnsMessage, topic, 32);
+OFF (EnsMessage, from, 40);
+OFF (EnsMessage, to, 48);
+OFF (EnsMessage, tag, 56);
+OFF (EnsMessage, data, 64);
+OFF (EnsMessage, error_code, 72);
+OFF (EnsMessage, error_message, 80);
+OFF (EnsMessage, error_details, 88);
+OFF (EnsMessage, seq, 96);
+OFF (EnsMessage, timestamp_us, 104);
+OFF (EnsMessage, received_us, 112);
+OFF (EnsMessage, timeout_ms, 120);
+
+G_STATIC_ASSERT (sizeof (EnsMessageInit) == 112);
+OFF (EnsMessageInit, data, 64);
+OFF (EnsMessageInit, timeout_ms, 96);
+OFF (EnsMessageInit, received_us, 104);
+
+G_STATIC_ASSERT (sizeof (EnsAgentVTable) == 32);
+OFF (EnsAgentVTable, name, 8);
+OFF (EnsAgentVTable, actions, 16);
+OFF (EnsAgentVTable, handle, 24);
+G_STATIC_ASSERT (sizeof (EnsRouterVTable) == 24);
+G_STATIC_ASSERT (sizeof (EnsProviderVTable) == 24);
+G_STATIC_ASSERT (sizeof (EnsClientSink) == 24);
+#endif
+
+/* Enum values cross the boundary as integers. */
+G_STATIC_ASSERT (ENS_PLUGIN_KIND_TRANSPORT == 1 && ENS_PLUGIN_KIND_AGENT == 2 && ENS_PLUGIN_KIND_ROUTER == 3 &&
+                 ENS_PLUGIN_KIND_PROVIDER == 4);
+G_STATIC_ASSERT (ENS_MESSAGE_REQUEST == 1 && ENS_MESSAGE_REPLY == 2 && ENS_MESSAGE_EVENT == 3 &&
+                 ENS_MESSAGE_ERROR == 4);
+
+static void
+test_struct_has (void)
+{
+  EnsAgentVTable vt = { .struct_size = G_STRUCT_OFFSET (EnsAgentVTable, handle) };
+
+  g_assert_true (ENS_STRUCT_HAS (&vt, EnsAgentVTable, actions));
+  g_assert_false (ENS_STRUCT_HAS (&vt, EnsAgentVTable, handle));
+  vt.struct_size = sizeof vt;
+  g_assert_true (ENS_STRUCT_HAS (&vt, EnsAgentVTable, handle));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/abi/struct-has", test_struct_has);
+  return g_test_run ();
+}

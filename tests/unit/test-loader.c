@@ -1,0 +1,102 @@
+/* The loader against fixture plugins broken on purpose: each is refused
+ * with its own reason, and a good one loads, starts and stops. */
+#include "ens-core.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+
+static EnsDaemon daemon_;
+
+static char *
+fixture (const char *kind, const char *name)
+{
+  const char *dir = g_getenv (g_str_equal (kind, "good") ? "ENS_GOOD_FIXTURES" : "ENS_BAD_FIXTURES");
+  g_assert_nonnull (dir);
+  return g_strdup_printf ("%s/%s.so", dir, name);
+}
+
+static void
+expect_refusal (EnsLoader *loader, const char *name, int code, const char *words)
+{
+  g_autofree char *path = fixture ("bad", name);
+  g_autoptr (GError) error = NULL;
+
+  g_assert_null (ens_loader_load_file (loader, path, NULL, &error));
+  g_assert_error (error, ENS_PLUGIN_ERROR, code);
+  if (!g_str_match_string (words, error->message, FALSE) && !strstr (error->message, words))
+    g_error ("%s: reason \"%s\" lacks \"%s\"", name, error->message, words);
+}
+
+static void
+test_refusals (void)
+{
+  EnsLoader *loader = ens_loader_new (ens_host_table ());
+  g_autofree char *good = fixture ("good", "agent-echo");
+  g_autoptr (GError) error = NULL;
+  EnsPlugin *echo;
+
+  expect_refusal (loader, "bad-major", ENS_PLUGIN_ERROR_ABI, "this daemon speaks major 1");
+  expect_refusal (loader, "bad-minor", ENS_PLUGIN_ERROR_ABI, "newer than this daemon");
+  expect_refusal (loader, "bad-short", ENS_PLUGIN_ERROR_ABI, "needs at least");
+  expect_refusal (loader, "bad-nosymbol", ENS_PLUGIN_ERROR_NO_SYMBOL, "ens_plugin_query");
+  expect_refusal (loader, "bad-init", ENS_PLUGIN_ERROR_INIT, "the fixture refuses to start");
+  expect_refusal (loader, "bad-vtable", ENS_PLUGIN_ERROR_ABI, "EnsAgentVTable");
+
+  echo = ens_loader_load_file (loader, good, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (echo);
+  g_assert_cmpstr (ens_plugin_get_desc (echo)->id, ==, "agent-echo");
+  g_assert_true (g_hash_table_contains (daemon_.agents, "echo"));
+
+  /* the same id twice */
+  g_assert_null (ens_loader_load_file (loader, good, NULL, &error));
+  g_assert_error (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_DUPLICATE);
+  g_clear_error (&error);
+
+  ens_loader_stop_all (loader);
+  g_assert_false (g_hash_table_contains (daemon_.agents, "echo")); /* nothing of it stays */
+  g_assert_cmpuint (ens_loader_plugins (loader)->len, ==, 0);
+
+  {
+    char *disabled[] = { "agent-echo", NULL };
+    g_assert_null (ens_loader_load_file (loader, good, disabled, &error));
+    g_assert_error (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_DISABLED);
+    g_clear_error (&error);
+  }
+  ens_loader_free (loader);
+}
+
+static void
+test_writable_file_refused (void)
+{
+  EnsLoader *loader = ens_loader_new (ens_host_table ());
+  g_autofree char *good = fixture ("good", "agent-echo");
+  g_autofree char *dir = g_dir_make_tmp ("ens-loader-XXXXXX", NULL);
+  g_autofree char *copy = g_build_filename (dir, "agent-echo.so", NULL);
+  g_autofree char *contents = NULL;
+  gsize len;
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (g_file_get_contents (good, &contents, &len, NULL));
+  g_assert_true (g_file_set_contents (copy, contents, len, NULL));
+  g_assert_cmpint (g_chmod (copy, 0666), ==, 0);
+  g_assert_null (ens_loader_load_file (loader, copy, NULL, &error));
+  g_assert_error (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_UNSAFE_FILE);
+  g_assert_nonnull (strstr (error->message, "writable"));
+  g_unlink (copy);
+  g_rmdir (dir);
+  ens_loader_free (loader);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  daemon_.node_id = "test";
+  daemon_.bus = ens_bus_new ();
+  ens_dispatch_init (&daemon_);
+  ens_daemon_set (&daemon_);
+  g_test_add_func ("/loader/refusals", test_refusals);
+  g_test_add_func ("/loader/writable-file", test_writable_file_refused);
+  return g_test_run ();
+}

@@ -1,0 +1,163 @@
+/* Envelope parsing (once) and encoding (once per dialect). */
+#include "ens-core.h"
+
+#include <string.h>
+
+static JsonObject *
+parse_line (GBytes *bytes, JsonNode **keep)
+{
+  gsize len;
+  const char *text = g_bytes_get_data (bytes, &len);
+
+  g_assert_cmpint (len, >, 0);
+  g_assert_cmpint (text[len - 1], ==, '\n');
+  g_assert_null (memchr (text, '\n', len - 1)); /* one line */
+  g_autofree char *copy = g_strndup (text, len - 1);
+
+  *keep = json_from_string (copy, NULL);
+  g_assert_nonnull (*keep);
+  return json_node_get_object (*keep);
+}
+
+static EnsMessage *
+parse (const char *text)
+{
+  return ens_message_parse_native (text, strlen (text));
+}
+
+static void
+test_parse_request (void)
+{
+  g_autoptr (EnsMessage) m = parse ("{\"id\":\"r1\",\"action\":\"kv.get\",\"agent\":\"naming\",\"timeout_ms\":250,"
+                                    "\"data\":{\"key\":\"k\"}}");
+
+  g_assert_cmpint (m->kind, ==, ENS_MESSAGE_REQUEST);
+  g_assert_false (ens_message_is_bounce (m));
+  g_assert_cmpstr (m->id, ==, "r1");
+  g_assert_cmpstr (m->action, ==, "kv.get");
+  g_assert_cmpstr (m->agent, ==, "naming");
+  g_assert_cmpuint (m->timeout_ms, ==, 250);
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (m->data));
+  g_assert_cmpuint (m->struct_size, ==, sizeof (EnsMessage));
+}
+
+static void
+test_parse_numeric_id_round_trip (void)
+{
+  g_autoptr (EnsMessage) m = parse ("{\"id\":42,\"action\":\"ping\"}");
+  g_autoptr (EnsMessage) reply = ens_message_new_reply (m, NULL);
+  g_autoptr (JsonNode) root = NULL;
+  JsonObject *obj = parse_line (ens_message_encode (reply, ens_message_encode_native), &root);
+
+  g_assert_true (ens_message_id_is_number (m));
+  g_assert_cmpint (json_object_get_int_member (obj, "id"), ==, 42);
+  g_assert_cmpstr (json_object_get_string_member (obj, "status"), ==, "success");
+  g_assert_true (json_object_has_member (obj, "processing_time_ms"));
+  g_assert_true (g_str_has_suffix (json_object_get_string_member (obj, "timestamp"), "Z"));
+}
+
+static void
+test_parse_errors (void)
+{
+  static const struct {
+    const char *text, *code, *id;
+  } cases[] = {
+    { "not json", ENS_ERR_INVALID_JSON, NULL },
+    { "[1,2]", ENS_ERR_INVALID_REQUEST, NULL },
+    { "{\"id\":true,\"action\":\"ping\"}", ENS_ERR_INVALID_REQUEST, NULL },
+    { "{\"id\":\"x\"}", ENS_ERR_INVALID_REQUEST, "x" },
+    { "{\"id\":\"x\",\"action\":\"\"}", ENS_ERR_INVALID_REQUEST, "x" },
+    { "{\"id\":\"x\",\"action\":7}", ENS_ERR_INVALID_REQUEST, "x" },
+    { "{\"id\":\"x\",\"action\":\"a\",\"agent\":[]}", ENS_ERR_INVALID_REQUEST, "x" },
+    { "{\"id\":\"x\",\"action\":\"a\",\"timeout_ms\":-1}", ENS_ERR_INVALID_REQUEST, "x" },
+    { "{\"id\":\"x\",\"action\":\"a\",\"timeout_ms\":\"5\"}", ENS_ERR_INVALID_REQUEST, "x" },
+    { "{\"reply_to\":{}}", ENS_ERR_INVALID_REQUEST, NULL },
+    { "{\"reply_to\":\"q1\",\"status\":\"maybe\"}", ENS_ERR_INVALID_REQUEST, NULL },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (EnsMessage) m = parse (cases[i].text);
+      if (m->kind != ENS_MESSAGE_ERROR || !ens_message_is_bounce (m) || g_strcmp0 (m->error_code, cases[i].code) ||
+          g_strcmp0 (m->id, cases[i].id))
+        g_error ("%s: got kind %d code %s id %s", cases[i].text, m->kind, m->error_code, m->id);
+      g_assert_nonnull (m->error_message);
+    }
+}
+
+static void
+test_parse_agent_answer (void)
+{
+  g_autoptr (EnsMessage) ok = parse ("{\"reply_to\":\"q7\",\"status\":\"success\",\"data\":[1]}");
+  g_autoptr (EnsMessage) err = parse ("{\"reply_to\":\"q8\",\"status\":\"error\",\"error\":{\"code\":\"NOPE\","
+                                      "\"message\":\"no\",\"details\":{\"f\":1}}}");
+
+  g_assert_cmpint (ok->kind, ==, ENS_MESSAGE_REPLY);
+  g_assert_false (ens_message_is_bounce (ok));
+  g_assert_cmpstr (ok->id, ==, "q7");
+  g_assert_cmpint (err->kind, ==, ENS_MESSAGE_ERROR);
+  g_assert_false (ens_message_is_bounce (err));
+  g_assert_cmpstr (err->error_code, ==, "NOPE");
+  g_assert_cmpstr (err->error_message, ==, "no");
+  g_assert_nonnull (err->error_details);
+}
+
+static void
+test_encode_event_once (void)
+{
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
+  g_autoptr (JsonNode) data = json_from_string ("{\"text\":\"quote \\\" back\\\\ nl\\n tab\\t ctl\\u0001 é\","
+                                                "\"f\":0.1,\"big\":12345678901234,\"neg\":-2.5e-7,\"t\":true,\"n\":null}",
+                                                NULL);
+  g_autoptr (EnsMessage) ev = NULL;
+  g_autoptr (JsonNode) root = NULL;
+  GBytes *first, *second;
+  JsonObject *obj;
+
+  init.topic = "news.tech";
+  init.from = "c1-abc";
+  init.to = "c2-abc";
+  init.data = data;
+  ev = ens_message_new (&init);
+  ens_message_set_seq (ev, 7);
+  first = ens_message_encode (ev, ens_message_encode_native);
+  second = ens_message_encode (ev, ens_message_encode_native);
+  g_assert_true (first == second); /* serialised once, shared by every subscriber */
+
+  obj = parse_line (first, &root);
+  g_assert_cmpstr (json_object_get_string_member (obj, "event"), ==, "news.tech");
+  g_assert_cmpint (json_object_get_int_member (obj, "seq"), ==, 7);
+  g_assert_cmpstr (json_object_get_string_member (obj, "to"), ==, "c2-abc");
+  g_assert_true (json_node_equal (json_object_get_member (obj, "data"), data));
+  g_assert_nonnull (strstr (g_bytes_get_data (first, NULL), "\"f\":0.1,"));
+}
+
+static void
+test_encode_error (void)
+{
+  g_autoptr (EnsMessage) req = parse ("{\"id\":\"r9\",\"action\":\"x\"}");
+  g_autoptr (JsonNode) details = json_from_string ("{\"field\":\"name\"}", NULL);
+  g_autoptr (EnsMessage) err = ens_message_new_error (req, "INVALID_PARAMETERS", "name must be set", details);
+  g_autoptr (JsonNode) root = NULL;
+  JsonObject *obj = parse_line (ens_message_encode (err, ens_message_encode_native), &root);
+  JsonObject *e = json_object_get_object_member (obj, "error");
+
+  g_assert_cmpstr (json_object_get_string_member (obj, "id"), ==, "r9");
+  g_assert_cmpstr (json_object_get_string_member (obj, "status"), ==, "error");
+  g_assert_cmpstr (json_object_get_string_member (e, "code"), ==, "INVALID_PARAMETERS");
+  g_assert_cmpstr (json_object_get_string_member (e, "message"), ==, "name must be set");
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (e, "details"), "field"), ==, "name");
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/message/parse-request", test_parse_request);
+  g_test_add_func ("/message/numeric-id", test_parse_numeric_id_round_trip);
+  g_test_add_func ("/message/parse-errors", test_parse_errors);
+  g_test_add_func ("/message/agent-answer", test_parse_agent_answer);
+  g_test_add_func ("/message/encode-event-once", test_encode_event_once);
+  g_test_add_func ("/message/encode-error", test_encode_error);
+  return g_test_run ();
+}
