@@ -11,6 +11,7 @@ typedef struct {
   EnsSubscriber *sub;
   char *pattern;
   gulong handler_id; /* exact topics: the signal handler */
+  gboolean has_colon; /* may observe targeted events */
   gboolean dead;     /* removed while a publish was running */
 } SubEntry;
 
@@ -163,6 +164,7 @@ ens_bus_subscribe (EnsBus *bus, EnsSubscriber *sub, const char *pattern)
   entry = g_new0 (SubEntry, 1);
   entry->sub = sub;
   entry->pattern = g_strdup (pattern);
+  entry->has_colon = strchr (pattern, ':') != NULL;
   if (ens_glob_is_pattern (pattern))
     g_ptr_array_add (bus->patterns, entry);
   else
@@ -256,7 +258,9 @@ ens_bus_publish (EnsBus *bus, EnsMessage *event, EnsSubscriber *target)
   for (guint i = 0; i < bus->patterns->len; i++)
     {
       SubEntry *entry = g_ptr_array_index (bus->patterns, i);
-      if (!entry->dead && ens_glob_match (entry->pattern, key))
+      /* A targeted event is private: only patterns that name a target
+       * (contain ':', such as "COMPLETION_RESULT:*") observe it, not "*". */
+      if (!entry->dead && (event->to == NULL || entry->has_colon) && ens_glob_match (entry->pattern, key))
         deliver (bus, entry->sub, event);
     }
 

@@ -14,7 +14,9 @@
 struct _EnsConfig {
   GSettings *settings;
   GSettingsSchema *schema;
-  GHashTable *overrides; /* key -> GVariant */
+  GSettingsSchemaSource *source; /* where the schema was found */
+  GSettingsBackend *backend;     /* NULL: the default one */
+  GHashTable *overrides;         /* key -> GVariant */
 };
 
 gboolean
@@ -30,13 +32,17 @@ ens_running_uninstalled (void)
   return uninstalled;
 }
 
+/* Finds the daemon's schema; *out_source is where, so that the plugins'
+ * child schemas are looked up in the same place. */
 static GSettingsSchema *
-find_schema (GError **error)
+find_schema (GSettingsSchemaSource **out_source, GError **error)
 {
   GSettingsSchemaSource *source = g_settings_schema_source_get_default ();
   GSettingsSchema *schema = source ? g_settings_schema_source_lookup (source, ENS_SCHEMA_ID, TRUE) : NULL;
   const char *dirs[] = { ENS_BUILD_ROOT "/data", ENS_SCHEMA_DIR };
 
+  if (schema)
+    *out_source = g_settings_schema_source_ref (source);
   for (guint i = 0; schema == NULL && i < G_N_ELEMENTS (dirs); i++)
     {
       g_autoptr (GSettingsSchemaSource) dir_source = NULL;
@@ -46,6 +52,8 @@ find_schema (GError **error)
       dir_source = g_settings_schema_source_new_from_directory (dirs[i], source, FALSE, NULL);
       if (dir_source)
         schema = g_settings_schema_source_lookup (dir_source, ENS_SCHEMA_ID, FALSE);
+      if (schema)
+        *out_source = g_settings_schema_source_ref (dir_source);
     }
   if (schema == NULL)
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
@@ -57,18 +65,18 @@ find_schema (GError **error)
 EnsConfig *
 ens_config_new (const char *keyfile, GError **error)
 {
-  g_autoptr (GSettingsBackend) backend = NULL;
+  GSettingsSchemaSource *source = NULL;
   EnsConfig *config;
-  GSettingsSchema *schema = find_schema (error);
+  GSettingsSchema *schema = find_schema (&source, error);
 
   if (schema == NULL)
     return NULL;
-  if (keyfile)
-    backend = g_keyfile_settings_backend_new (keyfile, "/org/ensemble/daemon/", "daemon");
-
   config = g_new0 (EnsConfig, 1);
+  if (keyfile)
+    config->backend = g_keyfile_settings_backend_new (keyfile, "/org/ensemble/daemon/", "daemon");
   config->schema = schema;
-  config->settings = g_settings_new_full (schema, backend, NULL);
+  config->source = source;
+  config->settings = g_settings_new_full (schema, config->backend, NULL);
   config->overrides = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
   return config;
 }
@@ -80,6 +88,8 @@ ens_config_free (EnsConfig *config)
     return;
   g_object_unref (config->settings);
   g_settings_schema_unref (config->schema);
+  g_settings_schema_source_unref (config->source);
+  g_clear_object (&config->backend);
   g_hash_table_unref (config->overrides);
   g_free (config);
 }
@@ -153,4 +163,18 @@ GSettings *
 ens_config_settings (EnsConfig *config)
 {
   return config->settings;
+}
+
+GSettings *
+ens_config_settings_new (EnsConfig *config, const char *schema_id, const char *path)
+{
+  g_autoptr (GSettingsSchema) schema = g_settings_schema_source_lookup (config->source, schema_id, TRUE);
+
+  if (schema == NULL)
+    return NULL;
+  if (path == NULL && g_settings_schema_get_path (schema) == NULL)
+    return NULL; /* relocatable: needs a path */
+  if (path && (path[0] != '/' || !g_str_has_suffix (path, "/") || strstr (path, "//")))
+    return NULL; /* GSettings would abort on it */
+  return g_settings_new_full (schema, config->backend, path);
 }

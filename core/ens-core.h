@@ -32,6 +32,8 @@ void ens_json_append (GString *out, JsonNode *node);
 void ens_json_append_string (GString *out, const char *s);
 void ens_json_append_timestamp (GString *out, gint64 real_time_us);
 char *ens_json_to_string (JsonNode *node);
+/* Untrusted input: depth-limited, one value per text. (transfer full) */
+JsonNode *ens_json_parse (const char *text, gsize len, GError **error);
 const char *ens_json_get_string (JsonObject *obj, const char *member);
 /* Returns a node holding a new empty object (transfer full). */
 JsonNode *ens_json_object_node (JsonObject **out_obj);
@@ -68,6 +70,9 @@ guint ens_config_get_uint (EnsConfig *config, const char *key);
 char *ens_config_get_path (EnsConfig *config, const char *key);
 char **ens_config_get_strv (EnsConfig *config, const char *key);
 GSettings *ens_config_settings (EnsConfig *config);
+/* (transfer full) settings of another schema on the same backend; NULL if
+ * the schema is unknown or @path is not "/.../" */
+GSettings *ens_config_settings_new (EnsConfig *config, const char *schema_id, const char *path);
 
 /* ---------------------------------------------------------------- plugins */
 
@@ -150,6 +155,44 @@ struct _EnsDaemon {
   EnsCounters counters;
   gboolean shutting_down;
 };
+
+/* Completions (ens-completion.c). */
+typedef struct {
+  void (*chunk) (gpointer data, const char *request_id, const char *text);
+  void (*event) (gpointer data, const char *request_id, const char *type, JsonNode *payload);
+  /* @result (transfer none) or NULL with @code and @message */
+  void (*done) (gpointer data, const char *request_id, JsonNode *result, const char *code, const char *message);
+} EnsCompletionHooks;
+
+void ens_completion_init (void);
+void ens_completion_cancel_all (void);
+guint ens_completion_running (void);
+void ens_completion_shutdown (void);
+void ens_completion_add_provider (EnsPlugin *plugin);
+void ens_completion_add_router (EnsPlugin *plugin);
+void ens_completion_forget_plugin (EnsPlugin *plugin);
+/* Queues a completion; *answer is the ack (or the error, and NULL is
+ * returned).  Results go to @client_id (may be NULL) and to @hooks. */
+EnsCompletion *ens_completion_submit (EnsDaemon *d, EnsMessage *request, JsonObject *params, EnsClient *client,
+                                      const char *client_id, const EnsCompletionHooks *hooks, gpointer hooks_data,
+                                      EnsMessage **answer);
+gboolean ens_completion_pump_idle (gpointer data);
+const char *ens_completion_id (EnsCompletion *c);
+EnsMessage *ens_completion_route (EnsDaemon *d, EnsMessage *request, JsonObject *params);
+EnsMessage *ens_completion_cancel (EnsDaemon *d, EnsMessage *request, JsonObject *params, EnsClient *client,
+                                   gboolean admin);
+void ens_completion_cancel_id (const char *request_id);
+void ens_completion_client_gone (EnsClient *client);
+JsonNode *ens_completion_budget (EnsDaemon *d);
+JsonNode *ens_completion_providers (void);
+JsonNode *ens_completion_stats (EnsDaemon *d);
+void ens_completion_chunk (EnsCompletion *c, const char *text);
+void ens_completion_event (EnsCompletion *c, const char *type, JsonNode *payload);
+void ens_completion_finish (EnsCompletion *c, JsonNode *result);
+void ens_completion_fail (EnsCompletion *c, const char *code, const char *message);
+
+/* Publishes an event from the daemon itself; @to resolves like publish's. */
+void ens_dispatch_publish (const char *from, const char *topic, JsonNode *data, const char *to);
 
 /* Spawned agent processes (ens-process.c). */
 EnsMessage *ens_process_spawn (EnsDaemon *d, EnsMessage *request, JsonObject *params);

@@ -16,6 +16,7 @@ struct _EnsClient {
   char *peer;
   EnsSubscriber *subscriber; /* made on first subscribe */
   GPtrArray *agents;         /* names this connection registered */
+  guint pending;             /* its requests waiting for an agent */
   gint64 connected_real_us;
 };
 
@@ -250,6 +251,7 @@ ens_dispatch_client_close (EnsClient *client)
 
   g_hash_table_remove (d->clients, client->id);
   ens_subscriber_free (d->bus, client->subscriber);
+  ens_completion_client_gone (client);
 
   /* Requests it asked: nobody to answer any more.  Requests it was serving
    * as an agent: their requesters get AGENT_GONE now, not a timeout later. */
@@ -258,7 +260,10 @@ ens_dispatch_client_close (EnsClient *client)
     {
       EnsPending *p = value;
       if (p->requester == client)
-        p->requester = NULL;
+        {
+          p->requester = NULL;
+          client->pending--;
+        }
       if (p->agent_client == client)
         g_ptr_array_add (orphaned, p);
     }
@@ -474,7 +479,10 @@ pending_finish (EnsDaemon *d, EnsPending *p, EnsMessage *answer)
   if (answer->kind == ENS_MESSAGE_ERROR)
     d->counters.errors++;
   if (p->requester)
-    client_deliver (p->requester, answer);
+    {
+      p->requester->pending--;
+      client_deliver (p->requester, answer);
+    }
   else if (p->func)
     reply_to_plugin (p->func, p->user_data, answer);
 
@@ -547,10 +555,22 @@ forward_to_agent (EnsDaemon *d, EnsMessage *msg, EnsClient *requester, EnsPlugin
       return;
     }
 
+  if (requester && requester->pending >= ens_config_get_uint (d->config, "max-pending-requests"))
+    {
+      g_autoptr (EnsMessage) err = ens_message_new_error (
+        msg, ENS_ERR_OVERLOADED, "too many requests of this connection are waiting for agents (max-pending-requests)",
+        NULL);
+      d->counters.errors++;
+      client_deliver (requester, err);
+      return;
+    }
+
   p = g_new0 (EnsPending, 1);
   p->qid = g_strdup_printf ("q%" G_GUINT64_FORMAT, ++d->next_request);
   p->request = ens_message_ref (msg);
   p->requester = requester;
+  if (requester)
+    requester->pending++;
   p->requesting_plugin = req_plugin;
   p->func = func;
   p->user_data = user_data;
@@ -595,7 +615,7 @@ agent_answer (EnsDaemon *d, EnsClient *client, EnsMessage *answer)
     {
       g_autofree char *text = g_strdup_printf ("no request %s is waiting for an answer from this connection "
                                                "(answered already, timed out, or never sent)", answer->id);
-      g_autoptr (EnsMessage) err = ens_message_new_error (NULL, ENS_ERR_UNKNOWN_REQUEST, text, NULL);
+      g_autoptr (EnsMessage) err = ens_message_new_error (answer, ENS_ERR_UNKNOWN_REQUEST, text, NULL);
       d->counters.errors++;
       client_deliver (client, err);
       return;
@@ -689,6 +709,8 @@ ens_dispatch_health (EnsDaemon *d)
   json_object_set_int_member (obj, "subscriptions", subscriptions);
   json_object_set_int_member (obj, "pending_requests", g_hash_table_size (d->pending));
   json_object_set_int_member (obj, "processes", ens_process_running ());
+  json_object_set_member (obj, "llm_router", ens_completion_budget (d));
+  json_object_set_member (obj, "completions", ens_completion_stats (d));
   json_object_set_int_member (counters, "requests", d->counters.requests);
   json_object_set_int_member (counters, "errors", d->counters.errors);
   json_object_set_int_member (counters, "events_published", d->counters.events_published);
@@ -910,6 +932,19 @@ verb_subscribe (EnsCall *call, gboolean subscribe)
   return ens_message_new_reply (call->msg, data);
 }
 
+/* The connection a targeted event goes to: a client id, or the connection
+ * serving an agent of that name.  It gets a subscriber to receive it. */
+static EnsClient *
+resolve_target (EnsDaemon *d, const char *to)
+{
+  EnsAgent *agent = g_hash_table_lookup (d->agents, to);
+  EnsClient *client = agent && agent->client ? agent->client : g_hash_table_lookup (d->clients, to);
+
+  if (client && client->subscriber == NULL)
+    client->subscriber = ens_subscriber_new (client_on_event, client, NULL);
+  return client;
+}
+
 static EnsMessage *
 verb_publish (EnsCall *call)
 {
@@ -933,13 +968,7 @@ verb_publish (EnsCall *call)
   if (from_agent && !valid_name (from_agent))
     return invalid (call, "from_agent", "an agent name of 1-64 characters from [A-Za-z0-9._-]");
   if (to)
-    {
-      EnsAgent *agent = g_hash_table_lookup (d->agents, to);
-      EnsClient *client = agent && agent->client ? agent->client : g_hash_table_lookup (d->clients, to);
-      target = client;
-      if (client && client->subscriber == NULL)
-        client->subscriber = ens_subscriber_new (client_on_event, client, NULL);
-    }
+    target = resolve_target (d, to);
 
   init.topic = topic;
   init.to = to;
@@ -1078,11 +1107,49 @@ verb_processes_list (EnsCall *call)
   return ens_process_list (call->msg);
 }
 
+/* complete {prompt | messages, model?, provider?, stream?, max_tokens?,
+ * temperature?, task_type?, priority?, max_latency?, token_count?,
+ * client_id?}: acknowledged at once; results come as targeted events to the
+ * requester, or to client_id (a client id or agent name, as KSI names it). */
 static EnsMessage *
 verb_complete (EnsCall *call)
 {
-  return error_reply (call, ENS_ERR_NOT_AVAILABLE,
-                      "completions need a provider plugin, and none is loaded in this daemon");
+  const char *client_id = NULL;
+  EnsMessage *answer = NULL;
+
+  if (!param_string (call, "client_id", FALSE, &client_id))
+    return invalid (call, "client_id", "a client id or agent name");
+  if (client_id == NULL && call->client)
+    client_id = call->client->id;
+  ens_completion_submit (call->d, call->msg, call->params, call->client, client_id, NULL, NULL, &answer);
+  return answer;
+}
+
+static EnsMessage *
+verb_complete_cancel (EnsCall *call)
+{
+  return ens_completion_cancel (call->d, call->msg, call->params, call->client,
+                                call->client && (call->client->flags & ENS_CLIENT_FLAG_ADMIN));
+}
+
+static EnsMessage *
+verb_route (EnsCall *call)
+{
+  return ens_completion_route (call->d, call->msg, call->params);
+}
+
+static EnsMessage *
+verb_providers (EnsCall *call)
+{
+  g_autoptr (JsonNode) data = ens_completion_providers ();
+  return ens_message_new_reply (call->msg, data);
+}
+
+static EnsMessage *
+verb_budget (EnsCall *call)
+{
+  g_autoptr (JsonNode) data = ens_completion_budget (call->d);
+  return ens_message_new_reply (call->msg, data);
 }
 
 typedef EnsMessage *(*VerbFunc) (EnsCall *call);
@@ -1110,6 +1177,10 @@ static const struct {
   { "processes.spawn", verb_processes_spawn },
   { "processes.list", verb_processes_list },
   { "complete", verb_complete },
+  { "complete.cancel", verb_complete_cancel },
+  { "route", verb_route },
+  { "providers.list", verb_providers },
+  { "budget", verb_budget },
   { "shutdown", verb_shutdown },
 };
 
@@ -1200,27 +1271,26 @@ ens_dispatch_plugin_request (EnsPlugin *self, const char *agent, const char *act
 }
 
 void
-ens_dispatch_plugin_publish (EnsPlugin *self, const char *topic, JsonNode *data, const char *to)
+ens_dispatch_publish (const char *from, const char *topic, JsonNode *data, const char *to)
 {
   EnsDaemon *d = ens_daemon_get ();
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
   g_autoptr (EnsMessage) event = NULL;
-  EnsClient *target = NULL;
+  EnsClient *target = to ? resolve_target (d, to) : NULL;
 
-  if (to)
-    {
-      EnsAgent *agent = g_hash_table_lookup (d->agents, to);
-      target = agent && agent->client ? agent->client : g_hash_table_lookup (d->clients, to);
-      if (target && target->subscriber == NULL)
-        target->subscriber = ens_subscriber_new (client_on_event, target, NULL);
-    }
   init.topic = topic;
   init.to = to;
-  init.from = ens_plugin_get_desc (self)->id;
+  init.from = from;
   init.data = data;
   event = ens_message_new (&init);
   d->counters.events_published++;
   d->counters.events_delivered += ens_bus_publish (d->bus, event, target ? target->subscriber : NULL);
+}
+
+void
+ens_dispatch_plugin_publish (EnsPlugin *self, const char *topic, JsonNode *data, const char *to)
+{
+  ens_dispatch_publish (ens_plugin_get_desc (self)->id, topic, data, to);
 }
 
 static void
@@ -1273,6 +1343,7 @@ ens_dispatch_plugin_unsubscribe (EnsPlugin *self, guint id)
 void
 ens_dispatch_plugin_forget (EnsPlugin *self)
 {
+  ens_completion_forget_plugin (self);
   EnsDaemon *d = ens_daemon_get ();
   GHashTableIter iter;
   gpointer value;

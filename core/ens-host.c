@@ -71,6 +71,13 @@ host_state_next_sequence (EnsPlugin *self, const char *name, GError **error)
   return ens_state_next_sequence (the_daemon->state, s, error);
 }
 
+static GSettings *
+host_settings_new (EnsPlugin *self, const char *schema_id, const char *path)
+{
+  (void) self;
+  return ens_config_settings_new (the_daemon->config, schema_id, path);
+}
+
 static const EnsHost host_table = {
   .struct_size = sizeof (EnsHost),
   .abi_major = ENS_ABI_MAJOR,
@@ -98,6 +105,12 @@ static const EnsHost host_table = {
   .state_get = host_state_get,
   .state_delete = host_state_delete,
   .state_next_sequence = host_state_next_sequence,
+  .settings_new = host_settings_new,
+  .json_parse = ens_json_parse,
+  .completion_chunk = ens_completion_chunk,
+  .completion_event = ens_completion_event,
+  .completion_finish = ens_completion_finish,
+  .completion_fail = ens_completion_fail,
 };
 
 const EnsHost *

@@ -19,6 +19,14 @@ on_signal (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+static gboolean
+log_ready (gpointer data)
+{
+  (void) data;
+  g_message ("ready");
+  return G_SOURCE_REMOVE;
+}
+
 static char *
 random_node_id (void)
 {
@@ -119,6 +127,7 @@ main (int argc, char **argv)
   d->loop = g_main_loop_new (NULL, FALSE);
   d->bus = ens_bus_new ();
   ens_dispatch_init (d);
+  ens_completion_init ();
   d->loader = ens_loader_new (ens_host_table ());
 
   dirs = ens_config_get_strv (d->config, "plugin-dirs");
@@ -145,7 +154,9 @@ main (int argc, char **argv)
     {
       sigint = g_unix_signal_add (SIGINT, on_signal, d);
       sigterm = g_unix_signal_add (SIGTERM, on_signal, d);
-      g_message ("ready");
+      /* "ready" once what plugins deferred at start (such as the sockets of
+       * agents already registered) has run. */
+      g_idle_add_full (G_PRIORITY_LOW, log_ready, NULL, NULL);
       g_main_loop_run (d->loop);
       g_source_remove (sigint);
       g_source_remove (sigterm);
@@ -153,7 +164,14 @@ main (int argc, char **argv)
 
   d->shutting_down = TRUE;
   ens_process_stop_all ();
+  /* Running completions are cancelled while their providers still run,
+   * and get a moment to say so. */
+  ens_completion_cancel_all ();
+  for (gint64 until = g_get_monotonic_time () + 200000;
+       ens_completion_running () > 0 && g_get_monotonic_time () < until;)
+    g_main_context_iteration (NULL, FALSE);
   ens_loader_free (d->loader); /* stops every plugin, in reverse order */
+  ens_completion_shutdown ();
   ens_dispatch_shutdown (d);
   g_clear_object (&d->bus);
   ens_state_close (d->state);

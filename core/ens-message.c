@@ -309,18 +309,32 @@ ens_message_encode_native (EnsMessage *msg)
 /* ------------------------------------------------------------ native parse */
 
 static EnsMessage *
-bounce (const char *id, gboolean id_is_number, const char *code, const char *message)
+bounce_field (const char *id, gboolean id_is_number, const char *code, const char *message, const char *field)
 {
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_ERROR);
+  g_autoptr (JsonNode) details = NULL;
   EnsMessage *m;
 
+  if (field)
+    {
+      JsonObject *obj;
+      details = ens_json_object_node (&obj);
+      json_object_set_string_member (obj, "field", field);
+    }
   init.id = id;
   init.error_code = code;
   init.error_message = message;
+  init.error_details = details;
   m = ens_message_new (&init);
   PRIV (m)->bounce = TRUE;
   PRIV (m)->id_is_number = id_is_number;
   return m;
+}
+
+static EnsMessage *
+bounce (const char *id, gboolean id_is_number, const char *code, const char *message)
+{
+  return bounce_field (id, id_is_number, code, message, NULL);
 }
 
 /* Reads "id": a string or an integer, echoed back as it came. */
@@ -366,9 +380,9 @@ parse_agent_answer (JsonObject *obj, gint64 received_us)
   EnsMessage *m;
 
   if (!read_id (obj, "reply_to", &id, &is_number) || id == NULL)
-    return bounce (NULL, FALSE, ENS_ERR_INVALID_REQUEST, "reply_to must be a string or an integer");
+    return bounce_field (NULL, FALSE, ENS_ERR_INVALID_REQUEST, "reply_to must be a string or an integer", "reply_to");
   if (status != NULL && g_strcmp0 (status, "success") != 0 && g_strcmp0 (status, "error") != 0)
-    return bounce (NULL, FALSE, ENS_ERR_INVALID_REQUEST, "status must be \"success\" or \"error\"");
+    return bounce_field (NULL, FALSE, ENS_ERR_INVALID_REQUEST, "status must be \"success\" or \"error\"", "status");
 
   init.id = id;
   init.received_us = received_us;
@@ -395,7 +409,6 @@ parse_agent_answer (JsonObject *obj, gint64 received_us)
 EnsMessage *
 ens_message_parse_native (const char *text, gsize len)
 {
-  static JsonParser *parser; /* main loop only; reused to save a GObject per line */
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonNode) root = NULL;
   g_autofree char *id = NULL;
@@ -406,14 +419,12 @@ ens_message_parse_native (const char *text, gsize len)
   JsonNode *timeout;
   EnsMessage *m;
 
-  if (parser == NULL)
-    parser = json_parser_new_immutable ();
-  if (len > G_MAXSSIZE || !json_parser_load_from_data (parser, text, (gssize) len, &error))
+  root = ens_json_parse (text, len, &error);
+  if (root == NULL)
     {
-      g_autofree char *msg = g_strdup_printf ("malformed JSON: %s", error ? error->message : "too long");
+      g_autofree char *msg = g_strdup_printf ("malformed JSON: %s", error->message);
       return bounce (NULL, FALSE, ENS_ERR_INVALID_JSON, msg);
     }
-  root = json_parser_steal_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     return bounce (NULL, FALSE, ENS_ERR_INVALID_REQUEST, "a request is a JSON object");
   obj = json_node_get_object (root);
@@ -422,21 +433,22 @@ ens_message_parse_native (const char *text, gsize len)
     return parse_agent_answer (obj, received_us);
 
   if (!read_id (obj, "id", &id, &id_is_number))
-    return bounce (NULL, FALSE, ENS_ERR_INVALID_REQUEST, "id must be a string or an integer");
+    return bounce_field (NULL, FALSE, ENS_ERR_INVALID_REQUEST, "id must be a string or an integer", "id");
   init.action = ens_json_get_string (obj, "action");
   if (init.action == NULL || init.action[0] == '\0')
-    return bounce (id, id_is_number, ENS_ERR_INVALID_REQUEST,
-                   json_object_has_member (obj, "action") ? "action must be a non-empty string"
-                                                          : "missing field: action");
+    return bounce_field (id, id_is_number, ENS_ERR_INVALID_REQUEST,
+                         json_object_has_member (obj, "action") ? "action must be a non-empty string"
+                                                                : "missing field: action",
+                         "action");
   if (!member_is_string_or_absent (obj, "agent"))
-    return bounce (id, id_is_number, ENS_ERR_INVALID_REQUEST, "agent must be a string");
+    return bounce_field (id, id_is_number, ENS_ERR_INVALID_REQUEST, "agent must be a string", "agent");
   timeout = json_object_get_member (obj, "timeout_ms");
   if (timeout != NULL)
     {
       if (!JSON_NODE_HOLDS_VALUE (timeout) || json_node_get_value_type (timeout) != G_TYPE_INT64 ||
           json_node_get_int (timeout) < 1 || json_node_get_int (timeout) > 3600000)
-        return bounce (id, id_is_number, ENS_ERR_INVALID_REQUEST,
-                       "timeout_ms must be an integer from 1 to 3600000");
+        return bounce_field (id, id_is_number, ENS_ERR_INVALID_REQUEST,
+                             "timeout_ms must be an integer from 1 to 3600000", "timeout_ms");
       init.timeout_ms = (guint32) json_node_get_int (timeout);
     }
 

@@ -227,6 +227,18 @@ check_desc (const EnsPluginDesc *desc, GError **error)
       if (vt->name == NULL || vt->handle == NULL)
         return refuse (error, ENS_PLUGIN_ERROR_ABI, "agent vtable lacks name or handle()");
     }
+  if (desc->kind == ENS_PLUGIN_KIND_ROUTER)
+    {
+      const EnsRouterVTable *vt = desc->vtable;
+      if (vt->name == NULL || vt->choose == NULL)
+        return refuse (error, ENS_PLUGIN_ERROR_ABI, "router vtable lacks name or choose()");
+    }
+  if (desc->kind == ENS_PLUGIN_KIND_PROVIDER)
+    {
+      const EnsProviderVTable *vt = desc->vtable;
+      if (vt->backends == NULL || vt->complete == NULL)
+        return refuse (error, ENS_PLUGIN_ERROR_ABI, "provider vtable lacks backends() or complete()");
+    }
   return TRUE;
 }
 
@@ -290,6 +302,10 @@ start_plugin (EnsLoader *loader, EnsPlugin *plugin, GError **error)
       ens_dispatch_plugin_forget (plugin);
       return refuse (error, ENS_PLUGIN_ERROR_DUPLICATE, "%s", local->message);
     }
+  if (plugin->desc->kind == ENS_PLUGIN_KIND_PROVIDER)
+    ens_completion_add_provider (plugin);
+  else if (plugin->desc->kind == ENS_PLUGIN_KIND_ROUTER)
+    ens_completion_add_router (plugin);
   g_hash_table_insert (loader->ids, (gpointer) plugin->desc->id, plugin);
   g_ptr_array_add (loader->plugins, g_object_ref (plugin));
   return TRUE;

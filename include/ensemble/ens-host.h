@@ -114,6 +114,34 @@ struct _EnsHost {
   gboolean (*state_delete) (EnsPlugin *self, const char *scope, const char *key, GError **error);
   /* Next value of a named counter that never goes back, even across restarts. */
   gint64 (*state_next_sequence) (EnsPlugin *self, const char *name, GError **error);
+
+  /* ---- settings of a plugin's own (per-instance child schemas) ---- */
+  /* (transfer full) GSettings for @schema_id at @path (NULL: the schema's
+   * own path), on the daemon's settings backend (dconf or --config FILE);
+   * NULL if the schema is not installed. */
+  GSettings *(*settings_new) (EnsPlugin *self, const char *schema_id, const char *path);
+
+  /* ---- parsing untrusted input ---- */
+  /* Parses one JSON text from a client: (transfer full) its root, or NULL
+   * with @error set for malformed JSON, nesting deeper than 512 levels (a
+   * recursive parser's stack would not survive it), or anything but
+   * white space after the value. */
+  JsonNode *(*json_parse) (const char *text, gsize len, GError **error);
+
+  /* ---- completions: what a provider reports (main loop only) ---- */
+  /* A piece of the answer, as it arrives. */
+  void (*completion_chunk) (EnsCompletion *completion, const char *text);
+  /* Anything else worth streaming: "tool_call_start", "tool_call_result"
+   * with @data (transfer none). */
+  void (*completion_event) (EnsCompletion *completion, const char *type, JsonNode *data);
+  /* The end: @result (transfer none) {response, model, usage:
+   * {input_tokens, output_tokens}, finish_reason, tool_calls?}.
+   * @completion is invalid afterwards. */
+  void (*completion_finish) (EnsCompletion *completion, JsonNode *result);
+  /* The end, failed: @code e.g. "UPSTREAM_ERROR", "TIMEOUT", "RATE_LIMITED",
+   * "CANCELLED", "BAD_REQUEST", "AUTH_FAILED". @completion is invalid
+   * afterwards. */
+  void (*completion_fail) (EnsCompletion *completion, const char *code, const char *message);
 };
 
 /* Logging helpers for plugins holding `host` and `self`. */

@@ -54,10 +54,18 @@ typedef struct {
   void (*handle) (gpointer instance, EnsMessage *request, EnsResponder *responder);
 } EnsAgentVTable;
 
-/* Kind ENS_PLUGIN_KIND_ROUTER: picks a provider for a completion.
- * @request and @candidates (a JSON array of provider descriptions) are
- * (transfer none).  Returns (transfer full) a JSON object
- * {provider, reasoning, estimated_cost, confidence}, or NULL with @error set. */
+/* Kind ENS_PLUGIN_KIND_ROUTER: a routing policy, chosen by the router-policy
+ * setting through @name.  choose() ranks the candidates for one request:
+ *   @request (transfer none): {token_count, task_type, priority ("high" |
+ *     "medium" | "low"), max_latency (ms, 0 = none), model?,
+ *     budget_remaining (USD, < 0 = unlimited)}
+ *   @candidates (transfer none): array of backends, each {name, provider,
+ *     models, quality (0..1), cost_per_1k (USD per 1000 tokens),
+ *     latency_ms (observed moving average), error_rate (0..1),
+ *     context_window, capabilities, local}
+ * Returns (transfer full) {provider: the chosen backend's name, reasoning,
+ * estimated_cost, confidence (0..1), ranking: [backend names, best first,
+ * the fallback order]}, or NULL with @error set when none fits. */
 typedef struct {
   guint32 struct_size;
   const char *name;
@@ -66,16 +74,24 @@ typedef struct {
 
 typedef struct _EnsCompletion EnsCompletion; /* opaque: one running completion */
 
-/* Kind ENS_PLUGIN_KIND_PROVIDER: answers completions.  describe() returns
- * (transfer full) a JSON object {models, quality, cost_per_1k, latency_ms,
- * context_window, capabilities}.  complete() starts work for @completion and
- * reports through host->completion_chunk/finish/fail exactly once finished;
- * @request is (transfer none); @cancellable is (transfer none) and stays valid
- * until the completion is finished or failed. */
+/* Kind ENS_PLUGIN_KIND_PROVIDER: answers completions on one or more
+ * backends (e.g. two OpenAI-compatible endpoints served by one plugin).
+ * backends() returns (transfer full) an array of {name, models, quality,
+ * cost_per_1k_input, cost_per_1k_output, latency_ms, context_window,
+ * capabilities, max_concurrency, local}; called at start and when the
+ * configuration changes.
+ * complete() starts one completion on @backend:
+ *   @request (transfer none): {model, messages: [{role, content}],
+ *     max_tokens?, temperature?, stream (bool), tools?}
+ *   progress goes to host->completion_chunk / completion_event, and the end,
+ *   exactly once, to host->completion_finish or host->completion_fail;
+ *   @cancellable (transfer none) is cancelled when the requester cancels or
+ *   goes away: stop upstream work and report completion_fail ("CANCELLED").
+ * @completion stays valid until finish/fail has been called. */
 typedef struct {
   guint32 struct_size;
-  JsonNode *(*describe) (gpointer instance);
-  void (*complete) (gpointer instance, JsonNode *request, EnsCompletion *completion,
+  JsonNode *(*backends) (gpointer instance);
+  void (*complete) (gpointer instance, const char *backend, JsonNode *request, EnsCompletion *completion,
                     GCancellable *cancellable);
 } EnsProviderVTable;
 

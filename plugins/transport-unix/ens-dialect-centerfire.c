@@ -27,21 +27,21 @@ void
 ens_centerfire_handle_line (EnsUnixConn *conn, const char *line, gsize len)
 {
   const EnsHost *host = ens_unix_host (conn);
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) root = NULL;
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REQUEST);
   JsonObject *obj;
-  JsonNode *root, *id_node;
+  JsonNode *id_node;
   const char *agent;
   EnsMessage *msg;
 
-  if (!json_parser_load_from_data (parser, line, (gssize) len, &error))
+  root = host->json_parse (line, len, &error);
+  if (root == NULL)
     {
       g_autofree char *text = g_strdup_printf ("malformed JSON: %s", error->message);
       bounce (conn, NULL, ENS_ERR_INVALID_JSON, text);
       return;
     }
-  root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     {
       bounce (conn, NULL, ENS_ERR_INVALID_REQUEST, "a request is a JSON object {id, interface, agent, action, data}");

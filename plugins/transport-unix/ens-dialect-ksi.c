@@ -563,20 +563,20 @@ void
 ens_ksi_handle_line (EnsUnixConn *conn, const char *line, gsize len)
 {
   const EnsHost *host = ens_unix_host (conn);
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   g_autoptr (GError) error = NULL;
-  JsonNode *root, *params_node, *version;
+  g_autoptr (JsonNode) root = NULL;
+  JsonNode *params_node, *version;
   JsonObject *obj, *params = NULL;
   const char *command;
   const KsiCommand *cmd = NULL;
 
-  if (!json_parser_load_from_data (parser, line, (gssize) len, &error))
+  root = host->json_parse (line, len, &error);
+  if (root == NULL)
     {
       g_autofree char *text = g_strdup_printf ("All commands must be valid JSON: %s", error->message);
       send_dispatcher_error (conn, "INVALID_JSON", text);
       return;
     }
-  root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     {
       send_dispatcher_error (conn, "INVALID_COMMAND", "Validation failed: a command is a JSON object");

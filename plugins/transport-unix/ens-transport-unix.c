@@ -62,6 +62,7 @@ struct _EnsUnixConn {
   gboolean discarding; /* inside an over-long line */
   GQueue out;          /* OutItem* */
   gsize out_offset;    /* bytes of the head already written */
+  guint awaiting;      /* requests handed to the core, not yet answered */
   guint64 dropped;     /* events dropped, not yet reported */
   guint64 dropped_total;
   gboolean want_out, paused, peer_closed, close_when_flushed, keep_open, answered;
@@ -256,10 +257,18 @@ enqueue (EnsUnixConn *conn, GBytes *bytes, gboolean droppable)
     conn_update_events (conn);
 }
 
+static void
+answered (EnsUnixConn *conn)
+{
+  conn->answered = TRUE;
+  if (conn->awaiting > 0)
+    conn->awaiting--;
+}
+
 void
 ens_unix_send (EnsUnixConn *conn, GBytes *bytes)
 {
-  conn->answered = TRUE;
+  answered (conn);
   enqueue (conn, bytes, FALSE);
 }
 
@@ -401,7 +410,7 @@ reply_line_too_long (EnsUnixConn *conn)
   err = host->message_new (&init);
   enqueue (conn, encode_for (conn, err), FALSE);
   host->message_unref (err);
-  conn->answered = TRUE;
+  answered (conn);
 }
 
 static void
@@ -413,6 +422,7 @@ handle_line (EnsUnixConn *conn, const char *line, gsize len)
     len--;
   if (len == 0)
     return;
+  conn->awaiting++; /* every line gets one answer (an agent's reply_to line: none, see sink_deliver) */
   if (len > conn->t->max_line)
     {
       reply_line_too_long (conn);
@@ -430,6 +440,8 @@ handle_line (EnsUnixConn *conn, const char *line, gsize len)
     default:
       {
         EnsMessage *msg = host->parse_native (line, len);
+        if (msg->kind != ENS_MESSAGE_REQUEST && msg->error_code == NULL && conn->awaiting > 0)
+          conn->awaiting--; /* an agent's answer: nothing comes back for it */
         host->client_submit (conn->client, msg);
         host->message_unref (msg);
       }
@@ -535,14 +547,16 @@ conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
     }
   if (conn->dialect != ENS_DIALECT_NATIVE && conn->answered && !conn->keep_open)
     conn->close_when_flushed = TRUE;
-  if ((conn->peer_closed || conn->close_when_flushed) && conn->out.length == 0)
+  /* A peer that only shut down its sending side (nc -N) still reads: it
+   * gets the answers to what it sent before the connection closes. */
+  if (conn->out.length == 0 && (conn->close_when_flushed || (conn->peer_closed && conn->awaiting == 0)))
     {
       conn_close (conn);
       return G_SOURCE_CONTINUE;
     }
-  if ((revents & (G_IO_HUP | G_IO_ERR)) && conn->peer_closed == FALSE && !(revents & G_IO_IN))
+  if ((revents & G_IO_ERR) || ((revents & G_IO_HUP) && (conn->peer_closed || !(revents & G_IO_IN))))
     {
-      conn_close (conn);
+      conn_close (conn); /* gone both ways: nothing can be delivered */
       return G_SOURCE_CONTINUE;
     }
   conn_update_events (conn);
@@ -559,7 +573,7 @@ sink_deliver (gpointer sink_data, EnsMessage *msg)
   EnsUnixConn *conn = sink_data;
 
   if (msg->kind == ENS_MESSAGE_REPLY || msg->kind == ENS_MESSAGE_ERROR)
-    conn->answered = TRUE;
+    answered (conn);
   enqueue (conn, encode_for (conn, msg), msg->kind == ENS_MESSAGE_EVENT);
 }
 

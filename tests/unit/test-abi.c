@@ -23,7 +23,7 @@ OFF (EnsPluginDesc, stop, 56);
 OFF (EnsPluginDesc, describe, 64);
 OFF (EnsPluginDesc, vtable, 72);
 
-G_STATIC_ASSERT (sizeof (EnsHost) == 200);
+G_STATIC_ASSERT (sizeof (EnsHost) == 248);
 OFF (EnsHost, struct_size, 0);
 OFF (EnsHost, abi_major, 4);
 OFF (EnsHost, abi_minor, 8);
@@ -50,6 +50,12 @@ OFF (EnsHost, state_set, 168);
 OFF (EnsHost, state_get, 176);
 OFF (EnsHost, state_delete, 184);
 OFF (EnsHost, state_next_sequence, 192);
+OFF (EnsHost, settings_new, 200);
+OFF (EnsHost, json_parse, 208);
+OFF (EnsHost, completion_chunk, 216);
+OFF (EnsHost, completion_event, 224);
+OFF (EnsHost, completion_finish, 232);
+OFF (EnsHost, completion_fail, 240);
 
 G_STATIC_ASSERT (sizeof (EnsMessage) == 128);
 OFF (EnsMessage, kind, 4);
@@ -79,7 +85,11 @@ OFF (EnsAgentVTable, name, 8);
 OFF (EnsAgentVTable, actions, 16);
 OFF (EnsAgentVTable, handle, 24);
 G_STATIC_ASSERT (sizeof (EnsRouterVTable) == 24);
+OFF (EnsRouterVTable, name, 8);
+OFF (EnsRouterVTable, choose, 16);
 G_STATIC_ASSERT (sizeof (EnsProviderVTable) == 24);
+OFF (EnsProviderVTable, backends, 8);
+OFF (EnsProviderVTable, complete, 16);
 G_STATIC_ASSERT (sizeof (EnsClientSink) == 24);
 #endif
 

@@ -99,18 +99,25 @@ test_targeted (void)
   Probe *plain = probe_new (bus, "plain");
   Probe *observer = probe_new (bus, "observer");
   Probe *pattern_observer = probe_new (bus, "pattern observer");
+  Probe *wildcard = probe_new (bus, "wildcard");
 
   ens_bus_subscribe (bus, plain->self, "COMPLETION_RESULT");
   ens_bus_subscribe (bus, observer->self, "COMPLETION_RESULT:c7-n1");
   ens_bus_subscribe (bus, pattern_observer->self, "COMPLETION_RESULT:*");
   ens_bus_subscribe (bus, target->self, "COMPLETION_RESULT"); /* subscribed too: still once */
+  ens_bus_subscribe (bus, wildcard->self, "*");
+  ens_bus_subscribe (bus, wildcard->self, "COMPLETION_*");
 
   g_assert_cmpuint (publish (bus, "COMPLETION_RESULT", "c7-n1", target->self), ==, 3);
   g_assert_cmpuint (target->seen->len, ==, 1);
   g_assert_cmpuint (plain->seen->len, ==, 0); /* others never see a targeted event */
   g_assert_cmpuint (observer->seen->len, ==, 1);
   g_assert_cmpuint (pattern_observer->seen->len, ==, 1);
+  g_assert_cmpuint (wildcard->seen->len, ==, 0); /* "*" does not see private events */
+  publish (bus, "COMPLETION_RESULT", NULL, NULL);
+  g_assert_cmpuint (wildcard->seen->len, ==, 1);
 
+  probe_free (wildcard);
   probe_free (target);
   probe_free (plain);
   probe_free (observer);

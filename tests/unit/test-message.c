@@ -63,6 +63,8 @@ test_parse_errors (void)
     const char *text, *code, *id;
   } cases[] = {
     { "not json", ENS_ERR_INVALID_JSON, NULL },
+    { "{\"id\":1,\"action\":\"ping\"}{\"id\":2,\"action\":\"ping\"}", ENS_ERR_INVALID_JSON, NULL },
+    { "{\"action\":\"ping\"} x", ENS_ERR_INVALID_JSON, NULL },
     { "[1,2]", ENS_ERR_INVALID_REQUEST, NULL },
     { "{\"id\":true,\"action\":\"ping\"}", ENS_ERR_INVALID_REQUEST, NULL },
     { "{\"id\":\"x\"}", ENS_ERR_INVALID_REQUEST, "x" },
@@ -83,6 +85,24 @@ test_parse_errors (void)
         g_error ("%s: got kind %d code %s id %s", cases[i].text, m->kind, m->error_code, m->id);
       g_assert_nonnull (m->error_message);
     }
+}
+
+static void
+test_parse_deep_nesting (void)
+{
+  /* json-glib recurses per level: 100000 levels would overflow the stack. */
+  GString *text = g_string_new ("{\"id\":\"deep\",\"action\":\"ping\",\"data\":");
+  g_autoptr (EnsMessage) m = NULL;
+
+  for (int i = 0; i < 100000; i++)
+    g_string_append_c (text, '[');
+  for (int i = 0; i < 100000; i++)
+    g_string_append_c (text, ']');
+  g_string_append_c (text, '}');
+  m = parse (text->str);
+  g_assert_cmpint (m->kind, ==, ENS_MESSAGE_ERROR);
+  g_assert_cmpstr (m->error_code, ==, ENS_ERR_INVALID_JSON);
+  g_string_free (text, TRUE);
 }
 
 static void
@@ -157,6 +177,7 @@ main (int argc, char **argv)
   g_test_add_func ("/message/numeric-id", test_parse_numeric_id_round_trip);
   g_test_add_func ("/message/parse-errors", test_parse_errors);
   g_test_add_func ("/message/agent-answer", test_parse_agent_answer);
+  g_test_add_func ("/message/deep-nesting", test_parse_deep_nesting);
   g_test_add_func ("/message/encode-event-once", test_encode_event_once);
   g_test_add_func ("/message/encode-error", test_encode_error);
   return g_test_run ();

@@ -1,0 +1,434 @@
+/* ens-provider-local — the offline default provider.  It serves one backend,
+ * "local", with no configuration, so a fresh machine with no network and no
+ * keys still gets answers.  No model runs: the reply is derived
+ * deterministically from the last user message and every result says so
+ * (the text starts with a label, and the result has "local": true).
+ * Streaming requests get the reply a few words at a time on a short timer;
+ * everything is reported from the main loop, never inside complete(). */
+#include <ensemble/ensemble.h>
+
+#include <string.h>
+
+#define LOCAL_BACKEND "local"
+#define LOCAL_LABEL "[ensemble local provider \xe2\x80\x94 no LLM is configured] "
+#define ECHO_CHARS 400
+#define SUMMARY_CHARS 120
+#define WORDS_PER_CHUNK 3
+#define CHUNK_INTERVAL_MS 2
+
+typedef struct {
+  const EnsHost *host;
+  EnsPlugin *self;
+  GList *jobs;   /* Job *, running completions, owned */
+  guint64 served;
+} Local;
+
+typedef struct {
+  Local *local;
+  EnsCompletion *completion;
+  GCancellable *cancellable; /* (owned) may be NULL */
+  GSource *cancel_source;    /* (owned) fires when @cancellable is cancelled */
+  guint timer_id;            /* chunk timer or the idle that finishes */
+  JsonNode *result;          /* (owned) what finish reports */
+  char **pieces;             /* (owned) the streamed chunks, NULL without streaming */
+  guint next;                /* next piece to send */
+  const char *fail_code;     /* set: the job fails with it */
+  char *fail_message;
+} Job;
+
+/* ---- text helpers ---- */
+
+/* (transfer full) the text of a message content: a string, or the "text"
+ * members of an array of parts. */
+static char *
+content_text (JsonNode *content)
+{
+  GString *text = g_string_new (NULL);
+
+  if (content && JSON_NODE_HOLDS_VALUE (content) && json_node_get_value_type (content) == G_TYPE_STRING)
+    g_string_append (text, json_node_get_string (content));
+  else if (content && JSON_NODE_HOLDS_ARRAY (content))
+    {
+      JsonArray *parts = json_node_get_array (content);
+      for (guint i = 0; i < json_array_get_length (parts); i++)
+        {
+          JsonNode *part = json_array_get_element (parts, i);
+          JsonObject *obj = JSON_NODE_HOLDS_OBJECT (part) ? json_node_get_object (part) : NULL;
+          JsonNode *t = obj ? json_object_get_member (obj, "text") : NULL;
+          if (t && JSON_NODE_HOLDS_VALUE (t) && json_node_get_value_type (t) == G_TYPE_STRING)
+            {
+              if (text->len)
+                g_string_append_c (text, '\n');
+              g_string_append (text, json_node_get_string (t));
+            }
+        }
+    }
+  if (!g_utf8_validate (text->str, (gssize) text->len, NULL))
+    {
+      char *valid = g_utf8_make_valid (text->str, (gssize) text->len);
+      g_string_free (text, TRUE);
+      return valid;
+    }
+  return g_string_free (text, FALSE);
+}
+
+static guint
+count_words (const char *text)
+{
+  guint n = 0;
+  gboolean in_word = FALSE;
+
+  for (const char *p = text; *p; p = g_utf8_next_char (p))
+    {
+      gboolean space = g_unichar_isspace (g_utf8_get_char (p));
+      if (!space && !in_word)
+        n++;
+      in_word = !space;
+    }
+  return n;
+}
+
+/* (transfer full) at most @max characters of @text, with an ellipsis when cut. */
+static char *
+truncate_chars (const char *text, glong max)
+{
+  if (g_utf8_strlen (text, -1) <= max)
+    return g_strdup (text);
+  {
+    GString *cut = g_string_new_len (text, g_utf8_offset_to_pointer (text, max) - text);
+    g_string_append (cut, "\xe2\x80\xa6");
+    return g_string_free (cut, FALSE);
+  }
+}
+
+/* (transfer full) the first sentence or line of @text, whitespace squeezed. */
+static char *
+first_sentence (const char *text)
+{
+  GString *out = g_string_new (NULL);
+  gboolean space = FALSE;
+
+  for (const char *p = text; *p; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+      if (c == '\n' && out->len > 0)
+        break;
+      if (g_unichar_isspace (c))
+        {
+          space = out->len > 0;
+          continue;
+        }
+      if (space)
+        g_string_append_c (out, ' ');
+      space = FALSE;
+      g_string_append_unichar (out, c);
+      if ((c == '.' || c == '?' || c == '!') && g_unichar_isspace (g_utf8_get_char (g_utf8_next_char (p))))
+        break;
+    }
+  {
+    char *cut = truncate_chars (out->str, SUMMARY_CHARS);
+    g_string_free (out, TRUE);
+    return cut;
+  }
+}
+
+/* The reply and usage for @request; pure, so the same request always gets
+ * the same answer. (transfer full) */
+static JsonNode *
+build_result (JsonNode *request)
+{
+  JsonObject *req = request && JSON_NODE_HOLDS_OBJECT (request) ? json_node_get_object (request) : NULL;
+  JsonNode *msgs = req ? json_object_get_member (req, "messages") : NULL;
+  JsonArray *messages = msgs && JSON_NODE_HOLDS_ARRAY (msgs) ? json_node_get_array (msgs) : NULL;
+  g_autofree char *last_user = NULL;
+  guint input_words = 0, turns = 0, system_words = 0;
+  g_autoptr (GString) reply = g_string_new (LOCAL_LABEL);
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  for (guint i = 0; messages && i < json_array_get_length (messages); i++)
+    {
+      JsonNode *m = json_array_get_element (messages, i);
+      JsonObject *obj = JSON_NODE_HOLDS_OBJECT (m) ? json_node_get_object (m) : NULL;
+      const char *role = obj ? json_object_get_string_member_with_default (obj, "role", "") : "";
+      g_autofree char *text = content_text (obj ? json_object_get_member (obj, "content") : NULL);
+      guint words = count_words (text);
+
+      input_words += words;
+      if (g_strcmp0 (role, "system") == 0)
+        system_words += words;
+      else if (g_strcmp0 (role, "user") == 0)
+        {
+          turns++;
+          g_free (last_user);
+          last_user = g_steal_pointer (&text);
+        }
+    }
+
+  if (last_user == NULL || count_words (last_user) == 0)
+    g_string_append (reply, "The request has no user message, so there is nothing to answer. "
+                            "Configure a provider in the 'providers' setting for real answers.");
+  else
+    {
+      g_autofree char *summary = first_sentence (last_user);
+      g_autofree char *echo = truncate_chars (last_user, ECHO_CHARS);
+
+      g_string_append_printf (reply, "You asked: \"%s\" (%u words, %ld characters; user turn %u",
+                              summary, count_words (last_user), g_utf8_strlen (last_user, -1), turns);
+      if (system_words)
+        g_string_append_printf (reply, ", after a %u-word system prompt", system_words);
+      g_string_append (reply, "). No language model ran: this is Ensemble's built-in offline provider. "
+                              "Configure a provider in the 'providers' setting for real answers.\n\n"
+                              "Your message, echoed: ");
+      g_string_append (reply, echo);
+    }
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "response");
+  json_builder_add_string_value (b, reply->str);
+  json_builder_set_member_name (b, "model");
+  json_builder_add_string_value (b, LOCAL_BACKEND);
+  json_builder_set_member_name (b, "usage");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "input_tokens");
+  json_builder_add_int_value (b, input_words);
+  json_builder_set_member_name (b, "output_tokens");
+  json_builder_add_int_value (b, count_words (reply->str));
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "finish_reason");
+  json_builder_add_string_value (b, "stop");
+  json_builder_set_member_name (b, "local");
+  json_builder_add_boolean_value (b, TRUE);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+/* (transfer full) @text cut into pieces of WORDS_PER_CHUNK words, each with
+ * the whitespace after it, so the pieces join back to @text. */
+static char **
+split_chunks (const char *text)
+{
+  GPtrArray *pieces = g_ptr_array_new ();
+  const char *start = text;
+  guint words = 0;
+  gboolean in_word = FALSE;
+
+  for (const char *p = text; *p; p = g_utf8_next_char (p))
+    {
+      gboolean space = g_unichar_isspace (g_utf8_get_char (p));
+      if (!space && !in_word)
+        {
+          if (words > 0 && words % WORDS_PER_CHUNK == 0)
+            {
+              g_ptr_array_add (pieces, g_strndup (start, (gsize) (p - start)));
+              start = p;
+            }
+          words++;
+        }
+      in_word = !space;
+    }
+  if (*start)
+    g_ptr_array_add (pieces, g_strdup (start));
+  g_ptr_array_add (pieces, NULL);
+  return (char **) g_ptr_array_free (pieces, FALSE);
+}
+
+/* ---- jobs ---- */
+
+static void
+job_free (Job *job)
+{
+  g_clear_handle_id (&job->timer_id, g_source_remove);
+  if (job->cancel_source)
+    {
+      g_source_destroy (job->cancel_source);
+      g_source_unref (job->cancel_source);
+    }
+  g_clear_object (&job->cancellable);
+  g_clear_pointer (&job->result, json_node_unref);
+  g_strfreev (job->pieces);
+  g_free (job->fail_message);
+  g_free (job);
+}
+
+/* Reports the end (exactly once) and drops the job. */
+static void
+job_end (Job *job, const char *fail_code, const char *fail_message)
+{
+  Local *local = job->local;
+
+  local->jobs = g_list_remove (local->jobs, job);
+  if (fail_code)
+    local->host->completion_fail (job->completion, fail_code, fail_message);
+  else
+    {
+      local->served++;
+      local->host->completion_finish (job->completion, job->result);
+    }
+  job_free (job);
+}
+
+static gboolean
+job_step (gpointer data)
+{
+  Job *job = data;
+
+  if (job->fail_code)
+    {
+      job->timer_id = 0;
+      job_end (job, job->fail_code, job->fail_message);
+      return G_SOURCE_REMOVE;
+    }
+  if (job->pieces && job->pieces[job->next])
+    {
+      job->local->host->completion_chunk (job->completion, job->pieces[job->next++]);
+      if (job->pieces[job->next])
+        return G_SOURCE_CONTINUE;
+    }
+  job->timer_id = 0;
+  job_end (job, NULL, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+job_cancelled (GCancellable *cancellable, gpointer data)
+{
+  Job *job = data;
+
+  job_end (job, "CANCELLED", "the request was cancelled");
+  return G_SOURCE_REMOVE;
+}
+
+static void
+local_complete (gpointer instance, const char *backend, JsonNode *request, EnsCompletion *completion,
+                GCancellable *cancellable)
+{
+  Local *local = instance;
+  Job *job = g_new0 (Job, 1);
+  JsonObject *req = request && JSON_NODE_HOLDS_OBJECT (request) ? json_node_get_object (request) : NULL;
+
+  job->local = local;
+  job->completion = completion;
+  local->jobs = g_list_prepend (local->jobs, job);
+
+  if (g_strcmp0 (backend, LOCAL_BACKEND) != 0)
+    {
+      job->fail_code = "NOT_CONFIGURED";
+      job->fail_message = g_strdup_printf ("the local provider has no backend \"%s\"", backend);
+    }
+  else if (req == NULL)
+    {
+      job->fail_code = "BAD_REQUEST";
+      job->fail_message = g_strdup ("the request is not a JSON object");
+    }
+  else
+    {
+      job->result = build_result (request);
+      if (json_object_get_boolean_member_with_default (req, "stream", FALSE))
+        job->pieces = split_chunks (json_object_get_string_member (json_node_get_object (job->result), "response"));
+    }
+
+  if (cancellable && job->fail_code == NULL)
+    {
+      job->cancellable = g_object_ref (cancellable);
+      job->cancel_source = g_cancellable_source_new (cancellable);
+      g_source_set_callback (job->cancel_source, G_SOURCE_FUNC (job_cancelled), job, NULL);
+      g_source_attach (job->cancel_source, g_main_context_get_thread_default ());
+    }
+  /* Never report from inside complete(): the caller may not expect it. */
+  if (job->pieces)
+    job->timer_id = g_timeout_add (CHUNK_INTERVAL_MS, job_step, job);
+  else
+    job->timer_id = g_idle_add (job_step, job);
+}
+
+static JsonNode *
+local_backends (gpointer instance)
+{
+  Local *local = instance;
+  static const char *const caps[] = { "reasoning", "coding", "chat", "summarization", "analysis" };
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, LOCAL_BACKEND);
+  json_builder_set_member_name (b, "provider");
+  json_builder_add_string_value (b, local->host->plugin_id (local->self));
+  json_builder_set_member_name (b, "models");
+  json_builder_begin_array (b);
+  json_builder_add_string_value (b, LOCAL_BACKEND);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "quality");
+  json_builder_add_double_value (b, 0.3);
+  json_builder_set_member_name (b, "cost_per_1k_input");
+  json_builder_add_double_value (b, 0.0);
+  json_builder_set_member_name (b, "cost_per_1k_output");
+  json_builder_add_double_value (b, 0.0);
+  json_builder_set_member_name (b, "latency_ms");
+  json_builder_add_int_value (b, 5);
+  json_builder_set_member_name (b, "context_window");
+  json_builder_add_int_value (b, 32768);
+  json_builder_set_member_name (b, "capabilities");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < G_N_ELEMENTS (caps); i++)
+    json_builder_add_string_value (b, caps[i]);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "max_concurrency");
+  json_builder_add_int_value (b, 64);
+  json_builder_set_member_name (b, "local");
+  json_builder_add_boolean_value (b, TRUE);
+  json_builder_end_object (b);
+  json_builder_end_array (b);
+  return json_builder_get_root (b);
+}
+
+static JsonNode *
+local_describe (gpointer instance)
+{
+  Local *local = instance;
+  JsonObject *obj = json_object_new ();
+  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+
+  json_object_set_string_member (obj, "backend", LOCAL_BACKEND);
+  json_object_set_int_member (obj, "running", g_list_length (local->jobs));
+  json_object_set_int_member (obj, "served", (gint64) local->served);
+  json_node_take_object (node, obj);
+  return node;
+}
+
+static gpointer
+local_init (const EnsHost *host, EnsPlugin *self, GError **error)
+{
+  Local *local;
+
+  if (!ENS_STRUCT_HAS (host, EnsHost, completion_fail))
+    {
+      g_set_error (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_ABI, "host table too old for providers");
+      return NULL;
+    }
+  local = g_new0 (Local, 1);
+  local->host = host;
+  local->self = self;
+  return local;
+}
+
+static void
+local_stop (gpointer instance)
+{
+  Local *local = instance;
+
+  /* The host has ended (or is ending) any completion still running; only
+   * the sources and memory are ours to drop, without reporting. */
+  g_list_free_full (local->jobs, (GDestroyNotify) job_free);
+  g_free (local);
+}
+
+static const EnsProviderVTable local_vtable = {
+  .struct_size = sizeof (EnsProviderVTable),
+  .backends = local_backends,
+  .complete = local_complete,
+};
+
+ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_PROVIDER, "provider-local", "1.0",
+                   "Offline provider: deterministic, clearly labelled answers without any LLM", local_init,
+                   local_stop, local_describe, &local_vtable)
