@@ -45,11 +45,13 @@ struct _EnsCompletion {
   GString *text;
   double reserved;
   double estimate_in, estimate_out;
-  gint64 queued_us, started_us;
+  gint64 queued_us, started_us, first_chunk_us;
   guint timeout_id;
   guint chunks;
   gboolean stream, streamed, timed_out, cancelled, running, finished;
+  gboolean over_budget; /* a backend was passed over for the budget */
   char *reasoning;
+  char *session_id;       /* echoed in the result (KSI conversation continuity) */
   const EnsCompletionHooks *hooks; /* sessions */
   gpointer hooks_data;
 };
@@ -345,6 +347,7 @@ completion_unref (EnsCompletion *c)
   g_clear_object (&c->cancellable);
   g_string_free (c->text, TRUE);
   g_free (c->reasoning);
+  g_free (c->session_id);
   g_free (c);
 }
 
@@ -437,6 +440,7 @@ try_start (EnsDaemon *d, EnsCompletion *c)
       cost = estimate_cost (b, c);
       if (cost > 0 && cost > budget_remaining (d))
         {
+          c->over_budget = TRUE;
           c->attempt++; /* over budget here: a cheaper one in the ranking may do */
           continue;
         }
@@ -474,10 +478,10 @@ pump (EnsDaemon *d)
           g_queue_delete_link (&C.queue, l);
           if (!c->running)
             {
-              gboolean budget = budget_remaining (d) <= 0 || budget_daily (d) <= 0;
-              conclude (d, c, NULL, budget ? "BUDGET_EXCEEDED" : "NO_PROVIDER",
-                        budget ? "the daily budget does not cover this request on any provider that fits"
-                               : "every provider that fits has failed or is cooling down");
+              conclude (d, c, NULL, c->over_budget ? "BUDGET_EXCEEDED" : "NO_PROVIDER",
+                        c->over_budget ? "what remains of the daily budget does not cover this request on any "
+                                         "provider that fits"
+                                       : "every provider that fits has failed or is cooling down");
               return; /* conclude pumped again */
             }
         }
@@ -495,6 +499,8 @@ ens_completion_chunk (EnsCompletion *c, const char *text)
 
   if (c->finished || !c->running || text == NULL || text[0] == '\0')
     return;
+  if (!c->streamed)
+    c->first_chunk_us = g_get_monotonic_time ();
   c->streamed = TRUE;
   g_string_append (c->text, text);
   if (c->hooks && c->hooks->chunk)
@@ -590,7 +596,19 @@ ens_completion_finish (EnsCompletion *c, JsonNode *result)
   json_object_set_double_member (obj, "cost", cost);
   json_object_set_int_member (obj, "duration_ms", (g_get_monotonic_time () - c->queued_us) / 1000);
   json_object_set_int_member (obj, "attempts", c->attempt + 1);
-  if (c->hooks == NULL || !json_object_has_member (obj, "session_id"))
+  {
+    /* Where the time went: waiting in the daemon, and in the provider. */
+    JsonObject *t = json_object_new ();
+    gint64 now = g_get_monotonic_time ();
+    json_object_set_double_member (t, "received_to_start_ms", (c->started_us - c->request->received_us) / 1000.0);
+    if (c->first_chunk_us)
+      json_object_set_double_member (t, "provider_first_chunk_ms", (c->first_chunk_us - c->started_us) / 1000.0);
+    json_object_set_double_member (t, "provider_ms", (now - c->started_us) / 1000.0);
+    json_object_set_object_member (obj, "timings", t);
+  }
+  if (c->session_id)
+    json_object_set_string_member (obj, "session_id", c->session_id);
+  else
     json_object_set_member (obj, "session_id", json_node_new (JSON_NODE_NULL));
   conclude (d, c, out, NULL, NULL);
   completion_unref (c); /* the provider's */
@@ -800,7 +818,7 @@ ens_completion_submit (EnsDaemon *d, EnsMessage *request, JsonObject *p, EnsClie
   const char *provider = ens_json_get_string (p, "provider");
   const char *code = NULL;
   g_autofree char *message = NULL;
-  double max_tokens = DEFAULT_OUTPUT_TOKENS, temperature = -1, token_count = -1;
+  double max_tokens = DEFAULT_OUTPUT_TOKENS, temperature = -1, token_count = -1, timeout_ms = 0;
   JsonNode *stream = p ? json_object_get_member (p, "stream") : NULL;
   JsonArray *ranking;
   EnsCompletion *c;
@@ -843,6 +861,10 @@ ens_completion_submit (EnsDaemon *d, EnsMessage *request, JsonObject *p, EnsClie
     REFUSE (invalid (request, "max_tokens", "a number from 1 to 1000000"));
   if (!get_number (p, "temperature", 0, 2, &temperature))
     REFUSE (invalid (request, "temperature", "a number from 0 to 2"));
+  if (!get_number (p, "timeout_ms", 1, 3.6e6, &timeout_ms))
+    REFUSE (invalid (request, "timeout_ms", "a number of milliseconds from 1 to 3600000"));
+  if (json_object_has_member (p, "session_id") && ens_json_get_string (p, "session_id") == NULL)
+    REFUSE (invalid (request, "session_id", "a string"));
   if (model && strcmp (model, "auto") == 0)
     model = NULL;
   if (provider)
@@ -898,7 +920,9 @@ ens_completion_submit (EnsDaemon *d, EnsMessage *request, JsonObject *p, EnsClie
   c->hooks = hooks;
   c->hooks_data = hooks_data;
   c->queued_us = g_get_monotonic_time ();
-  c->timeout_id = g_timeout_add (ens_config_get_uint (d->config, "completion-timeout-ms"), timeout_cb, c);
+  c->session_id = g_strdup (ens_json_get_string (p, "session_id"));
+  c->timeout_id = g_timeout_add (timeout_ms > 0 ? (guint) timeout_ms : ens_config_get_uint (d->config, "completion-timeout-ms"),
+                                 timeout_cb, c);
   g_hash_table_insert (C.active, c->request_id, c);
   g_queue_push_tail (&C.queue, c);
 

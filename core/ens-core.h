@@ -194,6 +194,16 @@ void ens_completion_fail (EnsCompletion *c, const char *code, const char *messag
 /* Publishes an event from the daemon itself; @to resolves like publish's. */
 void ens_dispatch_publish (const char *from, const char *topic, JsonNode *data, const char *to);
 
+/* Sessions (ens-session.c). */
+void ens_session_init (EnsDaemon *d);
+void ens_session_shutdown (void);
+EnsMessage *ens_session_spawn (EnsDaemon *d, EnsMessage *request, JsonObject *params);
+EnsMessage *ens_session_execute (EnsDaemon *d, EnsMessage *request, JsonObject *params);
+EnsMessage *ens_session_status (EnsMessage *request, JsonObject *params);
+EnsMessage *ens_session_stop (EnsMessage *request, JsonObject *params);
+EnsMessage *ens_session_list (EnsMessage *request);
+guint ens_session_count (gboolean active_only);
+
 /* Spawned agent processes (ens-process.c). */
 EnsMessage *ens_process_spawn (EnsDaemon *d, EnsMessage *request, JsonObject *params);
 EnsMessage *ens_process_list (EnsMessage *request);

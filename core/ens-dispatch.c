@@ -711,6 +711,8 @@ ens_dispatch_health (EnsDaemon *d)
   json_object_set_int_member (obj, "processes", ens_process_running ());
   json_object_set_member (obj, "llm_router", ens_completion_budget (d));
   json_object_set_member (obj, "completions", ens_completion_stats (d));
+  json_object_set_int_member (obj, "sessions", ens_session_count (FALSE));
+  json_object_set_int_member (obj, "active_sessions", ens_session_count (TRUE));
   json_object_set_int_member (counters, "requests", d->counters.requests);
   json_object_set_int_member (counters, "errors", d->counters.errors);
   json_object_set_int_member (counters, "events_published", d->counters.events_published);
@@ -1119,6 +1121,13 @@ verb_complete (EnsCall *call)
 
   if (!param_string (call, "client_id", FALSE, &client_id))
     return invalid (call, "client_id", "a client id or agent name");
+  if (client_id && call->client && strcmp (client_id, call->client->id) != 0)
+    {
+      /* Results for someone else (KSI asks on completion.sock, listens on
+       * messaging.sock): the asking connection may close at once. */
+      ens_completion_submit (call->d, call->msg, call->params, NULL, client_id, NULL, NULL, &answer);
+      return answer;
+    }
   if (client_id == NULL && call->client)
     client_id = call->client->id;
   ens_completion_submit (call->d, call->msg, call->params, call->client, client_id, NULL, NULL, &answer);
@@ -1152,6 +1161,36 @@ verb_budget (EnsCall *call)
   return ens_message_new_reply (call->msg, data);
 }
 
+static EnsMessage *
+verb_session_spawn (EnsCall *call)
+{
+  return ens_session_spawn (call->d, call->msg, call->params);
+}
+
+static EnsMessage *
+verb_session_execute (EnsCall *call)
+{
+  return ens_session_execute (call->d, call->msg, call->params);
+}
+
+static EnsMessage *
+verb_session_status (EnsCall *call)
+{
+  return ens_session_status (call->msg, call->params);
+}
+
+static EnsMessage *
+verb_session_stop (EnsCall *call)
+{
+  return ens_session_stop (call->msg, call->params);
+}
+
+static EnsMessage *
+verb_session_list (EnsCall *call)
+{
+  return ens_session_list (call->msg);
+}
+
 typedef EnsMessage *(*VerbFunc) (EnsCall *call);
 
 static EnsMessage *verb_subscribe_on (EnsCall *call) { return verb_subscribe (call, TRUE); }
@@ -1181,6 +1220,11 @@ static const struct {
   { "route", verb_route },
   { "providers.list", verb_providers },
   { "budget", verb_budget },
+  { "sessions.spawn", verb_session_spawn },
+  { "sessions.execute", verb_session_execute },
+  { "sessions.status", verb_session_status },
+  { "sessions.stop", verb_session_stop },
+  { "sessions.list", verb_session_list },
   { "shutdown", verb_shutdown },
 };
 

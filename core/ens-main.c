@@ -128,6 +128,7 @@ main (int argc, char **argv)
   d->bus = ens_bus_new ();
   ens_dispatch_init (d);
   ens_completion_init ();
+  ens_session_init (d);
   d->loader = ens_loader_new (ens_host_table ());
 
   dirs = ens_config_get_strv (d->config, "plugin-dirs");
@@ -171,6 +172,7 @@ main (int argc, char **argv)
        ens_completion_running () > 0 && g_get_monotonic_time () < until;)
     g_main_context_iteration (NULL, FALSE);
   ens_loader_free (d->loader); /* stops every plugin, in reverse order */
+  ens_session_shutdown ();
   ens_completion_shutdown ();
   ens_dispatch_shutdown (d);
   g_clear_object (&d->bus);

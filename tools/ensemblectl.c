@@ -144,6 +144,9 @@ typedef struct
   guint timeout_ms;    /* 0 = wait forever */
   gboolean timeout_set;
   char *to;            /* publish --to */
+  char *model;         /* complete --model */
+  char *provider;      /* complete --provider */
+  gboolean stream;     /* complete --stream */
   GPtrArray *args;     /* positional (char *, owned); [0] is the command */
 } EnsCtlOptions;
 
@@ -152,6 +155,8 @@ ens_ctl_options_clear (EnsCtlOptions *opts)
 {
   g_clear_pointer (&opts->socket_path, g_free);
   g_clear_pointer (&opts->to, g_free);
+  g_clear_pointer (&opts->model, g_free);
+  g_clear_pointer (&opts->provider, g_free);
   g_clear_pointer (&opts->args, g_ptr_array_unref);
 }
 
@@ -191,6 +196,19 @@ ens_print_help (void)
           "                               is not valid JSON is stored as a string)\n"
           "  kv del AGENT KEY             Delete a stored value\n"
           "  kv list AGENT [PREFIX]       List stored keys\n"
+          "  complete PROMPT...           Ask for a completion; prints the answer\n"
+          "                               (--stream: tokens as they arrive;\n"
+          "                               --model M, --provider P to choose)\n"
+          "  route [JSON]                 Show which provider the router would pick,\n"
+          "                               e.g. '{\"token_count\":2000,\"task_type\":\"coding\"}'\n"
+          "  providers                    List provider backends and their statistics\n"
+          "  budget                       Show today's budget and spend\n"
+          "  sessions                     List sessions\n"
+          "  session spawn [JSON]         Start a session ({task?, model?, provider?,\n"
+          "                               session_type?, orchestrator_id?, system?})\n"
+          "  session exec ID TASK...      Run a task in a session, streaming its output\n"
+          "  session status ID            Show a session and its conversation\n"
+          "  session stop ID              Stop a session\n"
           "  shutdown                     Ask the daemon to exit (admin only)\n"
           "\n"
           "Options:\n"
@@ -202,6 +220,8 @@ ens_print_help (void)
           "                               0 = wait forever); for `request` it is also\n"
           "                               passed to the daemon as the agent deadline\n"
           "  --to CLIENT                  publish: deliver only to client CLIENT\n"
+          "  --model M, --provider P      complete: the model or provider backend\n"
+          "  --stream                     complete: print tokens as they arrive\n"
           "  -h, --help                   Show this help and exit\n"
           "  --version                    Show the version and exit\n"
           "\n"
@@ -248,7 +268,7 @@ typedef enum
 static EnsParseResult
 ens_parse_args (int argc, char **argv, EnsCtlOptions *opts)
 {
-  static const char *const valued[] = { "--socket", "--socket-dir", "--timeout", "--to" };
+  static const char *const valued[] = { "--socket", "--socket-dir", "--timeout", "--to", "--model", "--provider" };
   const char *socket_opt = NULL;
   const char *socket_dir = NULL;
   gboolean only_positional = FALSE;
@@ -289,6 +309,11 @@ ens_parse_args (int argc, char **argv, EnsCtlOptions *opts)
           opts->json = TRUE;
           continue;
         }
+      if (strcmp (arg, "--stream") == 0)
+        {
+          opts->stream = TRUE;
+          continue;
+        }
 
       for (gsize k = 0; k < G_N_ELEMENTS (valued) && name == NULL; k++)
         if ((m = ens_match_opt (argc, argv, &i, valued[k], &value)) != 0)
@@ -317,6 +342,16 @@ ens_parse_args (int argc, char **argv, EnsCtlOptions *opts)
         {
           g_free (opts->to);
           opts->to = g_strdup (value);
+        }
+      else if (strcmp (name, "--model") == 0)
+        {
+          g_free (opts->model);
+          opts->model = g_strdup (value);
+        }
+      else if (strcmp (name, "--provider") == 0)
+        {
+          g_free (opts->provider);
+          opts->provider = g_strdup (value);
         }
       else
         {
@@ -1380,6 +1415,244 @@ ens_cmd_subscribe (EnsCtl *ctl, GPtrArray *patterns)
 }
 
 /* Parses a JSON command-line argument; on failure prints a usage error. */
+/* ------------------------------------------------------------------ */
+/* Completions and sessions: a request, then events until the end       */
+
+typedef enum
+{
+  ENS_FOLLOW_MORE,
+  ENS_FOLLOW_DONE,
+  ENS_FOLLOW_FAILED, /* the callback reported it */
+} EnsFollow;
+
+typedef EnsFollow (*EnsEventFunc) (EnsCtl *ctl, JsonObject *event, gpointer user_data);
+
+/* Sends @requests (one per line, each answered in turn) on one connection,
+ * then hands every event to @func until it says done.  The last reply's
+ * data goes to *@ack. */
+static int
+ens_follow (EnsCtl *ctl, GPtrArray *requests, EnsEventFunc func, gpointer user_data, JsonNode **ack)
+{
+  g_autoptr(EnsCtlError) error = NULL;
+  guint replies = 0;
+
+  if (!ens_install_stop_handlers (&error))
+    return ens_report_error (error);
+  if (!ens_ctl_connect (ctl, 0, &error))
+    return ens_report_error (error);
+  for (guint i = 0; i < requests->len; i++)
+    if (!ens_conn_write_line (ctl->conn, g_ptr_array_index (requests, i), ctl->deadline, ctl->opts->timeout_ms,
+                              &error))
+      return ens_report_error (error);
+
+  for (;;)
+    {
+      g_autofree char *line = NULL;
+      g_autoptr(JsonNode) root = NULL;
+
+      switch (ens_conn_read_line (ctl->conn, ctl->deadline, ctl->opts->timeout_ms, ens_wake_pipe[0], &line, &error))
+        {
+        case ENS_READ_LINE:
+          break;
+        case ENS_READ_STOPPED:
+          return ENS_EXIT_OK;
+        case ENS_READ_EOF:
+          return ens_report ("DISCONNECTED", "connection closed by the daemon", ENS_EXIT_ERROR);
+        case ENS_READ_FAILED:
+        default:
+          return ens_report_error (error);
+        }
+      switch (ens_classify_line (ctl->conn, line, &root, &error))
+        {
+        case ENS_LINE_REPLY:
+          {
+            g_autoptr(JsonNode) data = ens_reply_data (ctl->conn, root, &error);
+            if (data == NULL)
+              return ens_report_error (error);
+            if (++replies == requests->len && ack)
+              *ack = g_steal_pointer (&data);
+          }
+          break;
+        case ENS_LINE_EVENT:
+          if (replies < requests->len)
+            break; /* not ours yet */
+          switch (func (ctl, json_node_get_object (root), user_data))
+            {
+            case ENS_FOLLOW_DONE:
+              return ENS_EXIT_OK;
+            case ENS_FOLLOW_FAILED:
+              return ENS_EXIT_ERROR;
+            case ENS_FOLLOW_MORE:
+            default:
+              break;
+            }
+          break;
+        case ENS_LINE_BAD:
+          return ens_report_error (error);
+        case ENS_LINE_OTHER:
+        default:
+          break;
+        }
+    }
+}
+
+static char *
+ens_join_args (GPtrArray *args, guint first)
+{
+  GString *text = g_string_new (NULL);
+
+  for (guint i = first; i < args->len; i++)
+    {
+      if (text->len)
+        g_string_append_c (text, ' ');
+      g_string_append (text, g_ptr_array_index (args, i));
+    }
+  return g_string_free (text, FALSE);
+}
+
+static EnsFollow
+ens_on_completion_event (EnsCtl *ctl, JsonObject *event, gpointer user_data)
+{
+  g_autofree char *topic = ens_json_text (event, "event");
+  JsonObject *data = ens_json_object (event, "data");
+
+  (void) user_data;
+  if (g_strcmp0 (topic, "COMPLETION_CHUNK") == 0)
+    {
+      g_autofree char *chunk = ens_json_text (data, "chunk");
+      if (ctl->opts->stream && !ctl->opts->json && chunk)
+        {
+          fputs (chunk, stdout);
+          fflush (stdout);
+        }
+      return ENS_FOLLOW_MORE;
+    }
+  if (g_strcmp0 (topic, "COMPLETION_RESULT") != 0)
+    return ENS_FOLLOW_MORE;
+  if (ens_json_object (data, "result") == NULL)
+    {
+      g_autofree char *reason = ens_json_text (data, "reason");
+      g_autofree char *message = ens_json_text (data, "error");
+      ens_report (reason ? reason : "COMPLETION_FAILED", message ? message : "the completion failed", ENS_EXIT_ERROR);
+      return ENS_FOLLOW_FAILED;
+    }
+  if (ctl->opts->json)
+    ens_print_json (json_object_get_member (data, "result"), FALSE);
+  else
+    {
+      JsonObject *result = ens_json_object (data, "result");
+      g_autofree char *response = ens_json_text (result, "response");
+      g_autofree char *provider = ens_json_text (result, "provider");
+      g_autofree char *model = ens_json_text (result, "model");
+      double cost = 0;
+
+      ens_json_number (result, "cost", &cost);
+      if (!ctl->opts->stream)
+        fputs (response ? response : "", stdout);
+      printf ("\n");
+      if (isatty (STDERR_FILENO))
+        fprintf (stderr, "(%s, model %s, cost $%.6f)\n", provider ? provider : "?", model ? model : "?", cost);
+    }
+  return ENS_FOLLOW_DONE;
+}
+
+static int
+ens_cmd_complete (EnsCtl *ctl, GPtrArray *args)
+{
+  g_autoptr(JsonObject) params = json_object_new ();
+  g_autoptr(JsonNode) data = json_node_new (JSON_NODE_OBJECT);
+  g_autoptr(GPtrArray) requests = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(JsonNode) ack = NULL;
+  g_autofree char *prompt = NULL;
+
+  if (args->len < 2)
+    return ens_usage_error ("complete: expected PROMPT...");
+  prompt = ens_join_args (args, 1);
+  json_object_set_string_member (params, "prompt", prompt);
+  json_object_set_boolean_member (params, "stream", ctl->opts->stream);
+  if (ctl->opts->model)
+    json_object_set_string_member (params, "model", ctl->opts->model);
+  if (ctl->opts->provider)
+    json_object_set_string_member (params, "provider", ctl->opts->provider);
+  json_node_set_object (data, params);
+  g_ptr_array_add (requests, ens_build_request (NULL, "complete", data, 0));
+
+  /* One request on this connection: every completion event on it is ours. */
+  return ens_follow (ctl, requests, ens_on_completion_event, NULL, &ack);
+}
+
+/* session exec: watch the session's events, then run the task. */
+static EnsFollow
+ens_on_session_event (EnsCtl *ctl, JsonObject *event, gpointer user_data)
+{
+  JsonObject *data = ens_json_object (event, "data");
+  g_autofree char *type = ens_json_text (data, "type");
+
+  (void) user_data;
+  if (ctl->opts->json)
+    {
+      ens_print_json (json_object_get_member (event, "data"), FALSE);
+      fflush (stdout);
+    }
+  if (g_strcmp0 (type, "stream_chunk") == 0 && !ctl->opts->json)
+    {
+      g_autofree char *chunk = ens_json_text (data, "chunk");
+      fputs (chunk ? chunk : "", stdout);
+      fflush (stdout);
+    }
+  else if (g_strcmp0 (type, "task_completed") == 0)
+    {
+      if (!ctl->opts->json)
+        printf ("\n");
+      return ENS_FOLLOW_DONE;
+    }
+  else if (g_strcmp0 (type, "task_failed") == 0)
+    {
+      g_autofree char *code = ens_json_text (data, "code");
+      g_autofree char *message = ens_json_text (data, "error");
+      ens_report (code ? code : "TASK_FAILED", message ? message : "the task failed", ENS_EXIT_ERROR);
+      return ENS_FOLLOW_FAILED;
+    }
+  return ENS_FOLLOW_MORE;
+}
+
+static int
+ens_cmd_session_exec (EnsCtl *ctl, const char *session_id, const char *task)
+{
+  g_autoptr(GPtrArray) requests = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(JsonObject) sub = json_object_new ();
+  g_autoptr(JsonObject) exec = json_object_new ();
+  g_autoptr(JsonNode) sub_node = json_node_new (JSON_NODE_OBJECT);
+  g_autoptr(JsonNode) exec_node = json_node_new (JSON_NODE_OBJECT);
+  g_autoptr(JsonArray) topics = json_array_new ();
+  g_autofree char *pattern = g_strdup_printf ("session.%s.*", session_id);
+
+  json_array_add_string_element (topics, pattern);
+  json_object_set_array_member (sub, "topics", json_array_ref (topics));
+  json_node_set_object (sub_node, sub);
+  json_object_set_string_member (exec, "session_id", session_id);
+  json_object_set_string_member (exec, "task", task);
+  json_node_set_object (exec_node, exec);
+  g_ptr_array_add (requests, ens_build_request (NULL, "subscribe", sub_node, 0));
+  g_ptr_array_add (requests, ens_build_request (NULL, "sessions.execute", exec_node, 0));
+  return ens_follow (ctl, requests, ens_on_session_event, NULL, NULL);
+}
+
+static void
+ens_print_fields (JsonObject *obj, const char *const *members)
+{
+  for (guint i = 0; members[i]; i++)
+    {
+      JsonNode *n = json_object_get_member (obj, members[i]);
+      g_autofree char *text = NULL;
+      if (n == NULL)
+        continue;
+      text = JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING
+               ? g_strdup (json_node_get_string (n)) : ens_json_to_string (n, FALSE);
+      printf ("%-16s%s\n", members[i], text);
+    }
+}
+
 static JsonNode *
 ens_json_arg (const char *what, const char *text)
 {
@@ -1642,6 +1915,91 @@ ens_run (EnsCtl *ctl)
         }
 
       return ens_usage_error ("kv: unknown subcommand '%s' (expected get, set, del or list)", sub);
+    }
+
+  if (strcmp (cmd, "complete") == 0)
+    return ens_cmd_complete (ctl, args);
+
+  if (strcmp (cmd, "route") == 0 || strcmp (cmd, "budget") == 0 || strcmp (cmd, "providers") == 0 ||
+      strcmp (cmd, "sessions") == 0)
+    {
+      g_autoptr(JsonNode) payload = NULL;
+      const char *action = strcmp (cmd, "providers") == 0  ? "providers.list"
+                           : strcmp (cmd, "sessions") == 0 ? "sessions.list"
+                                                           : cmd;
+
+      if (ens_check_args (args, 1, 0, strcmp (cmd, "route") == 0 ? 1 : 0, "[JSON] for route, else nothing") != ENS_EXIT_OK)
+        return ENS_EXIT_USAGE;
+      if (args->len > 1 && (payload = ens_json_arg ("route request", ENS_ARG (1))) == NULL)
+        return ENS_EXIT_USAGE;
+      reply = ens_call (ctl, NULL, action, payload ? payload : data, 0, &error);
+      if (reply == NULL)
+        return ens_report_error (error);
+      robj = JSON_NODE_HOLDS_OBJECT (reply) ? json_node_get_object (reply) : NULL;
+      if (opts->json || robj == NULL)
+        ens_print_json (reply, FALSE);
+      else if (strcmp (cmd, "route") == 0)
+        ens_print_fields (robj, (const char *const[]){ "provider", "confidence", "estimated_cost", "policy",
+                                                       "reasoning", "ranking", NULL });
+      else if (strcmp (cmd, "budget") == 0)
+        ens_print_fields (robj, (const char *const[]){ "day", "daily_budget", "current_spend", "reserved",
+                                                       "remaining", "utilization_pct", NULL });
+      else
+        {
+          static const char *const provider_cols[] = { "name", "provider", "quality", "latency_ms", "calls", "failures", "cost" };
+          static const char *const session_cols[] = { "session_id", "status", "session_type", "tasks_total", "created_at" };
+          gboolean providers = strcmp (cmd, "providers") == 0;
+          const char *const *cols = providers ? provider_cols : session_cols;
+          guint n = providers ? G_N_ELEMENTS (provider_cols) : G_N_ELEMENTS (session_cols);
+          JsonArray *list = ens_json_array (robj, providers ? "providers" : "sessions");
+          g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
+
+          for (guint i = 0; list && i < json_array_get_length (list); i++)
+            g_ptr_array_add (rows, ens_row_from (json_array_get_object_element (list, i), cols, n));
+          ens_print_table (cols, n, rows);
+        }
+      return ENS_EXIT_OK;
+    }
+
+  if (strcmp (cmd, "session") == 0)
+    {
+      const char *sub = args->len > 1 ? ENS_ARG (1) : "";
+      g_autoptr(JsonNode) payload = NULL;
+      g_autofree char *task = NULL;
+
+      if (strcmp (sub, "exec") == 0)
+        {
+          if (args->len < 4)
+            return ens_usage_error ("session exec: expected ID TASK...");
+          task = ens_join_args (args, 3);
+          return ens_cmd_session_exec (ctl, ENS_ARG (2), task);
+        }
+      if (strcmp (sub, "spawn") == 0)
+        {
+          if (ens_check_args (args, 2, 0, 1, "[JSON]") != ENS_EXIT_OK)
+            return ENS_EXIT_USAGE;
+          if (args->len > 2 && (payload = ens_json_arg ("session", ENS_ARG (2))) == NULL)
+            return ENS_EXIT_USAGE;
+          reply = ens_call (ctl, NULL, "sessions.spawn", payload ? payload : data, 0, &error);
+        }
+      else if (strcmp (sub, "status") == 0 || strcmp (sub, "stop") == 0)
+        {
+          if (ens_check_args (args, 2, 1, 1, "ID") != ENS_EXIT_OK)
+            return ENS_EXIT_USAGE;
+          json_object_set_string_member (params, "session_id", ENS_ARG (2));
+          reply = ens_call (ctl, NULL, strcmp (sub, "stop") == 0 ? "sessions.stop" : "sessions.status", data, 0,
+                            &error);
+        }
+      else
+        return ens_usage_error ("session: expected spawn, exec, status or stop");
+      if (reply == NULL)
+        return ens_report_error (error);
+      robj = JSON_NODE_HOLDS_OBJECT (reply) ? json_node_get_object (reply) : NULL;
+      if (opts->json || robj == NULL || strcmp (sub, "status") == 0)
+        ens_print_json (reply, !opts->json);
+      else
+        ens_print_fields (robj, (const char *const[]){ "session_id", "status", "task_id", "request_id", "watch", NULL });
+      return ENS_EXIT_OK;
     }
 
   if (strcmp (cmd, "help") == 0)

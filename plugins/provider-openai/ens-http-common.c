@@ -572,7 +572,7 @@ ens_http_call_new (EnsHttpProvider *provider, EnsHttpBackend *backend, EnsComple
 
   call->ref = 1; /* the provider's set */
   call->provider = provider;
-  call->backend = ens_http_backend_ref (backend);
+  call->backend = backend ? ens_http_backend_ref (backend) : NULL;
   call->completion = completion;
   call->klass = klass;
   call->data = data;
@@ -784,7 +784,11 @@ on_line (GObject *source, GAsyncResult *res, gpointer user_data)
           call->klass->sse_eof (call);
         }
       if (!call->ended)
-        ens_http_call_fail (call, "UPSTREAM_ERROR", "the stream ended before the answer was complete");
+        {
+          g_autofree char *text = g_strdup_printf ("%s: the stream ended before the answer was complete",
+                                                   call->backend->name);
+          ens_http_call_fail (call, "UPSTREAM_ERROR", text);
+        }
     }
   else
     {
@@ -1162,6 +1166,29 @@ ens_json_object (JsonObject *obj, const char *member)
   JsonNode *n = obj ? json_object_get_member (obj, member) : NULL;
 
   return n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+}
+
+gboolean
+ens_json_number (JsonObject *obj, const char *member, double *out)
+{
+  JsonNode *n = obj ? json_object_get_member (obj, member) : NULL;
+  GType type = n && JSON_NODE_HOLDS_VALUE (n) ? json_node_get_value_type (n) : G_TYPE_INVALID;
+
+  if (type != G_TYPE_DOUBLE && type != G_TYPE_INT64)
+    return FALSE;
+  *out = json_node_get_double (n);
+  return TRUE;
+}
+
+gboolean
+ens_json_int (JsonObject *obj, const char *member, gint64 *out)
+{
+  JsonNode *n = obj ? json_object_get_member (obj, member) : NULL;
+
+  if (!n || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_INT64)
+    return FALSE;
+  *out = json_node_get_int (n);
+  return TRUE;
 }
 
 char *

@@ -77,7 +77,8 @@ typedef struct {
 } EnsHttpCallClass;
 
 /* (transfer none: the call lives until it ends and its I/O is closed) a new
- * call reporting to @completion.  @cancellable (transfer none, may be NULL)
+ * call reporting to @completion.  @backend may be NULL for a call that only
+ * fails (ens_http_call_fail_later).  @cancellable (transfer none, may be NULL)
  * is the host's.  @data (transfer full) is the provider's per-call state,
  * freed with @free_data. */
 EnsHttpCall *ens_http_call_new (EnsHttpProvider *provider, EnsHttpBackend *backend, EnsCompletion *completion,
@@ -149,5 +150,8 @@ GBytes *ens_http_json_bytes (JsonNode *node);
 const char *ens_json_string (JsonObject *obj, const char *member);
 /* (transfer none) an object member of @obj, or NULL. */
 JsonObject *ens_json_object (JsonObject *obj, const char *member);
+/* TRUE with *@out set when @member is a JSON number (integer for _int). */
+gboolean ens_json_number (JsonObject *obj, const char *member, double *out);
+gboolean ens_json_int (JsonObject *obj, const char *member, gint64 *out);
 
 G_END_DECLS

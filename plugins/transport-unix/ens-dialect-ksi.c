@@ -133,7 +133,7 @@ ksi_result (const char *command, EnsMessage *msg)
       json_object_set_member (out, "version", member_or_null (in, "version"));
       json_object_set_member (out, "node_id", member_or_null (in, "node_id"));
       json_object_set_object_member (out, "managers", managers);
-      json_object_set_int_member (manager (managers, "state"), "sessions", 0);
+      json_object_set_int_member (manager (managers, "state"), "sessions", int_or_zero (in, "sessions"));
       json_object_set_int_member (manager (managers, "process"), "processes", int_or_zero (in, "processes"));
       json_object_set_int_member (manager (managers, "agent"), "agents", int_or_zero (in, "agents"));
       {
@@ -545,6 +545,26 @@ translate (EnsUnixConn *conn, const KsiCommand *cmd, JsonObject *p)
       json_object_set_string_member (d, "agent",
                                      optional_string (p, "owner_agent_id", optional_string (p, "agent_id", "system")));
       json_object_set_string_member (d, "key", s);
+    }
+  else if (strcmp (command, "COMPLETION") == 0)
+    {
+      JsonNode *timeout = p ? json_object_get_member (p, "timeout") : NULL;
+      if (!require_string (conn, command, p, "prompt", &s) || !require_string (conn, command, p, "client_id", &agent))
+        goto invalid;
+      if (timeout && (!JSON_NODE_HOLDS_VALUE (timeout) || json_node_get_value_type (timeout) != G_TYPE_INT64 ||
+                      json_node_get_int (timeout) < 1 || json_node_get_int (timeout) > 600))
+        {
+          send_command_error (conn, command, "INVALID_PARAMETERS", "COMPLETION: parameters.timeout must be 1-600 seconds",
+                              "timeout");
+          goto invalid;
+        }
+      json_object_set_string_member (d, "prompt", s);
+      json_object_set_string_member (d, "client_id", agent); /* COMPLETION_RESULT goes to it */
+      if (optional_string (p, "model", NULL))
+        json_object_set_string_member (d, "model", optional_string (p, "model", NULL));
+      if (optional_string (p, "session_id", NULL))
+        json_object_set_string_member (d, "session_id", optional_string (p, "session_id", NULL));
+      json_object_set_int_member (d, "timeout_ms", (timeout ? json_node_get_int (timeout) : 300) * 1000);
     }
   else if (p)
     {

@@ -16,6 +16,21 @@ BUILD = os.environ.get("ENS_BUILD_ROOT", os.path.join(os.path.dirname(__file__),
 ENSEMBLED = os.environ.get("ENSEMBLED", os.path.join(BUILD, "core", "ensembled"))
 ENSEMBLECTL = os.environ.get("ENSEMBLECTL", os.path.join(BUILD, "tools", "ensemblectl"))
 PLUGIN_DIR = os.environ.get("ENS_PLUGIN_DIR", os.path.join(BUILD, "plugins"))
+def gv(value):
+    """A Python value as GVariant text for a keyfile."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(gv(v) for v in value) + "]" if value else "@as []"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{gv(k)}: {gv(v)}" for k, v in value.items()) + "}" if value else "@a{ss} {}"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
 GOOD_FIXTURES = os.environ.get("ENS_GOOD_FIXTURES", os.path.join(BUILD, "tests", "fixtures", "good"))
 BAD_FIXTURES = os.environ.get("ENS_BAD_FIXTURES", os.path.join(BUILD, "tests", "fixtures", "bad"))
 SOURCE_ROOT = os.environ.get("ENS_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -31,7 +46,7 @@ class Daemon:
     settings: dict of GSettings keys -> GVariant text, written to a keyfile
     passed with --config (so the test never touches the user's dconf)."""
 
-    def __init__(self, plugin_dirs=None, settings=None, args=None, tmp=None, wait=True):
+    def __init__(self, plugin_dirs=None, settings=None, args=None, tmp=None, wait=True, groups=None):
         self.tmp = tmp or tempfile.mkdtemp(prefix="ens-test-")
         self.own_tmp = tmp is None
         self.socket_dir = os.path.join(self.tmp, "sock")
@@ -40,6 +55,8 @@ class Daemon:
         self.log_path = os.path.join(self.tmp, "ensembled.log")
         self.plugin_dirs = plugin_dirs if plugin_dirs is not None else [PLUGIN_DIR, GOOD_FIXTURES]
         self.settings = dict(settings or {})
+        # other keyfile groups, e.g. {"providers/gpt": {"plugin": "'provider-openai'"}}
+        self.groups = dict(groups or {})
         self.args = list(args or [])
         self.proc = None
         self.start(wait=wait)
@@ -49,6 +66,10 @@ class Daemon:
             f.write("[daemon]\n")
             for key, value in self.settings.items():
                 f.write(f"{key}={value}\n")
+            for group, keys in self.groups.items():
+                f.write(f"[{group}]\n")
+                for key, value in keys.items():
+                    f.write(f"{key}={value}\n")
 
     def command(self):
         cmd = [ENSEMBLED, "--socket-dir", self.socket_dir, "--state-dir", self.state_dir, "--config", self.config]

@@ -452,7 +452,7 @@ def test_agent_kv():
 
 
 def test_completion_without_provider_is_a_clear_error():
-    d = Daemon()  # no provider plugin in the plugin folders
+    d = Daemon(settings={"disabled-plugins": "['provider-local']"})  # no provider at all
     try:
         err = check_error(command(d, "COMPLETION", {"prompt": "hi", "client_id": "c1"}, "completion.sock"),
                           "COMPLETION", "NO_PROVIDER")

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Test command (json output) that prints no JSON.
+echo "this is not json"
