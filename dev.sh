@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libglib2.0-bin libjson-glib-dev
-          libsqlite3-dev python3 netcat-openbsd procps)
+          libsqlite3-dev libsoup-3.0-dev python3 netcat-openbsd procps curl)
 
 ensure_packages() {
   local missing=()
@@ -26,6 +26,21 @@ ensure_packages() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The official JavaScript clients (openai, ws) the integration tests drive
+# the daemon with, pinned by tests/js/package-lock.json.
+ensure_js_clients() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "dev.sh: the tests need Node.js and npm: sudo apt-get install -y nodejs npm" >&2
+      exit 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/node_modules ]; then
+    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
 }
 
 # build DIR [meson options...]
@@ -75,6 +90,7 @@ case "$cmd" in
     ;;
   test)
     ensure_packages
+    ensure_js_clients
     status=0
     build build -Dwerror=true
     run_suite build || status=1
@@ -92,6 +108,7 @@ case "$cmd" in
     ensure_packages
     build build-release -Dbuildtype=release
     tests/bench/run-bench.sh build-release "$@"
+    tests/bench/run-bench-completion.sh build-release "$@"
     ;;
   *)
     sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'

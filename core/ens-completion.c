@@ -399,6 +399,15 @@ conclude (EnsDaemon *d, EnsCompletion *c, JsonNode *result, const char *code, co
       json_object_set_string_member (obj, "reason", code);
     }
   emit (c, "COMPLETION_RESULT", data);
+  if (g_strcmp0 (code, "BUDGET_EXCEEDED") == 0)
+    {
+      /* Operators watch for this (D-Bus BudgetExceeded). */
+      JsonObject *bo;
+      g_autoptr (JsonNode) bnode = ens_json_object_node (&bo);
+      json_object_set_string_member (bo, "request_id", c->request_id);
+      json_object_set_double_member (bo, "remaining", MAX (0.0, budget_remaining (d)));
+      ens_dispatch_publish ("ensembled", "ensemble.budget.exceeded", bnode, NULL);
+    }
   if (c->hooks && c->hooks->done)
     c->hooks->done (c->hooks_data, c->request_id, result, code, message);
   completion_unref (c);

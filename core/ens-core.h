@@ -204,6 +204,14 @@ EnsMessage *ens_session_stop (EnsMessage *request, JsonObject *params);
 EnsMessage *ens_session_list (EnsMessage *request);
 guint ens_session_count (gboolean active_only);
 
+/* D-Bus (ens-dbus.c); all of these are no-ops without a bus. */
+gboolean ens_dbus_start (EnsDaemon *d, GBusType bus_type);
+void ens_dbus_shutdown (void);
+void ens_dbus_plugin_loaded (EnsPlugin *plugin);
+void ens_dbus_plugin_stopped (EnsPlugin *plugin);
+void ens_dbus_plugin_failed (const char *file, const char *reason);
+void ens_dbus_export_sessions (JsonNode *list);
+
 /* Spawned agent processes (ens-process.c). */
 EnsMessage *ens_process_spawn (EnsDaemon *d, EnsMessage *request, JsonObject *params);
 EnsMessage *ens_process_list (EnsMessage *request);

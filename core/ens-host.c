@@ -107,6 +107,7 @@ static const EnsHost host_table = {
   .state_next_sequence = host_state_next_sequence,
   .settings_new = host_settings_new,
   .json_parse = ens_json_parse,
+  .json_to_string = ens_json_to_string,
   .completion_chunk = ens_completion_chunk,
   .completion_event = ens_completion_event,
   .completion_finish = ens_completion_finish,

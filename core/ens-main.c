@@ -2,11 +2,17 @@
 #include "ens-core.h"
 #include "ens-paths.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
 #include <glib-unix.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static gboolean
 on_signal (gpointer data)
@@ -17,6 +23,45 @@ on_signal (gpointer data)
   d->shutting_down = TRUE;
   g_main_loop_quit (d->loop);
   return G_SOURCE_CONTINUE;
+}
+
+/* One daemon per socket folder: an advisory lock held for the daemon's
+ * life (the kernel drops it even on kill -9), taken before any plugin
+ * could touch a socket of the daemon already there.  Returns the fd, or -1
+ * after printing why. */
+static int
+lock_socket_dir (const char *dir, char **lock_path)
+{
+  g_autofree char *path = g_build_filename (dir, "ensembled.lock", NULL);
+  char pid[32];
+  int fd;
+
+  if (g_mkdir_with_parents (dir, 0700) != 0)
+    {
+      g_printerr ("ensembled: cannot create socket folder %s: %s\n", dir, g_strerror (errno));
+      return -1;
+    }
+  fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    {
+      g_printerr ("ensembled: cannot open %s: %s\n", path, g_strerror (errno));
+      return -1;
+    }
+  if (flock (fd, LOCK_EX | LOCK_NB) != 0)
+    {
+      ssize_t n = read (fd, pid, sizeof pid - 1);
+      pid[n > 0 ? n : 0] = '\0';
+      g_strchomp (pid);
+      g_printerr ("ensembled: another running daemon (pid %s) serves the socket folder %s; "
+                  "stop it or use another --socket-dir\n", pid[0] ? pid : "?", dir);
+      close (fd);
+      return -1;
+    }
+  g_snprintf (pid, sizeof pid, "%d\n", (int) getpid ());
+  if (ftruncate (fd, 0) != 0 || write (fd, pid, strlen (pid)) < 0)
+    g_warning ("cannot record the pid in %s", path);
+  *lock_path = g_steal_pointer (&path);
+  return fd;
 }
 
 static gboolean
@@ -49,7 +94,7 @@ main (int argc, char **argv)
 {
   g_autofree char *socket_dir = NULL, *state_dir = NULL, *config_file = NULL, *node_id = NULL;
   g_auto (GStrv) plugin_dirs = NULL, disabled = NULL;
-  gboolean version = FALSE;
+  gboolean version = FALSE, system_bus = FALSE;
   GOptionEntry entries[] = {
     { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { "plugin-dir", 'p', 0, G_OPTION_ARG_FILENAME_ARRAY, &plugin_dirs, "Load plugins from DIR (repeatable; replaces plugin-dirs)", "DIR" },
@@ -58,6 +103,7 @@ main (int argc, char **argv)
     { "state-dir", 'd', 0, G_OPTION_ARG_FILENAME, &state_dir, "Keep the state database in DIR", "DIR" },
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_file, "Read settings from the keyfile FILE instead of dconf", "FILE" },
     { "node-id", 0, 0, G_OPTION_ARG_STRING, &node_id, "Name this daemon on a shared bus", "ID" },
+    { "system", 0, 0, G_OPTION_ARG_NONE, &system_bus, "Serve D-Bus on the system bus (as a system service)", NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) context = NULL;
@@ -65,6 +111,8 @@ main (int argc, char **argv)
   g_autofree char *state_path = NULL;
   g_auto (GStrv) dirs = NULL, disabled_all = NULL;
   EnsDaemon daemon = { 0 };
+  g_autofree char *lock_path = NULL;
+  int lock_fd = -1;
   EnsDaemon *d = &daemon;
   guint sigint, sigterm;
 
@@ -99,6 +147,8 @@ main (int argc, char **argv)
     ens_config_override (d->config, "state-dir", g_variant_new_string (state_dir));
   if (node_id)
     ens_config_override (d->config, "node-id", g_variant_new_string (node_id));
+  if (system_bus)
+    ens_config_override (d->config, "dbus-bus", g_variant_new_string ("system"));
 
   d->node_id = ens_config_get_path (d->config, "node-id");
   if (d->node_id == NULL || d->node_id[0] == '\0')
@@ -110,6 +160,17 @@ main (int argc, char **argv)
   d->started_us = g_get_monotonic_time ();
   d->started_real_us = g_get_real_time ();
 
+  {
+    g_autofree char *socket_dir_path = ens_config_get_path (d->config, "socket-dir");
+    lock_fd = lock_socket_dir (socket_dir_path, &lock_path);
+    if (lock_fd < 0)
+      {
+        ens_config_free (d->config);
+        g_free (d->node_id);
+        return 1;
+      }
+  }
+
   state_path = ens_config_get_path (d->config, "state-dir");
   d->state = ens_state_open (state_path, &error);
   if (d->state == NULL)
@@ -117,6 +178,7 @@ main (int argc, char **argv)
       fprintf (stderr, "ensembled: state: %s\n", error->message);
       ens_config_free (d->config);
       g_free (d->node_id);
+      close (lock_fd);
       return 1;
     }
 
@@ -141,6 +203,20 @@ main (int argc, char **argv)
     disabled_all = g_strv_builder_end (b);
   }
   g_message ("ensembled %s starting: node %s, state %s", ENS_VERSION, d->node_id, state_path);
+  {
+    g_autofree char *bus = ens_config_get_path (d->config, "dbus-bus");
+    if (g_strcmp0 (bus, "none") != 0 &&
+        ens_dbus_start (d, g_strcmp0 (bus, "system") == 0 ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION))
+      {
+        EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REQUEST);
+        g_autoptr (EnsMessage) request = NULL;
+        g_autoptr (EnsMessage) list = NULL;
+        init.action = "sessions.list";
+        request = ens_message_new (&init);
+        list = ens_session_list (request);
+        ens_dbus_export_sessions (list->data);
+      }
+  }
   ens_loader_load_dirs (d->loader, dirs, disabled_all);
 
   int status = 0;
@@ -172,6 +248,7 @@ main (int argc, char **argv)
        ens_completion_running () > 0 && g_get_monotonic_time () < until;)
     g_main_context_iteration (NULL, FALSE);
   ens_loader_free (d->loader); /* stops every plugin, in reverse order */
+  ens_dbus_shutdown ();
   ens_session_shutdown ();
   ens_completion_shutdown ();
   ens_dispatch_shutdown (d);
@@ -181,6 +258,8 @@ main (int argc, char **argv)
   g_main_loop_unref (d->loop);
   g_free (d->node_id);
   ens_daemon_set (NULL);
+  g_unlink (lock_path);
+  close (lock_fd);
   if (status == 0)
     g_message ("stopped");
   return status;

@@ -390,7 +390,10 @@ log_refusal (const char *path, GError *error)
   if (g_error_matches (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_DISABLED))
     g_message ("plugin skipped: %s: %s", path, error->message);
   else
-    g_warning ("plugin refused: %s: %s", path, error->message);
+    {
+      g_warning ("plugin refused: %s: %s", path, error->message);
+      ens_dbus_plugin_failed (path, error->message);
+    }
 }
 
 void
@@ -440,8 +443,11 @@ ens_loader_load_dirs (EnsLoader *loader, char **dirs, char **disabled)
       g_autoptr (GError) error = NULL;
 
       if (start_plugin (loader, plugin, &error))
-        g_message ("plugin loaded: %s (%s %s) from %s", plugin->desc->id, ens_plugin_kind_name (plugin->desc->kind),
-                   plugin->desc->version, plugin->file);
+        {
+          g_message ("plugin loaded: %s (%s %s) from %s", plugin->desc->id, ens_plugin_kind_name (plugin->desc->kind),
+                     plugin->desc->version, plugin->file);
+          ens_dbus_plugin_loaded (plugin);
+        }
       else
         {
           loader->refused++;
@@ -467,6 +473,7 @@ ens_loader_stop_all (EnsLoader *loader)
           plugin->started = FALSE;
         }
       ens_dispatch_plugin_forget (plugin);
+      ens_dbus_plugin_stopped (plugin);
       g_debug ("plugin stopped: %s", plugin->desc->id);
       g_ptr_array_remove_index (loader->plugins, loader->plugins->len - 1);
     }

@@ -127,6 +127,9 @@ struct _EnsHost {
    * recursive parser's stack would not survive it), or anything but
    * white space after the value. */
   JsonNode *(*json_parse) (const char *text, gsize len, GError **error);
+  /* (transfer full) compact JSON text of @node, (transfer none); numbers
+   * written as the core writes them (0.1 stays 0.1). */
+  char *(*json_to_string) (JsonNode *node);
 
   /* ---- completions: what a provider reports (main loop only) ---- */
   /* A piece of the answer, as it arrives. */

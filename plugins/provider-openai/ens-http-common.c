@@ -925,7 +925,7 @@ ens_http_error_code_for_status (guint status)
 {
   if (status == 401 || status == 403)
     return "AUTH_FAILED";
-  if (status == 429)
+  if (status == 429 || status == 529) /* 529: Anthropic's "overloaded" */
     return "RATE_LIMITED";
   if (status >= 400 && status < 500)
     return "BAD_REQUEST";

@@ -31,6 +31,17 @@ static const KsiCommand commands[] = {
 
 /* ------------------------------------------------------------------ output */
 
+/* A node holding a new empty object, (transfer full).  (json_node_init_object
+ * would take a second reference on the object and leak it.) */
+static JsonNode *
+empty_object_node (void)
+{
+  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (node, json_object_new ());
+  return node;
+}
+
+
 /* KSI's timestamps: ISO 8601 UTC with microseconds and a Z. */
 static void
 append_timestamp (GString *out, gint64 unix_us)
@@ -50,18 +61,28 @@ append_timestamp_now (GString *out)
   append_timestamp (out, g_get_real_time ());
 }
 
+/* The encoder has no context argument; the host is the same for every
+ * connection of the one transport instance. */
+static const EnsHost *ksi_host;
+
+void
+ens_ksi_set_host (const EnsHost *host)
+{
+  ksi_host = host;
+}
+
 static void
 append_json (GString *out, JsonNode *node)
 {
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autofree char *text = NULL;
 
   if (node == NULL)
     {
       g_string_append (out, "null");
       return;
     }
-  json_generator_set_root (gen, node);
-  json_generator_to_gstring (gen, out);
+  text = ksi_host->json_to_string (node);
+  g_string_append (out, text);
 }
 
 static void
@@ -246,7 +267,7 @@ ksi_result (const char *command, EnsMessage *msg)
   else
     {
       json_node_unref (node);
-      return msg->data ? json_node_copy (msg->data) : json_node_init_object (json_node_alloc (), json_object_new ());
+      return msg->data ? json_node_copy (msg->data) : empty_object_node ();
     }
   return node;
 }

@@ -457,8 +457,14 @@ process_input (EnsUnixConn *conn, gboolean at_eof)
 
   while (start < in->len && conn->fd >= 0)
     {
-      const guint8 *nl = memchr (in->data + start, '\n', in->len - start);
+      const guint8 *nl;
       gsize end;
+
+      /* A full outbound queue: the rest waits in the input buffer until the
+       * client reads its replies (one read can hold thousands of requests). */
+      if (conn->out.length >= conn->t->max_queue)
+        break;
+      nl = memchr (in->data + start, '\n', in->len - start);
 
       if (nl == NULL)
         {
@@ -499,7 +505,7 @@ read_input (EnsUnixConn *conn)
 {
   gsize budget = READ_BUDGET;
 
-  while (budget > 0)
+  while (budget > 0 && conn->in->len < READ_BUDGET + conn->t->max_line)
     {
       gsize old = conn->in->len;
       ssize_t n;
@@ -528,6 +534,12 @@ read_input (EnsUnixConn *conn)
 }
 
 static gboolean
+has_line (GByteArray *in)
+{
+  return in->len > 0 && memchr (in->data, '\n', in->len) != NULL;
+}
+
+static gboolean
 conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 {
   EnsUnixConn *conn = user_data;
@@ -544,6 +556,16 @@ conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
     {
       conn_close (conn);
       return G_SOURCE_CONTINUE;
+    }
+  /* Requests left waiting for queue room: serve them as room appears. */
+  while (conn->fd >= 0 && conn->out.length < conn->t->max_queue / 2 && has_line (conn->in))
+    {
+      process_input (conn, conn->peer_closed);
+      if (!flush (conn))
+        {
+          conn_close (conn);
+          return G_SOURCE_CONTINUE;
+        }
     }
   if (conn->dialect != ENS_DIALECT_NATIVE && conn->answered && !conn->keep_open)
     conn->close_when_flushed = TRUE;
@@ -785,6 +807,7 @@ unix_init (const EnsHost *host, EnsPlugin *self, GError **error)
 
   t->host = host;
   t->self = self;
+  ens_ksi_set_host (host);
   t->dir = g_variant_dup_string (dir, NULL);
   t->max_line = config_uint (host, self, "max-line-bytes");
   t->max_queue = config_uint (host, self, "max-queue-messages");

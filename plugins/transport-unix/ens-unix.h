@@ -21,6 +21,7 @@ void ens_unix_send (EnsUnixConn *conn, GBytes *bytes);
 void ens_unix_keep_open (EnsUnixConn *conn);
 
 /* KSI multi-socket dialect (ens-dialect-ksi.c). */
+void ens_ksi_set_host (const EnsHost *host);
 void ens_ksi_handle_line (EnsUnixConn *conn, const char *line, gsize len);
 GBytes *ens_ksi_encode (EnsMessage *msg);
 

@@ -55,6 +55,9 @@ class Daemon:
         self.log_path = os.path.join(self.tmp, "ensembled.log")
         self.plugin_dirs = plugin_dirs if plugin_dirs is not None else [PLUGIN_DIR, GOOD_FIXTURES]
         self.settings = dict(settings or {})
+        # Tests run in parallel: network transports take any free port.
+        self.settings.setdefault("http-port", "0")
+        self.settings.setdefault("ws-port", "0")
         # other keyfile groups, e.g. {"providers/gpt": {"plugin": "'provider-openai'"}}
         self.groups = dict(groups or {})
         self.args = list(args or [])
@@ -102,6 +105,13 @@ class Daemon:
                     pass
             time.sleep(0.02)
         raise AssertionError(f"ensembled did not become ready:\n{self.read_log()}")
+
+    def http_url(self):
+        """The HTTP transport's base URL, from its line in the log."""
+        import re
+        m = re.search(r"transport-http: listening on (http://\S+)", self.read_log())
+        assert m, f"transport-http is not listening:\n{self.read_log()}"
+        return m.group(1)
 
     def path(self, name):
         return os.path.join(self.socket_dir, name)

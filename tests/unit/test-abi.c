@@ -23,7 +23,7 @@ OFF (EnsPluginDesc, stop, 56);
 OFF (EnsPluginDesc, describe, 64);
 OFF (EnsPluginDesc, vtable, 72);
 
-G_STATIC_ASSERT (sizeof (EnsHost) == 248);
+G_STATIC_ASSERT (sizeof (EnsHost) == 256);
 OFF (EnsHost, struct_size, 0);
 OFF (EnsHost, abi_major, 4);
 OFF (EnsHost, abi_minor, 8);
@@ -52,10 +52,11 @@ OFF (EnsHost, state_delete, 184);
 OFF (EnsHost, state_next_sequence, 192);
 OFF (EnsHost, settings_new, 200);
 OFF (EnsHost, json_parse, 208);
-OFF (EnsHost, completion_chunk, 216);
-OFF (EnsHost, completion_event, 224);
-OFF (EnsHost, completion_finish, 232);
-OFF (EnsHost, completion_fail, 240);
+OFF (EnsHost, json_to_string, 216);
+OFF (EnsHost, completion_chunk, 224);
+OFF (EnsHost, completion_event, 232);
+OFF (EnsHost, completion_finish, 240);
+OFF (EnsHost, completion_fail, 248);
 
 G_STATIC_ASSERT (sizeof (EnsMessage) == 128);
 OFF (EnsMessage, kind, 4);

@@ -1,0 +1,678 @@
+/* ens-dbus.c — ensembled on D-Bus: org.ensemble.Daemon1 with an
+ * ObjectManager of one object per plugin, agent and live session, from the
+ * interfaces in data/org.ensemble.Daemon1.xml (gdbus-codegen).
+ *
+ * Calls go through the core like any client's (one internal EnsClient
+ * whose replies complete the pending invocations), so D-Bus adds no logic
+ * of its own.  Event signals are unicast to the callers that subscribed.
+ * No bus reachable: one warning, and the daemon runs on without it. */
+#include "ens-core.h"
+#include "ens-dbus-generated.h"
+#include "ens-paths.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#define ENS_DBUS_NAME "org.ensemble.Daemon1"
+#define ENS_DBUS_PATH "/org/ensemble/Daemon1"
+
+typedef struct {
+  char *caller; /* unique bus name */
+  EnsSubscriber *subscriber;
+  guint watch_id;
+} Watcher;
+
+typedef struct {
+  GDBusConnection *connection;
+  guint name_id;
+  GDBusObjectManagerServer *manager;
+  EnsDBusDaemon1 *daemon;
+  EnsClient *client;          /* the core sees D-Bus as one client */
+  GHashTable *invocations;    /* request id -> GDBusMethodInvocation */
+  GHashTable *watchers;       /* caller -> Watcher */
+  EnsSubscriber *lifecycle;   /* agents, sessions, budget */
+  guint64 next_id;
+  guint refresh_id;
+} EnsDBus;
+
+static EnsDBus *D;
+
+/* ------------------------------------------------------------ helpers */
+
+static char *
+object_path (const char *kind, const char *name)
+{
+  g_autofree char *escaped = g_dbus_escape_object_path (name);
+  return g_strdup_printf (ENS_DBUS_PATH "/%s/%s", kind, escaped);
+}
+
+/* AGENT_NOT_FOUND -> org.ensemble.Error.AgentNotFound */
+static char *
+error_name (const char *code)
+{
+  GString *name = g_string_new ("org.ensemble.Error.");
+  gboolean upper = TRUE;
+
+  for (const char *p = code ? code : "Failed"; *p; p++)
+    {
+      if (*p == '_')
+        {
+          upper = TRUE;
+          continue;
+        }
+      g_string_append_c (name, upper ? g_ascii_toupper (*p) : g_ascii_tolower (*p));
+      upper = FALSE;
+    }
+  return g_string_free (name, FALSE);
+}
+
+static void
+return_error (GDBusMethodInvocation *inv, const char *code, const char *message)
+{
+  g_autofree char *name = error_name (code);
+  g_dbus_method_invocation_return_dbus_error (inv, name, message ? message : code);
+}
+
+/* ------------------------------------------------------------ the core client */
+
+typedef void (*AnswerFunc) (GDBusMethodInvocation *inv, EnsMessage *answer);
+
+static void
+submit (GDBusMethodInvocation *inv, const char *agent, const char *action, JsonNode *data, AnswerFunc func)
+{
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REQUEST);
+  g_autofree char *id = g_strdup_printf ("d%" G_GUINT64_FORMAT, ++D->next_id);
+  g_autoptr (EnsMessage) msg = NULL;
+
+  g_object_set_data (G_OBJECT (inv), "ens-answer", func);
+  g_hash_table_insert (D->invocations, g_strdup (id), g_object_ref (inv));
+  init.id = id;
+  init.action = action;
+  init.agent = agent;
+  init.data = data;
+  msg = ens_message_new (&init);
+  ens_dispatch_client_submit (D->client, msg);
+}
+
+static void
+sink_deliver (gpointer data, EnsMessage *msg)
+{
+  GDBusMethodInvocation *inv;
+  AnswerFunc func;
+
+  (void) data;
+  if (msg->kind != ENS_MESSAGE_REPLY && msg->kind != ENS_MESSAGE_ERROR)
+    return;
+  inv = msg->id ? g_hash_table_lookup (D->invocations, msg->id) : NULL;
+  if (inv == NULL)
+    return;
+  func = g_object_get_data (G_OBJECT (inv), "ens-answer");
+  if (msg->kind == ENS_MESSAGE_ERROR)
+    return_error (inv, msg->error_code, msg->error_message);
+  else
+    func (inv, msg);
+  g_hash_table_remove (D->invocations, msg->id);
+}
+
+static void
+sink_disconnect (gpointer data, const char *reason)
+{
+  (void) data;
+  (void) reason; /* the daemon is stopping; ens_dbus_shutdown follows */
+}
+
+static const EnsClientSink dbus_sink = { sizeof (EnsClientSink), sink_deliver, sink_disconnect };
+
+static void
+answer_json (GDBusMethodInvocation *inv, EnsMessage *answer)
+{
+  g_autofree char *text = ens_json_to_string (answer->data);
+  g_dbus_method_invocation_return_value (inv, g_variant_new ("(s)", text));
+}
+
+static void
+answer_seq (GDBusMethodInvocation *inv, EnsMessage *answer)
+{
+  JsonObject *obj = json_node_get_object (answer->data);
+  g_dbus_method_invocation_return_value (inv, g_variant_new ("(t)", (guint64) json_object_get_int_member (obj, "seq")));
+}
+
+static void
+answer_request_id (GDBusMethodInvocation *inv, EnsMessage *answer)
+{
+  JsonObject *obj = json_node_get_object (answer->data);
+  g_dbus_method_invocation_return_value (inv, g_variant_new ("(s)", json_object_get_string_member (obj, "request_id")));
+}
+
+/* JSON text from a caller; NULL after answering the error. */
+static JsonNode *
+parse_arg (GDBusMethodInvocation *inv, const char *what, const char *text, gboolean object_only)
+{
+  g_autoptr (GError) error = NULL;
+  JsonNode *node = ens_json_parse (text, strlen (text), &error);
+
+  if (node == NULL)
+    {
+      g_autofree char *message = g_strdup_printf ("%s is not valid JSON: %s", what, error->message);
+      return_error (inv, ENS_ERR_INVALID_JSON, message);
+      return NULL;
+    }
+  if (object_only && !JSON_NODE_HOLDS_OBJECT (node))
+    {
+      g_autofree char *message = g_strdup_printf ("%s must be a JSON object", what);
+      json_node_unref (node);
+      return_error (inv, ENS_ERR_INVALID_PARAMETERS, message);
+      return NULL;
+    }
+  return node;
+}
+
+/* ------------------------------------------------------------ methods */
+
+static gboolean
+on_health (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, gpointer data)
+{
+  (void) iface;
+  (void) data;
+  submit (inv, NULL, "health", NULL, answer_json);
+  return TRUE;
+}
+
+static gboolean
+on_list_plugins (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, gpointer data)
+{
+  (void) iface;
+  (void) data;
+  submit (inv, NULL, "plugins.list", NULL, answer_json);
+  return TRUE;
+}
+
+static gboolean
+on_list_agents (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, gpointer data)
+{
+  (void) iface;
+  (void) data;
+  submit (inv, NULL, "agents.list", NULL, answer_json);
+  return TRUE;
+}
+
+static gboolean
+on_publish (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *topic, const char *json, gpointer data)
+{
+  g_autoptr (JsonNode) value = parse_arg (inv, "data", json, FALSE);
+  JsonObject *obj;
+  g_autoptr (JsonNode) params = NULL;
+
+  (void) iface;
+  (void) data;
+  if (value == NULL)
+    return TRUE;
+  params = ens_json_object_node (&obj);
+  json_object_set_string_member (obj, "topic", topic);
+  json_object_set_member (obj, "data", json_node_ref (value));
+  submit (inv, NULL, "publish", params, answer_seq);
+  return TRUE;
+}
+
+static gboolean
+on_request (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *agent, const char *action,
+            const char *json, gpointer data)
+{
+  g_autoptr (JsonNode) value = parse_arg (inv, "data", json, FALSE);
+
+  (void) iface;
+  (void) data;
+  if (value == NULL)
+    return TRUE;
+  if (agent[0] == '\0' || action[0] == '\0')
+    {
+      return_error (inv, ENS_ERR_INVALID_PARAMETERS, "agent and action must not be empty");
+      return TRUE;
+    }
+  submit (inv, agent, action, value, answer_json);
+  return TRUE;
+}
+
+static gboolean
+on_complete (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *prompt, const char *options,
+             gpointer data)
+{
+  g_autoptr (JsonNode) params = parse_arg (inv, "options", options[0] ? options : "{}", TRUE);
+
+  (void) iface;
+  (void) data;
+  if (params == NULL)
+    return TRUE;
+  json_object_set_string_member (json_node_get_object (params), "prompt", prompt);
+  /* Results go to the caller as Event signals: the target is its name. */
+  json_object_set_string_member (json_node_get_object (params), "client_id",
+                                 g_dbus_method_invocation_get_sender (inv) ? g_dbus_method_invocation_get_sender (inv)
+                                                                           : "dbus");
+  submit (inv, NULL, "complete", params, answer_request_id);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------ Event signals */
+
+static void
+watcher_free (Watcher *w)
+{
+  EnsDaemon *d = ens_daemon_get ();
+
+  if (w->watch_id)
+    g_bus_unwatch_name (w->watch_id);
+  if (d && d->bus)
+    ens_subscriber_free (d->bus, w->subscriber);
+  g_free (w->caller);
+  g_free (w);
+}
+
+static void
+watcher_event (EnsMessage *event, gpointer data)
+{
+  Watcher *w = data;
+  g_autofree char *json = ens_json_to_string (event->data);
+
+  g_dbus_connection_emit_signal (D->connection, w->caller, ENS_DBUS_PATH, "org.ensemble.Daemon1", "Event",
+                                 g_variant_new ("(ss)", event->topic, json), NULL);
+}
+
+static void
+caller_vanished (GDBusConnection *connection, const char *name, gpointer data)
+{
+  (void) connection;
+  (void) data;
+  g_hash_table_remove (D->watchers, name); /* its subscriptions go with it */
+}
+
+static Watcher *
+watcher_for (const char *caller)
+{
+  Watcher *w = g_hash_table_lookup (D->watchers, caller);
+
+  if (w == NULL)
+    {
+      w = g_new0 (Watcher, 1);
+      w->caller = g_strdup (caller);
+      w->subscriber = ens_subscriber_new (watcher_event, w, NULL);
+      w->watch_id = g_bus_watch_name_on_connection (D->connection, caller, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
+                                                    caller_vanished, NULL, NULL);
+      g_hash_table_insert (D->watchers, w->caller, w);
+    }
+  return w;
+}
+
+static gboolean
+on_subscribe (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *const *patterns, gpointer data)
+{
+  const char *caller = g_dbus_method_invocation_get_sender (inv);
+  Watcher *w;
+
+  (void) data;
+  if (caller == NULL)
+    {
+      return_error (inv, ENS_ERR_INVALID_REQUEST, "subscribing needs a message bus connection");
+      return TRUE;
+    }
+  for (guint i = 0; patterns[i]; i++)
+    if (patterns[i][0] == '\0' || strlen (patterns[i]) > 1024)
+      {
+        return_error (inv, ENS_ERR_INVALID_PARAMETERS, "patterns must be non-empty and at most 1024 bytes");
+        return TRUE;
+      }
+  w = watcher_for (caller);
+  for (guint i = 0; patterns[i]; i++)
+    ens_bus_subscribe (ens_daemon_get ()->bus, w->subscriber, patterns[i]);
+  ens_dbus_daemon1_complete_subscribe (iface, inv);
+  return TRUE;
+}
+
+static gboolean
+on_unsubscribe (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *const *patterns, gpointer data)
+{
+  const char *caller = g_dbus_method_invocation_get_sender (inv);
+  Watcher *w = caller ? g_hash_table_lookup (D->watchers, caller) : NULL;
+
+  (void) data;
+  for (guint i = 0; w && patterns[i]; i++)
+    ens_bus_unsubscribe (ens_daemon_get ()->bus, w->subscriber, patterns[i]);
+  ens_dbus_daemon1_complete_unsubscribe (iface, inv);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------ Shutdown */
+
+static void
+got_caller_uid (GObject *source, GAsyncResult *result, gpointer data)
+{
+  GDBusMethodInvocation *inv = data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  guint32 uid = G_MAXUINT32;
+  EnsDaemon *d = ens_daemon_get ();
+
+  if (reply)
+    g_variant_get (reply, "(u)", &uid);
+  if (uid != getuid () && uid != 0)
+    {
+      return_error (inv, ENS_ERR_PERMISSION_DENIED, "only the daemon's own user or root may shut it down");
+      g_object_unref (inv);
+      return;
+    }
+  g_message ("shutdown requested over D-Bus by %s (uid %u)", g_dbus_method_invocation_get_sender (inv), uid);
+  ens_dbus_daemon1_complete_shutdown (D->daemon, inv);
+  g_object_unref (inv);
+  if (d)
+    {
+      d->shutting_down = TRUE;
+      g_main_loop_quit (d->loop);
+    }
+}
+
+static gboolean
+on_shutdown (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, gpointer data)
+{
+  const char *caller = g_dbus_method_invocation_get_sender (inv);
+
+  (void) iface;
+  (void) data;
+  if (caller == NULL)
+    {
+      return_error (inv, ENS_ERR_PERMISSION_DENIED, "cannot tell who is asking");
+      return TRUE;
+    }
+  /* Authorised by the caller's uid as the bus daemon knows it. */
+  g_dbus_connection_call (D->connection, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                          "GetConnectionUnixUser", g_variant_new ("(s)", caller), G_VARIANT_TYPE ("(u)"),
+                          G_DBUS_CALL_FLAGS_NONE, 5000, NULL, got_caller_uid, g_object_ref (inv));
+  return TRUE;
+}
+
+/* ------------------------------------------------------------ objects */
+
+void
+ens_dbus_plugin_loaded (EnsPlugin *plugin)
+{
+  const EnsPluginDesc *desc = ens_plugin_get_desc (plugin);
+  g_autofree char *path = NULL;
+  g_autoptr (EnsDBusObjectSkeleton) object = NULL;
+  g_autoptr (EnsDBusPlugin1) iface = NULL;
+
+  if (D == NULL)
+    return;
+  path = object_path ("plugins", desc->id);
+  object = ens_dbus_object_skeleton_new (path);
+  iface = ens_dbus_plugin1_skeleton_new ();
+  ens_dbus_plugin1_set_id (iface, desc->id);
+  ens_dbus_plugin1_set_kind (iface, ens_plugin_kind_name (desc->kind));
+  ens_dbus_plugin1_set_version (iface, desc->version ? desc->version : "");
+  ens_dbus_plugin1_set_description (iface, desc->description ? desc->description : "");
+  ens_dbus_plugin1_set_file (iface, ens_plugin_get_file (plugin));
+  ens_dbus_object_skeleton_set_plugin1 (object, iface);
+  g_dbus_object_manager_server_export (D->manager, G_DBUS_OBJECT_SKELETON (object));
+  ens_dbus_daemon1_emit_plugin_loaded (D->daemon, desc->id);
+}
+
+void
+ens_dbus_plugin_stopped (EnsPlugin *plugin)
+{
+  g_autofree char *path = NULL;
+
+  if (D == NULL)
+    return;
+  path = object_path ("plugins", ens_plugin_get_desc (plugin)->id);
+  g_dbus_object_manager_server_unexport (D->manager, path);
+}
+
+void
+ens_dbus_plugin_failed (const char *file, const char *reason)
+{
+  if (D)
+    ens_dbus_daemon1_emit_plugin_failed (D->daemon, file, reason);
+}
+
+static void
+export_agent (JsonObject *info)
+{
+  const char *name = json_object_get_string_member (info, "name");
+  g_autofree char *path = object_path ("agents", name);
+  g_autoptr (EnsDBusObjectSkeleton) object = ens_dbus_object_skeleton_new (path);
+  g_autoptr (EnsDBusAgent1) iface = ens_dbus_agent1_skeleton_new ();
+  JsonArray *actions = json_object_get_array_member (info, "actions");
+  g_autoptr (GPtrArray) strv = g_ptr_array_new ();
+  g_autoptr (GDateTime) since = g_date_time_new_from_iso8601 (
+    json_object_get_string_member_with_default (info, "registered_at", ""), NULL);
+
+  for (guint i = 0; actions && i < json_array_get_length (actions); i++)
+    g_ptr_array_add (strv, (gpointer) json_array_get_string_element (actions, i));
+  g_ptr_array_add (strv, NULL);
+  ens_dbus_agent1_set_name (iface, name);
+  ens_dbus_agent1_set_actions (iface, (const char *const *) strv->pdata);
+  ens_dbus_agent1_set_description (iface, json_object_get_string_member_with_default (info, "description", ""));
+  ens_dbus_agent1_set_kind (iface, json_object_get_string_member_with_default (info, "kind", ""));
+  ens_dbus_agent1_set_connected (iface, json_object_get_boolean_member_with_default (info, "connected", TRUE));
+  ens_dbus_agent1_set_connected_since (
+    iface, since ? (guint64) g_date_time_to_unix (since) * G_USEC_PER_SEC + g_date_time_get_microsecond (since) : 0);
+  ens_dbus_object_skeleton_set_agent1 (object, iface);
+  g_dbus_object_manager_server_export (D->manager, G_DBUS_OBJECT_SKELETON (object));
+}
+
+static void
+export_session (JsonObject *data, const char *id, const char *status)
+{
+  g_autofree char *path = object_path ("sessions", id);
+  GDBusObject *existing = g_dbus_object_manager_get_object (G_DBUS_OBJECT_MANAGER (D->manager), path);
+  EnsDBusSession1 *iface;
+
+  if (g_strcmp0 (status, "stopped") == 0)
+    {
+      if (existing)
+        g_dbus_object_manager_server_unexport (D->manager, path);
+      g_clear_object (&existing);
+      return;
+    }
+  if (existing)
+    {
+      iface = ens_dbus_object_get_session1 (ENS_DBUS_OBJECT (existing));
+      ens_dbus_session1_set_status (iface, status);
+      g_object_unref (iface);
+      g_object_unref (existing);
+      return;
+    }
+  {
+    g_autoptr (EnsDBusObjectSkeleton) object = ens_dbus_object_skeleton_new (path);
+    g_autoptr (EnsDBusSession1) skel = ens_dbus_session1_skeleton_new ();
+    ens_dbus_session1_set_id (skel, id);
+    ens_dbus_session1_set_status (skel, status);
+    ens_dbus_session1_set_session_type (skel, data ? json_object_get_string_member_with_default (data, "session_type", "") : "");
+    ens_dbus_object_skeleton_set_session1 (object, skel);
+    g_dbus_object_manager_server_export (D->manager, G_DBUS_OBJECT_SKELETON (object));
+  }
+}
+
+/* System events from the bus: agents, sessions, budget. */
+static void
+lifecycle_event (EnsMessage *event, gpointer data)
+{
+  JsonObject *obj = event->data && JSON_NODE_HOLDS_OBJECT (event->data) ? json_node_get_object (event->data) : NULL;
+  const char *topic = event->topic;
+
+  (void) data;
+  if (obj == NULL)
+    return;
+  if (strcmp (topic, "ensemble.agent.registered") == 0)
+    {
+      export_agent (obj);
+      ens_dbus_daemon1_emit_agent_registered (D->daemon, json_object_get_string_member (obj, "name"));
+    }
+  else if (strcmp (topic, "ensemble.agent.unregistered") == 0)
+    {
+      g_autofree char *path = object_path ("agents", json_object_get_string_member (obj, "name"));
+      g_dbus_object_manager_server_unexport (D->manager, path);
+      ens_dbus_daemon1_emit_agent_removed (D->daemon, json_object_get_string_member (obj, "name"));
+    }
+  else if (g_str_has_suffix (topic, ".session_status_update") || g_str_has_suffix (topic, ".session_spawned"))
+    {
+      const char *id = json_object_get_string_member_with_default (obj, "sessionId", NULL);
+      const char *status = json_object_get_string_member_with_default (
+        obj, "status", g_str_has_suffix (topic, ".session_spawned") ? "idle" : "unknown");
+      if (id)
+        {
+          export_session (obj, id, status);
+          ens_dbus_daemon1_emit_session_changed (D->daemon, id, status);
+        }
+    }
+  else if (strcmp (topic, "ensemble.budget.exceeded") == 0)
+    ens_dbus_daemon1_emit_budget_exceeded (D->daemon,
+                                           json_object_get_string_member_with_default (obj, "request_id", ""),
+                                           json_object_get_double_member_with_default (obj, "remaining", 0));
+}
+
+/* Properties: refreshed every two seconds (PropertiesChanged when they
+ * change) and at every call that reads health. */
+static gboolean
+refresh_properties (gpointer data)
+{
+  EnsDaemon *d = ens_daemon_get ();
+  g_autoptr (JsonNode) budget = NULL;
+  g_autofree char *policy = NULL;
+  JsonObject *b;
+
+  (void) data;
+  if (d == NULL || D == NULL)
+    return G_SOURCE_CONTINUE;
+  budget = ens_completion_budget (d);
+  b = json_node_get_object (budget);
+  policy = ens_config_get_path (d->config, "router-policy");
+  ens_dbus_daemon1_set_uptime_seconds (D->daemon, (g_get_monotonic_time () - d->started_us) / G_USEC_PER_SEC);
+  ens_dbus_daemon1_set_connections (D->daemon, g_hash_table_size (d->clients));
+  ens_dbus_daemon1_set_agents (D->daemon, g_hash_table_size (d->agents));
+  ens_dbus_daemon1_set_plugins (D->daemon, ens_loader_plugins (d->loader)->len);
+  ens_dbus_daemon1_set_sessions (D->daemon, ens_session_count (FALSE));
+  ens_dbus_daemon1_set_router_policy (D->daemon, policy ? policy : "");
+  ens_dbus_daemon1_set_daily_budget (D->daemon, json_object_get_double_member (b, "daily_budget"));
+  ens_dbus_daemon1_set_current_spend (D->daemon, json_object_get_double_member (b, "current_spend"));
+  return G_SOURCE_CONTINUE;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void
+name_lost (GDBusConnection *connection, const char *name, gpointer data)
+{
+  (void) data;
+  if (connection == NULL)
+    g_warning ("D-Bus: the bus went away; the daemon runs on without it");
+  else
+    g_warning ("D-Bus: cannot own %s (another daemon has it?); objects stay reachable by unique name", name);
+}
+
+static void
+name_acquired (GDBusConnection *connection, const char *name, gpointer data)
+{
+  (void) connection;
+  (void) data;
+  g_message ("D-Bus: owns %s", name);
+}
+
+gboolean
+ens_dbus_start (EnsDaemon *d, GBusType bus_type)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDBusConnection) connection = NULL;
+  const char *kind = bus_type == G_BUS_TYPE_SYSTEM ? "system" : "session";
+
+  /* Do not autolaunch a bus where none runs (a server, CI). */
+  if (bus_type == G_BUS_TYPE_SESSION && g_getenv ("DBUS_SESSION_BUS_ADDRESS") == NULL)
+    {
+      g_autofree char *socket = g_build_filename (g_get_user_runtime_dir (), "bus", NULL);
+      if (!g_file_test (socket, G_FILE_TEST_EXISTS))
+        {
+          g_warning ("D-Bus: no session bus (DBUS_SESSION_BUS_ADDRESS unset); running without D-Bus");
+          return FALSE;
+        }
+    }
+  connection = g_bus_get_sync (bus_type, NULL, &error);
+  if (connection == NULL)
+    {
+      g_warning ("D-Bus: no %s bus reachable (%s); running without D-Bus", kind, error->message);
+      return FALSE;
+    }
+  g_dbus_connection_set_exit_on_close (connection, FALSE);
+
+  D = g_new0 (EnsDBus, 1);
+  D->connection = g_steal_pointer (&connection);
+  D->invocations = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  D->watchers = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) watcher_free);
+  D->client = ens_dispatch_client_new (NULL, &dbus_sink, NULL, 0, "dbus");
+  D->manager = g_dbus_object_manager_server_new (ENS_DBUS_PATH);
+
+  D->daemon = ens_dbus_daemon1_skeleton_new ();
+  ens_dbus_daemon1_set_version (D->daemon, ENS_VERSION);
+  ens_dbus_daemon1_set_node_id (D->daemon, d->node_id);
+  ens_dbus_daemon1_set_started_at (D->daemon, d->started_real_us / G_USEC_PER_SEC);
+  g_signal_connect (D->daemon, "handle-health", G_CALLBACK (on_health), NULL);
+  g_signal_connect (D->daemon, "handle-list-plugins", G_CALLBACK (on_list_plugins), NULL);
+  g_signal_connect (D->daemon, "handle-list-agents", G_CALLBACK (on_list_agents), NULL);
+  g_signal_connect (D->daemon, "handle-publish", G_CALLBACK (on_publish), NULL);
+  g_signal_connect (D->daemon, "handle-request", G_CALLBACK (on_request), NULL);
+  g_signal_connect (D->daemon, "handle-complete", G_CALLBACK (on_complete), NULL);
+  g_signal_connect (D->daemon, "handle-subscribe", G_CALLBACK (on_subscribe), NULL);
+  g_signal_connect (D->daemon, "handle-unsubscribe", G_CALLBACK (on_unsubscribe), NULL);
+  g_signal_connect (D->daemon, "handle-shutdown", G_CALLBACK (on_shutdown), NULL);
+  /* The ObjectManager serves the objects below its path; Daemon1 sits at
+   * that path itself, beside org.freedesktop.DBus.ObjectManager. */
+  if (!g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (D->daemon), D->connection, ENS_DBUS_PATH, &error))
+    g_warning ("D-Bus: cannot export %s: %s", ENS_DBUS_PATH, error->message);
+  g_dbus_object_manager_server_set_connection (D->manager, D->connection);
+
+  D->lifecycle = ens_subscriber_new (lifecycle_event, NULL, NULL);
+  ens_bus_subscribe (d->bus, D->lifecycle, "ensemble.agent.*");
+  ens_bus_subscribe (d->bus, D->lifecycle, "ensemble.budget.*");
+  ens_bus_subscribe (d->bus, D->lifecycle, "session.*");
+  refresh_properties (NULL);
+  D->refresh_id = g_timeout_add_seconds (2, refresh_properties, NULL);
+
+  D->name_id = g_bus_own_name_on_connection (D->connection, ENS_DBUS_NAME, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
+                                             name_acquired, name_lost, NULL, NULL);
+  g_message ("D-Bus: on the %s bus as %s", kind, g_dbus_connection_get_unique_name (D->connection));
+  return TRUE;
+}
+
+/* Sessions already in the store when the daemon starts. */
+void
+ens_dbus_export_sessions (JsonNode *list)
+{
+  JsonArray *array = list && JSON_NODE_HOLDS_OBJECT (list)
+                       ? json_object_get_array_member (json_node_get_object (list), "sessions") : NULL;
+
+  for (guint i = 0; D && array && i < json_array_get_length (array); i++)
+    {
+      JsonObject *s = json_array_get_object_element (array, i);
+      export_session (s, json_object_get_string_member (s, "session_id"),
+                      json_object_get_string_member_with_default (s, "status", "idle"));
+    }
+}
+
+void
+ens_dbus_shutdown (void)
+{
+  EnsDaemon *d = ens_daemon_get ();
+
+  if (D == NULL)
+    return;
+  if (D->name_id)
+    g_bus_unown_name (D->name_id);
+  g_source_remove (D->refresh_id);
+  ens_subscriber_free (d->bus, D->lifecycle);
+  g_hash_table_unref (D->watchers);
+  g_hash_table_unref (D->invocations);
+  ens_dispatch_client_close (D->client);
+  g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (D->daemon));
+  g_dbus_object_manager_server_set_connection (D->manager, NULL);
+  g_object_unref (D->manager);
+  g_object_unref (D->daemon);
+  g_dbus_connection_flush_sync (D->connection, NULL, NULL);
+  g_object_unref (D->connection);
+  g_clear_pointer (&D, g_free);
+}

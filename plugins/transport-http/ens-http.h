@@ -1,0 +1,90 @@
+/* ens-http.h — private to transport-http: the route table and what a route
+ * handler may do with the request in hand.
+ *
+ * One table (EnsHttpRoute arrays, one per file of routes) both serves the
+ * requests and generates GET /openapi.json, so the document cannot drift
+ * from what is served.  Handlers run on the main loop; each request that
+ * talks to the core gets its own EnsClient for its lifetime, so replies,
+ * completion events and SSE streams reach exactly that request. */
+#pragma once
+
+#include <ensemble/ensemble.h>
+#include <libsoup/soup.h>
+
+typedef struct _EnsHttp EnsHttp;         /* the transport instance */
+typedef struct _EnsHttpCall EnsHttpCall; /* one request in flight */
+
+typedef void (*EnsHttpHandler) (EnsHttpCall *call);
+
+typedef struct {
+  const char *method;      /* "GET", "POST", ... */
+  const char *path;        /* "/api/kv/{agent}/{key}": {name} matches one segment */
+  EnsHttpHandler handler;
+  const char *tag;         /* OpenAPI tag: native, centerfire, ksi, neolith, rhetor, openai, meta */
+  const char *summary;     /* one line, for /openapi.json and /docs */
+  const char *body_schema; /* JSON Schema of the request body (JSON text), or NULL */
+  gboolean public;         /* reachable without the bearer token */
+} EnsHttpRoute;
+
+/* Route tables, each NULL-terminated (method == NULL). */
+extern const EnsHttpRoute ens_http_routes_native[];
+extern const EnsHttpRoute ens_http_routes_openai[];
+extern const EnsHttpRoute ens_http_routes_seeds[];
+
+/* ---- the request ---- */
+const EnsHost *ens_http_host (EnsHttpCall *call);
+EnsPlugin *ens_http_self (EnsHttpCall *call);
+SoupServerMessage *ens_http_message (EnsHttpCall *call);
+/* A {name} segment of the route's path; (transfer none), NULL if none. */
+const char *ens_http_param (EnsHttpCall *call, const char *name);
+/* A query parameter; (transfer none). */
+const char *ens_http_query (EnsHttpCall *call, const char *name);
+/* The JSON body as an object, (transfer none), valid for the call.
+ * Returns NULL after answering 400 (malformed JSON) or 422 (not an object)
+ * itself; an empty body gives an empty object. */
+JsonObject *ens_http_body (EnsHttpCall *call);
+/* The base URL clients reach this server on ("http://127.0.0.1:8090"). */
+const char *ens_http_base_url (EnsHttpCall *call);
+
+/* ---- answering (each ends the call, exactly one per call) ---- */
+void ens_http_reply_json (EnsHttpCall *call, guint status, JsonNode *body); /* body (transfer none) */
+void ens_http_reply_text (EnsHttpCall *call, guint status, const char *content_type, const char *text);
+/* {error:{code,message,details}} */
+void ens_http_reply_error (EnsHttpCall *call, guint status, const char *code, const char *message, JsonNode *details);
+/* 422 with the failing field: {error:{code:"VALIDATION_ERROR", message, details:{fields:[{field, expected}]}}} */
+void ens_http_reply_invalid (EnsHttpCall *call, const char *field, const char *expected);
+/* OpenAI's error body {error:{message, type, param:null, code}} (ens-http-routes-openai.c). */
+void ens_http_openai_reply_error (EnsHttpCall *call, guint status, const char *type, const char *message,
+                                  const char *code);
+/* The HTTP status a core error code deserves (404 for AGENT_NOT_FOUND, ...). */
+guint ens_http_status_for (const char *code);
+
+/* ---- the core ---- */
+/* The answer to ens_http_core: a REPLY or ERROR message, (transfer none). */
+typedef void (*EnsHttpAnswerFunc) (EnsHttpCall *call, EnsMessage *answer, gpointer data);
+/* Events that reach this call's client while it is open, (transfer none). */
+typedef void (*EnsHttpEventFunc) (EnsHttpCall *call, EnsMessage *event, gpointer data);
+/* Submits a request as this call's client (made on first use); the call is
+ * paused until @func answers it.  @data (transfer none). */
+void ens_http_core (EnsHttpCall *call, const char *agent, const char *action, JsonNode *data, guint32 timeout_ms,
+                    EnsHttpAnswerFunc func, gpointer user_data);
+/* The common case: answer with the reply's data (200) or its error. */
+void ens_http_core_reply (EnsHttpCall *call, const char *agent, const char *action, JsonNode *data);
+/* Routes the call's events to @func until the call ends. */
+void ens_http_on_event (EnsHttpCall *call, EnsHttpEventFunc func, gpointer user_data);
+/* The call's client id (makes the client). */
+const char *ens_http_client_id (EnsHttpCall *call);
+/* Keeps the call (and its client) open after the first answer, for SSE. */
+
+/* ---- Server-Sent Events ---- */
+void ens_http_sse_begin (EnsHttpCall *call);
+/* One event; @event may be NULL; @data is one line of text (JSON). */
+void ens_http_sse_send (EnsHttpCall *call, const char *event, const char *data);
+/* Ends the stream and the call. */
+void ens_http_sse_end (EnsHttpCall *call);
+/* Called once if the peer goes away before the call ended. */
+void ens_http_on_disconnect (EnsHttpCall *call, void (*func) (EnsHttpCall *call, gpointer data), gpointer data);
+
+/* ---- metrics ---- */
+void ens_http_metrics_text (EnsHttp *http, GString *out);
+EnsHttp *ens_http_instance (EnsHttpCall *call);

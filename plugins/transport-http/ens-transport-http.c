@@ -1,0 +1,1036 @@
+/* ens-transport-http.c — HTTP on libsoup-3: every route of every dialect
+ * comes from the route tables (ens-http.h), which also generate
+ * /openapi.json and /docs.
+ *
+ * Security: bound to loopback by default; with http-token-file set, every
+ * route but the public ones (/health) needs "Authorization: Bearer TOKEN",
+ * and binding to any other address refuses to start without a token.  CORS
+ * headers only for the origins in http-cors-origins.  Bodies over
+ * http-max-body-bytes get 413 before they are read; a client that takes
+ * longer than http-request-timeout-ms to send its request is cut off. */
+#include "ens-http.h"
+
+#include <string.h>
+
+#define N_BUCKETS 12
+static const double latency_buckets[N_BUCKETS] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                  0.05,   0.1,   0.25,   0.5,   1.0,  5.0 };
+
+typedef struct {
+  char *key; /* "GET /api/agents" */
+  guint64 count, errors;
+  guint64 buckets[N_BUCKETS];
+  double sum;
+} RouteStats;
+
+struct _EnsHttp {
+  const EnsHost *host;
+  EnsPlugin *self;
+  SoupServer *server;
+  char *address;
+  guint port;
+  char *base_url;
+  char *token;
+  char **cors_origins;
+  guint max_body;
+  guint request_timeout_ms;
+  GPtrArray *routes;       /* const EnsHttpRoute*, all tables */
+  GHashTable *stats;       /* route key -> RouteStats */
+  GHashTable *calls;       /* live EnsHttpCall* */
+  guint64 requests, unauthorized, not_found, too_large, timed_out;
+};
+
+struct _EnsHttpCall {
+  EnsHttp *http;
+  SoupServerMessage *msg;
+  const EnsHttpRoute *route;
+  GHashTable *params;
+  GHashTable *query;
+  JsonNode *body;
+  EnsClient *client;
+  char *pending_id;
+  EnsHttpAnswerFunc answer_func;
+  gpointer answer_data;
+  EnsHttpEventFunc event_func;
+  gpointer event_data;
+  void (*disconnect_func) (EnsHttpCall *call, gpointer data);
+  gpointer disconnect_data;
+  guint64 next_id;
+  gint64 started_us;
+  guint status;
+  gboolean answered, sse, paused, gone;
+};
+
+static const EnsClientSink call_sink;
+
+/* A node holding a new empty object, (transfer full).  (json_node_init_object
+ * would take a second reference on the object and leak it.) */
+static JsonNode *
+empty_object_node (void)
+{
+  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (node, json_object_new ());
+  return node;
+}
+
+
+/* ------------------------------------------------------------ accessors */
+
+const EnsHost *ens_http_host (EnsHttpCall *call) { return call->http->host; }
+EnsPlugin *ens_http_self (EnsHttpCall *call) { return call->http->self; }
+SoupServerMessage *ens_http_message (EnsHttpCall *call) { return call->msg; }
+const char *ens_http_base_url (EnsHttpCall *call) { return call->http->base_url; }
+EnsHttp *ens_http_instance (EnsHttpCall *call) { return call->http; }
+
+const char *
+ens_http_param (EnsHttpCall *call, const char *name)
+{
+  return call->params ? g_hash_table_lookup (call->params, name) : NULL;
+}
+
+const char *
+ens_http_query (EnsHttpCall *call, const char *name)
+{
+  return call->query ? g_hash_table_lookup (call->query, name) : NULL;
+}
+
+/* ------------------------------------------------------------ answering */
+
+static void
+unpause (EnsHttpCall *call)
+{
+  if (call->paused)
+    {
+      call->paused = FALSE;
+      soup_server_message_unpause (call->msg);
+    }
+}
+
+static void
+cors_headers (EnsHttpCall *call)
+{
+  SoupMessageHeaders *req = soup_server_message_get_request_headers (call->msg);
+  SoupMessageHeaders *resp = soup_server_message_get_response_headers (call->msg);
+  const char *origin = soup_message_headers_get_one (req, "Origin");
+
+  if (origin && call->http->cors_origins && g_strv_contains ((const char *const *) call->http->cors_origins, origin))
+    {
+      soup_message_headers_replace (resp, "Access-Control-Allow-Origin", origin);
+      soup_message_headers_replace (resp, "Vary", "Origin");
+    }
+}
+
+void
+ens_http_reply_text (EnsHttpCall *call, guint status, const char *content_type, const char *text)
+{
+  if (call->answered || call->gone)
+    return;
+  call->answered = TRUE;
+  call->status = status;
+  cors_headers (call);
+  soup_server_message_set_status (call->msg, status, NULL);
+  soup_server_message_set_response (call->msg, content_type, SOUP_MEMORY_COPY, text, strlen (text));
+  unpause (call);
+}
+
+void
+ens_http_reply_json (EnsHttpCall *call, guint status, JsonNode *body)
+{
+  g_autofree char *text = call->http->host->json_to_string (body);
+  ens_http_reply_text (call, status, "application/json", text);
+}
+
+void
+ens_http_reply_error (EnsHttpCall *call, guint status, const char *code, const char *message, JsonNode *details)
+{
+  g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
+  JsonObject *root = json_object_new ();
+  JsonObject *err = json_object_new ();
+
+  json_object_set_string_member (err, "code", code);
+  json_object_set_string_member (err, "message", message ? message : "");
+  json_object_set_member (err, "details", details ? json_node_copy (details)
+                                                  : empty_object_node ());
+  json_object_set_object_member (root, "error", err);
+  json_node_take_object (node, root);
+  ens_http_reply_json (call, status, node);
+}
+
+void
+ens_http_reply_invalid (EnsHttpCall *call, const char *field, const char *expected)
+{
+  g_autoptr (JsonNode) details = json_node_new (JSON_NODE_OBJECT);
+  JsonObject *obj = json_object_new ();
+  JsonArray *fields = json_array_new ();
+  JsonObject *f = json_object_new ();
+  g_autofree char *message = g_strdup_printf ("%s must be %s", field, expected);
+
+  json_object_set_string_member (f, "field", field);
+  json_object_set_string_member (f, "expected", expected);
+  json_array_add_object_element (fields, f);
+  json_object_set_array_member (obj, "fields", fields);
+  json_object_set_string_member (obj, "field", field);
+  json_node_take_object (details, obj);
+  ens_http_reply_error (call, 422, "VALIDATION_ERROR", message, details);
+}
+
+guint
+ens_http_status_for (const char *code)
+{
+  static const struct {
+    const char *code;
+    guint status;
+  } map[] = {
+    { ENS_ERR_INVALID_PARAMETERS, 422 }, { "VALIDATION_ERROR", 422 }, { ENS_ERR_INVALID_REQUEST, 400 },
+    { ENS_ERR_INVALID_JSON, 400 },       { ENS_ERR_UNKNOWN_ACTION, 404 }, { ENS_ERR_AGENT_NOT_FOUND, 404 },
+    { ENS_ERR_NOT_FOUND, 404 },          { "SESSION_NOT_FOUND", 404 },   { "UNKNOWN_MODEL", 404 },
+    { ENS_ERR_AGENT_EXISTS, 409 },       { "SESSION_BUSY", 409 },        { "SESSION_STOPPED", 409 },
+    { ENS_ERR_PERMISSION_DENIED, 403 },  { ENS_ERR_TIMEOUT, 504 },        { ENS_ERR_AGENT_GONE, 502 },
+    { ENS_ERR_AGENT_NOT_CONNECTED, 503 }, { ENS_ERR_OVERLOADED, 503 },   { ENS_ERR_NOT_AVAILABLE, 503 },
+    { "NO_PROVIDER", 503 },              { "NO_ROUTER", 503 },           { "BUDGET_EXCEEDED", 402 },
+    { ENS_ERR_LINE_TOO_LONG, 413 },
+  };
+
+  for (guint i = 0; code && i < G_N_ELEMENTS (map); i++)
+    if (strcmp (map[i].code, code) == 0)
+      return map[i].status;
+  return 500;
+}
+
+JsonObject *
+ens_http_body (EnsHttpCall *call)
+{
+  SoupMessageBody *body;
+  g_autoptr (GError) error = NULL;
+
+  if (call->body)
+    return json_node_get_object (call->body);
+  body = soup_server_message_get_request_body (call->msg);
+  if (body->length == 0)
+    {
+      call->body = empty_object_node ();
+      return json_node_get_object (call->body);
+    }
+  call->body = call->http->host->json_parse (body->data, body->length, &error);
+  if (call->body == NULL)
+    {
+      g_autofree char *text = g_strdup_printf ("malformed JSON body: %s", error->message);
+      ens_http_reply_error (call, 400, ENS_ERR_INVALID_JSON, text, NULL);
+      return NULL;
+    }
+  if (!JSON_NODE_HOLDS_OBJECT (call->body))
+    {
+      ens_http_reply_invalid (call, "body", "a JSON object");
+      return NULL;
+    }
+  return json_node_get_object (call->body);
+}
+
+/* ------------------------------------------------------------ the core */
+
+static EnsClient *
+call_client (EnsHttpCall *call)
+{
+  if (call->client == NULL)
+    {
+      GSocketAddress *remote = soup_server_message_get_remote_address (call->msg);
+      g_autofree char *peer = NULL;
+      gboolean admin = call->http->token != NULL; /* authenticated by token */
+
+      if (remote && G_IS_INET_SOCKET_ADDRESS (remote))
+        {
+          g_autofree char *ip = g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)));
+          peer = g_strdup_printf ("http:%s:%u", ip, g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (remote)));
+        }
+      call->client = call->http->host->client_new (call->http->self, &call_sink, call,
+                                                   admin ? ENS_CLIENT_FLAG_ADMIN : 0, peer ? peer : "http");
+    }
+  return call->client;
+}
+
+const char *
+ens_http_client_id (EnsHttpCall *call)
+{
+  return call->http->host->client_id (call_client (call));
+}
+
+void
+ens_http_core (EnsHttpCall *call, const char *agent, const char *action, JsonNode *data, guint32 timeout_ms,
+               EnsHttpAnswerFunc func, gpointer user_data)
+{
+  const EnsHost *host = call->http->host;
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REQUEST);
+  EnsClient *client = call_client (call);
+  EnsMessage *msg;
+
+  g_free (call->pending_id);
+  call->pending_id = g_strdup_printf ("h%" G_GUINT64_FORMAT, ++call->next_id);
+  call->answer_func = func;
+  call->answer_data = user_data;
+  init.id = call->pending_id;
+  init.action = action;
+  init.agent = agent;
+  init.data = data;
+  init.timeout_ms = timeout_ms;
+  msg = host->message_new (&init);
+  if (!call->paused && !call->answered)
+    {
+      call->paused = TRUE;
+      soup_server_message_pause (call->msg);
+    }
+  host->client_submit (client, msg); /* the answer may come before this returns */
+  host->message_unref (msg);
+}
+
+static void
+reply_with_answer (EnsHttpCall *call, EnsMessage *answer, gpointer data)
+{
+  (void) data;
+  if (answer->kind == ENS_MESSAGE_ERROR)
+    ens_http_reply_error (call, ens_http_status_for (answer->error_code), answer->error_code, answer->error_message,
+                          answer->error_details);
+  else
+    ens_http_reply_json (call, 200, answer->data);
+}
+
+void
+ens_http_core_reply (EnsHttpCall *call, const char *agent, const char *action, JsonNode *data)
+{
+  ens_http_core (call, agent, action, data, 0, reply_with_answer, NULL);
+}
+
+void
+ens_http_on_event (EnsHttpCall *call, EnsHttpEventFunc func, gpointer user_data)
+{
+  call_client (call);
+  call->event_func = func;
+  call->event_data = user_data;
+}
+
+void
+ens_http_on_disconnect (EnsHttpCall *call, void (*func) (EnsHttpCall *call, gpointer data), gpointer data)
+{
+  call->disconnect_func = func;
+  call->disconnect_data = data;
+}
+
+static void
+sink_deliver (gpointer sink_data, EnsMessage *msg)
+{
+  EnsHttpCall *call = sink_data;
+
+  if (msg->kind == ENS_MESSAGE_EVENT)
+    {
+      if (call->event_func && !call->gone)
+        call->event_func (call, msg, call->event_data);
+      return;
+    }
+  if (msg->kind == ENS_MESSAGE_REQUEST)
+    return; /* an HTTP request is never an agent */
+  if (call->pending_id && g_strcmp0 (msg->id, call->pending_id) == 0 && call->answer_func && !call->gone)
+    {
+      EnsHttpAnswerFunc func = call->answer_func;
+      call->answer_func = NULL;
+      func (call, msg, call->answer_data);
+    }
+}
+
+static void
+sink_disconnect (gpointer sink_data, const char *reason)
+{
+  EnsHttpCall *call = sink_data;
+
+  if (call->sse)
+    ens_http_sse_end (call);
+  else
+    ens_http_reply_error (call, 503, "SHUTTING_DOWN", reason ? reason : "the daemon is stopping", NULL);
+}
+
+static const EnsClientSink call_sink = {
+  .struct_size = sizeof (EnsClientSink),
+  .deliver = sink_deliver,
+  .disconnect = sink_disconnect,
+};
+
+/* ------------------------------------------------------------ SSE */
+
+void
+ens_http_sse_begin (EnsHttpCall *call)
+{
+  SoupMessageHeaders *h = soup_server_message_get_response_headers (call->msg);
+
+  call->sse = TRUE;
+  call->answered = TRUE;
+  call->status = 200;
+  cors_headers (call);
+  soup_server_message_set_status (call->msg, 200, NULL);
+  soup_message_headers_set_encoding (h, SOUP_ENCODING_CHUNKED);
+  soup_message_headers_set_content_type (h, "text/event-stream", NULL);
+  soup_message_headers_replace (h, "Cache-Control", "no-cache");
+  soup_message_headers_replace (h, "X-Accel-Buffering", "no");
+  if (!call->paused)
+    {
+      call->paused = TRUE;
+      soup_server_message_pause (call->msg);
+    }
+}
+
+void
+ens_http_sse_send (EnsHttpCall *call, const char *event, const char *data)
+{
+  SoupMessageBody *body;
+  GString *chunk;
+
+  if (!call->sse || call->gone)
+    return;
+  body = soup_server_message_get_response_body (call->msg);
+  chunk = g_string_new (NULL);
+  if (event)
+    g_string_append_printf (chunk, "event: %s\n", event);
+  g_string_append_printf (chunk, "data: %s\n\n", data);
+  soup_message_body_append (body, SOUP_MEMORY_TAKE, chunk->str, chunk->len);
+  g_string_free (chunk, FALSE);
+  call->paused = FALSE;
+  soup_server_message_unpause (call->msg);
+}
+
+void
+ens_http_sse_end (EnsHttpCall *call)
+{
+  if (!call->sse || call->gone)
+    return;
+  call->sse = FALSE;
+  soup_message_body_complete (soup_server_message_get_response_body (call->msg));
+  call->paused = FALSE;
+  soup_server_message_unpause (call->msg);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void
+record_stats (EnsHttpCall *call)
+{
+  g_autofree char *key = g_strdup_printf ("%s %s", call->route ? call->route->method : "-",
+                                          call->route ? call->route->path : "unmatched");
+  RouteStats *st = g_hash_table_lookup (call->http->stats, key);
+  double seconds = (g_get_monotonic_time () - call->started_us) / 1e6;
+
+  if (st == NULL)
+    {
+      st = g_new0 (RouteStats, 1);
+      st->key = g_steal_pointer (&key);
+      g_hash_table_insert (call->http->stats, st->key, st);
+    }
+  st->count++;
+  if (call->status >= 400)
+    st->errors++;
+  st->sum += seconds;
+  for (guint i = 0; i < N_BUCKETS; i++)
+    if (seconds <= latency_buckets[i])
+      st->buckets[i]++;
+}
+
+static void
+call_free (EnsHttpCall *call)
+{
+  if (call->client)
+    call->http->host->client_close (call->client); /* cancels what it started */
+  g_clear_pointer (&call->params, g_hash_table_unref);
+  g_clear_pointer (&call->query, g_hash_table_unref);
+  g_clear_pointer (&call->body, json_node_unref);
+  g_free (call->pending_id);
+  g_object_unref (call->msg);
+  g_free (call);
+}
+
+static void
+on_finished (SoupServerMessage *msg, EnsHttpCall *call)
+{
+  gboolean early = !call->answered || call->sse;
+
+  if (call->gone)
+    return;
+  call->gone = TRUE;
+  g_signal_handlers_disconnect_by_data (msg, call);
+  record_stats (call);
+  if (early && call->disconnect_func)
+    call->disconnect_func (call, call->disconnect_data);
+  g_hash_table_remove (call->http->calls, call); /* frees */
+}
+
+/* Matches the path segments against a route's pattern; fills @params
+ * ({name} segments, unescaped) when asked. */
+static gboolean
+path_matches (const EnsHttpRoute *route, char **segments, GHashTable **params)
+{
+  g_auto (GStrv) pattern = g_strsplit (route->path + 1, "/", -1);
+  guint n = g_strv_length (pattern);
+
+  if (n != g_strv_length (segments))
+    return FALSE;
+  for (guint i = 0; i < n; i++)
+    if (pattern[i][0] != '{' && strcmp (pattern[i], segments[i]) != 0)
+      return FALSE;
+  if (params)
+    {
+      *params = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      for (guint i = 0; i < n; i++)
+        if (pattern[i][0] == '{')
+          g_hash_table_insert (*params, g_strndup (pattern[i] + 1, strlen (pattern[i]) - 2),
+                               g_uri_unescape_string (segments[i], NULL));
+    }
+  return TRUE;
+}
+
+static gboolean
+method_matches (const EnsHttpRoute *route, const char *method)
+{
+  return strcmp (route->method, method) == 0 || (strcmp (method, "HEAD") == 0 && strcmp (route->method, "GET") == 0);
+}
+
+static gboolean
+authorized (EnsHttp *http, SoupServerMessage *msg)
+{
+  const char *auth = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Authorization");
+  gsize want, got;
+  guint diff = 0;
+
+  if (http->token == NULL)
+    return TRUE;
+  if (auth == NULL || g_ascii_strncasecmp (auth, "Bearer ", 7) != 0)
+    return FALSE;
+  auth += 7;
+  want = strlen (http->token);
+  got = strlen (auth);
+  /* Constant time over the token: no early exit on the first difference. */
+  for (gsize i = 0; i < want; i++)
+    diff |= (guint) (http->token[i] ^ (i < got ? auth[i] : 0));
+  return diff == 0 && got == want;
+}
+
+static void
+handle (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer user_data)
+{
+  EnsHttp *http = user_data;
+  const char *method = soup_server_message_get_method (msg);
+  EnsHttpCall *call = g_new0 (EnsHttpCall, 1);
+  g_auto (GStrv) segments = g_strsplit (path[0] == '/' ? path + 1 : path, "/", -1);
+  gboolean path_known = FALSE;
+
+  (void) server;
+  http->requests++;
+  call->http = http;
+  call->msg = g_object_ref (msg);
+  call->started_us = g_get_monotonic_time ();
+  call->query = query ? g_hash_table_ref (query) : NULL;
+  g_hash_table_add (http->calls, call);
+  g_signal_connect (msg, "finished", G_CALLBACK (on_finished), call);
+  g_signal_connect (msg, "disconnected", G_CALLBACK (on_finished), call);
+
+  /* A trailing slash is the same route. */
+  if (segments[0] && g_strv_length (segments) > 1 && segments[g_strv_length (segments) - 1][0] == '\0')
+    {
+      guint n = g_strv_length (segments);
+      g_free (segments[n - 1]);
+      segments[n - 1] = NULL;
+    }
+
+  for (guint i = 0; i < http->routes->len && call->route == NULL; i++)
+    {
+      const EnsHttpRoute *route = g_ptr_array_index (http->routes, i);
+      if (!path_matches (route, segments, NULL))
+        continue;
+      path_known = TRUE;
+      if (method_matches (route, method))
+        {
+          call->route = route;
+          path_matches (route, segments, &call->params);
+        }
+    }
+
+  if (strcmp (method, "OPTIONS") == 0)
+    {
+      SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
+      const char *origin = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Origin");
+      if (origin && http->cors_origins && g_strv_contains ((const char *const *) http->cors_origins, origin))
+        {
+          soup_message_headers_replace (h, "Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS");
+          soup_message_headers_replace (h, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+          soup_message_headers_replace (h, "Access-Control-Max-Age", "600");
+        }
+      ens_http_reply_text (call, 204, "text/plain", "");
+      return;
+    }
+  if (call->route == NULL)
+    {
+      if (path_known)
+        {
+          g_autofree char *text = g_strdup_printf ("%s is not allowed on %s", method, path);
+          http->not_found++;
+          ens_http_reply_error (call, 405, "METHOD_NOT_ALLOWED", text, NULL);
+        }
+      else
+        {
+          g_autofree char *text = g_strdup_printf ("no route %s %s (see /openapi.json)", method, path);
+          http->not_found++;
+          ens_http_reply_error (call, 404, "NOT_FOUND", text, NULL);
+        }
+      return;
+    }
+  if (!call->route->public && !authorized (http, msg))
+    {
+      http->unauthorized++;
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg), "WWW-Authenticate",
+                                    "Bearer realm=\"ensemble\"");
+      /* OpenAI's clients read their own error shape. */
+      if (g_strcmp0 (call->route->tag, "openai") == 0)
+        ens_http_openai_reply_error (call, 401, "authentication_error", "a valid bearer token is required",
+                                     "invalid_api_key");
+      else
+        ens_http_reply_error (call, 401, "UNAUTHORIZED", "a valid bearer token is required", NULL);
+      return;
+    }
+  call->route->handler (call);
+}
+
+/* Early: the headers are in, the body is not.  Refuse what is too big
+ * before reading it. */
+static void
+handle_early (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer user_data)
+{
+  EnsHttp *http = user_data;
+  SoupMessageHeaders *h = soup_server_message_get_request_headers (msg);
+  goffset length = soup_message_headers_get_content_length (h);
+
+  (void) server;
+  (void) path;
+  (void) query;
+  if (soup_message_headers_get_encoding (h) == SOUP_ENCODING_CHUNKED)
+    {
+      /* Its size is unknown until read: ask for Content-Length instead. */
+      static const char body[] = "{\"error\":{\"code\":\"LENGTH_REQUIRED\",\"message\":\"send the body with a "
+                                 "Content-Length\",\"details\":{}}}";
+      http->too_large++;
+      soup_server_message_set_status (msg, 411, NULL);
+      soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_STATIC, body, sizeof body - 1);
+      return;
+    }
+  if (length > (goffset) http->max_body)
+    {
+      static const char body[] = "{\"error\":{\"code\":\"BODY_TOO_LARGE\",\"message\":\"request body over "
+                                 "http-max-body-bytes\",\"details\":{}}}";
+      http->too_large++;
+      /* libsoup would still read the whole declared body into memory:
+       * stop accumulating it, and close the connection after answering. */
+      soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection", "close");
+      soup_server_message_set_status (msg, 413, NULL);
+      soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_STATIC, body, sizeof body - 1);
+    }
+}
+
+/* Slow clients: the whole request must arrive within request_timeout_ms. */
+static gboolean
+request_timeout_cb (gpointer data)
+{
+  SoupServerMessage *msg = data;
+  GSocket *socket = soup_server_message_get_socket (msg);
+  EnsHttp *http = g_object_get_data (G_OBJECT (msg), "ens-http");
+
+  g_object_set_data (G_OBJECT (msg), "ens-timeout", NULL);
+  if (http)
+    http->timed_out++;
+  if (socket)
+    g_socket_close (socket, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+clear_timeout (SoupServerMessage *msg)
+{
+  guint id = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (msg), "ens-timeout"));
+  if (id)
+    {
+      g_source_remove (id);
+      g_object_set_data (G_OBJECT (msg), "ens-timeout", NULL);
+    }
+}
+
+static void
+on_request_started (SoupServer *server, SoupServerMessage *msg, gpointer user_data)
+{
+  EnsHttp *http = user_data;
+  guint id;
+
+  (void) server;
+  id = g_timeout_add (http->request_timeout_ms, request_timeout_cb, msg);
+  g_object_set_data (G_OBJECT (msg), "ens-http", http);
+  g_object_set_data (G_OBJECT (msg), "ens-timeout", GUINT_TO_POINTER (id));
+  g_signal_connect (msg, "got-body", G_CALLBACK (clear_timeout), NULL);
+  g_signal_connect (msg, "finished", G_CALLBACK (clear_timeout), NULL);
+  g_signal_connect (msg, "disconnected", G_CALLBACK (clear_timeout), NULL);
+}
+
+/* ------------------------------------------------------------ meta routes */
+
+static void
+stats_free (RouteStats *st)
+{
+  g_free (st->key);
+  g_free (st);
+}
+
+void
+ens_http_metrics_text (EnsHttp *http, GString *out)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_string_append (out, "# HELP ensemble_http_requests_total HTTP requests by route and outcome.\n"
+                        "# TYPE ensemble_http_requests_total counter\n");
+  g_hash_table_iter_init (&iter, http->stats);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      RouteStats *st = value;
+      g_string_append_printf (out, "ensemble_http_requests_total{route=\"%s\",outcome=\"ok\"} %" G_GUINT64_FORMAT "\n",
+                              st->key, st->count - st->errors);
+      g_string_append_printf (out, "ensemble_http_requests_total{route=\"%s\",outcome=\"error\"} %" G_GUINT64_FORMAT "\n",
+                              st->key, st->errors);
+    }
+  g_string_append (out, "# HELP ensemble_http_request_duration_seconds Time from request to response.\n"
+                        "# TYPE ensemble_http_request_duration_seconds histogram\n");
+  g_hash_table_iter_init (&iter, http->stats);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      RouteStats *st = value;
+      for (guint i = 0; i < N_BUCKETS; i++)
+        g_string_append_printf (out, "ensemble_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %" G_GUINT64_FORMAT "\n",
+                                st->key, latency_buckets[i], st->buckets[i]);
+      g_string_append_printf (out, "ensemble_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %" G_GUINT64_FORMAT "\n",
+                              st->key, st->count);
+      g_string_append_printf (out, "ensemble_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", st->key, st->sum);
+      g_string_append_printf (out, "ensemble_http_request_duration_seconds_count{route=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                              st->key, st->count);
+    }
+  g_string_append_printf (out,
+                          "# HELP ensemble_http_open_requests Requests in progress (SSE streams included).\n"
+                          "# TYPE ensemble_http_open_requests gauge\nensemble_http_open_requests %u\n"
+                          "# HELP ensemble_http_refused_total Requests refused before their handler.\n"
+                          "# TYPE ensemble_http_refused_total counter\n"
+                          "ensemble_http_refused_total{reason=\"unauthorized\"} %" G_GUINT64_FORMAT "\n"
+                          "ensemble_http_refused_total{reason=\"not_found\"} %" G_GUINT64_FORMAT "\n"
+                          "ensemble_http_refused_total{reason=\"too_large\"} %" G_GUINT64_FORMAT "\n"
+                          "ensemble_http_refused_total{reason=\"timeout\"} %" G_GUINT64_FORMAT "\n",
+                          g_hash_table_size (http->calls), http->unauthorized, http->not_found, http->too_large,
+                          http->timed_out);
+}
+
+static void
+add_route_doc (JsonObject *paths, const EnsHttpRoute *route, gboolean secured)
+{
+  JsonObject *item = json_object_has_member (paths, route->path) ? json_object_get_object_member (paths, route->path)
+                                                                   : NULL;
+  JsonObject *op = json_object_new ();
+  JsonObject *responses = json_object_new ();
+  JsonObject *ok = json_object_new ();
+  JsonObject *err = json_object_new ();
+  JsonArray *tags = json_array_new ();
+  JsonArray *params = json_array_new ();
+  g_auto (GStrv) segments = g_strsplit (route->path, "/", -1);
+  g_autofree char *method = g_ascii_strdown (route->method, -1);
+
+  if (item == NULL)
+    {
+      item = json_object_new ();
+      json_object_set_object_member (paths, route->path, item);
+    }
+  json_array_add_string_element (tags, route->tag);
+  json_object_set_array_member (op, "tags", tags);
+  json_object_set_string_member (op, "summary", route->summary);
+  {
+    g_autofree char *op_id = g_strdup_printf ("%s %s", route->method, route->path);
+    json_object_set_string_member (op, "operationId", op_id);
+  }
+  for (guint i = 0; segments[i]; i++)
+    if (segments[i][0] == '{')
+      {
+        JsonObject *p = json_object_new ();
+        JsonObject *schema = json_object_new ();
+        g_autofree char *pname = g_strndup (segments[i] + 1, strlen (segments[i]) - 2);
+        json_object_set_string_member (p, "name", pname);
+        json_object_set_string_member (p, "in", "path");
+        json_object_set_boolean_member (p, "required", TRUE);
+        json_object_set_string_member (schema, "type", "string");
+        json_object_set_object_member (p, "schema", schema);
+        json_array_add_object_element (params, p);
+      }
+  if (json_array_get_length (params))
+    json_object_set_array_member (op, "parameters", params);
+  else
+    json_array_unref (params);
+  if (route->body_schema)
+    {
+      JsonObject *rb = json_object_new ();
+      JsonObject *content = json_object_new ();
+      JsonObject *media = json_object_new ();
+      JsonNode *schema = json_from_string (route->body_schema, NULL);
+      json_object_set_member (media, "schema", schema ? schema : empty_object_node ());
+      json_object_set_object_member (content, "application/json", media);
+      json_object_set_object_member (rb, "content", content);
+      json_object_set_boolean_member (rb, "required", TRUE);
+      json_object_set_object_member (op, "requestBody", rb);
+    }
+  json_object_set_string_member (ok, "description", "success");
+  json_object_set_object_member (responses, "200", ok);
+  json_object_set_string_member (err, "description", "error: {error:{code,message,details}}");
+  json_object_set_object_member (responses, "default", err);
+  json_object_set_object_member (op, "responses", responses);
+  if (route->public || !secured)
+    json_object_set_array_member (op, "security", json_array_new ());
+  json_object_set_object_member (item, method, op);
+}
+
+static void
+route_openapi (EnsHttpCall *call)
+{
+  EnsHttp *http = call->http;
+  g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
+  JsonObject *doc = json_object_new ();
+  JsonObject *info = json_object_new ();
+  JsonObject *paths = json_object_new ();
+  JsonObject *components = json_object_new ();
+  JsonObject *schemes = json_object_new ();
+  JsonObject *bearer = json_object_new ();
+  JsonArray *servers = json_array_new ();
+  JsonObject *server = json_object_new ();
+  JsonArray *security = json_array_new ();
+  JsonObject *req = json_object_new ();
+
+  json_object_set_string_member (doc, "openapi", "3.1.0");
+  json_object_set_string_member (info, "title", "Ensemble");
+  json_object_set_string_member (info, "version", "0.1.0");
+  json_object_set_string_member (info, "description",
+                                 "The Ensemble daemon over HTTP: native REST, the Centerfire, KSI, Neolith and Rhetor "
+                                 "dialects, and an OpenAI-compatible API. Errors: {error:{code,message,details}}.");
+  json_object_set_object_member (doc, "info", info);
+  json_object_set_string_member (server, "url", http->base_url);
+  json_array_add_object_element (servers, server);
+  json_object_set_array_member (doc, "servers", servers);
+  for (guint i = 0; i < http->routes->len; i++)
+    add_route_doc (paths, g_ptr_array_index (http->routes, i), http->token != NULL);
+  json_object_set_object_member (doc, "paths", paths);
+  json_object_set_string_member (bearer, "type", "http");
+  json_object_set_string_member (bearer, "scheme", "bearer");
+  json_object_set_object_member (schemes, "bearer", bearer);
+  json_object_set_object_member (components, "securitySchemes", schemes);
+  json_object_set_object_member (doc, "components", components);
+  json_object_set_array_member (req, "bearer", json_array_new ());
+  json_array_add_object_element (security, req);
+  json_object_set_array_member (doc, "security", security);
+  json_node_take_object (node, doc);
+  ens_http_reply_json (call, 200, node);
+}
+
+static char *
+html_escape (const char *s)
+{
+  return g_markup_escape_text (s ? s : "", -1);
+}
+
+static void
+route_docs (EnsHttpCall *call)
+{
+  EnsHttp *http = call->http;
+  GString *out = g_string_new (NULL);
+  const char *tag = NULL;
+
+  g_string_append (out, "<!doctype html><html><head><meta charset=\"utf-8\"><title>Ensemble HTTP API</title>"
+                        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
+                        "code{background:#f4f4f4;padding:0 .3em}td{padding:.2em .8em;vertical-align:top}"
+                        "th{text-align:left}h2{margin-top:1.5em;text-transform:capitalize}</style></head><body>"
+                        "<h1>Ensemble HTTP API</h1><p>Every route the daemon serves, from the same table that "
+                        "serves them. Machine-readable: <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI 3.1). "
+                        "Errors are <code>{\"error\":{\"code\",\"message\",\"details\"}}</code>");
+  g_string_append (out, http->token ? "; every route but the public ones needs "
+                                      "<code>Authorization: Bearer TOKEN</code>.</p>"
+                                    : ".</p>");
+  for (guint i = 0; i < http->routes->len; i++)
+    {
+      const EnsHttpRoute *r = g_ptr_array_index (http->routes, i);
+      g_autofree char *path = html_escape (r->path);
+      g_autofree char *summary = html_escape (r->summary);
+      g_autofree char *schema = html_escape (r->body_schema);
+
+      if (g_strcmp0 (tag, r->tag) != 0)
+        {
+          if (tag)
+            g_string_append (out, "</table>");
+          tag = r->tag;
+          g_string_append_printf (out, "<h2>%s</h2><table><tr><th>Method</th><th>Path</th><th>What it does</th></tr>",
+                                  tag);
+        }
+      g_string_append_printf (out, "<tr><td><code>%s</code></td><td><code>%s</code></td><td>%s%s%s%s</td></tr>",
+                              r->method, path, summary, r->body_schema ? "<br><small>body: <code>" : "",
+                              r->body_schema ? schema : "", r->body_schema ? "</code></small>" : "");
+    }
+  if (tag)
+    g_string_append (out, "</table>");
+  g_string_append (out, "</body></html>\n");
+  ens_http_reply_text (call, 200, "text/html; charset=utf-8", out->str);
+  g_string_free (out, TRUE);
+}
+
+static const EnsHttpRoute meta_routes[] = {
+  { "GET", "/openapi.json", route_openapi, "meta", "This API as an OpenAPI 3.1 document", NULL, TRUE },
+  { "GET", "/docs", route_docs, "meta", "This API as a page to read", NULL, TRUE },
+  { NULL },
+};
+
+/* ------------------------------------------------------------ plugin */
+
+static GVariant *
+cfg (EnsHttp *http, const char *key)
+{
+  return http->host->config_get (http->self, key);
+}
+
+static gboolean
+is_loopback (const char *address)
+{
+  g_autoptr (GInetAddress) a = g_inet_address_new_from_string (address);
+  return a != NULL && g_inet_address_get_is_loopback (a);
+}
+
+static void http_stop (gpointer instance);
+
+static gpointer
+http_init (const EnsHost *host, EnsPlugin *self, GError **error)
+{
+  EnsHttp *http = g_new0 (EnsHttp, 1);
+  g_autoptr (GVariant) address = NULL, port = NULL, token_file = NULL, origins = NULL, max_body = NULL,
+                       timeout = NULL;
+  g_autoptr (GInetAddress) inet = NULL;
+  g_autoptr (GSocketAddress) sockaddr = NULL;
+  const EnsHttpRoute *const tables[] = { ens_http_routes_native, ens_http_routes_seeds, ens_http_routes_openai,
+                                         meta_routes };
+
+  http->host = host;
+  http->self = self;
+  http->routes = g_ptr_array_new ();
+  http->stats = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) stats_free);
+  http->calls = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) call_free, NULL);
+  for (guint t = 0; t < G_N_ELEMENTS (tables); t++)
+    for (const EnsHttpRoute *r = tables[t]; r->method; r++)
+      g_ptr_array_add (http->routes, (gpointer) r);
+
+  address = cfg (http, "http-address");
+  port = cfg (http, "http-port");
+  token_file = cfg (http, "http-token-file");
+  origins = cfg (http, "http-cors-origins");
+  max_body = cfg (http, "http-max-body-bytes");
+  timeout = cfg (http, "http-request-timeout-ms");
+  http->address = g_variant_dup_string (address, NULL);
+  http->port = g_variant_get_uint32 (port);
+  http->cors_origins = g_variant_dup_strv (origins, NULL);
+  http->max_body = g_variant_get_uint32 (max_body);
+  http->request_timeout_ms = g_variant_get_uint32 (timeout);
+
+  if (g_variant_get_string (token_file, NULL)[0])
+    {
+      g_autofree char *contents = NULL;
+      if (!g_file_get_contents (g_variant_get_string (token_file, NULL), &contents, NULL, error))
+        goto fail;
+      g_strstrip (contents);
+      if (contents[0] == '\0')
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "http-token-file %s is empty",
+                       g_variant_get_string (token_file, NULL));
+          goto fail;
+        }
+      http->token = g_strdup (strtok (contents, "\n"));
+    }
+  inet = g_inet_address_new_from_string (http->address);
+  if (inet == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "http-address %s is not an IP address", http->address);
+      goto fail;
+    }
+  if (!is_loopback (http->address) && http->token == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                   "refusing to serve HTTP on %s without http-token-file: anyone on the network could use the daemon",
+                   http->address);
+      goto fail;
+    }
+
+  http->server = soup_server_new ("server-header", "ensembled/0.1 ", NULL);
+  soup_server_add_early_handler (http->server, NULL, handle_early, http, NULL);
+  soup_server_add_handler (http->server, NULL, handle, http, NULL);
+  g_signal_connect (http->server, "request-started", G_CALLBACK (on_request_started), http);
+  sockaddr = g_inet_socket_address_new (inet, http->port);
+  if (!soup_server_listen (http->server, sockaddr, 0, error))
+    goto fail;
+  if (http->port == 0)
+    {
+      /* The port the kernel chose; from the socket itself, since
+       * soup_server_get_uris() leaks in libsoup 3.2. */
+      GSList *listeners = soup_server_get_listeners (http->server);
+      g_autoptr (GSocketAddress) local = listeners ? g_socket_get_local_address (listeners->data, NULL) : NULL;
+      if (local && G_IS_INET_SOCKET_ADDRESS (local))
+        http->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+      g_slist_free (listeners);
+    }
+  http->base_url = g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6
+                     ? g_strdup_printf ("http://[%s]:%u", http->address, http->port)
+                     : g_strdup_printf ("http://%s:%u", http->address, http->port);
+  ENS_LOG (host, self, G_LOG_LEVEL_MESSAGE, "listening on %s%s", http->base_url,
+           http->token ? " (bearer token required)" : "");
+  return http;
+
+fail:
+  http_stop (http);
+  return NULL;
+}
+
+static void
+http_stop (gpointer instance)
+{
+  EnsHttp *http = instance;
+
+  if (http->server)
+    {
+      soup_server_disconnect (http->server);
+      g_signal_handlers_disconnect_by_data (http->server, http);
+    }
+  /* Calls still open (SSE streams): their clients close now. */
+  g_hash_table_remove_all (http->calls);
+  g_clear_object (&http->server);
+  g_hash_table_unref (http->calls);
+  g_hash_table_unref (http->stats);
+  g_ptr_array_unref (http->routes);
+  g_strfreev (http->cors_origins);
+  g_free (http->token);
+  g_free (http->address);
+  g_free (http->base_url);
+  g_free (http);
+}
+
+static JsonNode *
+http_describe (gpointer instance)
+{
+  EnsHttp *http = instance;
+  JsonObject *obj = json_object_new ();
+  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+
+  json_object_set_string_member (obj, "url", http->base_url);
+  json_object_set_boolean_member (obj, "token_required", http->token != NULL);
+  json_object_set_int_member (obj, "routes", http->routes->len);
+  json_object_set_int_member (obj, "requests", http->requests);
+  json_object_set_int_member (obj, "open_requests", g_hash_table_size (http->calls));
+  json_node_take_object (node, obj);
+  return node;
+}
+
+ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "transport-http", "0.1.0",
+                   "HTTP: native REST, Centerfire, KSI, Neolith, Rhetor and OpenAI-compatible routes",
+                   http_init, http_stop, http_describe, NULL)
