@@ -12,6 +12,11 @@
 #define ENS_SCHEMA_ID "org.ensemble.Daemon"
 
 struct _EnsConfig {
+  char *keyfile;                 /* --config FILE, or NULL */
+  GHashTable *applied;           /* key -> GVariant: the values in force */
+  GHashTable *kept;              /* key -> GVariant: kept over an invalid edit */
+  EnsConfigChanged changed_func;
+  gpointer changed_data;
   GSettings *settings;
   GSettingsSchema *schema;
   GSettingsSchemaSource *source; /* where the schema was found */
@@ -34,12 +39,33 @@ ens_running_uninstalled (void)
 
 /* Finds the daemon's schema; *out_source is where, so that the plugins'
  * child schemas are looked up in the same place. */
+/* An installed tree moved elsewhere (a --destdir install, a relocated
+ * prefix): the configured path under the prefix this binary really runs
+ * from, if that exists, else the path as configured. */
+char *
+ens_installed_path (const char *configured)
+{
+  g_autofree char *exe = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree char *bindir = exe ? g_path_get_dirname (exe) : NULL;
+  g_autofree char *prefix = bindir ? g_path_get_dirname (bindir) : NULL;
+  gsize plen = strlen (ENS_PREFIX);
+
+  if (prefix && g_str_has_prefix (configured, ENS_PREFIX) && strcmp (prefix, ENS_PREFIX) != 0)
+    {
+      g_autofree char *moved = g_strconcat (prefix, configured + plen, NULL);
+      if (g_file_test (moved, G_FILE_TEST_IS_DIR))
+        return g_steal_pointer (&moved);
+    }
+  return g_strdup (configured);
+}
+
 static GSettingsSchema *
 find_schema (GSettingsSchemaSource **out_source, GError **error)
 {
   GSettingsSchemaSource *source = g_settings_schema_source_get_default ();
   GSettingsSchema *schema = source ? g_settings_schema_source_lookup (source, ENS_SCHEMA_ID, TRUE) : NULL;
-  const char *dirs[] = { ENS_BUILD_ROOT "/data", ENS_SCHEMA_DIR };
+  g_autofree char *installed = ens_installed_path (ENS_SCHEMA_DIR);
+  const char *dirs[] = { ENS_BUILD_ROOT "/data", installed };
 
   if (schema)
     *out_source = g_settings_schema_source_ref (source);
@@ -78,6 +104,9 @@ ens_config_new (const char *keyfile, GError **error)
   config->source = source;
   config->settings = g_settings_new_full (schema, config->backend, NULL);
   config->overrides = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
+  config->applied = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
+  config->kept = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
+  config->keyfile = g_strdup (keyfile);
   return config;
 }
 
@@ -90,6 +119,9 @@ ens_config_free (EnsConfig *config)
   g_settings_schema_unref (config->schema);
   g_settings_schema_source_unref (config->source);
   g_clear_object (&config->backend);
+  g_hash_table_unref (config->applied);
+  g_hash_table_unref (config->kept);
+  g_free (config->keyfile);
   g_hash_table_unref (config->overrides);
   g_free (config);
 }
@@ -124,6 +156,8 @@ ens_config_get (EnsConfig *config, const char *key)
 {
   GVariant *value = g_hash_table_lookup (config->overrides, key);
 
+  if (value == NULL)
+    value = g_hash_table_lookup (config->kept, key);
   if (value)
     return g_variant_ref (value);
   if (!g_settings_schema_has_key (config->schema, key))
@@ -131,9 +165,11 @@ ens_config_get (EnsConfig *config, const char *key)
   value = g_settings_get_value (config->settings, key);
   if (strcmp (key, "plugin-dirs") == 0 && g_variant_n_children (value) == 0)
     {
-      const char *dir = ens_running_uninstalled () ? ENS_BUILD_ROOT "/plugins" : ENS_PLUGIN_DIR;
+      g_autofree char *dir = ens_running_uninstalled () ? g_strdup (ENS_BUILD_ROOT "/plugins")
+                                                        : ens_installed_path (ENS_PLUGIN_DIR);
+      const char *dirs[] = { dir, NULL };
       g_variant_unref (value);
-      return g_variant_ref_sink (g_variant_new_strv (&dir, 1));
+      return g_variant_ref_sink (g_variant_new_strv (dirs, 1));
     }
   return resolve_default_path (key, value);
 }
@@ -177,4 +213,82 @@ ens_config_settings_new (EnsConfig *config, const char *schema_id, const char *p
   if (path && (path[0] != '/' || !g_str_has_suffix (path, "/") || strstr (path, "//")))
     return NULL; /* GSettings would abort on it */
   return g_settings_new_full (schema, config->backend, path);
+}
+
+gboolean
+ens_config_is_overridden (EnsConfig *config, const char *key)
+{
+  return g_hash_table_contains (config->overrides, key);
+}
+
+/* GSettings quietly reads an invalid keyfile value as the default; that
+ * must not silently replace what runs.  Checks the text in the file. */
+static gboolean
+keyfile_value_valid (EnsConfig *config, const char *key, char **why)
+{
+  g_autoptr (GKeyFile) file = g_key_file_new ();
+  g_autoptr (GSettingsSchemaKey) skey = g_settings_schema_get_key (config->schema, key);
+  g_autofree char *text = NULL;
+  g_autoptr (GVariant) value = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (config->keyfile == NULL || !g_key_file_load_from_file (file, config->keyfile, G_KEY_FILE_NONE, NULL))
+    return TRUE;
+  text = g_key_file_get_value (file, "daemon", key, NULL);
+  if (text == NULL)
+    return TRUE; /* removed: back to the default, as meant */
+  value = g_variant_parse (g_settings_schema_key_get_value_type (skey), text, NULL, NULL, &error);
+  if (value == NULL)
+    {
+      *why = g_strdup_printf ("%s is not a %s: %s", text, g_variant_type_peek_string (g_settings_schema_key_get_value_type (skey)),
+                              error->message);
+      return FALSE;
+    }
+  if (!g_settings_schema_key_range_check (skey, value))
+    {
+      *why = g_strdup_printf ("%s is out of the key's range", text);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+on_changed (GSettings *settings, const char *key, gpointer data)
+{
+  EnsConfig *config = data;
+  g_autoptr (GVariant) now = g_settings_get_value (settings, key);
+  GVariant *before = g_hash_table_lookup (config->applied, key);
+  g_autofree char *why = NULL;
+
+  if (!keyfile_value_valid (config, key, &why))
+    {
+      g_autofree char *old = before ? g_variant_print (before, FALSE) : g_strdup ("?");
+      g_warning ("setting %s: invalid value in %s (%s); keeping %s", key, config->keyfile, why, old);
+      if (before)
+        g_hash_table_replace (config->kept, g_strdup (key), g_variant_ref (before));
+      return;
+    }
+  g_hash_table_remove (config->kept, key);
+  if (before && g_variant_equal (before, now))
+    return;
+  g_hash_table_replace (config->applied, g_strdup (key), g_variant_ref (now));
+  if (g_hash_table_contains (config->overrides, key))
+    {
+      g_message ("setting %s changed, but the command line sets it for this run", key);
+      return;
+    }
+  if (config->changed_func)
+    config->changed_func (key, config->changed_data);
+}
+
+void
+ens_config_watch (EnsConfig *config, EnsConfigChanged func, gpointer data)
+{
+  g_auto (GStrv) keys = g_settings_schema_list_keys (config->schema);
+
+  for (guint i = 0; keys[i]; i++)
+    g_hash_table_replace (config->applied, g_strdup (keys[i]), g_settings_get_value (config->settings, keys[i]));
+  config->changed_func = func;
+  config->changed_data = data;
+  g_signal_connect (config->settings, "changed", G_CALLBACK (on_changed), config);
 }

@@ -57,8 +57,12 @@ gint64 ens_state_next_sequence (EnsState *state, const char *name, GError **erro
 /* ---------------------------------------------------------------- config */
 
 typedef struct _EnsConfig EnsConfig;
+typedef void (*EnsConfigChanged) (const char *key, gpointer data);
 /* TRUE when this binary runs from the build tree (plugins and schema there). */
 gboolean ens_running_uninstalled (void);
+/* (transfer full) an install-time path, relocated if this binary runs from
+ * a moved installation tree. */
+char *ens_installed_path (const char *configured);
 /* @keyfile: NULL for the default GSettings backend. */
 EnsConfig *ens_config_new (const char *keyfile, GError **error);
 void ens_config_free (EnsConfig *config);
@@ -70,6 +74,10 @@ guint ens_config_get_uint (EnsConfig *config, const char *key);
 char *ens_config_get_path (EnsConfig *config, const char *key);
 char **ens_config_get_strv (EnsConfig *config, const char *key);
 GSettings *ens_config_settings (EnsConfig *config);
+/* Calls @func for each key whose value in force changes while the daemon
+ * runs (not for keys the command line overrides, not for invalid edits). */
+void ens_config_watch (EnsConfig *config, EnsConfigChanged func, gpointer data);
+gboolean ens_config_is_overridden (EnsConfig *config, const char *key);
 /* (transfer full) settings of another schema on the same backend; NULL if
  * the schema is unknown or @path is not "/.../" */
 GSettings *ens_config_settings_new (EnsConfig *config, const char *schema_id, const char *path);
@@ -96,6 +104,10 @@ EnsPlugin *ens_loader_load_file (EnsLoader *loader, const char *path, char **dis
 void ens_loader_load_dirs (EnsLoader *loader, char **dirs, char **disabled);
 /* Stops every plugin in reverse start order. */
 void ens_loader_stop_all (EnsLoader *loader);
+/* One plugin, while the daemon runs (live settings). */
+gboolean ens_loader_stop_plugin (EnsLoader *loader, const char *id);
+gboolean ens_loader_start_id (EnsLoader *loader, char **dirs, const char *id);
+gboolean ens_loader_restart (EnsLoader *loader, char **dirs, const char *id);
 GPtrArray *ens_loader_plugins (EnsLoader *loader); /* (transfer none) of EnsPlugin */
 guint ens_loader_refused_count (EnsLoader *loader);
 
@@ -203,6 +215,9 @@ EnsMessage *ens_session_status (EnsMessage *request, JsonObject *params);
 EnsMessage *ens_session_stop (EnsMessage *request, JsonObject *params);
 EnsMessage *ens_session_list (EnsMessage *request);
 guint ens_session_count (gboolean active_only);
+
+/* Settings that change while the daemon runs (ens-live.c). */
+void ens_live_start (EnsDaemon *d);
 
 /* D-Bus (ens-dbus.c); all of these are no-ops without a bus. */
 gboolean ens_dbus_start (EnsDaemon *d, GBusType bus_type);

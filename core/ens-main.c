@@ -229,6 +229,7 @@ main (int argc, char **argv)
     }
   else
     {
+      ens_live_start (d);
       sigint = g_unix_signal_add (SIGINT, on_signal, d);
       sigterm = g_unix_signal_add (SIGTERM, on_signal, d);
       /* "ready" once what plugins deferred at start (such as the sockets of

@@ -364,6 +364,15 @@ collect (GPtrArray *files, const char *dir, int depth)
     }
 }
 
+static gboolean
+already_started_file (EnsLoader *loader, const char *path)
+{
+  for (guint i = 0; i < loader->plugins->len; i++)
+    if (strcmp (((EnsPlugin *) g_ptr_array_index (loader->plugins, i))->file, path) == 0)
+      return TRUE;
+  return FALSE;
+}
+
 static int
 start_rank (EnsPlugin *plugin)
 {
@@ -409,7 +418,16 @@ ens_loader_load_dirs (EnsLoader *loader, char **dirs, char **disabled)
     {
       const char *path = g_ptr_array_index (files, i);
       g_autoptr (GError) error = NULL;
-      EnsPlugin *plugin = open_plugin (loader, path, &error);
+      EnsPlugin *plugin;
+
+      if (already_started_file (loader, path))
+        continue; /* a rescan while running: it is there already */
+      plugin = open_plugin (loader, path, &error);
+      /* open_plugin checks ids against the running plugins: at start-up
+       * there are none, so this only skips a rescan's known plugins. */
+      if (plugin == NULL && g_error_matches (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_DUPLICATE) &&
+          loader->plugins->len > 0)
+        continue;
 
       for (guint j = 0; plugin && j < opened->len; j++)
         {
@@ -456,27 +474,86 @@ ens_loader_load_dirs (EnsLoader *loader, char **dirs, char **disabled)
     }
 }
 
+static void
+stop_index (EnsLoader *loader, guint index)
+{
+  EnsPlugin *plugin = g_ptr_array_index (loader->plugins, index);
+
+  g_hash_table_remove (loader->ids, plugin->desc->id);
+  if (plugin->started)
+    {
+      plugin->desc->stop (plugin->instance);
+      plugin->instance = NULL;
+      plugin->started = FALSE;
+    }
+  ens_dispatch_plugin_forget (plugin);
+  ens_dbus_plugin_stopped (plugin);
+  g_message ("plugin stopped: %s", plugin->desc->id);
+  g_ptr_array_remove_index (loader->plugins, index);
+}
+
 void
 ens_loader_stop_all (EnsLoader *loader)
 {
   /* Reverse start order: transports stop taking requests before the
    * agents and providers behind them go away. */
   while (loader->plugins->len > 0)
-    {
-      EnsPlugin *plugin = g_ptr_array_index (loader->plugins, loader->plugins->len - 1);
+    stop_index (loader, loader->plugins->len - 1);
+}
 
-      g_hash_table_remove (loader->ids, plugin->desc->id);
-      if (plugin->started)
+gboolean
+ens_loader_stop_plugin (EnsLoader *loader, const char *id)
+{
+  for (guint i = 0; i < loader->plugins->len; i++)
+    if (strcmp (((EnsPlugin *) g_ptr_array_index (loader->plugins, i))->desc->id, id) == 0)
+      {
+        stop_index (loader, i);
+        return TRUE;
+      }
+  return FALSE;
+}
+
+/* Loads and starts the plugin with @id from @dirs, if it is there and not
+ * running; refusals are logged (and signalled) like at start-up. */
+gboolean
+ens_loader_start_id (EnsLoader *loader, char **dirs, const char *id)
+{
+  g_autoptr (GPtrArray) files = g_ptr_array_new_with_free_func (g_free);
+
+  if (g_hash_table_contains (loader->ids, id))
+    return TRUE;
+  for (guint i = 0; dirs && dirs[i]; i++)
+    collect (files, dirs[i], 0);
+  for (guint i = 0; i < files->len; i++)
+    {
+      const char *path = g_ptr_array_index (files, i);
+      g_autoptr (GError) error = NULL;
+      g_autoptr (EnsPlugin) plugin = open_plugin (loader, path, &error);
+
+      if (plugin == NULL || strcmp (plugin->desc->id, id) != 0)
+        continue;
+      if (start_plugin (loader, plugin, &error))
         {
-          plugin->desc->stop (plugin->instance);
-          plugin->instance = NULL;
-          plugin->started = FALSE;
+          g_message ("plugin loaded: %s (%s %s) from %s", id, ens_plugin_kind_name (plugin->desc->kind),
+                     plugin->desc->version, plugin->file);
+          ens_dbus_plugin_loaded (plugin);
+          return TRUE;
         }
-      ens_dispatch_plugin_forget (plugin);
-      ens_dbus_plugin_stopped (plugin);
-      g_debug ("plugin stopped: %s", plugin->desc->id);
-      g_ptr_array_remove_index (loader->plugins, loader->plugins->len - 1);
+      loader->refused++;
+      log_refusal (path, error);
+      return FALSE;
     }
+  g_warning ("plugin %s: not found in the plugin folders", id);
+  return FALSE;
+}
+
+/* Stop and start again: how a plugin takes new settings it reads at init. */
+gboolean
+ens_loader_restart (EnsLoader *loader, char **dirs, const char *id)
+{
+  if (!ens_loader_stop_plugin (loader, id))
+    return FALSE;
+  return ens_loader_start_id (loader, dirs, id);
 }
 
 GPtrArray *

@@ -180,6 +180,24 @@ hook_done (gpointer data, const char *request_id, JsonNode *result, const char *
       emit (s, "task_failed", extra);
     }
   json_object_unref (extra);
+  {
+    /* The KSI spawn contract: each task's outcome on results:<session>. */
+    JsonObject *r;
+    g_autoptr (JsonNode) rnode = ens_json_object_node (&r);
+    g_autofree char *topic = g_strconcat ("results:", s->id, NULL);
+    json_object_set_string_member (r, "session_id", s->id);
+    json_object_set_string_member (r, "task_id", s->task_id);
+    json_object_set_string_member (r, "request_id", request_id);
+    json_object_set_string_member (r, "status", result ? "completed" : "failed");
+    if (result)
+      json_object_set_member (r, "result", json_node_copy (result));
+    else
+      {
+        json_object_set_string_member (r, "error", message ? message : code);
+        json_object_set_string_member (r, "code", code);
+      }
+    ens_dispatch_publish ("ensembled", topic, rnode, NULL);
+  }
   g_clear_pointer (&s->task_id, g_free);
   g_clear_pointer (&s->request_id, g_free);
   if (g_strcmp0 (json_object_get_string_member (s->record, "status"), "stopped") != 0)

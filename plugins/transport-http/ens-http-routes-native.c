@@ -66,12 +66,14 @@ body_to_verb (EnsHttpCall *call, const char *action, const char *const *params)
   ens_http_core (call, NULL, action, data, 0, answer_data, NULL);
 }
 
+/* @data_obj (transfer full) may be NULL. */
 static void
 verb_no_body (EnsHttpCall *call, const char *action, JsonObject *data_obj)
 {
-  g_autoptr (JsonNode) data = object_node (data_obj ? data_obj : json_object_new ());
-  if (data_obj == NULL)
-    json_object_unref (json_node_get_object (data));
+  JsonObject *obj = data_obj ? data_obj : json_object_new ();
+  g_autoptr (JsonNode) data = object_node (obj);
+
+  json_object_unref (obj);
   ens_http_core (call, NULL, action, data, 0, answer_data, NULL);
 }
 

@@ -9,6 +9,7 @@
  * http-max-body-bytes get 413 before they are read; a client that takes
  * longer than http-request-timeout-ms to send its request is cut off. */
 #include "ens-http.h"
+#include "ens-ws.h"
 
 #include <string.h>
 
@@ -58,6 +59,7 @@ struct _EnsHttpCall {
   guint64 next_id;
   gint64 started_us;
   guint status;
+  guint keepalive_id; /* SSE: a comment now and then, to notice a vanished client */
   gboolean answered, sse, paused, gone;
 };
 
@@ -354,6 +356,29 @@ static const EnsClientSink call_sink = {
 
 /* ------------------------------------------------------------ SSE */
 
+static void
+sse_write (EnsHttpCall *call, const char *text, gsize len)
+{
+  soup_message_body_append (soup_server_message_get_response_body (call->msg), SOUP_MEMORY_COPY, text, len);
+  call->paused = FALSE;
+  soup_server_message_unpause (call->msg);
+}
+
+static gboolean
+sse_keepalive (gpointer data)
+{
+  EnsHttpCall *call = data;
+  static const char comment[] = ": keepalive\n\n";
+
+  if (!call->sse || call->gone)
+    {
+      call->keepalive_id = 0;
+      return G_SOURCE_REMOVE;
+    }
+  sse_write (call, comment, sizeof comment - 1);
+  return G_SOURCE_CONTINUE;
+}
+
 void
 ens_http_sse_begin (EnsHttpCall *call)
 {
@@ -368,6 +393,7 @@ ens_http_sse_begin (EnsHttpCall *call)
   soup_message_headers_set_content_type (h, "text/event-stream", NULL);
   soup_message_headers_replace (h, "Cache-Control", "no-cache");
   soup_message_headers_replace (h, "X-Accel-Buffering", "no");
+  call->keepalive_id = g_timeout_add_seconds (15, sse_keepalive, call);
   if (!call->paused)
     {
       call->paused = TRUE;
@@ -433,6 +459,8 @@ record_stats (EnsHttpCall *call)
 static void
 call_free (EnsHttpCall *call)
 {
+  if (call->keepalive_id)
+    g_source_remove (call->keepalive_id);
   if (call->client)
     call->http->host->client_close (call->client); /* cancels what it started */
   g_clear_pointer (&call->params, g_hash_table_unref);
@@ -966,6 +994,7 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
   http->server = soup_server_new ("server-header", "ensembled/0.1 ", NULL);
   soup_server_add_early_handler (http->server, NULL, handle_early, http, NULL);
   soup_server_add_handler (http->server, NULL, handle, http, NULL);
+  ens_ws_attach (http->server, host, self, http->token); /* /ws and /ws/socket/{id} */
   g_signal_connect (http->server, "request-started", G_CALLBACK (on_request_started), http);
   sockaddr = g_inet_socket_address_new (inet, http->port);
   if (!soup_server_listen (http->server, sockaddr, 0, error))
@@ -999,6 +1028,7 @@ http_stop (gpointer instance)
 
   if (http->server)
     {
+      ens_ws_detach (http->server); /* closes the WebSocket connections and their clients */
       soup_server_disconnect (http->server);
       g_signal_handlers_disconnect_by_data (http->server, http);
     }

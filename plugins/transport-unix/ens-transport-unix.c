@@ -52,6 +52,7 @@ typedef struct {
 
 struct _EnsUnixConn {
   EnsUnixTransport *t;
+  guint max_line, max_queue; /* the settings when it connected */
   EnsDialect dialect;
   char *agent;
   int fd;
@@ -72,7 +73,6 @@ struct _EnsUnixTransport {
   const EnsHost *host;
   EnsPlugin *self;
   char *dir;
-  guint max_line, max_queue, max_connections;
   GPtrArray *listeners;  /* Listener* */
   GHashTable *conns;     /* EnsUnixConn* set */
   GHashTable *agent_listeners; /* agent name -> Listener* */
@@ -82,6 +82,7 @@ struct _EnsUnixTransport {
 };
 
 static const EnsClientSink conn_sink;
+static guint config_uint (const EnsHost *host, EnsPlugin *self, const char *key);
 
 static JsonNode *
 json_node_take_object_new (JsonObject *obj)
@@ -232,7 +233,7 @@ enqueue (EnsUnixConn *conn, GBytes *bytes, gboolean droppable)
 
   if (conn->fd < 0 || conn->close_when_flushed)
     return;
-  if (droppable && conn->out.length >= conn->t->max_queue)
+  if (droppable && conn->out.length >= conn->max_queue)
     {
       /* Drop the oldest queued event (not one half written). */
       GList *l = conn->out.head;
@@ -345,7 +346,7 @@ flush (EnsUnixConn *conn)
           conn->out_offset -= size;
           out_item_free (g_queue_pop_head (&conn->out));
         }
-      if (conn->dropped && conn->out.length <= conn->t->max_queue / 2)
+      if (conn->dropped && conn->out.length <= conn->max_queue / 2)
         report_dropped (conn);
     }
   return TRUE;
@@ -383,9 +384,9 @@ conn_update_events (EnsUnixConn *conn)
   GIOCondition events = 0;
 
   /* Stop reading at a full queue, resume when half drained. */
-  if (conn->out.length >= conn->t->max_queue)
+  if (conn->out.length >= conn->max_queue)
     conn->paused = TRUE;
-  else if (conn->out.length <= conn->t->max_queue / 2)
+  else if (conn->out.length <= conn->max_queue / 2)
     conn->paused = FALSE;
   if (!conn->paused && !conn->peer_closed && !conn->close_when_flushed)
     events |= G_IO_IN;
@@ -399,7 +400,7 @@ static void
 reply_line_too_long (EnsUnixConn *conn)
 {
   g_autofree char *text = g_strdup_printf ("line longer than %u bytes (max-line-bytes); it was discarded",
-                                           conn->t->max_line);
+                                           conn->max_line);
   const EnsHost *host = conn->t->host;
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_ERROR);
   EnsMessage *err;
@@ -423,7 +424,7 @@ handle_line (EnsUnixConn *conn, const char *line, gsize len)
   if (len == 0)
     return;
   conn->awaiting++; /* every line gets one answer (an agent's reply_to line: none, see sink_deliver) */
-  if (len > conn->t->max_line)
+  if (len > conn->max_line)
     {
       reply_line_too_long (conn);
       return;
@@ -462,7 +463,7 @@ process_input (EnsUnixConn *conn, gboolean at_eof)
 
       /* A full outbound queue: the rest waits in the input buffer until the
        * client reads its replies (one read can hold thousands of requests). */
-      if (conn->out.length >= conn->t->max_queue)
+      if (conn->out.length >= conn->max_queue)
         break;
       nl = memchr (in->data + start, '\n', in->len - start);
 
@@ -470,7 +471,7 @@ process_input (EnsUnixConn *conn, gboolean at_eof)
         {
           if (conn->discarding)
             start = in->len; /* still inside the long line */
-          else if (in->len - start > conn->t->max_line)
+          else if (in->len - start > conn->max_line)
             {
               reply_line_too_long (conn);
               conn->discarding = TRUE;
@@ -505,7 +506,7 @@ read_input (EnsUnixConn *conn)
 {
   gsize budget = READ_BUDGET;
 
-  while (budget > 0 && conn->in->len < READ_BUDGET + conn->t->max_line)
+  while (budget > 0 && conn->in->len < READ_BUDGET + conn->max_line)
     {
       gsize old = conn->in->len;
       ssize_t n;
@@ -558,7 +559,7 @@ conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
       return G_SOURCE_CONTINUE;
     }
   /* Requests left waiting for queue room: serve them as room appears. */
-  while (conn->fd >= 0 && conn->out.length < conn->t->max_queue / 2 && has_line (conn->in))
+  while (conn->fd >= 0 && conn->out.length < conn->max_queue / 2 && has_line (conn->in))
     {
       process_input (conn, conn->peer_closed);
       if (!flush (conn))
@@ -638,6 +639,12 @@ listener_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
   Listener *l = user_data;
   EnsUnixTransport *t = l->t;
 
+  /* Limits are read per accept: a changed setting applies to new
+   * connections, and live ones keep what they started with. */
+  guint max_connections = config_uint (t->host, t->self, "max-connections");
+  guint max_line = config_uint (t->host, t->self, "max-line-bytes");
+  guint max_queue = config_uint (t->host, t->self, "max-queue-messages");
+
   (void) source;
   (void) callback;
   for (int i = 0; i < 64; i++)
@@ -649,7 +656,7 @@ listener_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 
       if (fd < 0)
         break;
-      if (g_hash_table_size (t->conns) >= t->max_connections)
+      if (g_hash_table_size (t->conns) >= max_connections)
         {
           static const char busy[] = "{\"id\":null,\"status\":\"error\",\"error\":{\"code\":\"OVERLOADED\","
                                      "\"message\":\"too many connections (max-connections)\",\"details\":{}}}\n";
@@ -663,6 +670,8 @@ listener_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
       flags = peer_flags (fd, &peer);
       conn = g_new0 (EnsUnixConn, 1);
       conn->t = t;
+      conn->max_line = max_line;
+      conn->max_queue = max_queue;
       conn->fd = fd;
       conn->dialect = l->dialect;
       conn->agent = g_strdup (l->agent);
@@ -809,9 +818,6 @@ unix_init (const EnsHost *host, EnsPlugin *self, GError **error)
   t->self = self;
   ens_ksi_set_host (host);
   t->dir = g_variant_dup_string (dir, NULL);
-  t->max_line = config_uint (host, self, "max-line-bytes");
-  t->max_queue = config_uint (host, self, "max-queue-messages");
-  t->max_connections = config_uint (host, self, "max-connections");
   t->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
   t->conns = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) conn_free, NULL);
   t->agent_listeners = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) listener_free);

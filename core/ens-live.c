@@ -1,0 +1,114 @@
+/* ens-live.c — settings changed while the daemon runs take effect without a
+ * restart: a plugin disabled stops, one enabled starts, a transport whose
+ * address or port changed restarts (rebinds), new plugin folders are
+ * scanned; budget, router policy and limits are read where they are used
+ * (next request, next connection). */
+#include "ens-core.h"
+
+#include <string.h>
+
+/* Keys a plugin reads when it starts: it restarts to take them. */
+static const struct {
+  const char *key;
+  const char *plugins[3];
+} restarts[] = {
+  { "http-address", { "transport-http" } },
+  { "http-port", { "transport-http" } },
+  { "http-token-file", { "transport-http", "transport-websocket" } },
+  { "http-cors-origins", { "transport-http" } },
+  { "http-max-body-bytes", { "transport-http" } },
+  { "http-request-timeout-ms", { "transport-http" } },
+  { "ws-address", { "transport-websocket" } },
+  { "ws-port", { "transport-websocket" } },
+  { "ws-max-message-bytes", { "transport-websocket" } },
+  { "ws-status-interval-ms", { "transport-websocket" } },
+  { "socket-dir", { "transport-unix" } },
+  { "native-socket", { "transport-unix" } },
+  { "ksi-sockets", { "transport-unix" } },
+  { "centerfire-sockets", { "transport-unix" } },
+  { "providers", { "provider-openai", "provider-anthropic", "provider-command" } },
+};
+
+/* Read at start only: say so rather than pretend. */
+static const char *const at_restart[] = { "state-dir", "node-id", "dbus-bus", NULL };
+
+static char **
+disabled_now (EnsDaemon *d)
+{
+  return ens_config_get_strv (d->config, "disabled-plugins");
+}
+
+static gboolean
+is_loaded (EnsDaemon *d, const char *id)
+{
+  GPtrArray *plugins = ens_loader_plugins (d->loader);
+
+  for (guint i = 0; i < plugins->len; i++)
+    if (strcmp (ens_plugin_get_desc (g_ptr_array_index (plugins, i))->id, id) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+static void
+apply_disabled (EnsDaemon *d)
+{
+  g_auto (GStrv) disabled = disabled_now (d);
+  g_auto (GStrv) dirs = ens_config_get_strv (d->config, "plugin-dirs");
+  g_autoptr (GPtrArray) loaded = g_ptr_array_new_with_free_func (g_free);
+  GPtrArray *plugins = ens_loader_plugins (d->loader);
+
+  for (guint i = 0; i < plugins->len; i++)
+    g_ptr_array_add (loaded, g_strdup (ens_plugin_get_desc (g_ptr_array_index (plugins, i))->id));
+  /* stop what is now disabled */
+  for (guint i = 0; i < loaded->len; i++)
+    if (g_strv_contains ((const char *const *) disabled, g_ptr_array_index (loaded, i)))
+      {
+        g_message ("settings: %s disabled", (char *) g_ptr_array_index (loaded, i));
+        ens_loader_stop_plugin (d->loader, g_ptr_array_index (loaded, i));
+      }
+  /* start what was disabled before and is not any more: a rescan loads
+   * every plugin found that is neither running nor disabled */
+  ens_loader_load_dirs (d->loader, dirs, disabled);
+}
+
+static void
+on_setting_changed (const char *key, gpointer data)
+{
+  EnsDaemon *d = data;
+
+  g_message ("settings: %s changed", key);
+  if (strcmp (key, "disabled-plugins") == 0 || strcmp (key, "plugin-dirs") == 0)
+    {
+      apply_disabled (d);
+      return;
+    }
+  if (strcmp (key, "request-timeout-ms") == 0)
+    {
+      d->default_timeout_ms = ens_config_get_uint (d->config, key);
+      return;
+    }
+  if (g_strv_contains (at_restart, key))
+    {
+      g_message ("settings: %s takes effect when the daemon restarts", key);
+      return;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (restarts); i++)
+    if (strcmp (restarts[i].key, key) == 0)
+      {
+        g_auto (GStrv) dirs = ens_config_get_strv (d->config, "plugin-dirs");
+        for (guint j = 0; j < G_N_ELEMENTS (restarts[i].plugins) && restarts[i].plugins[j]; j++)
+          if (is_loaded (d, restarts[i].plugins[j]))
+            {
+              g_message ("settings: restarting %s for %s", restarts[i].plugins[j], key);
+              ens_loader_restart (d->loader, dirs, restarts[i].plugins[j]);
+            }
+        return;
+      }
+  /* Everything else (budget, router policy, limits) is read where used. */
+}
+
+void
+ens_live_start (EnsDaemon *d)
+{
+  ens_config_watch (d->config, on_setting_changed, d);
+}

@@ -1,0 +1,134 @@
+/* ens-transport-websocket.c — the WebSocket port (ws-address:ws-port, 8787 by
+ * default): the Neolith orchestrator-daemon protocol at "/", the native
+ * protocol at "/ws", Rhetor AI sockets at "/ws/socket/{id}" (ens-ws.c).
+ *
+ * Security as transport-http: loopback by default; with http-token-file set
+ * every handshake needs the bearer token (header, or ?token= for browsers),
+ * and any other address refuses to start without one. */
+#include "ens-ws.h"
+
+#include <string.h>
+
+typedef struct {
+  const EnsHost *host;
+  EnsPlugin *self;
+  SoupServer *server;
+  EnsWs *ws;
+  char *address;
+  char *url;
+  char *token;
+  guint port;
+} EnsWsTransport;
+
+static void ws_stop (gpointer instance);
+
+static gboolean
+read_token (const char *path, char **token, GError **error)
+{
+  g_autofree char *contents = NULL;
+
+  *token = NULL;
+  if (path[0] == '\0')
+    return TRUE;
+  if (!g_file_get_contents (path, &contents, NULL, error))
+    return FALSE;
+  g_strstrip (contents);
+  if (contents[0] == '\0')
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "http-token-file %s is empty", path);
+      return FALSE;
+    }
+  *token = g_strndup (contents, strcspn (contents, "\r\n"));
+  return TRUE;
+}
+
+static gpointer
+ws_init (const EnsHost *host, EnsPlugin *self, GError **error)
+{
+  EnsWsTransport *t = g_new0 (EnsWsTransport, 1);
+  g_autoptr (GVariant) address = host->config_get (self, "ws-address");
+  g_autoptr (GVariant) port = host->config_get (self, "ws-port");
+  g_autoptr (GVariant) token_file = host->config_get (self, "http-token-file");
+  g_autoptr (GInetAddress) inet = NULL;
+  g_autoptr (GSocketAddress) sockaddr = NULL;
+
+  t->host = host;
+  t->self = self;
+  t->address = g_variant_dup_string (address, NULL);
+  t->port = g_variant_get_uint32 (port);
+  if (!read_token (g_variant_get_string (token_file, NULL), &t->token, error))
+    goto fail;
+  inet = g_inet_address_new_from_string (t->address);
+  if (inet == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "ws-address %s is not an IP address", t->address);
+      goto fail;
+    }
+  if (!g_inet_address_get_is_loopback (inet) && t->token == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                   "refusing to serve WebSockets on %s without http-token-file: anyone on the network could use the "
+                   "daemon",
+                   t->address);
+      goto fail;
+    }
+
+  t->server = soup_server_new ("server-header", "ensembled/0.1 ", NULL);
+  t->ws = ens_ws_attach_full (t->server, host, self, t->token, TRUE);
+  sockaddr = g_inet_socket_address_new (inet, t->port);
+  if (!soup_server_listen (t->server, sockaddr, 0, error))
+    goto fail;
+  if (t->port == 0)
+    {
+      /* The port the kernel chose; not soup_server_get_uris(), which leaks
+       * in libsoup 3.2. */
+      GSList *listeners = soup_server_get_listeners (t->server);
+      g_autoptr (GSocketAddress) local = listeners ? g_socket_get_local_address (listeners->data, NULL) : NULL;
+      t->port = local && G_IS_INET_SOCKET_ADDRESS (local) ? g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local))
+                                                          : 0;
+      g_slist_free (listeners);
+    }
+  t->url = g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6 ? g_strdup_printf ("ws://[%s]:%u", t->address, t->port)
+                                                                   : g_strdup_printf ("ws://%s:%u", t->address, t->port);
+  ENS_LOG (host, self, G_LOG_LEVEL_MESSAGE, "listening on %s%s", t->url,
+           t->token ? " (bearer token required)" : "");
+  return t;
+
+fail:
+  ws_stop (t);
+  return NULL;
+}
+
+static void
+ws_stop (gpointer instance)
+{
+  EnsWsTransport *t = instance;
+
+  if (t->server)
+    {
+      ens_ws_detach (t->server); /* closes every connection and its client */
+      soup_server_disconnect (t->server);
+      g_clear_object (&t->server);
+    }
+  g_free (t->token);
+  g_free (t->address);
+  g_free (t->url);
+  g_free (t);
+}
+
+static JsonNode *
+ws_describe (gpointer instance)
+{
+  EnsWsTransport *t = instance;
+  JsonNode *node = ens_ws_describe (t->ws);
+  JsonObject *obj = json_node_get_object (node);
+
+  json_object_set_string_member (obj, "url", t->url);
+  json_object_set_boolean_member (obj, "token_required", t->token != NULL);
+  return node;
+}
+
+ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "transport-websocket", "0.1.0",
+                   "WebSocket: the Neolith orchestrator-daemon protocol, the native protocol on /ws and Rhetor AI "
+                   "sockets on /ws/socket/{id}",
+                   ws_init, ws_stop, ws_describe, NULL)

@@ -1,0 +1,105 @@
+"""`meson install --destdir`, then the installed daemon runs from there: it
+finds its plugins and its schema without being told, and the service,
+D-Bus and pkg-config files are where packagers and users look for them."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from enslib import BUILD, SCALE, run_tests
+
+
+def install(dest):
+    p = subprocess.run(["meson", "install", "-C", BUILD, "--destdir", dest, "--no-rebuild", "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    files = []
+    for root, _, names in os.walk(dest):
+        files += [os.path.join(root, n)[len(dest):] for n in names]
+    return files
+
+
+def find(files, suffix):
+    hits = [f for f in files if f.endswith(suffix)]
+    assert hits, f"nothing installed ends with {suffix}: {sorted(files)}"
+    return hits[0]
+
+
+def request(sock_path, action, data=None):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10 * SCALE)
+    s.connect(sock_path)
+    s.sendall((json.dumps({"id": "1", "action": action, "data": data or {}}) + "\n").encode())
+    buf = b""
+    while b"\n" not in buf:
+        buf += s.recv(65536)
+    s.close()
+    return json.loads(buf.split(b"\n")[0])
+
+
+def test_installed_daemon_runs_from_destdir():
+    dest = tempfile.mkdtemp(prefix="ens-install-")
+    proc = None
+    try:
+        files = install(dest)
+        daemon = dest + find(files, "/bin/ensembled")
+        ctl = dest + find(files, "/bin/ensemblectl")
+        schema = find(files, "/glib-2.0/schemas/org.ensemble.Daemon.gschema.xml")
+        plugin = find(files, "/ensemble-1/plugins/transport-unix.so")
+        for f in ("/dbus-1/interfaces/org.ensemble.Daemon1.xml", "/dbus-1/services/org.ensemble.Daemon1.service",
+                  "/dbus-1/system.d/org.ensemble.Daemon1.conf", "/systemd/user/ensembled.service",
+                  "/systemd/system/ensembled.service", "/include/ensemble-1/ensemble/ensemble.h",
+                  "/pkgconfig/ensemble-1.pc"):
+            find(files, f)
+
+        # What a package's post-install step does.
+        subprocess.run(["glib-compile-schemas", dest + os.path.dirname(schema)], check=True)
+
+        tmp = tempfile.mkdtemp(prefix="ens-installed-run-", dir=dest)
+        conf = os.path.join(tmp, "conf")
+        with open(conf, "w") as f:
+            f.write("[daemon]\nhttp-port=0\nws-port=0\ndbus-bus='none'\n")
+        env = {k: v for k, v in os.environ.items() if k not in ("GSETTINGS_SCHEMA_DIR", "PKG_CONFIG_PATH")}
+        log = open(os.path.join(tmp, "log"), "w")
+        proc = subprocess.Popen([daemon, "--socket-dir", os.path.join(tmp, "s"), "--state-dir", os.path.join(tmp, "st"),
+                                 "--config", conf], stdout=log, stderr=subprocess.STDOUT, env=env)
+        sock = os.path.join(tmp, "s", "ensemble.sock")
+        deadline = time.time() + 10 * SCALE
+        while not os.path.exists(sock) and time.time() < deadline:
+            assert proc.poll() is None, open(os.path.join(tmp, "log")).read()
+            time.sleep(0.05)
+        time.sleep(0.2)
+        health = request(sock, "health")["data"]
+        loaded = {p["id"]: p["file"] for p in health["plugins"]}
+        assert "transport-unix" in loaded and "provider-local" in loaded, loaded
+        assert loaded["transport-unix"] == dest + plugin, (loaded, plugin)
+        done = subprocess.run([ctl, "--socket", sock, "complete", "installed and running"], capture_output=True,
+                              text=True, env=env, timeout=30)
+        assert done.returncode == 0 and "installed and running" in done.stdout, done.stdout + done.stderr
+
+        # A third party builds a plugin against the installed headers.
+        pc_dir = dest + os.path.dirname(find(files, "/pkgconfig/ensemble-1.pc"))
+        cflags = subprocess.run(["pkg-config", "--cflags", "ensemble-1"], capture_output=True, text=True,
+                                env=dict(env, PKG_CONFIG_PATH=pc_dir, PKG_CONFIG_SYSROOT_DIR=dest), check=True).stdout
+        assert f"-I{dest}" in cflags and "ensemble-1" in cflags, cflags
+
+        # The units point at the installed binary and the system unit is hardened.
+        unit = open(dest + find(files, "/systemd/system/ensembled.service")).read()
+        for directive in ("NoNewPrivileges=yes", "ProtectSystem=strict", "RuntimeDirectory=ensemble",
+                          "StateDirectory=ensemble", "ExecStart=" + find(files, "/bin/ensembled")):
+            assert directive in unit, directive
+
+        proc.terminate()
+        assert proc.wait(10 * SCALE) == 0
+        proc = None
+    finally:
+        if proc:
+            proc.kill()
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+run_tests(globals())
