@@ -17,6 +17,8 @@ struct _EnsConfig {
   GHashTable *kept;              /* key -> GVariant: kept over an invalid edit */
   EnsConfigChanged changed_func;
   gpointer changed_data;
+  GHashTable *pending;           /* keys changed, applied when the edits settle */
+  guint settle_id;
   GSettings *settings;
   GSettingsSchema *schema;
   GSettingsSchemaSource *source; /* where the schema was found */
@@ -57,6 +59,31 @@ ens_installed_path (const char *configured)
         return g_steal_pointer (&moved);
     }
   return g_strdup (configured);
+}
+
+#define ENS_CONFIG_SETTLE_MS 150
+
+static int
+by_key (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+static gboolean keyfile_value_valid (EnsConfig *config, const char *key, char **why);
+
+/* A value the schema refuses, found at start, is reported (and the
+ * default used), never taken silently. */
+static void
+check_keyfile_at_start (EnsConfig *config)
+{
+  g_auto (GStrv) keys = g_settings_schema_list_keys (config->schema);
+
+  for (guint i = 0; config->keyfile && keys[i]; i++)
+    {
+      g_autofree char *why = NULL;
+      if (!keyfile_value_valid (config, keys[i], &why))
+        g_warning ("setting %s: invalid value in %s (%s); using the default", keys[i], config->keyfile, why);
+    }
 }
 
 static GSettingsSchema *
@@ -107,6 +134,8 @@ ens_config_new (const char *keyfile, GError **error)
   config->applied = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
   config->kept = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
   config->keyfile = g_strdup (keyfile);
+  config->pending = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  check_keyfile_at_start (config);
   return config;
 }
 
@@ -119,6 +148,9 @@ ens_config_free (EnsConfig *config)
   g_settings_schema_unref (config->schema);
   g_settings_schema_source_unref (config->source);
   g_clear_object (&config->backend);
+  if (config->settle_id)
+    g_source_remove (config->settle_id);
+  g_hash_table_unref (config->pending);
   g_hash_table_unref (config->applied);
   g_hash_table_unref (config->kept);
   g_free (config->keyfile);
@@ -151,18 +183,10 @@ resolve_default_path (const char *key, GVariant *value)
   return value;
 }
 
-GVariant *
-ens_config_get (EnsConfig *config, const char *key)
+/* Empty plugin folders and paths mean "the default" (transfer full in/out). */
+static GVariant *
+resolve_defaults (const char *key, GVariant *value)
 {
-  GVariant *value = g_hash_table_lookup (config->overrides, key);
-
-  if (value == NULL)
-    value = g_hash_table_lookup (config->kept, key);
-  if (value)
-    return g_variant_ref (value);
-  if (!g_settings_schema_has_key (config->schema, key))
-    return NULL;
-  value = g_settings_get_value (config->settings, key);
   if (strcmp (key, "plugin-dirs") == 0 && g_variant_n_children (value) == 0)
     {
       g_autofree char *dir = ens_running_uninstalled () ? g_strdup (ENS_BUILD_ROOT "/plugins")
@@ -172,6 +196,27 @@ ens_config_get (EnsConfig *config, const char *key)
       return g_variant_ref_sink (g_variant_new_strv (dirs, 1));
     }
   return resolve_default_path (key, value);
+}
+
+GVariant *
+ens_config_get (EnsConfig *config, const char *key)
+{
+  GVariant *value = g_hash_table_lookup (config->overrides, key);
+
+  if (value)
+    return g_variant_ref (value);
+  value = g_hash_table_lookup (config->kept, key);
+  /* Once watched, the values in force are the applied ones: a file seen
+   * half-written must not leak defaults into a request. */
+  if (value == NULL && config->changed_func)
+    value = g_hash_table_lookup (config->applied, key);
+  if (value)
+    value = g_variant_ref (value);
+  else if (g_settings_schema_has_key (config->schema, key))
+    value = g_settings_get_value (config->settings, key);
+  else
+    return NULL;
+  return resolve_defaults (key, value);
 }
 
 guint
@@ -253,10 +298,9 @@ keyfile_value_valid (EnsConfig *config, const char *key, char **why)
 }
 
 static void
-on_changed (GSettings *settings, const char *key, gpointer data)
+apply_key (EnsConfig *config, const char *key)
 {
-  EnsConfig *config = data;
-  g_autoptr (GVariant) now = g_settings_get_value (settings, key);
+  g_autoptr (GVariant) now = g_settings_get_value (config->settings, key);
   GVariant *before = g_hash_table_lookup (config->applied, key);
   g_autofree char *why = NULL;
 
@@ -279,6 +323,39 @@ on_changed (GSettings *settings, const char *key, gpointer data)
     }
   if (config->changed_func)
     config->changed_func (key, config->changed_data);
+}
+
+/* Edits settle before they apply: an editor (or `cat >`) truncates, then
+ * writes, and the backend may read the file in between. */
+static gboolean
+settle_cb (gpointer data)
+{
+  EnsConfig *config = data;
+  g_autoptr (GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter iter;
+  gpointer key;
+
+  config->settle_id = 0;
+  g_hash_table_iter_init (&iter, config->pending);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_ptr_array_add (keys, g_strdup (key));
+  g_hash_table_remove_all (config->pending);
+  g_ptr_array_sort (keys, by_key);
+  for (guint i = 0; i < keys->len; i++)
+    apply_key (config, g_ptr_array_index (keys, i));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_changed (GSettings *settings, const char *key, gpointer data)
+{
+  EnsConfig *config = data;
+
+  (void) settings;
+  g_hash_table_add (config->pending, g_strdup (key));
+  if (config->settle_id)
+    g_source_remove (config->settle_id);
+  config->settle_id = g_timeout_add (ENS_CONFIG_SETTLE_MS, settle_cb, config);
 }
 
 void

@@ -31,6 +31,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (EnsMessage, ens_message_unref)
 void ens_json_append (GString *out, JsonNode *node);
 void ens_json_append_string (GString *out, const char *s);
 void ens_json_append_timestamp (GString *out, gint64 real_time_us);
+/* @member = the timestamp as a string, in the same ISO 8601 form. */
+void ens_json_set_timestamp (JsonObject *obj, const char *member, gint64 real_time_us);
 char *ens_json_to_string (JsonNode *node);
 /* Untrusted input: depth-limited, one value per text. (transfer full) */
 JsonNode *ens_json_parse (const char *text, gsize len, GError **error);

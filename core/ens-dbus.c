@@ -167,6 +167,8 @@ parse_arg (GDBusMethodInvocation *inv, const char *what, const char *text, gbool
   return node;
 }
 
+static gboolean refresh_properties (gpointer data);
+
 /* ------------------------------------------------------------ methods */
 
 static gboolean
@@ -174,6 +176,7 @@ on_health (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, gpointer data)
 {
   (void) iface;
   (void) data;
+  refresh_properties (NULL);
   submit (inv, NULL, "health", NULL, answer_json);
   return TRUE;
 }
@@ -315,11 +318,23 @@ on_subscribe (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *con
       return TRUE;
     }
   for (guint i = 0; patterns[i]; i++)
-    if (patterns[i][0] == '\0' || strlen (patterns[i]) > 1024)
-      {
-        return_error (inv, ENS_ERR_INVALID_PARAMETERS, "patterns must be non-empty and at most 1024 bytes");
-        return TRUE;
-      }
+    {
+      const char *colon = strchr (patterns[i], ':');
+      if (patterns[i][0] == '\0' || strlen (patterns[i]) > 1024)
+        {
+          return_error (inv, ENS_ERR_INVALID_PARAMETERS, "patterns must be non-empty and at most 1024 bytes");
+          return TRUE;
+        }
+      /* "TOPIC:TARGET" observes events private to TARGET: a caller may
+       * only observe its own (its unique name), not other callers'. */
+      if (colon && strcmp (colon + 1, caller) != 0)
+        {
+          g_autofree char *text = g_strdup_printf ("%s: a caller may only observe events targeted at itself (%s)",
+                                                   patterns[i], caller);
+          return_error (inv, ENS_ERR_PERMISSION_DENIED, text);
+          return TRUE;
+        }
+    }
   w = watcher_for (caller);
   for (guint i = 0; patterns[i]; i++)
     ens_bus_subscribe (ens_daemon_get ()->bus, w->subscriber, patterns[i]);
@@ -411,6 +426,7 @@ ens_dbus_plugin_loaded (EnsPlugin *plugin)
   ens_dbus_object_skeleton_set_plugin1 (object, iface);
   g_dbus_object_manager_server_export (D->manager, G_DBUS_OBJECT_SKELETON (object));
   ens_dbus_daemon1_emit_plugin_loaded (D->daemon, desc->id);
+  refresh_properties (NULL);
 }
 
 void
@@ -422,6 +438,7 @@ ens_dbus_plugin_stopped (EnsPlugin *plugin)
     return;
   path = object_path ("plugins", ens_plugin_get_desc (plugin)->id);
   g_dbus_object_manager_server_unexport (D->manager, path);
+  refresh_properties (NULL);
 }
 
 void
@@ -475,6 +492,8 @@ export_session (JsonObject *data, const char *id, const char *status)
     {
       iface = ens_dbus_object_get_session1 (ENS_DBUS_OBJECT (existing));
       ens_dbus_session1_set_status (iface, status);
+      if (data && json_object_has_member (data, "tasks_total"))
+        ens_dbus_session1_set_tasks (iface, json_object_get_int_member (data, "tasks_total"));
       g_object_unref (iface);
       g_object_unref (existing);
       return;
@@ -485,6 +504,7 @@ export_session (JsonObject *data, const char *id, const char *status)
     ens_dbus_session1_set_id (skel, id);
     ens_dbus_session1_set_status (skel, status);
     ens_dbus_session1_set_session_type (skel, data ? json_object_get_string_member_with_default (data, "session_type", "") : "");
+    ens_dbus_session1_set_tasks (skel, data ? json_object_get_int_member_with_default (data, "tasks_total", 0) : 0);
     ens_dbus_object_skeleton_set_session1 (object, skel);
     g_dbus_object_manager_server_export (D->manager, G_DBUS_OBJECT_SKELETON (object));
   }
@@ -500,10 +520,24 @@ lifecycle_event (EnsMessage *event, gpointer data)
   (void) data;
   if (obj == NULL)
     return;
+  if (g_str_has_prefix (topic, "ensemble.agent."))
+    refresh_properties (NULL);
   if (strcmp (topic, "ensemble.agent.registered") == 0)
     {
       export_agent (obj);
       ens_dbus_daemon1_emit_agent_registered (D->daemon, json_object_get_string_member (obj, "name"));
+    }
+  else if (strcmp (topic, "ensemble.agent.connected") == 0 || strcmp (topic, "ensemble.agent.disconnected") == 0)
+    {
+      g_autofree char *path = object_path ("agents", json_object_get_string_member (obj, "name"));
+      GDBusObject *object = g_dbus_object_manager_get_object (G_DBUS_OBJECT_MANAGER (D->manager), path);
+      if (object)
+        {
+          EnsDBusAgent1 *agent = ens_dbus_object_get_agent1 (ENS_DBUS_OBJECT (object));
+          ens_dbus_agent1_set_connected (agent, json_object_get_boolean_member_with_default (obj, "connected", FALSE));
+          g_object_unref (agent);
+          g_object_unref (object);
+        }
     }
   else if (strcmp (topic, "ensemble.agent.unregistered") == 0)
     {

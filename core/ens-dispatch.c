@@ -173,18 +173,6 @@ strv_node (const char *const *strv, guint n)
   return node;
 }
 
-static void
-set_timestamp (JsonObject *obj, const char *member, gint64 real_us)
-{
-  GString *s = g_string_new (NULL);
-
-  ens_json_append_timestamp (s, real_us);
-  /* strip the quotes the JSON writer puts around it */
-  g_string_truncate (s, s->len - 1);
-  json_object_set_string_member (obj, member, s->str + 1);
-  g_string_free (s, TRUE);
-}
-
 /* (transfer container) the values of @table; GLib 2.74 has no such call. */
 static GPtrArray *
 hash_values (GHashTable *table)
@@ -337,7 +325,7 @@ agent_describe (EnsAgent *agent)
     json_object_set_null_member (obj, "owner");
   json_object_set_boolean_member (obj, "connected", agent->plugin || agent->client);
   json_object_set_boolean_member (obj, "persistent", agent->persistent);
-  set_timestamp (obj, "registered_at", agent->registered_real_us);
+  ens_json_set_timestamp (obj, "registered_at", agent->registered_real_us);
   return node;
 }
 
@@ -701,7 +689,7 @@ ens_dispatch_health (EnsDaemon *d)
   json_object_set_string_member (obj, "node_id", d->node_id);
   json_object_set_double_member (obj, "uptime_s",
                                  (double) ((g_get_monotonic_time () - d->started_us) / 1000) / 1000.0);
-  set_timestamp (obj, "started_at", d->started_real_us);
+  ens_json_set_timestamp (obj, "started_at", d->started_real_us);
   json_object_set_member (obj, "plugins", plugins_array (d));
   json_object_set_int_member (obj, "plugins_refused", ens_loader_refused_count (d->loader));
   json_object_set_int_member (obj, "agents", g_hash_table_size (d->agents));

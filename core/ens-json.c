@@ -152,6 +152,17 @@ ens_json_append_timestamp (GString *out, gint64 real_time_us)
   g_string_append_printf (out, ".%06dZ\"", (int) (real_time_us % G_USEC_PER_SEC));
 }
 
+void
+ens_json_set_timestamp (JsonObject *obj, const char *member, gint64 real_time_us)
+{
+  GString *s = g_string_new (NULL);
+
+  ens_json_append_timestamp (s, real_time_us);
+  g_string_truncate (s, s->len - 1); /* without the JSON quotes */
+  json_object_set_string_member (obj, member, s->str + 1);
+  g_string_free (s, TRUE);
+}
+
 char *
 ens_json_to_string (JsonNode *node)
 {

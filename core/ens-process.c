@@ -45,7 +45,6 @@ process_describe (EnsProcess *p)
 {
   JsonObject *obj;
   JsonNode *node = ens_json_object_node (&obj);
-  GString *ts = g_string_new (NULL);
   JsonArray *argv = json_array_new ();
 
   json_object_set_string_member (obj, "process_id", p->id);
@@ -63,10 +62,7 @@ process_describe (EnsProcess *p)
   json_object_set_string_member (obj, "status", p->running ? "running" : "completed");
   if (!p->running)
     json_object_set_int_member (obj, "return_code", p->exit_status);
-  ens_json_append_timestamp (ts, p->started_real_us);
-  g_string_truncate (ts, ts->len - 1);
-  json_object_set_string_member (obj, "started_at", ts->str + 1);
-  g_string_free (ts, TRUE);
+  ens_json_set_timestamp (obj, "started_at", p->started_real_us);
   return node;
 }
 

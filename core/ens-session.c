@@ -37,12 +37,7 @@ session_free (EnsSession *s)
 static void
 set_now (JsonObject *obj, const char *member)
 {
-  GString *ts = g_string_new (NULL);
-
-  ens_json_append_timestamp (ts, g_get_real_time ());
-  g_string_truncate (ts, ts->len - 1);
-  json_object_set_string_member (obj, member, ts->str + 1);
-  g_string_free (ts, TRUE);
+  ens_json_set_timestamp (obj, member, g_get_real_time ());
 }
 
 static void
@@ -92,6 +87,8 @@ set_status (EnsSession *s, const char *status)
   json_object_set_string_member (s->record, "status", status);
   persist (s);
   json_object_set_string_member (extra, "status", status);
+  json_object_set_string_member (extra, "session_type", json_object_get_string_member (s->record, "session_type"));
+  json_object_set_int_member (extra, "tasks_total", json_object_get_int_member (s->record, "tasks_total"));
   emit (s, "session_status_update", extra);
   json_object_unref (extra);
 }
@@ -303,7 +300,14 @@ ens_session_spawn (EnsDaemon *d, EnsMessage *request, JsonObject *p)
     history_add (s, "system", system);
   g_hash_table_insert (sessions, s->id, s);
   persist (s);
-  emit (s, "session_spawned", NULL);
+  {
+    JsonObject *extra = json_object_new ();
+    json_object_set_string_member (extra, "status", "idle");
+    json_object_set_string_member (extra, "session_type", json_object_get_string_member (s->record, "session_type"));
+    json_object_set_int_member (extra, "tasks_total", 0);
+    emit (s, "session_spawned", extra);
+    json_object_unref (extra);
+  }
 
   if (task)
     {
