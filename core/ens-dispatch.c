@@ -64,6 +64,9 @@ typedef struct {
 } EnsCall;
 
 static GHashTable *plugin_subs; /* id -> PluginSub */
+/* Requests already answered (timed out) whose agent plugin still holds the
+ * responder: freed when it answers, or when it stops. */
+static GHashTable *held_responders;
 static guint next_plugin_sub;
 
 #define NAME_MAX_LEN 64
@@ -484,6 +487,8 @@ pending_finish (EnsDaemon *d, EnsPending *p, EnsMessage *answer)
   g_hash_table_steal (d->pending, p->qid);
   if (p->agent_plugin == NULL)
     pending_free (p);
+  else
+    g_hash_table_add (held_responders, p);
 }
 
 static gboolean
@@ -622,6 +627,7 @@ responder_answer (EnsResponder *responder, EnsMessage *reply)
 
   if (!p->finished)
     pending_finish (ens_daemon_get (), p, reply);
+  g_hash_table_steal (held_responders, p);
   pending_free (p);
 }
 
@@ -1406,6 +1412,14 @@ ens_dispatch_plugin_forget (EnsPlugin *self)
       p->agent_plugin = NULL; /* the plugin can no longer answer: free it here */
       pending_finish (d, p, err);
     }
+  g_ptr_array_set_size (served, 0);
+  g_hash_table_iter_init (&iter, held_responders);
+  while (g_hash_table_iter_next (&iter, &value, NULL))
+    if (((EnsPending *) value)->agent_plugin == self)
+      {
+        g_hash_table_iter_steal (&iter);
+        pending_free (value);
+      }
 
   g_hash_table_iter_init (&iter, d->agents);
   while (g_hash_table_iter_next (&iter, NULL, &value))
@@ -1422,6 +1436,7 @@ ens_dispatch_init (EnsDaemon *d)
   d->agents = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) agent_free);
   d->pending = g_hash_table_new (g_str_hash, g_str_equal);
   plugin_subs = g_hash_table_new (g_direct_hash, g_direct_equal);
+  held_responders = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) pending_free, NULL);
 }
 
 void
@@ -1440,4 +1455,5 @@ ens_dispatch_shutdown (EnsDaemon *d)
   g_clear_pointer (&d->agents, g_hash_table_unref);
   g_clear_pointer (&d->clients, g_hash_table_unref);
   g_clear_pointer (&plugin_subs, g_hash_table_unref);
+  g_clear_pointer (&held_responders, g_hash_table_unref);
 }

@@ -210,7 +210,17 @@ precheck (const char *text, gsize len, GError **error)
       if (in_string)
         {
           if (ch == '\\')
-            i++;
+            {
+              /* json-glib would cut the string at an escaped NUL without a
+               * word, so "a\u0000/../x" would arrive as "a": refuse it. */
+              if (i + 5 < len && text[i + 1] == 'u' && strncmp (text + i + 2, "0000", 4) == 0)
+                {
+                  g_set_error (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
+                               "\\u0000 (NUL) in a string at byte %" G_GSIZE_FORMAT " is not accepted", i);
+                  return FALSE;
+                }
+              i++;
+            }
           else if (ch == '"')
             in_string = FALSE;
           continue;

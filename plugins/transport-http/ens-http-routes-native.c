@@ -36,7 +36,19 @@ answer_error (EnsHttpCall *call, EnsMessage *answer)
   const char *field = det ? json_object_get_string_member_with_default (det, "field", NULL) : NULL;
 
   if (g_strcmp0 (answer->error_code, ENS_ERR_INVALID_PARAMETERS) == 0 && field)
-    ens_http_reply_invalid (call, field, json_object_get_string_member_with_default (det, "expected", "valid"));
+    {
+      /* 422 naming the field, keeping whatever else the core or agent said
+       * (a naming agent's reasons, say). */
+      g_autoptr (JsonNode) details = json_node_copy (answer->error_details);
+      JsonObject *d = json_node_get_object (details);
+      JsonArray *fields = json_array_new ();
+      JsonObject *f = json_object_new ();
+      json_object_set_string_member (f, "field", field);
+      json_object_set_string_member (f, "expected", json_object_get_string_member_with_default (det, "expected", "valid"));
+      json_array_add_object_element (fields, f);
+      json_object_set_array_member (d, "fields", fields);
+      ens_http_reply_error (call, 422, "VALIDATION_ERROR", answer->error_message, details);
+    }
   else
     ens_http_reply_error (call, ens_http_status_for (answer->error_code), answer->error_code, answer->error_message,
                           answer->error_details);

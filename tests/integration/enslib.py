@@ -154,8 +154,14 @@ class Daemon:
             self.stop()
         except AssertionError:
             pass
+        # A sanitizer report (memory error, leak, undefined behaviour) fails
+        # the test even when the test itself did not look at the exit code.
+        log = self.read_log()
         if self.own_tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in log:
+                raise AssertionError(f"ensembled reported '{marker}':\n{log[log.index(marker) - 200:][:6000]}")
 
 
 class Client:

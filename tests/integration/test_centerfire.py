@@ -154,11 +154,11 @@ def test_wrong_agent_field():
     d = Daemon()
     try:
         path = echo_socket(d)
-        req = '{"id":"r6","interface":"api","agent":"naming","action":"echo","data":{}}'
+        req = '{"id":"r6","interface":"api","agent":"cf-naming","action":"echo","data":{}}'
         p = shell(f"echo {shlex.quote(req)} | nc -U {shlex.quote(path)}")
         assert p.returncode == 0, p
         err = check_error(one_reply(p.stdout), "r6", "INVALID_REQUEST")
-        assert "naming" in err["message"], err
+        assert "cf-naming" in err["message"], err
     finally:
         d.cleanup()
 
@@ -182,20 +182,20 @@ def test_external_agent_gets_a_socket():
     nc = None
     try:
         agent = d.client()
-        r = agent.ok("agents.register", {"name": "naming", "actions": ["allocate_namespace"]})
-        assert r["name"] == "naming", r
-        path = d.path("orchestrator-naming.sock")
-        wait_until(lambda: os.path.exists(path), what="orchestrator-naming.sock")
+        r = agent.ok("agents.register", {"name": "cf-naming", "actions": ["allocate_namespace"]})
+        assert r["name"] == "cf-naming", r
+        path = d.path("orchestrator-cf-naming.sock")
+        wait_until(lambda: os.path.exists(path), what="orchestrator-cf-naming.sock")
         mode = os.stat(path).st_mode
         assert stat.S_ISSOCK(mode), oct(mode)
         assert stat.S_IMODE(mode) == 0o600, oct(mode)
 
-        req = json.dumps({"id": "req_123", "interface": "claude-code", "agent": "naming",
+        req = json.dumps({"id": "req_123", "interface": "claude-code", "agent": "cf-naming",
                           "action": "allocate_namespace", "data": {"environment": "test", "project": "centerfire"}})
         nc = subprocess.Popen(f"echo {shlex.quote(req)} | nc -U {shlex.quote(path)}", shell=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         pushed = agent.recv()
-        assert pushed["action"] == "allocate_namespace" and pushed["agent"] == "naming", pushed
+        assert pushed["action"] == "allocate_namespace" and pushed["agent"] == "cf-naming", pushed
         assert pushed["data"] == {"environment": "test", "project": "centerfire"}, pushed
         agent.send({"reply_to": pushed["id"], "status": "success",
                     "data": {"namespace": "centerfire.test.ns1"}})
@@ -217,17 +217,17 @@ def test_external_agent_gets_a_socket():
         nc = None
 
         # Unregistering removes the socket.
-        agent.ok("agents.unregister", {"name": "naming"})
-        wait_until(lambda: not os.path.exists(path), what="orchestrator-naming.sock removed on unregister")
+        agent.ok("agents.unregister", {"name": "cf-naming"})
+        wait_until(lambda: not os.path.exists(path), what="orchestrator-cf-naming.sock removed on unregister")
 
         # Disconnecting removes it too.
         other = d.client()
-        other.ok("agents.register", {"name": "struct"})
-        spath = d.path("orchestrator-struct.sock")
-        wait_until(lambda: os.path.exists(spath), what="orchestrator-struct.sock")
+        other.ok("agents.register", {"name": "cf-struct"})
+        spath = d.path("orchestrator-cf-struct.sock")
+        wait_until(lambda: os.path.exists(spath), what="orchestrator-cf-struct.sock")
         other.close()
         other = None
-        wait_until(lambda: not os.path.exists(spath), what="orchestrator-struct.sock removed on disconnect")
+        wait_until(lambda: not os.path.exists(spath), what="orchestrator-cf-struct.sock removed on disconnect")
         assert os.path.exists(echo_socket(d))
     finally:
         if nc:

@@ -65,6 +65,7 @@ test_parse_errors (void)
     { "not json", ENS_ERR_INVALID_JSON, NULL },
     { "{\"id\":1,\"action\":\"ping\"}{\"id\":2,\"action\":\"ping\"}", ENS_ERR_INVALID_JSON, NULL },
     { "{\"action\":\"ping\"} x", ENS_ERR_INVALID_JSON, NULL },
+    { "{\"action\":\"ping\",\"data\":{\"path\":\"a\\u0000/../../x\"}}", ENS_ERR_INVALID_JSON, NULL },
     { "[1,2]", ENS_ERR_INVALID_REQUEST, NULL },
     { "{\"id\":true,\"action\":\"ping\"}", ENS_ERR_INVALID_REQUEST, NULL },
     { "{\"id\":\"x\"}", ENS_ERR_INVALID_REQUEST, "x" },
