@@ -24,8 +24,17 @@ struct _EnsSubscriber {
   GPtrArray *patterns_view;
 };
 
+typedef struct {
+  guint id;
+  EnsSubscriberFunc func;
+  gpointer data;
+  GDestroyNotify notify;
+} Tap;
+
 struct _EnsBus {
   GObject parent;
+  GPtrArray *taps; /* Tap* */
+  guint next_tap;
   guint64 seq;
   guint delivered;
   guint publishing; /* depth of nested publishes */
@@ -39,9 +48,18 @@ enum { SIGNAL_EVENT, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
 static void
+tap_free (Tap *tap)
+{
+  if (tap->notify)
+    tap->notify (tap->data);
+  g_free (tap);
+}
+
+static void
 ens_bus_finalize (GObject *object)
 {
   EnsBus *bus = ENS_BUS (object);
+  g_ptr_array_unref (bus->taps);
   g_ptr_array_unref (bus->patterns);
   G_OBJECT_CLASS (ens_bus_parent_class)->finalize (object);
 }
@@ -65,6 +83,31 @@ static void
 ens_bus_init (EnsBus *bus)
 {
   bus->patterns = g_ptr_array_new ();
+  bus->taps = g_ptr_array_new_with_free_func ((GDestroyNotify) tap_free);
+}
+
+guint
+ens_bus_tap (EnsBus *bus, EnsSubscriberFunc func, gpointer data, GDestroyNotify notify)
+{
+  Tap *tap = g_new0 (Tap, 1);
+
+  tap->id = ++bus->next_tap;
+  tap->func = func;
+  tap->data = data;
+  tap->notify = notify;
+  g_ptr_array_add (bus->taps, tap);
+  return tap->id;
+}
+
+void
+ens_bus_untap (EnsBus *bus, guint id)
+{
+  for (guint i = 0; i < bus->taps->len; i++)
+    if (((Tap *) g_ptr_array_index (bus->taps, i))->id == id)
+      {
+        g_ptr_array_remove_index (bus->taps, i);
+        return;
+      }
 }
 
 EnsBus *
@@ -266,6 +309,12 @@ ens_bus_publish (EnsBus *bus, EnsMessage *event, EnsSubscriber *target)
 
   if (--bus->publishing == 0 && bus->patterns_dirty)
     compact_patterns (bus);
+  if (!ens_message_is_remote (event))
+    for (guint i = 0; i < bus->taps->len; i++)
+      {
+        Tap *tap = g_ptr_array_index (bus->taps, i);
+        tap->func (event, tap->data);
+      }
   return bus->delivered - before;
 }
 

@@ -17,6 +17,9 @@ EnsMessage *ens_message_parse_native (const char *text, gsize len);
 /* A REPLY/ERROR a client sent as an agent's answer, or an error made by the
  * parser that goes straight back to its sender. */
 gboolean ens_message_is_bounce (EnsMessage *msg);
+/* An event from another node (publish_remote): taps never see it. */
+void ens_message_set_remote (EnsMessage *msg);
+gboolean ens_message_is_remote (EnsMessage *msg);
 void ens_message_set_seq (EnsMessage *msg, guint64 seq);
 /* Only before the message is shared: names the sender. */
 void ens_message_set_from (EnsMessage *msg, const char *from);
@@ -137,6 +140,9 @@ GPtrArray *ens_subscriber_patterns (EnsSubscriber *sub);
  * directly (targeted delivery).  Returns the number of deliveries. */
 guint ens_bus_publish (EnsBus *bus, EnsMessage *event, EnsSubscriber *target);
 guint64 ens_bus_last_seq (EnsBus *bus);
+/* Taps: see every locally originated event after delivery (bridges). */
+guint ens_bus_tap (EnsBus *bus, EnsSubscriberFunc func, gpointer data, GDestroyNotify notify);
+void ens_bus_untap (EnsBus *bus, guint id);
 
 /* ---------------------------------------------------------------- daemon */
 
@@ -207,6 +213,10 @@ void ens_completion_fail (EnsCompletion *c, const char *code, const char *messag
 
 /* Publishes an event from the daemon itself; @to resolves like publish's. */
 void ens_dispatch_publish (const char *from, const char *topic, JsonNode *data, const char *to);
+/* Host entries for bridges (ens-dispatch.c). */
+guint ens_dispatch_plugin_tap (EnsPlugin *self, EnsEventFunc func, gpointer user_data, GDestroyNotify notify);
+void ens_dispatch_plugin_untap (EnsPlugin *self, guint id);
+void ens_dispatch_publish_remote (EnsPlugin *self, const EnsMessageInit *init);
 
 /* Sessions (ens-session.c). */
 void ens_session_init (EnsDaemon *d);

@@ -64,6 +64,7 @@ typedef struct {
 } EnsCall;
 
 static GHashTable *plugin_subs; /* id -> PluginSub */
+static GHashTable *plugin_taps; /* tap id -> EnsPlugin* */
 /* Requests already answered (timed out) whose agent plugin still holds the
  * responder: freed when it answers, or when it stops. */
 static GHashTable *held_responders;
@@ -1325,6 +1326,72 @@ ens_dispatch_publish (const char *from, const char *topic, JsonNode *data, const
   d->counters.events_delivered += ens_bus_publish (d->bus, event, target ? target->subscriber : NULL);
 }
 
+typedef struct {
+  EnsPlugin *plugin;
+  EnsEventFunc func;
+  gpointer user_data;
+  GDestroyNotify notify;
+} PluginTap;
+
+static void
+plugin_tap_event (EnsMessage *event, gpointer data)
+{
+  PluginTap *pt = data;
+  pt->func (event, pt->user_data);
+}
+
+static void
+plugin_tap_free (gpointer data)
+{
+  PluginTap *pt = data;
+
+  if (pt->notify)
+    pt->notify (pt->user_data);
+  g_free (pt);
+}
+
+guint
+ens_dispatch_plugin_tap (EnsPlugin *self, EnsEventFunc func, gpointer user_data, GDestroyNotify notify)
+{
+  PluginTap *pt = g_new0 (PluginTap, 1);
+  guint id;
+
+  pt->plugin = self;
+  pt->func = func;
+  pt->user_data = user_data;
+  pt->notify = notify;
+  id = ens_bus_tap (ens_daemon_get ()->bus, plugin_tap_event, pt, plugin_tap_free);
+  g_hash_table_insert (plugin_taps, GUINT_TO_POINTER (id), self);
+  return id;
+}
+
+void
+ens_dispatch_plugin_untap (EnsPlugin *self, guint id)
+{
+  if (g_hash_table_lookup (plugin_taps, GUINT_TO_POINTER (id)) != self)
+    return;
+  g_hash_table_remove (plugin_taps, GUINT_TO_POINTER (id));
+  ens_bus_untap (ens_daemon_get ()->bus, id);
+}
+
+void
+ens_dispatch_publish_remote (EnsPlugin *self, const EnsMessageInit *init)
+{
+  EnsDaemon *d = ens_daemon_get ();
+  EnsMessageInit copy = *init;
+  g_autoptr (EnsMessage) event = NULL;
+  EnsClient *target;
+
+  (void) self;
+  copy.kind = ENS_MESSAGE_EVENT;
+  if (copy.topic == NULL || copy.topic[0] == '\0')
+    return;
+  target = copy.to ? resolve_target (d, copy.to) : NULL;
+  event = ens_message_new (&copy);
+  ens_message_set_remote (event);
+  d->counters.events_delivered += ens_bus_publish (d->bus, event, target ? target->subscriber : NULL);
+}
+
 void
 ens_dispatch_plugin_publish (EnsPlugin *self, const char *topic, JsonNode *data, const char *to)
 {
@@ -1381,14 +1448,22 @@ ens_dispatch_plugin_unsubscribe (EnsPlugin *self, guint id)
 void
 ens_dispatch_plugin_forget (EnsPlugin *self)
 {
-  ens_completion_forget_plugin (self);
   EnsDaemon *d = ens_daemon_get ();
   GHashTableIter iter;
-  gpointer value;
+  gpointer key, value;
   g_autoptr (GPtrArray) subs = g_ptr_array_new ();
   g_autoptr (GPtrArray) agents = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GPtrArray) served = g_ptr_array_new ();
 
+  ens_completion_forget_plugin (self);
+
+  g_hash_table_iter_init (&iter, plugin_taps);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (value == self)
+      {
+        ens_bus_untap (d->bus, GPOINTER_TO_UINT (key));
+        g_hash_table_iter_remove (&iter);
+      }
   g_hash_table_iter_init (&iter, plugin_subs);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     if (((PluginSub *) value)->plugin == self)
@@ -1436,6 +1511,7 @@ ens_dispatch_init (EnsDaemon *d)
   d->agents = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) agent_free);
   d->pending = g_hash_table_new (g_str_hash, g_str_equal);
   plugin_subs = g_hash_table_new (g_direct_hash, g_direct_equal);
+  plugin_taps = g_hash_table_new (g_direct_hash, g_direct_equal);
   held_responders = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) pending_free, NULL);
 }
 
@@ -1455,5 +1531,6 @@ ens_dispatch_shutdown (EnsDaemon *d)
   g_clear_pointer (&d->agents, g_hash_table_unref);
   g_clear_pointer (&d->clients, g_hash_table_unref);
   g_clear_pointer (&plugin_subs, g_hash_table_unref);
+  g_clear_pointer (&plugin_taps, g_hash_table_unref);
   g_clear_pointer (&held_responders, g_hash_table_unref);
 }

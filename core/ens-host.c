@@ -78,6 +78,12 @@ host_settings_new (EnsPlugin *self, const char *schema_id, const char *path)
   return ens_config_settings_new (the_daemon->config, schema_id, path);
 }
 
+static const char *
+host_node_id (void)
+{
+  return the_daemon->node_id;
+}
+
 static const EnsHost host_table = {
   .struct_size = sizeof (EnsHost),
   .abi_major = ENS_ABI_MAJOR,
@@ -112,6 +118,10 @@ static const EnsHost host_table = {
   .completion_event = ens_completion_event,
   .completion_finish = ens_completion_finish,
   .completion_fail = ens_completion_fail,
+  .node_id = host_node_id,
+  .tap = ens_dispatch_plugin_tap,
+  .untap = ens_dispatch_plugin_untap,
+  .publish_remote = ens_dispatch_publish_remote,
 };
 
 const EnsHost *

@@ -17,6 +17,7 @@ typedef struct {
   gint ref_count;
   guint id_is_number : 1;
   guint bounce : 1; /* parser error going back to its sender */
+  guint remote : 1; /* came from another node: not tapped (never sent back) */
   char *from_owned; /* set by ens_message_set_from */
   EncodeSlot first;
   EncodeSlot *more;
@@ -150,6 +151,18 @@ gboolean
 ens_message_id_is_number (EnsMessage *msg)
 {
   return PRIV (msg)->id_is_number;
+}
+
+void
+ens_message_set_remote (EnsMessage *msg)
+{
+  PRIV (msg)->remote = TRUE;
+}
+
+gboolean
+ens_message_is_remote (EnsMessage *msg)
+{
+  return PRIV (msg)->remote;
 }
 
 gboolean

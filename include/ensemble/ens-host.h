@@ -145,6 +145,21 @@ struct _EnsHost {
    * "CANCELLED", "BAD_REQUEST", "AUTH_FAILED". @completion is invalid
    * afterwards. */
   void (*completion_fail) (EnsCompletion *completion, const char *code, const char *message);
+
+  /* ---- spanning machines (a bus bridge such as transport-redis) ---- */
+  /* This daemon's node id (transfer none); part of every client id. */
+  const char *(*node_id) (void);
+  /* @func sees every event published on this node — targeted ones
+   * included, which no subscription sees — after local delivery; never
+   * the events that came in through publish_remote().  Returns an id for
+   * untap(); @notify frees @user_data. */
+  guint (*tap) (EnsPlugin *self, EnsEventFunc func, gpointer user_data, GDestroyNotify notify);
+  void (*untap) (EnsPlugin *self, guint tap_id);
+  /* Delivers an event that another node published (topic, data, from, to
+   * as it came, (transfer none)) to this node's subscribers and, when
+   * targeted, to the local target; taps do not see it, so it is never
+   * forwarded back. */
+  void (*publish_remote) (EnsPlugin *self, const EnsMessageInit *event);
 };
 
 /* Logging helpers for plugins holding `host` and `self`. */

@@ -23,7 +23,7 @@ OFF (EnsPluginDesc, stop, 56);
 OFF (EnsPluginDesc, describe, 64);
 OFF (EnsPluginDesc, vtable, 72);
 
-G_STATIC_ASSERT (sizeof (EnsHost) == 256);
+G_STATIC_ASSERT (sizeof (EnsHost) == 288);
 OFF (EnsHost, struct_size, 0);
 OFF (EnsHost, abi_major, 4);
 OFF (EnsHost, abi_minor, 8);
@@ -57,6 +57,10 @@ OFF (EnsHost, completion_chunk, 224);
 OFF (EnsHost, completion_event, 232);
 OFF (EnsHost, completion_finish, 240);
 OFF (EnsHost, completion_fail, 248);
+OFF (EnsHost, node_id, 256);
+OFF (EnsHost, tap, 264);
+OFF (EnsHost, untap, 272);
+OFF (EnsHost, publish_remote, 280);
 
 G_STATIC_ASSERT (sizeof (EnsMessage) == 128);
 OFF (EnsMessage, kind, 4);

@@ -158,6 +158,34 @@ test_unsubscribe_during_delivery (void)
   probe_free (q);
 }
 
+static void
+count_tap (EnsMessage *event, gpointer data)
+{
+  (void) event;
+  (*(guint *) data)++;
+}
+
+static void
+test_taps (void)
+{
+  g_autoptr (EnsBus) bus = ens_bus_new ();
+  Probe *target = probe_new (bus, "target");
+  guint tapped = 0;
+  guint id = ens_bus_tap (bus, count_tap, &tapped, NULL);
+  g_autoptr (EnsMessage) remote = event_new ("from.elsewhere", NULL);
+
+  publish (bus, "nobody.listens", NULL, NULL);
+  publish (bus, "private", "c9-n", target->self); /* a bridge must see targeted events too */
+  g_assert_cmpuint (tapped, ==, 2);
+  ens_message_set_remote (remote);
+  ens_bus_publish (bus, remote, NULL); /* came from another node: never sent back */
+  g_assert_cmpuint (tapped, ==, 2);
+  ens_bus_untap (bus, id);
+  publish (bus, "after", NULL, NULL);
+  g_assert_cmpuint (tapped, ==, 2);
+  probe_free (target);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -166,5 +194,6 @@ main (int argc, char **argv)
   g_test_add_func ("/bus/targeted", test_targeted);
   g_test_add_func ("/bus/sequence", test_sequence_and_no_interning);
   g_test_add_func ("/bus/unsubscribe-during-delivery", test_unsubscribe_during_delivery);
+  g_test_add_func ("/bus/taps", test_taps);
   return g_test_run ();
 }

@@ -1,0 +1,305 @@
+"""transport-redis: the bus bridged through a real redis-server (started on a
+free loopback port, no persistence): redis-cli both ways, two daemons as one
+bus (pub/sub once, no loops, targeted delivery across nodes, node heartbeats),
+Redis killed and restarted with the outbox flushed, and a tiny outbox whose
+drops are counted in health."""
+
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from enslib import Daemon, SCALE, gv, run_tests
+
+REDIS_SERVER = shutil.which("redis-server")
+REDIS_CLI = shutil.which("redis-cli")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Redis:
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 10 * SCALE
+        while time.time() < deadline:
+            try:
+                if self.cli("PING").strip() == "PONG":
+                    return
+            except subprocess.CalledProcessError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def cli(self, *args):
+        return subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port), *args], check=True,
+                              capture_output=True, text=True, timeout=10).stdout
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+
+class CliSubscriber:
+    """redis-cli SUBSCRIBE in a subprocess; messages arrive on a queue."""
+
+    def __init__(self, redis, channel):
+        self.proc = subprocess.Popen([REDIS_CLI, "-h", "127.0.0.1", "-p", str(redis.port), "SUBSCRIBE", channel],
+                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        # "subscribe", channel, count: then it is listening
+        assert [self.line(), self.line()] == ["subscribe", channel]
+        self.line()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def line(self, timeout=10):
+        return self.lines.get(timeout=timeout * SCALE)
+
+    def message(self):
+        """(channel, payload) of the next message."""
+        while self.line() != "message":
+            pass
+        return self.line(), self.line()
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def node(redis, node_id=None, **extra):
+    settings = {"redis-url": gv(redis.url()), "redis-heartbeat-ms": gv(300)}
+    if node_id:
+        settings["node-id"] = gv(node_id)
+    settings.update({k: gv(v) for k, v in extra.items()})
+    return Daemon(settings=settings)
+
+
+def bridge(c):
+    h = c.ok("health")
+    return [p for p in h["plugins"] if p["id"] == "transport-redis"][0].get("info", {})
+
+
+def wait_until(pred, timeout=8, what="condition"):
+    deadline = time.time() + timeout * SCALE
+    while time.time() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_connected(c, nodes=()):
+    return wait_until(lambda: (lambda i: i.get("state") == "connected" and set(nodes) <= set(i.get("nodes", []))
+                               and i)(bridge(c)), what=f"bridge connected with nodes {nodes}")
+
+
+def whoami(c, tag):
+    topic = f"ens.test.whoami.{tag}"
+    c.ok("subscribe", {"topics": [topic]})
+    c.ok("publish", {"topic": topic, "data": "me"})
+    ev = c.next_event()
+    c.ok("unsubscribe", {"topics": [topic]})
+    return ev["from"]
+
+
+def events_until(c, marker):
+    got = []
+    while True:
+        ev = c.next_event()
+        if ev["event"] == marker:
+            return got
+        got.append(ev)
+
+
+def test_disabled_without_url():
+    d = Daemon()
+    try:
+        info = bridge(d.client())
+        assert info["state"] == "disabled", info
+    finally:
+        d.cleanup()
+
+
+def test_redis_cli_both_ways():
+    r = Redis()
+    d = None
+    sub = None
+    try:
+        d = node(r)
+        c = d.client()
+        wait_connected(c)
+        c.ok("subscribe", {"topics": ["news", "plain", "text"]})
+        # redis-cli PUBLISH reaches a native subscriber
+        r.cli("PUBLISH", "ensemble:news", '{"x":1}')
+        ev = c.next_event()
+        assert ev["event"] == "news" and ev["data"] == {"x": 1} and ev["from"] == "redis", ev
+        r.cli("PUBLISH", "ensemble:text", "not json")
+        ev = c.next_event()
+        assert ev["event"] == "text" and ev["data"] == "not json", ev
+        # redis-cli SUBSCRIBE sees a local publish, with the origin node
+        sub = CliSubscriber(r, "ensemble:local.topic")
+        other = d.client()
+        other.ok("publish", {"topic": "local.topic", "data": {"n": 7}})
+        channel, payload = sub.message()
+        body = json.loads(payload)
+        assert channel == "ensemble:local.topic", channel
+        assert body["topic"] == "local.topic" and body["data"] == {"n": 7} and body["node"] == bridge(c)["node"], body
+        assert isinstance(body["seq"], int) and body["from"].startswith("c"), body
+    finally:
+        if sub:
+            sub.close()
+        if d:
+            d.cleanup()
+        r.kill()
+
+
+def test_two_daemons_one_bus():
+    r = Redis()
+    a = b = None
+    try:
+        a = node(r, "a")
+        b = node(r, "b")
+        a1, a2 = a.client(), a.client()
+        b1, b2 = b.client(), b.client()
+        wait_connected(a1, ["a", "b"])
+        wait_connected(b1, ["a", "b"])
+        a1.ok("subscribe", {"topics": ["news", "marker"]})
+        b2.ok("subscribe", {"topics": ["news", "marker"]})
+        # pub/sub across nodes: exactly once on A, once on B (no loop)
+        b1.ok("publish", {"topic": "news", "data": {"headline": 1}})
+        b1.ok("publish", {"topic": "marker", "data": 1})
+        got = events_until(a1, "marker")
+        assert [e["data"] for e in got] == [{"headline": 1}], got
+        got = events_until(b2, "marker")
+        assert [e["data"] for e in got] == [{"headline": 1}], got
+
+        # targeted delivery across nodes: only the target on A
+        a1_id = whoami(a1, "a1")
+        assert a1_id.endswith("-a"), a1_id
+        a2.ok("subscribe", {"topics": ["job", "marker"]})
+        a1.ok("subscribe", {"topics": ["job"]})
+        b1.ok("publish", {"topic": "job", "data": "private", "to": a1_id})
+        b1.ok("publish", {"topic": "marker", "data": 2})
+        got = events_until(a1, "marker")
+        assert [(e["event"], e["data"], e.get("to")) for e in got] == [("job", "private", a1_id)], got
+        got = events_until(a2, "marker")
+        assert got == [], got
+        got = events_until(b2, "marker")  # B's own subscriber of job? none; marker once
+        assert got == [], got
+
+        # nodes: b alive on A, gone after B stops
+        assert {"a", "b"} <= set(bridge(a1)["nodes"]), bridge(a1)
+        b.stop()
+        wait_until(lambda: "b" not in bridge(a1)["nodes"], timeout=5, what="node b gone")
+    finally:
+        for d in (a, b):
+            if d:
+                d.cleanup()
+        r.kill()
+
+
+def test_redis_restart_flushes_outbox():
+    r = Redis()
+    a = b = None
+    try:
+        a = node(r, "a")
+        b = node(r, "b")
+        pa, sb = a.client(), b.client()
+        wait_connected(pa, ["a", "b"])
+        wait_connected(sb, ["a", "b"])
+        sb.ok("subscribe", {"topics": ["tick"]})
+        for i in range(20):  # traffic before the kill
+            pa.ok("publish", {"topic": "tick", "data": i})
+        got = [sb.next_event()["data"] for _ in range(20)]
+        assert got == list(range(20)), got
+
+        r.kill()
+        wait_until(lambda: bridge(pa)["state"] != "connected", what="A notices Redis is gone")
+        for i in range(20, 70):
+            pa.ok("publish", {"topic": "tick", "data": i})
+        info = bridge(pa)
+        assert info["outbox"] == 50 and info["outbox_dropped"] == 0, info
+        # Hold A until B is back on Redis, so B is subscribed when A flushes.
+        a.proc.send_signal(signal.SIGSTOP)
+        try:
+            r.start()
+            wait_connected(sb)
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        got = [sb.next_event()["data"] for _ in range(50)]
+        assert got == list(range(20, 70)), got
+        info = wait_connected(pa)
+        assert info["reconnects"] >= 1 and info["outbox"] == 0 and info["outbox_dropped"] == 0, info
+        assert a.stop() == 0 and b.stop() == 0, a.read_log() + b.read_log()
+    finally:
+        for d in (a, b):
+            if d:
+                d.cleanup()
+        r.kill()
+
+
+def test_tiny_outbox_counts_drops():
+    r = Redis()
+    a = None
+    sub = None
+    try:
+        a = node(r, "a", **{"redis-outbox-max": 5})
+        c = a.client()
+        wait_connected(c)
+        r.kill()
+        wait_until(lambda: bridge(c)["state"] != "connected", what="A notices Redis is gone")
+        for i in range(12):
+            c.ok("publish", {"topic": "tick", "data": i})
+        info = bridge(c)
+        assert info["outbox"] == 5 and info["outbox_dropped"] == 7, info
+        assert "dropped" in a.read_log(), a.read_log()
+        a.proc.send_signal(signal.SIGSTOP)
+        try:
+            r.start()
+            sub = CliSubscriber(r, "ensemble:tick")
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        got = [json.loads(sub.message()[1])["data"] for _ in range(5)]
+        assert got == list(range(7, 12)), got  # the oldest were dropped
+        info = wait_connected(c)
+        assert info["outbox"] == 0 and info["outbox_dropped"] == 7, info
+        assert a.stop() == 0, a.read_log()
+    finally:
+        if sub:
+            sub.close()
+        if a:
+            a.cleanup()
+        r.kill()
+
+
+if __name__ == "__main__":
+    if REDIS_SERVER is None or REDIS_CLI is None:
+        print("SKIP: redis-server / redis-cli not installed")
+        raise SystemExit(77)
+    run_tests(globals())
