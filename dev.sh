@@ -8,13 +8,16 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libglib2.0-bin libjson-glib-dev
-          libsqlite3-dev libsoup-3.0-dev libhiredis-dev python3 python3-gi netcat-openbsd procps curl
-          dbus util-linux redis-server redis-tools)
+# What building and running need, and what only the tests add (the servers
+# and clients they start: Redis, a D-Bus bus, nc, curl).
+BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libglib2.0-bin libjson-glib-dev
+                libsqlite3-dev libsoup-3.0-dev libhiredis-dev)
+TEST_PACKAGES=(python3 python3-gi netcat-openbsd procps curl dbus util-linux redis-server redis-tools)
 
+# ensure_packages NAME...: installs the missing ones (as root).
 ensure_packages() {
   local missing=()
-  for p in "${PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -89,12 +92,12 @@ cmd=${1:-help}
 [ $# -gt 0 ] && shift
 case "$cmd" in
   run)
-    ensure_packages
+    ensure_packages "${BUILD_PACKAGES[@]}"
     build build
     exec build/core/ensembled "$@"
     ;;
   test)
-    ensure_packages
+    ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     ensure_js_clients
     status=0
     build build -Dwerror=true
@@ -113,7 +116,7 @@ case "$cmd" in
     exit $status
     ;;
   bench)
-    ensure_packages
+    ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     build build-release -Dbuildtype=release
     tests/bench/run-bench.sh build-release "$@"
     tests/bench/run-bench-completion.sh build-release "$@"

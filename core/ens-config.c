@@ -241,12 +241,6 @@ ens_config_get_strv (EnsConfig *config, const char *key)
 }
 
 GSettings *
-ens_config_settings (EnsConfig *config)
-{
-  return config->settings;
-}
-
-GSettings *
 ens_config_settings_new (EnsConfig *config, const char *schema_id, const char *path)
 {
   g_autoptr (GSettingsSchema) schema = g_settings_schema_source_lookup (config->source, schema_id, TRUE);
@@ -258,12 +252,6 @@ ens_config_settings_new (EnsConfig *config, const char *schema_id, const char *p
   if (path && (path[0] != '/' || !g_str_has_suffix (path, "/") || strstr (path, "//")))
     return NULL; /* GSettings would abort on it */
   return g_settings_new_full (schema, config->backend, path);
-}
-
-gboolean
-ens_config_is_overridden (EnsConfig *config, const char *key)
-{
-  return g_hash_table_contains (config->overrides, key);
 }
 
 /* GSettings quietly reads an invalid keyfile value as the default; that

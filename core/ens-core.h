@@ -78,11 +78,9 @@ GVariant *ens_config_get (EnsConfig *config, const char *key);
 guint ens_config_get_uint (EnsConfig *config, const char *key);
 char *ens_config_get_path (EnsConfig *config, const char *key);
 char **ens_config_get_strv (EnsConfig *config, const char *key);
-GSettings *ens_config_settings (EnsConfig *config);
 /* Calls @func for each key whose value in force changes while the daemon
  * runs (not for keys the command line overrides, not for invalid edits). */
 void ens_config_watch (EnsConfig *config, EnsConfigChanged func, gpointer data);
-gboolean ens_config_is_overridden (EnsConfig *config, const char *key);
 /* (transfer full) settings of another schema on the same backend; NULL if
  * the schema is unknown or @path is not "/.../" */
 GSettings *ens_config_settings_new (EnsConfig *config, const char *schema_id, const char *path);

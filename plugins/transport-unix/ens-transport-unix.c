@@ -67,6 +67,7 @@ struct _EnsUnixConn {
   guint64 dropped;     /* events dropped, not yet reported */
   guint64 dropped_total;
   gboolean want_out, paused, peer_closed, close_when_flushed, keep_open, answered;
+  gboolean broken; /* a write failed: the peer is gone, stop serving it */
 };
 
 struct _EnsUnixTransport {
@@ -465,6 +466,13 @@ process_input (EnsUnixConn *conn, gboolean at_eof)
        * client reads its replies (one read can hold thousands of requests). */
       if (conn->out.length >= conn->max_queue)
         break;
+      /* Write as replies pile up: a peer that went away is noticed before
+       * its whole pipeline is served for nobody. */
+      if (conn->out.length >= 1024 && !flush (conn))
+        {
+          conn->broken = TRUE;
+          break;
+        }
       nl = memchr (in->data + start, '\n', in->len - start);
 
       if (nl == NULL)
@@ -548,7 +556,7 @@ conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 
   (void) callback;
   if ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && !conn->paused && !conn->peer_closed)
-    if (!read_input (conn))
+    if (!read_input (conn) || conn->broken)
       {
         conn_close (conn);
         return G_SOURCE_CONTINUE;
@@ -562,7 +570,7 @@ conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
   while (conn->fd >= 0 && conn->out.length < conn->max_queue / 2 && has_line (conn->in))
     {
       process_input (conn, conn->peer_closed);
-      if (!flush (conn))
+      if (conn->broken || !flush (conn))
         {
           conn_close (conn);
           return G_SOURCE_CONTINUE;

@@ -162,6 +162,16 @@ def test_redis_cli_both_ways():
         r.cli("PUBLISH", "ensemble:text", "not json")
         ev = c.next_event()
         assert ev["event"] == "text" and ev["data"] == "not json", ev
+        # hostile channels (no topic, a glob as topic) are refused and counted;
+        # the bridge and the subscriber carry on
+        before = bridge(c).get("rejected", 0)
+        c.ok("subscribe", {"topics": ["*"]})
+        r.cli("PUBLISH", "ensemble:", '{"x":2}')
+        r.cli("PUBLISH", "ensemble:a*b", '{"x":3}')
+        r.cli("PUBLISH", "ensemble:news", '{"x":4}')
+        ev = c.next_event()
+        assert ev["event"] == "news" and ev["data"] == {"x": 4}, ev
+        assert bridge(c)["rejected"] == before + 2, bridge(c)
         # redis-cli SUBSCRIBE sees a local publish, with the origin node
         sub = CliSubscriber(r, "ensemble:local.topic")
         other = d.client()
