@@ -120,6 +120,7 @@ case "$cmd" in
     build build-release -Dbuildtype=release
     tests/bench/run-bench.sh build-release "$@"
     tests/bench/run-bench-completion.sh build-release "$@"
+    tests/bench/run-bench-redis.sh build-release "$@"
     ;;
   *)
     sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'

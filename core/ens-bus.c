@@ -31,10 +31,18 @@ typedef struct {
   GDestroyNotify notify;
 } Tap;
 
+typedef struct {
+  guint id;
+  EnsInterestFunc func;
+  gpointer data;
+} Watcher;
+
 struct _EnsBus {
   GObject parent;
   GPtrArray *taps; /* Tap* */
   guint next_tap;
+  GHashTable *interest; /* pattern -> number of subscribers (GUINT_TO_POINTER) */
+  GPtrArray *watchers;  /* Watcher* */
   guint64 seq;
   guint delivered;
   guint publishing; /* depth of nested publishes */
@@ -61,6 +69,8 @@ ens_bus_finalize (GObject *object)
   EnsBus *bus = ENS_BUS (object);
   g_ptr_array_unref (bus->taps);
   g_ptr_array_unref (bus->patterns);
+  g_hash_table_unref (bus->interest);
+  g_ptr_array_unref (bus->watchers);
   G_OBJECT_CLASS (ens_bus_parent_class)->finalize (object);
 }
 
@@ -84,6 +94,57 @@ ens_bus_init (EnsBus *bus)
 {
   bus->patterns = g_ptr_array_new ();
   bus->taps = g_ptr_array_new_with_free_func ((GDestroyNotify) tap_free);
+  bus->interest = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  bus->watchers = g_ptr_array_new_with_free_func (g_free);
+}
+
+/* Counts subscribers per pattern; watchers hear of the first and the last. */
+static void
+interest_change (EnsBus *bus, const char *pattern, gboolean more)
+{
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (bus->interest, pattern));
+  gboolean edge = more ? n == 0 : n == 1;
+
+  if (more)
+    g_hash_table_insert (bus->interest, g_strdup (pattern), GUINT_TO_POINTER (n + 1));
+  else if (n > 1)
+    g_hash_table_insert (bus->interest, g_strdup (pattern), GUINT_TO_POINTER (n - 1));
+  else
+    g_hash_table_remove (bus->interest, pattern);
+  if (edge)
+    for (guint i = 0; i < bus->watchers->len; i++)
+      {
+        Watcher *w = g_ptr_array_index (bus->watchers, i);
+        w->func (pattern, more, w->data);
+      }
+}
+
+guint
+ens_bus_watch_interest (EnsBus *bus, EnsInterestFunc func, gpointer data)
+{
+  Watcher *w = g_new0 (Watcher, 1);
+  GHashTableIter iter;
+  gpointer key;
+
+  w->id = ++bus->next_tap;
+  w->func = func;
+  w->data = data;
+  g_ptr_array_add (bus->watchers, w);
+  g_hash_table_iter_init (&iter, bus->interest);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    func (key, TRUE, data);
+  return w->id;
+}
+
+void
+ens_bus_unwatch_interest (EnsBus *bus, guint id)
+{
+  for (guint i = 0; i < bus->watchers->len; i++)
+    if (((Watcher *) g_ptr_array_index (bus->watchers, i))->id == id)
+      {
+        g_ptr_array_remove_index (bus->watchers, i);
+        return;
+      }
 }
 
 guint
@@ -183,6 +244,7 @@ compact_patterns (EnsBus *bus)
 static void
 entry_remove (EnsBus *bus, SubEntry *entry)
 {
+  interest_change (bus, entry->pattern, FALSE);
   entry->dead = TRUE;
   if (entry->handler_id)
     {
@@ -216,6 +278,7 @@ ens_bus_subscribe (EnsBus *bus, EnsSubscriber *sub, const char *pattern)
                                                         g_cclosure_new (G_CALLBACK (on_event), entry, entry_closure_notify),
                                                         FALSE);
   g_ptr_array_add (sub->entries, entry);
+  interest_change (bus, pattern, TRUE);
   return TRUE;
 }
 

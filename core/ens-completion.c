@@ -44,6 +44,10 @@ struct _EnsCompletion {
   GCancellable *cancellable;
   GString *text;
   double reserved;
+  gboolean ledger_reserved; /* @reserved is held by the shared ledger */
+  gboolean reserving;       /* waiting for the ledger to answer */
+  gboolean in_reserve_call; /* inside ledger->reserve() */
+  int inline_answer;        /* what the ledger said inside reserve(), -1: nothing yet */
   double estimate_in, estimate_out;
   gint64 queued_us, started_us, first_chunk_us;
   guint timeout_id;
@@ -65,6 +69,11 @@ typedef struct {
   double reserved;        /* in flight */
   char *day;              /* "YYYY-MM-DD" of spend */
   guint64 completed, failed, fallbacks;
+  /* A budget shared with other daemons (host->budget_ledger_set). */
+  const EnsBudgetLedger *ledger;
+  gpointer ledger_data;
+  EnsPlugin *ledger_plugin;
+  double ledger_spent; /* the day's shared spend, as last reported; < 0: unknown */
 } EnsCompletions;
 
 static EnsCompletions C;
@@ -103,11 +112,28 @@ budget_daily (EnsDaemon *d)
   return v ? g_variant_get_double (v) : 0.0;
 }
 
+/* The spend that counts against the budget: the shared one when a ledger
+ * keeps it, else this daemon's. */
+static double
+budget_spent (void)
+{
+  return C.ledger ? MAX (C.ledger_spent, 0.0) : C.spend;
+}
+
 static double
 budget_remaining (EnsDaemon *d)
 {
   budget_refresh (d);
-  return budget_daily (d) - C.spend - C.reserved;
+  return budget_daily (d) - budget_spent () - C.reserved;
+}
+
+void
+ens_completion_set_ledger (EnsPlugin *self, const EnsBudgetLedger *ledger, gpointer ledger_data)
+{
+  C.ledger = ledger;
+  C.ledger_data = ledger_data;
+  C.ledger_plugin = ledger ? self : NULL;
+  C.ledger_spent = -1;
 }
 
 JsonNode *
@@ -119,11 +145,19 @@ ens_completion_budget (EnsDaemon *d)
 
   budget_refresh (d);
   json_object_set_double_member (obj, "daily_budget", daily);
-  json_object_set_double_member (obj, "current_spend", C.spend);
+  json_object_set_double_member (obj, "current_spend", budget_spent ());
   json_object_set_double_member (obj, "reserved", C.reserved);
-  json_object_set_double_member (obj, "remaining", MAX (0.0, daily - C.spend - C.reserved));
-  json_object_set_double_member (obj, "utilization_pct", daily > 0 ? MIN (100.0, 100.0 * C.spend / daily) : 0.0);
+  json_object_set_double_member (obj, "remaining", MAX (0.0, daily - budget_spent () - C.reserved));
+  json_object_set_double_member (obj, "utilization_pct",
+                                 daily > 0 ? MIN (100.0, 100.0 * budget_spent () / daily) : 0.0);
   json_object_set_string_member (obj, "day", C.day);
+  json_object_set_boolean_member (obj, "shared", C.ledger != NULL);
+  if (C.ledger)
+    {
+      /* What this daemon spent itself; current_spend is everyone's. */
+      json_object_set_double_member (obj, "node_spend", C.spend);
+      json_object_set_string_member (obj, "ledger", ens_plugin_get_desc (C.ledger_plugin)->id);
+    }
   return node;
 }
 
@@ -133,8 +167,17 @@ budget_settle (EnsDaemon *d, EnsCompletion *c, double actual)
   g_autoptr (GError) error = NULL;
   char text[G_ASCII_DTOSTR_BUF_SIZE];
 
-  C.reserved = MAX (0.0, C.reserved - c->reserved);
+  if (c->ledger_reserved)
+    {
+      if (C.ledger)
+        C.ledger->settle (C.ledger_data, C.day, c->reserved, MAX (actual, 0.0));
+      if (actual > 0 && C.ledger_spent >= 0)
+        C.ledger_spent += actual; /* until the ledger tells again */
+    }
+  else
+    C.reserved = MAX (0.0, C.reserved - c->reserved);
   c->reserved = 0;
+  c->ledger_reserved = FALSE;
   if (actual <= 0)
     return;
   budget_refresh (d);
@@ -432,6 +475,67 @@ estimate_cost (EnsBackend *b, EnsCompletion *c)
          c->estimate_out / 1000.0 * info_double (b->info, "cost_per_1k_output", 0);
 }
 
+/* Hands @c to backend @b (its slot already counted in b->running). */
+static void
+launch (EnsCompletion *c, EnsBackend *b)
+{
+  c->backend = b;
+  b->calls++;
+  c->running = TRUE;
+  c->started_us = g_get_monotonic_time ();
+  g_clear_object (&c->cancellable);
+  c->cancellable = g_cancellable_new ();
+  json_object_set_string_member (json_node_get_object (c->params), "backend", b->name);
+  completion_ref (c); /* the provider's, until finish/fail */
+  ((const EnsProviderVTable *) ens_plugin_get_desc (b->plugin)->vtable)
+    ->complete (ens_plugin_get_instance (b->plugin), b->name, c->params, c, c->cancellable);
+}
+
+/* The ledger answered a reservation made for @c while it was not inside
+ * try_start(). */
+static void
+ledger_answer (EnsCompletion *c, gboolean granted)
+{
+  EnsBackend *b = c->backend;
+  EnsDaemon *d = ens_daemon_get ();
+
+  c->reserving = FALSE;
+  c->ledger_reserved = granted;
+  if (!granted)
+    c->reserved = 0;
+  if (c->finished || !granted)
+    {
+      /* Cancelled while asking, or refused: the slot goes back; a refused
+       * one tries the next backend of its ranking. */
+      b->running--;
+      if (granted)
+        budget_settle (d, c, 0);
+      if (!c->finished)
+        {
+          c->over_budget = TRUE;
+          c->attempt++;
+          g_queue_push_head (&C.queue, c);
+        }
+      pump (d);
+    }
+  else
+    launch (c, b);
+  completion_unref (c); /* the reservation's */
+}
+
+static void
+ledger_reply (gboolean granted, double spent, gpointer user_data)
+{
+  EnsCompletion *c = user_data;
+
+  if (spent >= 0)
+    C.ledger_spent = spent;
+  if (c->in_reserve_call)
+    c->inline_answer = granted; /* try_start() goes on with it */
+  else
+    ledger_answer (c, granted);
+}
+
 /* Tries to start @c on its current candidate; FALSE if it must keep waiting. */
 static gboolean
 try_start (EnsDaemon *d, EnsCompletion *c)
@@ -447,7 +551,7 @@ try_start (EnsDaemon *d, EnsCompletion *c)
           continue;
         }
       cost = estimate_cost (b, c);
-      if (cost > 0 && cost > budget_remaining (d))
+      if (cost > 0 && C.ledger == NULL && cost > budget_remaining (d))
         {
           c->over_budget = TRUE;
           c->attempt++; /* over budget here: a cheaper one in the ranking may do */
@@ -456,19 +560,36 @@ try_start (EnsDaemon *d, EnsCompletion *c)
       if (b->running >= b->max_concurrency)
         return FALSE;
 
-      c->backend = b;
-      c->reserved = cost;
-      C.reserved += cost;
       b->running++;
-      b->calls++;
-      c->running = TRUE;
-      c->started_us = g_get_monotonic_time ();
-      g_clear_object (&c->cancellable);
-      c->cancellable = g_cancellable_new ();
-      json_object_set_string_member (json_node_get_object (c->params), "backend", b->name);
-      completion_ref (c); /* the provider's, until finish/fail */
-      ((const EnsProviderVTable *) ens_plugin_get_desc (b->plugin)->vtable)
-        ->complete (ens_plugin_get_instance (b->plugin), b->name, c->params, c, c->cancellable);
+      c->reserved = cost;
+      if (cost > 0 && C.ledger)
+        {
+          /* The shared ledger decides, atomically for every daemon. */
+          c->backend = b;
+          c->inline_answer = -1;
+          c->in_reserve_call = TRUE;
+          budget_refresh (d);
+          C.ledger->reserve (C.ledger_data, C.day, cost, budget_daily (d), ledger_reply, completion_ref (c));
+          c->in_reserve_call = FALSE;
+          if (c->inline_answer < 0)
+            {
+              c->reserving = TRUE; /* ledger_answer() takes it from here */
+              return TRUE;
+            }
+          completion_unref (c); /* answered already: the reservation's ref */
+          if (!c->inline_answer)
+            {
+              b->running--;
+              c->reserved = 0;
+              c->over_budget = TRUE;
+              c->attempt++;
+              continue;
+            }
+          c->ledger_reserved = TRUE;
+        }
+      else
+        C.reserved += cost;
+      launch (c, b);
       return TRUE;
     }
   return TRUE; /* nothing left: concluded by pump */
@@ -485,7 +606,7 @@ pump (EnsDaemon *d)
       if (try_start (d, c))
         {
           g_queue_delete_link (&C.queue, l);
-          if (!c->running)
+          if (!c->running && !c->reserving)
             {
               conclude (d, c, NULL, c->over_budget ? "BUDGET_EXCEEDED" : "NO_PROVIDER",
                         c->over_budget ? "what remains of the daily budget does not cover this request on any "
@@ -1079,6 +1200,8 @@ ens_completion_forget_plugin (EnsPlugin *plugin)
   if (C.backends == NULL)
     return;
   g_ptr_array_remove (C.routers, plugin);
+  if (C.ledger_plugin == plugin)
+    ens_completion_set_ledger (NULL, NULL, NULL);
   g_hash_table_iter_init (&iter, C.active);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {

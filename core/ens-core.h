@@ -2,6 +2,7 @@
  * Nothing here is ABI; plugins see only include/ensemble/. */
 #pragma once
 
+#include "ens-glob.h"
 #include <ensemble/ensemble.h>
 
 G_BEGIN_DECLS
@@ -44,8 +45,6 @@ const char *ens_json_get_string (JsonObject *obj, const char *member);
 JsonNode *ens_json_object_node (JsonObject **out_obj);
 
 /* Redis-style glob (*, ?, [abc], [^a], [a-z], \x). */
-gboolean ens_glob_match (const char *pattern, const char *string);
-gboolean ens_glob_is_pattern (const char *s);
 
 /* ---------------------------------------------------------------- state */
 
@@ -138,6 +137,9 @@ GPtrArray *ens_subscriber_patterns (EnsSubscriber *sub);
  * directly (targeted delivery).  Returns the number of deliveries. */
 guint ens_bus_publish (EnsBus *bus, EnsMessage *event, EnsSubscriber *target);
 guint64 ens_bus_last_seq (EnsBus *bus);
+/* Interest: which topics and patterns have subscribers (bridges). */
+guint ens_bus_watch_interest (EnsBus *bus, EnsInterestFunc func, gpointer data);
+void ens_bus_unwatch_interest (EnsBus *bus, guint id);
 /* Taps: see every locally originated event after delivery (bridges). */
 guint ens_bus_tap (EnsBus *bus, EnsSubscriberFunc func, gpointer data, GDestroyNotify notify);
 void ens_bus_untap (EnsBus *bus, guint id);
@@ -215,6 +217,13 @@ void ens_dispatch_publish (const char *from, const char *topic, JsonNode *data, 
 guint ens_dispatch_plugin_tap (EnsPlugin *self, EnsEventFunc func, gpointer user_data, GDestroyNotify notify);
 void ens_dispatch_plugin_untap (EnsPlugin *self, guint id);
 void ens_dispatch_publish_remote (EnsPlugin *self, const EnsMessageInit *init);
+gboolean ens_dispatch_agent_add (EnsPlugin *self, const char *name, const char *const *actions, JsonNode *info,
+                                 gboolean remote, EnsAgentHandleFunc handle, gpointer handle_data);
+void ens_dispatch_agent_remove (EnsPlugin *self, const char *name);
+guint ens_dispatch_watch_interest (EnsPlugin *self, EnsInterestFunc func, gpointer user_data);
+void ens_dispatch_unwatch_interest (EnsPlugin *self, guint id);
+/* The daily budget through a plugin's ledger (ens-completion.c). */
+void ens_completion_set_ledger (EnsPlugin *self, const EnsBudgetLedger *ledger, gpointer ledger_data);
 
 /* Sessions (ens-session.c). */
 void ens_session_init (EnsDaemon *d);

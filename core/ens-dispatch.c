@@ -28,6 +28,12 @@ typedef struct {
   EnsPlugin *plugin; /* an agent plugin; neither: registered, not connected */
   gboolean persistent; /* outlives its connection (KSI REGISTER_AGENT) */
   gint64 registered_real_us;
+  /* Added by a plugin through host->agent_add (served by @handle, not the
+   * plugin's vtable); @remote ones stand for agents elsewhere. */
+  EnsAgentHandleFunc handle;
+  gpointer handle_data;
+  JsonNode *info;
+  gboolean remote;
 } EnsAgent;
 
 /* One request waiting for an agent.  For an agent plugin it is also the
@@ -65,6 +71,7 @@ typedef struct {
 
 static GHashTable *plugin_subs; /* id -> PluginSub */
 static GHashTable *plugin_taps; /* tap id -> EnsPlugin* */
+static GHashTable *interest_watches; /* watch id -> EnsPlugin* */
 /* Requests already answered (timed out) whose agent plugin still holds the
  * responder: freed when it answers, or when it stops. */
 static GHashTable *held_responders;
@@ -295,6 +302,8 @@ agent_free (EnsAgent *agent)
   g_free (agent->name);
   g_strfreev (agent->actions);
   g_free (agent->description);
+  if (agent->info)
+    json_node_unref (agent->info);
   g_free (agent);
 }
 
@@ -321,7 +330,16 @@ agent_describe (EnsAgent *agent)
   json_object_set_string_member (obj, "name", agent->name);
   json_object_set_member (obj, "actions", strv_node ((const char *const *) agent->actions, G_MAXUINT));
   json_object_set_string_member (obj, "description", agent->description ? agent->description : "");
-  json_object_set_string_member (obj, "kind", agent->plugin ? "plugin" : "client");
+  if (agent->info)
+    {
+      JsonObjectIter iter;
+      const char *member;
+      JsonNode *value;
+      json_object_iter_init (&iter, json_node_get_object (agent->info));
+      while (json_object_iter_next (&iter, &member, &value))
+        json_object_set_member (obj, member, json_node_copy (value));
+    }
+  json_object_set_string_member (obj, "kind", agent->remote ? "remote" : agent->plugin ? "plugin" : "client");
   if (agent->plugin || agent->client)
     json_object_set_string_member (obj, "owner", agent->plugin ? ens_plugin_get_desc (agent->plugin)->id
                                                                 : agent->client->id);
@@ -334,27 +352,58 @@ agent_describe (EnsAgent *agent)
 }
 
 static EnsAgent *
-agent_add (EnsDaemon *d, const char *name, char **actions, const char *description, EnsClient *client,
-           EnsPlugin *plugin, gboolean persistent)
+agent_new (const char *name, char **actions, const char *description)
 {
   EnsAgent *agent = g_new0 (EnsAgent, 1);
-  g_autoptr (JsonNode) info = NULL;
 
   agent->name = g_strdup (name);
   agent->actions = actions ? g_strdupv (actions) : g_new0 (char *, 1);
   agent->description = g_strdup (description);
-  agent->client = client;
-  agent->plugin = plugin;
-  agent->persistent = persistent;
   agent->registered_real_us = g_get_real_time ();
-  g_hash_table_insert (d->agents, agent->name, agent);
-  if (client)
-    g_ptr_array_add (client->agents, g_strdup (name));
-  info = agent_describe (agent);
-  publish_system (d, "ensemble.agent.registered", info);
   return agent;
 }
 
+static void
+agent_insert (EnsDaemon *d, EnsAgent *agent)
+{
+  g_autoptr (JsonNode) info = NULL;
+
+  g_hash_table_insert (d->agents, agent->name, agent);
+  if (agent->client)
+    g_ptr_array_add (agent->client->agents, g_strdup (agent->name));
+  info = agent_describe (agent);
+  publish_system (d, "ensemble.agent.registered", info);
+}
+
+static EnsAgent *
+agent_add (EnsDaemon *d, const char *name, char **actions, const char *description, EnsClient *client,
+           EnsPlugin *plugin, gboolean persistent)
+{
+  EnsAgent *agent = agent_new (name, actions, description);
+
+  agent->client = client;
+  agent->plugin = plugin;
+  agent->persistent = persistent;
+  agent_insert (d, agent);
+  return agent;
+}
+
+static void agent_remove (EnsDaemon *d, const char *name);
+
+/* A local registration takes the name from an agent that stands for one
+ * elsewhere; anything else keeps it. */
+static EnsAgent *
+agent_lookup_local (EnsDaemon *d, const char *name)
+{
+  EnsAgent *agent = g_hash_table_lookup (d->agents, name);
+
+  if (agent && agent->remote)
+    {
+      agent_remove (d, name);
+      return NULL;
+    }
+  return agent;
+}
 static void
 agent_remove (EnsDaemon *d, const char *name)
 {
@@ -412,7 +461,7 @@ ens_dispatch_register_plugin_agent (EnsPlugin *plugin, GError **error)
                    vt->name ? vt->name : "");
       return FALSE;
     }
-  if (g_hash_table_contains (d->agents, vt->name))
+  if (agent_lookup_local (d, vt->name))
     {
       g_set_error (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_DUPLICATE, "agent name \"%s\" is already registered",
                    vt->name);
@@ -420,6 +469,59 @@ ens_dispatch_register_plugin_agent (EnsPlugin *plugin, GError **error)
     }
   agent_add (d, vt->name, (char **) vt->actions, ens_plugin_get_desc (plugin)->description, NULL, plugin, FALSE);
   return TRUE;
+}
+
+gboolean
+ens_dispatch_agent_add (EnsPlugin *self, const char *name, const char *const *actions, JsonNode *info,
+                        gboolean remote, EnsAgentHandleFunc handle, gpointer handle_data)
+{
+  EnsDaemon *d = ens_daemon_get ();
+  EnsAgent *agent;
+  JsonObject *obj = info && JSON_NODE_HOLDS_OBJECT (info) ? json_node_get_object (info) : NULL;
+  const char *description = obj ? ens_json_get_string (obj, "description") : NULL;
+
+  if (name == NULL || !valid_name (name) || handle == NULL)
+    return FALSE;
+  agent = g_hash_table_lookup (d->agents, name);
+  if (agent && (agent->plugin != self || agent->handle == NULL))
+    {
+      if (remote || !agent->remote)
+        return FALSE;
+      agent_remove (d, name); /* a local service beats a stand-in */
+      agent = NULL;
+    }
+  if (agent)
+    {
+      /* Refreshed by its plugin: the same agent, quietly updated. */
+      g_strfreev (agent->actions);
+      agent->actions = actions ? g_strdupv ((char **) actions) : g_new0 (char *, 1);
+      g_clear_pointer (&agent->info, json_node_unref);
+      g_free (agent->description);
+      agent->description = g_strdup (description);
+    }
+  else
+    {
+      agent = agent_new (name, (char **) actions, description);
+      agent->plugin = self;
+    }
+  agent->handle = handle;
+  agent->handle_data = handle_data;
+  agent->remote = remote;
+  if (obj)
+    agent->info = json_node_copy (info);
+  if (!g_hash_table_contains (d->agents, name))
+    agent_insert (d, agent);
+  return TRUE;
+}
+
+void
+ens_dispatch_agent_remove (EnsPlugin *self, const char *name)
+{
+  EnsDaemon *d = ens_daemon_get ();
+  EnsAgent *agent = name ? g_hash_table_lookup (d->agents, name) : NULL;
+
+  if (agent && agent->plugin == self && agent->handle)
+    agent_remove (d, name);
 }
 
 /* ---------------------------------------------------------------- pending */
@@ -436,33 +538,50 @@ pending_free (EnsPending *p)
 }
 
 typedef struct {
+  EnsPlugin *plugin;
   EnsReplyFunc func;
   gpointer user_data;
   EnsMessage *answer;
+  guint source_id;
 } DeferredReply;
+
+/* Answers on their way to plugins: dropped if the plugin stops first. */
+static GHashTable *deferred_replies;
+
+static void
+deferred_reply_free (DeferredReply *dr)
+{
+  if (dr->source_id)
+    g_source_remove (dr->source_id);
+  ens_message_unref (dr->answer);
+  g_free (dr);
+}
 
 static gboolean
 deferred_reply_cb (gpointer data)
 {
   DeferredReply *dr = data;
 
+  dr->source_id = 0;
+  g_hash_table_steal (deferred_replies, dr);
   dr->func (dr->answer, dr->user_data);
-  ens_message_unref (dr->answer);
-  g_free (dr);
+  deferred_reply_free (dr);
   return G_SOURCE_REMOVE;
 }
 
 /* Answers a plugin requester from the main loop, never from inside the
  * call that made the request. */
 static void
-reply_to_plugin (EnsReplyFunc func, gpointer user_data, EnsMessage *answer)
+reply_to_plugin (EnsPlugin *plugin, EnsReplyFunc func, gpointer user_data, EnsMessage *answer)
 {
   DeferredReply *dr = g_new0 (DeferredReply, 1);
 
+  dr->plugin = plugin;
   dr->func = func;
   dr->user_data = user_data;
   dr->answer = ens_message_ref (answer);
-  g_idle_add_full (G_PRIORITY_DEFAULT, deferred_reply_cb, dr, NULL);
+  dr->source_id = g_idle_add_full (G_PRIORITY_DEFAULT, deferred_reply_cb, dr, NULL);
+  g_hash_table_add (deferred_replies, dr);
 }
 
 static void
@@ -476,7 +595,7 @@ pending_finish (EnsDaemon *d, EnsPending *p, EnsMessage *answer)
       client_deliver (p->requester, answer);
     }
   else if (p->func)
-    reply_to_plugin (p->func, p->user_data, answer);
+    reply_to_plugin (p->requesting_plugin, p->func, p->user_data, answer);
 
   p->finished = TRUE;
   if (p->timeout_id)
@@ -533,7 +652,7 @@ forward_to_agent (EnsDaemon *d, EnsMessage *msg, EnsClient *requester, EnsPlugin
       if (requester)
         client_deliver (requester, err);
       else
-        reply_to_plugin (func, user_data, err);
+        reply_to_plugin (req_plugin, func, user_data, err);
       return;
     }
 
@@ -545,7 +664,7 @@ forward_to_agent (EnsDaemon *d, EnsMessage *msg, EnsClient *requester, EnsPlugin
       if (requester)
         client_deliver (requester, err);
       else
-        reply_to_plugin (func, user_data, err);
+        reply_to_plugin (req_plugin, func, user_data, err);
       return;
     }
 
@@ -594,7 +713,10 @@ forward_to_agent (EnsDaemon *d, EnsMessage *msg, EnsClient *requester, EnsPlugin
   else
     {
       const EnsAgentVTable *vt = ens_plugin_get_desc (agent->plugin)->vtable;
-      vt->handle (ens_plugin_get_instance (agent->plugin), msg, (EnsResponder *) p);
+      if (agent->handle)
+        agent->handle (agent->handle_data, msg, (EnsResponder *) p);
+      else
+        vt->handle (ens_plugin_get_instance (agent->plugin), msg, (EnsResponder *) p);
     }
 }
 
@@ -797,7 +919,7 @@ verb_agents_register (EnsCall *call)
   if (!persistent && call->client == NULL)
     return needs_connection (call);
 
-  existing = g_hash_table_lookup (call->d->agents, name);
+  existing = agent_lookup_local (call->d, name);
   if (existing && existing->client == NULL && existing->plugin == NULL && !persistent)
     {
       /* A registered agent connecting: this connection now serves it. */
@@ -1305,7 +1427,7 @@ ens_dispatch_plugin_request (EnsPlugin *self, const char *agent, const char *act
     {
       EnsCall call = { .d = d, .plugin = self, .msg = msg };
       g_autoptr (EnsMessage) answer = run_verb (&call);
-      reply_to_plugin (func, user_data, answer);
+      reply_to_plugin (self, func, user_data, answer);
     }
 }
 
@@ -1372,6 +1494,24 @@ ens_dispatch_plugin_untap (EnsPlugin *self, guint id)
     return;
   g_hash_table_remove (plugin_taps, GUINT_TO_POINTER (id));
   ens_bus_untap (ens_daemon_get ()->bus, id);
+}
+
+guint
+ens_dispatch_watch_interest (EnsPlugin *self, EnsInterestFunc func, gpointer user_data)
+{
+  guint id = ens_bus_watch_interest (ens_daemon_get ()->bus, func, user_data);
+
+  g_hash_table_insert (interest_watches, GUINT_TO_POINTER (id), self);
+  return id;
+}
+
+void
+ens_dispatch_unwatch_interest (EnsPlugin *self, guint id)
+{
+  if (g_hash_table_lookup (interest_watches, GUINT_TO_POINTER (id)) != self)
+    return;
+  g_hash_table_remove (interest_watches, GUINT_TO_POINTER (id));
+  ens_bus_unwatch_interest (ens_daemon_get ()->bus, id);
 }
 
 void
@@ -1464,6 +1604,13 @@ ens_dispatch_plugin_forget (EnsPlugin *self)
         ens_bus_untap (d->bus, GPOINTER_TO_UINT (key));
         g_hash_table_iter_remove (&iter);
       }
+  g_hash_table_iter_init (&iter, interest_watches);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (value == self)
+      {
+        ens_bus_unwatch_interest (d->bus, GPOINTER_TO_UINT (key));
+        g_hash_table_iter_remove (&iter);
+      }
   g_hash_table_iter_init (&iter, plugin_subs);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     if (((PluginSub *) value)->plugin == self)
@@ -1488,6 +1635,10 @@ ens_dispatch_plugin_forget (EnsPlugin *self)
       pending_finish (d, p, err);
     }
   g_ptr_array_set_size (served, 0);
+  g_hash_table_iter_init (&iter, deferred_replies);
+  while (g_hash_table_iter_next (&iter, &value, NULL))
+    if (((DeferredReply *) value)->plugin == self)
+      g_hash_table_iter_remove (&iter);
   g_hash_table_iter_init (&iter, held_responders);
   while (g_hash_table_iter_next (&iter, &value, NULL))
     if (((EnsPending *) value)->agent_plugin == self)
@@ -1512,7 +1663,9 @@ ens_dispatch_init (EnsDaemon *d)
   d->pending = g_hash_table_new (g_str_hash, g_str_equal);
   plugin_subs = g_hash_table_new (g_direct_hash, g_direct_equal);
   plugin_taps = g_hash_table_new (g_direct_hash, g_direct_equal);
+  interest_watches = g_hash_table_new (g_direct_hash, g_direct_equal);
   held_responders = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) pending_free, NULL);
+  deferred_replies = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) deferred_reply_free, NULL);
 }
 
 void
@@ -1532,5 +1685,7 @@ ens_dispatch_shutdown (EnsDaemon *d)
   g_clear_pointer (&d->clients, g_hash_table_unref);
   g_clear_pointer (&plugin_subs, g_hash_table_unref);
   g_clear_pointer (&plugin_taps, g_hash_table_unref);
+  g_clear_pointer (&interest_watches, g_hash_table_unref);
   g_clear_pointer (&held_responders, g_hash_table_unref);
+  g_clear_pointer (&deferred_replies, g_hash_table_unref);
 }

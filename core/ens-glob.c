@@ -1,7 +1,7 @@
 /* ens-glob.c — Redis-style glob patterns, so that a bus pattern means the
  * same thing as the Redis PSUBSCRIBE it maps to when the bus spans machines:
  * '*' any run, '?' one byte, '[abc]' '[^a]' '[a-z]' classes, '\x' literal. */
-#include "ens-core.h"
+#include "ens-glob.h"
 
 /* Matches one class starting after '['; advances *pp past the closing ']'. */
 static gboolean

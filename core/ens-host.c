@@ -122,6 +122,11 @@ static const EnsHost host_table = {
   .tap = ens_dispatch_plugin_tap,
   .untap = ens_dispatch_plugin_untap,
   .publish_remote = ens_dispatch_publish_remote,
+  .agent_add = ens_dispatch_agent_add,
+  .agent_remove = ens_dispatch_agent_remove,
+  .budget_ledger_set = ens_completion_set_ledger,
+  .watch_interest = ens_dispatch_watch_interest,
+  .unwatch_interest = ens_dispatch_unwatch_interest,
 };
 
 const EnsHost *

@@ -36,6 +36,31 @@ typedef struct {
 typedef void (*EnsEventFunc) (EnsMessage *event, gpointer user_data);
 /* The answer to host->request(): kind REPLY or ERROR, (transfer none). */
 typedef void (*EnsReplyFunc) (EnsMessage *reply, gpointer user_data);
+/* A topic or pattern gained its first subscriber on this node (@wanted
+ * TRUE) or lost its last (FALSE); @pattern is (transfer none). */
+typedef void (*EnsInterestFunc) (const char *pattern, gboolean wanted, gpointer user_data);
+/* Serves one request for an agent added with host->agent_add(); the same
+ * contract as EnsAgentVTable.handle. */
+typedef void (*EnsAgentHandleFunc) (gpointer handle_data, EnsMessage *request, EnsResponder *responder);
+
+/* The answer of a budget ledger: whether @amount was reserved, and the
+ * day's spend as the ledger knows it (settled, not counting reservations;
+ * < 0 when unknown, e.g. the ledger is unreachable). */
+typedef void (*EnsBudgetReplyFunc) (gboolean granted, double spent, gpointer user_data);
+
+/* A daily budget kept outside this daemon, shared by several (see
+ * host->budget_ledger_set).  Amounts are USD, @day is "YYYY-MM-DD" (UTC). */
+typedef struct {
+  guint32 struct_size;
+  /* Reserves @amount for @day if what is spent and reserved stays within
+   * @limit; calls @func exactly once, possibly from inside this call, at
+   * the latest from the ledger plugin's stop(). */
+  void (*reserve) (gpointer ledger_data, const char *day, double amount, double limit, EnsBudgetReplyFunc func,
+                   gpointer user_data);
+  /* Turns a reservation of @reserved into the actual cost @actual (0 when
+   * the call failed or was cancelled). */
+  void (*settle) (gpointer ledger_data, const char *day, double reserved, double actual);
+} EnsBudgetLedger;
 
 struct _EnsHost {
   guint32 struct_size;
@@ -160,6 +185,34 @@ struct _EnsHost {
    * targeted, to the local target; taps do not see it, so it is never
    * forwarded back. */
   void (*publish_remote) (EnsPlugin *self, const EnsMessageInit *event);
+
+  /* ---- agents a plugin serves besides its own (bridges, services) ---- */
+  /* Registers agent @name, served by @handle with @handle_data (both
+   * borrowed until agent_remove() or stop).  @actions (NULL-terminated, may
+   * be NULL) and @info (an object of members shown in listings, e.g.
+   * {"node": ...}) are (transfer none).  With @remote the agent stands for
+   * one elsewhere: it is listed with kind "remote" and yields to any local
+   * registration of the same name.  Returns FALSE, registering nothing,
+   * when another agent holds the name; for an agent @self already serves
+   * it updates actions and info and returns TRUE. */
+  gboolean (*agent_add) (EnsPlugin *self, const char *name, const char *const *actions, JsonNode *info,
+                         gboolean remote, EnsAgentHandleFunc handle, gpointer handle_data);
+  /* Unregisters an agent added by @self; requests it holds stay with @self
+   * until answered. */
+  void (*agent_remove) (EnsPlugin *self, const char *name);
+
+  /* ---- one budget across daemons ---- */
+  /* From now on the daily budget is reserved and settled through @ledger
+   * (transfer none, with @ledger_data valid until replaced or @self stops);
+   * NULL returns to this daemon's own state store. */
+  void (*budget_ledger_set) (EnsPlugin *self, const EnsBudgetLedger *ledger, gpointer ledger_data);
+
+  /* ---- what this node's subscribers want (a bridge subscribes upstream) ---- */
+  /* @func is called at once for every topic and pattern subscribed now,
+   * then on every change (see EnsInterestFunc), targeted-event observers
+   * ("TOPIC:CLIENT") included.  Returns an id for unwatch_interest(). */
+  guint (*watch_interest) (EnsPlugin *self, EnsInterestFunc func, gpointer user_data);
+  void (*unwatch_interest) (EnsPlugin *self, guint watch_id);
 };
 
 /* Logging helpers for plugins holding `host` and `self`. */

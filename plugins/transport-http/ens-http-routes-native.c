@@ -565,6 +565,7 @@ route_events (EnsHttpCall *call)
 /* ------------------------------------------------------------------ metrics */
 
 static void metrics_providers (EnsHttpCall *call, EnsMessage *answer, gpointer data);
+static void metrics_bridge (GString *out, JsonArray *plugins);
 
 /* /metrics, step one: the daemon's health as gauges and counters. */
 static void
@@ -624,9 +625,47 @@ metrics_health (EnsHttpCall *call, EnsMessage *answer, gpointer data)
                                     json_object_get_string_member (p, "id"),
                                     json_object_get_int_member (info, "events_dropped"));
         }
+      metrics_bridge (out, plugins);
     }
   /* step two: the providers */
   ens_http_core (call, NULL, "providers.list", NULL, 0, metrics_providers, out);
+}
+
+/* The bus bridge's state (transport-redis), when it is on. */
+static void
+metrics_bridge (GString *out, JsonArray *plugins)
+{
+  static const char *const families[][4] = {
+    { "forwarded", "ensemble_redis_forwarded_total", "counter", "Local events written to Redis." },
+    { "received", "ensemble_redis_received_total", "counter", "Events from other nodes delivered here." },
+    { "rejected", "ensemble_redis_rejected_total", "counter", "Messages from Redis refused (bad channel or payload)." },
+    { "reconnects", "ensemble_redis_reconnects_total", "counter", "Times the link to Redis came back." },
+    { "outbox", "ensemble_redis_outbox", "gauge", "Commands held while Redis is unreachable." },
+    { "outbox_dropped", "ensemble_redis_outbox_dropped_total", "counter", "Held commands dropped, the outbox full." },
+  };
+
+  for (guint i = 0; plugins && i < json_array_get_length (plugins); i++)
+    {
+      JsonObject *p = json_array_get_object_element (plugins, i);
+      JsonObject *info = json_object_has_member (p, "info") ? json_object_get_object_member (p, "info") : NULL;
+      const char *state = info ? json_object_get_string_member_with_default (info, "state", "") : "";
+      JsonNode *nodes;
+
+      if (g_strcmp0 (json_object_get_string_member_with_default (p, "id", ""), "transport-redis") != 0 ||
+          info == NULL || g_str_equal (state, "disabled"))
+        continue;
+      g_string_append_printf (out, "# HELP ensemble_redis_connected 1 when both links to Redis are up.\n"
+                                   "# TYPE ensemble_redis_connected gauge\nensemble_redis_connected %d\n",
+                              g_str_equal (state, "connected"));
+      nodes = json_object_get_member (info, "nodes");
+      g_string_append_printf (out, "# HELP ensemble_redis_nodes Nodes alive on the shared bus.\n"
+                                   "# TYPE ensemble_redis_nodes gauge\nensemble_redis_nodes %u\n",
+                              nodes && JSON_NODE_HOLDS_ARRAY (nodes) ? json_array_get_length (json_node_get_array (nodes)) : 0);
+      for (guint f = 0; f < G_N_ELEMENTS (families); f++)
+        g_string_append_printf (out, "# HELP %s %s\n# TYPE %s %s\n%s %" G_GINT64_FORMAT "\n", families[f][1],
+                                families[f][3], families[f][1], families[f][2], families[f][1],
+                                json_object_get_int_member_with_default (info, families[f][0], 0));
+    }
 }
 
 static void

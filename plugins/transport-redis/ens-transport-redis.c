@@ -5,19 +5,25 @@
  * PSUBSCRIBE <prefix>*.
  *
  *  out: host->tap sees every local event (never the remote ones) ->
- *       PUBLISH <prefix><topic> {"node","topic","data","from","to"?,"seq"}.
+ *       PUBLISH <prefix><topic> {"node","topic","data","from","to"?,"seq"};
+ *       a targeted event goes to <prefix><topic>:<to> instead, where only its
+ *       target's node and observers of TOPIC:TARGET listen.
  *       While Redis is away events wait in a bounded outbox (redis-outbox-max,
  *       oldest dropped first, counted and logged); what was written but not
  *       acknowledged by Redis when the link broke goes back to the outbox.
- *  in:  pmessage on <prefix>TOPIC -> host->publish_remote; envelopes from our
- *       own node are ignored; a plain JSON payload is the data (from "redis"),
- *       a non-JSON payload is delivered as a JSON string.
+ *  in:  every topic or pattern local subscribers want is PSUBSCRIBEd as
+ *       <prefix><pattern> (the bus speaks Redis globs), plus
+ *       <prefix>*:c*-<node> for events targeted at this node's clients;
+ *       pmessage -> host->publish_remote; envelopes from our own node are
+ *       ignored; a plain JSON payload is the data (from "redis"), a non-JSON
+ *       payload is delivered as a JSON string.
  *  nodes: SET <prefix>node:<id> {node, started_at, agents} PX 3*interval every
  *       redis-heartbeat-ms; KEYS + MGET list the nodes alive.
  */
 #include <string.h>
 
-#include <ensemble/ens-host.h>
+#include "ens-glob.h"
+#include "ens-redis.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -29,69 +35,11 @@
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_TIMEOUT_MS 5000
 
-typedef struct _Bridge Bridge;
-
-typedef struct {
-  Bridge *b;
-  redisAsyncContext *ac;
-  gboolean ready; /* authenticated (and subscribed, for the sub link) */
-  gboolean is_sub;
-} Link;
-
-typedef struct {
-  char *channel;
-  char *payload;
-} Item;
-
-struct _Bridge {
-  const EnsHost *host;
-  EnsPlugin *self;
-  gboolean enabled;
-  gboolean stopping;
-
-  /* configuration */
-  char *url_shown;
-  char *host_name;
-  int port;
-  char *unix_path;
-  char *password;
-  int db;
-  char *prefix;
-  char *pattern; /* prefix, glob-escaped, then '*' */
-  guint outbox_max;
-  guint heartbeat_ms;
-
-  Link cmd, sub;
-  const char *state; /* disabled, connecting, connected, disconnected */
-  char *last_error;
-  guint retry_id;
-  guint timeout_id;
-  guint heartbeat_id;
-  guint backoff_ms;
-  guint64 connects;
-  guint64 reconnects;
-
-  guint tap_id;
-  GQueue outbox;   /* Item*, not yet written */
-  GQueue inflight; /* Item*, written, PUBLISH reply pending */
-  guint64 outbox_dropped;
-  guint64 forwarded;
-  guint64 received;
-  guint64 ignored_own;
-  guint64 rejected;
-
-  gint64 started_at;
-  JsonNode *agents; /* last agents.list result, an array */
-  gboolean agents_pending;
-  JsonNode *nodes;  /* array of node info objects, from the last listing */
-  gboolean listing;
-};
-
-static void item_free (gpointer data)
+static void
+item_free (gpointer data)
 {
   Item *it = data;
-  g_free (it->channel);
-  g_free (it->payload);
+  g_strfreev (it->argv);
   g_free (it);
 }
 
@@ -226,6 +174,9 @@ connection_lost (Bridge *b, const char *why)
   while (!g_queue_is_empty (&b->inflight))
     g_queue_push_head (&b->outbox, g_queue_pop_tail (&b->inflight));
   trim_outbox (b);
+  ens_redis_agents_lost (b->agents);
+  if (b->streams)
+    ens_redis_streams_lost (b->streams);
   if (why && g_strcmp0 (why, b->last_error) != 0)
     {
       g_free (b->last_error);
@@ -267,8 +218,17 @@ on_publish_reply (redisAsyncContext *ac, void *reply, void *privdata)
     return;
   if (!g_queue_is_empty (&b->inflight))
     {
-      item_free (g_queue_pop_head (&b->inflight));
-      b->forwarded++;
+      Item *it = g_queue_pop_head (&b->inflight);
+      if (((redisReply *) reply)->type == REDIS_REPLY_ERROR)
+        {
+          /* Redis refused it (out of memory, a key of the wrong type): counted, logged once. */
+          if (b->command_errors++ == 0)
+            ENS_LOG (b->host, b->self, G_LOG_LEVEL_WARNING, "Redis refused %s: %s", it->argv[0],
+                     ((redisReply *) reply)->str);
+        }
+      else
+        b->forwarded++;
+      item_free (it);
     }
 }
 
@@ -276,7 +236,8 @@ static void
 send_item (Bridge *b, Item *it)
 {
   g_queue_push_tail (&b->inflight, it);
-  redisAsyncCommand (b->cmd.ac, on_publish_reply, b, "PUBLISH %s %s", it->channel, it->payload);
+  redisAsyncCommandArgv (b->cmd.ac, on_publish_reply, b, (int) g_strv_length (it->argv), (const char **) it->argv,
+                         NULL);
 }
 
 static void
@@ -298,41 +259,183 @@ trim_outbox (Bridge *b)
     }
 }
 
-static void
-on_tap (EnsMessage *event, gpointer user_data)
+gboolean
+ens_redis_ready (Bridge *b)
 {
-  Bridge *b = user_data;
-  Item *it;
-  JsonObject *obj;
-  g_autoptr (JsonNode) node = NULL;
+  return g_str_equal (b->state, "connected") && b->cmd.ac != NULL;
+}
 
-  if (event->kind != ENS_MESSAGE_EVENT || event->topic == NULL)
-    return;
-  obj = json_object_new ();
-  node = json_node_init_object (json_node_alloc (), obj);
-  json_object_set_string_member (obj, "node", b->host->node_id ());
-  json_object_set_string_member (obj, "topic", event->topic);
-  if (event->data)
-    json_object_set_member (obj, "data", json_node_copy (event->data));
-  else
-    json_object_set_null_member (obj, "data");
-  if (event->from)
-    json_object_set_string_member (obj, "from", event->from);
-  if (event->to)
-    json_object_set_string_member (obj, "to", event->to);
-  json_object_set_int_member (obj, "seq", (gint64) event->seq);
-  json_object_unref (obj);
+gboolean
+ens_redis_command (Bridge *b, redisCallbackFn *fn, void *privdata, const char *format, ...)
+{
+  va_list ap;
+  int rc;
 
-  it = g_new0 (Item, 1);
-  it->channel = g_strconcat (b->prefix, event->topic, NULL);
-  it->payload = b->host->json_to_string (node);
-  if (g_str_equal (b->state, "connected") && b->cmd.ac)
+  if (b->cmd.ac == NULL)
+    return FALSE;
+  va_start (ap, format);
+  rc = redisvAsyncCommand (b->cmd.ac, fn, privdata, format, ap);
+  va_end (ap);
+  return rc == REDIS_OK;
+}
+
+gboolean
+ens_redis_command_argv (Bridge *b, redisCallbackFn *fn, void *privdata, int argc, const char **argv)
+{
+  return b->cmd.ac && redisAsyncCommandArgv (b->cmd.ac, fn, privdata, argc, argv, NULL) == REDIS_OK;
+}
+
+void
+ens_redis_enqueue (Bridge *b, char **argv)
+{
+  Item *it = g_new0 (Item, 1);
+
+  it->argv = argv;
+  if (ens_redis_ready (b))
     send_item (b, it);
   else
     {
       g_queue_push_tail (&b->outbox, it);
       trim_outbox (b);
     }
+}
+
+void
+ens_redis_subscribe (Bridge *b, const char *channel, redisCallbackFn *fn, void *privdata)
+{
+  if (b->sub.ac && b->sub.ready)
+    redisAsyncCommand (b->sub.ac, fn, privdata, "SUBSCRIBE %s", channel);
+}
+
+void
+ens_redis_unsubscribe (Bridge *b, const char *channel)
+{
+  if (b->sub.ac && b->sub.ready)
+    redisAsyncCommand (b->sub.ac, NULL, NULL, "UNSUBSCRIBE %s", channel);
+}
+
+char *
+ens_redis_key (Bridge *b, const char *suffix)
+{
+  return g_strconcat (b->prefix, suffix, NULL);
+}
+
+char *
+ens_redis_json (Bridge *b, JsonNode *node)
+{
+  return b->host->json_to_string (node);
+}
+
+gboolean
+ens_redis_node_alive (Bridge *b, const char *id)
+{
+  JsonArray *arr = b->nodes ? json_node_get_array (b->nodes) : NULL;
+
+  if (g_strcmp0 (id, b->host->node_id ()) == 0)
+    return TRUE;
+  for (guint i = 0; arr && i < json_array_get_length (arr); i++)
+    if (g_strcmp0 (json_object_get_string_member_with_default (json_array_get_object_element (arr, i), "node", ""),
+                   id) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+static void on_sub_message (redisAsyncContext *ac, void *r, void *privdata);
+
+void
+ens_redis_want (Bridge *b, const char *redis_pattern, gboolean wanted)
+{
+  gboolean live = b->sub.ac && b->sub.ready;
+
+  if (wanted && !g_hash_table_contains (b->interest, redis_pattern))
+    {
+      g_hash_table_insert (b->interest, g_strdup (redis_pattern), GINT_TO_POINTER (FALSE));
+      if (live)
+        redisAsyncCommand (b->sub.ac, on_sub_message, b, "PSUBSCRIBE %s", redis_pattern);
+    }
+  else if (!wanted && g_hash_table_remove (b->interest, redis_pattern) && live)
+    redisAsyncCommand (b->sub.ac, NULL, NULL, "PUNSUBSCRIBE %s", redis_pattern);
+}
+
+/* A local subscriber wants a topic or pattern: so do we, on Redis. */
+static void
+on_interest (const char *pattern, gboolean wanted, gpointer user_data)
+{
+  Bridge *b = user_data;
+  g_autofree char *redis_pattern = NULL;
+
+  if (ens_glob_is_pattern (pattern))
+    redis_pattern = g_strconcat (b->prefix_glob, pattern, NULL);
+  else
+    {
+      g_autofree char *esc = ens_redis_glob_escape (pattern);
+      redis_pattern = g_strconcat (b->prefix_glob, esc, NULL);
+    }
+  ens_redis_want (b, redis_pattern, wanted);
+}
+
+static void
+append_json_string (GString *out, const char *s)
+{
+  g_string_append_c (out, '"');
+  for (; *s; s++)
+    {
+      unsigned char ch = (unsigned char) *s;
+      if (ch == '"' || ch == '\\')
+        {
+          g_string_append_c (out, '\\');
+          g_string_append_c (out, (char) ch);
+        }
+      else if (ch < 0x20)
+        g_string_append_printf (out, "\\u%04x", ch);
+      else
+        g_string_append_c (out, (char) ch);
+    }
+  g_string_append_c (out, '"');
+}
+
+/* The envelope is written by hand, "node" first: a node skips its own
+ * echoes by that prefix without parsing them. */
+static void
+on_tap (EnsMessage *event, gpointer user_data)
+{
+  Bridge *b = user_data;
+  GString *payload;
+  char **argv;
+
+  if (event->kind != ENS_MESSAGE_EVENT || event->topic == NULL)
+    return;
+  payload = g_string_new (b->own_prefix);
+  g_string_append (payload, ",\"topic\":");
+  append_json_string (payload, event->topic);
+  g_string_append (payload, ",\"data\":");
+  if (event->data)
+    {
+      g_autofree char *data = b->host->json_to_string (event->data);
+      g_string_append (payload, data);
+    }
+  else
+    g_string_append (payload, "null");
+  if (event->from)
+    {
+      g_string_append (payload, ",\"from\":");
+      append_json_string (payload, event->from);
+    }
+  if (event->to)
+    {
+      g_string_append (payload, ",\"to\":");
+      append_json_string (payload, event->to);
+    }
+  g_string_append_printf (payload, ",\"seq\":%" G_GUINT64_FORMAT "}", event->seq);
+
+  argv = g_new0 (char *, 4);
+  argv[0] = g_strdup ("PUBLISH");
+  argv[1] = event->to ? g_strconcat (b->prefix, event->topic, ":", event->to, NULL)
+                     : g_strconcat (b->prefix, event->topic, NULL);
+  argv[2] = g_string_free (payload, FALSE);
+  if (b->streams)
+    ens_redis_streams_event (b->streams, event, argv[2]);
+  ens_redis_enqueue (b, argv);
 }
 
 /* ---- in: Redis to local subscribers ---- */
@@ -354,14 +457,19 @@ deliver_in (Bridge *b, const char *channel, const char *payload, gsize len)
 
   if (!g_str_has_prefix (channel, b->prefix))
     return;
+  if (len > b->own_prefix_len && memcmp (payload, b->own_prefix, b->own_prefix_len) == 0 &&
+      payload[b->own_prefix_len] == ',')
+    {
+      b->ignored_own++; /* our own event, back from Redis */
+      return;
+    }
   topic = channel + strlen (b->prefix);
-  if (!is_concrete_topic (topic) || !g_utf8_validate (payload, len, NULL))
+  if (!g_utf8_validate (payload, len, NULL))
     {
       b->rejected++;
       return;
     }
   root = b->host->json_parse (payload, len, NULL);
-  init.topic = topic;
   init.from = "redis";
   if (root == NULL)
     {
@@ -378,12 +486,21 @@ deliver_in (Bridge *b, const char *channel, const char *payload, gsize len)
           b->ignored_own++;
           return;
         }
+      /* A node's envelope names the topic (the channel of a targeted
+       * event also carries its target). */
+      topic = json_object_get_string_member_with_default (obj, "topic", topic);
       init.data = json_object_get_member (obj, "data");
       init.from = json_object_get_string_member_with_default (obj, "from", "redis");
       init.to = json_object_get_string_member_with_default (obj, "to", NULL);
     }
   else
     init.data = root;
+  if (!is_concrete_topic (topic))
+    {
+      b->rejected++;
+      return;
+    }
+  init.topic = topic;
   b->received++;
   b->host->publish_remote (b->self, &init);
 }
@@ -403,8 +520,14 @@ on_sub_message (redisAsyncContext *ac, void *r, void *privdata)
     return;
   if (g_str_equal (kind, "psubscribe"))
     {
-      b->sub.ready = TRUE;
-      link_connected (&b->sub);
+      /* Redis confirms: events on it reach us from now on. */
+      if (reply->element[1]->str && g_hash_table_contains (b->interest, reply->element[1]->str))
+        g_hash_table_insert (b->interest, g_strdup (reply->element[1]->str), GINT_TO_POINTER (TRUE));
+      if (!b->sub.ready)
+        {
+          b->sub.ready = TRUE;
+          link_connected (&b->sub);
+        }
     }
   else if (g_str_equal (kind, "pmessage") && reply->elements >= 4 && reply->element[2]->str
            && reply->element[3]->str)
@@ -412,23 +535,6 @@ on_sub_message (redisAsyncContext *ac, void *r, void *privdata)
 }
 
 /* ---- nodes ---- */
-
-static void
-on_agents (EnsMessage *reply, gpointer user_data)
-{
-  Bridge *b = user_data;
-  JsonObject *obj;
-
-  b->agents_pending = FALSE;
-  if (b->stopping || reply->kind != ENS_MESSAGE_REPLY || reply->data == NULL || !JSON_NODE_HOLDS_OBJECT (reply->data))
-    return;
-  obj = json_node_get_object (reply->data);
-  if (json_object_has_member (obj, "agents"))
-    {
-      g_clear_pointer (&b->agents, json_node_unref);
-      b->agents = json_node_copy (json_object_get_member (obj, "agents"));
-    }
-}
 
 static void
 on_nodes_values (redisAsyncContext *ac, void *r, void *privdata)
@@ -482,8 +588,8 @@ on_nodes_keys (redisAsyncContext *ac, void *r, void *privdata)
   redisAsyncCommandArgv (ac, on_nodes_values, b, (int) reply->elements + 1, argv, NULL);
 }
 
-static char *
-glob_escape (const char *s)
+char *
+ens_redis_glob_escape (const char *s)
 {
   GString *out = g_string_new (NULL);
   for (; *s; s++)
@@ -495,12 +601,13 @@ glob_escape (const char *s)
   return g_string_free (out, FALSE);
 }
 
-static JsonNode *
-empty_array_node (void)
+static gboolean heartbeat_cb (gpointer data);
+
+void
+ens_redis_heartbeat (Bridge *b)
 {
-  JsonNode *node = json_node_new (JSON_NODE_ARRAY);
-  json_node_take_array (node, json_array_new ());
-  return node;
+  if (ens_redis_ready (b))
+    heartbeat_cb (b);
 }
 
 static gboolean
@@ -511,7 +618,6 @@ heartbeat_cb (gpointer data)
   g_autoptr (JsonNode) node = NULL;
   g_autofree char *text = NULL;
   g_autofree char *key = NULL;
-  g_autofree char *esc = NULL;
   g_autofree char *px = NULL;
   g_autofree char *keys = NULL;
 
@@ -522,8 +628,7 @@ heartbeat_cb (gpointer data)
   json_object_set_string_member (obj, "node", b->host->node_id ());
   json_object_set_int_member (obj, "started_at", b->started_at);
   json_object_set_int_member (obj, "updated_at", g_get_real_time () / 1000);
-  json_object_set_member (obj, "agents", b->agents ? json_node_copy (b->agents)
-                                                   : empty_array_node ());
+  json_object_set_member (obj, "agents", ens_redis_agents_local (b->agents));
   json_object_unref (obj);
   text = b->host->json_to_string (node);
   key = g_strconcat (b->prefix, "node:", b->host->node_id (), NULL);
@@ -531,16 +636,11 @@ heartbeat_cb (gpointer data)
   redisAsyncCommand (b->cmd.ac, NULL, NULL, "SET %s %s PX %s", key, text, px);
   if (!b->listing)
     {
-      esc = glob_escape (b->prefix);
-      keys = g_strconcat (esc, "node:*", NULL);
+      keys = g_strconcat (b->prefix_glob, "node:*", NULL);
       b->listing = TRUE;
       redisAsyncCommand (b->cmd.ac, on_nodes_keys, b, "KEYS %s", keys);
     }
-  if (!b->agents_pending)
-    {
-      b->agents_pending = TRUE;
-      b->host->request (b->self, NULL, "agents.list", NULL, 0, on_agents, b);
-    }
+  ens_redis_agents_refresh (b->agents);
   return G_SOURCE_CONTINUE;
 }
 
@@ -592,7 +692,7 @@ link_connected (Link *l)
       if (b->password)
         redisAsyncCommand (l->ac, on_handshake, l, "AUTH %s", b->password);
       if (l->is_sub)
-        redisAsyncCommand (l->ac, on_sub_message, b, "PSUBSCRIBE %s", b->pattern);
+        redisAsyncCommand (l->ac, on_sub_message, b, "PSUBSCRIBE %s", b->node_pattern);
       else if (b->db)
         redisAsyncCommand (l->ac, on_handshake_done, l, "SELECT %d", b->db);
       else
@@ -611,6 +711,19 @@ link_connected (Link *l)
            b->url_shown, b->reconnects ? " again" : "", g_queue_get_length (&b->outbox));
   while (!g_queue_is_empty (&b->outbox))
     send_item (b, g_queue_pop_head (&b->outbox));
+  {
+    GHashTableIter iter;
+    gpointer pattern;
+    g_hash_table_iter_init (&iter, b->interest);
+    while (g_hash_table_iter_next (&iter, &pattern, NULL))
+      {
+        g_hash_table_iter_replace (&iter, GINT_TO_POINTER (FALSE));
+        redisAsyncCommand (b->sub.ac, on_sub_message, b, "PSUBSCRIBE %s", (const char *) pattern);
+      }
+  }
+  ens_redis_agents_connected (b->agents);
+  if (b->budget)
+    ens_redis_budget_connected (b->budget);
   heartbeat_cb (b);
   b->heartbeat_id = g_timeout_add (b->heartbeat_ms, heartbeat_cb, b);
 }
@@ -689,6 +802,13 @@ config_uint (const EnsHost *host, EnsPlugin *self, const char *key, guint fallba
   return v ? g_variant_get_uint32 (v) : fallback;
 }
 
+static gboolean
+config_bool (const EnsHost *host, EnsPlugin *self, const char *key, gboolean fallback)
+{
+  g_autoptr (GVariant) v = host->config_get (self, key);
+  return v ? g_variant_get_boolean (v) : fallback;
+}
+
 static void redis_stop (gpointer instance);
 
 static gpointer
@@ -710,8 +830,16 @@ redis_init (const EnsHost *host, EnsPlugin *self, GError **error)
   b->prefix = config_string (host, self, "redis-prefix", "ensemble:");
   b->outbox_max = config_uint (host, self, "redis-outbox-max", 10000);
   b->heartbeat_ms = MAX (config_uint (host, self, "redis-heartbeat-ms", 2000), 50);
-  esc = glob_escape (b->prefix);
-  b->pattern = g_strconcat (esc, "*", NULL);
+  b->prefix_glob = ens_redis_glob_escape (b->prefix);
+  esc = ens_redis_glob_escape (host->node_id ());
+  b->node_pattern = g_strconcat (b->prefix_glob, "*:c*-", esc, NULL);
+  b->interest = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  {
+    GString *own = g_string_new ("{\"node\":");
+    append_json_string (own, host->node_id ());
+    b->own_prefix_len = own->len;
+    b->own_prefix = g_string_free (own, FALSE);
+  }
 
   g_strstrip (url);
   if (url[0] == '\0')
@@ -722,7 +850,17 @@ redis_init (const EnsHost *host, EnsPlugin *self, GError **error)
       return NULL;
     }
   b->enabled = TRUE;
+  b->streams = ens_redis_streams_new (b, error);
+  if (b->streams == NULL)
+    {
+      redis_stop (b);
+      return NULL;
+    }
+  b->agents = ens_redis_agents_new (b);
+  if (config_bool (host, self, "redis-shared-budget", TRUE))
+    b->budget = ens_redis_budget_new (b);
   b->tap_id = host->tap (self, on_tap, b, NULL);
+  b->interest_id = host->watch_interest (self, on_interest, b);
   ENS_LOG (host, self, G_LOG_LEVEL_MESSAGE, "bridging the bus through Redis at %s, prefix '%s', node '%s'",
            b->url_shown, b->prefix, host->node_id ());
   connect_now (b);
@@ -737,6 +875,8 @@ redis_stop (gpointer instance)
   b->stopping = TRUE;
   if (b->tap_id)
     b->host->untap (b->self, b->tap_id);
+  if (b->interest_id)
+    b->host->unwatch_interest (b->self, b->interest_id);
   g_clear_handle_id (&b->retry_id, g_source_remove);
   g_clear_handle_id (&b->timeout_id, g_source_remove);
   g_clear_handle_id (&b->heartbeat_id, g_source_remove);
@@ -760,14 +900,17 @@ redis_stop (gpointer instance)
       if (c)
         redisFree (c);
     }
+  /* Links first: their callbacks (reply NULL) still find the parts alive. */
   link_close (&b->cmd);
   link_close (&b->sub);
+  g_clear_pointer (&b->agents, ens_redis_agents_free);
+  g_clear_pointer (&b->budget, ens_redis_budget_free);
+  g_clear_pointer (&b->streams, ens_redis_streams_free);
   if (g_queue_get_length (&b->outbox) + g_queue_get_length (&b->inflight) > 0)
     ENS_LOG (b->host, b->self, G_LOG_LEVEL_WARNING, "stopping with %u event(s) not delivered to Redis",
              g_queue_get_length (&b->outbox) + g_queue_get_length (&b->inflight));
   g_queue_clear_full (&b->outbox, item_free);
   g_queue_clear_full (&b->inflight, item_free);
-  g_clear_pointer (&b->agents, json_node_unref);
   g_clear_pointer (&b->nodes, json_node_unref);
   g_free (b->last_error);
   g_free (b->url_shown);
@@ -775,7 +918,10 @@ redis_stop (gpointer instance)
   g_free (b->unix_path);
   g_free (b->password);
   g_free (b->prefix);
-  g_free (b->pattern);
+  g_free (b->prefix_glob);
+  g_free (b->node_pattern);
+  g_free (b->own_prefix);
+  g_hash_table_unref (b->interest);
   g_free (b);
 }
 
@@ -814,6 +960,7 @@ redis_describe (gpointer instance)
   json_object_set_int_member (obj, "received", (gint64) b->received);
   json_object_set_int_member (obj, "ignored_own", (gint64) b->ignored_own);
   json_object_set_int_member (obj, "rejected", (gint64) b->rejected);
+  json_object_set_int_member (obj, "command_errors", (gint64) b->command_errors);
   if (b->nodes)
     {
       JsonArray *arr = json_node_get_array (b->nodes);
@@ -823,6 +970,20 @@ redis_describe (gpointer instance)
       json_object_set_member (obj, "node_details", json_node_copy (b->nodes));
     }
   json_object_set_array_member (obj, "nodes", names);
+  {
+    /* What Redis confirmed we listen to; the others are on their way. */
+    JsonArray *patterns = json_array_new ();
+    g_autoptr (GList) keys = g_list_sort (g_hash_table_get_keys (b->interest), (GCompareFunc) strcmp);
+    for (GList *l = keys; l; l = l->next)
+      if (g_hash_table_lookup (b->interest, l->data) && g_str_equal (b->state, "connected"))
+        json_array_add_string_element (patterns, l->data);
+    json_object_set_array_member (obj, "patterns", patterns);
+    json_object_set_int_member (obj, "patterns_pending", g_hash_table_size (b->interest) - json_array_get_length (patterns));
+  }
+  ens_redis_agents_describe (b->agents, obj);
+  ens_redis_streams_describe (b->streams, obj);
+  if (b->budget)
+    ens_redis_budget_describe (b->budget, obj);
   return object_node (obj);
 }
 

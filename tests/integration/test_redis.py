@@ -7,12 +7,14 @@ drops are counted in health."""
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
+import urllib.request
 
 from enslib import Daemon, SCALE, gv, run_tests
 
@@ -119,6 +121,14 @@ def wait_connected(c, nodes=()):
                                and i)(bridge(c)), what=f"bridge connected with nodes {nodes}")
 
 
+def subscribe(c, topics):
+    """Subscribes, then waits until Redis confirmed the node listens: a
+    publish elsewhere reaches this subscriber from then on."""
+    c.ok("subscribe", {"topics": topics})
+    wait_until(lambda: {"ensemble:" + t for t in topics} <= set(bridge(c).get("patterns", [])),
+               what=f"Redis confirms the node's PSUBSCRIBE of {topics}")
+
+
 def whoami(c, tag):
     topic = f"ens.test.whoami.{tag}"
     c.ok("subscribe", {"topics": [topic]})
@@ -154,7 +164,7 @@ def test_redis_cli_both_ways():
         d = node(r)
         c = d.client()
         wait_connected(c)
-        c.ok("subscribe", {"topics": ["news", "plain", "text"]})
+        subscribe(c, ["news", "plain", "text"])
         # redis-cli PUBLISH reaches a native subscriber
         r.cli("PUBLISH", "ensemble:news", '{"x":1}')
         ev = c.next_event()
@@ -165,7 +175,7 @@ def test_redis_cli_both_ways():
         # hostile channels (no topic, a glob as topic) are refused and counted;
         # the bridge and the subscriber carry on
         before = bridge(c).get("rejected", 0)
-        c.ok("subscribe", {"topics": ["*"]})
+        subscribe(c, ["*"])
         r.cli("PUBLISH", "ensemble:", '{"x":2}')
         r.cli("PUBLISH", "ensemble:a*b", '{"x":3}')
         r.cli("PUBLISH", "ensemble:news", '{"x":4}')
@@ -189,6 +199,35 @@ def test_redis_cli_both_ways():
         r.kill()
 
 
+def test_patterns_map_to_psubscribe():
+    """A node listens on Redis for exactly what its subscribers want."""
+    r = Redis()
+    d = None
+    try:
+        d = node(r, "a")
+        c = d.client()
+        wait_connected(c)
+        assert r.cli("PUBLISH", "ensemble:orders.1", "{}").strip() == "0"  # nobody wants it yet
+        subscribe(c, ["orders.*"])
+        assert r.cli("PUBLISH", "ensemble:orders.1", '{"n":1}').strip() == "1"
+        ev = c.next_event()
+        assert ev["event"] == "orders.1" and ev["data"] == {"n": 1}, ev
+        assert r.cli("PUBLISH", "ensemble:invoices.1", "{}").strip() == "0"
+        # a second subscriber of the same pattern: still one PSUBSCRIBE
+        c2 = d.client()
+        subscribe(c2, ["orders.*"])
+        assert r.cli("PUBLISH", "ensemble:orders.2", "{}").strip() == "1"
+        c2.close()
+        c.ok("unsubscribe", {"topics": ["orders.*"]})
+        wait_until(lambda: "ensemble:orders.*" not in bridge(c)["patterns"] and
+                   r.cli("PUBLISH", "ensemble:orders.3", "{}").strip() == "0", what="PUNSUBSCRIBE")
+        assert bridge(c)["patterns_pending"] == 0, bridge(c)
+    finally:
+        if d:
+            d.cleanup()
+        r.kill()
+
+
 def test_two_daemons_one_bus():
     r = Redis()
     a = b = None
@@ -199,8 +238,8 @@ def test_two_daemons_one_bus():
         b1, b2 = b.client(), b.client()
         wait_connected(a1, ["a", "b"])
         wait_connected(b1, ["a", "b"])
-        a1.ok("subscribe", {"topics": ["news", "marker"]})
-        b2.ok("subscribe", {"topics": ["news", "marker"]})
+        subscribe(a1, ["news", "marker"])
+        subscribe(b2, ["news", "marker"])
         # pub/sub across nodes: exactly once on A, once on B (no loop)
         b1.ok("publish", {"topic": "news", "data": {"headline": 1}})
         b1.ok("publish", {"topic": "marker", "data": 1})
@@ -212,8 +251,8 @@ def test_two_daemons_one_bus():
         # targeted delivery across nodes: only the target on A
         a1_id = whoami(a1, "a1")
         assert a1_id.endswith("-a"), a1_id
-        a2.ok("subscribe", {"topics": ["job", "marker"]})
-        a1.ok("subscribe", {"topics": ["job"]})
+        subscribe(a2, ["job", "marker"])
+        subscribe(a1, ["job"])
         b1.ok("publish", {"topic": "job", "data": "private", "to": a1_id})
         b1.ok("publish", {"topic": "marker", "data": 2})
         got = events_until(a1, "marker")
@@ -243,7 +282,7 @@ def test_redis_restart_flushes_outbox():
         pa, sb = a.client(), b.client()
         wait_connected(pa, ["a", "b"])
         wait_connected(sb, ["a", "b"])
-        sb.ok("subscribe", {"topics": ["tick"]})
+        subscribe(sb, ["tick"])
         for i in range(20):  # traffic before the kill
             pa.ok("publish", {"topic": "tick", "data": i})
         got = [sb.next_event()["data"] for _ in range(20)]
@@ -259,13 +298,20 @@ def test_redis_restart_flushes_outbox():
         a.proc.send_signal(signal.SIGSTOP)
         try:
             r.start()
-            wait_connected(sb)
+            wait_until(lambda: "ensemble:tick" in bridge(sb).get("patterns", []), what="B listens on Redis again")
         finally:
             a.proc.send_signal(signal.SIGCONT)
         got = [sb.next_event()["data"] for _ in range(50)]
         assert got == list(range(20, 70)), got
         info = wait_connected(pa)
         assert info["reconnects"] >= 1 and info["outbox"] == 0 and info["outbox_dropped"] == 0, info
+        with urllib.request.urlopen(a.http_url() + "/metrics", timeout=10 * SCALE) as resp:
+            metrics = resp.read().decode()
+        for line in ("ensemble_redis_connected 1", "ensemble_redis_nodes 2", "ensemble_redis_outbox 0",
+                     "ensemble_redis_outbox_dropped_total 0"):
+            assert line in metrics.splitlines(), (line, metrics)
+        assert int(re.search(r"^ensemble_redis_reconnects_total (\d+)$", metrics, re.M).group(1)) >= 1, metrics
+        assert int(re.search(r"^ensemble_redis_forwarded_total (\d+)$", metrics, re.M).group(1)) >= 70, metrics
         assert a.stop() == 0 and b.stop() == 0, a.read_log() + b.read_log()
     finally:
         for d in (a, b):

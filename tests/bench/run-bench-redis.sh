@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# run-bench-redis.sh — run ens-bench-redis: cross-node event delivery through
+# two throw-away ensembled daemons bridged by transport-redis, against raw
+# Redis pub/sub on the same private redis-server.
+#
+# Usage: tests/bench/run-bench-redis.sh [BUILD_DIR] [ens-bench-redis options...]
+#   BUILD_DIR defaults to "build" (relative to the current directory, or to
+#   the repository root if it does not exist there).  Nothing is built here;
+#   a release build (`meson setup build --buildtype=release`) gives
+#   meaningful figures.  Extra arguments go to the bench binary, e.g.
+#   --quick, --seconds 5, --window 512, --samples 5000.
+#   ENS_BENCH_REDIS=/path/to/ens-bench-redis overrides the bench binary.
+#   ENS_BENCH_PERF=DIR records `perf record` of both daemons during the run
+#   into DIR/perf-a.data (subscriber side) and DIR/perf-b.data;
+#   ENS_BENCH_PERF_OPTS overrides its options (default: -g).
+#
+# Needs redis-server, redis-cli and python3.  Starts redis-server on a free
+# loopback port (no persistence) and daemons A and B (private socket/state
+# dirs, keyfile settings via --config), waits until both bridges are
+# connected and see each other, runs the benchmark, then stops everything
+# and removes the temp directory.  Not part of the test suite.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+build="build"
+if [[ $# -gt 0 && "$1" != -* ]]; then
+  build="$1"
+  shift
+fi
+if [[ ! -d "$build" && "$build" != /* && -d "$root/$build" ]]; then
+  build="$root/$build"
+fi
+if [[ ! -d "$build" ]]; then
+  echo "run-bench-redis: no build dir '$build'" >&2
+  exit 2
+fi
+build="$(cd "$build" && pwd)"
+
+daemon="$build/core/ensembled"
+bench="${ENS_BENCH_REDIS:-$build/tests/bench/ens-bench-redis}"
+if [[ ! -x "$daemon" ]]; then
+  echo "run-bench-redis: $daemon not found; build first (ninja -C $build)" >&2
+  exit 2
+fi
+if [[ ! -x "$bench" ]]; then
+  echo "run-bench-redis: $bench not found (needs libhiredis-dev); build it" >&2
+  echo "  (ninja -C $build tests/bench/ens-bench-redis) or set ENS_BENCH_REDIS" >&2
+  exit 2
+fi
+if ! ls "$build"/plugins/transport-redis/transport-redis.* >/dev/null 2>&1; then
+  echo "run-bench-redis: transport-redis plugin not built in $build (needs libhiredis-dev)" >&2
+  exit 2
+fi
+for tool in redis-server redis-cli python3; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "run-bench-redis: $tool not found (apt-get install redis-server redis-tools python3)" >&2
+    exit 2
+  fi
+done
+
+if command -v meson >/dev/null 2>&1; then
+  bt="$(meson introspect --buildoptions "$build" 2>/dev/null | python3 -c \
+    'import json,sys; print(next((o["value"] for o in json.load(sys.stdin) if o["name"]=="buildtype"), ""))' \
+    2>/dev/null || true)"
+  if [[ -n "$bt" && "$bt" != release && "$bt" != debugoptimized ]]; then
+    echo "# warning: $build has buildtype=$bt; figures are not representative" >&2
+  fi
+fi
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/ens-bench-redis.XXXXXX")"
+rpid="" apid="" bpid="" perf_pids=()
+
+stop_pid() {
+  local pid=$1
+  [[ -n "$pid" ]] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  trap '' PIPE # a closed stdout (| head) must not stop the clean-up
+  for p in "${perf_pids[@]}"; do
+    kill -INT "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  stop_pid "$apid"
+  stop_pid "$bpid"
+  stop_pid "$rpid"
+  if [[ $rc -ne 0 ]]; then
+    for log in a/daemon.log b/daemon.log redis.log; do
+      if [[ -s "$tmp/$log" ]]; then
+        echo "--- $log (tail) ---" >&2
+        tail -n 30 "$tmp/$log" >&2 || true
+      fi
+    done
+  fi
+  rm -rf "$tmp"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- redis-server on a free loopback port ---------------------------------
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+  --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+rpid=$!
+for _ in $(seq 1 100); do
+  [[ "$(redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null || true)" == PONG ]] && break
+  if ! kill -0 "$rpid" 2>/dev/null; then
+    echo "run-bench-redis: redis-server exited" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+if [[ "$(redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null || true)" != PONG ]]; then
+  echo "run-bench-redis: redis-server did not answer on port $port" >&2
+  exit 1
+fi
+
+# --- two daemons ------------------------------------------------------------
+prefix="ens-bench-$$:"
+start_daemon() { # NAME; sets started_pid
+  local name=$1 dir="$tmp/$1"
+  mkdir -p "$dir"
+  cat >"$dir/ensembled.conf" <<EOF
+[daemon]
+node-id='bench-$name'
+redis-url='redis://127.0.0.1:$port'
+redis-prefix='$prefix'
+redis-heartbeat-ms=1000
+http-port=0
+ws-port=0
+dbus-bus='none'
+EOF
+  GSETTINGS_BACKEND=memory "$daemon" --config "$dir/ensembled.conf" \
+    --socket-dir "$dir/sock" --state-dir "$dir/state" --plugin-dir "$build/plugins" \
+    >"$dir/daemon.log" 2>&1 </dev/null &
+  started_pid=$!
+}
+start_daemon a
+apid=$started_pid
+start_daemon b
+bpid=$started_pid
+sock_a="$tmp/a/sock/ensemble.sock"
+sock_b="$tmp/b/sock/ensemble.sock"
+
+# Both bridges connected, each listing both nodes (health over the socket).
+python3 - "$sock_a" "$sock_b" bench-a bench-b "$apid" "$bpid" <<'EOF'
+import json, os, socket, sys, time
+socks, nodes, pids = sys.argv[1:3], set(sys.argv[3:5]), [int(p) for p in sys.argv[5:7]]
+
+def bridge(path):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(2)
+        s.connect(path)
+        s.sendall(b'{"id":"h","action":"health"}\n')
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                return {}
+            buf += chunk
+    reply = json.loads(buf.split(b"\n", 1)[0])
+    for p in reply.get("data", {}).get("plugins", []):
+        if p.get("id") == "transport-redis":
+            return p.get("info", {})
+    return {"state": "transport-redis not loaded"}
+
+deadline, last = time.time() + 20, {}
+while time.time() < deadline:
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            sys.exit(f"run-bench-redis: ensembled {pid} exited")
+    try:
+        last = {p: bridge(p) for p in socks}
+        if all(i.get("state") == "connected" and nodes <= set(i.get("nodes", [])) for i in last.values()):
+            sys.exit(0)
+    except (OSError, ValueError):
+        pass
+    time.sleep(0.1)
+sys.exit(f"run-bench-redis: bridges not connected within 20 s: {last}")
+EOF
+
+if [[ -n "${ENS_BENCH_PERF:-}" ]]; then
+  mkdir -p "$ENS_BENCH_PERF"
+  read -r -a perf_opts <<<"${ENS_BENCH_PERF_OPTS:--g}"
+  for n in a b; do
+    pid=$apid
+    [[ $n == b ]] && pid=$bpid
+    perf record "${perf_opts[@]}" -o "$ENS_BENCH_PERF/perf-$n.data" -p "$pid" \
+      >"$ENS_BENCH_PERF/perf-$n.log" 2>&1 &
+    perf_pids+=($!)
+  done
+  sleep 0.5
+fi
+
+rc=0
+"$bench" --redis-host 127.0.0.1 --redis-port "$port" --socket-a "$sock_a" --socket-b "$sock_b" "$@" || rc=$?
+
+# The bridges' complaints (lost Redis, outbox drops) explain missing events.
+for n in a b; do
+  if grep -q WARNING "$tmp/$n/daemon.log"; then
+    echo "--- warnings in daemon $n's log ---"
+    grep WARNING "$tmp/$n/daemon.log" | tail -n 20
+  fi
+done
+exit $rc
