@@ -188,7 +188,7 @@ proxy_handle (gpointer data, EnsMessage *request, EnsResponder *responder)
   json_object_set_string_member (obj, "reply_to", reply_to);
   json_object_set_string_member (obj, "node", b->host->node_id ());
   json_object_set_int_member (obj, "timeout_ms", timeout_ms);
-  payload = ens_redis_json (b, node);
+  payload = b->host->json_to_string (node);
   argv[0] = "PUBLISH";
   argv[1] = channel;
   argv[2] = payload;
@@ -260,7 +260,7 @@ publish_response (RedisAgents *a, const char *reply_to, JsonNode *response)
 
   argv[0] = g_strdup ("PUBLISH");
   argv[1] = g_strdup (reply_to);
-  argv[2] = ens_redis_json (a->b, response);
+  argv[2] = a->b->host->json_to_string (response);
   ens_redis_enqueue (a->b, argv);
 }
 

@@ -104,13 +104,9 @@ void ens_redis_want (Bridge *b, const char *redis_pattern, gboolean wanted);
 char *ens_redis_glob_escape (const char *s);
 /* The key "<prefix><suffix>" (transfer full). */
 char *ens_redis_key (Bridge *b, const char *suffix);
-/* Comma-free JSON text of @node (transfer full). */
-char *ens_redis_json (Bridge *b, JsonNode *node);
 /* Writes this node's heartbeat entry now (its agents changed) and lists
  * the nodes again. */
 void ens_redis_heartbeat (Bridge *b);
-/* Whether node @id sent a heartbeat within its expiry (last listing). */
-gboolean ens_redis_node_alive (Bridge *b, const char *id);
 
 /* Agents across nodes (ens-redis-agents.c). */
 RedisAgents *ens_redis_agents_new (Bridge *b);

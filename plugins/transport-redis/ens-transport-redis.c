@@ -320,26 +320,6 @@ ens_redis_key (Bridge *b, const char *suffix)
   return g_strconcat (b->prefix, suffix, NULL);
 }
 
-char *
-ens_redis_json (Bridge *b, JsonNode *node)
-{
-  return b->host->json_to_string (node);
-}
-
-gboolean
-ens_redis_node_alive (Bridge *b, const char *id)
-{
-  JsonArray *arr = b->nodes ? json_node_get_array (b->nodes) : NULL;
-
-  if (g_strcmp0 (id, b->host->node_id ()) == 0)
-    return TRUE;
-  for (guint i = 0; arr && i < json_array_get_length (arr); i++)
-    if (g_strcmp0 (json_object_get_string_member_with_default (json_array_get_object_element (arr, i), "node", ""),
-                   id) == 0)
-      return TRUE;
-  return FALSE;
-}
-
 static void on_sub_message (redisAsyncContext *ac, void *r, void *privdata);
 
 void
