@@ -3,19 +3,25 @@
  *
  *   1. raw: one hiredis connection SUBSCRIBEs a channel, another PUBLISHes a
  *      ~100-byte JSON payload.  First p50/p99 of single round trips (publish
- *      one, wait until the subscriber has it), on a quiet path; then
- *      PUBLISHes pipelined in windows for S seconds, deliveries/s counted at
- *      the subscriber (received / time from the first publish to the last
- *      delivery).
- *   2. ensemble: the same with a native-protocol subscriber on daemon A's
- *      socket and a native-protocol publisher on daemon B's socket, so every
- *      event goes B -> Redis -> A.  Only {"event" lines count (and
- *      ensemble.dropped counts as drops); the replies to the publisher are
- *      read to keep the window.
+ *      one, wait until the subscriber has it), on a quiet path; then the
+ *      other --subscribers N - 1 connections SUBSCRIBE too, and PUBLISHes go
+ *      pipelined in windows for S seconds, each subscriber on its own
+ *      thread.  Deliveries/s = messages received by all subscribers / time
+ *      from the first publish to the last delivery.
+ *   2. ensemble: the same with N native-protocol subscribers on daemon A's
+ *      socket (the first one alone for the latency probes) and a
+ *      native-protocol publisher on daemon B's socket, so every event goes
+ *      B -> Redis -> A.  Only {"event" lines count; ensemble.dropped
+ *      notices (A's bounded per-connection queue overflowed) are counted
+ *      apart as drops.  The replies to the publisher are read to keep the
+ *      window.  After publishing, the subscribers read on until everything
+ *      published has arrived or been reported dropped, or nothing came for
+ *      2 s.
  *
  * Usage: ens-bench-redis --redis-port N [--redis-host H]
  *                        [--socket-a PATH --socket-b PATH]
  *                        [--seconds N] [--quick] [--window N] [--samples N]
+ *                        [--subscribers N]
  * Without the sockets only the raw figures are measured.
  * Not part of the test suite; see tests/bench/run-bench-redis.sh.
  */
@@ -48,6 +54,9 @@
 #define LAT_BASE      1000000000ULL   /* n of latency probes: never reused */
 #define WARM_BASE     9000000000ULL   /* n of warm-up events ... */
 #define WARM_MARK     "\"n\":90000000" /* ... and what all of them contain */
+#define CHECK_SEQ     9000001000ULL   /* n of the event all subscribers must see */
+#define DRAIN_IDLE_NS (2 * 1000000000LL) /* give up waiting after 2 s without progress */
+#define MAX_SUBS      1024
 #define TARGET_RATIO  0.7
 
 static gchar   *opt_host = NULL;
@@ -58,6 +67,7 @@ static gdouble  opt_seconds = -1.0;
 static gboolean opt_quick = FALSE;
 static gint     opt_window = 256;
 static gint     opt_samples = -1;
+static gint     opt_subscribers = 1;
 
 static GOptionEntry opt_entries[] = {
   { "redis-host", 'H', 0, G_OPTION_ARG_STRING, &opt_host, "Redis host (default 127.0.0.1)", "HOST" },
@@ -68,6 +78,7 @@ static GOptionEntry opt_entries[] = {
   { "quick", 'q', 0, G_OPTION_ARG_NONE, &opt_quick, "short run", NULL },
   { "window", 'w', 0, G_OPTION_ARG_INT, &opt_window, "publishes in flight (default 256)", "N" },
   { "samples", 'n', 0, G_OPTION_ARG_INT, &opt_samples, "latency round trips (default 2000, --quick 300)", "N" },
+  { "subscribers", 's', 0, G_OPTION_ARG_INT, &opt_subscribers, "subscriber connections in both modes (default 1)", "N" },
   { NULL, 0, 0, 0, NULL, NULL, NULL }
 };
 
@@ -139,14 +150,19 @@ lat_finish (GArray *samples, Lat *lat)
 typedef struct
 {
   gboolean ok;
+  int      subs;     /* subscriber connections */
   uint64_t sent;     /* publishes acknowledged */
-  uint64_t received; /* messages / events at the subscriber */
+  uint64_t expected; /* deliveries due: (sent - errors) * subs */
+  uint64_t received; /* messages / events at all subscribers */
+  uint64_t sub_min, sub_max; /* received by the least / most served subscriber */
   uint64_t dropped;  /* ensemble.dropped counts */
   uint64_t errors;   /* error replies to publish */
+  int      cut_off;  /* subscribers that lost their connection */
   double   pub_rate; /* acknowledged publishes/s while publishing */
   double   rate;     /* deliveries/s: received / (last delivery - start) */
   Lat      lat;
   GString *err;
+  GString *note;     /* why a subscriber was cut off */
 } Result;
 
 /* ------------------------------------------------------------------------ */
@@ -227,47 +243,69 @@ raw_get_reply (redisContext *c, GString *err)
   return ok;
 }
 
-static void
-run_raw (double seconds, int window, int samples, Result *res)
+/* SUBSCRIBEs c to the raw channel (the confirmation is read). */
+static gboolean
+raw_subscribe (redisContext *c, GString *err)
 {
-  redisContext *pub = NULL, *sub = NULL;
-  RawSub rs = { 0 };
-  pthread_t thr;
-  gboolean started = FALSE;
+  redisReply *r = redisCommand (c, "SUBSCRIBE %s", RAW_CHANNEL);
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+    {
+      g_string_printf (err, "SUBSCRIBE failed: %s", r ? "unexpected reply" : c->errstr);
+      if (r)
+        freeReplyObject (r);
+      return FALSE;
+    }
+  freeReplyObject (r);
+  return TRUE;
+}
+
+/* PUBLISHes a non-counted marker that must reach `want` subscribers, then
+ * reads it on subs[0..nsubs) (nothing else may be pending there). */
+static gboolean
+raw_check (redisContext *pub, RawSub *subs, int nsubs, long long want, const char *what, GString *err)
+{
+  redisReply *r = redisCommand (pub, "PUBLISH %s %s", RAW_CHANNEL, "{\"warmup\":true}");
+  if (r == NULL || r->type != REDIS_REPLY_INTEGER || r->integer != want)
+    {
+      g_string_printf (err, "%s PUBLISH reached %lld subscriber(s), want %lld", what,
+                       r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL, want);
+      if (r)
+        freeReplyObject (r);
+      return FALSE;
+    }
+  freeReplyObject (r);
+  for (int i = 0; i < nsubs; i++)
+    {
+      r = NULL;
+      if (redisGetReply (subs[i].c, (void **) &r) != REDIS_OK || r == NULL)
+        {
+          g_string_printf (err, "%s message lost at subscriber %d: %s", what, i, subs[i].c->errstr);
+          return FALSE;
+        }
+      freeReplyObject (r);
+    }
+  return TRUE;
+}
+
+static void
+run_raw (double seconds, int window, int samples, int nsubs, Result *res)
+{
+  redisContext *pub = NULL, *sub;
+  RawSub *rs = g_new0 (RawSub, nsubs);
+  pthread_t *thr = g_new0 (pthread_t, nsubs);
+  int started = 0;
   char payload[256];
   GArray *lat = g_array_new (FALSE, FALSE, sizeof (double));
   redisReply *r;
 
-  if ((pub = redis_open (res->err)) == NULL || (sub = redis_open (res->err)) == NULL)
+  res->subs = nsubs;
+  if ((pub = redis_open (res->err)) == NULL || (rs[0].c = redis_open (res->err)) == NULL)
     goto out;
-  r = redisCommand (sub, "SUBSCRIBE %s", RAW_CHANNEL);
-  if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-    {
-      g_string_printf (res->err, "SUBSCRIBE failed: %s", r ? "unexpected reply" : sub->errstr);
-      if (r)
-        freeReplyObject (r);
-      goto out;
-    }
-  freeReplyObject (r);
-  r = redisCommand (pub, "PUBLISH %s %s", RAW_CHANNEL, "{\"warmup\":true}");
-  if (r == NULL || r->type != REDIS_REPLY_INTEGER || r->integer != 1)
-    {
-      g_string_printf (res->err, "warm-up PUBLISH reached %lld subscriber(s), want 1",
-                       r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL);
-      if (r)
-        freeReplyObject (r);
-      goto out;
-    }
-  freeReplyObject (r);
-  r = NULL;
-  if (redisGetReply (sub, (void **) &r) != REDIS_OK)
-    {
-      g_string_printf (res->err, "warm-up message lost: %s", sub->errstr);
-      goto out;
-    }
-  freeReplyObject (r);
+  sub = rs[0].c;
+  if (!raw_subscribe (sub, res->err) || !raw_check (pub, rs, 1, 1, "warm-up", res->err))
+    goto out;
 
-  /* latency first, on a quiet path: one at a time */
+  /* latency first, on a quiet path: one at a time, one subscriber */
   for (int i = 0; i < samples; i++)
     {
       uint64_t n = LAT_BASE + (uint64_t) i;
@@ -303,14 +341,20 @@ run_raw (double seconds, int window, int samples, Result *res)
     }
   lat_finish (lat, &res->lat);
 
-  /* throughput: keep up to `window` PUBLISHes in flight, refill at half */
-  rs.c = sub;
-  if (pthread_create (&thr, NULL, raw_sub_thread, &rs) != 0)
-    {
-      g_string_printf (res->err, "pthread_create failed");
+  /* the other subscribers join; all of them must see one more marker */
+  for (int i = 1; i < nsubs; i++)
+    if ((rs[i].c = redis_open (res->err)) == NULL || !raw_subscribe (rs[i].c, res->err))
       goto out;
-    }
-  started = TRUE;
+  if (nsubs > 1 && !raw_check (pub, rs, nsubs, nsubs, "subscriber check", res->err))
+    goto out;
+
+  /* throughput: keep up to `window` PUBLISHes in flight, refill at half */
+  for (; started < nsubs; started++)
+    if (pthread_create (&thr[started], NULL, raw_sub_thread, &rs[started]) != 0)
+      {
+        g_string_printf (res->err, "pthread_create failed");
+        goto out;
+      }
   uint64_t sent = 0, acked = 0;
   int64_t t0 = now_ns (), deadline = t0 + (int64_t) (seconds * 1e9), t_pub_end;
   while (now_ns () < deadline)
@@ -336,40 +380,56 @@ run_raw (double seconds, int window, int samples, Result *res)
       acked++;
     }
   t_pub_end = now_ns ();
+  /* Redis delivers in order per connection: STOP comes after everything
+   * published, so each subscriber drains all of it first (or times out) */
   r = redisCommand (pub, "PUBLISH %s STOP", RAW_CHANNEL);
   if (r)
     freeReplyObject (r);
-  pthread_join (thr, NULL);
-  started = FALSE;
-  if (rs.err[0])
-    {
-      g_string_printf (res->err, "%s (%" PRIu64 " of %" PRIu64 " received)", rs.err, rs.count, sent);
-      goto out;
-    }
+  for (int i = 0; i < started; i++)
+    pthread_join (thr[i], NULL);
+  started = 0;
   res->sent = acked;
-  res->received = rs.count;
+  res->expected = acked * (uint64_t) nsubs;
+  res->sub_min = UINT64_MAX;
+  int64_t t_last = 0;
+  for (int i = 0; i < nsubs; i++)
+    {
+      res->received += rs[i].count;
+      res->sub_min = MIN (res->sub_min, rs[i].count);
+      res->sub_max = MAX (res->sub_max, rs[i].count);
+      t_last = MAX (t_last, rs[i].t_last);
+      if (rs[i].err[0])
+        {
+          if (res->cut_off++ == 0)
+            g_string_printf (res->note, "subscriber %d: %s", i, rs[i].err);
+        }
+    }
   res->pub_rate = (double) acked / ((double) (t_pub_end - t0) / 1e9);
-  res->rate = rs.t_last > t0 ? (double) rs.count / ((double) (rs.t_last - t0) / 1e9) : 0.0;
+  res->rate = t_last > t0 ? (double) res->received / ((double) (t_last - t0) / 1e9) : 0.0;
 
   res->ok = TRUE;
 
 out:
   if (started)
     {
-      /* unblock the subscriber thread: it stops on STOP or its timeout */
+      /* unblock the subscriber threads: they stop on STOP or their timeout */
       if (pub && !pub->err)
         {
           r = redisCommand (pub, "PUBLISH %s STOP", RAW_CHANNEL);
           if (r)
             freeReplyObject (r);
         }
-      pthread_join (thr, NULL);
+      for (int i = 0; i < started; i++)
+        pthread_join (thr[i], NULL);
     }
   g_array_free (lat, TRUE);
   if (pub)
     redisFree (pub);
-  if (sub)
-    redisFree (sub);
+  for (int i = 0; i < nsubs; i++)
+    if (rs[i].c)
+      redisFree (rs[i].c);
+  g_free (rs);
+  g_free (thr);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -528,6 +588,8 @@ is_success (const char *line)
 typedef struct
 {
   int      fd;
+  char    *buf;      /* RBUF_CAP bytes; starts with what `Lines` had read ahead */
+  size_t   len;
   int      stop;     /* atomic */
   uint64_t events;   /* atomic */
   uint64_t dropped;  /* atomic */
@@ -553,14 +615,29 @@ ens_sub_line (EnsSub *es, const char *s, size_t len, uint64_t *events, uint64_t 
     (*events)++;
 }
 
+/* Counts the whole lines in es->buf[0..total) and keeps the rest. */
+static void
+ens_sub_lines (EnsSub *es, size_t total, uint64_t *events, uint64_t *dropped)
+{
+  const char *s = es->buf, *end = es->buf + total, *nl;
+  while ((nl = memchr (s, '\n', (size_t) (end - s))))
+    {
+      ens_sub_line (es, s, (size_t) (nl - s), events, dropped);
+      s = nl + 1;
+    }
+  es->len = (size_t) (end - s);
+  if (es->len && s != es->buf)
+    memmove (es->buf, s, es->len);
+}
+
 static void *
 ens_sub_thread (void *arg)
 {
   EnsSub *es = arg;
-  char *buf = g_malloc (RBUF_CAP);
-  size_t len = 0;
+  char *buf = es->buf;
   uint64_t events = 0, dropped = 0;
 
+  ens_sub_lines (es, es->len, &events, &dropped);
   set_nonblock (es->fd, TRUE);
   while (!__atomic_load_n (&es->stop, __ATOMIC_ACQUIRE))
     {
@@ -569,9 +646,9 @@ ens_sub_thread (void *arg)
         continue;
       for (;;)
         {
-          if (len == RBUF_CAP)
-            len = 0; /* absurd line: drop it */
-          ssize_t r = read (es->fd, buf + len, RBUF_CAP - len);
+          if (es->len == RBUF_CAP)
+            es->len = 0; /* absurd line: drop it */
+          ssize_t r = read (es->fd, buf + es->len, RBUF_CAP - es->len);
           if (r < 0 && errno == EINTR)
             continue;
           if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -581,16 +658,7 @@ ens_sub_thread (void *arg)
               __atomic_store_n (&es->closed, 1, __ATOMIC_RELEASE);
               goto out;
             }
-          size_t total = len + (size_t) r;
-          const char *s = buf, *end = buf + total, *nl;
-          while ((nl = memchr (s, '\n', (size_t) (end - s))))
-            {
-              ens_sub_line (es, s, (size_t) (nl - s), &events, &dropped);
-              s = nl + 1;
-            }
-          len = (size_t) (end - s);
-          if (len && s != buf)
-            memmove (buf, s, len);
+          ens_sub_lines (es, es->len + (size_t) r, &events, &dropped);
         }
       if (events != es->events)
         __atomic_store_n (&es->t_last, now_ns (), __ATOMIC_RELEASE);
@@ -600,7 +668,6 @@ ens_sub_thread (void *arg)
 out:
   __atomic_store_n (&es->events, events, __ATOMIC_RELEASE);
   __atomic_store_n (&es->dropped, dropped, __ATOMIC_RELEASE);
-  g_free (buf);
   return NULL;
 }
 
@@ -752,26 +819,45 @@ ens_round_trip (Lines *a, size_t *ca, Lines *b, size_t *cb, uint64_t n, GString 
   return us;
 }
 
+/* The subscriber thread takes the connection over, with whatever `l` has
+ * read past the `consumed` bytes. */
 static void
-run_ensemble (double seconds, int window, int samples, Result *res)
+lines_hand_over (Lines *l, size_t consumed, EnsSub *es)
+{
+  memmove (l->buf, l->buf + consumed, l->len - consumed);
+  es->fd = l->fd;
+  es->buf = l->buf;
+  es->len = l->len - consumed;
+  l->buf = NULL;
+  l->len = 0;
+}
+
+static void
+run_ensemble (double seconds, int window, int samples, int nsubs, Result *res)
 {
   static const char SUB[] =
     "{\"id\":\"sub\",\"action\":\"subscribe\",\"data\":{\"topics\":[\"" TOPIC "\"]}}\n";
-  Lines a = { .fd = -1 }, b = { .fd = -1 };
-  size_t ca = 0, cb = 0;
+  Lines *a = g_new0 (Lines, nsubs), b = { .fd = -1 };
+  size_t *ca = g_new0 (size_t, nsubs), cb = 0;
   char *reply;
-  EnsSub es = { .fd = -1 };
-  pthread_t thr;
-  gboolean started = FALSE;
+  EnsSub *es = g_new0 (EnsSub, nsubs);
+  pthread_t *thr = g_new0 (pthread_t, nsubs);
+  int started = 0;
   GArray *lat = g_array_new (FALSE, FALSE, sizeof (double));
 
+  res->subs = nsubs;
+  for (int i = 0; i < nsubs; i++)
+    {
+      a[i].fd = -1;
+      es[i].fd = -1;
+    }
   int fa = connect_unix (opt_sock_a);
   if (fa < 0)
     {
       g_string_printf (res->err, "connect %s: %s", opt_sock_a, g_strerror (errno));
       goto out;
     }
-  lines_init (&a, fa);
+  lines_init (&a[0], fa);
   int fb = connect_unix (opt_sock_b);
   if (fb < 0)
     {
@@ -779,7 +865,7 @@ run_ensemble (double seconds, int window, int samples, Result *res)
       goto out;
     }
   lines_init (&b, fb);
-  if (request (&a, SUB, &reply, &ca, res->err, "subscribe on A") < 0)
+  if (request (&a[0], SUB, &reply, &ca[0], res->err, "subscribe on A") < 0)
     goto out;
 
   /* warm-up: A's bridge may still be subscribing on Redis, so publish
@@ -797,7 +883,7 @@ run_ensemble (double seconds, int window, int samples, Result *res)
       int64_t until = now_ns () + 200 * 1000000LL;
       while (!warm && now_ns () < until)
         {
-          ssize_t len = lines_next_timeout (&a, &got, &ca, 20);
+          ssize_t len = lines_next_timeout (&a[0], &got, &ca[0], 20);
           if (len < 0 && errno != ETIMEDOUT)
             {
               g_string_printf (res->err, "subscriber on A: %s", g_strerror (errno));
@@ -813,73 +899,131 @@ run_ensemble (double seconds, int window, int samples, Result *res)
       goto out;
     }
 
-  /* latency, one at a time */
+  /* latency, one at a time, with the first subscriber only */
   for (int i = 0; i < samples; i++)
     {
-      double us = ens_round_trip (&a, &ca, &b, &cb, LAT_BASE + (uint64_t) i, res->err);
+      double us = ens_round_trip (&a[0], &ca[0], &b, &cb, LAT_BASE + (uint64_t) i, res->err);
       if (us < 0)
         goto out;
       g_array_append_val (lat, us);
     }
   lat_finish (lat, &res->lat);
 
-  /* throughput: the subscriber thread takes A's socket over (nothing is
-   * buffered in `a`: every line read so far was a whole reply or event) */
-  es.fd = a.fd;
-  if (pthread_create (&thr, NULL, ens_sub_thread, &es) != 0)
+  /* the other subscribers join; all of them must see one more event */
+  if (nsubs > 1)
     {
-      g_string_printf (res->err, "pthread_create failed");
-      goto out;
+      char line[LINE_CAP], *got;
+      for (int i = 1; i < nsubs; i++)
+        {
+          int fd = connect_unix (opt_sock_a);
+          if (fd < 0)
+            {
+              g_string_printf (res->err, "connect %s (subscriber %d): %s", opt_sock_a, i, g_strerror (errno));
+              goto out;
+            }
+          lines_init (&a[i], fd);
+          if (request (&a[i], SUB, &reply, &ca[i], res->err, "subscribe on A") < 0)
+            goto out;
+        }
+      int n = make_publish_line (line, sizeof line, CHECK_SEQ);
+      if (write_all (b.fd, line, (size_t) n) < 0 || lines_next (&b, &got, &cb) < 0 || !is_success (got))
+        {
+          g_string_printf (res->err, "check publish on B failed");
+          goto out;
+        }
+      for (int i = 0; i < nsubs; i++)
+        {
+          ssize_t len;
+          do
+            len = lines_next (&a[i], &got, &ca[i]);
+          while (len >= 0 && !(is_event (got) && has_seq (got, (size_t) len, CHECK_SEQ)));
+          if (len < 0)
+            {
+              g_string_printf (res->err, "check event never reached subscriber %d: %s", i, g_strerror (errno));
+              goto out;
+            }
+        }
     }
-  started = TRUE;
+
+  /* throughput: the subscriber threads take A's sockets over */
+  for (int i = 0; i < nsubs; i++)
+    lines_hand_over (&a[i], ca[i], &es[i]);
+  for (; started < nsubs; started++)
+    if (pthread_create (&thr[started], NULL, ens_sub_thread, &es[started]) != 0)
+      {
+        g_string_printf (res->err, "pthread_create failed");
+        goto out;
+      }
   uint64_t acked = 0, errors = 0;
   int64_t t0 = now_ns (), t_pub_end = t0;
   if (!ens_publish_pipelined (b.fd, seconds, window, &acked, &errors, &t_pub_end, res->err))
     goto out;
-  /* wait for the deliveries still on their way: until all arrived, or
-   * nothing came for 2 s, or 60 s in all */
-  uint64_t last = 0;
+  /* wait for the deliveries still on their way: until every subscriber
+   * has all of them (received or reported dropped), or nothing came for
+   * 2 s, or 60 s in all */
+  uint64_t due = (acked - errors) * (uint64_t) nsubs, last = 0;
   int64_t last_progress = now_ns (), give_up = last_progress + 60 * 1000000000LL;
   for (;;)
     {
-      uint64_t seen = __atomic_load_n (&es.events, __ATOMIC_ACQUIRE) + __atomic_load_n (&es.dropped, __ATOMIC_ACQUIRE);
+      uint64_t seen = 0;
+      gboolean closed = FALSE;
+      for (int i = 0; i < nsubs; i++)
+        {
+          seen += __atomic_load_n (&es[i].events, __ATOMIC_ACQUIRE) + __atomic_load_n (&es[i].dropped, __ATOMIC_ACQUIRE);
+          closed |= __atomic_load_n (&es[i].closed, __ATOMIC_ACQUIRE) != 0;
+        }
       int64_t now = now_ns ();
-      if (seen >= acked - errors || __atomic_load_n (&es.closed, __ATOMIC_ACQUIRE) || now > give_up)
+      if (seen >= due || closed || now > give_up)
         break;
       if (seen != last)
         {
           last = seen;
           last_progress = now;
         }
-      else if (now - last_progress > 2 * 1000000000LL)
+      else if (now - last_progress > DRAIN_IDLE_NS)
         break;
       g_usleep (2000);
     }
-  __atomic_store_n (&es.stop, 1, __ATOMIC_RELEASE);
-  pthread_join (thr, NULL);
-  started = FALSE;
-  if (es.closed)
-    {
-      g_string_printf (res->err, "daemon A closed the subscriber connection");
-      goto out;
-    }
+  for (int i = 0; i < started; i++)
+    __atomic_store_n (&es[i].stop, 1, __ATOMIC_RELEASE);
+  for (int i = 0; i < started; i++)
+    pthread_join (thr[i], NULL);
+  started = 0;
   res->sent = acked;
   res->errors = errors;
-  res->received = es.events;
-  res->dropped = es.dropped;
+  res->expected = due;
+  res->sub_min = UINT64_MAX;
+  int64_t t_last = 0;
+  for (int i = 0; i < nsubs; i++)
+    {
+      res->received += es[i].events;
+      res->dropped += es[i].dropped;
+      res->sub_min = MIN (res->sub_min, es[i].events);
+      res->sub_max = MAX (res->sub_max, es[i].events);
+      t_last = MAX (t_last, es[i].t_last);
+      if (es[i].closed && res->cut_off++ == 0)
+        g_string_printf (res->note, "daemon A closed subscriber %d's connection", i);
+    }
   res->pub_rate = (double) acked / ((double) (t_pub_end - t0) / 1e9);
-  res->rate = es.t_last > t0 ? (double) es.events / ((double) (es.t_last - t0) / 1e9) : 0.0;
+  res->rate = t_last > t0 ? (double) res->received / ((double) (t_last - t0) / 1e9) : 0.0;
   res->ok = TRUE;
 
 out:
-  if (started)
-    {
-      __atomic_store_n (&es.stop, 1, __ATOMIC_RELEASE);
-      pthread_join (thr, NULL);
-    }
+  for (int i = 0; i < started; i++)
+    __atomic_store_n (&es[i].stop, 1, __ATOMIC_RELEASE);
+  for (int i = 0; i < started; i++)
+    pthread_join (thr[i], NULL);
   g_array_free (lat, TRUE);
-  lines_clear (&a);
+  for (int i = 0; i < nsubs; i++)
+    {
+      lines_clear (&a[i]); /* closes the socket the thread had */
+      g_free (es[i].buf);
+    }
   lines_clear (&b);
+  g_free (a);
+  g_free (ca);
+  g_free (es);
+  g_free (thr);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -887,21 +1031,28 @@ out:
 static void
 print_result (const char *label, const char *unit, Result *r)
 {
+  g_autofree char *title = g_strdup_printf ("%s (%d subscriber%s)", label, r->subs, r->subs == 1 ? "" : "s");
+
   if (!r->ok)
     {
-      printf ("%s: FAILED (%s)\n", label, r->err->str);
+      printf ("%s: FAILED (%s)\n", title, r->err->str);
       fflush (stdout);
       return;
     }
-  printf ("%s: %.0f %s delivered (publish %.0f/s; %" PRIu64 " of %" PRIu64 " received", label, r->rate, unit,
-          r->pub_rate, r->received, r->sent);
+  printf ("%s: %.0f %s delivered (publish %.0f/s; %" PRIu64 " of %" PRIu64 " received", title, r->rate, unit,
+          r->pub_rate, r->received, r->expected);
+  if (r->subs > 1)
+    printf (" [%" PRIu64 "..%" PRIu64 " per subscriber]", r->sub_min, r->sub_max);
   if (r->dropped)
-    printf (", %" PRIu64 " dropped", r->dropped);
+    printf (", %" PRIu64 " dropped by the daemon (ensemble.dropped)", r->dropped);
   if (r->errors)
     printf (", %" PRIu64 " publish errors", r->errors);
-  if (r->sent > r->received + r->dropped + r->errors)
-    printf (", %" PRIu64 " missing", r->sent - r->received - r->dropped - r->errors);
-  printf (")\n%s latency (%zu round trips): p50 %.1f us  p99 %.1f us\n", label, r->lat.n, r->lat.p50, r->lat.p99);
+  if (r->expected > r->received + r->dropped)
+    printf (", %" PRIu64 " missing", r->expected - r->received - r->dropped);
+  if (r->cut_off)
+    printf (", %d subscriber%s cut off: %s", r->cut_off, r->cut_off == 1 ? "" : "s", r->note->str);
+  printf (")\n%s latency (%zu round trips, 1 subscriber): p50 %.1f us  p99 %.1f us\n", label, r->lat.n, r->lat.p50,
+          r->lat.p99);
   fflush (stdout);
 }
 
@@ -927,22 +1078,24 @@ main (int argc, char **argv)
   double seconds = opt_seconds > 0 ? opt_seconds : (opt_quick ? 0.5 : 3.0);
   int window = CLAMP (opt_window, 2, 65536);
   int samples = CLAMP (opt_samples > 0 ? opt_samples : (opt_quick ? 300 : 2000), 1, 1000000);
+  int nsubs = CLAMP (opt_subscribers, 1, MAX_SUBS);
+  const char *subs_s = nsubs == 1 ? "" : "s";
   int rc = 0;
 
   signal (SIGPIPE, SIG_IGN);
-  fprintf (stderr, "# %.2f s publishing per mode, window %d, %d latency round trips, Redis %s:%d\n", seconds,
-           window, samples, opt_host, opt_port);
+  fprintf (stderr, "# %.2f s publishing per mode, window %d, %d latency round trips, %d subscriber%s, Redis %s:%d\n",
+           seconds, window, samples, nsubs, subs_s, opt_host, opt_port);
 
-  Result raw = { .err = g_string_new (NULL) };
-  run_raw (seconds, window, samples, &raw);
+  Result raw = { .err = g_string_new (NULL), .note = g_string_new (NULL) };
+  run_raw (seconds, window, samples, nsubs, &raw);
   print_result ("raw redis pub/sub", "msgs/s", &raw);
   if (!raw.ok)
     rc = 1;
 
-  Result ens = { .err = g_string_new (NULL) };
+  Result ens = { .err = g_string_new (NULL), .note = g_string_new (NULL) };
   if (opt_sock_a)
     {
-      run_ensemble (seconds, window, samples, &ens);
+      run_ensemble (seconds, window, samples, nsubs, &ens);
       print_result ("ensemble cross-node", "events/s", &ens);
       if (!ens.ok)
         rc = 1;
@@ -951,15 +1104,18 @@ main (int argc, char **argv)
   if (raw.ok && ens.ok && raw.rate > 0)
     {
       double ratio = ens.rate / raw.rate;
-      printf ("cross-node delivery: %.0f events/s vs raw Redis %.0f msgs/s: ratio %.2f (target >= %.1f): %s\n",
-              ens.rate, raw.rate, ratio, TARGET_RATIO, ratio >= TARGET_RATIO ? "PASS" : "MISS");
+      printf ("cross-node delivery (%d subscriber%s): %.0f deliveries/s vs raw Redis %.0f deliveries/s: ratio %.2f "
+              "(target >= %.1f): %s\n",
+              nsubs, subs_s, ens.rate, raw.rate, ratio, TARGET_RATIO, ratio >= TARGET_RATIO ? "PASS" : "MISS");
       printf ("p50 latency: ensemble %.3f ms vs raw %.3f ms\n", ens.lat.p50 / 1000.0, raw.lat.p50 / 1000.0);
     }
   else if (opt_sock_a)
-    printf ("cross-node delivery: n/a (a mode failed)\n");
+    printf ("cross-node delivery (%d subscriber%s): n/a (a mode failed)\n", nsubs, subs_s);
 
   g_string_free (raw.err, TRUE);
+  g_string_free (raw.note, TRUE);
   g_string_free (ens.err, TRUE);
+  g_string_free (ens.note, TRUE);
   g_free (opt_host);
   g_free (opt_sock_a);
   g_free (opt_sock_b);

@@ -9,6 +9,10 @@
 #   a release build (`meson setup build --buildtype=release`) gives
 #   meaningful figures.  Extra arguments go to the bench binary, e.g.
 #   --quick, --seconds 5, --window 512, --samples 5000.
+#   The bench runs once per subscriber count in ENS_BENCH_SUBSCRIBERS
+#   (default "1 16": --subscribers 1, then --subscribers 16, both modes
+#   against the same daemons); an explicit --subscribers N among the extra
+#   arguments runs it once with just that.
 #   ENS_BENCH_REDIS=/path/to/ens-bench-redis overrides the bench binary.
 #   ENS_BENCH_PERF=DIR records `perf record` of both daemons during the run
 #   into DIR/perf-a.data (subscriber side) and DIR/perf-b.data;
@@ -209,8 +213,27 @@ if [[ -n "${ENS_BENCH_PERF:-}" ]]; then
   sleep 0.5
 fi
 
+read -r -a sub_counts <<<"${ENS_BENCH_SUBSCRIBERS:-1 16}"
+for arg in "$@"; do
+  if [[ "$arg" == --subscribers || "$arg" == --subscribers=* ]]; then
+    sub_counts=("") # the caller chose
+  fi
+done
+if [[ ${#sub_counts[@]} -eq 0 ]]; then
+  echo "run-bench-redis: ENS_BENCH_SUBSCRIBERS is empty" >&2
+  exit 2
+fi
+
 rc=0
-"$bench" --redis-host 127.0.0.1 --redis-port "$port" --socket-a "$sock_a" --socket-b "$sock_b" "$@" || rc=$?
+for n in "${sub_counts[@]}"; do
+  sub_opt=()
+  if [[ -n "$n" ]]; then
+    sub_opt=(--subscribers "$n")
+    [[ ${#sub_counts[@]} -gt 1 ]] && echo "# --- $n subscriber(s) ---"
+  fi
+  "$bench" --redis-host 127.0.0.1 --redis-port "$port" --socket-a "$sock_a" --socket-b "$sock_b" \
+    "${sub_opt[@]}" "$@" || rc=$?
+done
 
 # The bridges' complaints (lost Redis, outbox drops) explain missing events.
 for n in a b; do

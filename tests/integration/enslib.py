@@ -16,6 +16,13 @@ BUILD = os.environ.get("ENS_BUILD_ROOT", os.path.join(os.path.dirname(__file__),
 ENSEMBLED = os.environ.get("ENSEMBLED", os.path.join(BUILD, "core", "ensembled"))
 ENSEMBLECTL = os.environ.get("ENSEMBLECTL", os.path.join(BUILD, "tools", "ensemblectl"))
 PLUGIN_DIR = os.environ.get("ENS_PLUGIN_DIR", os.path.join(BUILD, "plugins"))
+def die_with_parent():
+    """preexec_fn: the child is killed when the test process dies, so an
+    interrupted test leaves no daemon or server behind (Linux prctl)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def gv(value):
     """A Python value as GVariant text for a keyfile."""
     if isinstance(value, bool):
@@ -86,7 +93,7 @@ class Daemon:
         env = dict(os.environ)
         env.setdefault("G_DEBUG", "fatal-criticals")
         self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         if wait:
             self.wait_ready()
 

@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.request
 
-from enslib import Daemon, SCALE, gv, run_tests
+from enslib import Daemon, SCALE, die_with_parent, gv, run_tests
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
@@ -39,7 +39,8 @@ class Redis:
     def start(self):
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+             "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent)
         deadline = time.time() + 10 * SCALE
         while time.time() < deadline:
             try:

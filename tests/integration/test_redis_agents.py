@@ -110,6 +110,12 @@ def test_request_to_an_agent_of_another_node():
         assert listed["kind"] == "remote" and listed["connected"] and listed["via"] == "redis", listed
         assert agents_of(cb)["calc"]["kind"] == "client", agents_of(cb)["calc"]
 
+        # an event targeted at the agent's name reaches its connection on B, and only it
+        wait_until(lambda: "ensemble:*:calc" in bridge(cb)["patterns"], what="B listens for events to calc")
+        ca.ok("publish", {"topic": "job", "data": {"for": "calc"}, "to": "calc"})
+        ev = calc.c.next_event()
+        assert ev["event"] == "job" and ev["data"] == {"for": "calc"} and ev["to"] == "calc", ev
+
         # a reply, across nodes
         rid = send(ca, "add", {"x": 2, "y": 3}, agent="calc")
         q = calc.next_request()
