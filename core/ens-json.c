@@ -1,10 +1,9 @@
 /* ens-json.c — a compact JSON writer into a GString, used for every reply
- * and event the core encodes (json-glib parses; writing is ours, so the
- * envelope and the payload go into one buffer in one pass). */
+ * and event the core encodes (writing is ours, so the envelope and the
+ * payload go into one buffer in one pass; parsing: ens-json-parse.c). */
 #include "ens-core.h"
 
 #include <math.h>
-#include <string.h>
 
 void
 ens_json_append_string (GString *out, const char *s)
@@ -191,96 +190,4 @@ ens_json_object_node (JsonObject **out_obj)
   if (out_obj)
     *out_obj = obj;
   return node;
-}
-
-#define ENS_JSON_MAX_DEPTH 512
-
-/* One pass over the text before json-glib sees it: the nesting depth (its
- * parser recurses per level) and what follows the first value. */
-static gboolean
-precheck (const char *text, gsize len, GError **error)
-{
-  guint depth = 0;
-  gboolean in_string = FALSE, closed = FALSE;
-
-  for (gsize i = 0; i < len; i++)
-    {
-      char ch = text[i];
-
-      if (in_string)
-        {
-          if (ch == '\\')
-            {
-              /* json-glib would cut the string at an escaped NUL without a
-               * word, so "a\u0000/../x" would arrive as "a": refuse it. */
-              if (i + 5 < len && text[i + 1] == 'u' && strncmp (text + i + 2, "0000", 4) == 0)
-                {
-                  g_set_error (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
-                               "\\u0000 (NUL) in a string at byte %" G_GSIZE_FORMAT " is not accepted", i);
-                  return FALSE;
-                }
-              i++;
-            }
-          else if (ch == '"')
-            in_string = FALSE;
-          continue;
-        }
-      if (closed)
-        {
-          if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n')
-            {
-              g_set_error (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
-                           "unexpected data after the JSON value at byte %" G_GSIZE_FORMAT
-                           " (one JSON value per line)", i);
-              return FALSE;
-            }
-          continue;
-        }
-      switch (ch)
-        {
-        case '"':
-          in_string = TRUE;
-          break;
-        case '{':
-        case '[':
-          if (++depth > ENS_JSON_MAX_DEPTH)
-            {
-              g_set_error (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
-                           "JSON nested deeper than %d levels", ENS_JSON_MAX_DEPTH);
-              return FALSE;
-            }
-          break;
-        case '}':
-        case ']':
-          if (depth > 0 && --depth == 0)
-            closed = TRUE;
-          break;
-        default:
-          break;
-        }
-    }
-  return TRUE;
-}
-
-JsonNode *
-ens_json_parse (const char *text, gsize len, GError **error)
-{
-  static JsonParser *parser; /* main loop only; reused to save a GObject per line */
-  JsonNode *root;
-
-  if (len > G_MAXSSIZE)
-    {
-      g_set_error (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA, "too long");
-      return NULL;
-    }
-  if (!precheck (text, len, error))
-    return NULL;
-  if (parser == NULL)
-    parser = json_parser_new_immutable ();
-  if (!json_parser_load_from_data (parser, text, (gssize) len, error))
-    return NULL;
-  root = json_parser_steal_root (parser);
-  if (root == NULL)
-    g_set_error (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA, "empty JSON text");
-  return root;
 }

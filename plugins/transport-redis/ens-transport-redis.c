@@ -444,16 +444,17 @@ deliver_in (Bridge *b, const char *channel, const char *payload, gsize len)
       return;
     }
   topic = channel + strlen (b->prefix);
-  if (!g_utf8_validate (payload, len, NULL))
-    {
-      b->rejected++;
-      return;
-    }
-  root = b->host->json_parse (payload, len, NULL);
+  root = b->host->json_parse (payload, len, NULL); /* refuses invalid UTF-8 */
   init.from = "redis";
   if (root == NULL)
     {
-      g_autofree char *text = g_strndup (payload, len);
+      g_autofree char *text = NULL;
+      if (!g_utf8_validate (payload, len, NULL) || memchr (payload, '\0', len))
+        {
+          b->rejected++;
+          return;
+        }
+      text = g_strndup (payload, len);
       str = json_node_init_string (json_node_alloc (), text);
       init.data = str;
     }
