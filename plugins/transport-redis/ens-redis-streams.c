@@ -204,7 +204,8 @@ op_send (Op *op, redisCallbackFn *fn, const char *const *argv)
       return;
     }
   op->command = argv[0];
-  ens_redis_command_argv (op->s->b, fn, op, (int) g_strv_length ((char **) argv), (const char **) argv);
+  if (!ens_redis_command_argv (op->s->b, fn, op, (int) g_strv_length ((char **) argv), (const char **) argv))
+    op_fail (op, ENS_ERR_NOT_AVAILABLE, "the connection to Redis is closing; try again", NULL);
 }
 
 /* ---- requests: stream entries as JSON ---- */
