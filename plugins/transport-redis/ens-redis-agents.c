@@ -71,15 +71,6 @@ agent_channel (const char *agent, const char *suffix)
   return g_strconcat ("agent.", agent, ".", suffix, NULL);
 }
 
-static JsonNode *
-object_node (JsonObject **obj)
-{
-  *obj = json_object_new ();
-  JsonNode *node = json_node_init_object (json_node_alloc (), *obj);
-  json_object_unref (*obj);
-  return node;
-}
-
 /* ---- calls to agents elsewhere ---- */
 
 static void
@@ -178,7 +169,7 @@ proxy_handle (gpointer data, EnsMessage *request, EnsResponder *responder)
 
   channel = agent_channel (request->agent, "request");
   reply_to = agent_channel (request->agent, "response");
-  node = object_node (&obj);
+  node = ens_redis_object_node (&obj);
   json_object_set_string_member (obj, "id", c->id);
   json_object_set_string_member (obj, "agent", request->agent);
   json_object_set_string_member (obj, "action", request->action);
@@ -268,7 +259,7 @@ static JsonNode *
 error_response (const char *id, const char *code, const char *message, JsonNode *details)
 {
   JsonObject *obj, *eo;
-  JsonNode *node = object_node (&obj);
+  JsonNode *node = ens_redis_object_node (&obj);
 
   json_object_set_string_member (obj, "id", id);
   json_object_set_string_member (obj, "status", "error");
@@ -302,7 +293,7 @@ on_local_answer (EnsMessage *answer, gpointer user_data)
   else
     {
       JsonObject *obj;
-      response = object_node (&obj);
+      response = ens_redis_object_node (&obj);
       json_object_set_string_member (obj, "id", s->id);
       json_object_set_string_member (obj, "status", "success");
       json_object_set_member (obj, "data", answer->data ? json_node_copy (answer->data)
@@ -474,7 +465,7 @@ import_agents (RedisAgents *a, GHashTable *listening)
       if (is_local (a, name))
         continue;
       node = serving_node (b, name);
-      info = object_node (&obj);
+      info = ens_redis_object_node (&obj);
       json_object_set_string_member (obj, "via", "redis");
       if (node)
         json_object_set_string_member (obj, "node", node);

@@ -163,15 +163,6 @@ op_fail (Op *op, const char *code, const char *message, JsonNode *details)
   host->respond_error (responder, code, message, details);
 }
 
-static JsonNode *
-object_node (JsonObject **obj)
-{
-  *obj = json_object_new ();
-  JsonNode *node = json_node_init_object (json_node_alloc (), *obj);
-  json_object_unref (*obj);
-  return node;
-}
-
 /* TRUE when @reply can be used; else @op is answered (and freed). */
 static gboolean
 op_reply_ok (Op *op, redisReply *reply)
@@ -187,7 +178,7 @@ op_reply_ok (Op *op, redisReply *reply)
     }
   if (reply->type != REDIS_REPLY_ERROR)
     return TRUE;
-  details = object_node (&obj);
+  details = ens_redis_object_node (&obj);
   json_object_set_string_member (obj, "command", op->command);
   json_object_set_string_member (obj, "redis_error", reply->str ? reply->str : "");
   message = g_strdup_printf ("Redis refused %s on %s: %s", op->command, op->key, reply->str ? reply->str : "?");
@@ -255,7 +246,7 @@ entry_node (RedisStreams *s, const char *topic, const redisReply *e, int redeliv
         json_array_add_string_element (trimmed, e->element[0]->str);
       return NULL;
     }
-  node = object_node (&obj);
+  node = ens_redis_object_node (&obj);
   json_object_set_string_member (obj, "id", e->element[0]->str);
   json_object_set_string_member (obj, "topic", topic);
   for (size_t i = 0; i + 1 < fields->elements; i += 2)
@@ -317,7 +308,7 @@ on_range (redisAsyncContext *ac, void *r, void *privdata)
     return;
   entries = entries_array (op->s, op->topic, reply, -1, NULL);
   n = json_array_get_length (entries);
-  answer = object_node (&obj);
+  answer = ens_redis_object_node (&obj);
   json_object_set_string_member (obj, "topic", op->topic);
   json_object_set_string_member (
       obj, "last_id",
@@ -345,7 +336,7 @@ consume_answer (Op *op, JsonArray *entries)
   JsonObject *obj;
   guint n = json_array_get_length (entries);
 
-  answer = object_node (&obj);
+  answer = ens_redis_object_node (&obj);
   json_object_set_string_member (obj, "topic", op->topic);
   json_object_set_string_member (obj, "group", op->group);
   json_object_set_string_member (obj, "consumer", op->consumer);
@@ -507,7 +498,7 @@ on_acked (redisAsyncContext *ac, void *r, void *privdata)
   if (!op_reply_ok (op, reply))
     return;
   n = reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
-  answer = object_node (&obj);
+  answer = ens_redis_object_node (&obj);
   json_object_set_string_member (obj, "topic", op->topic);
   json_object_set_string_member (obj, "group", op->group);
   json_object_set_int_member (obj, "acked", n);
@@ -566,7 +557,7 @@ on_groups (redisAsyncContext *ac, void *r, void *privdata)
         }
       json_array_add_object_element (groups, go);
     }
-  answer = object_node (&obj);
+  answer = ens_redis_object_node (&obj);
   json_object_set_string_member (obj, "topic", op->topic);
   json_object_set_int_member (obj, "length", op->length);
   json_object_set_array_member (obj, "groups", groups);
@@ -604,7 +595,7 @@ invalid (RedisStreams *s, EnsResponder *responder, const char *field, const char
   g_autofree char *message = g_strdup_printf ("%s must be %s", field, expected);
   JsonObject *obj;
 
-  details = object_node (&obj);
+  details = ens_redis_object_node (&obj);
   json_object_set_string_member (obj, "field", field);
   json_object_set_string_member (obj, "expected", expected);
   s->b->host->respond_error (responder, ENS_ERR_INVALID_PARAMETERS, message, details);
@@ -735,7 +726,7 @@ not_durable (RedisStreams *s, EnsResponder *responder, const char *topic)
 
   for (guint i = 0; s->patterns[i]; i++)
     json_array_add_string_element (patterns, s->patterns[i]);
-  details = object_node (&obj);
+  details = ens_redis_object_node (&obj);
   json_object_set_string_member (obj, "topic", topic);
   json_object_set_array_member (obj, "durable_topics", patterns);
   s->b->host->respond_error (responder, ENS_ERR_NOT_FOUND, text, details);
@@ -848,7 +839,7 @@ ens_redis_streams_new (Bridge *b, GError **error)
 
   /* Registered even without durable topics: asking for one then gets a
    * clear NOT_FOUND rather than "no agent named durable". */
-  info = object_node (&obj);
+  info = ens_redis_object_node (&obj);
   json_object_set_string_member (obj, "description",
                                  "durable topics on Redis Streams: read again, consumer groups, acknowledgements");
   if (host->agent_add (b->self, AGENT_NAME, actions, info, FALSE, durable_handle, s))

@@ -102,6 +102,8 @@ void ens_redis_unsubscribe (Bridge *b, const char *channel);
 void ens_redis_want (Bridge *b, const char *redis_pattern, gboolean wanted);
 /* @s with Redis glob characters escaped (transfer full). */
 char *ens_redis_glob_escape (const char *s);
+/* (transfer full) a new object node; *@obj is its object (transfer none). */
+JsonNode *ens_redis_object_node (JsonObject **obj);
 /* The key "<prefix><suffix>" (transfer full). */
 char *ens_redis_key (Bridge *b, const char *suffix);
 /* Writes this node's heartbeat entry now (its agents changed) and lists

@@ -906,11 +906,14 @@ redis_stop (gpointer instance)
   g_free (b);
 }
 
-static JsonNode *
-object_node (JsonObject *obj)
+JsonNode *
+ens_redis_object_node (JsonObject **obj)
 {
-  JsonNode *node = json_node_init_object (json_node_alloc (), obj);
-  json_object_unref (obj);
+  JsonNode *node;
+
+  *obj = json_object_new ();
+  node = json_node_init_object (json_node_alloc (), *obj);
+  json_object_unref (*obj);
   return node;
 }
 
@@ -918,16 +921,15 @@ static JsonNode *
 redis_describe (gpointer instance)
 {
   Bridge *b = instance;
-  JsonObject *obj = json_object_new ();
-  JsonArray *names = json_array_new ();
+  JsonObject *obj;
+  JsonNode *node = ens_redis_object_node (&obj);
+  JsonArray *names;
 
   json_object_set_string_member (obj, "state", b->state);
   json_object_set_string_member (obj, "node", b->host->node_id ());
   if (!b->enabled)
-    {
-      json_array_unref (names);
-      return object_node (obj);
-    }
+    return node;
+  names = json_array_new ();
   json_object_set_string_member (obj, "url", b->url_shown);
   json_object_set_string_member (obj, "prefix", b->prefix);
   if (b->last_error)
@@ -965,7 +967,7 @@ redis_describe (gpointer instance)
   ens_redis_streams_describe (b->streams, obj);
   if (b->budget)
     ens_redis_budget_describe (b->budget, obj);
-  return object_node (obj);
+  return node;
 }
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "transport-redis", "0.1.0",
