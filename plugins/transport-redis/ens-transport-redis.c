@@ -795,9 +795,18 @@ static void redis_stop (gpointer instance);
 static gpointer
 redis_init (const EnsHost *host, EnsPlugin *self, GError **error)
 {
-  Bridge *b = g_new0 (Bridge, 1);
-  g_autofree char *url = config_string (host, self, "redis-url", "");
+  Bridge *b;
+  g_autofree char *url = NULL;
   g_autofree char *esc = NULL;
+
+  if (!ENS_STRUCT_HAS (host, EnsHost, unwatch_interest))
+    {
+      g_set_error (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_ABI,
+                   "the daemon's host table lacks the bus-bridge entries (watch_interest): too old");
+      return NULL;
+    }
+  b = g_new0 (Bridge, 1);
+  url = config_string (host, self, "redis-url", "");
 
   b->host = host;
   b->self = self;
