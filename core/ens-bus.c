@@ -41,7 +41,7 @@ struct _EnsBus {
   GObject parent;
   GPtrArray *taps; /* Tap* */
   guint next_tap;
-  GHashTable *interest; /* pattern -> number of subscribers (GUINT_TO_POINTER) */
+  GHashTable *interest; /* pattern -> guint*: how many subscribers */
   GPtrArray *watchers;  /* Watcher* */
   guint64 seq;
   guint delivered;
@@ -94,7 +94,7 @@ ens_bus_init (EnsBus *bus)
 {
   bus->patterns = g_ptr_array_new ();
   bus->taps = g_ptr_array_new_with_free_func ((GDestroyNotify) tap_free);
-  bus->interest = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  bus->interest = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   bus->watchers = g_ptr_array_new_with_free_func (g_free);
 }
 
@@ -102,14 +102,19 @@ ens_bus_init (EnsBus *bus)
 static void
 interest_change (EnsBus *bus, const char *pattern, gboolean more)
 {
-  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (bus->interest, pattern));
-  gboolean edge = more ? n == 0 : n == 1;
+  guint *n = g_hash_table_lookup (bus->interest, pattern);
+  gboolean edge = more ? n == NULL : n != NULL && *n == 1;
 
+  if (n == NULL && more)
+    {
+      n = g_new0 (guint, 1);
+      g_hash_table_insert (bus->interest, g_strdup (pattern), n);
+    }
+  if (n == NULL)
+    return;
   if (more)
-    g_hash_table_insert (bus->interest, g_strdup (pattern), GUINT_TO_POINTER (n + 1));
-  else if (n > 1)
-    g_hash_table_insert (bus->interest, g_strdup (pattern), GUINT_TO_POINTER (n - 1));
-  else
+    (*n)++;
+  else if (--(*n) == 0)
     g_hash_table_remove (bus->interest, pattern);
   if (edge)
     for (guint i = 0; i < bus->watchers->len; i++)

@@ -93,12 +93,11 @@ stream_key (RedisStreams *s, const char *topic)
 /* ---- appending ---- */
 
 void
-ens_redis_streams_event (RedisStreams *s, EnsMessage *event, const char *payload)
+ens_redis_streams_event (RedisStreams *s, EnsMessage *event, const char *data_json)
 {
   char **argv;
   int i = 0;
 
-  (void) payload; /* the PUBLISH envelope; entries keep their fields apart */
   if (event->to != NULL || event->topic == NULL || !is_durable (s, event->topic))
     return;
   argv = g_new0 (char *, 19);
@@ -117,7 +116,7 @@ ens_redis_streams_event (RedisStreams *s, EnsMessage *event, const char *payload
   argv[i++] = g_strdup ("seq");
   argv[i++] = g_strdup_printf ("%" G_GUINT64_FORMAT, event->seq);
   argv[i++] = g_strdup ("data");
-  argv[i++] = event->data ? s->b->host->json_to_string (event->data) : g_strdup ("null");
+  argv[i++] = g_strdup (data_json);
   argv[i++] = g_strdup ("ts");
   argv[i++] = g_strdup_printf ("%" G_GINT64_FORMAT, event->timestamp_us / 1000);
   s->appended++;

@@ -122,8 +122,9 @@ void ens_redis_agents_free (RedisAgents *a);
 
 /* Durable topics (ens-redis-streams.c). */
 RedisStreams *ens_redis_streams_new (Bridge *b, GError **error);
-/* Called for every local event the bridge forwards. */
-void ens_redis_streams_event (RedisStreams *s, EnsMessage *event, const char *payload);
+/* Called for every local event the bridge forwards, with its data as
+ * JSON text (serialized once for both). */
+void ens_redis_streams_event (RedisStreams *s, EnsMessage *event, const char *data_json);
 void ens_redis_streams_lost (RedisStreams *s);
 void ens_redis_streams_describe (RedisStreams *s, JsonObject *obj);
 void ens_redis_streams_free (RedisStreams *s);

@@ -381,21 +381,17 @@ on_tap (EnsMessage *event, gpointer user_data)
 {
   Bridge *b = user_data;
   GString *payload;
+  g_autofree char *data = NULL;
   char **argv;
 
   if (event->kind != ENS_MESSAGE_EVENT || event->topic == NULL)
     return;
+  data = event->data ? b->host->json_to_string (event->data) : g_strdup ("null");
   payload = g_string_new (b->own_prefix);
   g_string_append (payload, ",\"topic\":");
   append_json_string (payload, event->topic);
   g_string_append (payload, ",\"data\":");
-  if (event->data)
-    {
-      g_autofree char *data = b->host->json_to_string (event->data);
-      g_string_append (payload, data);
-    }
-  else
-    g_string_append (payload, "null");
+  g_string_append (payload, data);
   if (event->from)
     {
       g_string_append (payload, ",\"from\":");
@@ -414,7 +410,7 @@ on_tap (EnsMessage *event, gpointer user_data)
                      : g_strconcat (b->prefix, event->topic, NULL);
   argv[2] = g_string_free (payload, FALSE);
   if (b->streams)
-    ens_redis_streams_event (b->streams, event, argv[2]);
+    ens_redis_streams_event (b->streams, event, data);
   ens_redis_enqueue (b, argv);
 }
 
