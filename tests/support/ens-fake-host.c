@@ -1,4 +1,4 @@
-/* ens-fake-host.c — see ens-fake-host.h. */
+/* ens-fake-host.c — the fake EnsHost of the plugin unit tests (see the header). */
 #include "ens-fake-host.h"
 
 #define G_SETTINGS_ENABLE_BACKEND
@@ -13,6 +13,7 @@ static GSettingsBackend *backend;
 static GStrv providers;
 static EnsHost host;
 static GPtrArray *temp_files;
+static char *plugin_id;
 
 static void
 fake_log (EnsPlugin *self, GLogLevelFlags level, const char *message)
@@ -31,7 +32,7 @@ fake_config_get (EnsPlugin *self, const char *key)
 static const char *
 fake_plugin_id (EnsPlugin *self)
 {
-  return g_getenv ("ENS_FAKE_PLUGIN_ID");
+  return plugin_id;
 }
 
 static GSettings *
@@ -58,6 +59,8 @@ static void
 fake_chunk (EnsCompletion *completion, const char *text)
 {
   FakeCompletion *c = check_open (completion);
+
+  g_assert_true (g_utf8_validate (text, -1, NULL));
   g_ptr_array_add (c->chunks, g_strdup (text));
 }
 
@@ -103,7 +106,7 @@ remove_temp_files (void)
 }
 
 void
-fake_host_init (void)
+fake_host_init (const char *id)
 {
   g_autoptr (GError) error = NULL;
   const char *dir = g_getenv ("ENS_SCHEMA_DIR");
@@ -123,6 +126,7 @@ fake_host_init (void)
   g_assert_no_error (error);
   backend = g_memory_settings_backend_new ();
   providers = g_new0 (char *, 1);
+  plugin_id = g_strdup (id);
   temp_files = g_ptr_array_new_with_free_func (g_free);
   atexit (remove_temp_files);
 
@@ -263,156 +267,21 @@ fake_completion_result (FakeCompletion *c)
   return c->result && JSON_NODE_HOLDS_OBJECT (c->result) ? json_node_get_object (c->result) : NULL;
 }
 
-/* ------------------------------------------------------------------ server */
-
-typedef struct {
-  SoupServerMessage *msg; /* ref */
-  GStrv pieces;
-  guint next, interval_ms, timer;
-  gboolean hang, repeat, finished;
-  gboolean *closed;
-  gulong finished_id, disconnected_id;
-} Stream;
-
-static void
-stream_free (Stream *s)
-{
-  if (s->timer)
-    g_source_remove (s->timer);
-  g_signal_handler_disconnect (s->msg, s->finished_id);
-  g_signal_handler_disconnect (s->msg, s->disconnected_id);
-  g_object_unref (s->msg);
-  g_strfreev (s->pieces);
-  g_free (s);
-}
-
-static gboolean
-stream_free_idle (gpointer data)
-{
-  stream_free (data);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-on_stream_gone (SoupServerMessage *msg, gpointer data)
-{
-  Stream *s = data;
-
-  if (s->closed)
-    *s->closed = TRUE;
-  if (s->finished)
-    return;
-  s->finished = TRUE;
-  if (s->timer)
-    g_source_remove (s->timer);
-  s->timer = 0;
-  /* Not from inside the signal emission. */
-  g_idle_add (stream_free_idle, s);
-}
-
-static gboolean
-stream_step (gpointer data)
-{
-  Stream *s = data;
-  SoupMessageBody *body = soup_server_message_get_response_body (s->msg);
-  guint n = g_strv_length (s->pieces);
-
-  s->timer = 0;
-  if (s->finished)
-    return G_SOURCE_REMOVE;
-  if (s->next < n)
-    {
-      const char *p = s->pieces[s->next++];
-      soup_message_body_append (body, SOUP_MEMORY_COPY, p, strlen (p));
-    }
-  else if (s->repeat && n > 0)
-    {
-      const char *p = s->pieces[n - 1];
-      soup_message_body_append (body, SOUP_MEMORY_COPY, p, strlen (p));
-    }
-  if (s->next >= n && !s->hang && !s->repeat)
-    {
-      soup_message_body_complete (body);
-      soup_server_message_unpause (s->msg);
-      return G_SOURCE_REMOVE; /* freed when the message finishes */
-    }
-  soup_server_message_unpause (s->msg);
-  if (s->next < n || s->repeat)
-    s->timer = g_timeout_add (s->interval_ms, stream_step, s);
-  return G_SOURCE_REMOVE;
-}
-
-void
-fake_server_stream (SoupServerMessage *msg, const char *content_type, const char *const *pieces,
-                    guint interval_ms, gboolean hang, gboolean repeat, gboolean *closed)
-{
-  Stream *s = g_new0 (Stream, 1);
-  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
-
-  s->msg = g_object_ref (msg);
-  s->pieces = g_strdupv ((char **) pieces);
-  s->interval_ms = interval_ms;
-  s->hang = hang;
-  s->repeat = repeat;
-  s->closed = closed;
-  s->finished_id = g_signal_connect (msg, "finished", G_CALLBACK (on_stream_gone), s);
-  s->disconnected_id = g_signal_connect (msg, "disconnected", G_CALLBACK (on_stream_gone), s);
-  soup_server_message_set_status (msg, 200, NULL);
-  soup_message_headers_set_encoding (h, SOUP_ENCODING_CHUNKED);
-  soup_message_headers_set_content_type (h, content_type, NULL);
-  soup_server_message_pause (msg);
-  s->timer = g_timeout_add (1, stream_step, s);
-}
-
-void
-fake_server_hang (SoupServerMessage *msg)
-{
-  soup_server_message_pause (msg);
-}
-
-void
-fake_server_reply (SoupServerMessage *msg, guint status, const char *content_type, const char *body)
-{
-  soup_server_message_set_status (msg, status, NULL);
-  soup_server_message_set_response (msg, content_type, SOUP_MEMORY_COPY, body, strlen (body));
-}
-
 JsonNode *
-fake_server_request_json (SoupServerMessage *msg)
+fake_json (const char *json)
 {
-  SoupMessageBody *body = soup_server_message_get_request_body (msg);
-  g_autoptr (GBytes) bytes = soup_message_body_flatten (body);
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  gsize len;
-  const char *data = g_bytes_get_data (bytes, &len);
+  g_autoptr (GError) error = NULL;
+  JsonNode *node = json_from_string (json, &error);
 
-  if (!json_parser_load_from_data (parser, data, (gssize) len, NULL) || !json_parser_get_root (parser))
-    return NULL;
-  return json_node_copy (json_parser_get_root (parser));
+  g_assert_no_error (error);
+  g_assert_nonnull (node);
+  return node;
 }
 
 char *
-fake_server_start (SoupServer **server, SoupServerCallback callback, gpointer user_data)
+fake_json_text (JsonNode *node)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr (GSocketAddress) addr = g_inet_socket_address_new (lo, 0);
-  GSList *uris;
-  char *url;
-  gsize len;
-
-  *server = soup_server_new (NULL, NULL);
-  soup_server_add_handler (*server, NULL, callback, user_data, NULL);
-  soup_server_listen (*server, addr, 0, &error);
-  g_assert_no_error (error);
-  uris = soup_server_get_uris (*server);
-  g_assert_nonnull (uris);
-  url = g_uri_to_string (uris->data);
-  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
-  len = strlen (url);
-  while (len > 0 && url[len - 1] == '/')
-    url[--len] = '\0';
-  return url;
+  return json_to_string (node, FALSE);
 }
 
 char *

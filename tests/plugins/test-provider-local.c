@@ -29,7 +29,7 @@ run (const char *backend, const char *request, GCancellable *cancellable)
   g_assert_true (fake_completion_wait (fc, 5000));
   fake_run_for (20); /* nothing more may arrive */
   g_assert_cmpuint (fc->ends, ==, 1);
-  g_assert_false (fc->late_report);
+  g_assert_cmpuint (fc->after_end, ==, 0);
   return fc;
 }
 
@@ -95,7 +95,7 @@ test_stream (void)
   response = json_object_get_string_member (json_node_get_object (fc->result), "response");
   /* Several chunks of a few words that join back to the response. */
   g_assert_cmpuint (fc->chunks->len, >, 5);
-  g_assert_cmpstr (fc->text->str, ==, response);
+  g_assert_cmpstr (fake_completion_text (fc), ==, response);
   for (guint i = 0; i < fc->chunks->len; i++)
     {
       g_autofree char *chunk = g_strstrip (g_strdup (g_ptr_array_index (fc->chunks, i)));
@@ -161,7 +161,7 @@ test_cancel (void)
   g_assert_cmpstr (fc->fail_code, ==, "CANCELLED");
   g_assert_null (fc->result);
   g_assert_cmpuint (fc->chunks->len, ==, chunks); /* the timer stopped */
-  g_assert_false (fc->late_report);
+  g_assert_cmpuint (fc->after_end, ==, 0);
 }
 
 static void
@@ -187,7 +187,7 @@ static void
 test_stop_while_running (void)
 {
   g_autoptr (GError) error = NULL;
-  gpointer other = desc->init (fake_host (), FAKE_PLUGIN_SELF, &error);
+  gpointer other = desc->init (fake_host (), fake_plugin_self (), &error);
   g_autoptr (FakeCompletion) fc = fake_completion_new ();
   g_autoptr (JsonNode) req = fake_json (REQUEST ("true"));
 
@@ -207,12 +207,12 @@ main (int argc, char **argv)
   int status;
 
   g_test_init (&argc, &argv, NULL);
-  fake_host_setup ("provider-local");
-  desc = fake_load_plugin ("ENS_PROVIDER_LOCAL");
+  fake_host_init ("provider-local");
+  desc = fake_plugin_load ("ENS_PROVIDER_LOCAL");
   g_assert_cmpint (desc->kind, ==, ENS_PLUGIN_KIND_PROVIDER);
   g_assert_cmpstr (desc->id, ==, "provider-local");
   vt = desc->vtable;
-  instance = desc->init (fake_host (), FAKE_PLUGIN_SELF, &error);
+  instance = desc->init (fake_host (), fake_plugin_self (), &error);
   g_assert_no_error (error);
 
   g_test_add_func ("/provider-local/backends", test_backends);

@@ -4,6 +4,7 @@
  * Each backend NAME points at base-url http://127.0.0.1:PORT/NAME, and the
  * server picks its behaviour from NAME. */
 #include "ens-fake-host.h"
+#include "ens-fake-upstream.h"
 
 #include <string.h>
 
@@ -382,8 +383,7 @@ main (int argc, char **argv)
   int ret;
 
   g_test_init (&argc, &argv, NULL);
-  fake_host_init ();
-  g_setenv ("ENS_FAKE_PLUGIN_ID", "provider-anthropic", TRUE);
+  fake_host_init ("provider-anthropic");
   g_setenv ("ENS_TEST_ANTHROPIC_KEY", "sk-ant-test", TRUE);
   scenarios = g_hash_table_new (g_str_hash, g_str_equal);
   base_url = fake_server_start (&server, server_cb, NULL);

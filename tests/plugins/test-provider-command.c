@@ -66,7 +66,7 @@ setup_backends (void)
              10000);
   configure ("badjson", NULL, (const char *const[]) { "sh", bad, NULL }, "stdin", "json", 10000);
   configure ("other", "provider-openai", (const char *const[]) { "sh", stream, NULL }, "stdin", "text", 10000);
-  fake_host_set_config ("providers", g_variant_new_strv (names, -1));
+  fake_host_set_providers (names);
 }
 
 static FakeCompletion *
@@ -88,7 +88,7 @@ run (const char *backend, const char *request)
   g_assert_true (fake_completion_wait (fc, 10000));
   fake_run_for (20);
   g_assert_cmpuint (fc->ends, ==, 1);
-  g_assert_false (fc->late_report);
+  g_assert_cmpuint (fc->after_end, ==, 0);
   return fc;
 }
 
@@ -134,7 +134,7 @@ test_text_stream (void)
                    "alpha beta gamma delta epsilon model=m1 prompt=Be brief.\n\nWhat is up?\n");
   /* Streamed as printed: several chunks, joining to the whole output. */
   g_assert_cmpuint (fc->chunks->len, >=, 3);
-  g_assert_cmpstr (fc->text->str, ==, json_object_get_string_member (r, "response"));
+  g_assert_cmpstr (fake_completion_text (fc), ==, json_object_get_string_member (r, "response"));
   g_assert_cmpstr (json_object_get_string_member (r, "model"), ==, "m1");
   g_assert_cmpstr (json_object_get_string_member (r, "finish_reason"), ==, "stop");
   usage = json_object_get_object_member (r, "usage");
@@ -182,7 +182,7 @@ test_json (void)
   g_assert_cmpfloat_with_epsilon (json_object_get_double_member (r, "cost_usd"), 0.0042, 1e-9);
   /* The whole answer as one chunk. */
   g_assert_cmpuint (fc->chunks->len, ==, 1);
-  g_assert_cmpstr (fc->text->str, ==, json_object_get_string_member (r, "response"));
+  g_assert_cmpstr (fake_completion_text (fc), ==, json_object_get_string_member (r, "response"));
 }
 
 static void
@@ -292,14 +292,14 @@ test_cancel (void)
   assert_group_gone (pgid);
   fake_run_for (50);
   g_assert_cmpuint (fc->ends, ==, 1);
-  g_assert_false (fc->late_report);
+  g_assert_cmpuint (fc->after_end, ==, 0);
 }
 
 static void
 test_stop_while_running (void)
 {
   g_autoptr (GError) error = NULL;
-  gpointer other = desc->init (fake_host (), FAKE_PLUGIN_SELF, &error);
+  gpointer other = desc->init (fake_host (), fake_plugin_self (), &error);
   g_autoptr (FakeCompletion) fc = NULL;
   GPid pgid;
 
@@ -336,13 +336,13 @@ main (int argc, char **argv)
   }
   g_setenv ("ENS_TEST_PIDFILE", pidfile, TRUE);
 
-  fake_host_setup ("provider-command");
+  fake_host_init ("provider-command");
   setup_backends ();
-  desc = fake_load_plugin ("ENS_PROVIDER_COMMAND");
+  desc = fake_plugin_load ("ENS_PROVIDER_COMMAND");
   g_assert_cmpint (desc->kind, ==, ENS_PLUGIN_KIND_PROVIDER);
   g_assert_cmpstr (desc->id, ==, "provider-command");
   vt = desc->vtable;
-  instance = desc->init (fake_host (), FAKE_PLUGIN_SELF, &error);
+  instance = desc->init (fake_host (), fake_plugin_self (), &error);
   g_assert_no_error (error);
 
   g_test_add_func ("/provider-command/backends", test_backends);

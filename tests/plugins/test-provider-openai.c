@@ -4,6 +4,7 @@
  * Each backend NAME points at base-url http://127.0.0.1:PORT/NAME/v1, and
  * the server picks its behaviour from NAME. */
 #include "ens-fake-host.h"
+#include "ens-fake-upstream.h"
 
 #include <string.h>
 
@@ -607,8 +608,7 @@ main (int argc, char **argv)
   int ret;
 
   g_test_init (&argc, &argv, NULL);
-  fake_host_init ();
-  g_setenv ("ENS_FAKE_PLUGIN_ID", "provider-openai", TRUE);
+  fake_host_init ("provider-openai");
   scenarios = g_hash_table_new (g_str_hash, g_str_equal);
   base_url = fake_server_start (&server, server_cb, NULL);
 

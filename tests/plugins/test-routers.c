@@ -17,14 +17,14 @@ router_load (Router *r, const char *env_var, const char *id, const char *name)
   g_autoptr (GError) error = NULL;
   const EnsRouterVTable *vt;
 
-  r->desc = fake_load_plugin (env_var);
+  r->desc = fake_plugin_load (env_var);
   g_assert_cmpuint (r->desc->abi_major, ==, ENS_ABI_MAJOR);
   g_assert_cmpint (r->desc->kind, ==, ENS_PLUGIN_KIND_ROUTER);
   g_assert_cmpstr (r->desc->id, ==, id);
   vt = r->desc->vtable;
   g_assert_cmpuint (vt->struct_size, >=, sizeof (EnsRouterVTable));
   g_assert_cmpstr (vt->name, ==, name);
-  r->instance = r->desc->init (fake_host (), FAKE_PLUGIN_SELF, &error);
+  r->instance = r->desc->init (fake_host (), fake_plugin_self (), &error);
   g_assert_no_error (error);
   g_assert_nonnull (r->instance);
 }
@@ -319,7 +319,7 @@ main (int argc, char **argv)
   int status;
 
   g_test_init (&argc, &argv, NULL);
-  fake_host_setup ("router-test");
+  fake_host_init ("router-test");
   router_load (&multifactor, "ENS_ROUTER_MULTIFACTOR", "router-multifactor", "multifactor");
   router_load (&cheapest, "ENS_ROUTER_CHEAPEST", "router-cheapest", "cheapest");
   router_load (&fastest, "ENS_ROUTER_FASTEST", "router-fastest", "fastest");
