@@ -1,7 +1,7 @@
 /* ens-router-cheapest — picks the backend with the lowest estimated cost of
  * the request; among equally cheap ones the best quality wins.  The ranking
  * of all eligible backends in that order is the fallback order. */
-#include "ens-router-common.h"
+#include "ens-route.h"
 
 static int
 by_cost (gconstpointer a, gconstpointer b)

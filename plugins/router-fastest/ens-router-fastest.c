@@ -1,7 +1,7 @@
 /* ens-router-fastest — picks the backend with the lowest observed latency;
  * among equally fast ones the best quality wins.  The ranking of all
  * eligible backends in that order is the fallback order. */
-#include "ens-router-common.h"
+#include "ens-route.h"
 
 static int
 by_latency (gconstpointer a, gconstpointer b)

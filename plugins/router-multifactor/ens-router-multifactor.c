@@ -9,7 +9,7 @@
  *   context factor  0.8 when the request needs over half the context window
  * Every factor and the score are clamped to [0,1].  The ranking of all
  * eligible backends, best first, is the fallback order. */
-#include "ens-router-common.h"
+#include "ens-route.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * turn.  Backends are ordered by name so the rotation does not depend on the
  * order the core lists them in; each call starts one further along, and the
  * ranking is the rest of the rotation (the fallback order). */
-#include "ens-router-common.h"
+#include "ens-route.h"
 
 #include <string.h>
 

@@ -1,5 +1,5 @@
-/* ens-router-common.c — shared helpers of the router plugins (see header). */
-#include "ens-router-common.h"
+/* ens-route.c — what the router plugins share (see the header). */
+#include "ens-route.h"
 
 #include <math.h>
 

@@ -1,4 +1,4 @@
-/* ens-router-common.h — what the four router plugins share: reading the
+/* ens-route.h — what the four router plugins share: reading the
  * request and the candidates of EnsRouterVTable.choose(), the eligibility
  * rules, and building the result.  Compiled into each router as a static
  * library; nothing here is exported from the modules. */
