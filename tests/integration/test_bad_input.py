@@ -283,13 +283,16 @@ def test_abrupt_disconnects():
         c.send_raw(b'{"id":1,"action":"pi')
         c.close()
         # Mid-pipeline: many requests written, connection closed without reading.
+        # Long ids make the replies large (several MB in all) at the cost of a
+        # ping, so the daemon is still writing them when the client goes.
+        pad = "p" * 1000
         c = d.client()
-        c.send_raw(b"".join(json.dumps({"id": i, "action": "health"}).encode() + b"\n" for i in range(2000)))
+        c.send_raw(b"".join(json.dumps({"id": f"{i}{pad}", "action": "ping"}).encode() + b"\n" for i in range(2000)))
         c.close()
         # With a reset (SO_LINGER 0) while replies are in flight.
         c = d.client()
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        c.send_raw(b"".join(json.dumps({"id": i, "action": "plugins.list"}).encode() + b"\n" for i in range(2000)))
+        c.send_raw(b"".join(json.dumps({"id": f"{i}{pad}", "action": "ping"}).encode() + b"\n" for i in range(2000)))
         c.close()
         # A pending agent request whose requester leaves before the answer.
         c = d.client()
