@@ -44,8 +44,6 @@ const char *ens_json_get_string (JsonObject *obj, const char *member);
 /* Returns a node holding a new empty object (transfer full). */
 JsonNode *ens_json_object_node (JsonObject **out_obj);
 
-/* Redis-style glob (*, ?, [abc], [^a], [a-z], \x). */
-
 /* ---------------------------------------------------------------- state */
 
 typedef struct _EnsState EnsState;

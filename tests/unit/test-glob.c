@@ -1,5 +1,5 @@
 /* Redis glob semantics of bus patterns. */
-#include "ens-core.h"
+#include "ens-glob.h"
 
 static void
 test_glob (void)
