@@ -3,7 +3,9 @@
  * subscribers live in a pattern index scanned per publish.  A targeted event
  * (to = a client) is keyed "<topic>:<client>" so only observers of that key
  * see it, and its target receives it directly. */
-#include "ens-core.h"
+#include "ens-bus.h"
+#include "ens-glob.h"
+#include "ens-message-private.h"
 
 #include <string.h>
 
@@ -44,7 +46,8 @@ struct _EnsBus {
   GHashTable *interest; /* pattern -> guint*: how many subscribers */
   GPtrArray *watchers;  /* Watcher* */
   guint64 seq;
-  guint delivered;
+  guint64 published; /* events of this node */
+  guint64 delivered;
   guint publishing; /* depth of nested publishes */
   GPtrArray *patterns; /* SubEntry*, glob subscriptions */
   gboolean patterns_dirty;
@@ -341,10 +344,12 @@ ens_bus_publish (EnsBus *bus, EnsMessage *event, EnsSubscriber *target)
   char stack_key[256];
   g_autofree char *heap_key = NULL;
   const char *key = event->topic;
-  guint before = bus->delivered;
+  guint64 before = bus->delivered;
   GQuark quark;
 
   ens_message_set_seq (event, ++bus->seq);
+  if (!ens_message_is_remote (event))
+    bus->published++;
   bus->publishing++;
 
   if (event->to)
@@ -383,11 +388,23 @@ ens_bus_publish (EnsBus *bus, EnsMessage *event, EnsSubscriber *target)
         Tap *tap = g_ptr_array_index (bus->taps, i);
         tap->func (event, tap->data);
       }
-  return bus->delivered - before;
+  return (guint) (bus->delivered - before);
 }
 
 guint64
 ens_bus_last_seq (EnsBus *bus)
 {
   return bus->seq;
+}
+
+guint64
+ens_bus_published (EnsBus *bus)
+{
+  return bus->published;
+}
+
+guint64
+ens_bus_delivered (EnsBus *bus)
+{
+  return bus->delivered;
 }

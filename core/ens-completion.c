@@ -1,7 +1,8 @@
 /* ens-completion.c — completions: acknowledged at once, queued, routed by
- * the active router policy, run on a provider backend with a concurrency
- * limit, streamed as targeted events, settled against the daily budget, and
- * retried on the next-ranked backend when one fails before streaming.
+ * the active router policy (ens-backends.c), run on a provider backend with
+ * a concurrency limit, streamed as targeted events, settled against the
+ * daily budget (ens-budget.c), and retried on the next-ranked backend when
+ * one fails before streaming.
  *
  * Events, delivered only to the requester (and subscribers of
  * "<TOPIC>:<client>"):
@@ -11,26 +12,15 @@
  *                      session_id, model, provider, usage, cost, duration_ms}}
  *                  or {request_id, client_id, to, error, code: "COMPLETION_FAILED", reason}
  */
-#include "ens-core.h"
+#include "ens-completion.h"
+#include "ens-completion-params.h"
+#include "ens-json.h"
+#include "ens-message-private.h"
 
-#include <math.h>
 #include <string.h>
 
-typedef struct {
-  char *name;
-  EnsPlugin *plugin;
-  JsonObject *info;     /* what backends() said */
-  double latency_ms;    /* moving average, starts at the configured value */
-  double error_rate;    /* moving average of failures, 0..1 */
-  guint consecutive_failures;
-  gint64 cooldown_until; /* monotonic us */
-  guint running;
-  guint max_concurrency;
-  guint64 calls, failures, input_tokens, output_tokens;
-  double cost;
-} EnsBackend;
-
 struct _EnsCompletion {
+  EnsCompletions *owner;
   gint refs;
   char *request_id;
   EnsMessage *request;    /* as the requester sent it */
@@ -60,310 +50,40 @@ struct _EnsCompletion {
   gpointer hooks_data;
 };
 
-typedef struct {
-  GHashTable *backends;   /* name -> EnsBackend */
-  GPtrArray *routers;     /* EnsPlugin* */
-  GQueue queue;           /* EnsCompletion*, waiting */
-  GHashTable *active;     /* request_id -> EnsCompletion (queued or running) */
-  double spend;           /* today's settled spend */
-  double reserved;        /* in flight */
-  char *day;              /* "YYYY-MM-DD" of spend */
+struct _EnsCompletions {
+  EnsConfig *config;
+  EnsBackends *backends;
+  EnsBudget *budget;
+  EnsEvents *events;
+  GQueue queue;       /* EnsCompletion*, waiting */
+  GHashTable *active; /* request_id -> EnsCompletion (queued or running) */
   guint64 completed, failed, fallbacks;
-  /* A budget shared with other daemons (host->budget_ledger_set). */
-  const EnsBudgetLedger *ledger;
-  gpointer ledger_data;
-  EnsPlugin *ledger_plugin;
-  double ledger_spent; /* the day's shared spend, as last reported; < 0: unknown */
-} EnsCompletions;
-
-static EnsCompletions C;
+};
 
 #define DEFAULT_OUTPUT_TOKENS 512
-#define EMA 0.2
 
-/* ---------------------------------------------------------------- budget */
-
-static char *
-today (void)
+EnsCompletions *
+ens_completions_new (EnsConfig *config, EnsBackends *backends, EnsBudget *budget, EnsEvents *events)
 {
-  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
-  return g_date_time_format (now, "%Y-%m-%d");
+  EnsCompletions *cs = g_new0 (EnsCompletions, 1);
+
+  cs->config = config;
+  cs->backends = backends;
+  cs->budget = budget;
+  cs->events = events;
+  cs->active = g_hash_table_new (g_str_hash, g_str_equal);
+  g_queue_init (&cs->queue);
+  return cs;
 }
 
-/* Rolls over at the UTC day boundary: yesterday's spend stays in the store. */
-static void
-budget_refresh (EnsDaemon *d)
+void
+ens_completions_free (EnsCompletions *cs)
 {
-  g_autofree char *day = today ();
-  g_autofree char *stored = NULL;
-
-  if (C.day && strcmp (C.day, day) == 0)
+  if (cs == NULL)
     return;
-  g_free (C.day);
-  C.day = g_steal_pointer (&day);
-  stored = ens_state_get (d->state, "budget", C.day, NULL);
-  C.spend = stored ? g_ascii_strtod (stored, NULL) : 0.0;
-}
-
-static double
-budget_daily (EnsDaemon *d)
-{
-  g_autoptr (GVariant) v = ens_config_get (d->config, "daily-budget");
-  return v ? g_variant_get_double (v) : 0.0;
-}
-
-/* The spend that counts against the budget: the shared one when a ledger
- * keeps it, else this daemon's. */
-static double
-budget_spent (void)
-{
-  return C.ledger ? MAX (C.ledger_spent, 0.0) : C.spend;
-}
-
-static double
-budget_remaining (EnsDaemon *d)
-{
-  budget_refresh (d);
-  return budget_daily (d) - budget_spent () - C.reserved;
-}
-
-void
-ens_completion_set_ledger (EnsPlugin *self, const EnsBudgetLedger *ledger, gpointer ledger_data)
-{
-  C.ledger = ledger;
-  C.ledger_data = ledger_data;
-  C.ledger_plugin = ledger ? self : NULL;
-  C.ledger_spent = -1;
-}
-
-JsonNode *
-ens_completion_budget (EnsDaemon *d)
-{
-  JsonObject *obj;
-  JsonNode *node = ens_json_object_node (&obj);
-  double daily = budget_daily (d);
-
-  budget_refresh (d);
-  json_object_set_double_member (obj, "daily_budget", daily);
-  json_object_set_double_member (obj, "current_spend", budget_spent ());
-  json_object_set_double_member (obj, "reserved", C.reserved);
-  json_object_set_double_member (obj, "remaining", MAX (0.0, daily - budget_spent () - C.reserved));
-  json_object_set_double_member (obj, "utilization_pct",
-                                 daily > 0 ? MIN (100.0, 100.0 * budget_spent () / daily) : 0.0);
-  json_object_set_string_member (obj, "day", C.day);
-  json_object_set_boolean_member (obj, "shared", C.ledger != NULL);
-  if (C.ledger)
-    {
-      /* What this daemon spent itself; current_spend is everyone's. */
-      json_object_set_double_member (obj, "node_spend", C.spend);
-      json_object_set_string_member (obj, "ledger", ens_plugin_get_desc (C.ledger_plugin)->id);
-    }
-  return node;
-}
-
-static void
-budget_settle (EnsDaemon *d, EnsCompletion *c, double actual)
-{
-  g_autoptr (GError) error = NULL;
-  char text[G_ASCII_DTOSTR_BUF_SIZE];
-
-  if (c->ledger_reserved)
-    {
-      if (C.ledger)
-        C.ledger->settle (C.ledger_data, C.day, c->reserved, MAX (actual, 0.0));
-      if (actual > 0 && C.ledger_spent >= 0)
-        C.ledger_spent += actual; /* until the ledger tells again */
-    }
-  else
-    C.reserved = MAX (0.0, C.reserved - c->reserved);
-  c->reserved = 0;
-  c->ledger_reserved = FALSE;
-  if (actual <= 0)
-    return;
-  budget_refresh (d);
-  C.spend += actual;
-  g_ascii_dtostr (text, sizeof text, C.spend);
-  if (!ens_state_set (d->state, "budget", C.day, text, &error))
-    g_warning ("budget: cannot record spend: %s", error->message);
-}
-
-/* ---------------------------------------------------------------- backends */
-
-static double
-info_double (JsonObject *info, const char *member, double fallback)
-{
-  JsonNode *n = info ? json_object_get_member (info, member) : NULL;
-  return n && JSON_NODE_HOLDS_VALUE (n) ? json_node_get_double (n) : fallback;
-}
-
-static void
-backend_free (EnsBackend *b)
-{
-  g_free (b->name);
-  json_object_unref (b->info);
-  g_free (b);
-}
-
-void
-ens_completion_add_provider (EnsPlugin *plugin)
-{
-  const EnsProviderVTable *vt = ens_plugin_get_desc (plugin)->vtable;
-  g_autoptr (JsonNode) list = vt->backends (ens_plugin_get_instance (plugin));
-  JsonArray *array = list && JSON_NODE_HOLDS_ARRAY (list) ? json_node_get_array (list) : NULL;
-
-  for (guint i = 0; array && i < json_array_get_length (array); i++)
-    {
-      JsonNode *el = json_array_get_element (array, i);
-      JsonObject *info = JSON_NODE_HOLDS_OBJECT (el) ? json_node_get_object (el) : NULL;
-      const char *name = info ? ens_json_get_string (info, "name") : NULL;
-      EnsBackend *b;
-
-      if (name == NULL || g_hash_table_contains (C.backends, name))
-        {
-          g_warning ("provider %s: backend %s left out (no name, or the name is taken)",
-                     ens_plugin_get_desc (plugin)->id, name ? name : "?");
-          continue;
-        }
-      b = g_new0 (EnsBackend, 1);
-      b->name = g_strdup (name);
-      b->plugin = plugin;
-      b->info = json_object_ref (info);
-      b->latency_ms = info_double (info, "latency_ms", 1000);
-      b->max_concurrency = (guint) CLAMP (info_double (info, "max_concurrency", 4), 1, 10000);
-      g_hash_table_insert (C.backends, b->name, b);
-      g_message ("provider backend %s served by %s", b->name, ens_plugin_get_desc (plugin)->id);
-    }
-}
-
-void
-ens_completion_add_router (EnsPlugin *plugin)
-{
-  g_ptr_array_add (C.routers, plugin);
-}
-
-static gboolean
-backend_serves (EnsBackend *b, const char *model)
-{
-  JsonArray *models = json_object_has_member (b->info, "models") ? json_object_get_array_member (b->info, "models") : NULL;
-
-  if (strcmp (b->name, model) == 0)
-    return TRUE;
-  for (guint i = 0; models && i < json_array_get_length (models); i++)
-    if (g_strcmp0 (json_array_get_string_element (models, i), model) == 0)
-      return TRUE;
-  return FALSE;
-}
-
-static JsonNode *
-backend_candidate (EnsBackend *b)
-{
-  JsonObject *obj;
-  JsonNode *node = ens_json_object_node (&obj);
-  JsonObjectIter iter;
-  const char *name;
-  JsonNode *member;
-  double cin = info_double (b->info, "cost_per_1k_input", 0), cout = info_double (b->info, "cost_per_1k_output", 0);
-
-  json_object_iter_init (&iter, b->info);
-  while (json_object_iter_next (&iter, &name, &member))
-    json_object_set_member (obj, name, json_node_copy (member));
-  json_object_set_string_member (obj, "provider", ens_plugin_get_desc (b->plugin)->id);
-  json_object_set_double_member (obj, "cost_per_1k", (cin + cout) / 2);
-  json_object_set_double_member (obj, "latency_ms", b->latency_ms);
-  json_object_set_double_member (obj, "configured_latency_ms", info_double (b->info, "latency_ms", 1000));
-  json_object_set_double_member (obj, "error_rate", b->error_rate);
-  json_object_set_boolean_member (obj, "cooling_down", b->cooldown_until > g_get_monotonic_time ());
-  json_object_set_int_member (obj, "running", b->running);
-  return node;
-}
-
-JsonNode *
-ens_completion_providers (void)
-{
-  JsonObject *obj;
-  JsonNode *node = ens_json_object_node (&obj);
-  JsonArray *array = json_array_new ();
-  g_autoptr (GList) names = g_list_sort (g_hash_table_get_keys (C.backends), (GCompareFunc) strcmp);
-
-  for (GList *l = names; l; l = l->next)
-    {
-      EnsBackend *b = g_hash_table_lookup (C.backends, l->data);
-      JsonNode *cand = backend_candidate (b);
-      JsonObject *co = json_node_get_object (cand);
-      json_object_set_int_member (co, "calls", b->calls);
-      json_object_set_int_member (co, "failures", b->failures);
-      json_object_set_int_member (co, "input_tokens", b->input_tokens);
-      json_object_set_int_member (co, "output_tokens", b->output_tokens);
-      json_object_set_double_member (co, "cost", b->cost);
-      json_array_add_element (array, cand);
-    }
-  json_object_set_array_member (obj, "providers", array);
-  return node;
-}
-
-/* ---------------------------------------------------------------- routing */
-
-static EnsPlugin *
-active_router (EnsDaemon *d, char **name_out)
-{
-  g_autofree char *wanted = ens_config_get_path (d->config, "router-policy");
-
-  for (guint i = 0; i < C.routers->len; i++)
-    {
-      EnsPlugin *p = g_ptr_array_index (C.routers, i);
-      if (g_strcmp0 (((const EnsRouterVTable *) ens_plugin_get_desc (p)->vtable)->name, wanted) == 0)
-        {
-          *name_out = g_steal_pointer (&wanted);
-          return p;
-        }
-    }
-  *name_out = g_steal_pointer (&wanted);
-  return NULL;
-}
-
-/* (transfer full) the router's decision for @route, ranking included; NULL
- * with @code/@message on failure. */
-static JsonNode *
-decide (EnsDaemon *d, JsonNode *route, const char **code, char **message)
-{
-  g_autofree char *policy = NULL;
-  EnsPlugin *router = active_router (d, &policy);
-  g_autoptr (JsonNode) candidates = json_node_new (JSON_NODE_ARRAY);
-  JsonArray *array = json_array_new ();
-  g_autoptr (GError) error = NULL;
-  JsonNode *decision;
-  GHashTableIter iter;
-  gpointer value;
-
-  json_node_take_array (candidates, array);
-  g_hash_table_iter_init (&iter, C.backends);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    json_array_add_element (array, backend_candidate (value));
-  if (json_array_get_length (array) == 0)
-    {
-      *code = "NO_PROVIDER";
-      *message = g_strdup ("no provider plugin is loaded");
-      return NULL;
-    }
-  if (router == NULL)
-    {
-      *code = "NO_ROUTER";
-      *message = g_strdup_printf ("the router policy \"%s\" (setting router-policy) is not loaded", policy);
-      return NULL;
-    }
-  json_object_set_double_member (json_node_get_object (route), "budget_remaining", budget_remaining (d));
-  decision = ((const EnsRouterVTable *) ens_plugin_get_desc (router)->vtable)
-               ->choose (ens_plugin_get_instance (router), route, candidates, &error);
-  if (decision == NULL || !JSON_NODE_HOLDS_OBJECT (decision) ||
-      ens_json_get_string (json_node_get_object (decision), "provider") == NULL)
-    {
-      *code = "NO_PROVIDER";
-      *message = g_strdup_printf ("no provider fits: %s", error ? error->message : "the router chose none");
-      g_clear_pointer (&decision, json_node_unref);
-      return NULL;
-    }
-  json_object_set_string_member (json_node_get_object (decision), "policy", policy);
-  return decision;
+  g_hash_table_unref (cs->active);
+  g_queue_clear (&cs->queue);
+  g_free (cs);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -394,12 +114,21 @@ completion_unref (EnsCompletion *c)
   g_free (c);
 }
 
+/* The requesting connection lets go of it (it waits no more). */
+static void
+release_client (EnsCompletion *c)
+{
+  if (c->client)
+    c->client->holds--;
+  c->client = NULL;
+}
+
 /* A targeted event to the requester; sessions get theirs through hooks. */
 static void
 emit (EnsCompletion *c, const char *topic, JsonNode *data)
 {
   if (c->client_id)
-    ens_dispatch_publish ("ensembled", topic, data, c->client_id);
+    ens_events_publish (c->owner->events, "ensembled", topic, data, c->client_id);
 }
 
 static JsonNode *
@@ -410,12 +139,14 @@ event_data (EnsCompletion *c, JsonObject **obj)
   return node;
 }
 
-static void pump (EnsDaemon *d);
+static void budget_settle (EnsCompletion *c, double actual);
+static void pump (EnsCompletions *cs);
 
 /* Ends @c for good: result or failure to the requester, then gone. */
 static void
-conclude (EnsDaemon *d, EnsCompletion *c, JsonNode *result, const char *code, const char *message)
+conclude (EnsCompletion *c, JsonNode *result, const char *code, const char *message)
 {
+  EnsCompletions *cs = c->owner;
   JsonObject *obj;
   g_autoptr (JsonNode) data = event_data (c, &obj);
 
@@ -423,7 +154,8 @@ conclude (EnsDaemon *d, EnsCompletion *c, JsonNode *result, const char *code, co
   if (c->timeout_id)
     g_source_remove (c->timeout_id);
   c->timeout_id = 0;
-  g_hash_table_remove (C.active, c->request_id);
+  g_hash_table_remove (cs->active, c->request_id);
+  release_client (c);
   if (c->client_id)
     {
       json_object_set_string_member (obj, "client_id", c->client_id);
@@ -431,30 +163,30 @@ conclude (EnsDaemon *d, EnsCompletion *c, JsonNode *result, const char *code, co
     }
   if (result)
     {
-      C.completed++;
+      cs->completed++;
       json_object_set_member (obj, "result", json_node_ref (result));
     }
   else
     {
-      C.failed++;
+      cs->failed++;
       json_object_set_string_member (obj, "error", message);
-      json_object_set_string_member (obj, "code", "COMPLETION_FAILED");
+      json_object_set_string_member (obj, "code", ENS_COMPLETION_FAILED);
       json_object_set_string_member (obj, "reason", code);
     }
   emit (c, "COMPLETION_RESULT", data);
-  if (g_strcmp0 (code, "BUDGET_EXCEEDED") == 0)
+  if (g_strcmp0 (code, ENS_COMPLETION_ERR_BUDGET_EXCEEDED) == 0)
     {
       /* Operators watch for this (D-Bus BudgetExceeded). */
       JsonObject *bo;
       g_autoptr (JsonNode) bnode = ens_json_object_node (&bo);
       json_object_set_string_member (bo, "request_id", c->request_id);
-      json_object_set_double_member (bo, "remaining", MAX (0.0, budget_remaining (d)));
-      ens_dispatch_publish ("ensembled", "ensemble.budget.exceeded", bnode, NULL);
+      json_object_set_double_member (bo, "remaining", MAX (0.0, ens_budget_remaining (cs->budget)));
+      ens_events_publish (cs->events, "ensembled", "ensemble.budget.exceeded", bnode, NULL);
     }
   if (c->hooks && c->hooks->done)
     c->hooks->done (c->hooks_data, c->request_id, result, code, message);
   completion_unref (c);
-  pump (d);
+  pump (cs);
 }
 
 static gboolean
@@ -468,11 +200,12 @@ timeout_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-static double
-estimate_cost (EnsBackend *b, EnsCompletion *c)
+static void
+budget_settle (EnsCompletion *c, double actual)
 {
-  return c->estimate_in / 1000.0 * info_double (b->info, "cost_per_1k_input", 0) +
-         c->estimate_out / 1000.0 * info_double (b->info, "cost_per_1k_output", 0);
+  ens_budget_settle (c->owner->budget, c->reserved, c->ledger_reserved, actual);
+  c->reserved = 0;
+  c->ledger_reserved = FALSE;
 }
 
 /* Hands @c to backend @b (its slot already counted in b->running). */
@@ -497,7 +230,6 @@ static void
 ledger_answer (EnsCompletion *c, gboolean granted)
 {
   EnsBackend *b = c->backend;
-  EnsDaemon *d = ens_daemon_get ();
 
   c->reserving = FALSE;
   c->ledger_reserved = granted;
@@ -509,14 +241,14 @@ ledger_answer (EnsCompletion *c, gboolean granted)
        * one tries the next backend of its ranking. */
       b->running--;
       if (granted)
-        budget_settle (d, c, 0);
+        budget_settle (c, 0);
       if (!c->finished)
         {
           c->over_budget = TRUE;
           c->attempt++;
-          g_queue_push_head (&C.queue, c);
+          g_queue_push_head (&c->owner->queue, c);
         }
-      pump (d);
+      pump (c->owner);
     }
   else
     launch (c, b);
@@ -528,8 +260,7 @@ ledger_reply (gboolean granted, double spent, gpointer user_data)
 {
   EnsCompletion *c = user_data;
 
-  if (spent >= 0)
-    C.ledger_spent = spent;
+  ens_budget_note_shared_spend (c->owner->budget, spent);
   if (c->in_reserve_call)
     c->inline_answer = granted; /* try_start() goes on with it */
   else
@@ -538,11 +269,14 @@ ledger_reply (gboolean granted, double spent, gpointer user_data)
 
 /* Tries to start @c on its current candidate; FALSE if it must keep waiting. */
 static gboolean
-try_start (EnsDaemon *d, EnsCompletion *c)
+try_start (EnsCompletion *c)
 {
+  EnsCompletions *cs = c->owner;
+
   while (c->attempt < c->ranking->len)
     {
-      EnsBackend *b = g_hash_table_lookup (C.backends, g_ptr_array_index (c->ranking, c->attempt));
+      EnsBackend *b = ens_backends_lookup (cs->backends, g_ptr_array_index (c->ranking, c->attempt));
+      gboolean shared = ens_budget_is_shared (cs->budget);
       double cost;
 
       if (b == NULL || b->cooldown_until > g_get_monotonic_time ())
@@ -550,8 +284,8 @@ try_start (EnsDaemon *d, EnsCompletion *c)
           c->attempt++;
           continue;
         }
-      cost = estimate_cost (b, c);
-      if (cost > 0 && C.ledger == NULL && cost > budget_remaining (d))
+      cost = ens_backend_cost (b, c->estimate_in, c->estimate_out);
+      if (cost > 0 && !shared && cost > ens_budget_remaining (cs->budget))
         {
           c->over_budget = TRUE;
           c->attempt++; /* over budget here: a cheaper one in the ranking may do */
@@ -562,14 +296,13 @@ try_start (EnsDaemon *d, EnsCompletion *c)
 
       b->running++;
       c->reserved = cost;
-      if (cost > 0 && C.ledger)
+      if (cost > 0 && shared)
         {
           /* The shared ledger decides, atomically for every daemon. */
           c->backend = b;
           c->inline_answer = -1;
           c->in_reserve_call = TRUE;
-          budget_refresh (d);
-          C.ledger->reserve (C.ledger_data, C.day, cost, budget_daily (d), ledger_reply, completion_ref (c));
+          ens_budget_reserve_shared (cs->budget, cost, ledger_reply, completion_ref (c));
           c->in_reserve_call = FALSE;
           if (c->inline_answer < 0)
             {
@@ -588,7 +321,7 @@ try_start (EnsDaemon *d, EnsCompletion *c)
           c->ledger_reserved = TRUE;
         }
       else
-        C.reserved += cost;
+        ens_budget_reserve_local (cs->budget, cost);
       launch (c, b);
       return TRUE;
     }
@@ -596,19 +329,20 @@ try_start (EnsDaemon *d, EnsCompletion *c)
 }
 
 static void
-pump (EnsDaemon *d)
+pump (EnsCompletions *cs)
 {
-  for (GList *l = C.queue.head; l;)
+  for (GList *l = cs->queue.head; l;)
     {
       EnsCompletion *c = l->data;
       GList *next = l->next;
 
-      if (try_start (d, c))
+      if (try_start (c))
         {
-          g_queue_delete_link (&C.queue, l);
+          g_queue_delete_link (&cs->queue, l);
           if (!c->running && !c->reserving)
             {
-              conclude (d, c, NULL, c->over_budget ? "BUDGET_EXCEEDED" : "NO_PROVIDER",
+              conclude (c, NULL,
+                        c->over_budget ? ENS_COMPLETION_ERR_BUDGET_EXCEEDED : ENS_COMPLETION_ERR_NO_PROVIDER,
                         c->over_budget ? "what remains of the daily budget does not cover this request on any "
                                          "provider that fits"
                                        : "every provider that fits has failed or is cooling down");
@@ -617,6 +351,13 @@ pump (EnsDaemon *d)
         }
       l = next;
     }
+}
+
+static gboolean
+pump_idle (gpointer data)
+{
+  pump (data);
+  return G_SOURCE_REMOVE;
 }
 
 /* ---------------------------------------------------------------- provider reports */
@@ -660,40 +401,16 @@ ens_completion_event (EnsCompletion *c, const char *type, JsonNode *payload)
   emit (c, "COMPLETION_EVENT", data);
 }
 
-static void
-backend_observe (EnsDaemon *d, EnsBackend *b, gint64 started_us, gboolean failed)
-{
-  b->running--;
-  if (!failed)
-    {
-      b->latency_ms = (1 - EMA) * b->latency_ms + EMA * ((g_get_monotonic_time () - started_us) / 1000.0);
-      b->error_rate *= (1 - EMA);
-      b->consecutive_failures = 0;
-      return;
-    }
-  b->failures++;
-  b->error_rate = (1 - EMA) * b->error_rate + EMA;
-  if (++b->consecutive_failures >= ens_config_get_uint (d->config, "provider-failure-threshold"))
-    {
-      guint ms = ens_config_get_uint (d->config, "provider-cooldown-ms");
-      b->cooldown_until = g_get_monotonic_time () + (gint64) ms * 1000;
-      b->consecutive_failures = 0;
-      g_warning ("provider backend %s keeps failing: left out of routing for %u ms", b->name, ms);
-    }
-}
-
 void
 ens_completion_finish (EnsCompletion *c, JsonNode *result)
 {
-  EnsDaemon *d = ens_daemon_get ();
   EnsBackend *b = c->backend;
   JsonObject *in = result && JSON_NODE_HOLDS_OBJECT (result) ? json_node_get_object (result) : NULL;
   JsonObject *usage = in && json_object_has_member (in, "usage") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (in, "usage"))
                         ? json_object_get_object_member (in, "usage") : NULL;
-  double input = info_double (usage, "input_tokens", c->estimate_in);
-  double output = info_double (usage, "output_tokens", 0);
-  double cost = input / 1000.0 * info_double (b->info, "cost_per_1k_input", 0) +
-                output / 1000.0 * info_double (b->info, "cost_per_1k_output", 0);
+  double input = ens_info_double (usage, "input_tokens", c->estimate_in);
+  double output = ens_info_double (usage, "output_tokens", 0);
+  double cost = ens_backend_cost (b, input, output);
   JsonObject *obj;
   g_autoptr (JsonNode) out = ens_json_object_node (&obj);
   const char *response = in ? ens_json_get_string (in, "response") : NULL;
@@ -701,11 +418,11 @@ ens_completion_finish (EnsCompletion *c, JsonNode *result)
   if (c->finished || !c->running)
     return;
   c->running = FALSE;
-  backend_observe (d, b, c->started_us, FALSE);
+  ens_backends_observe (c->owner->backends, b, c->started_us, FALSE);
   b->input_tokens += (guint64) input;
   b->output_tokens += (guint64) output;
   b->cost += cost;
-  budget_settle (d, c, cost);
+  budget_settle (c, cost);
 
   /* The result as the requester sees it: the provider's, plus who and what. */
   if (in)
@@ -720,7 +437,7 @@ ens_completion_finish (EnsCompletion *c, JsonNode *result)
   if (response == NULL)
     json_object_set_string_member (obj, "response", c->text->str);
   json_object_set_string_member (obj, "provider", b->name);
-  json_object_set_string_member (obj, "provider_plugin", ens_plugin_get_desc (b->plugin)->id);
+  json_object_set_string_member (obj, "provider_plugin", ens_plugin_get_id (b->plugin));
   if (!json_object_has_member (obj, "model"))
     json_object_set_string_member (obj, "model", b->name);
   json_object_set_double_member (obj, "cost", cost);
@@ -740,34 +457,37 @@ ens_completion_finish (EnsCompletion *c, JsonNode *result)
     json_object_set_string_member (obj, "session_id", c->session_id);
   else
     json_object_set_member (obj, "session_id", json_node_new (JSON_NODE_NULL));
-  conclude (d, c, out, NULL, NULL);
+  conclude (c, out, NULL, NULL);
   completion_unref (c); /* the provider's */
 }
 
 static gboolean
 falls_back (const char *code)
 {
-  static const char *const codes[] = { "UPSTREAM_ERROR", "TIMEOUT", "RATE_LIMITED", "AUTH_FAILED",
-                                       "NOT_CONFIGURED", NULL };
+  static const char *const codes[] = { ENS_COMPLETION_ERR_UPSTREAM, ENS_COMPLETION_ERR_TIMEOUT,
+                                       ENS_COMPLETION_ERR_RATE_LIMITED, ENS_COMPLETION_ERR_AUTH_FAILED,
+                                       ENS_COMPLETION_ERR_NOT_CONFIGURED, NULL };
   return g_strv_contains (codes, code);
 }
 
 void
 ens_completion_fail (EnsCompletion *c, const char *code, const char *message)
 {
-  EnsDaemon *d = ens_daemon_get ();
+  EnsCompletions *cs = c->owner;
   EnsBackend *b = c->backend;
 
   if (c->finished || !c->running)
     return;
   c->running = FALSE;
-  if (c->timed_out && g_strcmp0 (code, "CANCELLED") == 0)
+  if (c->timed_out && g_strcmp0 (code, ENS_COMPLETION_ERR_CANCELLED) == 0)
     {
-      code = "TIMEOUT";
+      code = ENS_COMPLETION_ERR_TIMEOUT;
       message = "the completion did not finish within completion-timeout-ms";
     }
-  backend_observe (d, b, c->started_us, g_strcmp0 (code, "CANCELLED") != 0 && g_strcmp0 (code, "BAD_REQUEST") != 0);
-  budget_settle (d, c, 0);
+  ens_backends_observe (cs->backends, b, c->started_us,
+                        g_strcmp0 (code, ENS_COMPLETION_ERR_CANCELLED) != 0 &&
+                          g_strcmp0 (code, ENS_COMPLETION_ERR_BAD_REQUEST) != 0);
+  budget_settle (c, 0);
   g_message ("completion %s failed on %s: %s: %s", c->request_id, b->name, code, message ? message : "");
 
   /* Fall back only while nothing was streamed: the requester must never see
@@ -776,170 +496,21 @@ ens_completion_fail (EnsCompletion *c, const char *code, const char *message)
     {
       c->attempt++;
       c->timed_out = FALSE;
-      C.fallbacks++;
-      g_queue_push_head (&C.queue, c);
-      pump (d);
+      cs->fallbacks++;
+      g_queue_push_head (&cs->queue, c);
+      pump (cs);
     }
   else
-    conclude (d, c, NULL, c->cancelled ? "CANCELLED" : code, message ? message : code);
+    conclude (c, NULL, c->cancelled ? ENS_COMPLETION_ERR_CANCELLED : code, message ? message : code);
   completion_unref (c); /* the provider's */
 }
 
 /* ---------------------------------------------------------------- requests */
 
-static EnsMessage *
-invalid (EnsMessage *request, const char *field, const char *expected)
-{
-  JsonObject *obj;
-  g_autoptr (JsonNode) details = ens_json_object_node (&obj);
-  g_autofree char *text = g_strdup_printf ("%s must be %s", field, expected);
-
-  json_object_set_string_member (obj, "field", field);
-  json_object_set_string_member (obj, "expected", expected);
-  return ens_message_new_error (request, ENS_ERR_INVALID_PARAMETERS, text, details);
-}
-
-static gboolean
-get_number (JsonObject *p, const char *field, double min, double max, double *out)
-{
-  JsonNode *n = p ? json_object_get_member (p, field) : NULL;
-  GType t;
-
-  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
-    return TRUE;
-  if (!JSON_NODE_HOLDS_VALUE (n))
-    return FALSE;
-  t = json_node_get_value_type (n);
-  if (t != G_TYPE_INT64 && t != G_TYPE_DOUBLE)
-    return FALSE;
-  *out = json_node_get_double (n);
-  return isfinite (*out) && *out >= min && *out <= max;
-}
-
-/* Reads the routing fields shared by "complete" and "route"; NULL when valid. */
-static EnsMessage *
-read_route (EnsMessage *request, JsonObject *p, JsonObject *route)
-{
-  const char *task_type = ens_json_get_string (p, "task_type");
-  const char *priority = ens_json_get_string (p, "priority");
-  double token_count = -1, max_latency = 0;
-
-  if (p && json_object_has_member (p, "task_type") && task_type == NULL)
-    return invalid (request, "task_type", "a string");
-  if (p && json_object_has_member (p, "priority") &&
-      !(priority && (!strcmp (priority, "high") || !strcmp (priority, "medium") || !strcmp (priority, "low"))))
-    return invalid (request, "priority", "\"high\", \"medium\" or \"low\"");
-  if (!get_number (p, "token_count", 0, 1e9, &token_count))
-    return invalid (request, "token_count", "a number from 0 to 1000000000");
-  if (!get_number (p, "max_latency", 0, 3.6e6, &max_latency))
-    return invalid (request, "max_latency", "a number of milliseconds from 0 to 3600000");
-  json_object_set_string_member (route, "task_type", task_type ? task_type : "reasoning");
-  json_object_set_string_member (route, "priority", priority ? priority : "medium");
-  json_object_set_double_member (route, "max_latency", max_latency);
-  if (token_count >= 0)
-    json_object_set_double_member (route, "token_count", token_count);
-  return NULL;
-}
-
-EnsMessage *
-ens_completion_route (EnsDaemon *d, EnsMessage *request, JsonObject *p)
-{
-  JsonObject *route;
-  g_autoptr (JsonNode) route_node = ens_json_object_node (&route);
-  g_autoptr (JsonNode) decision = NULL;
-  EnsMessage *err = read_route (request, p, route);
-  const char *code = NULL;
-  g_autofree char *message = NULL;
-
-  if (err)
-    return err;
-  if (!json_object_has_member (route, "token_count"))
-    json_object_set_double_member (route, "token_count", 1000);
-  if (ens_json_get_string (p, "model") && strcmp (ens_json_get_string (p, "model"), "auto") != 0)
-    json_object_set_string_member (route, "model", ens_json_get_string (p, "model"));
-  decision = decide (d, route_node, &code, &message);
-  if (decision == NULL)
-    return ens_message_new_error (request, code, message, NULL);
-  return ens_message_new_reply (request, decision);
-}
-
-static gboolean
-model_known (const char *model)
-{
-  GHashTableIter iter;
-  gpointer value;
-
-  g_hash_table_iter_init (&iter, C.backends);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    if (backend_serves (value, model))
-      return TRUE;
-  return FALSE;
-}
-
-/* messages: given, or made from prompt (+ system). */
-static JsonNode *
-read_messages (EnsMessage *request, JsonObject *p, EnsMessage **err, gsize *chars)
-{
-  JsonNode *messages = p ? json_object_get_member (p, "messages") : NULL;
-  const char *prompt = ens_json_get_string (p, "prompt");
-  const char *system = ens_json_get_string (p, "system");
-  JsonArray *array;
-  JsonNode *node;
-
-  *chars = 0;
-  if (messages)
-    {
-      JsonArray *in = JSON_NODE_HOLDS_ARRAY (messages) ? json_node_get_array (messages) : NULL;
-      if (in == NULL || json_array_get_length (in) == 0)
-        {
-          *err = invalid (request, "messages", "a non-empty list of {role, content}");
-          return NULL;
-        }
-      for (guint i = 0; i < json_array_get_length (in); i++)
-        {
-          JsonNode *m = json_array_get_element (in, i);
-          JsonObject *mo = JSON_NODE_HOLDS_OBJECT (m) ? json_node_get_object (m) : NULL;
-          const char *role = mo ? ens_json_get_string (mo, "role") : NULL;
-          const char *content = mo ? ens_json_get_string (mo, "content") : NULL;
-          if (role == NULL || content == NULL ||
-              (strcmp (role, "system") && strcmp (role, "user") && strcmp (role, "assistant") && strcmp (role, "tool")))
-            {
-              *err = invalid (request, "messages", "a list of {role: system|user|assistant|tool, content: string}");
-              return NULL;
-            }
-          *chars += strlen (content);
-        }
-      return json_node_copy (messages);
-    }
-  if (prompt == NULL || prompt[0] == '\0')
-    {
-      *err = invalid (request, "prompt", "a non-empty string (or give messages)");
-      return NULL;
-    }
-  array = json_array_new ();
-  if (system)
-    {
-      JsonObject *m = json_object_new ();
-      json_object_set_string_member (m, "role", "system");
-      json_object_set_string_member (m, "content", system);
-      json_array_add_object_element (array, m);
-      *chars += strlen (system);
-    }
-  {
-    JsonObject *m = json_object_new ();
-    json_object_set_string_member (m, "role", "user");
-    json_object_set_string_member (m, "content", prompt);
-    json_array_add_object_element (array, m);
-    *chars += strlen (prompt);
-  }
-  node = json_node_new (JSON_NODE_ARRAY);
-  json_node_take_array (node, array);
-  return node;
-}
-
 EnsCompletion *
-ens_completion_submit (EnsDaemon *d, EnsMessage *request, JsonObject *p, EnsClient *client, const char *client_id,
-                       const EnsCompletionHooks *hooks, gpointer hooks_data, EnsMessage **answer)
+ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, EnsClient *client,
+                        const char *client_id, const EnsCompletionHooks *hooks, gpointer hooks_data,
+                        EnsMessage **answer)
 {
   JsonObject *route, *params;
   g_autoptr (JsonNode) decision = NULL;
@@ -958,6 +529,7 @@ ens_completion_submit (EnsDaemon *d, EnsMessage *request, JsonObject *p, EnsClie
 
   *answer = NULL;
   c = g_new0 (EnsCompletion, 1);
+  c->owner = cs;
   c->refs = 1;
   c->route = ens_json_object_node (&route);
   c->params = ens_json_object_node (&params);
@@ -975,49 +547,49 @@ ens_completion_submit (EnsDaemon *d, EnsMessage *request, JsonObject *p, EnsClie
   G_STMT_END
 
   if (p == NULL)
-    REFUSE (invalid (request, "data", "an object with prompt or messages"));
-  if ((*answer = read_route (request, p, route)))
+    REFUSE (ens_message_new_invalid (request, "data", "an object with prompt or messages"));
+  if ((*answer = ens_completion_read_route (request, p, route)))
     REFUSE (*answer);
-  messages = read_messages (request, p, answer, &chars);
+  messages = ens_completion_read_messages (request, p, answer, &chars);
   if (messages == NULL)
     REFUSE (*answer);
   if (json_object_has_member (p, "model") && model == NULL)
-    REFUSE (invalid (request, "model", "a string"));
+    REFUSE (ens_message_new_invalid (request, "model", "a string"));
   if (json_object_has_member (p, "provider") && provider == NULL)
-    REFUSE (invalid (request, "provider", "a string"));
+    REFUSE (ens_message_new_invalid (request, "provider", "a string"));
   if (stream && !(JSON_NODE_HOLDS_VALUE (stream) && json_node_get_value_type (stream) == G_TYPE_BOOLEAN))
-    REFUSE (invalid (request, "stream", "true or false"));
-  if (!get_number (p, "max_tokens", 1, 1e6, &max_tokens))
-    REFUSE (invalid (request, "max_tokens", "a number from 1 to 1000000"));
-  if (!get_number (p, "temperature", 0, 2, &temperature))
-    REFUSE (invalid (request, "temperature", "a number from 0 to 2"));
-  if (!get_number (p, "timeout_ms", 1, 3.6e6, &timeout_ms))
-    REFUSE (invalid (request, "timeout_ms", "a number of milliseconds from 1 to 3600000"));
+    REFUSE (ens_message_new_invalid (request, "stream", "true or false"));
+  if (!ens_completion_read_number (p, "max_tokens", 1, 1e6, &max_tokens))
+    REFUSE (ens_message_new_invalid (request, "max_tokens", "a number from 1 to 1000000"));
+  if (!ens_completion_read_number (p, "temperature", 0, 2, &temperature))
+    REFUSE (ens_message_new_invalid (request, "temperature", "a number from 0 to 2"));
+  if (!ens_completion_read_number (p, "timeout_ms", 1, 3.6e6, &timeout_ms))
+    REFUSE (ens_message_new_invalid (request, "timeout_ms", "a number of milliseconds from 1 to 3600000"));
   if (json_object_has_member (p, "session_id") && ens_json_get_string (p, "session_id") == NULL)
-    REFUSE (invalid (request, "session_id", "a string"));
+    REFUSE (ens_message_new_invalid (request, "session_id", "a string"));
   if (model && strcmp (model, "auto") == 0)
     model = NULL;
   if (provider)
     model = provider; /* a backend name narrows the choice to it */
-  if (model && !model_known (model))
+  if (model && !ens_backends_serve_model (cs->backends, model))
     {
       g_autofree char *text = g_strdup_printf ("no provider serves the model \"%s\"", model);
       JsonObject *det;
       g_autoptr (JsonNode) details = ens_json_object_node (&det);
       json_object_set_string_member (det, "field", provider ? "provider" : "model");
-      json_object_set_member (det, "providers", ens_completion_providers ());
-      REFUSE (ens_message_new_error (request, "UNKNOWN_MODEL", text, details));
+      json_object_set_member (det, "providers", ens_backends_describe (cs->backends));
+      REFUSE (ens_message_new_error (request, ENS_COMPLETION_ERR_UNKNOWN_MODEL, text, details));
     }
-  if (g_queue_get_length (&C.queue) >= ens_config_get_uint (d->config, "max-queued-completions"))
+  if (g_queue_get_length (&cs->queue) >= ens_config_get_uint (cs->config, "max-queued-completions"))
     REFUSE (ens_message_new_error (request, ENS_ERR_OVERLOADED, "the completion queue is full", NULL));
 
-  token_count = info_double (route, "token_count", -1);
+  token_count = ens_info_double (route, "token_count", -1);
   c->estimate_in = token_count >= 0 ? token_count : (double) chars / 4.0 + 1;
   c->estimate_out = max_tokens;
   json_object_set_double_member (route, "token_count", c->estimate_in + c->estimate_out);
   if (model)
     json_object_set_string_member (route, "model", model);
-  decision = decide (d, c->route, &code, &message);
+  decision = ens_backends_decide (cs->backends, c->route, &code, &message);
   if (decision == NULL)
     REFUSE (ens_message_new_error (request, code, message, NULL));
 #undef REFUSE
@@ -1046,34 +618,30 @@ ens_completion_submit (EnsDaemon *d, EnsMessage *request, JsonObject *p, EnsClie
 
   c->request_id = g_strdup_printf ("req_%08x%04x", g_random_int (), g_random_int_range (0, 0xffff));
   c->client = client;
+  if (client)
+    client->holds++;
   c->client_id = g_strdup (client_id);
   c->hooks = hooks;
   c->hooks_data = hooks_data;
   c->queued_us = g_get_monotonic_time ();
   c->session_id = g_strdup (ens_json_get_string (p, "session_id"));
-  c->timeout_id = g_timeout_add (timeout_ms > 0 ? (guint) timeout_ms : ens_config_get_uint (d->config, "completion-timeout-ms"),
+  c->timeout_id = g_timeout_add (timeout_ms > 0 ? (guint) timeout_ms
+                                                : ens_config_get_uint (cs->config, "completion-timeout-ms"),
                                  timeout_cb, c);
-  g_hash_table_insert (C.active, c->request_id, c);
-  g_queue_push_tail (&C.queue, c);
+  g_hash_table_insert (cs->active, c->request_id, c);
+  g_queue_push_tail (&cs->queue, c);
 
   ack_node = ens_json_object_node (&ack);
   json_object_set_string_member (ack, "request_id", c->request_id);
   json_object_set_string_member (ack, "status", "queued");
-  json_object_set_int_member (ack, "queue_position", g_queue_get_length (&C.queue));
+  json_object_set_int_member (ack, "queue_position", g_queue_get_length (&cs->queue));
   json_object_set_string_member (ack, "provider", g_ptr_array_index (c->ranking, 0));
   json_object_set_string_member (ack, "reasoning", c->reasoning ? c->reasoning : "");
   json_object_set_member (ack, "estimated_time", json_node_new (JSON_NODE_NULL));
   *answer = ens_message_new_reply (request, ack_node);
   /* Started after the ack is queued for the client, so the ack comes first. */
-  g_idle_add_full (G_PRIORITY_HIGH_IDLE, ens_completion_pump_idle, d, NULL);
+  g_idle_add_full (G_PRIORITY_HIGH_IDLE, pump_idle, cs, NULL);
   return c;
-}
-
-gboolean
-ens_completion_pump_idle (gpointer data)
-{
-  pump (data);
-  return G_SOURCE_REMOVE;
 }
 
 const char *
@@ -1082,127 +650,61 @@ ens_completion_id (EnsCompletion *c)
   return c->request_id;
 }
 
+/* ---------------------------------------------------------------- ending early */
+
 static void
-cancel (EnsDaemon *d, EnsCompletion *c)
+cancel (EnsCompletion *c)
 {
   c->cancelled = TRUE;
   if (c->running)
     g_cancellable_cancel (c->cancellable);
   else
     {
-      g_queue_remove (&C.queue, c);
-      conclude (d, c, NULL, "CANCELLED", "the completion was cancelled before it started");
+      g_queue_remove (&c->owner->queue, c);
+      conclude (c, NULL, ENS_COMPLETION_ERR_CANCELLED, "the completion was cancelled before it started");
     }
 }
 
-EnsMessage *
-ens_completion_cancel (EnsDaemon *d, EnsMessage *request, JsonObject *p, EnsClient *client, gboolean admin)
-{
-  const char *id = ens_json_get_string (p, "request_id");
-  EnsCompletion *c = id ? g_hash_table_lookup (C.active, id) : NULL;
-  JsonObject *obj;
-  g_autoptr (JsonNode) data = NULL;
-
-  if (id == NULL)
-    return invalid (request, "request_id", "a string");
-  if (c == NULL)
-    return ens_message_new_error (request, ENS_ERR_NOT_FOUND, "no completion with that request_id is queued or running",
-                                  NULL);
-  if (c->client != client && !admin)
-    return ens_message_new_error (request, ENS_ERR_PERMISSION_DENIED, "only the requester may cancel a completion",
-                                  NULL);
-  cancel (d, c);
-  data = ens_json_object_node (&obj);
-  json_object_set_string_member (obj, "request_id", id);
-  json_object_set_boolean_member (obj, "cancelled", TRUE);
-  return ens_message_new_reply (request, data);
-}
-
 void
-ens_completion_cancel_id (const char *request_id)
+ens_completions_cancel_id (EnsCompletions *cs, const char *request_id)
 {
-  EnsCompletion *c = g_hash_table_lookup (C.active, request_id);
+  EnsCompletion *c = g_hash_table_lookup (cs->active, request_id);
   if (c)
-    cancel (ens_daemon_get (), c);
+    cancel (c);
 }
 
 /* The requester is gone: its work stops, nobody is left to tell. */
 void
-ens_completion_client_gone (EnsClient *client)
+ens_completions_client_closed (EnsCompletions *cs, EnsClient *client)
 {
   g_autoptr (GPtrArray) mine = g_ptr_array_new ();
   GHashTableIter iter;
   gpointer value;
 
-  if (C.active == NULL)
-    return;
-  g_hash_table_iter_init (&iter, C.active);
+  g_hash_table_iter_init (&iter, cs->active);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     if (((EnsCompletion *) value)->client == client)
       g_ptr_array_add (mine, value);
   for (guint i = 0; i < mine->len; i++)
     {
       EnsCompletion *c = g_ptr_array_index (mine, i);
-      c->client = NULL;
+      release_client (c);
       g_clear_pointer (&c->client_id, g_free);
-      cancel (ens_daemon_get (), c);
+      cancel (c);
     }
 }
 
-JsonNode *
-ens_completion_stats (EnsDaemon *d)
-{
-  JsonObject *obj;
-  JsonNode *node = ens_json_object_node (&obj);
-  g_autofree char *policy = ens_config_get_path (d->config, "router-policy");
-  guint running = 0;
-  GHashTableIter iter;
-  gpointer value;
-
-  g_hash_table_iter_init (&iter, C.backends);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    running += ((EnsBackend *) value)->running;
-  json_object_set_string_member (obj, "router_policy", policy);
-  json_object_set_int_member (obj, "providers", g_hash_table_size (C.backends));
-  json_object_set_int_member (obj, "queued", g_queue_get_length (&C.queue));
-  json_object_set_int_member (obj, "running", running);
-  json_object_set_int_member (obj, "completed", C.completed);
-  json_object_set_int_member (obj, "failed", C.failed);
-  json_object_set_int_member (obj, "fallbacks", C.fallbacks);
-  return node;
-}
-
-guint
-ens_completion_running (void)
-{
-  guint n = 0;
-  GHashTableIter iter;
-  gpointer value;
-
-  if (C.backends == NULL)
-    return 0;
-  g_hash_table_iter_init (&iter, C.backends);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    n += ((EnsBackend *) value)->running;
-  return n;
-}
-
-/* A provider plugin stopped: what it was running ends now (it may no longer
- * report), and its backends leave routing. */
+/* A plugin stopped: what it was running ends now (it may no longer report),
+ * its backends leave routing, its ledger no longer keeps the budget. */
 void
-ens_completion_forget_plugin (EnsPlugin *plugin)
+ens_completions_forget_plugin (EnsCompletions *cs, EnsPlugin *plugin)
 {
   g_autoptr (GPtrArray) orphans = g_ptr_array_new ();
-  EnsDaemon *d = ens_daemon_get ();
   GHashTableIter iter;
   gpointer value;
 
-  if (C.backends == NULL)
-    return;
-  g_ptr_array_remove (C.routers, plugin);
-  if (C.ledger_plugin == plugin)
-    ens_completion_set_ledger (NULL, NULL, NULL);
-  g_hash_table_iter_init (&iter, C.active);
+  ens_budget_forget_plugin (cs->budget, plugin);
+  g_hash_table_iter_init (&iter, cs->active);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
       EnsCompletion *c = value;
@@ -1214,50 +716,144 @@ ens_completion_forget_plugin (EnsPlugin *plugin)
       EnsCompletion *c = g_ptr_array_index (orphans, i);
       c->running = FALSE;
       c->backend->running--;
-      budget_settle (d, c, 0);
-      conclude (d, c, NULL, "PROVIDER_STOPPED", "the provider plugin stopped");
+      budget_settle (c, 0);
+      conclude (c, NULL, ENS_COMPLETION_ERR_PROVIDER_STOPPED, "the provider plugin stopped");
       completion_unref (c); /* the provider's */
     }
   /* Queued ones that would run there: ranking entries just go missing. */
-  g_hash_table_iter_init (&iter, C.backends);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    if (((EnsBackend *) value)->plugin == plugin)
-      g_hash_table_iter_remove (&iter);
+  ens_backends_forget_plugin (cs->backends, plugin);
 }
 
 void
-ens_completion_init (void)
+ens_completions_cancel_all (EnsCompletions *cs)
 {
-  C.backends = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) backend_free);
-  C.routers = g_ptr_array_new ();
-  C.active = g_hash_table_new (g_str_hash, g_str_equal);
-  g_queue_init (&C.queue);
-}
-
-/* Before plugins stop: every completion ends, running ones are cancelled and
- * their providers report CANCELLED while they still can. */
-void
-ens_completion_cancel_all (void)
-{
-  g_autoptr (GPtrArray) all = NULL;
+  g_autoptr (GPtrArray) all = g_ptr_array_new ();
   GHashTableIter iter;
   gpointer value;
 
-  if (C.active == NULL)
-    return;
-  all = g_ptr_array_new ();
-  g_hash_table_iter_init (&iter, C.active);
+  g_hash_table_iter_init (&iter, cs->active);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     g_ptr_array_add (all, value);
   for (guint i = 0; i < all->len; i++)
-    cancel (ens_daemon_get (), g_ptr_array_index (all, i));
+    cancel (g_ptr_array_index (all, i));
+}
+
+guint
+ens_completions_running (EnsCompletions *cs)
+{
+  return ens_backends_running (cs->backends);
+}
+
+JsonNode *
+ens_completions_stats (EnsCompletions *cs)
+{
+  JsonObject *obj;
+  JsonNode *node = ens_json_object_node (&obj);
+  g_autofree char *policy = ens_config_get_path (cs->config, "router-policy");
+
+  json_object_set_string_member (obj, "router_policy", policy);
+  json_object_set_int_member (obj, "providers", ens_backends_count (cs->backends));
+  json_object_set_int_member (obj, "queued", g_queue_get_length (&cs->queue));
+  json_object_set_int_member (obj, "running", ens_backends_running (cs->backends));
+  json_object_set_int_member (obj, "completed", cs->completed);
+  json_object_set_int_member (obj, "failed", cs->failed);
+  json_object_set_int_member (obj, "fallbacks", cs->fallbacks);
+  return node;
+}
+
+/* ---------------------------------------------------------------- verbs */
+
+/* complete {prompt | messages, model?, provider?, stream?, max_tokens?,
+ * temperature?, task_type?, priority?, max_latency?, token_count?,
+ * client_id?}: acknowledged at once; results come as targeted events to the
+ * requester, or to client_id (a client id or agent name, as KSI names it). */
+static EnsMessage *
+verb_complete (EnsCall *call, gpointer data)
+{
+  EnsCompletions *cs = data;
+  const char *client_id = NULL;
+  EnsMessage *answer = NULL;
+
+  if (!ens_call_string (call, "client_id", FALSE, &client_id))
+    return ens_call_invalid (call, "client_id", "a client id or agent name");
+  if (client_id && call->client && strcmp (client_id, call->client->id) != 0)
+    {
+      /* Results for someone else (KSI asks on completion.sock, listens on
+       * messaging.sock): the asking connection may close at once. */
+      ens_completions_submit (cs, call->msg, call->params, NULL, client_id, NULL, NULL, &answer);
+      return answer;
+    }
+  if (client_id == NULL && call->client)
+    client_id = call->client->id;
+  ens_completions_submit (cs, call->msg, call->params, call->client, client_id, NULL, NULL, &answer);
+  return answer;
+}
+
+static EnsMessage *
+verb_cancel (EnsCall *call, gpointer data)
+{
+  EnsCompletions *cs = data;
+  const char *id = ens_json_get_string (call->params, "request_id");
+  EnsCompletion *c = id ? g_hash_table_lookup (cs->active, id) : NULL;
+  JsonObject *obj;
+  g_autoptr (JsonNode) reply = NULL;
+
+  if (id == NULL)
+    return ens_call_invalid (call, "request_id", "a string");
+  if (c == NULL)
+    return ens_call_error (call, ENS_ERR_NOT_FOUND, "no completion with that request_id is queued or running");
+  if (c->client != call->client && !ens_call_is_admin (call))
+    return ens_call_error (call, ENS_ERR_PERMISSION_DENIED, "only the requester may cancel a completion");
+  cancel (c);
+  reply = ens_json_object_node (&obj);
+  json_object_set_string_member (obj, "request_id", id);
+  json_object_set_boolean_member (obj, "cancelled", TRUE);
+  return ens_message_new_reply (call->msg, reply);
+}
+
+static EnsMessage *
+verb_route (EnsCall *call, gpointer data)
+{
+  EnsCompletions *cs = data;
+  JsonObject *p = call->params, *route;
+  g_autoptr (JsonNode) route_node = ens_json_object_node (&route);
+  g_autoptr (JsonNode) decision = NULL;
+  EnsMessage *err = ens_completion_read_route (call->msg, p, route);
+  const char *code = NULL;
+  g_autofree char *message = NULL;
+
+  if (err)
+    return err;
+  if (!json_object_has_member (route, "token_count"))
+    json_object_set_double_member (route, "token_count", 1000);
+  if (ens_json_get_string (p, "model") && strcmp (ens_json_get_string (p, "model"), "auto") != 0)
+    json_object_set_string_member (route, "model", ens_json_get_string (p, "model"));
+  decision = ens_backends_decide (cs->backends, route_node, &code, &message);
+  if (decision == NULL)
+    return ens_message_new_error (call->msg, code, message, NULL);
+  return ens_message_new_reply (call->msg, decision);
+}
+
+static EnsMessage *
+verb_providers (EnsCall *call, gpointer data)
+{
+  g_autoptr (JsonNode) reply = ens_backends_describe (((EnsCompletions *) data)->backends);
+  return ens_message_new_reply (call->msg, reply);
+}
+
+static EnsMessage *
+verb_budget (EnsCall *call, gpointer data)
+{
+  g_autoptr (JsonNode) reply = ens_budget_describe (((EnsCompletions *) data)->budget);
+  return ens_message_new_reply (call->msg, reply);
 }
 
 void
-ens_completion_shutdown (void)
+ens_completions_add_verbs (EnsCompletions *cs, EnsVerbs *verbs)
 {
-  g_clear_pointer (&C.backends, g_hash_table_unref);
-  g_clear_pointer (&C.routers, g_ptr_array_unref);
-  g_clear_pointer (&C.active, g_hash_table_unref);
-  g_clear_pointer (&C.day, g_free);
+  ens_verbs_add (verbs, "complete", verb_complete, cs);
+  ens_verbs_add (verbs, "complete.cancel", verb_cancel, cs);
+  ens_verbs_add (verbs, "route", verb_route, cs);
+  ens_verbs_add (verbs, "providers.list", verb_providers, cs);
+  ens_verbs_add (verbs, "budget", verb_budget, cs);
 }

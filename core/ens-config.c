@@ -1,7 +1,7 @@
 /* ens-config.c — GSettings (org.ensemble.Daemon) plus the command-line
  * overrides of one run.  Runs uninstalled: when the schema is not installed
  * it is read from the build tree, where meson compiled it. */
-#include "ens-core.h"
+#include "ens-config.h"
 #include "ens-paths.h"
 
 #define G_SETTINGS_ENABLE_BACKEND

@@ -6,7 +6,9 @@
  * whose replies complete the pending invocations), so D-Bus adds no logic
  * of its own.  Event signals are unicast to the callers that subscribed.
  * No bus reachable: one warning, and the daemon runs on without it. */
-#include "ens-core.h"
+#include "ens-dbus.h"
+#include "ens-json.h"
+#include "ens-message-private.h"
 #include "ens-dbus-generated.h"
 #include "ens-paths.h"
 
@@ -17,12 +19,14 @@
 #define ENS_DBUS_PATH "/org/ensemble/Daemon1"
 
 typedef struct {
+  EnsDBus *dbus;
   char *caller; /* unique bus name */
   EnsSubscriber *subscriber;
   guint watch_id;
 } Watcher;
 
-typedef struct {
+struct _EnsDBus {
+  EnsDaemon *d;
   GDBusConnection *connection;
   guint name_id;
   GDBusObjectManagerServer *manager;
@@ -33,9 +37,8 @@ typedef struct {
   EnsSubscriber *lifecycle;   /* agents, sessions, budget */
   guint64 next_id;
   guint refresh_id;
-} EnsDBus;
-
-static EnsDBus *D;
+  gulong loader_handlers[3];
+};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -78,7 +81,8 @@ return_error (GDBusMethodInvocation *inv, const char *code, const char *message)
 typedef void (*AnswerFunc) (GDBusMethodInvocation *inv, EnsMessage *answer);
 
 static void
-submit (GDBusMethodInvocation *inv, const char *agent, const char *action, JsonNode *data, AnswerFunc func)
+submit (EnsDBus *D, GDBusMethodInvocation *inv, const char *agent, const char *action, JsonNode *data,
+        AnswerFunc func)
 {
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REQUEST);
   g_autofree char *id = g_strdup_printf ("d%" G_GUINT64_FORMAT, ++D->next_id);
@@ -91,16 +95,16 @@ submit (GDBusMethodInvocation *inv, const char *agent, const char *action, JsonN
   init.agent = agent;
   init.data = data;
   msg = ens_message_new (&init);
-  ens_dispatch_client_submit (D->client, msg);
+  ens_dispatch_client_submit (D->d->dispatch, D->client, msg);
 }
 
 static void
 sink_deliver (gpointer data, EnsMessage *msg)
 {
+  EnsDBus *D = data;
   GDBusMethodInvocation *inv;
   AnswerFunc func;
 
-  (void) data;
   if (msg->kind != ENS_MESSAGE_REPLY && msg->kind != ENS_MESSAGE_ERROR)
     return;
   inv = msg->id ? g_hash_table_lookup (D->invocations, msg->id) : NULL;
@@ -175,9 +179,8 @@ static gboolean
 on_health (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, gpointer data)
 {
   (void) iface;
-  (void) data;
-  refresh_properties (NULL);
-  submit (inv, NULL, "health", NULL, answer_json);
+  refresh_properties (data);
+  submit (data, inv, NULL, "health", NULL, answer_json);
   return TRUE;
 }
 
@@ -185,8 +188,7 @@ static gboolean
 on_list_plugins (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, gpointer data)
 {
   (void) iface;
-  (void) data;
-  submit (inv, NULL, "plugins.list", NULL, answer_json);
+  submit (data, inv, NULL, "plugins.list", NULL, answer_json);
   return TRUE;
 }
 
@@ -194,8 +196,7 @@ static gboolean
 on_list_agents (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, gpointer data)
 {
   (void) iface;
-  (void) data;
-  submit (inv, NULL, "agents.list", NULL, answer_json);
+  submit (data, inv, NULL, "agents.list", NULL, answer_json);
   return TRUE;
 }
 
@@ -207,13 +208,12 @@ on_publish (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *topic
   g_autoptr (JsonNode) params = NULL;
 
   (void) iface;
-  (void) data;
   if (value == NULL)
     return TRUE;
   params = ens_json_object_node (&obj);
   json_object_set_string_member (obj, "topic", topic);
   json_object_set_member (obj, "data", json_node_ref (value));
-  submit (inv, NULL, "publish", params, answer_seq);
+  submit (data, inv, NULL, "publish", params, answer_seq);
   return TRUE;
 }
 
@@ -224,7 +224,6 @@ on_request (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *agent
   g_autoptr (JsonNode) value = parse_arg (inv, "data", json, FALSE);
 
   (void) iface;
-  (void) data;
   if (value == NULL)
     return TRUE;
   if (agent[0] == '\0' || action[0] == '\0')
@@ -232,7 +231,7 @@ on_request (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *agent
       return_error (inv, ENS_ERR_INVALID_PARAMETERS, "agent and action must not be empty");
       return TRUE;
     }
-  submit (inv, agent, action, value, answer_json);
+  submit (data, inv, agent, action, value, answer_json);
   return TRUE;
 }
 
@@ -243,7 +242,6 @@ on_complete (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *prom
   g_autoptr (JsonNode) params = parse_arg (inv, "options", options[0] ? options : "{}", TRUE);
 
   (void) iface;
-  (void) data;
   if (params == NULL)
     return TRUE;
   json_object_set_string_member (json_node_get_object (params), "prompt", prompt);
@@ -251,7 +249,7 @@ on_complete (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *prom
   json_object_set_string_member (json_node_get_object (params), "client_id",
                                  g_dbus_method_invocation_get_sender (inv) ? g_dbus_method_invocation_get_sender (inv)
                                                                            : "dbus");
-  submit (inv, NULL, "complete", params, answer_request_id);
+  submit (data, inv, NULL, "complete", params, answer_request_id);
   return TRUE;
 }
 
@@ -260,12 +258,9 @@ on_complete (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *prom
 static void
 watcher_free (Watcher *w)
 {
-  EnsDaemon *d = ens_daemon_get ();
-
   if (w->watch_id)
     g_bus_unwatch_name (w->watch_id);
-  if (d && d->bus)
-    ens_subscriber_free (d->bus, w->subscriber);
+  ens_subscriber_free (w->dbus->d->bus, w->subscriber);
   g_free (w->caller);
   g_free (w);
 }
@@ -276,30 +271,32 @@ watcher_event (EnsMessage *event, gpointer data)
   Watcher *w = data;
   g_autofree char *json = ens_json_to_string (event->data);
 
-  g_dbus_connection_emit_signal (D->connection, w->caller, ENS_DBUS_PATH, "org.ensemble.Daemon1", "Event",
+  g_dbus_connection_emit_signal (w->dbus->connection, w->caller, ENS_DBUS_PATH, "org.ensemble.Daemon1", "Event",
                                  g_variant_new ("(ss)", event->topic, json), NULL);
 }
 
 static void
 caller_vanished (GDBusConnection *connection, const char *name, gpointer data)
 {
+  EnsDBus *D = data;
+
   (void) connection;
-  (void) data;
   g_hash_table_remove (D->watchers, name); /* its subscriptions go with it */
 }
 
 static Watcher *
-watcher_for (const char *caller)
+watcher_for (EnsDBus *D, const char *caller)
 {
   Watcher *w = g_hash_table_lookup (D->watchers, caller);
 
   if (w == NULL)
     {
       w = g_new0 (Watcher, 1);
+      w->dbus = D;
       w->caller = g_strdup (caller);
       w->subscriber = ens_subscriber_new (watcher_event, w, NULL);
       w->watch_id = g_bus_watch_name_on_connection (D->connection, caller, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
-                                                    caller_vanished, NULL, NULL);
+                                                    caller_vanished, D, NULL);
       g_hash_table_insert (D->watchers, w->caller, w);
     }
   return w;
@@ -308,10 +305,10 @@ watcher_for (const char *caller)
 static gboolean
 on_subscribe (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *const *patterns, gpointer data)
 {
+  EnsDBus *D = data;
   const char *caller = g_dbus_method_invocation_get_sender (inv);
   Watcher *w;
 
-  (void) data;
   if (caller == NULL)
     {
       return_error (inv, ENS_ERR_INVALID_REQUEST, "subscribing needs a message bus connection");
@@ -335,9 +332,9 @@ on_subscribe (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *con
           return TRUE;
         }
     }
-  w = watcher_for (caller);
+  w = watcher_for (D, caller);
   for (guint i = 0; patterns[i]; i++)
-    ens_bus_subscribe (ens_daemon_get ()->bus, w->subscriber, patterns[i]);
+    ens_bus_subscribe (D->d->bus, w->subscriber, patterns[i]);
   ens_dbus_daemon1_complete_subscribe (iface, inv);
   return TRUE;
 }
@@ -345,12 +342,12 @@ on_subscribe (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *con
 static gboolean
 on_unsubscribe (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *const *patterns, gpointer data)
 {
+  EnsDBus *D = data;
   const char *caller = g_dbus_method_invocation_get_sender (inv);
   Watcher *w = caller ? g_hash_table_lookup (D->watchers, caller) : NULL;
 
-  (void) data;
   for (guint i = 0; w && patterns[i]; i++)
-    ens_bus_unsubscribe (ens_daemon_get ()->bus, w->subscriber, patterns[i]);
+    ens_bus_unsubscribe (D->d->bus, w->subscriber, patterns[i]);
   ens_dbus_daemon1_complete_unsubscribe (iface, inv);
   return TRUE;
 }
@@ -361,10 +358,10 @@ static void
 got_caller_uid (GObject *source, GAsyncResult *result, gpointer data)
 {
   GDBusMethodInvocation *inv = data;
+  EnsDBus *D = g_object_get_data (G_OBJECT (inv), "ens-dbus");
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
   guint32 uid = G_MAXUINT32;
-  EnsDaemon *d = ens_daemon_get ();
 
   if (reply)
     g_variant_get (reply, "(u)", &uid);
@@ -377,25 +374,22 @@ got_caller_uid (GObject *source, GAsyncResult *result, gpointer data)
   g_message ("shutdown requested over D-Bus by %s (uid %u)", g_dbus_method_invocation_get_sender (inv), uid);
   ens_dbus_daemon1_complete_shutdown (D->daemon, inv);
   g_object_unref (inv);
-  if (d)
-    {
-      d->shutting_down = TRUE;
-      g_main_loop_quit (d->loop);
-    }
+  ens_daemon_quit (D->d);
 }
 
 static gboolean
 on_shutdown (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, gpointer data)
 {
+  EnsDBus *D = data;
   const char *caller = g_dbus_method_invocation_get_sender (inv);
 
   (void) iface;
-  (void) data;
   if (caller == NULL)
     {
       return_error (inv, ENS_ERR_PERMISSION_DENIED, "cannot tell who is asking");
       return TRUE;
     }
+  g_object_set_data (G_OBJECT (inv), "ens-dbus", D);
   /* Authorised by the caller's uid as the bus daemon knows it. */
   g_dbus_connection_call (D->connection, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                           "GetConnectionUnixUser", g_variant_new ("(s)", caller), G_VARIANT_TYPE ("(u)"),
@@ -405,16 +399,16 @@ on_shutdown (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, gpointer data)
 
 /* ------------------------------------------------------------ objects */
 
-void
-ens_dbus_plugin_loaded (EnsPlugin *plugin)
+static void
+on_plugin_loaded (EnsLoader *loader, EnsPlugin *plugin, gpointer data)
 {
+  EnsDBus *D = data;
   const EnsPluginDesc *desc = ens_plugin_get_desc (plugin);
   g_autofree char *path = NULL;
   g_autoptr (EnsDBusObjectSkeleton) object = NULL;
   g_autoptr (EnsDBusPlugin1) iface = NULL;
 
-  if (D == NULL)
-    return;
+  (void) loader;
   path = object_path ("plugins", desc->id);
   object = ens_dbus_object_skeleton_new (path);
   iface = ens_dbus_plugin1_skeleton_new ();
@@ -426,30 +420,32 @@ ens_dbus_plugin_loaded (EnsPlugin *plugin)
   ens_dbus_object_skeleton_set_plugin1 (object, iface);
   g_dbus_object_manager_server_export (D->manager, G_DBUS_OBJECT_SKELETON (object));
   ens_dbus_daemon1_emit_plugin_loaded (D->daemon, desc->id);
-  refresh_properties (NULL);
-}
-
-void
-ens_dbus_plugin_stopped (EnsPlugin *plugin)
-{
-  g_autofree char *path = NULL;
-
-  if (D == NULL)
-    return;
-  path = object_path ("plugins", ens_plugin_get_desc (plugin)->id);
-  g_dbus_object_manager_server_unexport (D->manager, path);
-  refresh_properties (NULL);
-}
-
-void
-ens_dbus_plugin_failed (const char *file, const char *reason)
-{
-  if (D)
-    ens_dbus_daemon1_emit_plugin_failed (D->daemon, file, reason);
+  refresh_properties (D);
 }
 
 static void
-export_agent (JsonObject *info)
+on_plugin_stopped (EnsLoader *loader, EnsPlugin *plugin, gpointer data)
+{
+  EnsDBus *D = data;
+  g_autofree char *path = object_path ("plugins", ens_plugin_get_id (plugin));
+
+  (void) loader;
+  /* Not exported when it was refused after its init. */
+  if (g_dbus_object_manager_server_unexport (D->manager, path))
+    refresh_properties (D);
+}
+
+static void
+on_plugin_failed (EnsLoader *loader, const char *file, const char *reason, gpointer data)
+{
+  EnsDBus *D = data;
+
+  (void) loader;
+  ens_dbus_daemon1_emit_plugin_failed (D->daemon, file, reason);
+}
+
+static void
+export_agent (EnsDBus *D, JsonObject *info)
 {
   const char *name = json_object_get_string_member (info, "name");
   g_autofree char *path = object_path ("agents", name);
@@ -475,7 +471,7 @@ export_agent (JsonObject *info)
 }
 
 static void
-export_session (JsonObject *data, const char *id, const char *status)
+export_session (EnsDBus *D, JsonObject *data, const char *id, const char *status)
 {
   g_autofree char *path = object_path ("sessions", id);
   GDBusObject *existing = g_dbus_object_manager_get_object (G_DBUS_OBJECT_MANAGER (D->manager), path);
@@ -514,17 +510,17 @@ export_session (JsonObject *data, const char *id, const char *status)
 static void
 lifecycle_event (EnsMessage *event, gpointer data)
 {
+  EnsDBus *D = data;
   JsonObject *obj = event->data && JSON_NODE_HOLDS_OBJECT (event->data) ? json_node_get_object (event->data) : NULL;
   const char *topic = event->topic;
 
-  (void) data;
   if (obj == NULL)
     return;
   if (g_str_has_prefix (topic, "ensemble.agent."))
-    refresh_properties (NULL);
+    refresh_properties (D);
   if (strcmp (topic, "ensemble.agent.registered") == 0)
     {
-      export_agent (obj);
+      export_agent (D, obj);
       ens_dbus_daemon1_emit_agent_registered (D->daemon, json_object_get_string_member (obj, "name"));
     }
   else if (strcmp (topic, "ensemble.agent.connected") == 0 || strcmp (topic, "ensemble.agent.disconnected") == 0)
@@ -552,7 +548,7 @@ lifecycle_event (EnsMessage *event, gpointer data)
         obj, "status", g_str_has_suffix (topic, ".session_spawned") ? "idle" : "unknown");
       if (id)
         {
-          export_session (obj, id, status);
+          export_session (D, obj, id, status);
           ens_dbus_daemon1_emit_session_changed (D->daemon, id, status);
         }
     }
@@ -567,22 +563,18 @@ lifecycle_event (EnsMessage *event, gpointer data)
 static gboolean
 refresh_properties (gpointer data)
 {
-  EnsDaemon *d = ens_daemon_get ();
-  g_autoptr (JsonNode) budget = NULL;
+  EnsDBus *D = data;
+  EnsDaemon *d = D->d;
+  g_autoptr (JsonNode) budget = ens_budget_describe (d->budget);
   g_autofree char *policy = NULL;
-  JsonObject *b;
+  JsonObject *b = json_node_get_object (budget);
 
-  (void) data;
-  if (d == NULL || D == NULL)
-    return G_SOURCE_CONTINUE;
-  budget = ens_completion_budget (d);
-  b = json_node_get_object (budget);
   policy = ens_config_get_path (d->config, "router-policy");
   ens_dbus_daemon1_set_uptime_seconds (D->daemon, (g_get_monotonic_time () - d->started_us) / G_USEC_PER_SEC);
-  ens_dbus_daemon1_set_connections (D->daemon, g_hash_table_size (d->clients));
-  ens_dbus_daemon1_set_agents (D->daemon, g_hash_table_size (d->agents));
+  ens_dbus_daemon1_set_connections (D->daemon, ens_clients_count (d->clients));
+  ens_dbus_daemon1_set_agents (D->daemon, ens_agents_count (d->agents));
   ens_dbus_daemon1_set_plugins (D->daemon, ens_loader_plugins (d->loader)->len);
-  ens_dbus_daemon1_set_sessions (D->daemon, ens_session_count (FALSE));
+  ens_dbus_daemon1_set_sessions (D->daemon, ens_sessions_count (d->sessions, FALSE));
   ens_dbus_daemon1_set_router_policy (D->daemon, policy ? policy : "");
   ens_dbus_daemon1_set_daily_budget (D->daemon, json_object_get_double_member (b, "daily_budget"));
   ens_dbus_daemon1_set_current_spend (D->daemon, json_object_get_double_member (b, "current_spend"));
@@ -609,9 +601,12 @@ name_acquired (GDBusConnection *connection, const char *name, gpointer data)
   g_message ("D-Bus: owns %s", name);
 }
 
-gboolean
+static void export_sessions (EnsDBus *D);
+
+EnsDBus *
 ens_dbus_start (EnsDaemon *d, GBusType bus_type)
 {
+  EnsDBus *D;
   g_autoptr (GError) error = NULL;
   g_autoptr (GDBusConnection) connection = NULL;
   const char *kind = bus_type == G_BUS_TYPE_SYSTEM ? "system" : "session";
@@ -623,90 +618,95 @@ ens_dbus_start (EnsDaemon *d, GBusType bus_type)
       if (!g_file_test (socket, G_FILE_TEST_EXISTS))
         {
           g_warning ("D-Bus: no session bus (DBUS_SESSION_BUS_ADDRESS unset); running without D-Bus");
-          return FALSE;
+          return NULL;
         }
     }
   connection = g_bus_get_sync (bus_type, NULL, &error);
   if (connection == NULL)
     {
       g_warning ("D-Bus: no %s bus reachable (%s); running without D-Bus", kind, error->message);
-      return FALSE;
+      return NULL;
     }
   g_dbus_connection_set_exit_on_close (connection, FALSE);
 
   D = g_new0 (EnsDBus, 1);
+  D->d = d;
   D->connection = g_steal_pointer (&connection);
   D->invocations = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   D->watchers = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) watcher_free);
-  D->client = ens_dispatch_client_new (NULL, &dbus_sink, NULL, 0, "dbus");
+  D->client = ens_clients_add (d->clients, NULL, &dbus_sink, D, 0, "dbus");
   D->manager = g_dbus_object_manager_server_new (ENS_DBUS_PATH);
 
   D->daemon = ens_dbus_daemon1_skeleton_new ();
   ens_dbus_daemon1_set_version (D->daemon, ENS_VERSION);
   ens_dbus_daemon1_set_node_id (D->daemon, d->node_id);
   ens_dbus_daemon1_set_started_at (D->daemon, d->started_real_us / G_USEC_PER_SEC);
-  g_signal_connect (D->daemon, "handle-health", G_CALLBACK (on_health), NULL);
-  g_signal_connect (D->daemon, "handle-list-plugins", G_CALLBACK (on_list_plugins), NULL);
-  g_signal_connect (D->daemon, "handle-list-agents", G_CALLBACK (on_list_agents), NULL);
-  g_signal_connect (D->daemon, "handle-publish", G_CALLBACK (on_publish), NULL);
-  g_signal_connect (D->daemon, "handle-request", G_CALLBACK (on_request), NULL);
-  g_signal_connect (D->daemon, "handle-complete", G_CALLBACK (on_complete), NULL);
-  g_signal_connect (D->daemon, "handle-subscribe", G_CALLBACK (on_subscribe), NULL);
-  g_signal_connect (D->daemon, "handle-unsubscribe", G_CALLBACK (on_unsubscribe), NULL);
-  g_signal_connect (D->daemon, "handle-shutdown", G_CALLBACK (on_shutdown), NULL);
+  g_signal_connect (D->daemon, "handle-health", G_CALLBACK (on_health), D);
+  g_signal_connect (D->daemon, "handle-list-plugins", G_CALLBACK (on_list_plugins), D);
+  g_signal_connect (D->daemon, "handle-list-agents", G_CALLBACK (on_list_agents), D);
+  g_signal_connect (D->daemon, "handle-publish", G_CALLBACK (on_publish), D);
+  g_signal_connect (D->daemon, "handle-request", G_CALLBACK (on_request), D);
+  g_signal_connect (D->daemon, "handle-complete", G_CALLBACK (on_complete), D);
+  g_signal_connect (D->daemon, "handle-subscribe", G_CALLBACK (on_subscribe), D);
+  g_signal_connect (D->daemon, "handle-unsubscribe", G_CALLBACK (on_unsubscribe), D);
+  g_signal_connect (D->daemon, "handle-shutdown", G_CALLBACK (on_shutdown), D);
   /* The ObjectManager serves the objects below its path; Daemon1 sits at
    * that path itself, beside org.freedesktop.DBus.ObjectManager. */
   if (!g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (D->daemon), D->connection, ENS_DBUS_PATH, &error))
     g_warning ("D-Bus: cannot export %s: %s", ENS_DBUS_PATH, error->message);
   g_dbus_object_manager_server_set_connection (D->manager, D->connection);
 
-  D->lifecycle = ens_subscriber_new (lifecycle_event, NULL, NULL);
+  D->lifecycle = ens_subscriber_new (lifecycle_event, D, NULL);
   ens_bus_subscribe (d->bus, D->lifecycle, "ensemble.agent.*");
   ens_bus_subscribe (d->bus, D->lifecycle, "ensemble.budget.*");
   ens_bus_subscribe (d->bus, D->lifecycle, "session.*");
-  refresh_properties (NULL);
-  D->refresh_id = g_timeout_add_seconds (2, refresh_properties, NULL);
+  refresh_properties (D);
+  D->refresh_id = g_timeout_add_seconds (2, refresh_properties, D);
+  D->loader_handlers[0] = g_signal_connect (d->loader, "plugin-loaded", G_CALLBACK (on_plugin_loaded), D);
+  D->loader_handlers[1] = g_signal_connect (d->loader, "plugin-stopped", G_CALLBACK (on_plugin_stopped), D);
+  D->loader_handlers[2] = g_signal_connect (d->loader, "plugin-failed", G_CALLBACK (on_plugin_failed), D);
+  export_sessions (D);
 
   D->name_id = g_bus_own_name_on_connection (D->connection, ENS_DBUS_NAME, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
                                              name_acquired, name_lost, NULL, NULL);
   g_message ("D-Bus: on the %s bus as %s", kind, g_dbus_connection_get_unique_name (D->connection));
-  return TRUE;
+  return D;
 }
 
 /* Sessions already in the store when the daemon starts. */
-void
-ens_dbus_export_sessions (JsonNode *list)
+static void
+export_sessions (EnsDBus *D)
 {
-  JsonArray *array = list && JSON_NODE_HOLDS_OBJECT (list)
-                       ? json_object_get_array_member (json_node_get_object (list), "sessions") : NULL;
+  g_autoptr (JsonNode) list = ens_sessions_list (D->d->sessions);
+  JsonArray *array = json_object_get_array_member (json_node_get_object (list), "sessions");
 
-  for (guint i = 0; D && array && i < json_array_get_length (array); i++)
+  for (guint i = 0; i < json_array_get_length (array); i++)
     {
       JsonObject *s = json_array_get_object_element (array, i);
-      export_session (s, json_object_get_string_member (s, "session_id"),
+      export_session (D, s, json_object_get_string_member (s, "session_id"),
                       json_object_get_string_member_with_default (s, "status", "idle"));
     }
 }
 
 void
-ens_dbus_shutdown (void)
+ens_dbus_stop (EnsDBus *D)
 {
-  EnsDaemon *d = ens_daemon_get ();
-
   if (D == NULL)
     return;
+  for (guint i = 0; i < G_N_ELEMENTS (D->loader_handlers); i++)
+    g_signal_handler_disconnect (D->d->loader, D->loader_handlers[i]);
   if (D->name_id)
     g_bus_unown_name (D->name_id);
   g_source_remove (D->refresh_id);
-  ens_subscriber_free (d->bus, D->lifecycle);
+  ens_subscriber_free (D->d->bus, D->lifecycle);
   g_hash_table_unref (D->watchers);
   g_hash_table_unref (D->invocations);
-  ens_dispatch_client_close (D->client);
+  ens_client_close (D->client);
   g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (D->daemon));
   g_dbus_object_manager_server_set_connection (D->manager, NULL);
   g_object_unref (D->manager);
   g_object_unref (D->daemon);
   g_dbus_connection_flush_sync (D->connection, NULL, NULL);
   g_object_unref (D->connection);
-  g_clear_pointer (&D, g_free);
+  g_free (D);
 }

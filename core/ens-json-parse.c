@@ -5,7 +5,7 @@
  * of the CPU of a request went there).  Iterative with an explicit stack of
  * open containers, so hostile nesting costs no C stack; containers are
  * attached to their parent when opened, so on error the root owns all. */
-#include "ens-core.h"
+#include "ens-json.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* ens-json.c — a compact JSON writer into a GString, used for every reply
  * and event the core encodes (writing is ours, so the envelope and the
  * payload go into one buffer in one pass; parsing: ens-json-parse.c). */
-#include "ens-core.h"
+#include "ens-json.h"
 
 #include <math.h>
 
@@ -189,5 +189,17 @@ ens_json_object_node (JsonObject **out_obj)
   json_node_take_object (node, obj);
   if (out_obj)
     *out_obj = obj;
+  return node;
+}
+
+JsonNode *
+ens_json_strv_node (const char *const *strv, guint n)
+{
+  JsonArray *array = json_array_new ();
+  JsonNode *node = json_node_new (JSON_NODE_ARRAY);
+
+  for (guint i = 0; i < n && strv && strv[i]; i++)
+    json_array_add_string_element (array, strv[i]);
+  json_node_take_array (node, array);
   return node;
 }

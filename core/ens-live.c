@@ -3,7 +3,7 @@
  * address or port changed restarts (rebinds), new plugin folders are
  * scanned; budget, router policy and limits are read where they are used
  * (next request, next connection). */
-#include "ens-core.h"
+#include "ens-live.h"
 
 #include <string.h>
 
@@ -38,17 +38,6 @@ disabled_now (EnsDaemon *d)
   return ens_config_get_strv (d->config, "disabled-plugins");
 }
 
-static gboolean
-is_loaded (EnsDaemon *d, const char *id)
-{
-  GPtrArray *plugins = ens_loader_plugins (d->loader);
-
-  for (guint i = 0; i < plugins->len; i++)
-    if (strcmp (ens_plugin_get_desc (g_ptr_array_index (plugins, i))->id, id) == 0)
-      return TRUE;
-  return FALSE;
-}
-
 static void
 apply_disabled (EnsDaemon *d)
 {
@@ -58,7 +47,7 @@ apply_disabled (EnsDaemon *d)
   GPtrArray *plugins = ens_loader_plugins (d->loader);
 
   for (guint i = 0; i < plugins->len; i++)
-    g_ptr_array_add (loaded, g_strdup (ens_plugin_get_desc (g_ptr_array_index (plugins, i))->id));
+    g_ptr_array_add (loaded, g_strdup (ens_plugin_get_id (g_ptr_array_index (plugins, i))));
   /* stop what is now disabled */
   for (guint i = 0; i < loaded->len; i++)
     if (g_strv_contains ((const char *const *) disabled, g_ptr_array_index (loaded, i)))
@@ -84,7 +73,7 @@ on_setting_changed (const char *key, gpointer data)
     }
   if (strcmp (key, "request-timeout-ms") == 0)
     {
-      d->default_timeout_ms = ens_config_get_uint (d->config, key);
+      ens_requests_set_default_timeout (d->requests, ens_config_get_uint (d->config, key));
       return;
     }
   if (g_strv_contains (at_restart, key))
@@ -97,7 +86,7 @@ on_setting_changed (const char *key, gpointer data)
       {
         g_auto (GStrv) dirs = ens_config_get_strv (d->config, "plugin-dirs");
         for (guint j = 0; j < G_N_ELEMENTS (restarts[i].plugins) && restarts[i].plugins[j]; j++)
-          if (is_loaded (d, restarts[i].plugins[j]))
+          if (ens_loader_is_running (d->loader, restarts[i].plugins[j]))
             {
               g_message ("settings: restarting %s for %s", restarts[i].plugins[j], key);
               ens_loader_restart (d->loader, dirs, restarts[i].plugins[j]);

@@ -1,5 +1,6 @@
 /* ens-main.c — ensembled: options, start-up, the main loop, clean shutdown. */
-#include "ens-core.h"
+#include "ens-dbus.h"
+#include "ens-live.h"
 #include "ens-paths.h"
 
 #include <errno.h>
@@ -20,8 +21,7 @@ on_signal (gpointer data)
   EnsDaemon *d = data;
 
   g_message ("signal received, shutting down");
-  d->shutting_down = TRUE;
-  g_main_loop_quit (d->loop);
+  ens_daemon_quit (d);
   return G_SOURCE_CONTINUE;
 }
 
@@ -78,17 +78,6 @@ random_node_id (void)
   return g_strdup_printf ("%06x", g_random_int () & 0xffffff);
 }
 
-static gboolean
-has_transport (EnsLoader *loader)
-{
-  GPtrArray *plugins = ens_loader_plugins (loader);
-
-  for (guint i = 0; i < plugins->len; i++)
-    if (ens_plugin_get_desc (g_ptr_array_index (plugins, i))->kind == ENS_PLUGIN_KIND_TRANSPORT)
-      return TRUE;
-  return FALSE;
-}
-
 int
 main (int argc, char **argv)
 {
@@ -110,10 +99,12 @@ main (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autofree char *state_path = NULL;
   g_auto (GStrv) dirs = NULL, disabled_all = NULL;
-  EnsDaemon daemon = { 0 };
-  g_autofree char *lock_path = NULL;
+  g_autofree char *lock_path = NULL, *node = NULL;
   int lock_fd = -1;
-  EnsDaemon *d = &daemon;
+  EnsConfig *config;
+  EnsState *state;
+  EnsDaemon *d;
+  EnsDBus *dbus = NULL;
   guint sigint, sigterm;
 
   setlocale (LC_ALL, "");
@@ -133,51 +124,46 @@ main (int argc, char **argv)
       return 0;
     }
 
-  d->config = ens_config_new (config_file, &error);
-  if (d->config == NULL)
+  config = ens_config_new (config_file, &error);
+  if (config == NULL)
     {
       fprintf (stderr, "ensembled: %s\n", error->message);
       return 1;
     }
   if (plugin_dirs)
-    ens_config_override (d->config, "plugin-dirs", g_variant_new_strv ((const char *const *) plugin_dirs, -1));
+    ens_config_override (config, "plugin-dirs", g_variant_new_strv ((const char *const *) plugin_dirs, -1));
   if (socket_dir)
-    ens_config_override (d->config, "socket-dir", g_variant_new_string (socket_dir));
+    ens_config_override (config, "socket-dir", g_variant_new_string (socket_dir));
   if (state_dir)
-    ens_config_override (d->config, "state-dir", g_variant_new_string (state_dir));
+    ens_config_override (config, "state-dir", g_variant_new_string (state_dir));
   if (node_id)
-    ens_config_override (d->config, "node-id", g_variant_new_string (node_id));
+    ens_config_override (config, "node-id", g_variant_new_string (node_id));
   if (system_bus)
-    ens_config_override (d->config, "dbus-bus", g_variant_new_string ("system"));
+    ens_config_override (config, "dbus-bus", g_variant_new_string ("system"));
 
-  d->node_id = ens_config_get_path (d->config, "node-id");
-  if (d->node_id == NULL || d->node_id[0] == '\0')
+  node = ens_config_get_path (config, "node-id");
+  if (node == NULL || node[0] == '\0')
     {
-      g_free (d->node_id);
-      d->node_id = random_node_id ();
+      g_free (node);
+      node = random_node_id ();
     }
-  d->default_timeout_ms = ens_config_get_uint (d->config, "request-timeout-ms");
-  d->started_us = g_get_monotonic_time ();
-  d->started_real_us = g_get_real_time ();
 
   {
-    g_autofree char *socket_dir_path = ens_config_get_path (d->config, "socket-dir");
+    g_autofree char *socket_dir_path = ens_config_get_path (config, "socket-dir");
     lock_fd = lock_socket_dir (socket_dir_path, &lock_path);
     if (lock_fd < 0)
       {
-        ens_config_free (d->config);
-        g_free (d->node_id);
+        ens_config_free (config);
         return 1;
       }
   }
 
-  state_path = ens_config_get_path (d->config, "state-dir");
-  d->state = ens_state_open (state_path, &error);
-  if (d->state == NULL)
+  state_path = ens_config_get_path (config, "state-dir");
+  state = ens_state_open (state_path, &error);
+  if (state == NULL)
     {
       fprintf (stderr, "ensembled: state: %s\n", error->message);
-      ens_config_free (d->config);
-      g_free (d->node_id);
+      ens_config_free (config);
       close (lock_fd);
       return 1;
     }
@@ -185,17 +171,11 @@ main (int argc, char **argv)
   /* Writes to a vanished peer must fail with EPIPE, not kill the daemon. */
   signal (SIGPIPE, SIG_IGN);
 
-  ens_daemon_set (d);
-  d->loop = g_main_loop_new (NULL, FALSE);
-  d->bus = ens_bus_new ();
-  ens_dispatch_init (d);
-  ens_completion_init ();
-  ens_session_init (d);
-  d->loader = ens_loader_new (ens_host_table ());
+  d = ens_daemon_new (config, state, node);
 
-  dirs = ens_config_get_strv (d->config, "plugin-dirs");
+  dirs = ens_config_get_strv (config, "plugin-dirs");
   {
-    g_auto (GStrv) from_settings = ens_config_get_strv (d->config, "disabled-plugins");
+    g_auto (GStrv) from_settings = ens_config_get_strv (config, "disabled-plugins");
     g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
     g_strv_builder_addv (b, (const char **) from_settings);
     if (disabled)
@@ -204,23 +184,14 @@ main (int argc, char **argv)
   }
   g_message ("ensembled %s starting: node %s, state %s", ENS_VERSION, d->node_id, state_path);
   {
-    g_autofree char *bus = ens_config_get_path (d->config, "dbus-bus");
-    if (g_strcmp0 (bus, "none") != 0 &&
-        ens_dbus_start (d, g_strcmp0 (bus, "system") == 0 ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION))
-      {
-        EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REQUEST);
-        g_autoptr (EnsMessage) request = NULL;
-        g_autoptr (EnsMessage) list = NULL;
-        init.action = "sessions.list";
-        request = ens_message_new (&init);
-        list = ens_session_list (request);
-        ens_dbus_export_sessions (list->data);
-      }
+    g_autofree char *bus = ens_config_get_path (config, "dbus-bus");
+    if (g_strcmp0 (bus, "none") != 0)
+      dbus = ens_dbus_start (d, g_strcmp0 (bus, "system") == 0 ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION);
   }
-  ens_loader_load_dirs (d->loader, dirs, disabled_all);
+  ens_daemon_load_plugins (d, dirs, disabled_all);
 
   int status = 0;
-  if (!has_transport (d->loader))
+  if (!ens_daemon_has_transport (d))
     {
       g_autofree char *joined = g_strjoinv (", ", dirs);
       g_printerr ("ensembled: no transport plugin started (plugin folders: %s); nothing could reach this daemon\n",
@@ -240,25 +211,9 @@ main (int argc, char **argv)
       g_source_remove (sigterm);
     }
 
-  d->shutting_down = TRUE;
-  ens_process_stop_all ();
-  /* Running completions are cancelled while their providers still run,
-   * and get a moment to say so. */
-  ens_completion_cancel_all ();
-  for (gint64 until = g_get_monotonic_time () + 200000;
-       ens_completion_running () > 0 && g_get_monotonic_time () < until;)
-    g_main_context_iteration (NULL, FALSE);
-  ens_loader_free (d->loader); /* stops every plugin, in reverse order */
-  ens_dbus_shutdown ();
-  ens_session_shutdown ();
-  ens_completion_shutdown ();
-  ens_dispatch_shutdown (d);
-  g_clear_object (&d->bus);
-  ens_state_close (d->state);
-  ens_config_free (d->config);
-  g_main_loop_unref (d->loop);
-  g_free (d->node_id);
-  ens_daemon_set (NULL);
+  ens_daemon_stop (d); /* stops every plugin, in reverse order */
+  ens_dbus_stop (dbus);
+  ens_daemon_free (d);
   g_unlink (lock_path);
   close (lock_fd);
   if (status == 0)

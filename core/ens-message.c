@@ -1,7 +1,8 @@
 /* ens-message.c — the envelope: one allocation per message, ref-counted,
  * immutable once made; encodings cached per encoder so an event is
  * serialised once for all the subscribers that speak the same dialect. */
-#include "ens-core.h"
+#include "ens-message-private.h"
+#include "ens-json.h"
 
 #include <string.h>
 
@@ -214,6 +215,18 @@ ens_message_new_error (EnsMessage *request, const char *code, const char *messag
   init.error_message = message;
   init.error_details = details;
   return answer_new (request, &init);
+}
+
+EnsMessage *
+ens_message_new_invalid (EnsMessage *request, const char *field, const char *expected)
+{
+  JsonObject *obj;
+  g_autoptr (JsonNode) details = ens_json_object_node (&obj);
+  g_autofree char *text = g_strdup_printf ("%s must be %s", field, expected);
+
+  json_object_set_string_member (obj, "field", field);
+  json_object_set_string_member (obj, "expected", expected);
+  return ens_message_new_error (request, ENS_ERR_INVALID_PARAMETERS, text, details);
 }
 
 /* ------------------------------------------------------------ native wire */

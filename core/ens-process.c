@@ -1,12 +1,16 @@
 /* ens-process.c — agent processes started on request (KSI SPAWN_AGENT,
  * processes.spawn): the configured spawn-command with the request's values
  * filled in, watched until it exits, terminated at shutdown. */
-#include "ens-core.h"
+#include "ens-process.h"
+#include "ens-json.h"
+#include "ens-message-private.h"
 
 #include <signal.h>
 #include <string.h>
 
 typedef struct {
+  gint refs;             /* the list's, and the exit watch's while it runs */
+  EnsProcesses *owner;   /* NULL once the owner is gone */
   char *id;
   char *agent_id;
   char *task;
@@ -21,13 +25,27 @@ typedef struct {
   int exit_status;
 } EnsProcess;
 
-static GPtrArray *processes; /* EnsProcess*, in start order */
-static guint64 next_process;
+struct _EnsProcesses {
+  EnsConfig *config;
+  EnsBus *bus;
+  GPtrArray *list; /* EnsProcess*, in start order */
+  guint64 next_process;
+};
+
 #define KEEP_EXITED 256 /* exited processes listed before the oldest are forgotten */
 
-static void
-process_free (EnsProcess *p)
+static EnsProcess *
+process_ref (EnsProcess *p)
 {
+  p->refs++;
+  return p;
+}
+
+static void
+process_unref (EnsProcess *p)
+{
+  if (--p->refs > 0)
+    return;
   g_free (p->id);
   g_free (p->agent_id);
   g_free (p->task);
@@ -39,6 +57,8 @@ process_free (EnsProcess *p)
   g_free (p->pid);
   g_free (p);
 }
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EnsProcess, process_unref)
 
 static JsonNode *
 process_describe (EnsProcess *p)
@@ -69,8 +89,7 @@ process_describe (EnsProcess *p)
 static void
 on_exited (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  EnsProcess *p = user_data;
-  EnsDaemon *d = ens_daemon_get ();
+  g_autoptr (EnsProcess) p = user_data; /* the watch's reference */
   GSubprocess *sp = G_SUBPROCESS (source);
   g_autoptr (JsonNode) info = NULL;
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
@@ -81,38 +100,37 @@ on_exited (GObject *source, GAsyncResult *result, gpointer user_data)
   p->exit_status = g_subprocess_get_if_exited (sp) ? g_subprocess_get_exit_status (sp)
                                                      : -g_subprocess_get_term_sig (sp);
   g_message ("process %s (agent %s, pid %s) exited with %d", p->id, p->agent_id, p->pid, p->exit_status);
-  if (d == NULL || d->bus == NULL)
+  if (p->owner == NULL)
     return;
   info = process_describe (p);
   init.topic = "ensemble.process.exited";
   init.from = "ensembled";
   init.data = info;
   event = ens_message_new (&init);
-  d->counters.events_published++;
-  d->counters.events_delivered += ens_bus_publish (d->bus, event, NULL);
+  ens_bus_publish (p->owner->bus, event, NULL);
 }
 
-static guint
-running_count (void)
+guint
+ens_processes_running (EnsProcesses *processes)
 {
   guint n = 0;
 
-  for (guint i = 0; processes && i < processes->len; i++)
-    n += ((EnsProcess *) g_ptr_array_index (processes, i))->running;
+  for (guint i = 0; i < processes->list->len; i++)
+    n += ((EnsProcess *) g_ptr_array_index (processes->list, i))->running;
   return n;
 }
 
 static void
-forget_exited (void)
+forget_exited (EnsProcesses *processes)
 {
-  guint exited = processes->len - running_count ();
+  guint exited = processes->list->len - ens_processes_running (processes);
 
-  for (guint i = 0; i < processes->len && exited > KEEP_EXITED;)
+  for (guint i = 0; i < processes->list->len && exited > KEEP_EXITED;)
     {
-      EnsProcess *p = g_ptr_array_index (processes, i);
+      EnsProcess *p = g_ptr_array_index (processes->list, i);
       if (!p->running)
         {
-          g_ptr_array_remove_index (processes, i);
+          g_ptr_array_remove_index (processes->list, i);
           exited--;
         }
       else
@@ -151,23 +169,14 @@ opt_string (JsonObject *params, const char *field, gboolean *bad)
 }
 
 static EnsMessage *
-invalid_field (EnsMessage *request, const char *field, const char *expected)
+verb_spawn (EnsCall *call, gpointer user_data)
 {
-  JsonObject *obj;
-  g_autoptr (JsonNode) details = ens_json_object_node (&obj);
-  g_autofree char *text = g_strdup_printf ("%s must be %s", field, expected);
-
-  json_object_set_string_member (obj, "field", field);
-  json_object_set_string_member (obj, "expected", expected);
-  return ens_message_new_error (request, ENS_ERR_INVALID_PARAMETERS, text, details);
-}
-
-EnsMessage *
-ens_process_spawn (EnsDaemon *d, EnsMessage *request, JsonObject *params)
-{
-  g_auto (GStrv) template = ens_config_get_strv (d->config, "spawn-command");
-  g_autofree char *socket_dir = ens_config_get_path (d->config, "socket-dir");
-  g_autofree char *native = ens_config_get_path (d->config, "native-socket");
+  EnsProcesses *processes = user_data;
+  EnsMessage *request = call->msg;
+  JsonObject *params = call->params;
+  g_auto (GStrv) template = ens_config_get_strv (processes->config, "spawn-command");
+  g_autofree char *socket_dir = ens_config_get_path (processes->config, "socket-dir");
+  g_autofree char *native = ens_config_get_path (processes->config, "native-socket");
   g_autofree char *socket_path = g_build_filename (socket_dir, native, NULL);
   g_autoptr (GSubprocessLauncher) launcher = NULL;
   g_autoptr (GError) error = NULL;
@@ -178,24 +187,25 @@ ens_process_spawn (EnsDaemon *d, EnsMessage *request, JsonObject *params)
   const char *model = opt_string (params, "model", &bad);
   const char *role = opt_string (params, "role", &bad);
   const char *profile = opt_string (params, "profile_name", &bad);
-  guint max = ens_config_get_uint (d->config, "max-processes");
+  guint max = ens_config_get_uint (processes->config, "max-processes");
   EnsProcess *p;
 
   if (bad)
-    return invalid_field (request, "task, agent_id, model, role, profile_name", "strings");
+    return ens_message_new_invalid (request, "task, agent_id, model, role, profile_name", "strings");
   if (task == NULL || task[0] == '\0')
-    return invalid_field (request, "task", "a non-empty string");
+    return ens_message_new_invalid (request, "task", "a non-empty string");
   if (template == NULL || template[0] == NULL)
     return ens_message_new_error (request, "SPAWN_FAILED",
                                   "no spawn-command is configured; set the spawn-command setting to the agent program",
                                   NULL);
-  if (running_count () >= max)
+  if (ens_processes_running (processes) >= max)
     return ens_message_new_error (request, "SPAWN_FAILED", "too many spawned processes are running (max-processes)",
                                   NULL);
 
   p = g_new0 (EnsProcess, 1);
-  p->id = g_strdup_printf ("proc-%" G_GUINT64_FORMAT, ++next_process);
-  p->agent_id = agent_id ? g_strdup (agent_id) : g_strdup_printf ("agent-%" G_GUINT64_FORMAT, next_process);
+  p->refs = 1;
+  p->id = g_strdup_printf ("proc-%" G_GUINT64_FORMAT, ++processes->next_process);
+  p->agent_id = agent_id ? g_strdup (agent_id) : g_strdup_printf ("agent-%" G_GUINT64_FORMAT, processes->next_process);
   p->task = g_strdup (task);
   p->model = g_strdup (model ? model : "default");
   p->role = g_strdup (role);
@@ -213,56 +223,75 @@ ens_process_spawn (EnsDaemon *d, EnsMessage *request, JsonObject *params)
   if (p->process == NULL)
     {
       g_autofree char *text = g_strdup_printf ("cannot start %s: %s", p->argv[0], error->message);
-      process_free (p);
+      process_unref (p);
       return ens_message_new_error (request, "SPAWN_FAILED", text, NULL);
     }
   p->pid = g_strdup (g_subprocess_get_identifier (p->process));
   p->running = TRUE;
   p->started_real_us = g_get_real_time ();
-  if (processes == NULL)
-    processes = g_ptr_array_new_with_free_func ((GDestroyNotify) process_free);
-  forget_exited ();
-  g_ptr_array_add (processes, p);
-  g_subprocess_wait_async (p->process, NULL, on_exited, p);
+  p->owner = processes;
+  forget_exited (processes);
+  g_ptr_array_add (processes->list, p);
+  g_subprocess_wait_async (p->process, NULL, on_exited, process_ref (p));
   g_message ("process %s started for agent %s: pid %s", p->id, p->agent_id, p->pid);
 
   data = process_describe (p);
   return ens_message_new_reply (request, data);
 }
 
-EnsMessage *
-ens_process_list (EnsMessage *request)
+static EnsMessage *
+verb_list (EnsCall *call, gpointer data)
 {
+  EnsProcesses *processes = data;
   JsonObject *obj;
-  g_autoptr (JsonNode) data = ens_json_object_node (&obj);
+  g_autoptr (JsonNode) reply = ens_json_object_node (&obj);
   JsonArray *array = json_array_new ();
 
-  for (guint i = 0; processes && i < processes->len; i++)
-    json_array_add_element (array, process_describe (g_ptr_array_index (processes, i)));
+  for (guint i = 0; i < processes->list->len; i++)
+    json_array_add_element (array, process_describe (g_ptr_array_index (processes->list, i)));
   json_object_set_array_member (obj, "processes", array);
-  json_object_set_int_member (obj, "total", processes ? processes->len : 0);
-  json_object_set_int_member (obj, "running", running_count ());
-  return ens_message_new_reply (request, data);
-}
-
-guint
-ens_process_running (void)
-{
-  return running_count ();
+  json_object_set_int_member (obj, "total", processes->list->len);
+  json_object_set_int_member (obj, "running", ens_processes_running (processes));
+  return ens_message_new_reply (call->msg, reply);
 }
 
 void
-ens_process_stop_all (void)
+ens_processes_add_verbs (EnsProcesses *processes, EnsVerbs *verbs)
 {
-  /* SIGTERM now; a process that ignores it is not waited for. The wait
-   * callbacks hold the records, so they are freed with the array only
-   * once nothing runs. */
-  for (guint i = 0; processes && i < processes->len; i++)
+  ens_verbs_add (verbs, "processes.spawn", verb_spawn, processes);
+  ens_verbs_add (verbs, "processes.list", verb_list, processes);
+}
+
+EnsProcesses *
+ens_processes_new (EnsConfig *config, EnsBus *bus)
+{
+  EnsProcesses *processes = g_new0 (EnsProcesses, 1);
+
+  processes->config = config;
+  processes->bus = bus;
+  processes->list = g_ptr_array_new_with_free_func ((GDestroyNotify) process_unref);
+  return processes;
+}
+
+void
+ens_processes_stop_all (EnsProcesses *processes)
+{
+  for (guint i = 0; i < processes->list->len; i++)
     {
-      EnsProcess *p = g_ptr_array_index (processes, i);
+      EnsProcess *p = g_ptr_array_index (processes->list, i);
       if (p->running)
         g_subprocess_send_signal (p->process, SIGTERM);
     }
-  if (processes && running_count () == 0)
-    g_clear_pointer (&processes, g_ptr_array_unref);
+}
+
+void
+ens_processes_free (EnsProcesses *processes)
+{
+  if (processes == NULL)
+    return;
+  /* A process still running keeps its record through its exit watch. */
+  for (guint i = 0; i < processes->list->len; i++)
+    ((EnsProcess *) g_ptr_array_index (processes->list, i))->owner = NULL;
+  g_ptr_array_unref (processes->list);
+  g_free (processes);
 }

@@ -6,13 +6,16 @@
  *   task_failed, session_status_update.
  * Sessions are kept in the state store (scope "sessions"), so a restart
  * lists them; one that was running then reads "interrupted". */
-#include "ens-core.h"
+#include "ens-session.h"
+#include "ens-json.h"
+#include "ens-message-private.h"
 
 #include <string.h>
 
 #define MAX_HISTORY 200 /* messages kept per session */
 
 typedef struct {
+  EnsSessions *owner;
   char *id;
   JsonObject *record; /* what is stored: id, orchestrator_id, session_type, model, provider, status,
                          created_at, updated_at, history, tasks_total, last_result */
@@ -21,8 +24,19 @@ typedef struct {
   guint chunks;
 } EnsSession;
 
-static GHashTable *sessions; /* id -> EnsSession */
-static guint64 next_task;
+struct _EnsSessions {
+  EnsState *state;
+  EnsCompletions *completions;
+  EnsEvents *events;
+  GHashTable *table; /* id -> EnsSession */
+  guint64 next_task;
+};
+
+/* What a completion's hooks hold: the session by id (it may be gone). */
+typedef struct {
+  EnsSessions *sessions;
+  char *id;
+} HookRef;
 
 static void
 session_free (EnsSession *s)
@@ -43,7 +57,6 @@ set_now (JsonObject *obj, const char *member)
 static void
 persist (EnsSession *s)
 {
-  EnsDaemon *d = ens_daemon_get ();
   g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
   g_autofree char *text = NULL;
   g_autoptr (GError) error = NULL;
@@ -51,7 +64,7 @@ persist (EnsSession *s)
   set_now (s->record, "updated_at");
   json_node_set_object (node, s->record);
   text = ens_json_to_string (node);
-  if (!ens_state_set (d->state, "sessions", s->id, text, &error))
+  if (!ens_state_set (s->owner->state, "sessions", s->id, text, &error))
     g_warning ("session %s: cannot store: %s", s->id, error->message);
 }
 
@@ -76,7 +89,7 @@ emit (EnsSession *s, const char *type, JsonObject *extra)
       while (json_object_iter_next (&iter, &name, &member))
         json_object_set_member (obj, name, json_node_copy (member));
     }
-  ens_dispatch_publish ("ensembled", topic, data, NULL);
+  ens_events_publish (s->owner->events, "ensembled", topic, data, NULL);
 }
 
 static void
@@ -111,7 +124,15 @@ history_add (EnsSession *s, const char *role, const char *content)
 static EnsSession *
 session_of (gpointer data)
 {
-  return g_hash_table_lookup (sessions, data); /* data: the session id, owned by the hooks */
+  HookRef *ref = data;
+  return g_hash_table_lookup (ref->sessions->table, ref->id);
+}
+
+static void
+hook_ref_free (HookRef *ref)
+{
+  g_free (ref->id);
+  g_free (ref);
 }
 
 static void
@@ -155,7 +176,7 @@ hook_done (gpointer data, const char *request_id, JsonNode *result, const char *
   EnsSession *s = session_of (data);
   JsonObject *extra;
 
-  g_free (data);
+  hook_ref_free (data);
   if (s == NULL || g_strcmp0 (s->request_id, request_id) != 0)
     return;
   if (s->chunks > 0)
@@ -193,7 +214,7 @@ hook_done (gpointer data, const char *request_id, JsonNode *result, const char *
         json_object_set_string_member (r, "error", message ? message : code);
         json_object_set_string_member (r, "code", code);
       }
-    ens_dispatch_publish ("ensembled", topic, rnode, NULL);
+    ens_events_publish (s->owner->events, "ensembled", topic, rnode, NULL);
   }
   g_clear_pointer (&s->task_id, g_free);
   g_clear_pointer (&s->request_id, g_free);
@@ -204,18 +225,6 @@ hook_done (gpointer data, const char *request_id, JsonNode *result, const char *
 static const EnsCompletionHooks session_hooks = { hook_chunk, hook_event, hook_done };
 
 /* ---------------------------------------------------------- verbs */
-
-static EnsMessage *
-invalid (EnsMessage *request, const char *field, const char *expected)
-{
-  JsonObject *obj;
-  g_autoptr (JsonNode) details = ens_json_object_node (&obj);
-  g_autofree char *text = g_strdup_printf ("%s must be %s", field, expected);
-
-  json_object_set_string_member (obj, "field", field);
-  json_object_set_string_member (obj, "expected", expected);
-  return ens_message_new_error (request, ENS_ERR_INVALID_PARAMETERS, text, details);
-}
 
 static gboolean
 optional_string (JsonObject *p, const char *field, const char **out)
@@ -230,14 +239,14 @@ optional_string (JsonObject *p, const char *field, const char **out)
 }
 
 static EnsSession *
-lookup (EnsMessage *request, JsonObject *p, EnsMessage **err)
+lookup (EnsSessions *sessions, EnsMessage *request, JsonObject *p, EnsMessage **err)
 {
   const char *id = ens_json_get_string (p, "session_id");
-  EnsSession *s = id ? g_hash_table_lookup (sessions, id) : NULL;
+  EnsSession *s = id ? g_hash_table_lookup (sessions->table, id) : NULL;
 
   *err = NULL;
   if (id == NULL)
-    *err = invalid (request, "session_id", "a string");
+    *err = ens_message_new_invalid (request, "session_id", "a string");
   else if (s == NULL)
     *err = ens_message_new_error (request, "SESSION_NOT_FOUND", "no session with that session_id", NULL);
   return s;
@@ -263,26 +272,29 @@ describe (EnsSession *s)
   return node;
 }
 
-EnsMessage *
-ens_session_spawn (EnsDaemon *d, EnsMessage *request, JsonObject *p)
+static EnsMessage *session_execute (EnsSessions *sessions, EnsMessage *request, JsonObject *p);
+
+static EnsMessage *
+session_spawn (EnsSessions *sessions, EnsMessage *request, JsonObject *p)
 {
   const char *orchestrator, *type, *model, *provider, *task, *system;
   EnsSession *s;
 
   if (!optional_string (p, "orchestrator_id", &orchestrator))
-    return invalid (request, "orchestrator_id", "a string");
+    return ens_message_new_invalid (request, "orchestrator_id", "a string");
   if (!optional_string (p, "session_type", &type))
-    return invalid (request, "session_type", "a string");
+    return ens_message_new_invalid (request, "session_type", "a string");
   if (!optional_string (p, "model", &model))
-    return invalid (request, "model", "a string");
+    return ens_message_new_invalid (request, "model", "a string");
   if (!optional_string (p, "provider", &provider))
-    return invalid (request, "provider", "a string");
+    return ens_message_new_invalid (request, "provider", "a string");
   if (!optional_string (p, "task", &task))
-    return invalid (request, "task", "a string");
+    return ens_message_new_invalid (request, "task", "a string");
   if (!optional_string (p, "system", &system))
-    return invalid (request, "system", "a string");
+    return ens_message_new_invalid (request, "system", "a string");
 
   s = g_new0 (EnsSession, 1);
+  s->owner = sessions;
   s->id = g_strdup_printf ("sess_%08x%08x", g_random_int (), g_random_int ());
   s->record = json_object_new ();
   json_object_set_string_member (s->record, "id", s->id);
@@ -298,7 +310,7 @@ ens_session_spawn (EnsDaemon *d, EnsMessage *request, JsonObject *p)
   json_object_set_int_member (s->record, "tasks_total", 0);
   if (system)
     history_add (s, "system", system);
-  g_hash_table_insert (sessions, s->id, s);
+  g_hash_table_insert (sessions->table, s->id, s);
   persist (s);
   {
     JsonObject *extra = json_object_new ();
@@ -316,7 +328,7 @@ ens_session_spawn (EnsDaemon *d, EnsMessage *request, JsonObject *p)
       EnsMessage *answer;
       json_object_set_string_member (exec, "session_id", s->id);
       json_object_set_string_member (exec, "task", task);
-      answer = ens_session_execute (d, request, exec);
+      answer = session_execute (sessions, request, exec);
       json_object_unref (exec);
       return answer;
     }
@@ -326,11 +338,11 @@ ens_session_spawn (EnsDaemon *d, EnsMessage *request, JsonObject *p)
   }
 }
 
-EnsMessage *
-ens_session_execute (EnsDaemon *d, EnsMessage *request, JsonObject *p)
+static EnsMessage *
+session_execute (EnsSessions *sessions, EnsMessage *request, JsonObject *p)
 {
   EnsMessage *err = NULL;
-  EnsSession *s = lookup (request, p, &err);
+  EnsSession *s = lookup (sessions, request, p, &err);
   const char *task = ens_json_get_string (p, "task");
   const char *status;
   JsonObject *cp, *obj;
@@ -340,7 +352,7 @@ ens_session_execute (EnsDaemon *d, EnsMessage *request, JsonObject *p)
   EnsCompletion *c;
   JsonArray *history;
   g_autofree char *topic_pattern = NULL;
-  char *hook_id;
+  HookRef *hook_ref;
 
   if (s == NULL)
     return err;
@@ -348,7 +360,7 @@ ens_session_execute (EnsDaemon *d, EnsMessage *request, JsonObject *p)
   if (task == NULL)
     task = ens_json_get_string (p, "prompt");
   if (task == NULL || task[0] == '\0')
-    return invalid (request, "task", "a non-empty string");
+    return ens_message_new_invalid (request, "task", "a non-empty string");
   status = json_object_get_string_member (s->record, "status");
   if (s->task_id)
     return ens_message_new_error (request, "SESSION_BUSY", "the session is running a task; wait for task_completed",
@@ -379,17 +391,19 @@ ens_session_execute (EnsDaemon *d, EnsMessage *request, JsonObject *p)
     if (p && json_object_has_member (p, *f))
       json_object_set_member (cp, *f, json_node_copy (json_object_get_member (p, *f)));
 
-  hook_id = g_strdup (s->id); /* freed by hook_done */
-  c = ens_completion_submit (d, request, cp, NULL, NULL, &session_hooks, hook_id, &answer);
+  hook_ref = g_new0 (HookRef, 1); /* freed by hook_done */
+  hook_ref->sessions = sessions;
+  hook_ref->id = g_strdup (s->id);
+  c = ens_completions_submit (sessions->completions, request, cp, NULL, NULL, &session_hooks, hook_ref, &answer);
   if (c == NULL)
     {
-      g_free (hook_id);
+      hook_ref_free (hook_ref);
       return answer; /* refused: the error says why */
     }
   ens_message_unref (answer);
 
   history_add (s, "user", task);
-  s->task_id = g_strdup_printf ("task_%" G_GUINT64_FORMAT, ++next_task);
+  s->task_id = g_strdup_printf ("task_%" G_GUINT64_FORMAT, ++sessions->next_task);
   s->request_id = g_strdup (ens_completion_id (c));
   s->chunks = 0;
   json_object_set_int_member (s->record, "tasks_total", json_object_get_int_member (s->record, "tasks_total") + 1);
@@ -411,11 +425,11 @@ ens_session_execute (EnsDaemon *d, EnsMessage *request, JsonObject *p)
   return ens_message_new_reply (request, data);
 }
 
-EnsMessage *
-ens_session_status (EnsMessage *request, JsonObject *p)
+static EnsMessage *
+session_status (EnsSessions *sessions, EnsMessage *request, JsonObject *p)
 {
   EnsMessage *err = NULL;
-  EnsSession *s = lookup (request, p, &err);
+  EnsSession *s = lookup (sessions, request, p, &err);
   g_autoptr (JsonNode) data = NULL;
 
   if (s == NULL)
@@ -424,18 +438,18 @@ ens_session_status (EnsMessage *request, JsonObject *p)
   return ens_message_new_reply (request, data);
 }
 
-EnsMessage *
-ens_session_stop (EnsMessage *request, JsonObject *p)
+static EnsMessage *
+session_stop (EnsSessions *sessions, EnsMessage *request, JsonObject *p)
 {
   EnsMessage *err = NULL;
-  EnsSession *s = lookup (request, p, &err);
+  EnsSession *s = lookup (sessions, request, p, &err);
   g_autoptr (JsonNode) data = NULL;
 
   if (s == NULL)
     return err;
   set_status (s, "stopped");
   if (s->request_id)
-    ens_completion_cancel_id (s->request_id); /* task_failed (CANCELLED) follows */
+    ens_completions_cancel_id (sessions->completions, s->request_id); /* task_failed (CANCELLED) follows */
   data = describe (s);
   return ens_message_new_reply (request, data);
 }
@@ -449,17 +463,17 @@ by_created (gconstpointer a, gconstpointer b)
   return c ? c : strcmp (x->id, y->id);
 }
 
-EnsMessage *
-ens_session_list (EnsMessage *request)
+JsonNode *
+ens_sessions_list (EnsSessions *sessions)
 {
   JsonObject *obj;
-  g_autoptr (JsonNode) data = ens_json_object_node (&obj);
+  JsonNode *data = ens_json_object_node (&obj);
   JsonArray *array = json_array_new ();
   g_autoptr (GPtrArray) all = g_ptr_array_new ();
   GHashTableIter iter;
   gpointer value;
 
-  g_hash_table_iter_init (&iter, sessions);
+  g_hash_table_iter_init (&iter, sessions->table);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     g_ptr_array_add (all, value);
   g_ptr_array_sort (all, by_created);
@@ -471,36 +485,81 @@ ens_session_list (EnsMessage *request)
     }
   json_object_set_array_member (obj, "sessions", array);
   json_object_set_int_member (obj, "total", all->len);
-  return ens_message_new_reply (request, data);
+  return data;
 }
 
 guint
-ens_session_count (gboolean active_only)
+ens_sessions_count (EnsSessions *sessions, gboolean active_only)
 {
   guint n = 0;
   GHashTableIter iter;
   gpointer value;
 
-  if (sessions == NULL)
-    return 0;
   if (!active_only)
-    return g_hash_table_size (sessions);
-  g_hash_table_iter_init (&iter, sessions);
+    return g_hash_table_size (sessions->table);
+  g_hash_table_iter_init (&iter, sessions->table);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     n += ((EnsSession *) value)->task_id != NULL;
   return n;
 }
 
-void
-ens_session_init (EnsDaemon *d)
-{
-  g_autoptr (GPtrArray) keys = ens_state_list (d->state, "sessions", "", G_MAXINT, NULL);
+/* ---------------------------------------------------------- verbs */
 
-  sessions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) session_free);
+static EnsMessage *
+verb_spawn (EnsCall *call, gpointer data)
+{
+  return session_spawn (data, call->msg, call->params);
+}
+
+static EnsMessage *
+verb_execute (EnsCall *call, gpointer data)
+{
+  return session_execute (data, call->msg, call->params);
+}
+
+static EnsMessage *
+verb_status (EnsCall *call, gpointer data)
+{
+  return session_status (data, call->msg, call->params);
+}
+
+static EnsMessage *
+verb_stop (EnsCall *call, gpointer data)
+{
+  return session_stop (data, call->msg, call->params);
+}
+
+static EnsMessage *
+verb_list (EnsCall *call, gpointer data)
+{
+  g_autoptr (JsonNode) list = ens_sessions_list (data);
+  return ens_message_new_reply (call->msg, list);
+}
+
+void
+ens_sessions_add_verbs (EnsSessions *sessions, EnsVerbs *verbs)
+{
+  ens_verbs_add (verbs, "sessions.spawn", verb_spawn, sessions);
+  ens_verbs_add (verbs, "sessions.execute", verb_execute, sessions);
+  ens_verbs_add (verbs, "sessions.status", verb_status, sessions);
+  ens_verbs_add (verbs, "sessions.stop", verb_stop, sessions);
+  ens_verbs_add (verbs, "sessions.list", verb_list, sessions);
+}
+
+EnsSessions *
+ens_sessions_new (EnsState *state, EnsCompletions *completions, EnsEvents *events)
+{
+  EnsSessions *sessions = g_new0 (EnsSessions, 1);
+  g_autoptr (GPtrArray) keys = ens_state_list (state, "sessions", "", G_MAXINT, NULL);
+
+  sessions->state = state;
+  sessions->completions = completions;
+  sessions->events = events;
+  sessions->table = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) session_free);
   for (guint i = 0; keys && i < keys->len; i++)
     {
       const char *id = g_ptr_array_index (keys, i);
-      g_autofree char *text = ens_state_get (d->state, "sessions", id, NULL);
+      g_autofree char *text = ens_state_get (state, "sessions", id, NULL);
       g_autoptr (JsonNode) node = text ? json_from_string (text, NULL) : NULL;
       EnsSession *s;
 
@@ -508,16 +567,21 @@ ens_session_init (EnsDaemon *d)
           !json_object_has_member (json_node_get_object (node), "history"))
         continue;
       s = g_new0 (EnsSession, 1);
+      s->owner = sessions;
       s->id = g_strdup (id);
       s->record = json_object_ref (json_node_get_object (node));
       if (g_strcmp0 (json_object_get_string_member_with_default (s->record, "status", ""), "running") == 0)
         json_object_set_string_member (s->record, "status", "interrupted"); /* its task died with the daemon */
-      g_hash_table_insert (sessions, s->id, s);
+      g_hash_table_insert (sessions->table, s->id, s);
     }
+  return sessions;
 }
 
 void
-ens_session_shutdown (void)
+ens_sessions_free (EnsSessions *sessions)
 {
-  g_clear_pointer (&sessions, g_hash_table_unref);
+  if (sessions == NULL)
+    return;
+  g_hash_table_unref (sessions->table);
+  g_free (sessions);
 }

@@ -2,7 +2,7 @@
  * its transaction committed to the WAL, so an acknowledged value survives
  * kill -9 of the daemon (synchronous=NORMAL: durable against process death,
  * not against power loss, which would cost an fsync per write). */
-#include "ens-core.h"
+#include "ens-state.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>

@@ -166,9 +166,9 @@ struct _EnsHost {
    * {input_tokens, output_tokens}, finish_reason, tool_calls?}.
    * @completion is invalid afterwards. */
   void (*completion_finish) (EnsCompletion *completion, JsonNode *result);
-  /* The end, failed: @code e.g. "UPSTREAM_ERROR", "TIMEOUT", "RATE_LIMITED",
-   * "CANCELLED", "BAD_REQUEST", "AUTH_FAILED". @completion is invalid
-   * afterwards. */
+  /* The end, failed: @code one of the ENS_COMPLETION_ERR_* reported by
+   * providers (ens-plugin.h), @message for a person.  @completion is
+   * invalid afterwards. */
   void (*completion_fail) (EnsCompletion *completion, const char *code, const char *message);
 
   /* ---- spanning machines (a bus bridge such as transport-redis) ---- */

@@ -74,6 +74,26 @@ typedef struct {
 
 typedef struct _EnsCompletion EnsCompletion; /* opaque: one running completion */
 
+/* How a completion ends badly: the codes a provider reports through
+ * host->completion_fail(), and the core in a failed COMPLETION_RESULT
+ * ({code: "COMPLETION_FAILED", reason: one of these, error: text}). */
+#define ENS_COMPLETION_FAILED "COMPLETION_FAILED"
+/* Reported by providers.  The first five make the core try the next backend
+ * of the router's ranking, as long as nothing was streamed yet. */
+#define ENS_COMPLETION_ERR_UPSTREAM "UPSTREAM_ERROR"     /* the backend failed, or answered what cannot be read */
+#define ENS_COMPLETION_ERR_TIMEOUT "TIMEOUT"             /* the backend took too long */
+#define ENS_COMPLETION_ERR_RATE_LIMITED "RATE_LIMITED"   /* the backend said so (HTTP 429) */
+#define ENS_COMPLETION_ERR_AUTH_FAILED "AUTH_FAILED"     /* the backend refused the credentials */
+#define ENS_COMPLETION_ERR_NOT_CONFIGURED "NOT_CONFIGURED" /* no endpoint, key or command for this backend */
+#define ENS_COMPLETION_ERR_CANCELLED "CANCELLED"         /* the cancellable was cancelled */
+#define ENS_COMPLETION_ERR_BAD_REQUEST "BAD_REQUEST"     /* the request itself is wrong: no fallback */
+/* Reported by the core only. */
+#define ENS_COMPLETION_ERR_NO_PROVIDER "NO_PROVIDER"     /* nothing fits, or every fit failed */
+#define ENS_COMPLETION_ERR_NO_ROUTER "NO_ROUTER"         /* the router-policy setting names no loaded router */
+#define ENS_COMPLETION_ERR_BUDGET_EXCEEDED "BUDGET_EXCEEDED"
+#define ENS_COMPLETION_ERR_PROVIDER_STOPPED "PROVIDER_STOPPED"
+#define ENS_COMPLETION_ERR_UNKNOWN_MODEL "UNKNOWN_MODEL" /* an error reply to "complete": no backend serves it */
+
 /* Kind ENS_PLUGIN_KIND_PROVIDER: answers completions on one or more
  * backends (e.g. two OpenAI-compatible endpoints served by one plugin).
  * backends() returns (transfer full) an array of {name, models, quality,
@@ -86,7 +106,8 @@ typedef struct _EnsCompletion EnsCompletion; /* opaque: one running completion *
  *   progress goes to host->completion_chunk / completion_event, and the end,
  *   exactly once, to host->completion_finish or host->completion_fail;
  *   @cancellable (transfer none) is cancelled when the requester cancels or
- *   goes away: stop upstream work and report completion_fail ("CANCELLED").
+ *   goes away: stop upstream work and report completion_fail
+ *   (ENS_COMPLETION_ERR_CANCELLED).
  * @completion stays valid until finish/fail has been called. */
 typedef struct {
   guint32 struct_size;

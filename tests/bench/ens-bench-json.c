@@ -11,7 +11,7 @@
  * Usage: ens-bench-json [--count N] [--rounds R] [--quick]
  * Not part of the test suite; build optimised (build-release).
  */
-#include "ens-core.h"
+#include "ens-json.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,7 @@
 /* Bus semantics: exact topics, Redis-glob patterns, one delivery per
  * subscriber, targeted delivery, sequence numbers, unsubscribing. */
-#include "ens-core.h"
+#include "ens-bus.h"
+#include "ens-message-private.h"
 
 typedef struct {
   const char *name;

@@ -1,6 +1,6 @@
 /* ens_json_parse: the tree json-glib would build for strict JSON, refusal of
  * everything else, and a randomized round trip. */
-#include "ens-core.h"
+#include "ens-json.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,11 +1,25 @@
 /* The loader against fixture plugins broken on purpose: each is refused
  * with its own reason, and a good one loads, starts and stops. */
-#include "ens-core.h"
+#include "ens-daemon.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
 
-static EnsDaemon daemon_;
+static EnsDaemon *daemon_;
+
+static void
+rm_rf (const char *dir)
+{
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+
+  while (d && (name = g_dir_read_name (d)))
+    {
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      g_unlink (path);
+    }
+  g_rmdir (dir);
+}
 
 static char *
 fixture (const char *kind, const char *name)
@@ -30,7 +44,7 @@ expect_refusal (EnsLoader *loader, const char *name, int code, const char *words
 static void
 test_refusals (void)
 {
-  EnsLoader *loader = ens_loader_new (ens_host_table ());
+  EnsLoader *loader = daemon_->loader;
   g_autofree char *good = fixture ("good", "agent-echo");
   g_autoptr (GError) error = NULL;
   EnsPlugin *echo;
@@ -46,7 +60,7 @@ test_refusals (void)
   g_assert_no_error (error);
   g_assert_nonnull (echo);
   g_assert_cmpstr (ens_plugin_get_desc (echo)->id, ==, "agent-echo");
-  g_assert_true (g_hash_table_contains (daemon_.agents, "echo"));
+  g_assert_true (ens_agents_lookup (daemon_->agents, "echo") != NULL);
 
   /* the same id twice */
   g_assert_null (ens_loader_load_file (loader, good, NULL, &error));
@@ -54,7 +68,7 @@ test_refusals (void)
   g_clear_error (&error);
 
   ens_loader_stop_all (loader);
-  g_assert_false (g_hash_table_contains (daemon_.agents, "echo")); /* nothing of it stays */
+  g_assert_false (ens_agents_lookup (daemon_->agents, "echo") != NULL); /* nothing of it stays */
   g_assert_cmpuint (ens_loader_plugins (loader)->len, ==, 0);
 
   {
@@ -63,13 +77,13 @@ test_refusals (void)
     g_assert_error (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_DISABLED);
     g_clear_error (&error);
   }
-  ens_loader_free (loader);
+  ens_loader_stop_all (loader);
 }
 
 static void
 test_writable_file_refused (void)
 {
-  EnsLoader *loader = ens_loader_new (ens_host_table ());
+  EnsLoader *loader = daemon_->loader;
   g_autofree char *good = fixture ("good", "agent-echo");
   g_autofree char *dir = g_dir_make_tmp ("ens-loader-XXXXXX", NULL);
   g_autofree char *copy = g_build_filename (dir, "agent-echo.so", NULL);
@@ -85,18 +99,31 @@ test_writable_file_refused (void)
   g_assert_nonnull (strstr (error->message, "writable"));
   g_unlink (copy);
   g_rmdir (dir);
-  ens_loader_free (loader);
+  ens_loader_stop_all (loader);
 }
 
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  daemon_.node_id = "test";
-  daemon_.bus = ens_bus_new ();
-  ens_dispatch_init (&daemon_);
-  ens_daemon_set (&daemon_);
-  g_test_add_func ("/loader/refusals", test_refusals);
-  g_test_add_func ("/loader/writable-file", test_writable_file_refused);
-  return g_test_run ();
+  g_setenv ("GSETTINGS_BACKEND", "memory", TRUE);
+  {
+    g_autoptr (GError) error = NULL;
+    g_autofree char *state_dir = g_dir_make_tmp ("ens-loader-state-XXXXXX", NULL);
+    EnsConfig *config = ens_config_new (NULL, &error);
+    EnsState *state;
+    int status;
+
+    g_assert_no_error (error);
+    state = ens_state_open (state_dir, &error);
+    g_assert_no_error (error);
+    daemon_ = ens_daemon_new (config, state, "test");
+    g_test_add_func ("/loader/refusals", test_refusals);
+    g_test_add_func ("/loader/writable-file", test_writable_file_refused);
+    status = g_test_run ();
+    ens_daemon_stop (daemon_);
+    ens_daemon_free (daemon_);
+    rm_rf (state_dir);
+    return status;
+  }
 }

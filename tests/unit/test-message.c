@@ -1,5 +1,6 @@
 /* Envelope parsing (once) and encoding (once per dialect). */
-#include "ens-core.h"
+#include "ens-json.h"
+#include "ens-message-private.h"
 
 #include <string.h>
 

@@ -1,0 +1,299 @@
+/* ens-backends.c — provider backends and router policies.  A router ranks
+ * every backend as a candidate {name, provider, models, quality,
+ * cost_per_1k, latency_ms (observed), error_rate, ...}; the one named by
+ * the router-policy setting decides. */
+#include "ens-backends.h"
+#include "ens-json.h"
+
+#include <string.h>
+
+#define EMA 0.2
+
+struct _EnsBackends {
+  EnsConfig *config;
+  EnsBudget *budget;
+  GHashTable *table; /* name -> EnsBackend */
+  GPtrArray *routers; /* EnsPlugin* */
+};
+
+double
+ens_info_double (JsonObject *info, const char *member, double fallback)
+{
+  JsonNode *n = info ? json_object_get_member (info, member) : NULL;
+  return n && JSON_NODE_HOLDS_VALUE (n) ? json_node_get_double (n) : fallback;
+}
+
+double
+ens_backend_cost (EnsBackend *b, double input, double output)
+{
+  return input / 1000.0 * ens_info_double (b->info, "cost_per_1k_input", 0) +
+         output / 1000.0 * ens_info_double (b->info, "cost_per_1k_output", 0);
+}
+
+static void
+backend_free (EnsBackend *b)
+{
+  g_free (b->name);
+  json_object_unref (b->info);
+  g_free (b);
+}
+
+EnsBackends *
+ens_backends_new (EnsConfig *config, EnsBudget *budget)
+{
+  EnsBackends *backends = g_new0 (EnsBackends, 1);
+
+  backends->config = config;
+  backends->budget = budget;
+  backends->table = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) backend_free);
+  backends->routers = g_ptr_array_new ();
+  return backends;
+}
+
+void
+ens_backends_free (EnsBackends *backends)
+{
+  if (backends == NULL)
+    return;
+  g_hash_table_unref (backends->table);
+  g_ptr_array_unref (backends->routers);
+  g_free (backends);
+}
+
+static void
+add_provider (EnsBackends *backends, EnsPlugin *plugin)
+{
+  const EnsProviderVTable *vt = ens_plugin_get_desc (plugin)->vtable;
+  g_autoptr (JsonNode) list = vt->backends (ens_plugin_get_instance (plugin));
+  JsonArray *array = list && JSON_NODE_HOLDS_ARRAY (list) ? json_node_get_array (list) : NULL;
+
+  for (guint i = 0; array && i < json_array_get_length (array); i++)
+    {
+      JsonNode *el = json_array_get_element (array, i);
+      JsonObject *info = JSON_NODE_HOLDS_OBJECT (el) ? json_node_get_object (el) : NULL;
+      const char *name = info ? ens_json_get_string (info, "name") : NULL;
+      EnsBackend *b;
+
+      if (name == NULL || g_hash_table_contains (backends->table, name))
+        {
+          g_warning ("provider %s: backend %s left out (no name, or the name is taken)", ens_plugin_get_id (plugin),
+                     name ? name : "?");
+          continue;
+        }
+      b = g_new0 (EnsBackend, 1);
+      b->name = g_strdup (name);
+      b->plugin = plugin;
+      b->info = json_object_ref (info);
+      b->latency_ms = ens_info_double (info, "latency_ms", 1000);
+      b->max_concurrency = (guint) CLAMP (ens_info_double (info, "max_concurrency", 4), 1, 10000);
+      g_hash_table_insert (backends->table, b->name, b);
+      g_message ("provider backend %s served by %s", b->name, ens_plugin_get_id (plugin));
+    }
+}
+
+void
+ens_backends_add_plugin (EnsBackends *backends, EnsPlugin *plugin)
+{
+  EnsPluginKind kind = ens_plugin_get_desc (plugin)->kind;
+
+  if (kind == ENS_PLUGIN_KIND_PROVIDER)
+    add_provider (backends, plugin);
+  else if (kind == ENS_PLUGIN_KIND_ROUTER)
+    g_ptr_array_add (backends->routers, plugin);
+}
+
+void
+ens_backends_forget_plugin (EnsBackends *backends, EnsPlugin *plugin)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_ptr_array_remove (backends->routers, plugin);
+  g_hash_table_iter_init (&iter, backends->table);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (((EnsBackend *) value)->plugin == plugin)
+      g_hash_table_iter_remove (&iter);
+}
+
+EnsBackend *
+ens_backends_lookup (EnsBackends *backends, const char *name)
+{
+  return g_hash_table_lookup (backends->table, name);
+}
+
+guint
+ens_backends_count (EnsBackends *backends)
+{
+  return g_hash_table_size (backends->table);
+}
+
+guint
+ens_backends_running (EnsBackends *backends)
+{
+  guint n = 0;
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, backends->table);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    n += ((EnsBackend *) value)->running;
+  return n;
+}
+
+static gboolean
+backend_serves (EnsBackend *b, const char *model)
+{
+  JsonArray *models = json_object_has_member (b->info, "models") ? json_object_get_array_member (b->info, "models") : NULL;
+
+  if (strcmp (b->name, model) == 0)
+    return TRUE;
+  for (guint i = 0; models && i < json_array_get_length (models); i++)
+    if (g_strcmp0 (json_array_get_string_element (models, i), model) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+gboolean
+ens_backends_serve_model (EnsBackends *backends, const char *model)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, backends->table);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (backend_serves (value, model))
+      return TRUE;
+  return FALSE;
+}
+
+static JsonNode *
+backend_candidate (EnsBackend *b)
+{
+  JsonObject *obj;
+  JsonNode *node = ens_json_object_node (&obj);
+  JsonObjectIter iter;
+  const char *name;
+  JsonNode *member;
+  double cin = ens_info_double (b->info, "cost_per_1k_input", 0);
+  double cout = ens_info_double (b->info, "cost_per_1k_output", 0);
+
+  json_object_iter_init (&iter, b->info);
+  while (json_object_iter_next (&iter, &name, &member))
+    json_object_set_member (obj, name, json_node_copy (member));
+  json_object_set_string_member (obj, "provider", ens_plugin_get_id (b->plugin));
+  json_object_set_double_member (obj, "cost_per_1k", (cin + cout) / 2);
+  json_object_set_double_member (obj, "latency_ms", b->latency_ms);
+  json_object_set_double_member (obj, "configured_latency_ms", ens_info_double (b->info, "latency_ms", 1000));
+  json_object_set_double_member (obj, "error_rate", b->error_rate);
+  json_object_set_boolean_member (obj, "cooling_down", b->cooldown_until > g_get_monotonic_time ());
+  json_object_set_int_member (obj, "running", b->running);
+  return node;
+}
+
+JsonNode *
+ens_backends_describe (EnsBackends *backends)
+{
+  JsonObject *obj;
+  JsonNode *node = ens_json_object_node (&obj);
+  JsonArray *array = json_array_new ();
+  g_autoptr (GList) names = g_list_sort (g_hash_table_get_keys (backends->table), (GCompareFunc) strcmp);
+
+  for (GList *l = names; l; l = l->next)
+    {
+      EnsBackend *b = g_hash_table_lookup (backends->table, l->data);
+      JsonNode *cand = backend_candidate (b);
+      JsonObject *co = json_node_get_object (cand);
+      json_object_set_int_member (co, "calls", b->calls);
+      json_object_set_int_member (co, "failures", b->failures);
+      json_object_set_int_member (co, "input_tokens", b->input_tokens);
+      json_object_set_int_member (co, "output_tokens", b->output_tokens);
+      json_object_set_double_member (co, "cost", b->cost);
+      json_array_add_element (array, cand);
+    }
+  json_object_set_array_member (obj, "providers", array);
+  return node;
+}
+
+static EnsPlugin *
+active_router (EnsBackends *backends, char **name_out)
+{
+  g_autofree char *wanted = ens_config_get_path (backends->config, "router-policy");
+
+  for (guint i = 0; i < backends->routers->len; i++)
+    {
+      EnsPlugin *p = g_ptr_array_index (backends->routers, i);
+      if (g_strcmp0 (((const EnsRouterVTable *) ens_plugin_get_desc (p)->vtable)->name, wanted) == 0)
+        {
+          *name_out = g_steal_pointer (&wanted);
+          return p;
+        }
+    }
+  *name_out = g_steal_pointer (&wanted);
+  return NULL;
+}
+
+JsonNode *
+ens_backends_decide (EnsBackends *backends, JsonNode *route, const char **code, char **message)
+{
+  g_autofree char *policy = NULL;
+  EnsPlugin *router = active_router (backends, &policy);
+  g_autoptr (JsonNode) candidates = json_node_new (JSON_NODE_ARRAY);
+  JsonArray *array = json_array_new ();
+  g_autoptr (GError) error = NULL;
+  JsonNode *decision;
+  GHashTableIter iter;
+  gpointer value;
+
+  json_node_take_array (candidates, array);
+  g_hash_table_iter_init (&iter, backends->table);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    json_array_add_element (array, backend_candidate (value));
+  if (json_array_get_length (array) == 0)
+    {
+      *code = ENS_COMPLETION_ERR_NO_PROVIDER;
+      *message = g_strdup ("no provider plugin is loaded");
+      return NULL;
+    }
+  if (router == NULL)
+    {
+      *code = ENS_COMPLETION_ERR_NO_ROUTER;
+      *message = g_strdup_printf ("the router policy \"%s\" (setting router-policy) is not loaded", policy);
+      return NULL;
+    }
+  json_object_set_double_member (json_node_get_object (route), "budget_remaining",
+                                 ens_budget_remaining (backends->budget));
+  decision = ((const EnsRouterVTable *) ens_plugin_get_desc (router)->vtable)
+               ->choose (ens_plugin_get_instance (router), route, candidates, &error);
+  if (decision == NULL || !JSON_NODE_HOLDS_OBJECT (decision) ||
+      ens_json_get_string (json_node_get_object (decision), "provider") == NULL)
+    {
+      *code = ENS_COMPLETION_ERR_NO_PROVIDER;
+      *message = g_strdup_printf ("no provider fits: %s", error ? error->message : "the router chose none");
+      g_clear_pointer (&decision, json_node_unref);
+      return NULL;
+    }
+  json_object_set_string_member (json_node_get_object (decision), "policy", policy);
+  return decision;
+}
+
+void
+ens_backends_observe (EnsBackends *backends, EnsBackend *b, gint64 started_us, gboolean failed)
+{
+  b->running--;
+  if (!failed)
+    {
+      b->latency_ms = (1 - EMA) * b->latency_ms + EMA * ((g_get_monotonic_time () - started_us) / 1000.0);
+      b->error_rate *= (1 - EMA);
+      b->consecutive_failures = 0;
+      return;
+    }
+  b->failures++;
+  b->error_rate = (1 - EMA) * b->error_rate + EMA;
+  if (++b->consecutive_failures >= ens_config_get_uint (backends->config, "provider-failure-threshold"))
+    {
+      guint ms = ens_config_get_uint (backends->config, "provider-cooldown-ms");
+      b->cooldown_until = g_get_monotonic_time () + (gint64) ms * 1000;
+      b->consecutive_failures = 0;
+      g_warning ("provider backend %s keeps failing: left out of routing for %u ms", b->name, ms);
+    }
+}

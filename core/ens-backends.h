@@ -1,0 +1,57 @@
+/* ens-backends.h — what completions can run on (ens-backends.c): the
+ * backends provider plugins serve, with what is observed of each (latency,
+ * errors, cooldown, concurrency), and the router policies that rank them. */
+#pragma once
+
+#include "ens-budget.h"
+
+G_BEGIN_DECLS
+
+typedef struct _EnsBackends EnsBackends;
+
+typedef struct {
+  char *name;
+  EnsPlugin *plugin;
+  JsonObject *info;     /* what backends() said */
+  double latency_ms;    /* moving average, starts at the configured value */
+  double error_rate;    /* moving average of failures, 0..1 */
+  guint consecutive_failures;
+  gint64 cooldown_until; /* monotonic us */
+  guint running;
+  guint max_concurrency;
+  guint64 calls, failures, input_tokens, output_tokens;
+  double cost;
+} EnsBackend;
+
+EnsBackends *ens_backends_new (EnsConfig *config, EnsBudget *budget);
+void ens_backends_free (EnsBackends *backends);
+
+/* A started plugin: a provider's backends and a router join (other kinds:
+ * nothing to do). */
+void ens_backends_add_plugin (EnsBackends *backends, EnsPlugin *plugin);
+/* A plugin stopped: its backends and its router leave. */
+void ens_backends_forget_plugin (EnsBackends *backends, EnsPlugin *plugin);
+
+/* (transfer none) the backend @name, or NULL. */
+EnsBackend *ens_backends_lookup (EnsBackends *backends, const char *name);
+guint ens_backends_count (EnsBackends *backends);
+/* Completions running on all backends. */
+guint ens_backends_running (EnsBackends *backends);
+/* TRUE when some backend is named @model or lists it. */
+gboolean ens_backends_serve_model (EnsBackends *backends, const char *model);
+/* (transfer full) {providers: [each backend, with its counts]} */
+JsonNode *ens_backends_describe (EnsBackends *backends);
+/* (transfer full) the active router's decision for @route (an object;
+ * budget_remaining is filled in), ranking included; NULL with @code and
+ * @message (transfer full) when no backend or no router fits. */
+JsonNode *ens_backends_decide (EnsBackends *backends, JsonNode *route, const char **code, char **message);
+/* A call on @b that started at @started_us ended; a failure may put the
+ * backend in cooldown. */
+void ens_backends_observe (EnsBackends *backends, EnsBackend *b, gint64 started_us, gboolean failed);
+
+/* USD for @input and @output tokens on @b. */
+double ens_backend_cost (EnsBackend *b, double input, double output);
+/* A number from an object of backend info or usage; @fallback otherwise. */
+double ens_info_double (JsonObject *info, const char *member, double fallback);
+
+G_END_DECLS

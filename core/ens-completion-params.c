@@ -1,0 +1,109 @@
+/* ens-completion-params.c — the parameters of complete and route, read
+ * and checked before anything is queued or routed. */
+#include "ens-completion-params.h"
+#include "ens-json.h"
+
+#include <math.h>
+#include <string.h>
+
+gboolean
+ens_completion_read_number (JsonObject *p, const char *field, double min, double max, double *out)
+{
+  JsonNode *n = p ? json_object_get_member (p, field) : NULL;
+  GType t;
+
+  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (n))
+    return FALSE;
+  t = json_node_get_value_type (n);
+  if (t != G_TYPE_INT64 && t != G_TYPE_DOUBLE)
+    return FALSE;
+  *out = json_node_get_double (n);
+  return isfinite (*out) && *out >= min && *out <= max;
+}
+
+EnsMessage *
+ens_completion_read_route (EnsMessage *request, JsonObject *p, JsonObject *route)
+{
+  const char *task_type = ens_json_get_string (p, "task_type");
+  const char *priority = ens_json_get_string (p, "priority");
+  double token_count = -1, max_latency = 0;
+
+  if (p && json_object_has_member (p, "task_type") && task_type == NULL)
+    return ens_message_new_invalid (request, "task_type", "a string");
+  if (p && json_object_has_member (p, "priority") &&
+      !(priority && (!strcmp (priority, "high") || !strcmp (priority, "medium") || !strcmp (priority, "low"))))
+    return ens_message_new_invalid (request, "priority", "\"high\", \"medium\" or \"low\"");
+  if (!ens_completion_read_number (p, "token_count", 0, 1e9, &token_count))
+    return ens_message_new_invalid (request, "token_count", "a number from 0 to 1000000000");
+  if (!ens_completion_read_number (p, "max_latency", 0, 3.6e6, &max_latency))
+    return ens_message_new_invalid (request, "max_latency", "a number of milliseconds from 0 to 3600000");
+  json_object_set_string_member (route, "task_type", task_type ? task_type : "reasoning");
+  json_object_set_string_member (route, "priority", priority ? priority : "medium");
+  json_object_set_double_member (route, "max_latency", max_latency);
+  if (token_count >= 0)
+    json_object_set_double_member (route, "token_count", token_count);
+  return NULL;
+}
+
+JsonNode *
+ens_completion_read_messages (EnsMessage *request, JsonObject *p, EnsMessage **err, gsize *chars)
+{
+  JsonNode *messages = p ? json_object_get_member (p, "messages") : NULL;
+  const char *prompt = ens_json_get_string (p, "prompt");
+  const char *system = ens_json_get_string (p, "system");
+  JsonArray *array;
+  JsonNode *node;
+
+  *chars = 0;
+  if (messages)
+    {
+      JsonArray *in = JSON_NODE_HOLDS_ARRAY (messages) ? json_node_get_array (messages) : NULL;
+      if (in == NULL || json_array_get_length (in) == 0)
+        {
+          *err = ens_message_new_invalid (request, "messages", "a non-empty list of {role, content}");
+          return NULL;
+        }
+      for (guint i = 0; i < json_array_get_length (in); i++)
+        {
+          JsonNode *m = json_array_get_element (in, i);
+          JsonObject *mo = JSON_NODE_HOLDS_OBJECT (m) ? json_node_get_object (m) : NULL;
+          const char *role = mo ? ens_json_get_string (mo, "role") : NULL;
+          const char *content = mo ? ens_json_get_string (mo, "content") : NULL;
+          if (role == NULL || content == NULL ||
+              (strcmp (role, "system") && strcmp (role, "user") && strcmp (role, "assistant") && strcmp (role, "tool")))
+            {
+              *err = ens_message_new_invalid (request, "messages",
+                                              "a list of {role: system|user|assistant|tool, content: string}");
+              return NULL;
+            }
+          *chars += strlen (content);
+        }
+      return json_node_copy (messages);
+    }
+  if (prompt == NULL || prompt[0] == '\0')
+    {
+      *err = ens_message_new_invalid (request, "prompt", "a non-empty string (or give messages)");
+      return NULL;
+    }
+  array = json_array_new ();
+  if (system)
+    {
+      JsonObject *m = json_object_new ();
+      json_object_set_string_member (m, "role", "system");
+      json_object_set_string_member (m, "content", system);
+      json_array_add_object_element (array, m);
+      *chars += strlen (system);
+    }
+  {
+    JsonObject *m = json_object_new ();
+    json_object_set_string_member (m, "role", "user");
+    json_object_set_string_member (m, "content", prompt);
+    json_array_add_object_element (array, m);
+    *chars += strlen (prompt);
+  }
+  node = json_node_new (JSON_NODE_ARRAY);
+  json_node_take_array (node, array);
+  return node;
+}

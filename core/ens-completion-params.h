@@ -1,0 +1,21 @@
+/* ens-completion-params.h — reading the parameters of the complete and
+ * route verbs (ens-completion-params.c): every value checked, an
+ * INVALID_PARAMETERS error naming the field otherwise. */
+#pragma once
+
+#include "ens-message-private.h"
+
+G_BEGIN_DECLS
+
+/* A number @field of @p within [@min, @max] into *out; TRUE when absent or
+ * null (*out untouched), FALSE when present and not such a number. */
+gboolean ens_completion_read_number (JsonObject *p, const char *field, double min, double max, double *out);
+/* The routing fields shared by "complete" and "route" ({task_type,
+ * priority, token_count?, max_latency}) into @route; NULL when valid, else
+ * (transfer full) the error answering @request. */
+EnsMessage *ens_completion_read_route (EnsMessage *request, JsonObject *p, JsonObject *route);
+/* (transfer full) the messages: given, or made from prompt (+ system); the
+ * characters in them in *chars.  NULL with *err (transfer full) set. */
+JsonNode *ens_completion_read_messages (EnsMessage *request, JsonObject *p, EnsMessage **err, gsize *chars);
+
+G_END_DECLS

@@ -1,0 +1,34 @@
+/* ens-config.h — the daemon's settings (ens-config.c): GSettings
+ * org.ensemble.Daemon, or a keyfile, plus command-line overrides. */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+typedef struct _EnsConfig EnsConfig;
+typedef void (*EnsConfigChanged) (const char *key, gpointer data);
+
+/* TRUE when this binary runs from the build tree (plugins and schema there). */
+gboolean ens_running_uninstalled (void);
+/* (transfer full) an install-time path, relocated if this binary runs from
+ * a moved installation tree. */
+char *ens_installed_path (const char *configured);
+/* @keyfile: NULL for the default GSettings backend. */
+EnsConfig *ens_config_new (const char *keyfile, GError **error);
+void ens_config_free (EnsConfig *config);
+/* A command-line override for this run; @value is (transfer floating/full). */
+void ens_config_override (EnsConfig *config, const char *key, GVariant *value);
+/* (transfer full) effective value; NULL for an unknown key. */
+GVariant *ens_config_get (EnsConfig *config, const char *key);
+guint ens_config_get_uint (EnsConfig *config, const char *key);
+char *ens_config_get_path (EnsConfig *config, const char *key);
+char **ens_config_get_strv (EnsConfig *config, const char *key);
+/* Calls @func for each key whose value in force changes while the daemon
+ * runs (not for keys the command line overrides, not for invalid edits). */
+void ens_config_watch (EnsConfig *config, EnsConfigChanged func, gpointer data);
+/* (transfer full) settings of another schema on the same backend; NULL if
+ * the schema is unknown or @path is not "/.../" */
+GSettings *ens_config_settings_new (EnsConfig *config, const char *schema_id, const char *path);
+
+G_END_DECLS

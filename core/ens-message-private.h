@@ -1,0 +1,34 @@
+/* ens-message-private.h — what the core does with the one message model of
+ * <ensemble/ens-message.h> beyond the plugin ABI (ens-message.c). */
+#pragma once
+
+#include <ensemble/ens-message.h>
+
+G_BEGIN_DECLS
+
+EnsMessage *ens_message_new (const EnsMessageInit *init);
+EnsMessage *ens_message_ref (EnsMessage *msg);
+void ens_message_unref (EnsMessage *msg);
+GBytes *ens_message_encode (EnsMessage *msg, EnsEncodeFunc encode);
+GBytes *ens_message_encode_native (EnsMessage *msg);
+EnsMessage *ens_message_parse_native (const char *text, gsize len);
+/* An error made by the parser from malformed input; submitted, it goes
+ * straight back to its sender (host->message_is_bounce). */
+gboolean ens_message_is_bounce (EnsMessage *msg);
+/* An event from another node (publish_remote): taps never see it. */
+void ens_message_set_remote (EnsMessage *msg);
+gboolean ens_message_is_remote (EnsMessage *msg);
+void ens_message_set_seq (EnsMessage *msg, guint64 seq);
+/* Only before the message is shared: names the sender. */
+void ens_message_set_from (EnsMessage *msg, const char *from);
+gboolean ens_message_id_is_number (EnsMessage *msg);
+/* (transfer full) a REPLY / ERROR answering @request */
+EnsMessage *ens_message_new_reply (EnsMessage *request, JsonNode *data);
+EnsMessage *ens_message_new_error (EnsMessage *request, const char *code, const char *message,
+                                   JsonNode *details);
+/* (transfer full) the INVALID_PARAMETERS error of every verb: "@field must
+ * be @expected", details {field, expected}. */
+EnsMessage *ens_message_new_invalid (EnsMessage *request, const char *field, const char *expected);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EnsMessage, ens_message_unref)
+
+G_END_DECLS
