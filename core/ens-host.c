@@ -218,6 +218,7 @@ static const EnsHost host_table = {
   .budget_ledger_set = host_budget_ledger_set,
   .watch_interest = host_watch_interest,
   .unwatch_interest = host_unwatch_interest,
+  .message_is_bounce = ens_message_is_bounce,
 };
 
 const EnsHost *

@@ -22,13 +22,16 @@ typedef enum {
   ENS_CLIENT_FLAG_ADMIN = 1 << 0, /* may call admin verbs such as shutdown */
 } EnsClientFlags;
 
-/* How the host reaches a transport's connection. */
+/* How the host reaches a transport's connection (see ens-transport.h for
+ * what comes through it, and when). */
 typedef struct {
   guint32 struct_size;
   /* A reply, error or event for this connection; @msg is (transfer none). */
   void (*deliver) (gpointer sink_data, EnsMessage *msg);
-  /* The host wants the connection closed (daemon shutdown).  The transport
-   * closes it, now or soon, and then calls host->client_close(). */
+  /* The host wants the connection closed: the daemon stops, or the
+   * connection idled past idle-timeout-seconds holding nothing; @reason is
+   * for the log or the peer.  The transport closes it, now or once what is
+   * queued is written, and then calls host->client_close(). */
   void (*disconnect) (gpointer sink_data, const char *reason);
 } EnsClientSink;
 
@@ -91,8 +94,9 @@ struct _EnsHost {
   EnsEncodeFunc encode_native;
   /* Parses one native-protocol JSON text (no trailing newline needed).
    * Returns (transfer full) the message to hand to client_submit(): a
-   * REQUEST, an agent's answer ({"reply_to":...}), or for malformed input an
-   * error that, once submitted, answers the client.  Never NULL. */
+   * REQUEST, an agent's answer ({"reply_to":...}), or for malformed input a
+   * bounce (see message_is_bounce) that, once submitted, answers the client.
+   * Never NULL. */
   EnsMessage *(*parse_native) (const char *text, gsize len);
 
   /* ---- connections ---- */
@@ -106,9 +110,9 @@ struct _EnsHost {
   void (*client_close) (EnsClient *client);
   /* (transfer none) the daemon-wide unique id of the connection. */
   const char *(*client_id) (EnsClient *client);
-  /* Hands a request (or an agent's REPLY) from the connection to the core;
-   * (transfer none).  The answer comes through the sink, possibly before
-   * this returns. */
+  /* Hands a message from the connection to the core, (transfer none): a
+   * REQUEST, a bounce, or an agent's REPLY or ERROR.  What comes back, and
+   * when, is the transport contract of ens-transport.h. */
   void (*client_submit) (EnsClient *client, EnsMessage *msg);
 
   /* ---- the bus, for plugins themselves ---- */
@@ -213,6 +217,13 @@ struct _EnsHost {
    * ("TOPIC:CLIENT") included.  Returns an id for unwatch_interest(). */
   guint (*watch_interest) (EnsPlugin *self, EnsInterestFunc func, gpointer user_data);
   void (*unwatch_interest) (EnsPlugin *self, guint watch_id);
+
+  /* ---- since ABI 1.1 (check ENS_STRUCT_HAS (host, EnsHost, ...)) ---- */
+  /* TRUE when @msg is a bounce: an ERROR parse_native() made of malformed
+   * input, which client_submit() hands straight back to the connection as
+   * its one answer.  An agent's ERROR answer ({"reply_to", "error"}) is not
+   * a bounce.  (transfer none) */
+  gboolean (*message_is_bounce) (EnsMessage *msg);
 };
 
 /* Logging helpers for plugins holding `host` and `self`. */

@@ -5,6 +5,8 @@
  * and desc->struct_size is at least the size that minor defined.  Fields are
  * only ever appended; a new field is read only when struct_size covers it
  * (ENS_STRUCT_HAS).  Every other symbol of a plugin stays hidden.
+ *
+ * Minors: 1.0 the first; 1.1 appends EnsHost.message_is_bounce.
  */
 #pragma once
 
@@ -14,7 +16,7 @@
 G_BEGIN_DECLS
 
 #define ENS_ABI_MAJOR 1
-#define ENS_ABI_MINOR 0
+#define ENS_ABI_MINOR 1
 
 /* The one exported symbol, and its type. */
 #define ENS_PLUGIN_QUERY_SYMBOL "ens_plugin_query"
@@ -149,9 +151,10 @@ typedef const EnsPluginDesc *(*EnsPluginQueryFunc) (void);
 
 /* Defines the one exported symbol of a plugin.  Usage, at file scope:
  *   ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "transport-unix", "1.0",
- *                      "Unix sockets", my_init, my_stop, my_describe, NULL)
- */
-#define ENS_PLUGIN_DEFINE(kind_, id_, version_, description_, init_, stop_, describe_, vtable_) \
+ *                      "Unix sockets", ENS_PLUGIN_FLAG_NONE, my_init, my_stop,
+ *                      my_describe, NULL)
+ * @flags_ is a set of EnsPluginFlags. */
+#define ENS_PLUGIN_DEFINE(kind_, id_, version_, description_, flags_, init_, stop_, describe_, vtable_) \
   ENS_PLUGIN_EXPORT const EnsPluginDesc *ens_plugin_query (void);                              \
   const EnsPluginDesc *ens_plugin_query (void)                                                 \
   {                                                                                            \
@@ -163,7 +166,7 @@ typedef const EnsPluginDesc *(*EnsPluginQueryFunc) (void);
       .id = (id_),                                                                             \
       .version = (version_),                                                                   \
       .description = (description_),                                                          \
-      .flags = 0,                                                                              \
+      .flags = (flags_),                                                                       \
       .init = (init_),                                                                         \
       .stop = (stop_),                                                                         \
       .describe = (describe_),                                                                 \

@@ -4,3 +4,4 @@
 #include <ensemble/ens-plugin.h>
 #include <ensemble/ens-message.h>
 #include <ensemble/ens-host.h>
+#include <ensemble/ens-transport.h>

@@ -2356,4 +2356,4 @@ static const EnsAgentVTable manager_vtable = {
 };
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_AGENT, "agent-manager", "1.0", "Supervises external agent processes",
-                   manager_init, manager_stop, manager_describe, &manager_vtable)
+                   ENS_PLUGIN_FLAG_NONE, manager_init, manager_stop, manager_describe, &manager_vtable)

@@ -892,5 +892,5 @@ static const EnsAgentVTable naming_vtable = {
 };
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_AGENT, "agent-naming", "1.0", "Naming agent: namespaces, capabilities, "
-                   "modules and functions, with stable sortable CIDs", naming_init, naming_stop, naming_describe,
-                   &naming_vtable)
+                   "modules and functions, with stable sortable CIDs", ENS_PLUGIN_FLAG_NONE, naming_init, naming_stop,
+                   naming_describe, &naming_vtable)

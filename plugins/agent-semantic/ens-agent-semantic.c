@@ -1449,5 +1449,5 @@ static const EnsAgentVTable semantic_vtable = {
 };
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_AGENT, "agent-semantic", "1.0",
-                   "Concepts and semantic similarity (provider or local embeddings)", semantic_init, semantic_stop,
-                   semantic_describe, &semantic_vtable)
+                   "Concepts and semantic similarity (provider or local embeddings)", ENS_PLUGIN_FLAG_NONE,
+                   semantic_init, semantic_stop, semantic_describe, &semantic_vtable)

@@ -1420,5 +1420,5 @@ static const EnsAgentVTable struct_vtable = {
 };
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_AGENT, "agent-struct", "1.0",
-                   "Creates and checks directory structures inside the workspace root", struct_init, struct_stop,
-                   struct_describe, &struct_vtable)
+                   "Creates and checks directory structures inside the workspace root", ENS_PLUGIN_FLAG_NONE,
+                   struct_init, struct_stop, struct_describe, &struct_vtable)

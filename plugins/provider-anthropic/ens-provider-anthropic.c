@@ -472,5 +472,5 @@ static const EnsProviderVTable anthropic_vtable = {
   .complete = anthropic_complete,
 };
 
-ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_PROVIDER, PLUGIN_ID, "1.0", "Anthropic Messages API", anthropic_init,
-                   anthropic_stop, anthropic_describe, &anthropic_vtable)
+ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_PROVIDER, PLUGIN_ID, "1.0", "Anthropic Messages API", ENS_PLUGIN_FLAG_NONE,
+                   anthropic_init, anthropic_stop, anthropic_describe, &anthropic_vtable)

@@ -1089,5 +1089,5 @@ static const EnsProviderVTable command_vtable = {
 };
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_PROVIDER, "provider-command", "1.0",
-                   "Completions from a command line program such as claude -p", command_init, command_stop,
-                   command_describe, &command_vtable)
+                   "Completions from a command line program such as claude -p", ENS_PLUGIN_FLAG_NONE, command_init,
+                   command_stop, command_describe, &command_vtable)

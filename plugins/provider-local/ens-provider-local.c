@@ -430,5 +430,5 @@ static const EnsProviderVTable local_vtable = {
 };
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_PROVIDER, "provider-local", "1.0",
-                   "Offline provider: deterministic, clearly labelled answers without any LLM", local_init,
-                   local_stop, local_describe, &local_vtable)
+                   "Offline provider: deterministic, clearly labelled answers without any LLM", ENS_PLUGIN_FLAG_NONE,
+                   local_init, local_stop, local_describe, &local_vtable)

@@ -435,5 +435,5 @@ static const EnsProviderVTable openai_vtable = {
 };
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_PROVIDER, PLUGIN_ID, "1.0",
-                   "OpenAI-compatible Chat Completions (OpenAI, vLLM, llama.cpp server, Ollama)", openai_init,
-                   openai_stop, openai_describe, &openai_vtable)
+                   "OpenAI-compatible Chat Completions (OpenAI, vLLM, llama.cpp server, Ollama)",
+                   ENS_PLUGIN_FLAG_NONE, openai_init, openai_stop, openai_describe, &openai_vtable)

@@ -61,4 +61,4 @@ static const EnsRouterVTable cheapest_vtable = {
 };
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_ROUTER, "router-cheapest", "1.0", "Routes to the cheapest eligible provider",
-                   cheapest_init, cheapest_stop, NULL, &cheapest_vtable)
+                   ENS_PLUGIN_FLAG_NONE, cheapest_init, cheapest_stop, NULL, &cheapest_vtable)

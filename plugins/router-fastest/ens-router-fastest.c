@@ -55,4 +55,4 @@ static const EnsRouterVTable fastest_vtable = {
 };
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_ROUTER, "router-fastest", "1.0", "Routes to the fastest eligible provider",
-                   fastest_init, fastest_stop, NULL, &fastest_vtable)
+                   ENS_PLUGIN_FLAG_NONE, fastest_init, fastest_stop, NULL, &fastest_vtable)

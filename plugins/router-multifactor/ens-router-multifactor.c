@@ -143,5 +143,5 @@ static const EnsRouterVTable multifactor_vtable = {
 };
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_ROUTER, "router-multifactor", "1.0",
-                   "Routes by quality × cost × latency × context (the Centerfire score)", multifactor_init,
-                   multifactor_stop, NULL, &multifactor_vtable)
+                   "Routes by quality × cost × latency × context (the Centerfire score)", ENS_PLUGIN_FLAG_NONE,
+                   multifactor_init, multifactor_stop, NULL, &multifactor_vtable)

@@ -75,6 +75,5 @@ static const EnsRouterVTable roundrobin_vtable = {
   .choose = roundrobin_choose,
 };
 
-ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_ROUTER, "router-roundrobin", "1.0",
-                   "Routes to each eligible provider in turn", roundrobin_init, roundrobin_stop,
-                   roundrobin_describe, &roundrobin_vtable)
+ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_ROUTER, "router-roundrobin", "1.0", "Routes to each eligible provider in turn",
+                   ENS_PLUGIN_FLAG_NONE, roundrobin_init, roundrobin_stop, roundrobin_describe, &roundrobin_vtable)

@@ -42,8 +42,7 @@ reply_oa_error (EnsHttpCall *call, guint status, const char *type, const char *m
 }
 
 /* For the transport's own answers on /v1/... (401 before any handler runs,
- * unknown routes), so OpenAI clients read them too.  To be declared in
- * ens-http.h when ens-transport-http.c calls it; declared here until then. */
+ * unknown routes), so OpenAI clients read them too (declared in ens-http.h). */
 
 void
 ens_http_openai_reply_error (EnsHttpCall *call, guint status, const char *type, const char *message, const char *code)

@@ -1,5 +1,6 @@
 /* ens-http-routes-seeds.c — the seed systems' HTTP dialects, each a thin
- * translation onto core verbs (DESIGN §5), no logic of its own:
+ * translation onto core verbs (README, "Over HTTP and WebSocket"), no logic
+ * of its own:
  *
  *   KSI HTTP plan  /api/v1/spawn, /api/v1/agents/register, /api/v1/agents, /api/v1/status
  *   Neolith        /api/daemon, /api/daemon/sessions, /api/daemon/heartbeat,

@@ -1070,4 +1070,4 @@ http_describe (gpointer instance)
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "transport-http", "0.1.0",
                    "HTTP: native REST, Centerfire, KSI, Neolith, Rhetor and OpenAI-compatible routes",
-                   http_init, http_stop, http_describe, NULL)
+                   ENS_PLUGIN_FLAG_NONE, http_init, http_stop, http_describe, NULL)

@@ -977,4 +977,4 @@ redis_describe (gpointer instance)
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "transport-redis", "0.1.0",
                    "Redis bridge: one bus across several daemons (pub/sub, targeted delivery, node heartbeats)",
-                   redis_init, redis_stop, redis_describe, NULL)
+                   ENS_PLUGIN_FLAG_NONE, redis_init, redis_stop, redis_describe, NULL)

@@ -906,4 +906,4 @@ unix_describe (gpointer instance)
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "transport-unix", "0.1.0",
                    "Unix sockets: native protocol, KSI multi-socket and Centerfire per-agent dialects",
-                   unix_init, unix_stop, unix_describe, NULL)
+                   ENS_PLUGIN_FLAG_NONE, unix_init, unix_stop, unix_describe, NULL)

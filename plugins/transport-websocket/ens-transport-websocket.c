@@ -130,5 +130,4 @@ ws_describe (gpointer instance)
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "transport-websocket", "0.1.0",
                    "WebSocket: the Neolith orchestrator-daemon protocol, the native protocol on /ws and Rhetor AI "
-                   "sockets on /ws/socket/{id}",
-                   ws_init, ws_stop, ws_describe, NULL)
+                   "sockets on /ws/socket/{id}", ENS_PLUGIN_FLAG_NONE, ws_init, ws_stop, ws_describe, NULL)

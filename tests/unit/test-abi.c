@@ -7,7 +7,7 @@
 #define OFF(T, f, n) G_STATIC_ASSERT (G_STRUCT_OFFSET (T, f) == (n))
 
 G_STATIC_ASSERT (ENS_ABI_MAJOR == 1);
-G_STATIC_ASSERT (ENS_ABI_MINOR == 0);
+G_STATIC_ASSERT (ENS_ABI_MINOR == 1);
 
 G_STATIC_ASSERT (sizeof (EnsPluginDesc) == 80);
 OFF (EnsPluginDesc, abi_major, 0);
@@ -23,7 +23,7 @@ OFF (EnsPluginDesc, stop, 56);
 OFF (EnsPluginDesc, describe, 64);
 OFF (EnsPluginDesc, vtable, 72);
 
-G_STATIC_ASSERT (sizeof (EnsHost) == 328);
+G_STATIC_ASSERT (sizeof (EnsHost) == 336);
 OFF (EnsHost, struct_size, 0);
 OFF (EnsHost, abi_major, 4);
 OFF (EnsHost, abi_minor, 8);
@@ -66,6 +66,7 @@ OFF (EnsHost, agent_remove, 296);
 OFF (EnsHost, budget_ledger_set, 304);
 OFF (EnsHost, watch_interest, 312);
 OFF (EnsHost, unwatch_interest, 320);
+OFF (EnsHost, message_is_bounce, 328); /* 1.1 */
 
 G_STATIC_ASSERT (sizeof (EnsMessage) == 128);
 OFF (EnsMessage, kind, 4);
@@ -112,6 +113,24 @@ G_STATIC_ASSERT (ENS_PLUGIN_KIND_TRANSPORT == 1 && ENS_PLUGIN_KIND_AGENT == 2 &&
 G_STATIC_ASSERT (ENS_MESSAGE_REQUEST == 1 && ENS_MESSAGE_REPLY == 2 && ENS_MESSAGE_EVENT == 3 &&
                  ENS_MESSAGE_ERROR == 4);
 
+/* ENS_PLUGIN_DEFINE carries the flags it is given into the descriptor. */
+static gpointer flags_init (const EnsHost *host, EnsPlugin *self, GError **error) { return (gpointer) host; }
+static void flags_stop (gpointer instance) { (void) instance; }
+ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "abi-flags", "1", "flags", ENS_PLUGIN_FLAG_UNLOADABLE, flags_init,
+                   flags_stop, NULL, NULL)
+
+static void
+test_define_flags (void)
+{
+  const EnsPluginDesc *desc = ens_plugin_query ();
+
+  g_assert_cmpuint (desc->flags, ==, ENS_PLUGIN_FLAG_UNLOADABLE);
+  g_assert_cmpuint (desc->abi_major, ==, ENS_ABI_MAJOR);
+  g_assert_cmpuint (desc->abi_minor, ==, ENS_ABI_MINOR);
+  g_assert_cmpuint (desc->struct_size, ==, sizeof (EnsPluginDesc));
+  g_assert_true (desc->init == flags_init && desc->stop == flags_stop);
+}
+
 static void
 test_struct_has (void)
 {
@@ -128,5 +147,6 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/abi/struct-has", test_struct_has);
+  g_test_add_func ("/abi/define-flags", test_define_flags);
   return g_test_run ();
 }
