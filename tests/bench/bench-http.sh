@@ -112,8 +112,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+# listen_port NAME LOG PID: the port a server bound (port 0: the kernel's
+# choice, so nothing can take it in between) from its "NAME: listening on
+# scheme://127.0.0.1:PORT" line.
+listen_port() {
+  local p
+  for _ in $(seq 1 100); do
+    p="$(sed -n "s|.*$1: listening on [a-z]*://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p" "$2" | tail -n 1)"
+    [[ -n "$p" ]] && { echo "$p"; return 0; }
+    kill -0 "$3" 2>/dev/null || { echo "bench-http: $1 exited before listening" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "bench-http: $1 did not say where it listens within 10 s" >&2
+  return 1
 }
 
 wait_http() { # url, pid
@@ -129,13 +140,10 @@ EOF
   return 1
 }
 
-http_port="$(free_port)"
-ws_port="$(free_port)"
-fa_port="$(free_port)"
 cat >"$tmp/ensembled.conf" <<EOF
 [daemon]
-http-port=$http_port
-ws-port=$ws_port
+http-port=0
+ws-port=0
 EOF
 
 GSETTINGS_BACKEND=memory "${server_pin[@]}" "$daemon" \
@@ -143,16 +151,22 @@ GSETTINGS_BACKEND=memory "${server_pin[@]}" "$daemon" \
   --config "$tmp/ensembled.conf" >"$tmp/ensembled.log" 2>&1 &
 dpid=$!
 pids+=("$dpid")
+http_port="$(listen_port transport-http "$tmp/ensembled.log" "$dpid")"
+ws_port=""
+if [[ -e "$build/plugins/transport-websocket/transport-websocket.so" ]]; then
+  ws_port="$(listen_port transport-websocket "$tmp/ensembled.log" "$dpid")"
+fi
 wait_http "http://127.0.0.1:$http_port/health" "$dpid"
 python3 - "http://127.0.0.1:$http_port/health" >"$tmp/health.json" <<'EOF'
 import sys, urllib.request
 sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())
 EOF
 
-"${server_pin[@]}" "$py" "$here/bench_http_fastapi.py" --port "$fa_port" --template "$tmp/health.json" \
+"${server_pin[@]}" "$py" "$here/bench_http_fastapi.py" --port 0 --template "$tmp/health.json" \
   >"$tmp/fastapi.log" 2>&1 &
 fpid=$!
 pids+=("$fpid")
+fa_port="$(listen_port fastapi "$tmp/fastapi.log" "$fpid")"
 wait_http "http://127.0.0.1:$fa_port/health" "$fpid"
 
 # ---------------------------------------------------------------- HTTP

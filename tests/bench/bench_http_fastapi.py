@@ -4,6 +4,8 @@ timestamp, uptime and counters change, the rest is copied from a template
 taken from ensembled's own /health so both serialise the same amount).
 
 Usage: python3 bench_http_fastapi.py --port PORT [--template health.json]
+With --port 0 the kernel picks the port; either way it prints
+"fastapi: listening on http://HOST:PORT" once bound.
 One process, one worker, no access log: as ensembled serves HTTP from one
 main loop.  Debian: apt-get install python3-fastapi python3-uvicorn."""
 
@@ -11,6 +13,7 @@ import argparse
 import copy
 import datetime
 import json
+import socket
 import time
 
 import uvicorn
@@ -71,4 +74,11 @@ async def health():
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, workers=1)
+    # Bound here so that port 0 works and the caller learns the port without
+    # a race; uvicorn serves on the socket as it is.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    print(f"fastapi: listening on http://{args.host}:{sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, workers=1)
+    uvicorn.Server(config).run(sockets=[sock])

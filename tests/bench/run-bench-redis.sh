@@ -116,21 +116,40 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# --- redis-server on a free loopback port ---------------------------------
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-  --dir "$tmp" >"$tmp/redis.log" 2>&1 &
-rpid=$!
-for _ in $(seq 1 100); do
-  [[ "$(redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null || true)" == PONG ]] && break
-  if ! kill -0 "$rpid" 2>/dev/null; then
-    echo "run-bench-redis: redis-server exited" >&2
+# --- redis-server on a loopback port ----------------------------------------
+# redis-server must be told its port: a picked one (free, and outside the
+# kernel's ephemeral range so no bind(0) or outgoing connection can take it
+# meanwhile: enslib.pick_port), and a new pick when another process took it
+# first, which redis-server reports before it exits.  Ours answers INFO with
+# its own pid.
+pick_port() {
+  python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); from enslib import pick_port; print(pick_port())' \
+    "$root/tests/integration"
+}
+redis_pid_on() { # PORT
+  timeout 5 redis-cli -h 127.0.0.1 -p "$1" INFO server 2>/dev/null | sed -n 's/^process_id:\([0-9]*\).*/\1/p'
+}
+port=""
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  try_port="$(pick_port)"
+  redis-server --port "$try_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+  rpid=$!
+  for _ in $(seq 1 100); do
+    [[ "$(redis_pid_on "$try_port")" == "$rpid" ]] && { port=$try_port; break; }
+    kill -0 "$rpid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ -n "$port" ]] && break
+  if kill -0 "$rpid" 2>/dev/null || ! grep -q "Address already in use" "$tmp/redis.log"; then
+    echo "run-bench-redis: redis-server did not answer on port $try_port" >&2
     exit 1
   fi
-  sleep 0.1
+  wait "$rpid" 2>/dev/null || true
+  rpid=""
 done
-if [[ "$(redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null || true)" != PONG ]]; then
-  echo "run-bench-redis: redis-server did not answer on port $port" >&2
+if [[ -z "$port" ]]; then
+  echo "run-bench-redis: redis-server lost the race for a port 10 times" >&2
   exit 1
 fi
 

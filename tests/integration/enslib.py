@@ -23,6 +23,88 @@ def die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+# ------------------------------------------------------------------ ports
+#
+# Tests run in parallel with each other and with whatever else the machine
+# does, so a port is never "found free" and handed over later: between the
+# look and the bind anyone may take it.  In order of preference:
+#  - a server of ours binds port 0 and says which port it got (the daemon's
+#    http-port=0 and ws-port=0 with its "listening on" log line, the fake
+#    upstreams, ens-fake-upstream-server on stdout);
+#  - a port that must stay unused is held bound, never listening
+#    (refused_port): connections to it are refused and nobody can take it;
+#  - a server that must be told its port (redis-server, a port changed at run
+#    time) gets pick_port(): free, and outside the kernel's ephemeral range,
+#    so no bind(0) and no outgoing connection anywhere can take it meanwhile;
+#    only another explicit pick can, and the caller then sees the server fail
+#    to bind and tries again with a new pick (Redis.start does).
+
+
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(v) for v in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def pick_port():
+    """A loopback TCP port free at this moment, outside the ephemeral range
+    (see above: the caller must still retry when its server cannot bind)."""
+    import random
+    low, high = _ephemeral_range()
+    ranges = [r for r in (range(max(1024, low - 16384), low), range(high + 1, 65536)) if len(r) > 0]
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.choice(rng.choice(ranges))
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise AssertionError("no free loopback port outside the ephemeral range")
+
+
+def refused_port():
+    """(socket, port): a loopback port where connections are refused for as
+    long as the socket stays open (bound, never listening).  Close it when
+    done."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
+
+
+def listening_ports(pid):
+    """The TCP ports process @pid listens on (its sockets in LISTEN state,
+    from /proc): unlike a connection attempt, not fooled by another process
+    that took a port the daemon let go."""
+    inodes = set()
+    fd_dir = f"/proc/{pid}/fd"
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and fields[9] in inodes:  # TCP_LISTEN
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return ports
+
+
 def gv(value):
     """A Python value as GVariant text for a keyfile."""
     if isinstance(value, bool):

@@ -15,7 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from enslib import SCALE, Daemon, gv, run_tests
+from enslib import SCALE, Daemon, gv, refused_port, run_tests
 
 CAT = "the cat sat on the mat"
 CAT2 = "a cat was sitting on a mat"
@@ -418,11 +418,8 @@ def test_provider_embeddings():
 
 
 def test_provider_unreachable_and_unconfigured():
-    # a port nobody listens on
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    # a port nobody listens on, held so that nobody can start to
+    dead, port = refused_port()
     d = Daemon(settings={"semantic-embeddings-provider": gv("dead")},
                groups={"providers/dead": {"plugin": gv("provider-openai"),
                                           "base-url": gv(f"http://127.0.0.1:{port}/v1")}})
@@ -433,6 +430,7 @@ def test_provider_unreachable_and_unconfigured():
         assert r["error"]["details"]["provider"] == "dead", r
     finally:
         d.cleanup()
+        dead.close()
     d = Daemon(settings={"semantic-embeddings-provider": gv("nowhere")})
     try:
         c = d.client()

@@ -12,44 +12,94 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
 
-from enslib import Daemon, SCALE, die_with_parent, gv, run_tests
+from enslib import Daemon, SCALE, die_with_parent, gv, pick_port, run_tests
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Redis:
-    def __init__(self, port=None):
-        self.port = port or free_port()
+    """A private redis-server on a loopback port (see enslib's ports note:
+    redis-server must be told its port, so it gets a picked one, and a new
+    pick when another test took that port first)."""
+
+    def __init__(self):
+        self.port = None
         self.proc = None
+        self.dir = tempfile.mkdtemp(prefix="ens-redis-")
+        self.log_path = os.path.join(self.dir, "redis.log")
         self.start()
 
     def start(self):
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent)
+        """Starts redis-server: on a picked port the first time, on the same
+        port again after kill() (the daemons under test know that one)."""
+        if self.port is None:
+            for _ in range(10):
+                if self._try_start(pick_port()):
+                    return
+            raise AssertionError(f"redis-server lost the race for a port 10 times:\n{self.read_log()}")
+        # A restart: the port was ours a moment ago and is outside the
+        # ephemeral range, so only another test's pick can hold it, briefly.
+        for _ in range(10):
+            if self._try_start(self.port):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"redis-server cannot take its port {self.port} back:\n{self.read_log()}")
+
+    def _try_start(self, port):
+        """True once redis-server answers on @port; False if the port was
+        taken (it says so and exits)."""
+        os.makedirs(self.dir, exist_ok=True)
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(
+                [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--daemonize", "no", "--dir", self.dir],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         deadline = time.time() + 10 * SCALE
         while time.time() < deadline:
-            try:
-                if self.cli("PING").strip() == "PONG":
-                    return
-            except subprocess.CalledProcessError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
+            if self.proc.poll() is not None:
+                if "Address already in use" in self.read_log():
+                    return False
+                raise AssertionError(f"redis-server exited with {self.proc.returncode}:\n{self.read_log()}")
+            # Ours, not whatever else answers on that port: INFO names the pid.
+            if self._pid_on(port) == self.proc.pid:
+                self.port = port
+                return True
+            time.sleep(0.02)
+        self.proc.kill()
+        self.proc.wait()
+        raise AssertionError(f"redis-server did not answer on port {port}:\n{self.read_log()}")
+
+    @staticmethod
+    def _pid_on(port):
+        """The process_id INFO reports from whatever listens on @port, or None."""
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2 * SCALE) as s:
+                s.sendall(b"INFO server\r\n")
+                data = b""
+                while len(data) < 1 << 20:
+                    m = re.search(rb"process_id:(\d+)\r\n", data)
+                    if m:
+                        return int(m.group(1))
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError:
+            pass
+        return None
+
+    def read_log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except OSError:
+            return ""
 
     def cli(self, *args):
         return subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port), *args], check=True,
@@ -59,6 +109,7 @@ class Redis:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def url(self):
         return f"redis://127.0.0.1:{self.port}"
