@@ -1,9 +1,14 @@
 """ensemblectl, the command-line client, against a running daemon."""
 import json
 import os
+import re
 import select
+import shutil
 import signal
+import socket
 import subprocess
+import tempfile
+import threading
 import time
 from enslib import Daemon, ENSEMBLECTL, SCALE, run_tests
 
@@ -326,6 +331,161 @@ def test_shutdown():
         one_error_line(ctl(d, "ping"), "NOT_RUNNING")
     finally:
         d.cleanup()
+
+
+def test_help_comes_from_the_command_table():
+    # needs no daemon: the socket folder does not exist
+    nowhere = os.path.join(tempfile.gettempdir(), "ens-no-such-dir")
+    full = ok(None, "--help", socket_dir=nowhere)
+    assert ok(None, "help", socket_dir=nowhere) == full
+    # every command line of the help: "  WORDS [OPERANDS]   one-line help"
+    listed = re.findall(r"^  ([a-z]+(?: [a-z]+)?)(?: [A-Z\[].*?)?  +\S", full, re.M)
+    assert {"health", "publish", "subscribe", "request", "kv get", "kv del", "complete", "session exec",
+            "sessions", "help"} <= set(listed), listed
+    for words in listed:
+        # COMMAND --help: its own usage line, exit 0
+        out = ok(None, *words.split(), "--help", socket_dir=nowhere)
+        assert out.startswith(f"Usage: ensemblectl [OPTION...] {words}"), (words, out)
+        assert ok(None, "help", *words.split(), socket_dir=nowhere) == out, words
+    # only the options a command takes
+    out = ok(None, "complete", "--help", socket_dir=nowhere)
+    assert "--stream" in out and "--model M" in out and "--to CLIENT" not in out, out
+    out = ok(None, "publish", "--help", socket_dir=nowhere)
+    assert "--to CLIENT" in out and "--stream" not in out, out
+    # a command with subcommands lists them; options after it are still seen
+    out = ok(None, "--json", "kv", "--timeout", "5", "--help", socket_dir=nowhere)
+    assert out.startswith("Usage: ensemblectl [OPTION...] kv SUBCOMMAND"), out
+    assert [line.split()[:2] for line in out.splitlines() if line.startswith("  kv ")] == \
+        [["kv", "get"], ["kv", "set"], ["kv", "del"], ["kv", "list"]], out
+    # --help before the command word, and -h
+    assert ok(None, "-h", "request", socket_dir=nowhere).startswith("Usage: ensemblectl [OPTION...] request AGENT")
+    # an unknown command: a usage error, not the general help
+    one_error_line(ctl(None, "frobnicate", "--help", socket_dir=nowhere), "USAGE", status=2)
+    one_error_line(ctl(None, "help", "frobnicate", socket_dir=nowhere), "USAGE", status=2)
+
+
+def test_usage_errors_come_from_the_command_table():
+    d = Daemon()
+    try:
+        for args in (["session"], ["session", "bogus"], ["kv", "bogus", "a"], ["health", "extra"],
+                     ["publish"], ["publish", "t", "{}", "extra"], ["route", "{bad"], ["session", "status"],
+                     ["help", "kv", "get", "extra"]):
+            p = ctl(d, *args)
+            one_error_line(p, "USAGE", status=2)
+            assert p.stdout == "", (args, p.stdout)
+        p = ctl(d, "session")
+        assert "spawn, exec, status or stop" in p.stderr, p.stderr
+        p = ctl(d, "kv", "bogus", "a")
+        assert "get, set, del or list" in p.stderr, p.stderr
+        # options only the commands that take them accept
+        for args in (["--stream", "health"], ["--to", "someone", "kv", "list", "a"],
+                     ["--model", "m", "session", "spawn"], ["--provider", "p", "ping"]):
+            p = ctl(d, *args)
+            one_error_line(p, "USAGE", status=2)
+        assert "only valid with publish" in ctl(d, "--to", "x", "ping").stderr
+        assert "only valid with complete" in ctl(d, "--stream", "ping").stderr
+        # "kv delete" is another name for "kv del"
+        ok(d, "kv", "set", "aliasagent", "k", "1")
+        assert "Deleted" in ok(d, "kv", "delete", "aliasagent", "k")
+        one_error_line(ctl(d, "kv", "get", "aliasagent", "k"), "NOT_FOUND")
+        # nothing above disturbed the daemon
+        assert json.loads(ok(d, "--json", "ping")) == {"pong": True}
+    finally:
+        d.cleanup()
+
+
+class ScriptedPeer:
+    """A Unix socket at DIR/ensemble.sock that answers each request line with a
+    success reply carrying `data` (ensemblectl sends one request per
+    connection).  It stands in for a daemon in a state this suite cannot put a
+    real one in."""
+
+    def __init__(self, data):
+        self.data = data
+        self.dir = tempfile.mkdtemp(prefix="ens-peer-")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(os.path.join(self.dir, "ensemble.sock"))
+        self.sock.listen(8)
+        self.requests = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                buf = b""
+                while b"\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    buf += chunk
+                if b"\n" not in buf:
+                    continue
+                req = json.loads(buf.split(b"\n", 1)[0])
+                self.requests.append(req)
+                reply = {"id": req.get("id"), "status": "success", "data": self.data}
+                conn.sendall((json.dumps(reply) + "\n").encode())
+
+    def close(self):
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(5 * SCALE)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_health_exit_status_follows_the_reported_status():
+    # The real daemon is healthy (exit 0, as test_health_plugins_agents_ping
+    # checks); a peer answers with every other status the daemon may report.
+    for status in ("degraded", "stopping", "something-new", None):
+        data = {"version": "0.1.0", "node_id": "n1", "uptime_s": 1.5, "plugins": [], "counters": {}}
+        if status is not None:
+            data["status"] = status
+        peer = ScriptedPeer(data)
+        try:
+            p = ctl(None, "health", socket_dir=peer.dir)
+            one_error_line(p, "UNHEALTHY")
+            assert (f"'{status}'" if status else "(none)") in p.stderr, p.stderr
+            # what the daemon said is still printed, in either mode
+            assert re.search(rf"^Status:\s+{status or '-'}$", p.stdout, re.M), p.stdout
+            p = ctl(None, "--json", "health", socket_dir=peer.dir)
+            one_error_line(p, "UNHEALTHY")
+            assert json.loads(p.stdout) == data, p.stdout
+            assert [r["action"] for r in peer.requests] == ["health", "health"], peer.requests
+        finally:
+            peer.close()
+    peer = ScriptedPeer({"status": "healthy", "plugins": []})
+    try:
+        p = ctl(None, "health", socket_dir=peer.dir)
+        assert p.returncode == 0 and p.stderr == "", (p.returncode, p.stderr)
+    finally:
+        peer.close()
+
+
+def pending_test_health_degraded_when_a_transport_cannot_bind():
+    """Enable (rename to test_...) once the daemon reports "degraded" for a
+    plugin that failed to start: today it still says "healthy"."""
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    d = Daemon(settings={"http-port": str(blocker.getsockname()[1])})
+    try:
+        p = ctl(d, "--json", "health")
+        one_error_line(p, "UNHEALTHY")
+        h = json.loads(p.stdout)
+        assert h["status"] == "degraded", h
+        assert "transport-http" in p.stdout, h
+        p = ctl(d, "health")
+        one_error_line(p, "UNHEALTHY")
+        assert re.search(r"^Status:\s+degraded$", p.stdout, re.M), p.stdout
+        # the rest of the daemon works
+        assert json.loads(ok(d, "--json", "ping")) == {"pong": True}
+    finally:
+        d.cleanup()
+        blocker.close()
 
 
 run_tests(globals())

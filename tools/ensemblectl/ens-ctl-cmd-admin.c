@@ -110,6 +110,7 @@ ens_cmd_health (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args)
 {
   g_autoptr(EnsCtlError) error = NULL;
   g_autoptr(JsonNode) reply = ens_call_action (ctl, cmd->action, NULL, &error);
+  g_autofree char *status = NULL;
 
   (void) args;
   if (reply == NULL)
@@ -118,6 +119,15 @@ ens_cmd_health (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args)
     ens_print_json (reply, FALSE);
   else
     ens_print_health (ens_json_node_object (reply));
+  /* Monitors and scripts test the exit status: anything but "healthy"
+   * (degraded, stopping...) is a failure, whatever was printed. */
+  status = ens_json_text (ens_json_node_object (reply), "status");
+  if (g_strcmp0 (status, "healthy") != 0)
+    {
+      g_autofree char *message = g_strdup_printf ("the daemon reports status '%s'", status ? status : "(none)");
+
+      return ens_report ("UNHEALTHY", message, ENS_EXIT_ERROR);
+    }
   return ENS_EXIT_OK;
 }
 

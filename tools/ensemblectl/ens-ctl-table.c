@@ -20,7 +20,9 @@
 static int ens_cmd_help (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args);
 
 static const EnsCtlCommand commands[] = {
-  { "health", NULL, NULL, GROUP_DAEMON, "", 0, 0, "Show daemon status, counters and plugins", NULL,
+  { "health", NULL, NULL, GROUP_DAEMON, "", 0, 0, "Show daemon status, counters and plugins",
+    "Exits with status 1 (error UNHEALTHY) when the daemon reports any status\n"
+    "but \"healthy\", after printing what it reported.",
     ens_cmd_health, "health", 0 },
   { "plugins", NULL, NULL, GROUP_DAEMON, "", 0, 0, "List loaded plugins", NULL, ens_cmd_plugins, "plugins.list", 0 },
   { "ping", NULL, NULL, GROUP_DAEMON, "", 0, 0, "Check that the daemon answers", NULL, ens_cmd_ping, "ping", 0 },
