@@ -1,6 +1,7 @@
 /* ens-ctl.h — what the parts of ensemblectl share (internal).
  *
- *   ens-ctl-main.c         options, the command table, help, dispatch, main()
+ *   ens-ctl-main.c         the command line, dispatch, main()
+ *   ens-ctl-table.c        the command table and the options; help and usage from them
  *   ens-ctl-json.c         JSON: parsing, printing, reading members
  *   ens-ctl-output.c       what the user sees: error lines, tables, fields
  *   ens-ctl-conn.c         the connection: one request and its reply, or a
@@ -110,7 +111,7 @@ void ens_print_fields (JsonObject *obj, const char *const *members);
 void ens_print_json (JsonNode *node, gboolean pretty);
 
 /* ------------------------------------------------------------------ */
-/* Options and the command table (ens-ctl-main.c)                       */
+/* Options, commands, the table (ens-ctl-main.c, ens-ctl-table.c)       */
 
 typedef struct
 {
@@ -192,7 +193,7 @@ char *ens_ctl_default_socket_path (void);
 /* @args from @first on, joined by spaces. */
 char *ens_join_args (GPtrArray *args, guint first);
 
-/* Shows a reply: with --json, or when it is no object, as compact JSON;
+/* ens-ctl-output.c: shows a reply: with --json, or when it is no object, as compact JSON;
  * else its @fields (NULL-terminated), or its array @list_member as a table
  * of @cols. */
 void ens_print_reply (EnsCtl *ctl, JsonNode *reply, const char *const *fields, const char *list_member,
