@@ -8,22 +8,20 @@
  * delta goes to the requester as it arrives.  Without a key no
  * Authorization header is sent: local servers need none.
  *
- * Retries, timeouts, cancellation and the SSE reader are in
- * ens-http-common.c, shared with provider-anthropic. */
-#include "ens-http-common.h"
+ * The connection pool, retries, timeouts, cancellation, the SSE reader and
+ * the reading of answers are the upstream library's
+ * (plugins/common/upstream, ens-upstream-openai.h for this API). */
+#include "ens-upstream.h"
 
 #include <string.h>
 
 #define PLUGIN_ID "provider-openai"
 
-/* What one completion collects, owned by its EnsHttpCall. */
+/* What one completion keeps, owned by its EnsUpstreamCall. */
 typedef struct {
   JsonNode *request; /* ref, for estimating usage */
-  char *model;       /* sent upstream; replaced by the one the upstream reports */
-  GString *text;
-  EnsToolCalls *tools;
-  char *finish_reason;
-  gint64 input_tokens, output_tokens; /* -1: not reported */
+  gboolean stream;   /* the requester asked for one */
+  EnsUpstreamAnswer *answer;
 } OpenAICall;
 
 static void
@@ -33,217 +31,63 @@ openai_call_free (gpointer data)
 
   if (oc->request)
     json_node_unref (oc->request);
-  g_free (oc->model);
-  g_string_free (oc->text, TRUE);
-  ens_tool_calls_free (oc->tools);
-  g_free (oc->finish_reason);
+  ens_upstream_answer_free (oc->answer);
   g_free (oc);
 }
 
 static void
-openai_set_model (OpenAICall *oc, JsonObject *obj)
+openai_finish (EnsUpstreamCall *call)
 {
-  const char *model = ens_json_string (obj, "model");
+  OpenAICall *oc = ens_upstream_call_get_data (call);
+  g_autoptr (JsonNode) result = ens_upstream_answer_result (oc->answer, oc->request, oc->answer->stop_reason);
 
-  if (model && *model && g_strcmp0 (model, oc->model) != 0)
-    {
-      g_free (oc->model);
-      oc->model = g_strdup (model);
-    }
-}
-
-static void
-openai_set_usage (OpenAICall *oc, JsonObject *obj)
-{
-  JsonObject *usage = ens_json_object (obj, "usage");
-
-  if (!usage)
-    return;
-  if (json_object_has_member (usage, "prompt_tokens"))
-    oc->input_tokens = json_object_get_int_member (usage, "prompt_tokens");
-  if (json_object_has_member (usage, "completion_tokens"))
-    oc->output_tokens = json_object_get_int_member (usage, "completion_tokens");
-}
-
-static void
-openai_set_finish_reason (OpenAICall *oc, JsonObject *choice)
-{
-  const char *reason = ens_json_string (choice, "finish_reason");
-
-  if (reason && *reason)
-    {
-      g_free (oc->finish_reason);
-      oc->finish_reason = g_strdup (reason);
-    }
-}
-
-/* Adds tool calls of a message or delta; @positional: the array position
- * is the index (a non-streamed message has no "index" members). */
-static void
-openai_add_tool_calls (EnsHttpCall *call, OpenAICall *oc, JsonObject *holder)
-{
-  JsonNode *node = json_object_get_member (holder, "tool_calls");
-  JsonArray *array;
-
-  if (!node || !JSON_NODE_HOLDS_ARRAY (node))
-    return;
-  array = json_node_get_array (node);
-  for (guint i = 0; i < json_array_get_length (array); i++)
-    {
-      JsonNode *el = json_array_get_element (array, i);
-      JsonObject *tc, *fn;
-      gint64 index;
-
-      if (!JSON_NODE_HOLDS_OBJECT (el))
-        continue;
-      tc = json_node_get_object (el);
-      fn = ens_json_object (tc, "function");
-      index = json_object_has_member (tc, "index") ? json_object_get_int_member (tc, "index") : (gint64) i;
-      if (ens_tool_calls_update (oc->tools, index, ens_json_string (tc, "id"), ens_json_string (fn, "name"),
-                                 ens_json_string (fn, "arguments")))
-        {
-          g_autoptr (JsonNode) event = ens_tool_calls_start_event (oc->tools, index);
-          ens_http_call_event (call, "tool_call_start", event);
-        }
-    }
-}
-
-static void
-openai_finish (EnsHttpCall *call)
-{
-  OpenAICall *oc = ens_http_call_get_data (call);
-  g_autoptr (JsonNode) tools = ens_tool_calls_count (oc->tools) ? ens_tool_calls_to_json (oc->tools) : NULL;
-  g_autoptr (JsonNode) result = NULL;
-  const char *reason = oc->finish_reason ? oc->finish_reason : (tools ? "tool_calls" : "stop");
-
-  /* Usage counts only when both halves were reported. */
-  if (oc->input_tokens < 0 || oc->output_tokens < 0)
-    oc->input_tokens = oc->output_tokens = -1;
-  result = ens_http_result_new (oc->request, oc->text->str, oc->model, oc->input_tokens, oc->output_tokens, reason,
-                                tools);
-  ens_http_call_finish (call, result);
-}
-
-/* (transfer none) the root object of @text, or NULL with the call failed. */
-static JsonObject *
-openai_parse (EnsHttpCall *call, JsonParser *parser, const char *text, gssize len)
-{
-  g_autoptr (GError) error = NULL;
-  JsonNode *root;
-  JsonObject *obj;
-
-  if (!json_parser_load_from_data (parser, text, len, &error) || !(root = json_parser_get_root (parser)) ||
-      !JSON_NODE_HOLDS_OBJECT (root))
-    {
-      g_autofree char *msg = g_strdup_printf ("%s sent malformed JSON: %s", ens_http_call_get_backend (call)->name,
-                                              error ? error->message : "not an object");
-      ens_http_call_fail (call, "UPSTREAM_ERROR", msg);
-      return NULL;
-    }
-  obj = json_node_get_object (root);
-  if (json_object_has_member (obj, "error") && !JSON_NODE_HOLDS_NULL (json_object_get_member (obj, "error")))
-    {
-      g_autofree char *detail = ens_http_error_message_from_body (text, len < 0 ? strlen (text) : (gsize) len);
-      g_autofree char *msg = g_strdup_printf ("%s reported an error: %s", ens_http_call_get_backend (call)->name,
-                                              detail);
-      ens_http_call_fail (call, "UPSTREAM_ERROR", msg);
-      return NULL;
-    }
-  return obj;
-}
-
-static JsonObject *
-first_choice (JsonObject *obj)
-{
-  JsonNode *choices = json_object_get_member (obj, "choices");
-  JsonNode *first;
-
-  if (!choices || !JSON_NODE_HOLDS_ARRAY (choices) || json_array_get_length (json_node_get_array (choices)) == 0)
-    return NULL;
-  first = json_array_get_element (json_node_get_array (choices), 0);
-  return JSON_NODE_HOLDS_OBJECT (first) ? json_node_get_object (first) : NULL;
+  ens_upstream_call_finish (call, result);
 }
 
 /* One `data:` of the stream: a chat.completion.chunk, or [DONE]. */
 static void
-openai_sse_event (EnsHttpCall *call, const char *event, const char *data)
+openai_sse_event (EnsUpstreamCall *call, const char *event, const char *data, gsize len)
 {
-  OpenAICall *oc = ens_http_call_get_data (call);
-  g_autoptr (JsonParser) parser = NULL;
-  JsonObject *obj, *choice, *delta;
+  OpenAICall *oc = ens_upstream_call_get_data (call);
+  g_autoptr (GError) error = NULL;
+  gboolean done = FALSE;
 
-  if (strcmp (data, "[DONE]") == 0)
-    {
-      openai_finish (call);
-      return;
-    }
-  parser = json_parser_new ();
-  if (!(obj = openai_parse (call, parser, data, -1)))
-    return;
-  openai_set_model (oc, obj);
-  openai_set_usage (oc, obj); /* the last chunk, with empty choices */
-  choice = first_choice (obj);
-  if (!choice)
-    return;
-  delta = ens_json_object (choice, "delta");
-  if (delta)
-    {
-      const char *content = ens_json_string (delta, "content");
-
-      if (content && *content)
-        {
-          g_string_append (oc->text, content);
-          ens_http_call_chunk (call, content);
-        }
-      openai_add_tool_calls (call, oc, delta);
-    }
-  openai_set_finish_reason (oc, choice);
+  if (!ens_upstream_openai_read_chunk (oc->answer, data, len, &done, &error))
+    ens_upstream_call_fail_error (call, error);
+  else if (done)
+    openai_finish (call);
 }
 
 /* Servers that end the stream without [DONE] (older llama.cpp) still said
  * why they stopped. */
 static void
-openai_sse_eof (EnsHttpCall *call)
+openai_sse_eof (EnsUpstreamCall *call)
 {
-  OpenAICall *oc = ens_http_call_get_data (call);
+  OpenAICall *oc = ens_upstream_call_get_data (call);
 
-  if (oc->finish_reason)
+  if (oc->answer->stop_reason)
     openai_finish (call);
 }
 
 /* A whole chat.completion (also what a server that ignores "stream" sends). */
 static void
-openai_plain_body (EnsHttpCall *call, const char *body, gsize len)
+openai_plain_body (EnsUpstreamCall *call, const char *body, gsize len)
 {
-  OpenAICall *oc = ens_http_call_get_data (call);
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  JsonObject *obj, *choice, *message;
-  const char *content;
+  OpenAICall *oc = ens_upstream_call_get_data (call);
+  g_autoptr (GError) error = NULL;
 
-  if (!(obj = openai_parse (call, parser, body, (gssize) len)))
-    return;
-  choice = first_choice (obj);
-  message = ens_json_object (choice, "message");
-  if (!message)
+  if (!ens_upstream_openai_read_body (oc->answer, body, len, &error))
     {
-      g_autofree char *msg = g_strdup_printf ("%s answered without choices[0].message",
-                                              ens_http_call_get_backend (call)->name);
-      ens_http_call_fail (call, "UPSTREAM_ERROR", msg);
+      ens_upstream_call_fail_error (call, error);
       return;
     }
-  openai_set_model (oc, obj);
-  openai_set_usage (oc, obj);
-  openai_set_finish_reason (oc, choice);
-  content = ens_json_string (message, "content");
-  g_string_assign (oc->text, content ? content : "");
   /* The requester asked for a stream: it gets the answer as one chunk. */
-  if (json_object_get_boolean_member_with_default (json_node_get_object (oc->request), "stream", FALSE))
-    ens_http_call_chunk (call, oc->text->str);
-  openai_add_tool_calls (call, oc, message);
+  if (oc->stream)
+    ens_upstream_answer_flush_text (oc->answer);
   openai_finish (call);
 }
 
-static const EnsHttpCallClass openai_call_class = {
+static const EnsUpstreamCallClass openai_call_class = {
   .sse_event = openai_sse_event,
   .sse_eof = openai_sse_eof,
   .plain_body = openai_plain_body,
@@ -273,9 +117,9 @@ openai_tools (JsonArray *tools)
           continue;
         }
       fn = json_object_new ();
-      json_object_set_string_member (fn, "name", ens_json_string (t, "name") ? ens_json_string (t, "name") : "");
-      if (ens_json_string (t, "description"))
-        json_object_set_string_member (fn, "description", ens_json_string (t, "description"));
+      json_object_set_string_member (fn, "name", ens_upstream_string (t, "name", NULL, NULL) ? ens_upstream_string (t, "name", NULL, NULL) : "");
+      if (ens_upstream_string (t, "description", NULL, NULL))
+        json_object_set_string_member (fn, "description", ens_upstream_string (t, "description", NULL, NULL));
       params = json_object_get_member (t, "parameters");
       if (!params)
         params = json_object_get_member (t, "input_schema");
@@ -310,9 +154,9 @@ openai_body (JsonObject *req, const char *model, gboolean stream, GError **error
   /* Messages go as they are: roles beyond system/user/assistant (tool
    * results) and content arrays are the upstream's business. */
   json_object_set_member (body, "messages", json_node_copy (messages));
-  if (ens_json_int (req, "max_tokens", &max_tokens) && max_tokens > 0)
+  if (ens_upstream_int (req, "max_tokens", NULL, &max_tokens, NULL) && max_tokens > 0)
     json_object_set_int_member (body, "max_tokens", max_tokens);
-  if (ens_json_number (req, "temperature", &temperature))
+  if (ens_upstream_number (req, "temperature", NULL, &temperature, NULL))
     json_object_set_double_member (body, "temperature", temperature);
   if (json_object_has_member (req, "tools") && JSON_NODE_HOLDS_ARRAY (json_object_get_member (req, "tools")) &&
       json_array_get_length (json_object_get_array_member (req, "tools")) > 0)
@@ -337,72 +181,82 @@ static void
 openai_complete (gpointer instance, const char *backend, JsonNode *request, EnsCompletion *completion,
                  GCancellable *cancellable)
 {
-  EnsHttpProvider *provider = instance;
-  EnsHttpBackend *be = ens_http_provider_find (provider, backend);
+  EnsUpstreamProvider *provider = instance;
+  EnsUpstreamBackend *be = ens_upstream_provider_find (provider, backend);
   OpenAICall *oc = g_new0 (OpenAICall, 1);
-  EnsHttpCall *call;
+  EnsUpstreamCall *call;
   JsonObject *req = request && JSON_NODE_HOLDS_OBJECT (request) ? json_node_get_object (request) : NULL;
   g_autoptr (JsonNode) body = NULL;
   g_autoptr (GBytes) bytes = NULL;
   g_autoptr (GError) error = NULL;
-  g_autofree char *url = NULL;
-  g_autofree char *auth = NULL;
   const char *model;
-  gboolean stream;
 
   oc->request = request ? json_node_ref (request) : NULL;
-  oc->text = g_string_new (NULL);
-  oc->tools = ens_tool_calls_new ();
-  oc->input_tokens = oc->output_tokens = -1;
-  call = ens_http_call_new (provider, be, completion, cancellable, &openai_call_class, oc, openai_call_free);
+  call = ens_upstream_call_new (provider, be, completion, cancellable, &openai_call_class, oc, openai_call_free);
 
   if (!be)
     {
       g_autofree char *text = g_strdup_printf ("provider-openai has no backend \"%s\"", backend);
-      ens_http_call_fail_later (call, "NOT_CONFIGURED", text);
+      ens_upstream_call_fail_later (call, "NOT_CONFIGURED", text);
       return;
     }
   if (!*be->base_url)
     {
       g_autofree char *text = g_strdup_printf ("backend %s has no base-url", be->name);
-      ens_http_call_fail_later (call, "NOT_CONFIGURED", text);
+      ens_upstream_call_fail_later (call, "NOT_CONFIGURED", text);
       return;
     }
   if (!req)
     {
-      ens_http_call_fail_later (call, "BAD_REQUEST", "the request is not a JSON object");
+      ens_upstream_call_fail_later (call, "BAD_REQUEST", "the request is not a JSON object");
       return;
     }
-  model = ens_http_backend_upstream_model (be, ens_json_string (req, "model"));
+  model = ens_upstream_backend_model (be, ens_upstream_string (req, "model", NULL, NULL));
   if (!model)
     {
       g_autofree char *text = g_strdup_printf ("backend %s has no models and the request names none", be->name);
-      ens_http_call_fail_later (call, "NOT_CONFIGURED", text);
+      ens_upstream_call_fail_later (call, "NOT_CONFIGURED", text);
       return;
     }
-  stream = json_object_get_boolean_member_with_default (req, "stream", FALSE);
-  body = openai_body (req, model, stream, &error);
+  oc->stream = ens_upstream_boolean (req, "stream", FALSE);
+  body = openai_body (req, model, oc->stream, &error);
   if (!body)
     {
-      ens_http_call_fail_later (call, "BAD_REQUEST", error->message);
+      ens_upstream_call_fail_later (call, "BAD_REQUEST", error->message);
       return;
     }
-  oc->model = g_strdup (model);
-  bytes = ens_http_json_bytes (body);
-  url = g_strconcat (be->base_url, "/chat/completions", NULL);
-  auth = be->api_key ? g_strconcat ("Bearer ", be->api_key, NULL) : NULL;
-  {
-    const char *headers[] = { "Authorization", auth, NULL };
-    ens_http_call_send (call, url, headers, bytes, stream);
-  }
-  if (auth)
-    memset (auth, 0, strlen (auth));
+  oc->answer = ens_upstream_answer_new (be->max_tool_calls, provider->parse, ens_upstream_call_sink (), call);
+  ens_upstream_answer_set_model (oc->answer, model);
+  bytes = ens_upstream_json_bytes (body);
+  ens_upstream_call_send (call, bytes, oc->stream);
 }
+
+/* The endpoint and the key, once per backend. */
+static void
+openai_setup (EnsUpstreamBackend *be)
+{
+  if (*be->base_url)
+    {
+      g_autofree char *url = g_strconcat (be->base_url, "/chat/completions", NULL);
+      ens_upstream_backend_set_url (be, url);
+    }
+  if (be->api_key)
+    {
+      g_autofree char *auth = g_strconcat ("Bearer ", be->api_key, NULL);
+      ens_upstream_backend_add_header (be, "Authorization", auth);
+      memset (auth, 0, strlen (auth));
+    }
+}
+
+static const EnsUpstreamApi openai_api = {
+  .id = PLUGIN_ID,
+  .setup = openai_setup,
+};
 
 static JsonNode *
 openai_backends (gpointer instance)
 {
-  return ens_http_provider_backends (instance);
+  return ens_upstream_provider_backends (instance);
 }
 
 static gpointer
@@ -413,19 +267,19 @@ openai_init (const EnsHost *host, EnsPlugin *self, GError **error)
       g_set_error (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_ABI, "host table too old for a provider plugin");
       return NULL;
     }
-  return ens_http_provider_new (host, self, PLUGIN_ID);
+  return ens_upstream_provider_new (host, self, &openai_api);
 }
 
 static void
 openai_stop (gpointer instance)
 {
-  ens_http_provider_free (instance);
+  ens_upstream_provider_free (instance);
 }
 
 static JsonNode *
 openai_describe (gpointer instance)
 {
-  return ens_http_provider_describe (instance);
+  return ens_upstream_provider_describe (instance);
 }
 
 static const EnsProviderVTable openai_vtable = {

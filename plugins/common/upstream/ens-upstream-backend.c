@@ -1,0 +1,168 @@
+/* ens-upstream-backend.c — see ens-upstream-backend.h.
+ *
+ * Why connections are reused: libsoup 3.2 gives a POST a new connection
+ * unless the message is flagged SOUP_MESSAGE_IDEMPOTENT (a non-idempotent
+ * request is never sent on a connection that might have been closed under
+ * it).  Every completion is a POST, so without the flag each one opened a
+ * new connection and left the previous one idle until the pool was full.
+ * The call (ens-upstream-call.c) flags its messages, reads every answer to
+ * its end so its connection goes back to the pool, and resends once on a
+ * new connection when a reused one turns out to be closed before any
+ * answer came. */
+#include "ens-upstream-backend.h"
+
+#include <string.h>
+
+EnsUpstreamBackend *
+ens_upstream_backend_ref (EnsUpstreamBackend *backend)
+{
+  g_atomic_ref_count_inc (&backend->ref);
+  return backend;
+}
+
+static void
+wipe (char *secret)
+{
+  if (secret)
+    memset (secret, 0, strlen (secret));
+  g_free (secret);
+}
+
+void
+ens_upstream_backend_unref (EnsUpstreamBackend *b)
+{
+  if (!b || !g_atomic_ref_count_dec (&b->ref))
+    return;
+  g_free (b->name);
+  g_free (b->base_url);
+  wipe (b->api_key);
+  g_strfreev (b->models);
+  g_hash_table_unref (b->model_map);
+  g_strfreev (b->capabilities);
+  g_free (b->url);
+  g_clear_pointer (&b->uri, g_uri_unref);
+  /* Header values carry the key. */
+  for (guint i = 0; i < b->headers->len; i++)
+    wipe (g_ptr_array_index (b->headers, i));
+  g_ptr_array_unref (b->headers);
+  if (b->session)
+    soup_session_abort (b->session);
+  g_clear_object (&b->session);
+  g_free (b);
+}
+
+const char *
+ens_upstream_backend_model (EnsUpstreamBackend *backend, const char *requested)
+{
+  const char *mapped;
+
+  if (!requested || !*requested)
+    requested = backend->models && backend->models[0] ? backend->models[0] : NULL;
+  if (!requested)
+    return NULL;
+  mapped = g_hash_table_lookup (backend->model_map, requested);
+  return mapped && *mapped ? mapped : requested;
+}
+
+/* (transfer full) the key: api-key-file's first line, else $api-key-env. */
+static char *
+load_api_key (const EnsHost *host, EnsPlugin *self, const char *name, GSettings *s)
+{
+  g_autofree char *file = g_settings_get_string (s, "api-key-file");
+  g_autofree char *env = g_settings_get_string (s, "api-key-env");
+
+  if (*file)
+    {
+      g_autofree char *text = NULL;
+      g_autoptr (GError) error = NULL;
+
+      if (g_file_get_contents (file, &text, NULL, &error))
+        {
+          char *nl = strpbrk (text, "\r\n");
+          if (nl)
+            *nl = '\0';
+          g_strstrip (text);
+          if (*text)
+            return g_steal_pointer (&text);
+        }
+      else
+        ENS_LOG (host, self, G_LOG_LEVEL_WARNING, "backend %s: cannot read api-key-file: %s", name, error->message);
+      return NULL;
+    }
+  if (*env)
+    {
+      const char *value = g_getenv (env);
+      if (value && *value)
+        return g_strstrip (g_strdup (value));
+    }
+  return NULL;
+}
+
+EnsUpstreamBackend *
+ens_upstream_backend_load (const EnsHost *host, EnsPlugin *self, const char *name, GSettings *s)
+{
+  EnsUpstreamBackend *b = g_new0 (EnsUpstreamBackend, 1);
+  g_autoptr (GVariant) map = g_settings_get_value (s, "model-map");
+  g_autofree char *url = g_settings_get_string (s, "base-url");
+  GVariantIter iter;
+  const char *from, *to;
+  gsize len;
+
+  g_atomic_ref_count_init (&b->ref);
+  b->name = g_strdup (name);
+  g_strstrip (url);
+  len = strlen (url);
+  while (len > 0 && url[len - 1] == '/')
+    url[--len] = '\0';
+  b->base_url = g_steal_pointer (&url);
+  b->api_key = load_api_key (host, self, name, s);
+  b->models = g_settings_get_strv (s, "models");
+  b->model_map = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_variant_iter_init (&iter, map);
+  while (g_variant_iter_next (&iter, "{&s&s}", &from, &to))
+    g_hash_table_insert (b->model_map, g_strdup (from), g_strdup (to));
+  b->capabilities = g_settings_get_strv (s, "capabilities");
+  b->quality = g_settings_get_double (s, "quality");
+  b->cost_input = g_settings_get_double (s, "cost-input-per-1k");
+  b->cost_output = g_settings_get_double (s, "cost-output-per-1k");
+  b->latency_ms = g_settings_get_uint (s, "latency-ms");
+  b->context_window = g_settings_get_uint (s, "context-window");
+  b->max_concurrency = MAX (g_settings_get_uint (s, "max-concurrency"), 1);
+  b->timeout_ms = MAX (g_settings_get_uint (s, "timeout-ms"), 1);
+  b->max_retries = g_settings_get_uint (s, "max-retries");
+  b->idle_timeout_s = MAX (g_settings_get_uint (s, "idle-timeout-s"), 1);
+  b->max_line_bytes = MAX (g_settings_get_uint (s, "max-line-bytes"), 1024);
+  b->max_answer_bytes = MAX (g_settings_get_uint (s, "max-answer-bytes"), 1024);
+  b->max_tool_calls = g_settings_get_uint (s, "max-tool-calls");
+  b->headers = g_ptr_array_new ();
+  /* The pool: as many connections as completions may run at once.  Our own
+   * timer bounds each request (libsoup's I/O timeout would cut off a model
+   * that thinks quietly for a minute); no content decoder, so body streams
+   * are libsoup's own and close without blocking. */
+  b->session = soup_session_new_with_options ("max-conns", b->max_concurrency,
+                                              "max-conns-per-host", b->max_concurrency,
+                                              "timeout", 0, "idle-timeout", b->idle_timeout_s,
+                                              "user-agent", "ensemble-provider/1.0", NULL);
+  soup_session_remove_feature_by_type (b->session, SOUP_TYPE_CONTENT_DECODER);
+  return b;
+}
+
+void
+ens_upstream_backend_set_url (EnsUpstreamBackend *b, const char *url)
+{
+  g_free (b->url);
+  g_clear_pointer (&b->uri, g_uri_unref);
+  b->url = g_strdup (url);
+  if (url)
+    b->uri = g_uri_parse (url, SOUP_HTTP_URI_FLAGS, NULL);
+  if (b->uri && g_strcmp0 (g_uri_get_scheme (b->uri), "http") != 0 &&
+      g_strcmp0 (g_uri_get_scheme (b->uri), "https") != 0)
+    g_clear_pointer (&b->uri, g_uri_unref);
+}
+
+void
+ens_upstream_backend_add_header (EnsUpstreamBackend *b, const char *name, const char *value)
+{
+  g_ptr_array_add (b->headers, g_strdup (name));
+  g_ptr_array_add (b->headers, g_strdup (value ? value : ""));
+}

@@ -1,0 +1,58 @@
+/* ens-upstream-backend.h — one configured upstream backend (an
+ * org.ensemble.Provider instance) with its own pool of keep-alive
+ * connections.
+ *
+ * Each backend has one SoupSession: its connections to the upstream are
+ * kept open and reused from one completion to the next, at most
+ * max-concurrency of them (the core never runs more completions on a
+ * backend at once), and closed after idle-timeout-s without use.
+ * Ref-counted: a running call keeps its backend (and so its pool) alive
+ * when the configuration is reloaded under it. */
+#pragma once
+
+#include <ensemble/ensemble.h>
+#include <libsoup/soup.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+  gatomicrefcount ref;
+  char *name;
+  char *base_url;        /* without a trailing '/'; "" when not configured */
+  char *api_key;         /* NULL when none is configured */
+  char **models;         /* first = default */
+  GHashTable *model_map; /* requested name -> upstream name */
+  char **capabilities;
+  double quality, cost_input, cost_output;
+  guint latency_ms, context_window, max_concurrency, timeout_ms, max_retries;
+  guint idle_timeout_s;  /* an unused connection is closed after this */
+  gsize max_line_bytes;  /* of one event-stream line */
+  gsize max_answer_bytes; /* of a whole answer, plain or streamed */
+  guint max_tool_calls;  /* in one answer */
+
+  /* Set by the API's setup (EnsUpstreamApi): where completions go. */
+  char *url;             /* NULL: the backend has no endpoint */
+  GUri *uri;             /* @url parsed; NULL unless it is an http(s) URL */
+  GPtrArray *headers;    /* char*: name, value, name, value... sent with every request */
+  SoupSession *session;  /* the backend's connection pool */
+} EnsUpstreamBackend;
+
+EnsUpstreamBackend *ens_upstream_backend_ref (EnsUpstreamBackend *backend);
+void ens_upstream_backend_unref (EnsUpstreamBackend *backend);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EnsUpstreamBackend, ens_upstream_backend_unref)
+
+/* (transfer full) backend @name from its settings @settings (transfer
+ * none); problems (an unreadable api-key-file) are logged through @host. */
+EnsUpstreamBackend *ens_upstream_backend_load (const EnsHost *host, EnsPlugin *self, const char *name,
+                                               GSettings *settings);
+
+/* Sets the endpoint (transfer none): parsed once here, not per request. */
+void ens_upstream_backend_set_url (EnsUpstreamBackend *backend, const char *url);
+/* Adds a header (transfer none) sent with every request of the backend. */
+void ens_upstream_backend_add_header (EnsUpstreamBackend *backend, const char *name, const char *value);
+
+/* (transfer none) the name sent upstream for @requested (NULL or "": the
+ * backend's default model), through model-map; NULL when there is none. */
+const char *ens_upstream_backend_model (EnsUpstreamBackend *backend, const char *requested);
+
+G_END_DECLS

@@ -1,0 +1,48 @@
+/* ens-upstream-provider.h — one HTTP provider plugin instance
+ * (provider-openai, provider-anthropic): its backends from the
+ * configuration, its running calls, and what it tells the core.
+ *
+ * Everything runs on the main loop. */
+#pragma once
+
+#include "ens-upstream-backend.h"
+#include "ens-upstream-json.h"
+
+G_BEGIN_DECLS
+
+/* What a provider plugin says about its API. */
+typedef struct {
+  const char *id; /* the plugin id, e.g. "provider-openai" */
+  /* Sets @backend's endpoint (ens_upstream_backend_set_url; none when it
+   * cannot have one) and its fixed headers (ens_upstream_backend_add_header),
+   * once, when the backend is loaded. */
+  void (*setup) (EnsUpstreamBackend *backend);
+} EnsUpstreamApi;
+
+typedef struct {
+  const EnsHost *host;
+  EnsPlugin *self;
+  const EnsUpstreamApi *api;
+  EnsUpstreamParseFunc parse; /* the host's JSON parser, or the library's */
+  GPtrArray *backends;        /* EnsUpstreamBackend*, owned */
+  GHashTable *calls;          /* EnsUpstreamCall* not yet ended (a set, one reference each) */
+  GHashTable *drains;         /* bodies of ended answers still being read to their end */
+} EnsUpstreamProvider;
+
+/* (transfer full) a provider with its backends loaded from the
+ * configuration: every NAME of the "providers" setting whose plugin key is
+ * our plugin id (host->plugin_id) or @api->id.  @api (transfer none) is
+ * static. */
+EnsUpstreamProvider *ens_upstream_provider_new (const EnsHost *host, EnsPlugin *self, const EnsUpstreamApi *api);
+/* Fails every running call with CANCELLED, stops the drains and frees
+ * @provider.  Pending libsoup callbacks only drop their references later. */
+void ens_upstream_provider_free (EnsUpstreamProvider *provider);
+/* Reloads the configuration and returns (transfer full) the backends array
+ * for EnsProviderVTable.backends(). */
+JsonNode *ens_upstream_provider_backends (EnsUpstreamProvider *provider);
+/* (transfer none) the backend called @name, or NULL. */
+EnsUpstreamBackend *ens_upstream_provider_find (EnsUpstreamProvider *provider, const char *name);
+/* (transfer full) a JSON object describing the plugin, for describe(). */
+JsonNode *ens_upstream_provider_describe (EnsUpstreamProvider *provider);
+
+G_END_DECLS
