@@ -4,13 +4,21 @@ plain JSON and the SSE event stream, with behaviours chosen by model name.
   (any other)       answers "echo: <last user message>"
   fail-overloaded   always HTTP 529 with an overloaded_error body
   tools             answers with a tool_use block (name "lookup", input {"q": "x"})
+  drip              streams one word every 100 ms (20 words): for cancellation
+  garbled           streams two words, then an event whose data is not JSON
 
 Every request is recorded: calls holds (model, stream, x-api-key) tuples and
 requests the whole thing (path, headers, body) for closer checks.
+
+It speaks HTTP/1.1 keep-alive like the real API: plain answers carry a
+Content-Length, streams are chunked, and a connection serves one request
+after another.  connections counts the connections it accepted.
 """
 
 import json
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 INPUT_TOKENS = 13
@@ -25,19 +33,41 @@ def _text_of(content):
     return ""
 
 
+class QuietServer(ThreadingHTTPServer):
+    """Kept-alive connections end with their client, which may reset them."""
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FakeAnthropic:
     def __init__(self):
         self.calls = []        # (model, stream, x-api-key) per request
         self.requests = []     # {"path", "headers", "body"} per request
         self.disconnects = 0   # streams the client closed early
+        self.connections = 0   # TCP connections accepted
         self.lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as real servers: no 40 ms stall on a kept-alive connection
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                with server.lock:
+                    server.connections += 1
+
+            def write_chunk(self, data):
+                """One piece of a chunked body (b"" ends it)."""
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
 
             def send_json(self, status, obj):
                 body = json.dumps(obj).encode()
@@ -51,8 +81,7 @@ class FakeAnthropic:
                 return self.send_json(status, {"type": "error", "error": {"type": etype, "message": message}})
 
             def sse(self, event, data):
-                self.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
-                self.wfile.flush()
+                self.write_chunk(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
@@ -102,7 +131,7 @@ class FakeAnthropic:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")
-                self.send_header("Connection", "close")
+                self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 try:
                     self.sse("message_start", {"type": "message_start", "message": {
@@ -122,22 +151,30 @@ class FakeAnthropic:
                     else:
                         self.sse("content_block_start", {"type": "content_block_start", "index": 0,
                                                          "content_block": {"type": "text", "text": ""}})
+                        if model == "drip":
+                            words = [f"w{i} " for i in range(20)]
+                        elif model == "garbled":
+                            words = words[:2]
                         for w in words:
                             self.sse("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                              "delta": {"type": "text_delta", "text": w}})
+                            if model == "drip":
+                                time.sleep(0.1)
+                        if model == "garbled":
+                            self.write_chunk(b"event: content_block_delta\ndata: {\"delta\": \n\n")
                         self.sse("content_block_stop", {"type": "content_block_stop", "index": 0})
                         stop_reason, out_tokens = "end_turn", len(words)
                     self.sse("message_delta", {"type": "message_delta",
                                                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
                                                "usage": {"output_tokens": out_tokens}})
                     self.sse("message_stop", {"type": "message_stop"})
+                    self.write_chunk(b"")
                 except (BrokenPipeError, ConnectionResetError):
                     with server.lock:
                         server.disconnects += 1
-                self.close_connection = True
+                    self.close_connection = True
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         self.url_without_v1 = f"http://127.0.0.1:{self.port}"
         self.url = self.url_without_v1 + "/v1"

@@ -6,28 +6,64 @@ documented wire format, plain and SSE, with behaviours chosen by model name.
   flaky        HTTP 500 on the first call, then like ok
   slow         waits 3 s before answering
   drip         streams one word every 100 ms (20 words): for cancellation
+  garbled      streams two words, then a chunk that is not JSON
   tools        answers with a tool call
+
+It speaks HTTP/1.1 keep-alive like the real APIs: plain answers carry a
+Content-Length, streams are chunked, and a connection serves one request
+after another.  connections counts the connections it accepted.
 """
 
 import json
+import sys
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class QuietServer(ThreadingHTTPServer):
+    """Kept-alive connections end with their client, which may reset them."""
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class FakeOpenAI:
     def __init__(self):
         self.calls = []          # (model, stream) per request
         self.disconnects = 0     # streams the client closed early
+        self.connections = 0     # TCP connections accepted
+        self.open = set()        # their sockets, until closed
         self.lock = threading.Lock()
         self.flaky_seen = False
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as real servers: no 40 ms stall on a kept-alive connection
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                with server.lock:
+                    server.connections += 1
+                    server.open.add(self.connection)
+
+            def finish(self):
+                with server.lock:
+                    server.open.discard(self.connection)
+                super().finish()
+
+            def write_chunk(self, data):
+                """One piece of a chunked body (b"" ends it)."""
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
 
             def send_json(self, status, obj):
                 body = json.dumps(obj).encode()
@@ -75,34 +111,46 @@ class FakeOpenAI:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")
-                self.send_header("Connection", "close")
+                self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
+                if model == "garbled":
+                    words = words[:2]
                 try:
                     for w in words:
                         chunk = {"id": "cmpl-1", "object": "chat.completion.chunk", "model": model,
                                  "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
-                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                        self.wfile.flush()
+                        self.write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
                         if model == "drip":
                             time.sleep(0.1)
+                    if model == "garbled":
+                        self.write_chunk(b"data: {\"choices\": [{\"delta\": \n\n")
                     final = {"id": "cmpl-1", "object": "chat.completion.chunk", "model": model,
                              "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                    self.wfile.write(f"data: {json.dumps(final)}\n\n".encode())
+                    tail = f"data: {json.dumps(final)}\n\n"
                     if (req.get("stream_options") or {}).get("include_usage"):
-                        self.wfile.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    self.wfile.flush()
+                        tail += f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
+                    self.write_chunk(tail.encode() + b"data: [DONE]\n\n")
+                    self.write_chunk(b"")
                 except (BrokenPipeError, ConnectionResetError):
                     with server.lock:
                         server.disconnects += 1
-                self.close_connection = True
+                    self.close_connection = True
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
+
+    def drop_idle_connections(self):
+        """Closes every connection it holds, as an upstream whose keep-alive
+        timeout ran out (call it while no request is running)."""
+        with self.lock:
+            for sock in self.open:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def models_called(self):
         with self.lock:
