@@ -7,6 +7,7 @@ documented wire format, plain and SSE, with behaviours chosen by model name.
   slow         waits 3 s before answering
   drip         streams one word every 100 ms (20 words): for cancellation
   garbled      streams two words, then a chunk that is not JSON
+  hostile      streams two words, then a tool call whose index is an object
   tools        answers with a tool call
 
 It speaks HTTP/1.1 keep-alive like the real APIs: plain answers carry a
@@ -38,6 +39,7 @@ class FakeOpenAI:
         self.disconnects = 0     # streams the client closed early
         self.connections = 0     # TCP connections accepted
         self.open = set()        # their sockets, until closed
+        self.vanish = 0          # requests on a reused connection to drop unanswered
         self.lock = threading.Lock()
         self.flaky_seen = False
         server = self
@@ -76,6 +78,13 @@ class FakeOpenAI:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
                 req = json.loads(self.rfile.read(length) or b"{}")
+                self.served = getattr(self, "served", 0) + 1
+                with server.lock:
+                    vanish = server.vanish > 0 and self.served > 1
+                    server.vanish -= 1 if vanish else 0
+                if vanish:  # its keep-alive ran out just as the request came
+                    self.close_connection = True
+                    return
                 model = req.get("model", "")
                 stream = bool(req.get("stream"))
                 with server.lock:
@@ -113,7 +122,7 @@ class FakeOpenAI:
                 self.send_header("Cache-Control", "no-cache")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                if model == "garbled":
+                if model in ("garbled", "hostile"):
                     words = words[:2]
                 try:
                     for w in words:
@@ -124,6 +133,8 @@ class FakeOpenAI:
                             time.sleep(0.1)
                     if model == "garbled":
                         self.write_chunk(b"data: {\"choices\": [{\"delta\": \n\n")
+                    if model == "hostile":
+                        self.write_chunk(b'data: {"choices":[{"delta":{"tool_calls":[{"index":{"name":"g"}}]}}]}\n\n')
                     final = {"id": "cmpl-1", "object": "chat.completion.chunk", "model": model,
                              "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
                     tail = f"data: {json.dumps(final)}\n\n"
@@ -141,6 +152,13 @@ class FakeOpenAI:
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
+
+    def vanish_on_reuse(self, n=1):
+        """The next @n requests that come on a reused connection get no
+        answer: the connection is closed (an upstream whose keep-alive timeout
+        fired just as the request arrived)."""
+        with self.lock:
+            self.vanish = n
 
     def drop_idle_connections(self):
         """Closes every connection it holds, as an upstream whose keep-alive

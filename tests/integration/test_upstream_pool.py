@@ -188,5 +188,51 @@ def test_a_connection_closed_by_the_upstream_while_idle_is_not_reused():
         oa.close()
 
 
+def test_a_request_on_a_connection_the_upstream_just_closed_is_sent_again():
+    """The upstream closes a pooled connection as the next request arrives on
+    it, unanswered: the request goes out again, once, on a new connection."""
+    oa = FakeOpenAI()
+    d = Daemon(settings={"providers": gv(["gpt"]), "disabled-plugins": gv(["provider-local"])},
+               groups={"providers/gpt": backend("provider-openai", oa.url, "gpt", **{"idle-timeout-s": 60})})
+    try:
+        c = d.client()
+        check("plain", one(c, "gpt", "plain"))
+        oa.vanish_on_reuse(1)
+        check("stream", one(c, "gpt", "stream"))
+        assert oa.vanish == 0 and oa.connections == 2, (oa.vanish, oa.connections)
+        check("plain", one(c, "gpt", "plain"))
+        assert oa.connections == 2, oa.connections
+    finally:
+        d.cleanup()
+        oa.close()
+
+
+def test_a_hostile_upstream_costs_one_completion():
+    """A tool call whose index is an object fails that completion with
+    UPSTREAM_ERROR (no critical: the daemon runs with G_DEBUG=fatal-criticals);
+    the next ones are served as ever."""
+    oa = FakeOpenAI()
+    d = Daemon(settings={"providers": gv(["gpt"]), "disabled-plugins": gv(["provider-local"])},
+               groups={"providers/gpt": backend("provider-openai", oa.url, "gpt",
+                                                **{"model-map": {"gpt-ok": "ok-pool", "gpt-bad": "hostile"},
+                                                   "models": ["gpt-ok", "gpt-bad"]})})
+    try:
+        c = d.client()
+        ack = c.ok("complete", {"prompt": "x", "model": "gpt-bad", "stream": True})
+        while True:
+            ev = c.next_event()
+            if ev["event"] == "COMPLETION_RESULT":
+                break
+        res = ev["data"]
+        assert res["request_id"] == ack["request_id"] and res["reason"] == "UPSTREAM_ERROR", res
+        assert "tool_calls[0].index is an object, not an integer" in res["error"], res
+        check("plain", one(c, "gpt", "plain"))
+        check("stream", one(c, "gpt", "stream"))
+        assert d.proc.poll() is None
+    finally:
+        d.cleanup()
+        oa.close()
+
+
 if __name__ == "__main__":
     run_tests(globals())

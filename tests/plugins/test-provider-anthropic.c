@@ -5,6 +5,7 @@
  * server picks its behaviour from NAME. */
 #include "ens-fake-host.h"
 #include "ens-fake-upstream.h"
+#include "ens-upstream.h"
 
 #include <string.h>
 
@@ -91,6 +92,8 @@ static const char *const endless_pieces[] = {
   NULL
 };
 
+static void hostile_reply (SoupServerMessage *msg, JsonNode *request);
+
 static void
 server_cb (SoupServer *srv, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer user_data)
 {
@@ -134,6 +137,8 @@ server_cb (SoupServer *srv, SoupServerMessage *msg, const char *path, GHashTable
     fake_server_hang (msg);
   else if (strcmp (name, "endless") == 0)
     fake_server_stream (msg, SSE_TYPE, endless_pieces, 20, FALSE, TRUE, &sc->closed);
+  else if (strcmp (name, "hostile") == 0)
+    hostile_reply (msg, sc->body);
   else
     fake_server_reply (msg, 404, JSON_TYPE, "{\"error\":{\"message\":\"unknown scenario\"}}");
 }
@@ -373,11 +378,218 @@ test_cancel_mid_stream (void)
   g_assert_true (fake_run_until (&sc->closed, 3000));
 }
 
+/* ------------------------------------------------------- hostile upstream */
+
+/* Backend "hostile" (max-line-bytes 1024, max-answer-bytes 8192,
+ * max-tool-calls 3) answers what the request's last message names: one of
+ * the cases below, "good" (a plain answer) or "good-stream". */
+typedef struct {
+  const char *name;
+  gboolean stream;     /* the payload is one event, after message_start */
+  const char *event;   /* its "event:" name */
+  const char *payload; /* its data, or a whole body */
+  const char *needle;  /* in the failure message */
+} HostileCase;
+
+#define START_EVENT                                                                                                \
+  "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-test\","                  \
+  "\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n"
+#define TEXT_EVENT                                                                                                 \
+  "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":"                      \
+  "{\"type\":\"text_delta\",\"text\":\"so far \"}}\n\n"
+
+static const HostileCase hostile_cases[] = {
+  /* Wrong types everywhere the provider reads, streamed... */
+  { "start-model", TRUE, "message_start", "{\"message\":{\"model\":5}}", "message.model is a number" },
+  { "start-message", TRUE, "message_start", "{\"message\":\"m\"}", "message is a string, not an object" },
+  { "start-usage", TRUE, "message_start", "{\"message\":{\"usage\":{\"input_tokens\":\"3\"}}}",
+    "message.usage.input_tokens is a string" },
+  { "index-object", TRUE, "content_block_delta", "{\"index\":{\"name\":\"g\"},\"delta\":{}}",
+    "index is an object, not an integer" },
+  { "index-negative", TRUE, "content_block_start",
+    "{\"index\":-2,\"content_block\":{\"type\":\"tool_use\",\"name\":\"f\"}}", "index is negative" },
+  { "block-string", TRUE, "content_block_start", "{\"index\":0,\"content_block\":\"text\"}",
+    "content_block is a string" },
+  { "block-type-number", TRUE, "content_block_start", "{\"index\":0,\"content_block\":{\"type\":1}}",
+    "content_block.type is a number" },
+  { "block-text-array", TRUE, "content_block_start", "{\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":[]}}",
+    "content_block.text is an array" },
+  { "tool-name-number", TRUE, "content_block_start",
+    "{\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":9,\"input\":{}}}",
+    "content_block.name is a number" },
+  { "tool-input-string", TRUE, "content_block_start",
+    "{\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\",\"input\":\"{}\"}}",
+    "content_block.input is a string, not an object" },
+  { "delta-text-number", TRUE, "content_block_delta",
+    "{\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":1.5}}", "delta.text is a number" },
+  { "delta-json-bool", TRUE, "content_block_delta",
+    "{\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":true}}", "delta.partial_json is a boolean" },
+  { "delta-array", TRUE, "content_block_delta", "{\"index\":0,\"delta\":[]}", "delta is an array" },
+  { "stop-reason-object", TRUE, "message_delta", "{\"delta\":{\"stop_reason\":{}},\"usage\":{\"output_tokens\":1}}",
+    "delta.stop_reason is an object" },
+  { "usage-negative", TRUE, "message_delta", "{\"delta\":{},\"usage\":{\"output_tokens\":-7}}",
+    "usage.output_tokens is negative" },
+  { "type-number", TRUE, NULL, "{\"type\":4}", "type is a number" },
+  { "error-string", TRUE, "error", "{\"type\":\"error\",\"error\":\"bad\"}", "error is a string, not an object" },
+  { "error-message-number", TRUE, "error", "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":5}}",
+    "error.message is a number" },
+  { "data-array", TRUE, "ping", "[]", "malformed JSON" },
+  /* ... and in a whole answer. */
+  { "plain-content-object", FALSE, NULL, "{\"type\":\"message\",\"content\":{}}", "content is an object, not an array" },
+  { "plain-block-number", FALSE, NULL, "{\"type\":\"message\",\"content\":[1]}", "content[0] is not an object" },
+  { "plain-text-number", FALSE, NULL, "{\"content\":[{\"type\":\"text\",\"text\":2}]}", "content[0].text is a number" },
+  { "plain-tool-id-array", FALSE, NULL, "{\"content\":[{\"type\":\"tool_use\",\"id\":[],\"name\":\"f\"}]}",
+    "content[0].id is an array" },
+  { "plain-usage-string", FALSE, NULL, "{\"content\":[],\"usage\":\"lots\"}", "usage is a string" },
+  { "plain-model-number", FALSE, NULL, "{\"content\":[],\"model\":1}", "model is a number" },
+  { "plain-no-content", FALSE, NULL, "{\"type\":\"message\"}", "without content" },
+  /* Caps. */
+  { "too-many-tool-calls", FALSE, NULL,
+    "{\"content\":[{\"type\":\"tool_use\",\"name\":\"a\"},{\"type\":\"tool_use\",\"name\":\"b\"},{\"type\":"
+    "\"tool_use\",\"name\":\"c\"},{\"type\":\"tool_use\",\"name\":\"d\"}]}",
+    "more than 3 tool calls (max-tool-calls)" },
+  { "long-line", TRUE, NULL, NULL, "line longer than 1024 bytes (max-line-bytes)" },
+  { "long-stream", TRUE, NULL, NULL, "streamed answer larger than 8192 bytes (max-answer-bytes)" },
+  { "long-answer", FALSE, NULL, NULL, "answer larger than 8192 bytes (max-answer-bytes)" },
+};
+
+static const HostileCase *
+hostile_case (const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (hostile_cases); i++)
+    if (g_strcmp0 (hostile_cases[i].name, name) == 0)
+      return &hostile_cases[i];
+  return NULL;
+}
+
+/* (transfer full) the bytes of a case without a fixed payload. */
+static char *
+hostile_generated (const char *name)
+{
+  GString *s = g_string_new (NULL);
+
+  if (strcmp (name, "long-line") == 0)
+    {
+      g_string_append (s, "event: content_block_delta\ndata: {\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"");
+      for (guint i = 0; i < 2048; i++)
+        g_string_append_c (s, 'x');
+      g_string_append (s, "\"}}\n\n");
+    }
+  else if (strcmp (name, "long-stream") == 0)
+    {
+      for (guint i = 0; i < 100; i++)
+        g_string_append (s, TEXT_EVENT);
+    }
+  else if (strcmp (name, "long-answer") == 0)
+    {
+      g_string_append (s, "{\"content\":[{\"type\":\"text\",\"text\":\"");
+      for (guint i = 0; i < 10000; i++)
+        g_string_append_c (s, 'y');
+      g_string_append (s, "\"}]}");
+    }
+  return g_string_free (s, FALSE);
+}
+
+static void
+hostile_reply (SoupServerMessage *msg, JsonNode *request)
+{
+  JsonArray *messages = json_object_get_array_member (json_node_get_object (request), "messages");
+  JsonObject *last = json_array_get_object_element (messages, json_array_get_length (messages) - 1);
+  const char *name = json_object_get_string_member (last, "content");
+  const HostileCase *hc = hostile_case (name);
+  g_autofree char *generated = hc && !hc->payload ? hostile_generated (name) : NULL;
+  g_autofree char *event = NULL;
+
+  if (strcmp (name, "good") == 0)
+    {
+      fake_server_reply (msg, 200, JSON_TYPE, plain_answer);
+      return;
+    }
+  if (strcmp (name, "good-stream") == 0)
+    {
+      fake_server_stream (msg, SSE_TYPE, stream_pieces, 1, FALSE, FALSE, NULL);
+      return;
+    }
+  g_assert_nonnull (hc);
+  if (!hc->stream)
+    {
+      fake_server_reply (msg, 200, JSON_TYPE, generated ? generated : hc->payload);
+      return;
+    }
+  if (generated)
+    event = g_steal_pointer (&generated);
+  else if (hc->event)
+    event = g_strdup_printf ("event: %s\ndata: %s\n\n", hc->event, hc->payload);
+  else
+    event = g_strdup_printf ("data: %s\n\n", hc->payload);
+  {
+    const char *pieces[] = { START_EVENT, TEXT_EVENT, event, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+                             NULL };
+    fake_server_stream (msg, SSE_TYPE, pieces, 1, FALSE, FALSE, NULL);
+  }
+}
+
+static FakeCompletion *
+run_hostile (const char *name, gboolean stream)
+{
+  g_autofree char *request = g_strdup_printf ("{\"stream\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
+                                              stream ? "true" : "false", name);
+  return run ("hostile", request, NULL, 5000);
+}
+
+/* Each case fails its own completion with UPSTREAM_ERROR and a message
+ * that says what was wrong (no critical: the test runs with
+ * G_DEBUG=fatal-criticals), and the backend serves the next completions,
+ * plain and streamed, as ever. */
+static void
+test_hostile_upstream (void)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (hostile_cases); i++)
+    {
+      const HostileCase *hc = &hostile_cases[i];
+      guint requests = scenario ("hostile")->requests;
+      g_autoptr (FakeCompletion) c = run_hostile (hc->name, hc->stream);
+      g_autoptr (FakeCompletion) good = run_hostile ("good", FALSE);
+      g_autoptr (FakeCompletion) good_stream = run_hostile ("good-stream", TRUE);
+
+      g_test_message ("case %s: %s", hc->name, c->fail_message);
+      assert_failed (c, "UPSTREAM_ERROR", hc->needle);
+      g_assert_true (g_str_has_prefix (c->fail_message, "hostile: "));
+      g_assert_cmpuint (scenario ("hostile")->requests, ==, requests + 3); /* never retried */
+      g_assert_cmpstr (json_object_get_string_member (fake_completion_result (good), "response"), ==, "Hello there");
+      g_assert_cmpstr (fake_completion_text (good_stream), ==, "Hi there");
+    }
+}
+
+/* The same events, read without a network through the library's pure
+ * function (what the fuzz targets drive). */
+static void
+test_hostile_events_pure (void)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (hostile_cases); i++)
+    {
+      const HostileCase *hc = &hostile_cases[i];
+      g_autoptr (EnsUpstreamAnswer) answer = ens_upstream_answer_new (3, NULL, NULL, NULL);
+      g_autoptr (GError) error = NULL;
+      gboolean done = FALSE, ok;
+
+      if (!hc->payload)
+        continue;
+      ok = hc->stream ? ens_upstream_anthropic_read_event (answer, hc->event, hc->payload, strlen (hc->payload), &done,
+                                                           &error)
+                      : ens_upstream_anthropic_read_body (answer, hc->payload, strlen (hc->payload), &error);
+      g_assert_false (ok);
+      g_assert_error (error, ENS_UPSTREAM_ERROR, error->code);
+      g_assert_nonnull (strstr (error->message, hc->needle));
+      g_assert_false (done);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
   const char *names[] = { "plain", "withv1", "stream", "overloaded", "apierror", "retry529", "auth", "nokey",
-                          "hang", "endless", "openai-one", NULL };
+                          "hang", "endless", "hostile", "openai-one", NULL };
   gpointer first;
   g_autoptr (GError) error = NULL;
   int ret;
@@ -391,6 +603,12 @@ main (int argc, char **argv)
   for (guint i = 0; names[i]; i++)
     add_backend (names[i], 10000, strcmp (names[i], "nokey") != 0);
   add_backend ("hang", 300, TRUE);
+  {
+    g_autoptr (GSettings) h = fake_host_provider_settings ("hostile");
+    g_settings_set_uint (h, "max-line-bytes", 1024);
+    g_settings_set_uint (h, "max-answer-bytes", 8192);
+    g_settings_set_uint (h, "max-tool-calls", 3);
+  }
   {
     g_autoptr (GSettings) s = fake_host_provider_settings ("withv1");
     g_autoptr (GSettings) o = fake_host_provider_settings ("openai-one");
@@ -423,6 +641,8 @@ main (int argc, char **argv)
   g_test_add_func ("/provider-anthropic/only-system", test_only_system);
   g_test_add_func ("/provider-anthropic/timeout", test_timeout);
   g_test_add_func ("/provider-anthropic/cancel-mid-stream", test_cancel_mid_stream);
+  g_test_add_func ("/provider-anthropic/hostile-upstream", test_hostile_upstream);
+  g_test_add_func ("/provider-anthropic/hostile-events-pure", test_hostile_events_pure);
   ret = g_test_run ();
 
   desc->stop (instance);

@@ -5,6 +5,7 @@
  * the server picks its behaviour from NAME. */
 #include "ens-fake-host.h"
 #include "ens-fake-upstream.h"
+#include "ens-upstream.h"
 
 #include <string.h>
 
@@ -89,6 +90,8 @@ static const char *const stall_pieces[] = {
   NULL
 };
 
+static void hostile_reply (SoupServerMessage *msg, JsonNode *request);
+
 static void
 server_cb (SoupServer *srv, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer user_data)
 {
@@ -154,6 +157,8 @@ server_cb (SoupServer *srv, SoupServerMessage *msg, const char *path, GHashTable
     fake_server_stream (msg, SSE_TYPE, stall_pieces, 5, FALSE, FALSE, &sc->closed);
   else if (strcmp (name, "garbage") == 0)
     fake_server_reply (msg, 200, JSON_TYPE, "<html>not json</html>");
+  else if (strcmp (name, "hostile") == 0)
+    hostile_reply (msg, sc->body);
   else
     fake_server_reply (msg, 404, JSON_TYPE, "{\"error\":{\"message\":\"unknown scenario\"}}");
 }
@@ -599,12 +604,356 @@ test_stop_in_flight (void)
   plugin_start ();
 }
 
+/* ------------------------------------------------------- hostile upstream */
+
+/* Backend "hostile" (max-line-bytes 1024, max-answer-bytes 8192,
+ * max-tool-calls 3) answers what the request's last message names: one of
+ * the cases below, "good" (a plain answer) or "good-stream". */
+typedef struct {
+  const char *name;
+  gboolean stream; /* the payload is one event's data, after a good chunk */
+  const char *payload;
+  const char *needle; /* in the failure message */
+} HostileCase;
+
+#define GOOD_CHUNK "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"so far \"}}]}"
+
+static const HostileCase hostile_cases[] = {
+  /* Wrong types everywhere the provider reads, streamed... */
+  { "index-object", TRUE, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":{\"name\":\"g\"}}]}}]}",
+    "choices[0].delta.tool_calls[0].index is an object, not an integer" },
+  { "index-fraction", TRUE, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0.5}]}}]}", "index is a number" },
+  { "index-negative", TRUE, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":-1}]}}]}", "index is negative" },
+  { "index-huge", TRUE, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1e300}]}}]}", "index is a number" },
+  { "tool-call-number", TRUE, "{\"choices\":[{\"delta\":{\"tool_calls\":[7]}}]}", "tool_calls[0] is not an object" },
+  { "tool-calls-object", TRUE, "{\"choices\":[{\"delta\":{\"tool_calls\":{\"0\":{}}}}]}",
+    "tool_calls is an object, not an array" },
+  { "tool-id-number", TRUE, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":5}]}}]}", ".id is a number" },
+  { "function-string", TRUE, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":\"f\"}]}}]}",
+    ".function is a string, not an object" },
+  { "function-name-number", TRUE,
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":1}}]}}]}",
+    "function.name is a number, not a string" },
+  { "arguments-array", TRUE,
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":[1]}}]}}]}",
+    "function.arguments is an array, not a string" },
+  { "usage-string", TRUE, "{\"choices\":[],\"usage\":{\"prompt_tokens\":\"5\",\"completion_tokens\":3}}",
+    "usage.prompt_tokens is a string, not an integer" },
+  { "usage-negative", TRUE, "{\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":-3}}",
+    "usage.completion_tokens is negative" },
+  { "usage-array", TRUE, "{\"choices\":[],\"usage\":[5,3]}", "usage is an array, not an object" },
+  { "content-number", TRUE, "{\"choices\":[{\"delta\":{\"content\":42}}]}", "delta.content is a number" },
+  { "content-object", TRUE, "{\"choices\":[{\"delta\":{\"content\":{\"text\":\"x\"}}}]}", "delta.content is an object" },
+  { "delta-string", TRUE, "{\"choices\":[{\"delta\":\"x\"}]}", "choices[0].delta is a string" },
+  { "choices-object", TRUE, "{\"choices\":{\"0\":{}}}", "choices is an object, not an array" },
+  { "choice-number", TRUE, "{\"choices\":[3]}", "choices[0] is not an object" },
+  { "finish-number", TRUE, "{\"choices\":[{\"delta\":{},\"finish_reason\":1}]}", "finish_reason is a number" },
+  { "model-object", TRUE, "{\"model\":{},\"choices\":[]}", "model is an object, not a string" },
+  { "chunk-array", TRUE, "[1,2,3]", "malformed JSON" },
+  { "chunk-broken", TRUE, "{\"choices\":[{\"delta\":", "malformed JSON" },
+  { "error-object", TRUE, "{\"error\":{\"message\":\"the model fell over\"}}", "reported an error: the model fell over" },
+  /* ... and in a whole answer. */
+  { "plain-content-number", FALSE,
+    "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":7},\"finish_reason\":\"stop\"}]}",
+    "message.content is a number" },
+  { "plain-usage-bool", FALSE,
+    "{\"choices\":[{\"message\":{\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":true,\"completion_tokens\":1}}",
+    "usage.prompt_tokens is a boolean" },
+  { "plain-arguments-number", FALSE,
+    "{\"choices\":[{\"message\":{\"content\":null,\"tool_calls\":[{\"id\":\"c\",\"function\":{\"name\":\"f\","
+    "\"arguments\":3}}]}}]}",
+    "message.tool_calls[0].function.arguments is a number" },
+  { "plain-index-string", FALSE,
+    "{\"choices\":[{\"message\":{\"tool_calls\":[{\"index\":\"0\",\"function\":{\"name\":\"f\"}}]}}]}",
+    "tool_calls[0].index is a string" },
+  { "plain-no-message", FALSE, "{\"choices\":[{\"text\":\"legacy\"}]}", "without choices[0].message" },
+  { "plain-message-array", FALSE, "{\"choices\":[{\"message\":[]}]}", "choices[0].message is an array" },
+  /* Caps. */
+  { "too-many-tool-calls", TRUE,
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"a\"}},{\"index\":1,\"function\":"
+    "{\"name\":\"b\"}},{\"index\":2,\"function\":{\"name\":\"c\"}},{\"index\":3,\"function\":{\"name\":\"d\"}}]}}]}",
+    "more than 3 tool calls (max-tool-calls)" },
+  { "long-line", TRUE, NULL, "line longer than 1024 bytes (max-line-bytes)" },
+  { "long-event", TRUE, NULL, "more than 1024 bytes of data (max-line-bytes)" },
+  { "long-stream", TRUE, NULL, "streamed answer larger than 8192 bytes (max-answer-bytes)" },
+  { "long-answer", FALSE, NULL, "answer larger than 8192 bytes (max-answer-bytes)" },
+  { "deep", FALSE, NULL, "deeper than 512 levels" },
+};
+
+static const HostileCase *
+hostile_case (const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (hostile_cases); i++)
+    if (g_strcmp0 (hostile_cases[i].name, name) == 0)
+      return &hostile_cases[i];
+  return NULL;
+}
+
+/* (transfer full) the bytes of a case without a fixed payload. */
+static char *
+hostile_generated (const char *name)
+{
+  GString *s = g_string_new (NULL);
+
+  if (strcmp (name, "long-line") == 0)
+    {
+      /* One line of 2 KiB, arriving in pieces with the next ones. */
+      g_string_append (s, "data: {\"choices\":[{\"delta\":{\"content\":\"");
+      for (guint i = 0; i < 2048; i++)
+        g_string_append_c (s, 'x');
+      g_string_append (s, "\"}}]}\n\n");
+    }
+  else if (strcmp (name, "long-event") == 0)
+    {
+      /* Short lines, one event. */
+      for (guint i = 0; i < 40; i++)
+        g_string_append (s, "data: 0123456789012345678901234567890123456789\n");
+      g_string_append (s, "\n");
+    }
+  else if (strcmp (name, "long-stream") == 0)
+    {
+      for (guint i = 0; i < 200; i++)
+        g_string_append (s, "data: " GOOD_CHUNK "\n\n");
+    }
+  else if (strcmp (name, "long-answer") == 0)
+    {
+      g_string_append (s, "{\"choices\":[{\"message\":{\"content\":\"");
+      for (guint i = 0; i < 10000; i++)
+        g_string_append_c (s, 'y');
+      g_string_append (s, "\"}}]}");
+    }
+  else if (strcmp (name, "deep") == 0)
+    {
+      for (guint i = 0; i < 2000; i++)
+        g_string_append_c (s, '[');
+      for (guint i = 0; i < 2000; i++)
+        g_string_append_c (s, ']');
+    }
+  return g_string_free (s, FALSE);
+}
+
+static void
+hostile_reply (SoupServerMessage *msg, JsonNode *request)
+{
+  JsonArray *messages = json_object_get_array_member (json_node_get_object (request), "messages");
+  JsonObject *last = json_array_get_object_element (messages, json_array_get_length (messages) - 1);
+  const char *name = json_object_get_string_member (last, "content");
+  const HostileCase *hc = hostile_case (name);
+  g_autofree char *generated = hc && !hc->payload ? hostile_generated (name) : NULL;
+  g_autofree char *event = NULL;
+
+  if (strcmp (name, "good") == 0)
+    {
+      fake_server_reply (msg, 200, JSON_TYPE, plain_answer);
+      return;
+    }
+  if (strcmp (name, "good-stream") == 0)
+    {
+      fake_server_stream (msg, SSE_TYPE, stream_pieces, 1, FALSE, FALSE, NULL);
+      return;
+    }
+  g_assert_nonnull (hc);
+  if (!hc->stream)
+    {
+      fake_server_reply (msg, 200, JSON_TYPE, generated ? generated : hc->payload);
+      return;
+    }
+  event = generated ? g_steal_pointer (&generated) : g_strdup_printf ("data: %s\n\n", hc->payload);
+  {
+    const char *pieces[] = { "data: " GOOD_CHUNK "\n\n", event, "data: [DONE]\n\n", NULL };
+    fake_server_stream (msg, SSE_TYPE, pieces, 1, FALSE, FALSE, NULL);
+  }
+}
+
+static FakeCompletion *
+run_hostile (const char *name, gboolean stream)
+{
+  g_autofree char *request = g_strdup_printf ("{\"stream\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
+                                              stream ? "true" : "false", name);
+  return run ("hostile", request, NULL, 5000);
+}
+
+/* Each case fails its own completion with UPSTREAM_ERROR and a message
+ * that says what was wrong (no critical: the test runs with
+ * G_DEBUG=fatal-criticals), and the backend serves the next completions,
+ * plain and streamed, as ever. */
+static void
+test_hostile_upstream (void)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (hostile_cases); i++)
+    {
+      const HostileCase *hc = &hostile_cases[i];
+      guint requests = scenario ("hostile")->requests;
+      g_autoptr (FakeCompletion) c = run_hostile (hc->name, hc->stream);
+      g_autoptr (FakeCompletion) good = run_hostile ("good", FALSE);
+      g_autoptr (FakeCompletion) good_stream = run_hostile ("good-stream", TRUE);
+
+      g_test_message ("case %s: %s", hc->name, c->fail_message);
+      assert_failed (c, "UPSTREAM_ERROR", hc->needle);
+      g_assert_true (g_str_has_prefix (c->fail_message, "hostile: "));
+      g_assert_cmpuint (scenario ("hostile")->requests, ==, requests + 3); /* never retried */
+      g_assert_nonnull (fake_completion_result (good));
+      g_assert_cmpstr (json_object_get_string_member (fake_completion_result (good), "response"), ==, "Hello there");
+      g_assert_cmpstr (fake_completion_text (good_stream), ==, "Hello world");
+    }
+}
+
+/* The same payloads, read without a network through the library's pure
+ * functions (what the fuzz targets drive). */
+static void
+test_hostile_chunks_pure (void)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (hostile_cases); i++)
+    {
+      const HostileCase *hc = &hostile_cases[i];
+      g_autoptr (EnsUpstreamAnswer) answer = ens_upstream_answer_new (3, NULL, NULL, NULL);
+      g_autoptr (GError) error = NULL;
+      gboolean done = FALSE, ok;
+
+      if (!hc->payload)
+        continue;
+      ok = hc->stream ? ens_upstream_openai_read_chunk (answer, hc->payload, strlen (hc->payload), &done, &error)
+                      : ens_upstream_openai_read_body (answer, hc->payload, strlen (hc->payload), &error);
+      g_assert_false (ok);
+      g_assert_error (error, ENS_UPSTREAM_ERROR, error->code);
+      g_assert_nonnull (strstr (error->message, hc->needle));
+      g_assert_false (done);
+    }
+}
+
+/* Tool calls are assembled by index, whatever the order of their pieces. */
+static void
+test_tool_calls_interleaved (void)
+{
+  static const char *const chunks[] = {
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":7,\"id\":\"b\",\"function\":{\"name\":\"second\","
+    "\"arguments\":\"{\\\"n\\\":\"}},{\"index\":2,\"id\":\"a\",\"function\":{\"name\":\"fir\"}}]}}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":2,\"function\":{\"name\":\"st\",\"arguments\":\"[1\"}}]}}]}",
+    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":7,\"id\":null,\"function\":{\"arguments\":\"2}\"}},"
+    "{\"index\":2,\"function\":{\"arguments\":\",2]\"}}]}}]}",
+    "{\"choices\":[{\"delta\":{\"content\":null},\"finish_reason\":\"tool_calls\"}],\"usage\":null}",
+  };
+  g_autoptr (EnsUpstreamAnswer) answer = ens_upstream_answer_new (2, NULL, NULL, NULL);
+  g_autoptr (JsonNode) result = NULL;
+  JsonArray *calls;
+  JsonObject *first, *second;
+
+  for (guint i = 0; i < G_N_ELEMENTS (chunks); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      gboolean done;
+
+      g_assert_true (ens_upstream_openai_read_chunk (answer, chunks[i], strlen (chunks[i]), &done, &error));
+      g_assert_no_error (error);
+    }
+  result = ens_upstream_answer_result (answer, NULL, answer->stop_reason);
+  calls = json_object_get_array_member (json_node_get_object (result), "tool_calls");
+  g_assert_cmpuint (json_array_get_length (calls), ==, 2);
+  first = json_array_get_object_element (calls, 0); /* in order of first appearance */
+  second = json_array_get_object_element (calls, 1);
+  g_assert_cmpstr (json_object_get_string_member (first, "id"), ==, "b");
+  g_assert_cmpstr (json_object_get_string_member (first, "name"), ==, "second");
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (first, "arguments"), "n"), ==, 2);
+  g_assert_cmpstr (json_object_get_string_member (second, "name"), ==, "first");
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (second, "arguments")), ==, 2);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (result), "finish_reason"), ==, "tool_calls");
+}
+
+typedef struct {
+  GString *log;
+  guint stop_after;
+} SseLog;
+
+static gboolean
+sse_log_event (const char *event, const char *data, gsize len, gpointer user_data)
+{
+  SseLog *l = user_data;
+
+  g_assert_cmpuint (strlen (data), ==, len);
+  g_string_append_printf (l->log, "[%s|%s]", event ? event : "-", data);
+  return l->stop_after == 0 || --l->stop_after > 0;
+}
+
+/* (transfer full) the events of @text fed @piece bytes at a time. */
+static char *
+sse_events (const char *text, gsize piece, gsize max_line, guint stop_after, GError **error)
+{
+  SseLog l = { g_string_new (NULL), stop_after };
+  g_autoptr (EnsSseReader) r = ens_sse_reader_new (max_line, sse_log_event, &l);
+  gsize len = strlen (text);
+  gboolean ok = TRUE;
+
+  for (gsize at = 0; ok && at < len; at += piece)
+    ok = ens_sse_reader_feed (r, text + at, MIN (piece, len - at), error);
+  if (ok)
+    ens_sse_reader_finish (r, error);
+  return g_string_free (l.log, FALSE);
+}
+
+static void
+test_sse_reader (void)
+{
+  static const char stream[] = "\xEF\xBB\xBF: a comment\r\n"
+                               "data: one\r\n\r\n"
+                               "event: named\rdata:two\r\rdata: three\n"
+                               "data: lines\n"
+                               "id: 7\nretry: 10\nfield without colon\n\n"
+                               "data\n\n"
+                               "event: lonely\n\n"
+                               "data: unterminated";
+  static const char expected[] = "[-|one][named|two][-|three\nlines][-|][-|unterminated]";
+
+  /* Any split, down to one byte at a time (CRLF across two pieces too). */
+  for (gsize piece = 1; piece <= sizeof stream; piece++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *events = sse_events (stream, piece, 64, 0, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpstr (events, ==, expected);
+    }
+  /* The callback stops the reader. */
+  {
+    g_autofree char *events = sse_events (stream, 5, 64, 2, NULL);
+    g_assert_cmpstr (events, ==, "[-|one][named|two]");
+  }
+  /* A line over the cap, in one piece or many; an event's data too. */
+  for (gsize piece = 1; piece <= 100; piece += 33)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GError) error2 = NULL;
+      g_autofree char *events = sse_events ("data: ok\n\ndata: 0123456789012345678901234567890\n\n", piece, 24, 0,
+                                            &error);
+      g_autofree char *events2 = sse_events ("data: 0123456789\ndata: 0123456789\ndata: 0123456789\n\n", piece,
+                                             24, 0, &error2);
+
+      g_assert_error (error, ENS_UPSTREAM_ERROR, ENS_UPSTREAM_ERROR_LIMIT);
+      g_assert_cmpstr (events, ==, "[-|ok]");
+      g_assert_error (error2, ENS_UPSTREAM_ERROR, ENS_UPSTREAM_ERROR_LIMIT);
+      g_assert_cmpstr (events2, ==, "");
+    }
+  /* CR-only lines by the megabyte stay linear (no quadratic rescans). */
+  {
+    gsize n = 4 << 20;
+    g_autofree char *crs = g_malloc (n + 1);
+    g_autoptr (GError) error = NULL;
+    g_autofree char *events = NULL;
+
+    memset (crs, '\r', n);
+    crs[n] = '\0';
+    events = sse_events (crs, 16384, 64, 0, &error);
+    g_assert_no_error (error);
+    g_assert_cmpstr (events, ==, "");
+  }
+}
+
+
 int
 main (int argc, char **argv)
 {
   const char *names[] = { "plain", "stream", "nokey", "tools", "toolsplain", "retry500", "retry429", "auth", "bad",
                           "down", "ratelimited", "hang", "stall", "endless", "ignorestream", "truncated",
-                          "garbage", "refused", "stopping", "other", NULL };
+                          "garbage", "refused", "stopping", "hostile", "other", NULL };
   int ret;
 
   g_test_init (&argc, &argv, NULL);
@@ -618,6 +967,12 @@ main (int argc, char **argv)
   add_backend ("hang", 300, 2, TRUE);
   add_backend ("stall", 300, 2, TRUE);
   add_backend ("ratelimited", 10000, 0, TRUE);
+  {
+    g_autoptr (GSettings) h = fake_host_provider_settings ("hostile");
+    g_settings_set_uint (h, "max-line-bytes", 1024);
+    g_settings_set_uint (h, "max-answer-bytes", 8192);
+    g_settings_set_uint (h, "max-tool-calls", 3);
+  }
   {
     g_autoptr (GSettings) s = fake_host_provider_settings ("other");
     g_autoptr (GSettings) r = fake_host_provider_settings ("refused");
@@ -655,6 +1010,10 @@ main (int argc, char **argv)
   g_test_add_func ("/provider-openai/cancel-before", test_cancel_before);
   g_test_add_func ("/provider-openai/not-configured", test_not_configured);
   g_test_add_func ("/provider-openai/connection-refused", test_refused);
+  g_test_add_func ("/provider-openai/hostile-upstream", test_hostile_upstream);
+  g_test_add_func ("/provider-openai/hostile-chunks-pure", test_hostile_chunks_pure);
+  g_test_add_func ("/provider-openai/tool-calls-interleaved", test_tool_calls_interleaved);
+  g_test_add_func ("/provider-openai/sse-reader", test_sse_reader);
   g_test_add_func ("/provider-openai/stop-in-flight", test_stop_in_flight);
   ret = g_test_run ();
 

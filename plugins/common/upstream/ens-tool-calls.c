@@ -60,7 +60,7 @@ ens_tool_calls_update (EnsToolCalls *calls, gint64 index, const char *id, const 
     {
       if (calls->order->len >= calls->max_calls)
         {
-          g_set_error (error, ENS_UPSTREAM_ERROR, ENS_UPSTREAM_ERROR_LIMIT, "more than %u tool calls",
+          g_set_error (error, ENS_UPSTREAM_ERROR, ENS_UPSTREAM_ERROR_LIMIT, "more than %u tool calls (max-tool-calls)",
                        calls->max_calls);
           return FALSE;
         }
