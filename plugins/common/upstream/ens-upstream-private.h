@@ -11,7 +11,7 @@ void ens_upstream_call_unref (EnsUpstreamCall *call);
 
 /* Reads the rest of an ended answer's body @input (transfer full) so that
  * its connection goes back to the pool; gives up (and drops the connection)
- * past a few KiB or a second.  @provider tracks it until it is done. */
+ * past 64 KiB or 2 s.  @provider tracks it until it is done. */
 void ens_upstream_drain (EnsUpstreamProvider *provider, GInputStream *input);
 /* Stops every drain of @provider (their connections are dropped). */
 void ens_upstream_drains_stop (EnsUpstreamProvider *provider);
