@@ -227,32 +227,32 @@ anthropic_complete (gpointer instance, const char *backend, JsonNode *request, E
   if (!be)
     {
       g_autofree char *text = g_strdup_printf ("provider-anthropic has no backend \"%s\"", backend);
-      ens_upstream_call_fail_later (call, "NOT_CONFIGURED", text);
+      ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_NOT_CONFIGURED, text);
       return;
     }
   if (!be->api_key)
     {
       g_autofree char *text = g_strdup_printf ("backend %s has no API key (api-key-file or api-key-env)", be->name);
-      ens_upstream_call_fail_later (call, "NOT_CONFIGURED", text);
+      ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_NOT_CONFIGURED, text);
       return;
     }
   if (!req)
     {
-      ens_upstream_call_fail_later (call, "BAD_REQUEST", "the request is not a JSON object");
+      ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_BAD_REQUEST, "the request is not a JSON object");
       return;
     }
   model = ens_upstream_backend_model (be, ens_upstream_string (req, "model", NULL, NULL));
   if (!model)
     {
       g_autofree char *text = g_strdup_printf ("backend %s has no models and the request names none", be->name);
-      ens_upstream_call_fail_later (call, "NOT_CONFIGURED", text);
+      ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_NOT_CONFIGURED, text);
       return;
     }
   ac->stream = ens_upstream_boolean (req, "stream", FALSE);
   body = anthropic_body (req, model, ac->stream, &error);
   if (!body)
     {
-      ens_upstream_call_fail_later (call, "BAD_REQUEST", error->message);
+      ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_BAD_REQUEST, error->message);
       return;
     }
   ac->answer = ens_upstream_answer_new (be->max_tool_calls, provider->parse, ens_upstream_call_sink (), call);

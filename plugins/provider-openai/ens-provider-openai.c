@@ -197,32 +197,32 @@ openai_complete (gpointer instance, const char *backend, JsonNode *request, EnsC
   if (!be)
     {
       g_autofree char *text = g_strdup_printf ("provider-openai has no backend \"%s\"", backend);
-      ens_upstream_call_fail_later (call, "NOT_CONFIGURED", text);
+      ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_NOT_CONFIGURED, text);
       return;
     }
   if (!*be->base_url)
     {
       g_autofree char *text = g_strdup_printf ("backend %s has no base-url", be->name);
-      ens_upstream_call_fail_later (call, "NOT_CONFIGURED", text);
+      ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_NOT_CONFIGURED, text);
       return;
     }
   if (!req)
     {
-      ens_upstream_call_fail_later (call, "BAD_REQUEST", "the request is not a JSON object");
+      ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_BAD_REQUEST, "the request is not a JSON object");
       return;
     }
   model = ens_upstream_backend_model (be, ens_upstream_string (req, "model", NULL, NULL));
   if (!model)
     {
       g_autofree char *text = g_strdup_printf ("backend %s has no models and the request names none", be->name);
-      ens_upstream_call_fail_later (call, "NOT_CONFIGURED", text);
+      ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_NOT_CONFIGURED, text);
       return;
     }
   oc->stream = ens_upstream_boolean (req, "stream", FALSE);
   body = openai_body (req, model, oc->stream, &error);
   if (!body)
     {
-      ens_upstream_call_fail_later (call, "BAD_REQUEST", error->message);
+      ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_BAD_REQUEST, error->message);
       return;
     }
   oc->answer = ens_upstream_answer_new (be->max_tool_calls, provider->parse, ens_upstream_call_sink (), call);

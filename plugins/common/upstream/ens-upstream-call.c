@@ -256,7 +256,7 @@ on_idle (gpointer user_data)
   if (call->later_code)
     ens_upstream_call_fail (call, call->later_code, call->later_message);
   else
-    ens_upstream_call_fail (call, "CANCELLED", "cancelled by the requester");
+    ens_upstream_call_fail (call, ENS_COMPLETION_ERR_CANCELLED, "cancelled by the requester");
   ens_upstream_call_unref (call);
   return G_SOURCE_REMOVE;
 }
@@ -332,7 +332,7 @@ on_timeout (gpointer user_data)
     {
       g_autofree char *text = g_strdup_printf ("%s did not answer within %u ms", call->backend->name,
                                                call->backend->timeout_ms);
-      ens_upstream_call_fail (call, "TIMEOUT", text);
+      ens_upstream_call_fail (call, ENS_COMPLETION_ERR_TIMEOUT, text);
     }
   ens_upstream_call_unref (call);
   return G_SOURCE_REMOVE;
@@ -352,12 +352,12 @@ const char *
 ens_upstream_error_code_for_status (guint status)
 {
   if (status == 401 || status == 403)
-    return "AUTH_FAILED";
+    return ENS_COMPLETION_ERR_AUTH_FAILED;
   if (status == 429 || status == 529) /* 529: Anthropic's "overloaded" */
-    return "RATE_LIMITED";
+    return ENS_COMPLETION_ERR_RATE_LIMITED;
   if (status >= 400 && status < 500)
-    return "BAD_REQUEST";
-  return "UPSTREAM_ERROR";
+    return ENS_COMPLETION_ERR_BAD_REQUEST;
+  return ENS_COMPLETION_ERR_UPSTREAM;
 }
 
 /* Delay before retry number @attempt (0-based): 500 ms doubling, at most 8 s. */
@@ -452,7 +452,7 @@ fail_limit (EnsUpstreamCall *call, const char *what, gsize limit, const char *se
 {
   g_autofree char *text = g_strdup_printf ("%s: %s larger than %" G_GSIZE_FORMAT " bytes (%s)",
                                            call->backend->name, what, limit, setting);
-  ens_upstream_call_fail (call, "UPSTREAM_ERROR", text);
+  ens_upstream_call_fail (call, ENS_COMPLETION_ERR_UPSTREAM, text);
 }
 
 /* @n bytes of an event stream. */
@@ -477,7 +477,7 @@ stream_bytes (EnsUpstreamCall *call, gsize n)
         {
           g_autofree char *text = g_strdup_printf ("%s: the stream ended before the answer was complete",
                                                    call->backend->name);
-          ens_upstream_call_fail (call, "UPSTREAM_ERROR", text);
+          ens_upstream_call_fail (call, ENS_COMPLETION_ERR_UPSTREAM, text);
         }
       return;
     }
@@ -531,7 +531,7 @@ plain_bytes (EnsUpstreamCall *call, gsize n)
   g_byte_array_append (call->buf, (const guint8 *) "", 1); /* a NUL for parsers, not counted */
   call->klass->plain_body (call, (const char *) call->buf->data, call->buf->len - 1);
   if (!call->ended)
-    ens_upstream_call_fail (call, "UPSTREAM_ERROR", "the provider did not end the call"); /* a bug */
+    ens_upstream_call_fail (call, ENS_COMPLETION_ERR_UPSTREAM, "the provider did not end the call"); /* a bug */
 }
 
 static void
@@ -549,7 +549,7 @@ on_read (GObject *source, GAsyncResult *res, gpointer user_data)
       g_autofree char *text = g_strdup_printf ("%s: %s: %s", call->backend->name,
                                                call->sse ? "the stream broke" : "reading the answer failed",
                                                error->message);
-      ens_upstream_call_fail (call, "UPSTREAM_ERROR", text);
+      ens_upstream_call_fail (call, ENS_COMPLETION_ERR_UPSTREAM, text);
     }
   else if (call->sse)
     stream_bytes (call, (gsize) n);
@@ -608,7 +608,7 @@ on_sent (GObject *source, GAsyncResult *res, gpointer user_data)
     {
       g_autofree char *text = g_strdup_printf ("cannot reach %s at %s: %s", call->backend->name, call->backend->url,
                                                error->message);
-      ens_upstream_call_fail (call, "UPSTREAM_ERROR", text);
+      ens_upstream_call_fail (call, ENS_COMPLETION_ERR_UPSTREAM, text);
     }
   else
     {
@@ -689,7 +689,7 @@ ens_upstream_call_send (EnsUpstreamCall *call, GBytes *body, gboolean stream)
     {
       g_autofree char *text = g_strdup_printf ("backend %s: base-url \"%s\" is not an http(s) URL",
                                                call->backend->name, call->backend->base_url);
-      ens_upstream_call_fail_later (call, "NOT_CONFIGURED", text);
+      ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_NOT_CONFIGURED, text);
       return;
     }
   /* Cancelled before it started: the idle callback reports it. */

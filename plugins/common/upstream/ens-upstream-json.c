@@ -12,8 +12,8 @@ const char *
 ens_upstream_error_completion_code (const GError *error)
 {
   if (error && error->domain == ENS_UPSTREAM_ERROR && error->code == ENS_UPSTREAM_ERROR_OVERLOADED)
-    return "RATE_LIMITED";
-  return "UPSTREAM_ERROR";
+    return ENS_COMPLETION_ERR_RATE_LIMITED;
+  return ENS_COMPLETION_ERR_UPSTREAM;
 }
 
 /* TRUE when no array or object in @text nests deeper than MAX_DEPTH.  Reads

@@ -88,7 +88,7 @@ ens_upstream_provider_free (EnsUpstreamProvider *provider)
     {
       g_hash_table_iter_init (&iter, provider->calls);
       g_hash_table_iter_next (&iter, &key, NULL);
-      ens_upstream_call_fail (key, "CANCELLED", "the provider plugin is stopping");
+      ens_upstream_call_fail (key, ENS_COMPLETION_ERR_CANCELLED, "the provider plugin is stopping");
     }
   ens_upstream_drains_stop (provider);
   g_hash_table_unref (provider->drains);
