@@ -1,6 +1,6 @@
-/* ens-ws.h — WebSockets on a libsoup-3 SoupServer, shared by transport-websocket
- * and transport-http (each compiles ens-ws.c into its own module; every symbol
- * stays hidden).
+/* ens-ws.h — WebSockets on a libsoup-3 SoupServer: the static library
+ * plugins/common/ws, linked by transport-websocket and transport-http (each
+ * module keeps its own copy; every symbol stays hidden).
  *
  * Paths:
  *   /ws                 the native protocol: each text frame one request
