@@ -11,6 +11,7 @@
 static GSettingsSchemaSource *schemas;
 static GSettingsBackend *backend;
 static GStrv providers;
+static GHashTable *config; /* key -> GVariant, fake_host_set_config () */
 static EnsHost host;
 static GPtrArray *temp_files;
 static char *plugin_id;
@@ -24,6 +25,10 @@ fake_log (EnsPlugin *self, GLogLevelFlags level, const char *message)
 static GVariant *
 fake_config_get (EnsPlugin *self, const char *key)
 {
+  GVariant *value = config ? g_hash_table_lookup (config, key) : NULL;
+
+  if (value)
+    return g_variant_ref (value);
   if (strcmp (key, "providers") == 0)
     return g_variant_ref_sink (g_variant_new_strv ((const char *const *) providers, -1));
   return NULL;
@@ -141,6 +146,17 @@ fake_host_init (const char *id)
   host.completion_event = fake_event;
   host.completion_finish = fake_finish;
   host.completion_fail = fake_fail;
+}
+
+void
+fake_host_set_config (const char *key, GVariant *value)
+{
+  if (config == NULL)
+    config = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
+  if (value)
+    g_hash_table_replace (config, g_strdup (key), g_variant_ref_sink (value));
+  else
+    g_hash_table_remove (config, key);
 }
 
 const EnsHost *

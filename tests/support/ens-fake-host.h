@@ -36,6 +36,9 @@ const EnsHost *fake_host (void);
 EnsPlugin *fake_plugin_self (void);
 /* config_get("providers") answers @names (copied). */
 void fake_host_set_providers (const char *const *names);
+/* config_get(@key) answers @value (sunk, kept by the host) from now on;
+ * NULL: @key is unknown again. */
+void fake_host_set_config (const char *key, GVariant *value);
 /* (transfer full) settings of provider instance @name, to fill in. */
 GSettings *fake_host_provider_settings (const char *name);
 
