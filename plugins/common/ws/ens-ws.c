@@ -1,4 +1,7 @@
-/* ens-ws.c — the WebSocket protocols on a SoupServer (see ens-ws.h).
+/* ens-ws.c — WebSocket connections on a SoupServer (see ens-ws.h): the
+ * handshake, one EnsClient per connection, the native protocol, the output
+ * queue.  The Neolith and Rhetor protocols are ens-ws-neolith.c and
+ * ens-ws-rhetor.c.
  *
  * Output: libsoup-3.2 has no buffered-amount query, so each connection keeps
  * its own queue and hands a frame to libsoup only while the socket takes
@@ -13,75 +16,13 @@
  * libsoup's own per-frame limit is set to twice that: it cuts the TCP
  * connection without a close frame, so it is only the backstop for frames
  * grossly over the limit. */
-#include "ens-ws.h"
+#include "ens-ws-private.h"
+#include "ens-host-config.h"
 
 #include <string.h>
 
 #define WS_DATA_KEY "ens-ws"
 #define KEEPALIVE_SECONDS 30
-
-typedef enum {
-  WS_NATIVE,
-  WS_NEOLITH,
-  WS_RHETOR,
-} WsKind;
-
-typedef enum {
-  P_IGNORE,
-  P_HEALTH_CHECK,
-  P_SPAWN,
-  P_EXECUTE,
-  P_STATUS,
-  P_STOP,
-  P_DAEMON_STATUS,
-  P_LIST,
-  P_WRITE,
-} PendingKind;
-
-typedef struct {
-  PendingKind kind;
-  char *session_id;
-  char *task; /* spawn_session with a task: run it once spawned */
-} Pending;
-
-typedef struct {
-  GBytes *bytes;
-  gboolean droppable;
-} OutItem;
-
-typedef struct _WsConn WsConn;
-
-struct _EnsWs {
-  const EnsHost *host;
-  EnsPlugin *self;
-  SoupServer *server;
-  char *token;
-  gboolean neolith;
-  guint64 max_message;
-  guint max_queue;
-  guint status_interval_ms;
-  guint status_source;
-  GHashTable *conns; /* WsConn* set, owned */
-  EnsMessage *probe_answer;
-  gboolean probing;
-  guint64 accepted, refused, messages_in, messages_out, dropped;
-};
-
-struct _WsConn {
-  EnsWs *ws;
-  WsKind kind;
-  SoupWebsocketConnection *conn;
-  GPollableOutputStream *output; /* NULL: not pollable, libsoup queues */
-  GSource *writable;
-  EnsClient *client;
-  char *socket_id; /* Rhetor: the session */
-  GQueue out;      /* OutItem* */
-  guint64 dropped, dropped_total;
-  GHashTable *watched; /* Neolith: session ids subscribed to */
-  GHashTable *pending; /* request id -> Pending* */
-  guint64 next_id;
-  gboolean gone;
-};
 
 /* Encoders get no context; the host table is the same for every plugin. */
 static const EnsHost *the_host;
@@ -89,108 +30,80 @@ static const EnsHost *the_host;
 static const EnsClientSink conn_sink;
 static const EnsClientSink probe_sink;
 
-/* ------------------------------------------------------------ JSON helpers */
+/* ------------------------------------------------------------ helpers */
 
-static JsonNode *
-object_node (JsonObject **obj)
-{
-  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
-  *obj = json_object_new ();
-  json_node_take_object (node, *obj);
-  return node;
-}
-
-static const char *
-get_string (JsonObject *obj, const char *member)
-{
-  JsonNode *n = obj ? json_object_get_member (obj, member) : NULL;
-  return n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING ? json_node_get_string (n)
-                                                                                        : NULL;
-}
-
-static JsonObject *
-get_object (JsonObject *obj, const char *member)
-{
-  JsonNode *n = obj ? json_object_get_member (obj, member) : NULL;
-  return n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
-}
-
-static gint64
-get_int (JsonObject *obj, const char *member)
-{
-  JsonNode *n = obj ? json_object_get_member (obj, member) : NULL;
-  return n && JSON_NODE_HOLDS_VALUE (n) ? json_node_get_int (n) : 0;
-}
-
-static void
-copy_member (JsonObject *to, const char *name, JsonObject *from, const char *member)
-{
-  JsonNode *n = from ? json_object_get_member (from, member) : NULL;
-  if (n)
-    json_object_set_member (to, name, json_node_copy (n));
-}
-
-static char *
-iso_now (void)
+char *
+ens_ws_iso_now (void)
 {
   g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
   return g_date_time_format_iso8601 (now);
 }
 
-static GBytes *
-node_bytes (JsonNode *node)
+GBytes *
+ens_ws_node_bytes (JsonNode *node)
 {
   char *text = the_host->json_to_string (node);
   return g_bytes_new_take (text, strlen (text));
 }
 
+JsonNode *
+ens_ws_typed_message (const char *type, JsonNode *payload)
+{
+  JsonObject *obj;
+  JsonNode *node = ens_node_new_object (&obj);
+
+  json_object_set_string_member (obj, "type", type);
+  json_object_set_member (obj, "payload", payload);
+  return node;
+}
+
 /* ------------------------------------------------------------ output */
 
-static void pump_start (WsConn *c);
+static void pump_start (EnsWsConn *c);
 
 static void
-out_item_free (OutItem *item)
+out_item_free (EnsWsOutItem *item)
 {
   g_bytes_unref (item->bytes);
   g_free (item);
 }
 
 static gboolean
-conn_open (WsConn *c)
+conn_open (EnsWsConn *c)
 {
   return !c->gone && soup_websocket_connection_get_state (c->conn) == SOUP_WEBSOCKET_STATE_OPEN;
 }
 
 static void
-conn_close (WsConn *c, gushort code, const char *reason)
+conn_close (EnsWsConn *c, gushort code, const char *reason)
 {
   if (conn_open (c))
     soup_websocket_connection_close (c->conn, code, reason);
 }
 
 static gboolean
-socket_writable (WsConn *c)
+socket_writable (EnsWsConn *c)
 {
   return c->output == NULL || g_pollable_output_stream_is_writable (c->output);
 }
 
 static void
-hand_to_soup (WsConn *c, GBytes *bytes)
+hand_to_soup (EnsWsConn *c, GBytes *bytes)
 {
   c->ws->messages_out++;
   soup_websocket_connection_send_message (c->conn, SOUP_WEBSOCKET_DATA_TEXT, bytes);
 }
 
 static void
-report_dropped (WsConn *c)
+report_dropped (EnsWsConn *c)
 {
   g_autoptr (GBytes) bytes = NULL;
   JsonObject *obj;
 
-  if (c->kind == WS_NATIVE)
+  if (c->kind == ENS_WS_NATIVE)
     {
       EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
-      g_autoptr (JsonNode) data = object_node (&obj);
+      g_autoptr (JsonNode) data = ens_node_new_object (&obj);
       EnsMessage *notice;
       GBytes *line;
 
@@ -207,18 +120,18 @@ report_dropped (WsConn *c)
     }
   else
     {
-      g_autoptr (JsonNode) node = object_node (&obj);
+      g_autoptr (JsonNode) node = ens_node_new_object (&obj);
       JsonObject *payload = json_object_new ();
       json_object_set_string_member (obj, "type", "events_dropped");
       json_object_set_int_member (payload, "count", c->dropped);
       json_object_set_int_member (payload, "total", c->dropped_total);
       json_object_set_object_member (obj, "payload", payload);
-      bytes = node_bytes (node);
+      bytes = ens_ws_node_bytes (node);
     }
   c->dropped = 0;
   /* Not droppable, and after everything already queued. */
   {
-    OutItem *item = g_new (OutItem, 1);
+    EnsWsOutItem *item = g_new (EnsWsOutItem, 1);
     item->bytes = g_steal_pointer (&bytes);
     item->droppable = FALSE;
     g_queue_push_tail (&c->out, item);
@@ -227,11 +140,11 @@ report_dropped (WsConn *c)
 
 /* Hands queued frames to libsoup while the socket takes them. */
 static void
-pump (WsConn *c)
+pump (EnsWsConn *c)
 {
   while (c->out.length > 0 && conn_open (c) && socket_writable (c))
     {
-      OutItem *item = g_queue_pop_head (&c->out);
+      EnsWsOutItem *item = g_queue_pop_head (&c->out);
       hand_to_soup (c, item->bytes);
       out_item_free (item);
       if (c->dropped && c->out.length <= c->ws->max_queue / 2)
@@ -246,7 +159,7 @@ pump (WsConn *c)
 static gboolean
 on_writable (GObject *stream, gpointer data)
 {
-  WsConn *c = data;
+  EnsWsConn *c = data;
 
   (void) stream;
   g_clear_pointer (&c->writable, g_source_unref);
@@ -255,7 +168,7 @@ on_writable (GObject *stream, gpointer data)
 }
 
 static void
-pump_start (WsConn *c)
+pump_start (EnsWsConn *c)
 {
   if (c->writable || c->output == NULL)
     return;
@@ -265,8 +178,8 @@ pump_start (WsConn *c)
   g_source_attach (c->writable, NULL);
 }
 
-static void
-conn_send (WsConn *c, GBytes *bytes, gboolean droppable)
+void
+ens_ws_send (EnsWsConn *c, GBytes *bytes, gboolean droppable)
 {
   if (!conn_open (c))
     return;
@@ -281,7 +194,7 @@ conn_send (WsConn *c, GBytes *bytes, gboolean droppable)
         {
           GList *l;
           for (l = c->out.head; l; l = l->next)
-            if (((OutItem *) l->data)->droppable)
+            if (((EnsWsOutItem *) l->data)->droppable)
               break;
           c->dropped++;
           c->dropped_total++;
@@ -300,7 +213,7 @@ conn_send (WsConn *c, GBytes *bytes, gboolean droppable)
         }
     }
   {
-    OutItem *item = g_new (OutItem, 1);
+    EnsWsOutItem *item = g_new (EnsWsOutItem, 1);
     item->bytes = g_bytes_ref (bytes);
     item->droppable = droppable;
     g_queue_push_tail (&c->out, item);
@@ -308,19 +221,19 @@ conn_send (WsConn *c, GBytes *bytes, gboolean droppable)
   pump_start (c);
 }
 
-static void
-conn_send_node (WsConn *c, JsonNode *node, gboolean droppable)
+void
+ens_ws_send_node (EnsWsConn *c, JsonNode *node)
 {
-  g_autoptr (GBytes) bytes = node_bytes (node);
-  conn_send (c, bytes, droppable);
+  g_autoptr (GBytes) bytes = ens_ws_node_bytes (node);
+  ens_ws_send (c, bytes, FALSE);
 }
 
 /* {type:"error", error, code?, sessionId?} */
-static void
-send_error (WsConn *c, const char *code, const char *message, const char *session_id, const char *request_type)
+void
+ens_ws_send_error (EnsWsConn *c, const char *code, const char *message, const char *session_id, const char *request_type)
 {
   JsonObject *obj;
-  g_autoptr (JsonNode) node = object_node (&obj);
+  g_autoptr (JsonNode) node = ens_node_new_object (&obj);
 
   json_object_set_string_member (obj, "type", "error");
   json_object_set_string_member (obj, "error", message);
@@ -330,23 +243,23 @@ send_error (WsConn *c, const char *code, const char *message, const char *sessio
     json_object_set_string_member (obj, "sessionId", session_id);
   if (request_type)
     json_object_set_string_member (obj, "requestType", request_type);
-  conn_send_node (c, node, FALSE);
+  ens_ws_send_node (c, node);
 }
 
 /* ------------------------------------------------------------ the core */
 
-static void
-pending_free (Pending *p)
+void
+ens_ws_pending_free (EnsWsPending *p)
 {
   g_free (p->session_id);
   g_free (p->task);
   g_free (p);
 }
 
-static Pending *
-pending_new (PendingKind kind, const char *session_id)
+EnsWsPending *
+ens_ws_pending_new (EnsWsPendingKind kind, const char *session_id)
 {
-  Pending *p = g_new0 (Pending, 1);
+  EnsWsPending *p = g_new0 (EnsWsPending, 1);
   p->kind = kind;
   p->session_id = g_strdup (session_id);
   return p;
@@ -354,8 +267,8 @@ pending_new (PendingKind kind, const char *session_id)
 
 /* Submits a core verb as this connection's client; @p (transfer full) says
  * what to do with the answer, which may come before this returns. */
-static void
-conn_core (WsConn *c, const char *action, JsonNode *data, Pending *p)
+void
+ens_ws_core (EnsWsConn *c, const char *action, JsonNode *data, EnsWsPending *p)
 {
   const EnsHost *host = c->ws->host;
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REQUEST);
@@ -372,11 +285,11 @@ conn_core (WsConn *c, const char *action, JsonNode *data, Pending *p)
   host->message_unref (msg);
 }
 
-static JsonNode *
-session_params (const char *session_id, const char *task)
+JsonNode *
+ens_ws_session_params (const char *session_id, const char *task)
 {
   JsonObject *obj;
-  JsonNode *node = object_node (&obj);
+  JsonNode *node = ens_node_new_object (&obj);
 
   json_object_set_string_member (obj, "session_id", session_id);
   if (task)
@@ -385,8 +298,8 @@ session_params (const char *session_id, const char *task)
 }
 
 /* Subscribes the connection to session.<id>.* once. */
-static void
-watch_session (WsConn *c, const char *session_id)
+void
+ens_ws_watch_session (EnsWsConn *c, const char *session_id)
 {
   JsonObject *obj;
   g_autoptr (JsonNode) data = NULL;
@@ -395,457 +308,14 @@ watch_session (WsConn *c, const char *session_id)
   if (g_hash_table_contains (c->watched, session_id))
     return;
   g_hash_table_add (c->watched, g_strdup (session_id));
-  data = object_node (&obj);
+  data = ens_node_new_object (&obj);
   topics = json_array_new ();
   {
     g_autofree char *topic = g_strdup_printf ("session.%s.*", session_id);
     json_array_add_string_element (topics, topic);
   }
   json_object_set_array_member (obj, "topics", topics);
-  conn_core (c, "subscribe", data, pending_new (P_IGNORE, NULL));
-}
-
-/* ------------------------------------------------------------ Neolith */
-
-/* The daemon's health as Neolith's daemon status. */
-static JsonNode *
-daemon_status_payload (JsonObject *health)
-{
-  JsonObject *obj, *metrics = json_object_new (), *subsystems = json_object_new ();
-  JsonNode *node = object_node (&obj);
-  JsonObject *completions = get_object (health, "completions");
-  JsonObject *counters = get_object (health, "counters");
-  JsonNode *plugins = health ? json_object_get_member (health, "plugins") : NULL;
-  g_autofree char *now = iso_now ();
-
-  copy_member (obj, "status", health, "status");
-  copy_member (obj, "uptime", health, "uptime_s");
-  json_object_set_int_member (obj, "activeSessions", get_int (health, "active_sessions"));
-  json_object_set_int_member (obj, "queuedTasks", get_int (completions, "queued"));
-  json_object_set_int_member (metrics, "totalSessions", get_int (health, "sessions"));
-  json_object_set_int_member (metrics, "connections", get_int (health, "connections"));
-  json_object_set_int_member (metrics, "agents", get_int (health, "agents"));
-  json_object_set_int_member (metrics, "pendingRequests", get_int (health, "pending_requests"));
-  json_object_set_int_member (metrics, "requests", get_int (counters, "requests"));
-  json_object_set_int_member (metrics, "errors", get_int (counters, "errors"));
-  json_object_set_int_member (metrics, "eventsPublished", get_int (counters, "events_published"));
-  json_object_set_int_member (metrics, "eventsDelivered", get_int (counters, "events_delivered"));
-  json_object_set_int_member (metrics, "tasksRunning", get_int (completions, "running"));
-  json_object_set_int_member (metrics, "tasksCompleted", get_int (completions, "completed"));
-  json_object_set_int_member (metrics, "tasksFailed", get_int (completions, "failed"));
-  copy_member (metrics, "budget", health, "llm_router");
-  json_object_set_object_member (obj, "metrics", metrics);
-  if (plugins && JSON_NODE_HOLDS_ARRAY (plugins))
-    {
-      JsonArray *array = json_node_get_array (plugins);
-      for (guint i = 0; i < json_array_get_length (array); i++)
-        {
-          JsonObject *p = json_array_get_object_element (array, i);
-          JsonObject *sub = json_object_new ();
-          const char *id = get_string (p, "id");
-          if (id == NULL)
-            {
-              json_object_unref (sub);
-              continue;
-            }
-          json_object_set_string_member (sub, "status", "running");
-          copy_member (sub, "kind", p, "kind");
-          copy_member (sub, "version", p, "version");
-          json_object_set_object_member (subsystems, id, sub);
-        }
-    }
-  json_object_set_object_member (obj, "subsystems", subsystems);
-  copy_member (obj, "version", health, "version");
-  json_object_set_string_member (obj, "timestamp", now);
-  return node;
-}
-
-static JsonNode *
-typed_message (const char *type, JsonNode *payload)
-{
-  JsonObject *obj;
-  JsonNode *node = object_node (&obj);
-
-  json_object_set_string_member (obj, "type", type);
-  json_object_set_member (obj, "payload", payload);
-  return node;
-}
-
-static void
-send_health_check (WsConn *c, JsonObject *health)
-{
-  JsonObject *p;
-  JsonNode *payload = object_node (&p);
-  g_autofree char *now = iso_now ();
-  g_autoptr (JsonNode) node = NULL;
-  const char *status = get_string (health, "status");
-
-  json_object_set_string_member (p, "status", status ? status : "healthy");
-  json_object_set_boolean_member (p, "healthy", g_strcmp0 (status, "healthy") == 0);
-  json_object_set_string_member (p, "timestamp", now);
-  copy_member (p, "uptime", health, "uptime_s");
-  copy_member (p, "version", health, "version");
-  copy_member (p, "nodeId", health, "node_id");
-  json_object_set_int_member (p, "activeSessions", get_int (health, "active_sessions"));
-  node = typed_message ("health_check_response", payload);
-  /* The orchestrator-daemon's own shape has it at the top level too. */
-  json_object_set_boolean_member (json_node_get_object (node), "healthy", g_strcmp0 (status, "healthy") == 0);
-  conn_send_node (c, node, FALSE);
-}
-
-/* {type, sessionId, payload:{sessionId, status, session}} */
-static void
-send_session_message (WsConn *c, const char *type, JsonObject *record, const char *status)
-{
-  JsonObject *p;
-  JsonNode *payload = object_node (&p);
-  g_autoptr (JsonNode) node = NULL;
-  const char *sid = get_string (record, "session_id");
-
-  json_object_set_string_member (p, "sessionId", sid ? sid : "");
-  json_object_set_string_member (p, "status", status ? status : get_string (record, "status"));
-  if (record)
-    {
-      JsonObject *copy = json_object_new ();
-      JsonObjectIter iter;
-      const char *name;
-      JsonNode *member;
-      json_object_iter_init (&iter, record);
-      while (json_object_iter_next (&iter, &name, &member))
-        json_object_set_member (copy, name, json_node_copy (member));
-      json_object_set_object_member (p, "session", copy);
-    }
-  node = typed_message (type, payload);
-  json_object_set_string_member (json_node_get_object (node), "sessionId", sid ? sid : "");
-  json_object_set_string_member (json_node_get_object (node), "status", json_object_get_string_member (p, "status"));
-  conn_send_node (c, node, FALSE);
-}
-
-static void
-neolith_answer (WsConn *c, Pending *p, EnsMessage *answer)
-{
-  JsonObject *data = answer->data && JSON_NODE_HOLDS_OBJECT (answer->data) ? json_node_get_object (answer->data)
-                                                                         : NULL;
-  static const char *const request_types[] = {
-    [P_IGNORE] = NULL,          [P_HEALTH_CHECK] = "health_check", [P_SPAWN] = "spawn_session",
-    [P_EXECUTE] = "execute_task", [P_STATUS] = "session_status",    [P_STOP] = "stop_session",
-    [P_DAEMON_STATUS] = "daemon_status", [P_LIST] = "list_sessions", [P_WRITE] = "write",
-  };
-
-  if (answer->kind == ENS_MESSAGE_ERROR)
-    {
-      if (p->kind != P_IGNORE)
-        send_error (c, answer->error_code, answer->error_message ? answer->error_message : answer->error_code,
-                    p->session_id, request_types[p->kind]);
-      return;
-    }
-  switch (p->kind)
-    {
-    case P_HEALTH_CHECK:
-      send_health_check (c, data);
-      break;
-    case P_SPAWN:
-      {
-        const char *sid = get_string (data, "session_id");
-        send_session_message (c, "session_spawned", data, NULL);
-        if (sid)
-          {
-            watch_session (c, sid);
-            if (p->task)
-              {
-                g_autoptr (JsonNode) params = session_params (sid, p->task);
-                conn_core (c, "sessions.execute", params, pending_new (P_EXECUTE, sid));
-              }
-          }
-      }
-      break;
-    case P_STATUS:
-      send_session_message (c, "session_status_update", data, NULL);
-      break;
-    case P_STOP:
-      send_session_message (c, "session_status_update", data, "stopped");
-      break;
-    case P_DAEMON_STATUS:
-      {
-        g_autoptr (JsonNode) node = typed_message ("daemon_status_update", daemon_status_payload (data));
-        conn_send_node (c, node, FALSE);
-      }
-      break;
-    case P_LIST:
-      {
-        JsonObject *pl;
-        JsonNode *payload = object_node (&pl);
-        g_autoptr (JsonNode) node = NULL;
-        copy_member (pl, "sessions", data, "sessions");
-        copy_member (pl, "total", data, "total");
-        node = typed_message ("sessions_list", payload);
-        copy_member (json_node_get_object (node), "sessions", data, "sessions");
-        conn_send_node (c, node, FALSE);
-      }
-      break;
-    case P_EXECUTE: /* progress comes as session events */
-    case P_WRITE:
-    case P_IGNORE:
-    default:
-      break;
-    }
-}
-
-/* A session event {type, sessionId, taskId, ...} as Neolith expects it: the
- * fields at the top level (the orchestrator-daemon's shape), and again under
- * payload and data.  Encoded once per event for every Neolith watcher. */
-static GBytes *
-neolith_encode (EnsMessage *msg)
-{
-  JsonObject *obj, *inner;
-  g_autoptr (JsonNode) node = object_node (&obj);
-  JsonObject *ev = msg->data && JSON_NODE_HOLDS_OBJECT (msg->data) ? json_node_get_object (msg->data) : NULL;
-  JsonNode *inner_node = object_node (&inner);
-  const char *type = get_string (ev, "type");
-
-  json_object_set_string_member (obj, "type", type ? type : "event");
-  if (ev)
-    {
-      JsonObjectIter iter;
-      const char *name;
-      JsonNode *member;
-      json_object_iter_init (&iter, ev);
-      while (json_object_iter_next (&iter, &name, &member))
-        if (strcmp (name, "type") != 0)
-          {
-            json_object_set_member (obj, name, json_node_copy (member));
-            json_object_set_member (inner, name, json_node_copy (member));
-          }
-    }
-  else
-    {
-      json_object_set_string_member (obj, "topic", msg->topic ? msg->topic : "");
-      if (msg->data)
-        json_object_set_member (inner, "data", json_node_copy (msg->data));
-    }
-  json_object_set_member (obj, "data", json_node_copy (inner_node));
-  json_object_set_member (obj, "payload", inner_node);
-  return node_bytes (node);
-}
-
-/* A task: a string, or Neolith's Task object (its description). */
-static char *
-task_text (JsonObject *payload)
-{
-  JsonNode *n = payload ? json_object_get_member (payload, "task") : NULL;
-
-  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
-    return NULL;
-  if (JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING)
-    return g_strdup (json_node_get_string (n));
-  if (JSON_NODE_HOLDS_OBJECT (n))
-    {
-      const char *d = get_string (json_node_get_object (n), "description");
-      if (d == NULL)
-        d = get_string (json_node_get_object (n), "prompt");
-      return d ? g_strdup (d) : the_host->json_to_string (n);
-    }
-  return (char *) -1; /* wrong type */
-}
-
-static void
-neolith_message (WsConn *c, const char *text, gsize len)
-{
-  const EnsHost *host = c->ws->host;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) root = host->json_parse (text, len, &error);
-  JsonObject *obj, *payload;
-  const char *type, *sid;
-
-  if (root == NULL)
-    {
-      g_autofree char *message = g_strdup_printf ("malformed JSON: %s", error->message);
-      send_error (c, ENS_ERR_INVALID_JSON, message, NULL, NULL);
-      return;
-    }
-  obj = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  type = get_string (obj, "type");
-  if (type == NULL)
-    {
-      send_error (c, ENS_ERR_INVALID_REQUEST, "a message is a JSON object {type, payload}", NULL, NULL);
-      return;
-    }
-  payload = get_object (obj, "payload");
-  if (payload == NULL)
-    payload = obj; /* tolerate the fields at the top level */
-  sid = get_string (payload, "sessionId");
-  if (sid == NULL)
-    sid = get_string (payload, "session_id");
-
-  if (strcmp (type, "ping") == 0)
-    {
-      JsonObject *p;
-      JsonNode *pl = object_node (&p);
-      g_autofree char *now = iso_now ();
-      g_autoptr (JsonNode) node = NULL;
-      json_object_set_string_member (p, "timestamp", now);
-      node = typed_message ("pong", pl);
-      conn_send_node (c, node, FALSE);
-    }
-  else if (strcmp (type, "health_check") == 0)
-    conn_core (c, "health", NULL, pending_new (P_HEALTH_CHECK, NULL));
-  else if (strcmp (type, "daemon_status") == 0)
-    conn_core (c, "health", NULL, pending_new (P_DAEMON_STATUS, NULL));
-  else if (strcmp (type, "list_sessions") == 0)
-    conn_core (c, "sessions.list", NULL, pending_new (P_LIST, NULL));
-  else if (strcmp (type, "spawn_session") == 0)
-    {
-      static const char *const fields[][2] = {
-        { "orchestratorId", "orchestrator_id" }, { "orchestrator_id", "orchestrator_id" },
-        { "sessionType", "session_type" },       { "session_type", "session_type" },
-        { "model", "model" },                    { "provider", "provider" },
-        { "system", "system" },
-      };
-      JsonObject *params;
-      g_autoptr (JsonNode) data = object_node (&params);
-      g_autofree char *task = task_text (payload);
-      Pending *p;
-
-      if (task == (char *) -1)
-        {
-          g_steal_pointer (&task);
-          send_error (c, ENS_ERR_INVALID_PARAMETERS, "task must be a string or a task object", NULL, type);
-          return;
-        }
-      for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
-        {
-          JsonNode *n = json_object_get_member (payload, fields[i][0]);
-          if (n && !JSON_NODE_HOLDS_NULL (n))
-            json_object_set_member (params, fields[i][1], json_node_copy (n));
-        }
-      /* The task runs once this connection watches the new session. */
-      p = pending_new (P_SPAWN, NULL);
-      p->task = g_steal_pointer (&task);
-      conn_core (c, "sessions.spawn", data, p);
-    }
-  else if (strcmp (type, "execute_task") == 0 || strcmp (type, "session_status") == 0 ||
-           strcmp (type, "stop_session") == 0)
-    {
-      g_autoptr (JsonNode) data = NULL;
-
-      if (sid == NULL || sid[0] == '\0')
-        {
-          send_error (c, ENS_ERR_INVALID_PARAMETERS, "payload.sessionId (a string) is required", NULL, type);
-          return;
-        }
-      if (strcmp (type, "execute_task") == 0)
-        {
-          g_autofree char *task = task_text (payload);
-          if (task == NULL || task == (char *) -1 || task[0] == '\0')
-            {
-              if (task == (char *) -1)
-                g_steal_pointer (&task);
-              send_error (c, ENS_ERR_INVALID_PARAMETERS, "payload.task (a non-empty string) is required", sid, type);
-              return;
-            }
-          /* Watch first: task_executing is published while the verb runs. */
-          watch_session (c, sid);
-          data = session_params (sid, task);
-          conn_core (c, "sessions.execute", data, pending_new (P_EXECUTE, sid));
-        }
-      else
-        {
-          data = session_params (sid, NULL);
-          conn_core (c, strcmp (type, "stop_session") == 0 ? "sessions.stop" : "sessions.status", data,
-                     pending_new (strcmp (type, "stop_session") == 0 ? P_STOP : P_STATUS, sid));
-        }
-    }
-  else
-    {
-      g_autofree char *message = g_strdup_printf ("unknown message type '%s'", type);
-      send_error (c, ENS_ERR_UNKNOWN_ACTION, message, sid, type);
-    }
-}
-
-/* ------------------------------------------------------------ Rhetor */
-
-static void
-rhetor_message (WsConn *c, const char *text, gsize len)
-{
-  const EnsHost *host = c->ws->host;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) root = host->json_parse (text, len, &error);
-  JsonObject *obj;
-  const char *type, *content;
-
-  if (root == NULL)
-    {
-      g_autofree char *message = g_strdup_printf ("malformed JSON: %s", error->message);
-      send_error (c, ENS_ERR_INVALID_JSON, message, c->socket_id, NULL);
-      return;
-    }
-  obj = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  type = get_string (obj, "type");
-  if (g_strcmp0 (type, "ping") == 0)
-    {
-      g_autoptr (JsonNode) node = typed_message ("pong", json_node_init_object (json_node_alloc (), json_object_new ()));
-      conn_send_node (c, node, FALSE);
-      return;
-    }
-  if (g_strcmp0 (type, "write") != 0)
-    {
-      send_error (c, ENS_ERR_INVALID_REQUEST, "a message is {\"type\":\"write\",\"content\":TEXT}", c->socket_id,
-                  type);
-      return;
-    }
-  content = get_string (obj, "content");
-  if (content == NULL || content[0] == '\0')
-    {
-      send_error (c, ENS_ERR_INVALID_PARAMETERS, "content (a non-empty string) is required", c->socket_id, type);
-      return;
-    }
-  {
-    g_autoptr (JsonNode) data = session_params (c->socket_id, content);
-    conn_core (c, "sessions.execute", data, pending_new (P_WRITE, c->socket_id));
-  }
-}
-
-static void
-rhetor_event (WsConn *c, EnsMessage *msg)
-{
-  JsonObject *ev = msg->data && JSON_NODE_HOLDS_OBJECT (msg->data) ? json_node_get_object (msg->data) : NULL;
-  const char *type = get_string (ev, "type");
-  JsonObject *obj;
-  g_autoptr (JsonNode) node = NULL;
-
-  if (g_strcmp0 (type, "task_completed") == 0)
-    {
-      JsonObject *result = get_object (ev, "result");
-      const char *response = get_string (result, "response");
-      JsonArray *headers = json_array_new ();
-      const char *fields[][2] = { { "Model", get_string (result, "model") },
-                                  { "Provider", get_string (result, "provider") },
-                                  { "Session-Id", get_string (ev, "sessionId") },
-                                  { "Task-Id", get_string (ev, "taskId") } };
-
-      node = object_node (&obj);
-      json_object_set_string_member (obj, "type", "read");
-      json_object_set_string_member (obj, "content", response ? response : "");
-      for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
-        if (fields[i][1])
-          {
-            g_autofree char *h = g_strdup_printf ("%s: %s", fields[i][0], fields[i][1]);
-            json_array_add_string_element (headers, h);
-          }
-      json_object_set_array_member (obj, "headers", headers);
-      conn_send_node (c, node, FALSE);
-    }
-  else if (g_strcmp0 (type, "task_failed") == 0)
-    {
-      const char *err = get_string (ev, "error");
-      node = object_node (&obj);
-      json_object_set_string_member (obj, "type", "error");
-      json_object_set_string_member (obj, "error", err ? err : "the task failed");
-      copy_member (obj, "code", ev, "code");
-      json_object_set_string_member (obj, "content", err ? err : "the task failed");
-      json_object_set_string_member (obj, "sessionId", c->socket_id);
-      conn_send_node (c, node, FALSE);
-    }
+  ens_ws_core (c, "subscribe", data, ens_ws_pending_new (ENS_WS_PENDING_IGNORE, NULL));
 }
 
 /* ------------------------------------------------------------ the sink */
@@ -853,23 +323,23 @@ rhetor_event (WsConn *c, EnsMessage *msg)
 static void
 sink_deliver (gpointer sink_data, EnsMessage *msg)
 {
-  WsConn *c = sink_data;
+  EnsWsConn *c = sink_data;
   const EnsHost *host = c->ws->host;
 
-  if (c->kind == WS_NATIVE)
+  if (c->kind == ENS_WS_NATIVE)
     {
       GBytes *line = host->message_encode (msg, host->encode_native);
       g_autoptr (GBytes) frame = g_bytes_new_from_bytes (line, 0, g_bytes_get_size (line) - 1); /* minus '\n' */
-      conn_send (c, frame, msg->kind == ENS_MESSAGE_EVENT);
+      ens_ws_send (c, frame, msg->kind == ENS_MESSAGE_EVENT);
       return;
     }
   if (msg->kind == ENS_MESSAGE_REPLY || msg->kind == ENS_MESSAGE_ERROR)
     {
-      Pending *p = msg->id ? g_hash_table_lookup (c->pending, msg->id) : NULL;
+      EnsWsPending *p = msg->id ? g_hash_table_lookup (c->pending, msg->id) : NULL;
       if (p == NULL)
         {
           if (msg->kind == ENS_MESSAGE_ERROR)
-            send_error (c, msg->error_code, msg->error_message ? msg->error_message : msg->error_code, NULL, NULL);
+            ens_ws_send_error (c, msg->error_code, msg->error_message ? msg->error_message : msg->error_code, NULL, NULL);
           return;
         }
       {
@@ -877,22 +347,22 @@ sink_deliver (gpointer sink_data, EnsMessage *msg)
         g_hash_table_steal_extended (c->pending, msg->id, &key, NULL);
         g_free (key);
       }
-      neolith_answer (c, p, msg);
-      pending_free (p);
+      ens_ws_neolith_answer (c, p, msg);
+      ens_ws_pending_free (p);
       return;
     }
   if (msg->kind != ENS_MESSAGE_EVENT || msg->topic == NULL || !g_str_has_prefix (msg->topic, "session."))
     return;
-  if (c->kind == WS_NEOLITH)
-    conn_send (c, host->message_encode (msg, neolith_encode), TRUE);
+  if (c->kind == ENS_WS_NEOLITH)
+    ens_ws_send (c, host->message_encode (msg, ens_ws_neolith_encode), TRUE);
   else
-    rhetor_event (c, msg);
+    ens_ws_rhetor_event (c, msg);
 }
 
 static void
 sink_disconnect (gpointer sink_data, const char *reason)
 {
-  WsConn *c = sink_data;
+  EnsWsConn *c = sink_data;
   conn_close (c, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, reason ? reason : "daemon shutting down");
 }
 
@@ -926,8 +396,8 @@ static const EnsClientSink probe_sink = {
 /* Asks the core on a client of its own, made for the question (a standing
  * one would show in every connection count).  Core verbs answer before
  * client_submit returns; (transfer full) the answer, or NULL if it did not. */
-static EnsMessage *
-probe (EnsWs *ws, const char *action, JsonNode *data)
+EnsMessage *
+ens_ws_probe (EnsWs *ws, const char *action, JsonNode *data)
 {
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REQUEST);
   EnsClient *client = ws->host->client_new (ws->self, &probe_sink, ws, 0, "ws:internal");
@@ -950,7 +420,7 @@ probe (EnsWs *ws, const char *action, JsonNode *data)
 /* ------------------------------------------------------------ connections */
 
 static void
-conn_free (WsConn *c)
+conn_free (EnsWsConn *c)
 {
   c->gone = TRUE;
   if (c->client)
@@ -972,14 +442,14 @@ conn_free (WsConn *c)
 }
 
 static void
-on_closed (SoupWebsocketConnection *conn, WsConn *c)
+on_closed (SoupWebsocketConnection *conn, EnsWsConn *c)
 {
   (void) conn;
   g_hash_table_remove (c->ws->conns, c); /* frees */
 }
 
 static void
-on_message (SoupWebsocketConnection *conn, gint type, GBytes *message, WsConn *c)
+on_message (SoupWebsocketConnection *conn, gint type, GBytes *message, EnsWsConn *c)
 {
   gsize len;
   const char *text = g_bytes_get_data (message, &len);
@@ -1002,7 +472,7 @@ on_message (SoupWebsocketConnection *conn, gint type, GBytes *message, WsConn *c
     text = "";
   switch (c->kind)
     {
-    case WS_NATIVE:
+    case ENS_WS_NATIVE:
       {
         const EnsHost *host = c->ws->host;
         EnsMessage *msg = host->parse_native (text, len);
@@ -1010,11 +480,11 @@ on_message (SoupWebsocketConnection *conn, gint type, GBytes *message, WsConn *c
         host->message_unref (msg);
       }
       break;
-    case WS_NEOLITH:
-      neolith_message (c, text, len);
+    case ENS_WS_NEOLITH:
+      ens_ws_neolith_message (c, text, len);
       break;
-    case WS_RHETOR:
-      rhetor_message (c, text, len);
+    case ENS_WS_RHETOR:
+      ens_ws_rhetor_message (c, text, len);
       break;
     default:
       break;
@@ -1046,7 +516,7 @@ on_websocket (SoupServer *server, SoupServerMessage *msg, const char *path, Soup
               gpointer data)
 {
   EnsWs *ws = data;
-  WsConn *c = g_new0 (WsConn, 1);
+  EnsWsConn *c = g_new0 (EnsWsConn, 1);
   g_autofree char *peer = peer_name (msg);
   const char *socket_id = rhetor_socket_id (path);
   GOutputStream *os = g_io_stream_get_output_stream (soup_websocket_connection_get_io_stream (conn));
@@ -1055,13 +525,13 @@ on_websocket (SoupServer *server, SoupServerMessage *msg, const char *path, Soup
   ws->accepted++;
   c->ws = ws;
   c->conn = g_object_ref (conn);
-  c->kind = socket_id ? WS_RHETOR : strcmp (path, "/ws") == 0 || !ws->neolith ? WS_NATIVE : WS_NEOLITH;
+  c->kind = socket_id ? ENS_WS_RHETOR : strcmp (path, "/ws") == 0 || !ws->neolith ? ENS_WS_NATIVE : ENS_WS_NEOLITH;
   c->socket_id = g_strdup (socket_id);
   if (G_IS_POLLABLE_OUTPUT_STREAM (os) && g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (os)))
     c->output = G_POLLABLE_OUTPUT_STREAM (os);
   g_queue_init (&c->out);
   c->watched = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  c->pending = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) pending_free);
+  c->pending = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) ens_ws_pending_free);
   g_hash_table_add (ws->conns, c);
 
   soup_websocket_connection_set_keepalive_interval (conn, KEEPALIVE_SECONDS);
@@ -1072,10 +542,10 @@ on_websocket (SoupServer *server, SoupServerMessage *msg, const char *path, Soup
   g_signal_connect (conn, "closed", G_CALLBACK (on_closed), c);
   c->client = ws->host->client_new (ws->self, &conn_sink, c, ws->token ? ENS_CLIENT_FLAG_ADMIN : 0, peer);
 
-  if (c->kind == WS_NEOLITH)
-    conn_core (c, "health", NULL, pending_new (P_HEALTH_CHECK, NULL));
-  else if (c->kind == WS_RHETOR)
-    watch_session (c, socket_id);
+  if (c->kind == ENS_WS_NEOLITH)
+    ens_ws_core (c, "health", NULL, ens_ws_pending_new (ENS_WS_PENDING_HEALTH_CHECK, NULL));
+  else if (c->kind == ENS_WS_RHETOR)
+    ens_ws_watch_session (c, socket_id);
 }
 
 /* ------------------------------------------------------------ the handshake */
@@ -1117,7 +587,7 @@ on_handshake (SoupServer *server, SoupServerMessage *msg, const char *path, GHas
       soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Upgrade") == NULL)
     {
       /* The orchestrator-daemon answers plain GET /health on its port. */
-      g_autofree char *now = iso_now ();
+      g_autofree char *now = ens_ws_iso_now ();
       g_autofree char *body = g_strdup_printf ("{\"status\":\"healthy\",\"timestamp\":\"%s\"}", now);
       soup_server_message_set_status (msg, 200, NULL);
       soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, strlen (body));
@@ -1155,8 +625,8 @@ on_handshake (SoupServer *server, SoupServerMessage *msg, const char *path, GHas
           refuse (msg, 404, "SESSION_NOT_FOUND", "no AI socket with that id (POST /api/ai/socket/create makes one)");
           return;
         }
-      params = session_params (socket_id, NULL);
-      answer = probe (ws, "sessions.status", params);
+      params = ens_ws_session_params (socket_id, NULL);
+      answer = ens_ws_probe (ws, "sessions.status", params);
       if (answer && answer->kind == ENS_MESSAGE_ERROR)
         {
           ws->refused++;
@@ -1167,51 +637,7 @@ on_handshake (SoupServer *server, SoupServerMessage *msg, const char *path, GHas
     }
 }
 
-/* ------------------------------------------------------------ periodic status */
-
-static gboolean
-status_tick (gpointer data)
-{
-  EnsWs *ws = data;
-  GHashTableIter iter;
-  gpointer key;
-  gboolean any = FALSE;
-  EnsMessage *answer;
-  g_autoptr (GBytes) bytes = NULL;
-
-  g_hash_table_iter_init (&iter, ws->conns);
-  while (!any && g_hash_table_iter_next (&iter, &key, NULL))
-    any = ((WsConn *) key)->kind == WS_NEOLITH;
-  if (!any)
-    return G_SOURCE_CONTINUE;
-  answer = probe (ws, "health", NULL);
-  if (answer == NULL)
-    return G_SOURCE_CONTINUE;
-  if (answer->kind == ENS_MESSAGE_REPLY && answer->data && JSON_NODE_HOLDS_OBJECT (answer->data))
-    {
-      g_autoptr (JsonNode) node = typed_message ("daemon_status_update",
-                                                 daemon_status_payload (json_node_get_object (answer->data)));
-      bytes = node_bytes (node);
-    }
-  ws->host->message_unref (answer);
-  if (bytes == NULL)
-    return G_SOURCE_CONTINUE;
-  /* The same bytes for everyone, as an event: a slow reader may miss one. */
-  g_hash_table_iter_init (&iter, ws->conns);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    if (((WsConn *) key)->kind == WS_NEOLITH)
-      conn_send (key, bytes, TRUE);
-  return G_SOURCE_CONTINUE;
-}
-
 /* ------------------------------------------------------------ attach */
-
-static guint
-config_uint (const EnsHost *host, EnsPlugin *self, const char *key, guint fallback)
-{
-  g_autoptr (GVariant) v = host->config_get (self, key);
-  return v && g_variant_is_of_type (v, G_VARIANT_TYPE_UINT32) ? g_variant_get_uint32 (v) : fallback;
-}
 
 static void
 ws_free (EnsWs *ws)
@@ -1241,9 +667,9 @@ ens_ws_attach_full (SoupServer *server, const EnsHost *host, EnsPlugin *self, co
   ws->server = server;
   ws->token = token && token[0] ? g_strdup (token) : NULL;
   ws->neolith = neolith;
-  ws->max_message = config_uint (host, self, "ws-max-message-bytes", 1048576);
-  ws->max_queue = MAX (config_uint (host, self, "max-queue-messages", 4096), 2);
-  ws->status_interval_ms = config_uint (host, self, "ws-status-interval-ms", 30000);
+  ws->max_message = ens_host_config_uint (host, self, "ws-max-message-bytes", 1048576);
+  ws->max_queue = MAX (ens_host_config_uint (host, self, "max-queue-messages", 4096), 2);
+  ws->status_interval_ms = ens_host_config_uint (host, self, "ws-status-interval-ms", 30000);
   ws->conns = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) conn_free, NULL);
   g_object_set_data_full (G_OBJECT (server), WS_DATA_KEY, ws, (GDestroyNotify) ws_free);
 
@@ -1256,7 +682,7 @@ ens_ws_attach_full (SoupServer *server, const EnsHost *host, EnsPlugin *self, co
       soup_server_add_handler (server, NULL, on_handshake, ws, NULL);
       soup_server_add_websocket_handler (server, NULL, NULL, NULL, on_websocket, ws, NULL);
       if (ws->status_interval_ms > 0)
-        ws->status_source = g_timeout_add (ws->status_interval_ms, status_tick, ws);
+        ws->status_source = g_timeout_add (ws->status_interval_ms, ens_ws_neolith_status_tick, ws);
     }
   return ws;
 }
@@ -1284,7 +710,7 @@ JsonNode *
 ens_ws_describe (EnsWs *ws)
 {
   JsonObject *obj;
-  JsonNode *node = object_node (&obj);
+  JsonNode *node = ens_node_new_object (&obj);
 
   json_object_set_int_member (obj, "connections", g_hash_table_size (ws->conns));
   json_object_set_int_member (obj, "accepted", ws->accepted);
