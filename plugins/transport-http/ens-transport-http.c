@@ -10,6 +10,7 @@
  * longer than http-request-timeout-ms to send its request is cut off. */
 #include "ens-http.h"
 #include "ens-ws.h"
+#include "ens-host-config.h"
 
 #include <string.h>
 
@@ -920,12 +921,6 @@ static const EnsHttpRoute meta_routes[] = {
 
 /* ------------------------------------------------------------ plugin */
 
-static GVariant *
-cfg (EnsHttp *http, const char *key)
-{
-  return http->host->config_get (http->self, key);
-}
-
 static gboolean
 is_loopback (const char *address)
 {
@@ -939,8 +934,6 @@ static gpointer
 http_init (const EnsHost *host, EnsPlugin *self, GError **error)
 {
   EnsHttp *http = g_new0 (EnsHttp, 1);
-  g_autoptr (GVariant) address = NULL, port = NULL, token_file = NULL, origins = NULL, max_body = NULL,
-                       timeout = NULL;
   g_autoptr (GInetAddress) inet = NULL;
   g_autoptr (GSocketAddress) sockaddr = NULL;
   const EnsHttpRoute *const tables[] = { ens_http_routes_native, ens_http_routes_seeds, ens_http_routes_openai,
@@ -955,32 +948,13 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
     for (const EnsHttpRoute *r = tables[t]; r->method; r++)
       g_ptr_array_add (http->routes, (gpointer) r);
 
-  address = cfg (http, "http-address");
-  port = cfg (http, "http-port");
-  token_file = cfg (http, "http-token-file");
-  origins = cfg (http, "http-cors-origins");
-  max_body = cfg (http, "http-max-body-bytes");
-  timeout = cfg (http, "http-request-timeout-ms");
-  http->address = g_variant_dup_string (address, NULL);
-  http->port = g_variant_get_uint32 (port);
-  http->cors_origins = g_variant_dup_strv (origins, NULL);
-  http->max_body = g_variant_get_uint32 (max_body);
-  http->request_timeout_ms = g_variant_get_uint32 (timeout);
-
-  if (g_variant_get_string (token_file, NULL)[0])
-    {
-      g_autofree char *contents = NULL;
-      if (!g_file_get_contents (g_variant_get_string (token_file, NULL), &contents, NULL, error))
-        goto fail;
-      g_strstrip (contents);
-      if (contents[0] == '\0')
-        {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "http-token-file %s is empty",
-                       g_variant_get_string (token_file, NULL));
-          goto fail;
-        }
-      http->token = g_strdup (strtok (contents, "\n"));
-    }
+  http->address = ens_host_config_string (host, self, "http-address", "127.0.0.1");
+  http->port = ens_host_config_uint (host, self, "http-port", 8090);
+  http->cors_origins = ens_host_config_strv (host, self, "http-cors-origins");
+  http->max_body = ens_host_config_uint (host, self, "http-max-body-bytes", 4194304);
+  http->request_timeout_ms = ens_host_config_uint (host, self, "http-request-timeout-ms", 30000);
+  if (!ens_host_config_token (host, self, "http-token-file", &http->token, error))
+    goto fail;
   inet = g_inet_address_new_from_string (http->address);
   if (inet == NULL)
     {

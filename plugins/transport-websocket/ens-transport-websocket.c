@@ -6,6 +6,7 @@
  * every handshake needs the bearer token (header, or ?token= for browsers),
  * and any other address refuses to start without one. */
 #include "ens-ws.h"
+#include "ens-host-config.h"
 
 #include <string.h>
 
@@ -22,41 +23,18 @@ typedef struct {
 
 static void ws_stop (gpointer instance);
 
-static gboolean
-read_token (const char *path, char **token, GError **error)
-{
-  g_autofree char *contents = NULL;
-
-  *token = NULL;
-  if (path[0] == '\0')
-    return TRUE;
-  if (!g_file_get_contents (path, &contents, NULL, error))
-    return FALSE;
-  g_strstrip (contents);
-  if (contents[0] == '\0')
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "http-token-file %s is empty", path);
-      return FALSE;
-    }
-  *token = g_strndup (contents, strcspn (contents, "\r\n"));
-  return TRUE;
-}
-
 static gpointer
 ws_init (const EnsHost *host, EnsPlugin *self, GError **error)
 {
   EnsWsTransport *t = g_new0 (EnsWsTransport, 1);
-  g_autoptr (GVariant) address = host->config_get (self, "ws-address");
-  g_autoptr (GVariant) port = host->config_get (self, "ws-port");
-  g_autoptr (GVariant) token_file = host->config_get (self, "http-token-file");
   g_autoptr (GInetAddress) inet = NULL;
   g_autoptr (GSocketAddress) sockaddr = NULL;
 
   t->host = host;
   t->self = self;
-  t->address = g_variant_dup_string (address, NULL);
-  t->port = g_variant_get_uint32 (port);
-  if (!read_token (g_variant_get_string (token_file, NULL), &t->token, error))
+  t->address = ens_host_config_string (host, self, "ws-address", "127.0.0.1");
+  t->port = ens_host_config_uint (host, self, "ws-port", 8787);
+  if (!ens_host_config_token (host, self, "http-token-file", &t->token, error))
     goto fail;
   inet = g_inet_address_new_from_string (t->address);
   if (inet == NULL)
