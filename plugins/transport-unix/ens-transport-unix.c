@@ -9,14 +9,16 @@
  * one sendmsg().  Events are queued as the shared bytes the core encoded
  * once, and written when the socket is writable.
  *
- * Slow consumers: a connection's outbound queue holds at most
- * max-queue-messages entries.  When full, the oldest queued *event* is
- * dropped for each new one, and once the queue has drained the client gets
- * {"event":"ensemble.dropped","data":{"count":N}}.  Replies are never
- * dropped; instead a connection whose queue is full stops being read, so a
- * client that does not read its replies stops being served, and nobody
- * else notices. */
+ * Slow consumers: a connection's outbound queue (plugins/common/outbox)
+ * holds at most max-queue-messages messages and max-queue-bytes bytes.
+ * When full, the oldest queued *events* make room for a new one, and once
+ * the queue has drained the client gets
+ * {"event":"ensemble.dropped","data":{"count":N,"total":T}}.  Replies are
+ * never dropped; instead a connection whose queue is full stops being read,
+ * so a client that does not read its replies stops being served, and
+ * nobody else notices. */
 #include "ens-unix.h"
+#include "ens-outbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +32,9 @@
 #define READ_CHUNK (64 * 1024)
 #define READ_BUDGET (256 * 1024) /* per wake-up, so one client cannot starve the rest */
 #define IOV_BATCH 64
+/* Queued replies past this are written before more requests are served, so
+ * a peer that went away is noticed early (health replies are kilobytes). */
+#define FLUSH_BYTES (64 * 1024)
 
 static const char *const ksi_sockets[] = { "admin.sock", "agents.sock", "messaging.sock", "state.sock",
                                             "completion.sock" };
@@ -45,14 +50,9 @@ typedef struct {
   GSource *source;
 } Listener;
 
-typedef struct {
-  GBytes *bytes;
-  gboolean droppable;
-} OutItem;
-
 struct _EnsUnixConn {
   EnsUnixTransport *t;
-  guint max_line, max_queue; /* the settings when it connected */
+  guint max_line; /* the setting when it connected */
   EnsDialect dialect;
   char *agent;
   int fd;
@@ -61,11 +61,8 @@ struct _EnsUnixConn {
   EnsClient *client;
   GByteArray *in;
   gboolean discarding; /* inside an over-long line */
-  GQueue out;          /* OutItem* */
-  gsize out_offset;    /* bytes of the head already written */
+  EnsOutbox *out;      /* limits: the settings when it connected */
   guint awaiting;      /* requests handed to the core, not yet answered */
-  guint64 dropped;     /* events dropped, not yet reported */
-  guint64 dropped_total;
   gboolean want_out, paused, peer_closed, close_when_flushed, keep_open, answered;
   gboolean broken; /* a write failed: the peer is gone, stop serving it */
 };
@@ -221,40 +218,11 @@ listen_at (const char *path, GError **error)
 static void conn_update_events (EnsUnixConn *conn);
 
 static void
-out_item_free (OutItem *item)
-{
-  g_bytes_unref (item->bytes);
-  g_free (item);
-}
-
-static void
 enqueue (EnsUnixConn *conn, GBytes *bytes, gboolean droppable)
 {
-  OutItem *item;
-
   if (conn->fd < 0 || conn->close_when_flushed)
     return;
-  if (droppable && conn->out.length >= conn->max_queue)
-    {
-      /* Drop the oldest queued event (not one half written). */
-      GList *l = conn->out.head;
-      if (l && conn->out_offset > 0)
-        l = l->next;
-      for (; l; l = l->next)
-        if (((OutItem *) l->data)->droppable)
-          break;
-      conn->dropped++;
-      conn->dropped_total++;
-      conn->t->dropped++;
-      if (l == NULL)
-        return; /* only replies queued: the new event goes */
-      out_item_free (l->data);
-      g_queue_delete_link (&conn->out, l);
-    }
-  item = g_new (OutItem, 1);
-  item->bytes = g_bytes_ref (bytes);
-  item->droppable = droppable;
-  g_queue_push_tail (&conn->out, item);
+  conn->t->dropped += ens_outbox_push (conn->out, bytes, droppable);
   if (!conn->want_out)
     conn_update_events (conn);
 }
@@ -285,7 +253,7 @@ encode_for (EnsUnixConn *conn, EnsMessage *msg)
 }
 
 static void
-report_dropped (EnsUnixConn *conn)
+report_dropped (EnsUnixConn *conn, guint64 count, guint64 total)
 {
   const EnsHost *host = conn->t->host;
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
@@ -293,14 +261,13 @@ report_dropped (EnsUnixConn *conn)
   JsonNode *data = json_node_take_object_new (obj);
   EnsMessage *notice;
 
-  json_object_set_int_member (obj, "count", conn->dropped);
-  json_object_set_int_member (obj, "total", conn->dropped_total);
+  json_object_set_int_member (obj, "count", count);
+  json_object_set_int_member (obj, "total", total);
   init.topic = "ensemble.dropped";
   init.from = "ensembled";
   init.to = host->client_id (conn->client);
   init.data = data;
   notice = host->message_new (&init);
-  conn->dropped = 0;
   enqueue (conn, encode_for (conn, notice), FALSE);
   host->message_unref (notice);
   json_node_unref (data);
@@ -310,24 +277,15 @@ report_dropped (EnsUnixConn *conn)
 static gboolean
 flush (EnsUnixConn *conn)
 {
-  while (conn->out.length > 0)
+  while (!ens_outbox_is_empty (conn->out))
     {
       struct iovec iov[IOV_BATCH];
       struct msghdr mh = { 0 };
-      GList *l = conn->out.head;
-      int n = 0;
       ssize_t written;
+      guint64 count, total;
 
-      for (; l && n < IOV_BATCH; l = l->next, n++)
-        {
-          gsize size;
-          const guint8 *data = g_bytes_get_data (((OutItem *) l->data)->bytes, &size);
-          gsize skip = n == 0 ? conn->out_offset : 0;
-          iov[n].iov_base = (void *) (data + skip);
-          iov[n].iov_len = size - skip;
-        }
       mh.msg_iov = iov;
-      mh.msg_iovlen = n;
+      mh.msg_iovlen = ens_outbox_peek (conn->out, iov, IOV_BATCH);
       written = sendmsg (conn->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (written < 0)
         {
@@ -337,18 +295,9 @@ flush (EnsUnixConn *conn)
             break;
           return FALSE;
         }
-      conn->out_offset += (gsize) written;
-      while (conn->out.length > 0)
-        {
-          OutItem *head = g_queue_peek_head (&conn->out);
-          gsize size = g_bytes_get_size (head->bytes);
-          if (conn->out_offset < size)
-            break;
-          conn->out_offset -= size;
-          out_item_free (g_queue_pop_head (&conn->out));
-        }
-      if (conn->dropped && conn->out.length <= conn->max_queue / 2)
-        report_dropped (conn);
+      ens_outbox_consume (conn->out, (gsize) written);
+      if (ens_outbox_take_dropped (conn->out, &count, &total))
+        report_dropped (conn, count, total);
     }
   return TRUE;
 }
@@ -367,7 +316,7 @@ conn_free (EnsUnixConn *conn)
     }
   if (conn->fd >= 0)
     close (conn->fd);
-  g_queue_clear_full (&conn->out, (GDestroyNotify) out_item_free);
+  ens_outbox_free (conn->out);
   g_byte_array_unref (conn->in);
   g_free (conn->agent);
   g_free (conn);
@@ -385,13 +334,13 @@ conn_update_events (EnsUnixConn *conn)
   GIOCondition events = 0;
 
   /* Stop reading at a full queue, resume when half drained. */
-  if (conn->out.length >= conn->max_queue)
+  if (ens_outbox_full (conn->out))
     conn->paused = TRUE;
-  else if (conn->out.length <= conn->max_queue / 2)
+  else if (ens_outbox_low (conn->out))
     conn->paused = FALSE;
   if (!conn->paused && !conn->peer_closed && !conn->close_when_flushed)
     events |= G_IO_IN;
-  conn->want_out = conn->out.length > 0;
+  conn->want_out = !ens_outbox_is_empty (conn->out);
   if (conn->want_out)
     events |= G_IO_OUT;
   g_source_modify_unix_fd (conn->source, conn->fd_tag, events);
@@ -464,11 +413,11 @@ process_input (EnsUnixConn *conn, gboolean at_eof)
 
       /* A full outbound queue: the rest waits in the input buffer until the
        * client reads its replies (one read can hold thousands of requests). */
-      if (conn->out.length >= conn->max_queue)
+      if (ens_outbox_full (conn->out))
         break;
       /* Write as replies pile up: a peer that went away is noticed before
        * its whole pipeline is served for nobody. */
-      if (conn->out.length >= 1024 && !flush (conn))
+      if ((ens_outbox_length (conn->out) >= 1024 || ens_outbox_bytes (conn->out) >= FLUSH_BYTES) && !flush (conn))
         {
           conn->broken = TRUE;
           break;
@@ -567,7 +516,7 @@ conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
       return G_SOURCE_CONTINUE;
     }
   /* Requests left waiting for queue room: serve them as room appears. */
-  while (conn->fd >= 0 && conn->out.length < conn->max_queue / 2 && has_line (conn->in))
+  while (conn->fd >= 0 && ens_outbox_low (conn->out) && has_line (conn->in))
     {
       process_input (conn, conn->peer_closed);
       if (conn->broken || !flush (conn))
@@ -580,7 +529,7 @@ conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
     conn->close_when_flushed = TRUE;
   /* A peer that only shut down its sending side (nc -N) still reads: it
    * gets the answers to what it sent before the connection closes. */
-  if (conn->out.length == 0 && (conn->close_when_flushed || (conn->peer_closed && conn->awaiting == 0)))
+  if (ens_outbox_is_empty (conn->out) && (conn->close_when_flushed || (conn->peer_closed && conn->awaiting == 0)))
     {
       conn_close (conn);
       return G_SOURCE_CONTINUE;
@@ -652,6 +601,7 @@ listener_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
   guint max_connections = config_uint (t->host, t->self, "max-connections");
   guint max_line = config_uint (t->host, t->self, "max-line-bytes");
   guint max_queue = config_uint (t->host, t->self, "max-queue-messages");
+  guint max_queue_bytes = config_uint (t->host, t->self, "max-queue-bytes");
 
   (void) source;
   (void) callback;
@@ -679,12 +629,11 @@ listener_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
       conn = g_new0 (EnsUnixConn, 1);
       conn->t = t;
       conn->max_line = max_line;
-      conn->max_queue = max_queue;
       conn->fd = fd;
       conn->dialect = l->dialect;
       conn->agent = g_strdup (l->agent);
       conn->in = g_byte_array_sized_new (READ_CHUNK);
-      g_queue_init (&conn->out);
+      conn->out = ens_outbox_new (max_queue, max_queue_bytes);
       conn->client = t->host->client_new (t->self, &conn_sink, conn, flags, peer);
       conn->source = g_source_new (&conn_source_funcs, sizeof (GSource));
       g_source_set_callback (conn->source, NULL, conn, NULL);
