@@ -54,11 +54,19 @@ ens_outbox_free (EnsOutbox *ob)
 {
   if (ob == NULL)
     return;
+  ens_outbox_clear (ob);
+  g_free (ob->ring);
+  g_free (ob);
+}
+
+void
+ens_outbox_clear (EnsOutbox *ob)
+{
   for (guint i = 0; i < ob->slots; i++)
     if (slot_at (ob, i)->bytes)
       g_bytes_unref (slot_at (ob, i)->bytes);
-  g_free (ob->ring);
-  g_free (ob);
+  ob->head = ob->slots = ob->length = ob->kept = 0;
+  ob->bytes = ob->offset = 0;
 }
 
 void

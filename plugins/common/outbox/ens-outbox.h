@@ -34,6 +34,10 @@ EnsOutbox *ens_outbox_new (guint max_messages, gsize max_bytes);
 void ens_outbox_free (EnsOutbox *outbox);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EnsOutbox, ens_outbox_free)
 
+/* Releases every queued message (the connection is gone); the drop counts
+ * stay. */
+void ens_outbox_clear (EnsOutbox *outbox);
+
 /* New limits; queued messages stay, later pushes follow the new limits. */
 void ens_outbox_set_limits (EnsOutbox *outbox, guint max_messages, gsize max_bytes);
 

@@ -5,6 +5,7 @@
 
 #include "ens-ws.h"
 #include "ens-json-util.h"
+#include "ens-outbox.h"
 
 typedef enum {
   ENS_WS_NATIVE,  /* /ws */
@@ -31,11 +32,6 @@ typedef struct {
   char *task; /* spawn_session with a task: run it once spawned */
 } EnsWsPending;
 
-typedef struct {
-  GBytes *bytes;
-  gboolean droppable;
-} EnsWsOutItem;
-
 typedef struct _EnsWsConn EnsWsConn;
 
 struct _EnsWs {
@@ -45,7 +41,6 @@ struct _EnsWs {
   char *token;
   gboolean neolith;
   guint64 max_message;
-  guint max_queue;
   guint status_interval_ms;
   guint status_source;
   GHashTable *conns; /* EnsWsConn* set, owned */
@@ -62,8 +57,7 @@ struct _EnsWsConn {
   GSource *writable;
   EnsClient *client;
   char *socket_id; /* Rhetor: the session */
-  GQueue out;      /* EnsWsOutItem* */
-  guint64 dropped, dropped_total;
+  EnsOutbox *out;  /* limits: the settings when it connected */
   GHashTable *watched; /* session ids subscribed to */
   GHashTable *pending; /* request id -> EnsWsPending* */
   guint64 next_id;

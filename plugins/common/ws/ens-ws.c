@@ -7,10 +7,11 @@
  * its own queue and hands a frame to libsoup only while the socket takes
  * data (the output stream polls writable); otherwise it waits for a
  * writable wake-up.  libsoup's own queue thus stays about one frame long,
- * and ours is where the slow-consumer policy applies: at max-queue-messages
- * the oldest queued event makes room, the client is told once it has
- * caught up, and replies are never dropped.  A client that does not read
- * its replies at all is closed (1008) once twice that many wait.
+ * and ours (plugins/common/outbox) is where the slow-consumer policy
+ * applies: at max-queue-messages or max-queue-bytes the oldest queued
+ * events make room, the client is told once it has caught up, and replies
+ * are never dropped.  A client that does not read its replies at all is
+ * closed (1008) once twice the limits wait.
  *
  * Incoming messages over ws-max-message-bytes are answered with close 1009.
  * libsoup's own per-frame limit is set to twice that: it cuts the TCP
@@ -61,13 +62,6 @@ ens_ws_typed_message (const char *type, JsonNode *payload)
 
 static void pump_start (EnsWsConn *c);
 
-static void
-out_item_free (EnsWsOutItem *item)
-{
-  g_bytes_unref (item->bytes);
-  g_free (item);
-}
-
 static gboolean
 conn_open (EnsWsConn *c)
 {
@@ -94,8 +88,19 @@ hand_to_soup (EnsWsConn *c, GBytes *bytes)
   soup_websocket_connection_send_message (c->conn, SOUP_WEBSOCKET_DATA_TEXT, bytes);
 }
 
+/* An EnsEncodeFunc: the native JSON line without its '\n', one frame,
+ * made once per message and shared by every WebSocket peer. */
+static GBytes *
+native_frame (EnsMessage *msg)
+{
+  GBytes *line = the_host->message_encode (msg, the_host->encode_native);
+
+  return g_bytes_new_from_bytes (line, 0, g_bytes_get_size (line) - 1);
+}
+
+/* The drop notice in the connection's dialect, after everything queued. */
 static void
-report_dropped (EnsWsConn *c)
+report_dropped (EnsWsConn *c, guint64 count, guint64 total)
 {
   g_autoptr (GBytes) bytes = NULL;
   JsonObject *obj;
@@ -105,17 +110,15 @@ report_dropped (EnsWsConn *c)
       EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
       g_autoptr (JsonNode) data = ens_node_new_object (&obj);
       EnsMessage *notice;
-      GBytes *line;
 
-      json_object_set_int_member (obj, "count", c->dropped);
-      json_object_set_int_member (obj, "total", c->dropped_total);
+      json_object_set_int_member (obj, "count", count);
+      json_object_set_int_member (obj, "total", total);
       init.topic = "ensemble.dropped";
       init.from = "ensembled";
       init.to = c->ws->host->client_id (c->client);
       init.data = data;
       notice = c->ws->host->message_new (&init);
-      line = c->ws->host->message_encode (notice, c->ws->host->encode_native);
-      bytes = g_bytes_new_from_bytes (line, 0, g_bytes_get_size (line) - 1);
+      bytes = g_bytes_ref (c->ws->host->message_encode (notice, native_frame));
       c->ws->host->message_unref (notice);
     }
   else
@@ -123,36 +126,30 @@ report_dropped (EnsWsConn *c)
       g_autoptr (JsonNode) node = ens_node_new_object (&obj);
       JsonObject *payload = json_object_new ();
       json_object_set_string_member (obj, "type", "events_dropped");
-      json_object_set_int_member (payload, "count", c->dropped);
-      json_object_set_int_member (payload, "total", c->dropped_total);
+      json_object_set_int_member (payload, "count", count);
+      json_object_set_int_member (payload, "total", total);
       json_object_set_object_member (obj, "payload", payload);
       bytes = ens_ws_node_bytes (node);
     }
-  c->dropped = 0;
-  /* Not droppable, and after everything already queued. */
-  {
-    EnsWsOutItem *item = g_new (EnsWsOutItem, 1);
-    item->bytes = g_steal_pointer (&bytes);
-    item->droppable = FALSE;
-    g_queue_push_tail (&c->out, item);
-  }
+  ens_outbox_push (c->out, bytes, FALSE);
 }
 
 /* Hands queued frames to libsoup while the socket takes them. */
 static void
 pump (EnsWsConn *c)
 {
-  while (c->out.length > 0 && conn_open (c) && socket_writable (c))
+  guint64 count, total;
+
+  while (!ens_outbox_is_empty (c->out) && conn_open (c) && socket_writable (c))
     {
-      EnsWsOutItem *item = g_queue_pop_head (&c->out);
-      hand_to_soup (c, item->bytes);
-      out_item_free (item);
-      if (c->dropped && c->out.length <= c->ws->max_queue / 2)
-        report_dropped (c);
+      g_autoptr (GBytes) frame = ens_outbox_pop (c->out);
+      hand_to_soup (c, frame);
+      if (ens_outbox_take_dropped (c->out, &count, &total))
+        report_dropped (c, count, total);
     }
   if (!conn_open (c))
-    g_queue_clear_full (&c->out, (GDestroyNotify) out_item_free);
-  if (c->out.length > 0)
+    ens_outbox_clear (c->out);
+  if (!ens_outbox_is_empty (c->out))
     pump_start (c);
 }
 
@@ -183,41 +180,20 @@ ens_ws_send (EnsWsConn *c, GBytes *bytes, gboolean droppable)
 {
   if (!conn_open (c))
     return;
-  if (c->out.length == 0 && socket_writable (c))
+  if (ens_outbox_is_empty (c->out) && socket_writable (c))
     {
       hand_to_soup (c, bytes);
       return;
     }
-  if (c->out.length >= c->ws->max_queue)
+  if (!droppable && ens_outbox_over (c->out, 2))
     {
-      if (droppable)
-        {
-          GList *l;
-          for (l = c->out.head; l; l = l->next)
-            if (((EnsWsOutItem *) l->data)->droppable)
-              break;
-          c->dropped++;
-          c->dropped_total++;
-          c->ws->dropped++;
-          if (l == NULL)
-            return; /* only replies queued: the new event goes */
-          out_item_free (l->data);
-          g_queue_delete_link (&c->out, l);
-        }
-      else if (c->out.length >= 2 * c->ws->max_queue)
-        {
-          /* It does not read its replies: stop serving it. */
-          g_queue_clear_full (&c->out, (GDestroyNotify) out_item_free);
-          conn_close (c, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "outbound queue full: the client does not read");
-          return;
-        }
+      /* Twice the limits and still no reading: it does not read its
+       * replies (a WebSocket cannot stop reading), so stop serving it. */
+      ens_outbox_clear (c->out);
+      conn_close (c, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "outbound queue full: the client does not read");
+      return;
     }
-  {
-    EnsWsOutItem *item = g_new (EnsWsOutItem, 1);
-    item->bytes = g_bytes_ref (bytes);
-    item->droppable = droppable;
-    g_queue_push_tail (&c->out, item);
-  }
+  c->ws->dropped += ens_outbox_push (c->out, bytes, droppable);
   pump_start (c);
 }
 
@@ -328,9 +304,7 @@ sink_deliver (gpointer sink_data, EnsMessage *msg)
 
   if (c->kind == ENS_WS_NATIVE)
     {
-      GBytes *line = host->message_encode (msg, host->encode_native);
-      g_autoptr (GBytes) frame = g_bytes_new_from_bytes (line, 0, g_bytes_get_size (line) - 1); /* minus '\n' */
-      ens_ws_send (c, frame, msg->kind == ENS_MESSAGE_EVENT);
+      ens_ws_send (c, host->message_encode (msg, native_frame), msg->kind == ENS_MESSAGE_EVENT);
       return;
     }
   if (msg->kind == ENS_MESSAGE_REPLY || msg->kind == ENS_MESSAGE_ERROR)
@@ -434,7 +408,7 @@ conn_free (EnsWsConn *c)
   if (soup_websocket_connection_get_state (c->conn) == SOUP_WEBSOCKET_STATE_OPEN)
     soup_websocket_connection_close (c->conn, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "daemon shutting down");
   g_object_unref (c->conn);
-  g_queue_clear_full (&c->out, (GDestroyNotify) out_item_free);
+  ens_outbox_free (c->out);
   g_hash_table_unref (c->watched);
   g_hash_table_unref (c->pending);
   g_free (c->socket_id);
@@ -529,7 +503,8 @@ on_websocket (SoupServer *server, SoupServerMessage *msg, const char *path, Soup
   c->socket_id = g_strdup (socket_id);
   if (G_IS_POLLABLE_OUTPUT_STREAM (os) && g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (os)))
     c->output = G_POLLABLE_OUTPUT_STREAM (os);
-  g_queue_init (&c->out);
+  c->out = ens_outbox_new (ens_host_config_uint (ws->host, ws->self, "max-queue-messages", 4096),
+                           ens_host_config_uint (ws->host, ws->self, "max-queue-bytes", 4194304));
   c->watched = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   c->pending = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) ens_ws_pending_free);
   g_hash_table_add (ws->conns, c);
@@ -668,7 +643,6 @@ ens_ws_attach_full (SoupServer *server, const EnsHost *host, EnsPlugin *self, co
   ws->token = token && token[0] ? g_strdup (token) : NULL;
   ws->neolith = neolith;
   ws->max_message = ens_host_config_uint (host, self, "ws-max-message-bytes", 1048576);
-  ws->max_queue = MAX (ens_host_config_uint (host, self, "max-queue-messages", 4096), 2);
   ws->status_interval_ms = ens_host_config_uint (host, self, "ws-status-interval-ms", 30000);
   ws->conns = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) conn_free, NULL);
   g_object_set_data_full (G_OBJECT (server), WS_DATA_KEY, ws, (GDestroyNotify) ws_free);
