@@ -3,6 +3,7 @@
  * Each handler translates the HTTP request into a core verb and the answer
  * back; no logic of its own. */
 #include "ens-http.h"
+#include "ens-json-util.h"
 
 #include <string.h>
 
@@ -508,17 +509,60 @@ route_completions (EnsHttpCall *call)
 
 /* ------------------------------------------------------------------ events (SSE) */
 
+/* Encoders get no context; the host table is the same for every plugin. */
+static const EnsHost *events_host;
+
+/* An EnsEncodeFunc: the event as one SSE frame, "event: TOPIC\ndata: JSON\n\n"
+ * with the native JSON, made once per message for every /api/events stream. */
+static GBytes *
+events_frame (EnsMessage *msg)
+{
+  GBytes *line = events_host->message_encode (msg, events_host->encode_native);
+  gsize len;
+  const char *text = g_bytes_get_data (line, &len);
+  GString *out = g_string_sized_new (len + 32);
+
+  g_string_append (out, "event: ");
+  g_string_append (out, msg->topic ? msg->topic : "");
+  g_string_append (out, "\ndata: ");
+  g_string_append_len (out, text, len); /* ends with '\n' */
+  g_string_append_c (out, '\n');
+  return g_string_free_to_bytes (out);
+}
+
 static void
 events_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
 {
   const EnsHost *host = ens_http_host (call);
-  GBytes *bytes = host->message_encode (event, host->encode_native);
-  gsize len;
-  const char *text = g_bytes_get_data (bytes, &len);
-  g_autofree char *line = g_strndup (text, len > 0 ? len - 1 : 0); /* without the '\n' */
 
   (void) data;
-  ens_http_sse_send (call, event->topic, line);
+  events_host = host;
+  ens_http_sse_send_event (call, host->message_encode (event, events_frame));
+}
+
+/* {"event":"ensemble.dropped","data":{"count","total"},...}, as on the Unix socket. */
+static GBytes *
+events_dropped (guint64 count, guint64 total, gpointer data)
+{
+  EnsHttpCall *call = data;
+  const EnsHost *host = ens_http_host (call);
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
+  JsonObject *obj;
+  g_autoptr (JsonNode) node = ens_node_new_object (&obj);
+  EnsMessage *notice;
+  GBytes *frame;
+
+  json_object_set_int_member (obj, "count", count);
+  json_object_set_int_member (obj, "total", total);
+  init.topic = "ensemble.dropped";
+  init.from = "ensembled";
+  init.to = ens_http_client_id (call);
+  init.data = node;
+  notice = host->message_new (&init);
+  events_host = host;
+  frame = g_bytes_ref (host->message_encode (notice, events_frame));
+  host->message_unref (notice);
+  return frame;
 }
 
 static void
@@ -531,6 +575,7 @@ events_subscribed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       return;
     }
   ens_http_sse_begin (call);
+  ens_http_sse_on_dropped (call, events_dropped, call);
   ens_http_sse_send (call, "subscribed", "{}");
 }
 

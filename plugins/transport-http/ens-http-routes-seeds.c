@@ -14,6 +14,7 @@
  * Each dialect names its fields its own way: the core's validation errors
  * come back with the dialect's field names. */
 #include "ens-http.h"
+#include "ens-json-util.h"
 
 #include <string.h>
 
@@ -717,32 +718,72 @@ route_neolith_heartbeat (EnsHttpCall *call)
  * `event: <type>` with `data: {"type", "data": {sessionId, taskId, ...}}`
  * (the shape of Neolith's WebSocket messages), after a first
  * daemon_status_update. */
-static void
-neolith_sse_send (EnsHttpCall *call, const char *type, JsonObject *payload)
+/* (transfer full) {"type": @type, "data": @payload} as JSON text. */
+static char *
+neolith_sse_json (const EnsHost *host, const char *type, JsonObject *payload)
 {
   JsonObject *obj = json_object_new ();
   g_autoptr (JsonNode) node = take_node (obj);
-  g_autofree char *text = NULL;
 
   json_object_set_string_member (obj, "type", type);
   json_object_set_object_member (obj, "data", json_object_ref (payload));
-  text = ens_http_host (call)->json_to_string (node);
+  return host->json_to_string (node);
+}
+
+/* (transfer full) the same as one whole SSE frame. */
+static GBytes *
+neolith_sse_frame (const EnsHost *host, const char *type, JsonObject *payload)
+{
+  g_autofree char *text = neolith_sse_json (host, type, payload);
+  char *frame = g_strdup_printf ("event: %s\ndata: %s\n\n", type, text);
+
+  return g_bytes_new_take (frame, strlen (frame));
+}
+
+static void
+neolith_sse_send (EnsHttpCall *call, const char *type, JsonObject *payload)
+{
+  g_autofree char *text = neolith_sse_json (ens_http_host (call), type, payload);
+
   ens_http_sse_send (call, type, text);
+}
+
+/* Encoders get no context; the host table is the same for every plugin. */
+static const EnsHost *neolith_host;
+
+/* An EnsEncodeFunc: a session event as one SSE frame, made once per message
+ * for every /api/daemon/events stream. */
+static GBytes *
+neolith_event_frame (EnsMessage *event)
+{
+  JsonObject *ev = answer_object (event);
+  const char *type = ens_member_string (ev, "type");
+
+  if (type == NULL)
+    type = strrchr (event->topic, '.') + 1;
+  return neolith_sse_frame (neolith_host, type, ev);
 }
 
 static void
 neolith_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
 {
-  JsonObject *ev = answer_object (event);
-  const char *type;
-
   (void) data;
-  if (ev == NULL || !g_str_has_prefix (event->topic, "session."))
+  if (answer_object (event) == NULL || !g_str_has_prefix (event->topic, "session."))
     return;
-  type = json_object_get_string_member_with_default (ev, "type", NULL);
-  if (type == NULL)
-    type = strrchr (event->topic, '.') + 1;
-  neolith_sse_send (call, type, ev);
+  neolith_host = ens_http_host (call);
+  ens_http_sse_send_event (call, neolith_host->message_encode (event, neolith_event_frame));
+}
+
+/* {"type":"events_dropped","data":{"count","total"}}, as on the WebSocket. */
+static GBytes *
+neolith_dropped (guint64 count, guint64 total, gpointer data)
+{
+  EnsHttpCall *call = data;
+  g_autoptr (JsonObject) payload = json_object_new ();
+
+  json_object_set_int_member (payload, "count", count);
+  json_object_set_int_member (payload, "total", total);
+  return neolith_sse_frame (ens_http_host (call), "events_dropped", payload);
 }
 
 static void
@@ -756,6 +797,7 @@ neolith_subscribed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       return;
     }
   ens_http_sse_begin (call);
+  ens_http_sse_on_dropped (call, neolith_dropped, call);
   neolith_sse_send (call, "daemon_status_update", status);
 }
 

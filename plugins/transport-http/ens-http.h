@@ -11,6 +11,8 @@
 #include <ensemble/ensemble.h>
 #include <libsoup/soup.h>
 
+#include "ens-http-sse.h"
+
 typedef struct _EnsHttp EnsHttp;         /* the transport instance */
 typedef struct _EnsHttpCall EnsHttpCall; /* one request in flight */
 
@@ -76,11 +78,21 @@ void ens_http_on_event (EnsHttpCall *call, EnsHttpEventFunc func, gpointer user_
 const char *ens_http_client_id (EnsHttpCall *call);
 /* Keeps the call (and its client) open after the first answer, for SSE. */
 
-/* ---- Server-Sent Events ---- */
+/* ---- Server-Sent Events ----
+ * A stream's output is bounded like every connection's (max-queue-messages,
+ * max-queue-bytes, see ens-http-sse.h): bus events may be dropped for a
+ * slow reader, who is told; anything else is never dropped. */
 void ens_http_sse_begin (EnsHttpCall *call);
-/* One event; @event may be NULL; @data is one line of text (JSON). */
+/* One frame that must arrive (an ack, a completion chunk, the end); @event
+ * may be NULL; @data is one line of text (JSON); both (transfer none). */
 void ens_http_sse_send (EnsHttpCall *call, const char *event, const char *data);
-/* Ends the stream and the call. */
+/* One bus event: @frame (transfer none) is the whole frame ("event: ...\n
+ * data: ...\n\n"), made once per message with host->message_encode so that
+ * every stream shares the same bytes.  The slow-reader policy may drop it. */
+void ens_http_sse_send_event (EnsHttpCall *call, GBytes *frame);
+/* How this stream tells its reader about dropped events (after sse_begin). */
+void ens_http_sse_on_dropped (EnsHttpCall *call, EnsHttpSseNoticeFunc notice, gpointer data);
+/* Ends the stream and the call, once what is queued is written. */
 void ens_http_sse_end (EnsHttpCall *call);
 /* Called once if the peer goes away before the call ended. */
 void ens_http_on_disconnect (EnsHttpCall *call, void (*func) (EnsHttpCall *call, gpointer data), gpointer data);

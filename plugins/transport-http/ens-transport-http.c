@@ -9,6 +9,7 @@
  * http-max-body-bytes get 413 before they are read; a client that takes
  * longer than http-request-timeout-ms to send its request is cut off. */
 #include "ens-http.h"
+#include "ens-http-sse.h"
 #include "ens-ws.h"
 #include "ens-host-config.h"
 
@@ -39,7 +40,7 @@ struct _EnsHttp {
   GPtrArray *routes;       /* const EnsHttpRoute*, all tables */
   GHashTable *stats;       /* route key -> RouteStats */
   GHashTable *calls;       /* live EnsHttpCall* */
-  guint64 requests, unauthorized, not_found, too_large, timed_out;
+  guint64 requests, unauthorized, not_found, too_large, timed_out, events_dropped;
 };
 
 struct _EnsHttpCall {
@@ -60,6 +61,7 @@ struct _EnsHttpCall {
   guint64 next_id;
   gint64 started_us;
   guint status;
+  EnsHttpSse *stream; /* SSE */
   guint keepalive_id; /* SSE: a comment now and then, to notice a vanished client */
   gboolean answered, sse, paused, gone;
 };
@@ -361,32 +363,28 @@ static const EnsClientSink call_sink = {
 
 /* ------------------------------------------------------------ SSE */
 
-static void
-sse_write (EnsHttpCall *call, const char *text, gsize len)
-{
-  soup_message_body_append (soup_server_message_get_response_body (call->msg), SOUP_MEMORY_COPY, text, len);
-  call->paused = FALSE;
-  soup_server_message_unpause (call->msg);
-}
-
 static gboolean
 sse_keepalive (gpointer data)
 {
   EnsHttpCall *call = data;
   static const char comment[] = ": keepalive\n\n";
+  g_autoptr (GBytes) frame = NULL;
 
   if (!call->sse || call->gone)
     {
       call->keepalive_id = 0;
       return G_SOURCE_REMOVE;
     }
-  sse_write (call, comment, sizeof comment - 1);
+  frame = g_bytes_new_static (comment, sizeof comment - 1);
+  ens_http_sse_stream_push (call->stream, frame, FALSE);
   return G_SOURCE_CONTINUE;
 }
 
 void
 ens_http_sse_begin (EnsHttpCall *call)
 {
+  const EnsHost *host = call->http->host;
+  EnsPlugin *self = call->http->self;
   SoupMessageHeaders *h = soup_server_message_get_response_headers (call->msg);
 
   call->sse = TRUE;
@@ -398,6 +396,9 @@ ens_http_sse_begin (EnsHttpCall *call)
   soup_message_headers_set_content_type (h, "text/event-stream", NULL);
   soup_message_headers_replace (h, "Cache-Control", "no-cache");
   soup_message_headers_replace (h, "X-Accel-Buffering", "no");
+  /* Limits read per stream: a changed setting applies to the next one. */
+  call->stream = ens_http_sse_stream_new (call->msg, ens_host_config_uint (host, self, "max-queue-messages", 4096),
+                                          ens_host_config_uint (host, self, "max-queue-bytes", 4194304));
   call->keepalive_id = g_timeout_add_seconds (15, sse_keepalive, call);
   if (!call->paused)
     {
@@ -409,20 +410,32 @@ ens_http_sse_begin (EnsHttpCall *call)
 void
 ens_http_sse_send (EnsHttpCall *call, const char *event, const char *data)
 {
-  SoupMessageBody *body;
   GString *chunk;
+  g_autoptr (GBytes) frame = NULL;
 
   if (!call->sse || call->gone)
     return;
-  body = soup_server_message_get_response_body (call->msg);
   chunk = g_string_new (NULL);
   if (event)
     g_string_append_printf (chunk, "event: %s\n", event);
   g_string_append_printf (chunk, "data: %s\n\n", data);
-  soup_message_body_append (body, SOUP_MEMORY_TAKE, chunk->str, chunk->len);
-  g_string_free (chunk, FALSE);
-  call->paused = FALSE;
-  soup_server_message_unpause (call->msg);
+  frame = g_string_free_to_bytes (chunk);
+  ens_http_sse_stream_push (call->stream, frame, FALSE);
+}
+
+void
+ens_http_sse_send_event (EnsHttpCall *call, GBytes *frame)
+{
+  if (!call->sse || call->gone)
+    return;
+  call->http->events_dropped += ens_http_sse_stream_push (call->stream, frame, TRUE);
+}
+
+void
+ens_http_sse_on_dropped (EnsHttpCall *call, EnsHttpSseNoticeFunc notice, gpointer data)
+{
+  if (call->stream)
+    ens_http_sse_stream_set_notice (call->stream, notice, data);
 }
 
 void
@@ -431,9 +444,7 @@ ens_http_sse_end (EnsHttpCall *call)
   if (!call->sse || call->gone)
     return;
   call->sse = FALSE;
-  soup_message_body_complete (soup_server_message_get_response_body (call->msg));
-  call->paused = FALSE;
-  soup_server_message_unpause (call->msg);
+  ens_http_sse_stream_end (call->stream);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -468,6 +479,7 @@ call_free (EnsHttpCall *call)
     g_source_remove (call->keepalive_id);
   if (call->client)
     call->http->host->client_close (call->client); /* cancels what it started */
+  g_clear_pointer (&call->stream, ens_http_sse_stream_free);
   g_clear_pointer (&call->params, g_hash_table_unref);
   g_clear_pointer (&call->query, g_hash_table_unref);
   g_clear_pointer (&call->body, json_node_unref);
@@ -1038,6 +1050,7 @@ http_describe (gpointer instance)
   json_object_set_int_member (obj, "routes", http->routes->len);
   json_object_set_int_member (obj, "requests", http->requests);
   json_object_set_int_member (obj, "open_requests", g_hash_table_size (http->calls));
+  json_object_set_int_member (obj, "events_dropped", http->events_dropped);
   json_node_take_object (node, obj);
   return node;
 }
