@@ -46,7 +46,7 @@ static void
 test_members (void)
 {
   g_autoptr (JsonObject) o = parse_object ("{\"s\":\"text\",\"i\":42,\"f\":1.5,\"whole\":10.0,\"big\":1e300,"
-                                           "\"b\":true,\"n\":null,\"o\":{\"x\":1},\"a\":[\"p\",2,\"q\"]}");
+                                           "\"b\":true,\"n\":null,\"o\":{\"x\":1},\"a\":[\"p\",2,\"q\",{}]}");
   g_autoptr (JsonObject) to = json_object_new ();
 
   g_assert_cmpstr (ens_member_string (o, "s"), ==, "text");
@@ -77,9 +77,16 @@ test_members (void)
   g_assert_null (ens_member (o, "n"));
   g_assert_nonnull (ens_member (o, "i"));
 
+  g_assert_cmpstr (ens_member_string_or (o, "s", "f"), ==, "text");
+  g_assert_cmpstr (ens_member_string_or (o, "i", "f"), ==, "f");
+  g_assert_cmpstr (ens_member_string_or (o, "missing", NULL), ==, NULL);
+  g_assert_null (ens_array_object (ens_member_array (o, "a"), 0));
+  g_assert_null (ens_array_object (NULL, 0));
   g_assert_cmpstr (ens_array_string (ens_member_array (o, "a"), 0), ==, "p");
   g_assert_null (ens_array_string (ens_member_array (o, "a"), 1));
   g_assert_null (ens_array_string (ens_member_array (o, "a"), 3));
+  g_assert_nonnull (ens_array_object (ens_member_array (o, "a"), 3));
+  g_assert_null (ens_array_string (ens_member_array (o, "a"), 4));
   g_assert_null (ens_array_string (NULL, 0));
 
   ens_member_copy (to, "copy", o, "o");

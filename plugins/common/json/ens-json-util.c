@@ -100,6 +100,14 @@ ens_member_string (JsonObject *obj, const char *name)
   return holds_type (n, G_TYPE_STRING) ? json_node_get_string (n) : NULL;
 }
 
+const char *
+ens_member_string_or (JsonObject *obj, const char *name, const char *fallback)
+{
+  const char *s = ens_member_string (obj, name);
+
+  return s ? s : fallback;
+}
+
 JsonObject *
 ens_member_object (JsonObject *obj, const char *name)
 {
@@ -155,6 +163,14 @@ ens_array_string (JsonArray *array, guint index)
   JsonNode *n = array && index < json_array_get_length (array) ? json_array_get_element (array, index) : NULL;
 
   return holds_type (n, G_TYPE_STRING) ? json_node_get_string (n) : NULL;
+}
+
+JsonObject *
+ens_array_object (JsonArray *array, guint index)
+{
+  JsonNode *n = array && index < json_array_get_length (array) ? json_array_get_element (array, index) : NULL;
+
+  return n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
 }
 
 /* ------------------------------------------------------------ parameters */

@@ -34,6 +34,8 @@ JsonNode *ens_node_empty_object (void);
 JsonNode *ens_member (JsonObject *obj, const char *name);
 /* (transfer none) the member as a string, else NULL. */
 const char *ens_member_string (JsonObject *obj, const char *name);
+/* (transfer none) the member as a string, else @fallback. */
+const char *ens_member_string_or (JsonObject *obj, const char *name, const char *fallback);
 /* (transfer none) the member as an object, else NULL. */
 JsonObject *ens_member_object (JsonObject *obj, const char *name);
 /* (transfer none) the member as an array, else NULL. */
@@ -48,8 +50,10 @@ gboolean ens_member_bool (JsonObject *obj, const char *name, gboolean fallback);
  * an object or array in it is shared, not copied), when @from has it (JSON
  * null included); both objects (transfer none). */
 void ens_member_copy (JsonObject *to, const char *name, JsonObject *from, const char *member);
-/* (transfer none) the string at @index of @array, else NULL. */
+/* (transfer none) the string at @index of @array (may be NULL), else NULL. */
 const char *ens_array_string (JsonArray *array, guint index);
+/* (transfer none) the object at @index of @array (may be NULL), else NULL. */
+JsonObject *ens_array_object (JsonArray *array, guint index);
 
 /* ---- request parameters ---- */
 
