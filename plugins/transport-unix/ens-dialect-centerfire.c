@@ -5,6 +5,7 @@
  * encoder serves it unchanged.  One request per connection, as Centerfire
  * clients send raw JSON and wait for the close. */
 #include "ens-unix.h"
+#include "ens-json-util.h"
 
 #include <string.h>
 
@@ -34,6 +35,7 @@ ens_centerfire_handle_line (EnsUnixConn *conn, const char *line, gsize len)
   JsonNode *id_node;
   const char *agent;
   EnsMessage *msg;
+  EnsInvalid invalid;
 
   root = host->json_parse (line, len, &error);
   if (root == NULL)
@@ -55,15 +57,17 @@ ens_centerfire_handle_line (EnsUnixConn *conn, const char *line, gsize len)
       return;
     }
   init.id = id_node ? json_node_get_string (id_node) : NULL;
-  init.action = json_object_get_string_member_with_default (obj, "action", NULL);
-  if (!json_object_has_member (obj, "action") || !JSON_NODE_HOLDS_VALUE (json_object_get_member (obj, "action")) ||
-      json_node_get_value_type (json_object_get_member (obj, "action")) != G_TYPE_STRING || !init.action[0])
+  if (!ens_param_string (obj, "action", ENS_PARAM_REQUIRED | ENS_PARAM_NON_EMPTY, 0, &init.action, &invalid))
     {
       bounce (conn, init.id, ENS_ERR_INVALID_REQUEST, "action must be a non-empty string");
       return;
     }
-  agent = json_object_has_member (obj, "agent") && JSON_NODE_HOLDS_VALUE (json_object_get_member (obj, "agent"))
-            ? json_object_get_string_member_with_default (obj, "agent", NULL) : NULL;
+  agent = NULL;
+  if (!ens_param_string (obj, "agent", ENS_PARAM_OPTIONAL, 0, &agent, &invalid))
+    {
+      bounce (conn, init.id, ENS_ERR_INVALID_REQUEST, "agent must be a string");
+      return;
+    }
   if (agent && strcmp (agent, ens_unix_agent (conn)) != 0)
     {
       g_autofree char *text = g_strdup_printf ("this socket serves agent %s, not %s", ens_unix_agent (conn), agent);

@@ -5,6 +5,7 @@
  * KSI error shape.  Events go out flat: {"id","type","from","timestamp",
  * ...payload}.  Any command works on any of the five sockets, as in KSI. */
 #include "ens-unix.h"
+#include "ens-json-util.h"
 
 #include <string.h>
 #include <time.h>
@@ -30,17 +31,6 @@ static const KsiCommand commands[] = {
 };
 
 /* ------------------------------------------------------------------ output */
-
-/* A node holding a new empty object, (transfer full).  (json_node_init_object
- * would take a second reference on the object and leak it.) */
-static JsonNode *
-empty_object_node (void)
-{
-  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (node, json_object_new ());
-  return node;
-}
-
 
 /* KSI's timestamps: ISO 8601 UTC with microseconds and a Z. */
 static void
@@ -120,13 +110,6 @@ member_or_null (JsonObject *obj, const char *name)
   return node ? json_node_copy (node) : json_node_new (JSON_NODE_NULL);
 }
 
-static gint64
-int_or_zero (JsonObject *obj, const char *name)
-{
-  JsonNode *node = obj ? json_object_get_member (obj, name) : NULL;
-  return node && JSON_NODE_HOLDS_VALUE (node) ? json_node_get_int (node) : 0;
-}
-
 static JsonObject *
 manager (JsonObject *parent, const char *name)
 {
@@ -141,27 +124,26 @@ static JsonNode *
 ksi_result (const char *command, EnsMessage *msg)
 {
   JsonObject *in = data_object (msg);
-  JsonObject *out = json_object_new ();
-  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+  JsonObject *out;
+  JsonNode *node = ens_node_new_object (&out);
 
-  json_node_take_object (node, out);
   if (strcmp (command, "HEALTH_CHECK") == 0)
     {
       JsonObject *managers = json_object_new ();
-      JsonObject *counters = in ? json_object_get_object_member (in, "counters") : NULL;
+      JsonObject *counters = ens_member_object (in, "counters");
       json_object_set_string_member (out, "status", "healthy");
       json_object_set_member (out, "uptime", member_or_null (in, "uptime_s"));
       json_object_set_member (out, "version", member_or_null (in, "version"));
       json_object_set_member (out, "node_id", member_or_null (in, "node_id"));
       json_object_set_object_member (out, "managers", managers);
-      json_object_set_int_member (manager (managers, "state"), "sessions", int_or_zero (in, "sessions"));
-      json_object_set_int_member (manager (managers, "process"), "processes", int_or_zero (in, "processes"));
-      json_object_set_int_member (manager (managers, "agent"), "agents", int_or_zero (in, "agents"));
+      json_object_set_int_member (manager (managers, "state"), "sessions", ens_member_int (in, "sessions", 0));
+      json_object_set_int_member (manager (managers, "process"), "processes", ens_member_int (in, "processes", 0));
+      json_object_set_int_member (manager (managers, "agent"), "agents", ens_member_int (in, "agents", 0));
       {
         JsonObject *bus = manager (managers, "message_bus");
-        json_object_set_int_member (bus, "subscribers", int_or_zero (in, "subscriptions"));
-        json_object_set_int_member (bus, "connections", int_or_zero (in, "connections"));
-        json_object_set_int_member (bus, "events_published", int_or_zero (counters, "events_published"));
+        json_object_set_int_member (bus, "subscribers", ens_member_int (in, "subscriptions", 0));
+        json_object_set_int_member (bus, "connections", ens_member_int (in, "connections", 0));
+        json_object_set_int_member (bus, "events_published", ens_member_int (counters, "events_published", 0));
       }
     }
   else if (strcmp (command, "SHUTDOWN") == 0)
@@ -180,18 +162,20 @@ ksi_result (const char *command, EnsMessage *msg)
   else if (strcmp (command, "GET_AGENTS") == 0)
     {
       JsonObject *agents = json_object_new ();
-      JsonArray *list = in ? json_object_get_array_member (in, "agents") : NULL;
+      JsonArray *list = ens_member_array (in, "agents");
       for (guint i = 0; list && i < json_array_get_length (list); i++)
         {
-          JsonObject *a = json_array_get_object_element (list, i);
-          JsonObject *entry = json_object_new ();
+          JsonObject *a = ens_array_object (list, i);
+          const char *name = ens_member_string (a, "name");
+          JsonObject *entry;
+          if (name == NULL)
+            continue;
+          entry = json_object_new ();
           json_object_set_member (entry, "role", member_or_null (a, "description"));
-          json_object_set_string_member (entry, "status",
-                                         json_object_get_boolean_member_with_default (a, "connected", FALSE)
-                                           ? "active" : "registered");
+          json_object_set_string_member (entry, "status", ens_member_bool (a, "connected", FALSE) ? "active" : "registered");
           json_object_set_member (entry, "capabilities", member_or_null (a, "actions"));
           json_object_set_member (entry, "kind", member_or_null (a, "kind"));
-          json_object_set_object_member (agents, json_object_get_string_member (a, "name"), entry);
+          json_object_set_object_member (agents, name, entry);
         }
       json_object_set_object_member (out, "agents", agents);
     }
@@ -219,17 +203,17 @@ ksi_result (const char *command, EnsMessage *msg)
       json_object_set_string_member (delivery, "status", "published");
       json_object_set_member (delivery, "delivered", member_or_null (in, "delivered"));
       json_object_set_member (delivery, "seq", member_or_null (in, "seq"));
-      if (in && json_object_has_member (in, "target_found"))
+      if (ens_member (in, "target_found"))
         json_object_set_string_member (delivery, "to_status",
-                                       json_object_get_boolean_member (in, "target_found") ? "delivered" : "not_connected");
+                                       ens_member_bool (in, "target_found", FALSE) ? "delivered" : "not_connected");
       json_object_set_object_member (out, "delivery", delivery);
     }
   else if (strcmp (command, "SPAWN_AGENT") == 0)
     {
       JsonObject *agent = json_object_new ();
       JsonObject *selection = json_object_new ();
-      JsonNode *profile = in ? json_object_get_member (in, "profile") : NULL;
-      const char *composition = profile ? json_node_get_string (profile) : "default";
+      const char *profile = ens_member_string (in, "profile");
+      const char *composition = profile ? profile : "default";
 
       json_object_set_member (agent, "id", member_or_null (in, "agent_id"));
       json_object_set_member (agent, "process_id", member_or_null (in, "process_id"));
@@ -258,16 +242,15 @@ ksi_result (const char *command, EnsMessage *msg)
     }
   else if (strcmp (command, "GET_AGENT_KV") == 0)
     {
-      JsonNode *value = in ? json_object_get_member (in, "value") : NULL;
       json_object_set_member (out, "key", member_or_null (in, "key"));
       json_object_set_member (out, "value", member_or_null (in, "value"));
       /* As in KSI: a stored null reads as not found. */
-      json_object_set_boolean_member (out, "found", value != NULL && !JSON_NODE_HOLDS_NULL (value));
+      json_object_set_boolean_member (out, "found", ens_member (in, "value") != NULL);
     }
   else
     {
       json_node_unref (node);
-      return msg->data ? json_node_copy (msg->data) : empty_object_node ();
+      return msg->data ? json_node_copy (msg->data) : ens_node_empty_object ();
     }
   return node;
 }
@@ -370,79 +353,74 @@ send_dispatcher_error (EnsUnixConn *conn, const char *code, const char *message)
   ens_unix_send (conn, bytes);
 }
 
-/* A handler-level error for @command (KSI's full error shape). */
+/* A handler-level error for @command (KSI's full error shape); @details
+ * (transfer none) may be NULL. */
 static void
-send_command_error (EnsUnixConn *conn, const char *command, const char *code, const char *message, const char *field)
+send_command_error (EnsUnixConn *conn, const char *command, const char *code, const char *message, JsonNode *details)
 {
   const EnsHost *host = ens_unix_host (conn);
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_ERROR);
-  JsonObject *details = json_object_new ();
-  JsonNode *details_node = json_node_new (JSON_NODE_OBJECT);
+  g_autoptr (JsonNode) empty = details ? NULL : ens_node_empty_object ();
   EnsMessage *err;
 
-  json_node_take_object (details_node, details);
-  if (field)
-    json_object_set_string_member (details, "field", field);
   init.tag = command;
   init.error_code = code;
   init.error_message = message;
-  init.error_details = details_node;
+  init.error_details = details ? details : empty;
   err = host->message_new (&init);
   ens_unix_send (conn, host->message_encode (err, ens_ksi_encode));
   host->message_unref (err);
-  json_node_unref (details_node);
+}
+
+/* @code (INVALID_PARAMETERS, INVALID_ACTION) for the parameter @invalid
+ * names: "COMMAND: parameters.FIELD must be EXPECTED", details {field,
+ * expected, fields}. */
+static void
+send_invalid (EnsUnixConn *conn, const char *command, const char *code, const EnsInvalid *invalid)
+{
+  g_autofree char *text = g_strdup_printf ("%s: parameters.%s must be %s", command, invalid->field, invalid->expected);
+  g_autoptr (JsonNode) details = ens_invalid_details (invalid);
+
+  send_command_error (conn, command, code, text, details);
 }
 
 static gboolean
 require_string (EnsUnixConn *conn, const char *command, JsonObject *params, const char *field, const char **out)
 {
-  JsonNode *node = params ? json_object_get_member (params, field) : NULL;
+  EnsInvalid invalid;
 
-  if (node && JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING &&
-      json_node_get_string (node)[0])
-    {
-      *out = json_node_get_string (node);
-      return TRUE;
-    }
-  {
-    g_autofree char *text = g_strdup_printf ("%s: parameters.%s is required and must be a non-empty string",
-                                             command, field);
-    send_command_error (conn, command, "INVALID_PARAMETERS", text, field);
-  }
+  if (ens_param_string (params, field, ENS_PARAM_REQUIRED | ENS_PARAM_NON_EMPTY, 0, out, &invalid))
+    return TRUE;
+  send_invalid (conn, command, "INVALID_PARAMETERS", &invalid);
   return FALSE;
 }
 
 static const char *
 optional_string (JsonObject *params, const char *field, const char *fallback)
 {
-  JsonNode *node = params ? json_object_get_member (params, field) : NULL;
+  const char *s = ens_member_string (params, field);
 
-  if (node && JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
-    return json_node_get_string (node);
-  return fallback;
+  return s ? s : fallback;
 }
 
 /* KSI accepts capabilities as a list or a comma-separated string. */
 static JsonNode *
 capabilities_node (JsonObject *params)
 {
-  JsonNode *node = params ? json_object_get_member (params, "capabilities") : NULL;
+  JsonArray *in = ens_member_array (params, "capabilities");
+  const char *text = ens_member_string (params, "capabilities");
   JsonArray *array = json_array_new ();
   JsonNode *result = json_node_new (JSON_NODE_ARRAY);
 
-  if (node && JSON_NODE_HOLDS_ARRAY (node))
+  if (in)
     {
-      JsonArray *in = json_node_get_array (node);
       for (guint i = 0; i < json_array_get_length (in); i++)
-        {
-          JsonNode *el = json_array_get_element (in, i);
-          if (JSON_NODE_HOLDS_VALUE (el) && json_node_get_value_type (el) == G_TYPE_STRING)
-            json_array_add_string_element (array, json_node_get_string (el));
-        }
+        if (ens_array_string (in, i))
+          json_array_add_string_element (array, ens_array_string (in, i));
     }
-  else if (node && JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
+  else if (text)
     {
-      g_auto (GStrv) parts = g_strsplit (json_node_get_string (node), ",", -1);
+      g_auto (GStrv) parts = g_strsplit (text, ",", -1);
       for (guint i = 0; parts[i]; i++)
         {
           g_strstrip (parts[i]);
@@ -480,6 +458,7 @@ translate (EnsUnixConn *conn, const KsiCommand *cmd, JsonObject *p)
   const char *command = cmd->command;
   JsonObject *d = json_object_new ();
   const char *s = NULL, *agent = NULL;
+  EnsInvalid invalid;
 
   if (strcmp (command, "REGISTER_AGENT") == 0)
     {
@@ -496,8 +475,8 @@ translate (EnsUnixConn *conn, const KsiCommand *cmd, JsonObject *p)
         goto invalid;
       if (strcmp (s, "connect") != 0 && strcmp (s, "disconnect") != 0)
         {
-          send_command_error (conn, command, "INVALID_ACTION", "parameters.action must be \"connect\" or \"disconnect\"",
-                              "action");
+          ens_invalid_set (&invalid, "action", "\"connect\" or \"disconnect\"");
+          send_invalid (conn, command, "INVALID_ACTION", &invalid);
           goto invalid;
         }
       json_object_set_string_member (d, "name", agent);
@@ -513,35 +492,33 @@ translate (EnsUnixConn *conn, const KsiCommand *cmd, JsonObject *p)
     }
   else if (strcmp (command, "SUBSCRIBE") == 0)
     {
-      JsonNode *types = p ? json_object_get_member (p, "event_types") : NULL;
+      JsonArray *types = NULL;
       if (!require_string (conn, command, p, "agent_id", &agent))
         goto invalid;
-      if (types == NULL || !JSON_NODE_HOLDS_ARRAY (types) || json_array_get_length (json_node_get_array (types)) == 0)
+      if (!ens_param_strings (p, "event_types", ENS_PARAM_REQUIRED | ENS_PARAM_NON_EMPTY, &types, &invalid))
         {
-          send_command_error (conn, command, "INVALID_PARAMETERS",
-                              "SUBSCRIBE: parameters.event_types must be a non-empty list of event types", "event_types");
+          send_invalid (conn, command, "INVALID_PARAMETERS", &invalid);
           goto invalid;
         }
       json_object_set_string_member (d, "agent", agent);
-      json_object_set_member (d, "topics", json_node_copy (types));
+      json_object_set_array_member (d, "topics", json_array_ref (types));
     }
   else if (strcmp (command, "PUBLISH") == 0)
     {
-      JsonNode *payload = p ? json_object_get_member (p, "payload") : NULL;
+      JsonObject *payload = NULL;
       if (!require_string (conn, command, p, "from_agent", &agent) ||
           !require_string (conn, command, p, "event_type", &s))
         goto invalid;
-      if (payload == NULL || !JSON_NODE_HOLDS_OBJECT (payload))
+      if (!ens_param_object (p, "payload", ENS_PARAM_REQUIRED, &payload, &invalid))
         {
-          send_command_error (conn, command, "INVALID_PARAMETERS", "PUBLISH: parameters.payload must be an object",
-                              "payload");
+          send_invalid (conn, command, "INVALID_PARAMETERS", &invalid);
           goto invalid;
         }
       json_object_set_string_member (d, "topic", s);
       json_object_set_string_member (d, "from_agent", agent);
-      json_object_set_member (d, "data", json_node_copy (payload));
+      json_object_set_object_member (d, "data", json_object_ref (payload));
       /* DIRECT_MESSAGE and TASK_ASSIGNMENT name their recipient in the payload. */
-      s = optional_string (json_node_get_object (payload), "to", NULL);
+      s = optional_string (payload, "to", NULL);
       if (s)
         json_object_set_string_member (d, "to", s);
     }
@@ -550,9 +527,10 @@ translate (EnsUnixConn *conn, const KsiCommand *cmd, JsonObject *p)
       JsonNode *value = p ? json_object_get_member (p, "value") : NULL;
       if (!require_string (conn, command, p, "key", &s))
         goto invalid;
-      if (value == NULL)
+      if (value == NULL) /* JSON null is a value to store */
         {
-          send_command_error (conn, command, "INVALID_PARAMETERS", "SET_AGENT_KV: parameters.value is required", "value");
+          ens_invalid_set (&invalid, "value", "given (any JSON value)");
+          send_invalid (conn, command, "INVALID_PARAMETERS", &invalid);
           goto invalid;
         }
       json_object_set_string_member (d, "agent", optional_string (p, "owner_agent_id", "system"));
@@ -569,14 +547,12 @@ translate (EnsUnixConn *conn, const KsiCommand *cmd, JsonObject *p)
     }
   else if (strcmp (command, "COMPLETION") == 0)
     {
-      JsonNode *timeout = p ? json_object_get_member (p, "timeout") : NULL;
+      gint64 timeout = 300;
       if (!require_string (conn, command, p, "prompt", &s) || !require_string (conn, command, p, "client_id", &agent))
         goto invalid;
-      if (timeout && (!JSON_NODE_HOLDS_VALUE (timeout) || json_node_get_value_type (timeout) != G_TYPE_INT64 ||
-                      json_node_get_int (timeout) < 1 || json_node_get_int (timeout) > 600))
+      if (!ens_param_int (p, "timeout", ENS_PARAM_OPTIONAL, 1, 600, &timeout, &invalid))
         {
-          send_command_error (conn, command, "INVALID_PARAMETERS", "COMPLETION: parameters.timeout must be 1-600 seconds",
-                              "timeout");
+          send_invalid (conn, command, "INVALID_PARAMETERS", &invalid);
           goto invalid;
         }
       json_object_set_string_member (d, "prompt", s);
@@ -585,7 +561,7 @@ translate (EnsUnixConn *conn, const KsiCommand *cmd, JsonObject *p)
         json_object_set_string_member (d, "model", optional_string (p, "model", NULL));
       if (optional_string (p, "session_id", NULL))
         json_object_set_string_member (d, "session_id", optional_string (p, "session_id", NULL));
-      json_object_set_int_member (d, "timeout_ms", (timeout ? json_node_get_int (timeout) : 300) * 1000);
+      json_object_set_int_member (d, "timeout_ms", timeout * 1000);
     }
   else if (p)
     {
@@ -606,8 +582,8 @@ ens_ksi_handle_line (EnsUnixConn *conn, const char *line, gsize len)
   const EnsHost *host = ens_unix_host (conn);
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonNode) root = NULL;
-  JsonNode *params_node, *version;
   JsonObject *obj, *params = NULL;
+  EnsInvalid invalid;
   const char *command;
   const KsiCommand *cmd = NULL;
 
@@ -638,21 +614,15 @@ ens_ksi_handle_line (EnsUnixConn *conn, const char *line, gsize len)
       send_dispatcher_error (conn, "INVALID_COMMAND", "Validation failed: command: field required (a string)");
       return;
     }
-  version = json_object_get_member (obj, "version");
-  if (version && g_strcmp0 (optional_string (obj, "version", NULL), "2.0") != 0)
+  if (json_object_get_member (obj, "version") && g_strcmp0 (optional_string (obj, "version", NULL), "2.0") != 0)
     {
       send_dispatcher_error (conn, "INVALID_COMMAND", "Validation failed: version: must be \"2.0\"");
       return;
     }
-  params_node = json_object_get_member (obj, "parameters");
-  if (params_node && !JSON_NODE_HOLDS_NULL (params_node))
+  if (!ens_param_object (obj, "parameters", ENS_PARAM_OPTIONAL, &params, &invalid))
     {
-      if (!JSON_NODE_HOLDS_OBJECT (params_node))
-        {
-          send_dispatcher_error (conn, "INVALID_COMMAND", "Validation failed: parameters: must be an object");
-          return;
-        }
-      params = json_node_get_object (params_node);
+      send_dispatcher_error (conn, "INVALID_COMMAND", "Validation failed: parameters: must be an object");
+      return;
     }
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
     if (strcmp (commands[i].command, command) == 0)

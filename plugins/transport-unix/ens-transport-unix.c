@@ -18,6 +18,8 @@
  * so a client that does not read its replies stops being served, and
  * nobody else notices. */
 #include "ens-unix.h"
+#include "ens-host-config.h"
+#include "ens-json-util.h"
 #include "ens-outbox.h"
 
 #include <errno.h>
@@ -80,15 +82,6 @@ struct _EnsUnixTransport {
 };
 
 static const EnsClientSink conn_sink;
-static guint config_uint (const EnsHost *host, EnsPlugin *self, const char *key);
-
-static JsonNode *
-json_node_take_object_new (JsonObject *obj)
-{
-  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (node, obj);
-  return node;
-}
 
 /* ------------------------------------------------------------- accessors */
 
@@ -257,8 +250,8 @@ report_dropped (EnsUnixConn *conn, guint64 count, guint64 total)
 {
   const EnsHost *host = conn->t->host;
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
-  JsonObject *obj = json_object_new ();
-  JsonNode *data = json_node_take_object_new (obj);
+  JsonObject *obj;
+  g_autoptr (JsonNode) data = ens_node_new_object (&obj);
   EnsMessage *notice;
 
   json_object_set_int_member (obj, "count", count);
@@ -270,7 +263,6 @@ report_dropped (EnsUnixConn *conn, guint64 count, guint64 total)
   notice = host->message_new (&init);
   enqueue (conn, encode_for (conn, notice), FALSE);
   host->message_unref (notice);
-  json_node_unref (data);
 }
 
 /* Writes as much as the socket takes.  FALSE: the peer is gone. */
@@ -598,10 +590,10 @@ listener_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 
   /* Limits are read per accept: a changed setting applies to new
    * connections, and live ones keep what they started with. */
-  guint max_connections = config_uint (t->host, t->self, "max-connections");
-  guint max_line = config_uint (t->host, t->self, "max-line-bytes");
-  guint max_queue = config_uint (t->host, t->self, "max-queue-messages");
-  guint max_queue_bytes = config_uint (t->host, t->self, "max-queue-bytes");
+  guint max_connections = ens_host_config_uint (t->host, t->self, "max-connections", 1024);
+  guint max_line = ens_host_config_uint (t->host, t->self, "max-line-bytes", 1048576);
+  guint max_queue = ens_host_config_uint (t->host, t->self, "max-queue-messages", 4096);
+  guint max_queue_bytes = ens_host_config_uint (t->host, t->self, "max-queue-bytes", 4194304);
 
   (void) source;
   (void) callback;
@@ -709,57 +701,39 @@ agent_socket_add (EnsUnixTransport *t, const char *agent)
   g_hash_table_insert (t->agent_listeners, l->agent, l);
 }
 
+static JsonObject *
+data_object (EnsMessage *msg)
+{
+  return msg->data && JSON_NODE_HOLDS_OBJECT (msg->data) ? json_node_get_object (msg->data) : NULL;
+}
+
 static void
 on_agent_registered (EnsMessage *event, gpointer user_data)
 {
-  JsonObject *obj = event->data && JSON_NODE_HOLDS_OBJECT (event->data) ? json_node_get_object (event->data) : NULL;
-  JsonNode *name = obj ? json_object_get_member (obj, "name") : NULL;
-
-  if (name && JSON_NODE_HOLDS_VALUE (name))
-    agent_socket_add (user_data, json_node_get_string (name));
+  agent_socket_add (user_data, ens_member_string (data_object (event), "name"));
 }
 
 static void
 on_agent_unregistered (EnsMessage *event, gpointer user_data)
 {
   EnsUnixTransport *t = user_data;
-  JsonObject *obj = event->data && JSON_NODE_HOLDS_OBJECT (event->data) ? json_node_get_object (event->data) : NULL;
-  JsonNode *name = obj ? json_object_get_member (obj, "name") : NULL;
+  const char *name = ens_member_string (data_object (event), "name");
 
-  if (name && JSON_NODE_HOLDS_VALUE (name))
-    g_hash_table_remove (t->agent_listeners, json_node_get_string (name));
+  if (name)
+    g_hash_table_remove (t->agent_listeners, name);
 }
 
 static void
 on_agents_listed (EnsMessage *reply, gpointer user_data)
 {
   EnsUnixTransport *t = user_data;
-  JsonObject *obj;
-  JsonArray *agents;
+  JsonArray *agents = reply->kind == ENS_MESSAGE_REPLY ? ens_member_array (data_object (reply), "agents") : NULL;
 
-  if (reply->kind != ENS_MESSAGE_REPLY || reply->data == NULL || !JSON_NODE_HOLDS_OBJECT (reply->data))
-    return;
-  obj = json_node_get_object (reply->data);
-  agents = json_object_get_array_member (obj, "agents");
   for (guint i = 0; agents && i < json_array_get_length (agents); i++)
-    agent_socket_add (t, json_object_get_string_member (json_array_get_object_element (agents, i), "name"));
+    agent_socket_add (t, ens_member_string (ens_array_object (agents, i), "name"));
 }
 
 /* ------------------------------------------------------------- plugin */
-
-static guint
-config_uint (const EnsHost *host, EnsPlugin *self, const char *key)
-{
-  g_autoptr (GVariant) v = host->config_get (self, key);
-  return v ? g_variant_get_uint32 (v) : 0;
-}
-
-static gboolean
-config_bool (const EnsHost *host, EnsPlugin *self, const char *key)
-{
-  g_autoptr (GVariant) v = host->config_get (self, key);
-  return v ? g_variant_get_boolean (v) : FALSE;
-}
 
 static void unix_stop (gpointer instance);
 
@@ -767,25 +741,24 @@ static gpointer
 unix_init (const EnsHost *host, EnsPlugin *self, GError **error)
 {
   EnsUnixTransport *t = g_new0 (EnsUnixTransport, 1);
-  g_autoptr (GVariant) dir = host->config_get (self, "socket-dir");
-  g_autoptr (GVariant) native = host->config_get (self, "native-socket");
+  g_autofree char *native = ens_host_config_string (host, self, "native-socket", "ensemble.sock");
   Listener *l;
 
   t->host = host;
   t->self = self;
   ens_ksi_set_host (host);
-  t->dir = g_variant_dup_string (dir, NULL);
+  t->dir = ens_host_config_string (host, self, "socket-dir", "");
   t->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
   t->conns = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) conn_free, NULL);
   t->agent_listeners = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) listener_free);
 
   if (!prepare_dir (t->dir, error))
     goto fail;
-  l = listener_new (t, g_variant_get_string (native, NULL), ENS_DIALECT_NATIVE, NULL, error);
+  l = listener_new (t, native, ENS_DIALECT_NATIVE, NULL, error);
   if (l == NULL)
     goto fail;
   g_ptr_array_add (t->listeners, l);
-  if (config_bool (host, self, "ksi-sockets"))
+  if (ens_host_config_bool (host, self, "ksi-sockets", TRUE))
     for (guint i = 0; i < G_N_ELEMENTS (ksi_sockets); i++)
       {
         l = listener_new (t, ksi_sockets[i], ENS_DIALECT_KSI, NULL, error);
@@ -793,7 +766,7 @@ unix_init (const EnsHost *host, EnsPlugin *self, GError **error)
           goto fail;
         g_ptr_array_add (t->listeners, l);
       }
-  if (config_bool (host, self, "centerfire-sockets"))
+  if (ens_host_config_bool (host, self, "centerfire-sockets", TRUE))
     {
       t->sub_registered = host->subscribe (self, "ensemble.agent.registered", on_agent_registered, t, NULL);
       t->sub_unregistered = host->subscribe (self, "ensemble.agent.unregistered", on_agent_unregistered, t, NULL);
@@ -834,7 +807,8 @@ static JsonNode *
 unix_describe (gpointer instance)
 {
   EnsUnixTransport *t = instance;
-  JsonObject *obj = json_object_new ();
+  JsonObject *obj;
+  JsonNode *node = ens_node_new_object (&obj);
   JsonArray *sockets = json_array_new ();
   GHashTableIter iter;
   gpointer value;
@@ -850,7 +824,7 @@ unix_describe (gpointer instance)
   json_object_set_int_member (obj, "accepted", t->accepted);
   json_object_set_int_member (obj, "refused", t->refused);
   json_object_set_int_member (obj, "events_dropped", t->dropped);
-  return json_node_take_object_new (obj);
+  return node;
 }
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "transport-unix", "0.1.0",

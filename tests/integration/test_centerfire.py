@@ -176,6 +176,23 @@ def test_malformed_json():
         d.cleanup()
 
 
+def test_wrong_types():
+    d = Daemon()
+    try:
+        path = echo_socket(d)
+        # Fields of the wrong JSON type are answered, never read as if right.
+        for req in ('{"id":"r9","action":{},"data":{}}', '{"id":"r9","action":["echo"]}', '{"id":"r9","action":7}'):
+            err = check_error(cf_socket(path, req + "\n"), "r9", "INVALID_REQUEST")
+            assert "action" in err["message"], err
+        err = check_error(cf_socket(path, '{"id":"r10","agent":{},"action":"echo"}\n'), "r10", "INVALID_REQUEST")
+        assert "agent" in err["message"], err
+        check_error(cf_socket(path, '{"id":{},"action":"echo"}\n'), None, "INVALID_REQUEST")
+        # The daemon keeps serving.
+        check_success(cf_socket(path, '{"id":"r11","agent":"echo","action":"echo","data":{}}\n'), "r11", {})
+    finally:
+        d.cleanup()
+
+
 def test_external_agent_gets_a_socket():
     d = Daemon()
     agent = other = None
