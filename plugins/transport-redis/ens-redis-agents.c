@@ -169,7 +169,7 @@ proxy_handle (gpointer data, EnsMessage *request, EnsResponder *responder)
 
   channel = agent_channel (request->agent, "request");
   reply_to = agent_channel (request->agent, "response");
-  node = ens_redis_object_node (&obj);
+  node = ens_node_new_object (&obj);
   json_object_set_string_member (obj, "id", c->id);
   json_object_set_string_member (obj, "agent", request->agent);
   json_object_set_string_member (obj, "action", request->action);
@@ -200,7 +200,7 @@ take_response (RedisAgents *a, const char *payload, gsize len)
 {
   g_autoptr (JsonNode) root = a->b->host->json_parse (payload, len, NULL);
   JsonObject *obj = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  const char *id = obj ? json_object_get_string_member_with_default (obj, "id", NULL) : NULL;
+  const char *id = ens_member_string (obj, "id");
   const char *status;
   JsonNode *err;
   Call *c;
@@ -214,14 +214,14 @@ take_response (RedisAgents *a, const char *payload, gsize len)
     }
   responder = c->responder;
   c->responder = NULL;
-  status = json_object_get_string_member_with_default (obj, "status", "success");
+  status = ens_member_string_or (obj, "status", "success");
   err = json_object_get_member (obj, "error");
   a->answered++;
   if (g_strcmp0 (status, "error") == 0 || (err && JSON_NODE_HOLDS_OBJECT (err)))
     {
       JsonObject *eo = err && JSON_NODE_HOLDS_OBJECT (err) ? json_node_get_object (err) : NULL;
-      const char *code = eo ? json_object_get_string_member_with_default (eo, "code", NULL) : NULL;
-      const char *message = eo ? json_object_get_string_member_with_default (eo, "message", NULL) : NULL;
+      const char *code = ens_member_string (eo, "code");
+      const char *message = ens_member_string (eo, "message");
       JsonNode *details = eo ? json_object_get_member (eo, "details") : NULL;
       if (message == NULL && err && JSON_NODE_HOLDS_VALUE (err) && json_node_get_value_type (err) == G_TYPE_STRING)
         message = json_node_get_string (err);
@@ -259,7 +259,7 @@ static JsonNode *
 error_response (const char *id, const char *code, const char *message, JsonNode *details)
 {
   JsonObject *obj, *eo;
-  JsonNode *node = ens_redis_object_node (&obj);
+  JsonNode *node = ens_node_new_object (&obj);
 
   json_object_set_string_member (obj, "id", id);
   json_object_set_string_member (obj, "status", "error");
@@ -293,7 +293,7 @@ on_local_answer (EnsMessage *answer, gpointer user_data)
   else
     {
       JsonObject *obj;
-      response = ens_redis_object_node (&obj);
+      response = ens_node_new_object (&obj);
       json_object_set_string_member (obj, "id", s->id);
       json_object_set_string_member (obj, "status", "success");
       json_object_set_member (obj, "data", answer->data ? json_node_copy (answer->data)
@@ -312,24 +312,15 @@ take_request (RedisAgents *a, const char *agent, const char *payload, gsize len)
   Bridge *b = a->b;
   g_autoptr (JsonNode) root = b->host->json_parse (payload, len, NULL);
   JsonObject *obj = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  const char *id = NULL, *action = NULL, *reply_to = NULL;
-  JsonNode *n, *timeout;
+  const char *id = ens_member_string (obj, "id");
+  const char *action = ens_member_string (obj, "action");
+  const char *reply_to = ens_member_string (obj, "reply_to");
   g_autofree char *default_reply = agent_channel (agent, "response");
   Served *s;
-  gint64 timeout_ms = 0;
+  gint64 timeout_ms = CLAMP (ens_member_int (obj, "timeout_ms", 0), 0, 24 * 3600 * 1000);
 
-  if (obj && (n = json_object_get_member (obj, "id")) && JSON_NODE_HOLDS_VALUE (n) &&
-      json_node_get_value_type (n) == G_TYPE_STRING)
-    id = json_node_get_string (n);
-  if (obj && (n = json_object_get_member (obj, "action")) && JSON_NODE_HOLDS_VALUE (n) &&
-      json_node_get_value_type (n) == G_TYPE_STRING)
-    action = json_node_get_string (n);
-  if (obj && (n = json_object_get_member (obj, "reply_to")) && JSON_NODE_HOLDS_VALUE (n) &&
-      json_node_get_value_type (n) == G_TYPE_STRING && json_node_get_string (n)[0])
-    reply_to = json_node_get_string (n);
-  timeout = obj ? json_object_get_member (obj, "timeout_ms") : NULL;
-  if (timeout && JSON_NODE_HOLDS_VALUE (timeout) && json_node_get_value_type (timeout) == G_TYPE_INT64)
-    timeout_ms = CLAMP (json_node_get_int (timeout), 0, 24 * 3600 * 1000);
+  if (reply_to && reply_to[0] == '\0')
+    reply_to = NULL;
   if (id == NULL || id[0] == '\0')
     {
       a->rejected++; /* nobody to tell: no id to answer */
@@ -416,7 +407,7 @@ is_local (RedisAgents *a, const char *name)
   JsonArray *arr = a->local ? json_node_get_array (a->local) : NULL;
 
   for (guint i = 0; arr && i < json_array_get_length (arr); i++)
-    if (g_strcmp0 (json_object_get_string_member_with_default (json_array_get_object_element (arr, i), "name", ""),
+    if (g_strcmp0 (ens_member_string_or (ens_array_object (arr, i), "name", ""),
                    name) == 0)
       return TRUE;
   return FALSE;
@@ -431,17 +422,17 @@ serving_node (Bridge *b, const char *name)
 
   for (guint i = 0; nodes && i < json_array_get_length (nodes); i++)
     {
-      JsonObject *n = json_array_get_object_element (nodes, i);
+      JsonObject *n = ens_array_object (nodes, i);
       JsonNode *agents = json_object_get_member (n, "agents");
       JsonArray *arr = agents && JSON_NODE_HOLDS_ARRAY (agents) ? json_node_get_array (agents) : NULL;
-      if (g_strcmp0 (json_object_get_string_member_with_default (n, "node", ""), b->host->node_id ()) == 0)
+      if (g_strcmp0 (ens_member_string_or (n, "node", ""), b->host->node_id ()) == 0)
         continue;
       for (guint j = 0; arr && j < json_array_get_length (arr); j++)
         {
           JsonNode *e = json_array_get_element (arr, j);
           if (JSON_NODE_HOLDS_OBJECT (e) &&
-              g_strcmp0 (json_object_get_string_member_with_default (json_node_get_object (e), "name", ""), name) == 0)
-            return json_object_get_string_member_with_default (n, "node", NULL);
+              g_strcmp0 (ens_member_string_or (json_node_get_object (e), "name", ""), name) == 0)
+            return ens_member_string (n, "node");
         }
     }
   return NULL;
@@ -465,7 +456,7 @@ import_agents (RedisAgents *a, GHashTable *listening)
       if (is_local (a, name))
         continue;
       node = serving_node (b, name);
-      info = ens_redis_object_node (&obj);
+      info = ens_node_new_object (&obj);
       json_object_set_string_member (obj, "via", "redis");
       if (node)
         json_object_set_string_member (obj, "node", node);
@@ -538,18 +529,18 @@ on_agents_list (EnsMessage *reply, gpointer user_data)
   want = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < json_array_get_length (arr); i++)
     {
-      JsonObject *ag = json_array_get_object_element (arr, i);
-      if (g_strcmp0 (json_object_get_string_member_with_default (ag, "kind", ""), "remote") == 0)
+      JsonObject *ag = ens_array_object (arr, i);
+      if (g_strcmp0 (ens_member_string_or (ag, "kind", ""), "remote") == 0)
         continue;
       json_array_add_element (mine, json_node_copy (json_array_get_element (arr, i)));
       /* Only external agents go on Redis: an agent plugin runs on every
        * node that loads it, and a request published for it would be served
        * by each of them. */
-      if (json_object_get_boolean_member_with_default (ag, "connected", FALSE) &&
-          g_strcmp0 (json_object_get_string_member_with_default (ag, "kind", ""), "client") == 0)
+      if (ens_member_bool (ag, "connected", FALSE) && ens_member_string (ag, "name") &&
+          g_strcmp0 (ens_member_string_or (ag, "kind", ""), "client") == 0)
         {
-          g_hash_table_add (want, (gpointer) json_object_get_string_member (ag, "name"));
-          g_string_append_printf (key_text, "%s\n", json_object_get_string_member (ag, "name"));
+          g_hash_table_add (want, (gpointer) ens_member_string (ag, "name"));
+          g_string_append_printf (key_text, "%s\n", ens_member_string (ag, "name"));
         }
     }
   g_clear_pointer (&a->local, json_node_unref);

@@ -177,7 +177,7 @@ op_reply_ok (Op *op, redisReply *reply)
     }
   if (reply->type != REDIS_REPLY_ERROR)
     return TRUE;
-  details = ens_redis_object_node (&obj);
+  details = ens_node_new_object (&obj);
   json_object_set_string_member (obj, "command", op->command);
   json_object_set_string_member (obj, "redis_error", reply->str ? reply->str : "");
   message = g_strdup_printf ("Redis refused %s on %s: %s", op->command, op->key, reply->str ? reply->str : "?");
@@ -245,7 +245,7 @@ entry_node (RedisStreams *s, const char *topic, const redisReply *e, int redeliv
         json_array_add_string_element (trimmed, e->element[0]->str);
       return NULL;
     }
-  node = ens_redis_object_node (&obj);
+  node = ens_node_new_object (&obj);
   json_object_set_string_member (obj, "id", e->element[0]->str);
   json_object_set_string_member (obj, "topic", topic);
   for (size_t i = 0; i + 1 < fields->elements; i += 2)
@@ -307,11 +307,11 @@ on_range (redisAsyncContext *ac, void *r, void *privdata)
     return;
   entries = entries_array (op->s, op->topic, reply, -1, NULL);
   n = json_array_get_length (entries);
-  answer = ens_redis_object_node (&obj);
+  answer = ens_node_new_object (&obj);
   json_object_set_string_member (obj, "topic", op->topic);
   json_object_set_string_member (
       obj, "last_id",
-      n ? json_object_get_string_member (json_array_get_object_element (entries, n - 1), "id") : op->after);
+      n ? ens_member_string (ens_array_object (entries, n - 1), "id") : op->after);
   json_object_set_array_member (obj, "entries", entries);
   op->s->reads++;
   op_answer (op, answer);
@@ -335,7 +335,7 @@ consume_answer (Op *op, JsonArray *entries)
   JsonObject *obj;
   guint n = json_array_get_length (entries);
 
-  answer = ens_redis_object_node (&obj);
+  answer = ens_node_new_object (&obj);
   json_object_set_string_member (obj, "topic", op->topic);
   json_object_set_string_member (obj, "group", op->group);
   json_object_set_string_member (obj, "consumer", op->consumer);
@@ -343,8 +343,7 @@ consume_answer (Op *op, JsonArray *entries)
   json_object_set_array_member (obj, "trimmed", g_steal_pointer (&op->trimmed));
   op->s->consumed += n;
   for (guint i = 0; i < n; i++)
-    if (json_object_get_boolean_member_with_default (json_array_get_object_element (entries, i), "redelivered",
-                                                     FALSE))
+    if (ens_member_bool (ens_array_object (entries, i), "redelivered", FALSE))
       op->s->redelivered++;
   op_answer (op, answer);
 }
@@ -394,7 +393,7 @@ ack_trimmed (Op *op, guint from)
   argv[1] = op->key;
   argv[2] = op->group;
   for (guint i = from; i < n; i++)
-    argv[3 + i - from] = json_array_get_string_element (op->trimmed, i);
+    argv[3 + i - from] = ens_array_string (op->trimmed, i);
   op->s->trimmed += n - from;
   ens_redis_command_argv (op->s->b, NULL, NULL, (int) (n - from + 3), argv);
 }
@@ -497,7 +496,7 @@ on_acked (redisAsyncContext *ac, void *r, void *privdata)
   if (!op_reply_ok (op, reply))
     return;
   n = reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
-  answer = ens_redis_object_node (&obj);
+  answer = ens_node_new_object (&obj);
   json_object_set_string_member (obj, "topic", op->topic);
   json_object_set_string_member (obj, "group", op->group);
   json_object_set_int_member (obj, "acked", n);
@@ -556,7 +555,7 @@ on_groups (redisAsyncContext *ac, void *r, void *privdata)
         }
       json_array_add_object_element (groups, go);
     }
-  answer = ens_redis_object_node (&obj);
+  answer = ens_node_new_object (&obj);
   json_object_set_string_member (obj, "topic", op->topic);
   json_object_set_int_member (obj, "length", op->length);
   json_object_set_array_member (obj, "groups", groups);
@@ -588,47 +587,30 @@ start_info (Op *op)
 /* ---- requests: validation ---- */
 
 static void
-invalid (RedisStreams *s, EnsResponder *responder, const char *field, const char *expected)
+invalid (RedisStreams *s, EnsResponder *responder, const EnsInvalid *invalid)
 {
-  g_autoptr (JsonNode) details = NULL;
-  g_autofree char *message = g_strdup_printf ("%s must be %s", field, expected);
-  JsonObject *obj;
+  g_autoptr (JsonNode) details = ens_invalid_details (invalid);
+  g_autofree char *message = ens_invalid_message (invalid);
 
-  details = ens_redis_object_node (&obj);
-  json_object_set_string_member (obj, "field", field);
-  json_object_set_string_member (obj, "expected", expected);
   s->b->host->respond_error (responder, ENS_ERR_INVALID_PARAMETERS, message, details);
 }
 
-/* FALSE when @field is there (not null) but no string of 1..@max bytes, or
- * @required and missing; *out NULL when absent. */
+/* A non-empty string of at most @max bytes; required or not. */
 static gboolean
 param_string (JsonObject *params, const char *field, gboolean required, gsize max, const char **out)
 {
-  JsonNode *n = json_object_get_member (params, field);
+  EnsInvalid unused;
 
   *out = NULL;
-  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
-    return !required;
-  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
-    return FALSE;
-  *out = json_node_get_string (n);
-  return (*out)[0] != '\0' && strlen (*out) <= max;
+  return ens_param_string (params, field, (required ? ENS_PARAM_REQUIRED : 0) | ENS_PARAM_NON_EMPTY, max, out, &unused);
 }
 
-/* FALSE when @field is there but no integer in [@min, @max]; *out keeps
- * its default when absent. */
 static gboolean
 param_int (JsonObject *params, const char *field, gint64 min, gint64 max, gint64 *out)
 {
-  JsonNode *n = json_object_get_member (params, field);
+  EnsInvalid unused;
 
-  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
-    return TRUE;
-  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_INT64)
-    return FALSE;
-  *out = json_node_get_int (n);
-  return *out >= min && *out <= max;
+  return ens_param_int (params, field, ENS_PARAM_OPTIONAL, min, max, out, &unused);
 }
 
 /* MS or MS-SEQ, digits only: what XADD * makes. */
@@ -661,21 +643,14 @@ typedef struct {
   GPtrArray *ids;
 } Params;
 
-/* TRUE with @p filled, or FALSE with the offending *field and what was
- * *expected. */
+/* TRUE with @p filled, or FALSE with @invalid filled (the expected texts
+ * here say more than the checks' own). */
 static gboolean
-parse_params (const char *action, JsonObject *params, Params *p, const char **field, const char **expected)
+parse_params (const char *action, JsonObject *params, Params *p, EnsInvalid *invalid)
 {
   gboolean consume = g_str_equal (action, "consume"), ack = g_str_equal (action, "ack");
 
-#define BAD(f, e)                                                                                                      \
-  G_STMT_START                                                                                                         \
-  {                                                                                                                    \
-    *field = (f);                                                                                                      \
-    *expected = (e);                                                                                                   \
-    return FALSE;                                                                                                      \
-  }                                                                                                                    \
-  G_STMT_END
+#define BAD(f, e) return ens_invalid_set (invalid, (f), "%s", (e))
 
   p->count = g_str_equal (action, "read") ? 100 : 10;
   p->claim_idle_ms = -1;
@@ -694,8 +669,7 @@ parse_params (const char *action, JsonObject *params, Params *p, const char **fi
     BAD ("claim_idle_ms", "an integer from 0 to 2147483647 (milliseconds)");
   if (ack)
     {
-      JsonNode *n = json_object_get_member (params, "ids");
-      JsonArray *arr = n && JSON_NODE_HOLDS_ARRAY (n) ? json_node_get_array (n) : NULL;
+      JsonArray *arr = ens_member_array (params, "ids");
       guint len = arr ? json_array_get_length (arr) : 0;
 
       if (len == 0 || len > COUNT_MAX)
@@ -703,11 +677,10 @@ parse_params (const char *action, JsonObject *params, Params *p, const char **fi
       p->ids = g_ptr_array_new_full (len + 1, g_free);
       for (guint i = 0; i < len; i++)
         {
-          JsonNode *e = json_array_get_element (arr, i);
-          if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_STRING
-              || !valid_stream_id (json_node_get_string (e)))
+          const char *id = ens_array_string (arr, i);
+          if (id == NULL || !valid_stream_id (id))
             BAD ("ids", "a list of stream ids such as \"1700000000000-0\"");
-          g_ptr_array_add (p->ids, g_strdup (json_node_get_string (e)));
+          g_ptr_array_add (p->ids, g_strdup (id));
         }
       g_ptr_array_add (p->ids, NULL);
     }
@@ -725,7 +698,7 @@ not_durable (RedisStreams *s, EnsResponder *responder, const char *topic)
 
   for (guint i = 0; s->patterns[i]; i++)
     json_array_add_string_element (patterns, s->patterns[i]);
-  details = ens_redis_object_node (&obj);
+  details = ens_node_new_object (&obj);
   json_object_set_string_member (obj, "topic", topic);
   json_object_set_array_member (obj, "durable_topics", patterns);
   s->b->host->respond_error (responder, ENS_ERR_NOT_FOUND, text, details);
@@ -737,7 +710,7 @@ durable_handle (gpointer data, EnsMessage *request, EnsResponder *responder)
   RedisStreams *s = data;
   const EnsHost *host = s->b->host;
   const char *action = request->action ? request->action : "";
-  const char *field = NULL, *expected = NULL;
+  EnsInvalid bad = { NULL };
   Params p = { 0 };
   Op *op;
 
@@ -749,15 +722,12 @@ durable_handle (gpointer data, EnsMessage *request, EnsResponder *responder)
       return;
     }
   if (request->data == NULL || !JSON_NODE_HOLDS_OBJECT (request->data))
-    {
-      field = "data";
-      expected = "an object with at least \"topic\"";
-    }
-  else if (!parse_params (action, json_node_get_object (request->data), &p, &field, &expected))
+    ens_invalid_set (&bad, "data", "an object with at least \"topic\"");
+  else if (!parse_params (action, json_node_get_object (request->data), &p, &bad))
     g_clear_pointer (&p.ids, g_ptr_array_unref);
-  if (field)
+  if (bad.field)
     {
-      invalid (s, responder, field, expected);
+      invalid (s, responder, &bad);
       return;
     }
   if (!is_durable (s, p.topic))
@@ -838,7 +808,7 @@ ens_redis_streams_new (Bridge *b, GError **error)
 
   /* Registered even without durable topics: asking for one then gets a
    * clear NOT_FOUND rather than "no agent named durable". */
-  info = ens_redis_object_node (&obj);
+  info = ens_node_new_object (&obj);
   json_object_set_string_member (obj, "description",
                                  "durable topics on Redis Streams: read again, consumer groups, acknowledgements");
   if (host->agent_add (b->self, AGENT_NAME, actions, info, FALSE, durable_handle, s))

@@ -9,6 +9,8 @@
 
 #include <ensemble/ens-host.h>
 
+#include "ens-json-util.h"
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -102,8 +104,6 @@ void ens_redis_unsubscribe (Bridge *b, const char *channel);
 void ens_redis_want (Bridge *b, const char *redis_pattern, gboolean wanted);
 /* @s with Redis glob characters escaped (transfer full). */
 char *ens_redis_glob_escape (const char *s);
-/* (transfer full) a new object node; *@obj is its object (transfer none). */
-JsonNode *ens_redis_object_node (JsonObject **obj);
 /* The key "<prefix><suffix>" (transfer full). */
 char *ens_redis_key (Bridge *b, const char *suffix);
 /* Writes this node's heartbeat entry now (its agents changed) and lists

@@ -24,6 +24,7 @@
 
 #include "ens-glob.h"
 #include "ens-redis.h"
+#include "ens-host-config.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -457,7 +458,7 @@ deliver_in (Bridge *b, const char *channel, const char *payload, gsize len)
   else if (JSON_NODE_HOLDS_OBJECT (root) && (obj = json_node_get_object (root))
            && json_object_has_member (obj, "node"))
     {
-      const char *node = json_object_get_string_member_with_default (obj, "node", "");
+      const char *node = ens_member_string_or (obj, "node", "");
       if (g_str_equal (node, b->host->node_id ()))
         {
           b->ignored_own++;
@@ -465,10 +466,10 @@ deliver_in (Bridge *b, const char *channel, const char *payload, gsize len)
         }
       /* A node's envelope names the topic (the channel of a targeted
        * event also carries its target). */
-      topic = json_object_get_string_member_with_default (obj, "topic", topic);
+      topic = ens_member_string_or (obj, "topic", topic);
       init.data = json_object_get_member (obj, "data");
-      init.from = json_object_get_string_member_with_default (obj, "from", "redis");
-      init.to = json_object_get_string_member_with_default (obj, "to", NULL);
+      init.from = ens_member_string_or (obj, "from", "redis");
+      init.to = ens_member_string (obj, "to");
     }
   else
     init.data = root;
@@ -765,27 +766,6 @@ bad:
   return FALSE;
 }
 
-static char *
-config_string (const EnsHost *host, EnsPlugin *self, const char *key, const char *fallback)
-{
-  g_autoptr (GVariant) v = host->config_get (self, key);
-  return g_strdup (v ? g_variant_get_string (v, NULL) : fallback);
-}
-
-static guint
-config_uint (const EnsHost *host, EnsPlugin *self, const char *key, guint fallback)
-{
-  g_autoptr (GVariant) v = host->config_get (self, key);
-  return v ? g_variant_get_uint32 (v) : fallback;
-}
-
-static gboolean
-config_bool (const EnsHost *host, EnsPlugin *self, const char *key, gboolean fallback)
-{
-  g_autoptr (GVariant) v = host->config_get (self, key);
-  return v ? g_variant_get_boolean (v) : fallback;
-}
-
 static void redis_stop (gpointer instance);
 
 static gpointer
@@ -802,7 +782,7 @@ redis_init (const EnsHost *host, EnsPlugin *self, GError **error)
       return NULL;
     }
   b = g_new0 (Bridge, 1);
-  url = config_string (host, self, "redis-url", "");
+  url = ens_host_config_string (host, self, "redis-url", "");
 
   b->host = host;
   b->self = self;
@@ -813,9 +793,9 @@ redis_init (const EnsHost *host, EnsPlugin *self, GError **error)
   b->state = "disabled";
   b->backoff_ms = BACKOFF_MIN_MS;
   b->started_at = g_get_real_time () / 1000;
-  b->prefix = config_string (host, self, "redis-prefix", "ensemble:");
-  b->outbox_max = config_uint (host, self, "redis-outbox-max", 10000);
-  b->heartbeat_ms = MAX (config_uint (host, self, "redis-heartbeat-ms", 2000), 50);
+  b->prefix = ens_host_config_string (host, self, "redis-prefix", "ensemble:");
+  b->outbox_max = ens_host_config_uint (host, self, "redis-outbox-max", 10000);
+  b->heartbeat_ms = MAX (ens_host_config_uint (host, self, "redis-heartbeat-ms", 2000), 50);
   b->prefix_glob = ens_redis_glob_escape (b->prefix);
   esc = ens_redis_glob_escape (host->node_id ());
   b->node_pattern = g_strconcat (b->prefix_glob, "*:c*-", esc, NULL);
@@ -843,7 +823,7 @@ redis_init (const EnsHost *host, EnsPlugin *self, GError **error)
       return NULL;
     }
   b->agents = ens_redis_agents_new (b);
-  if (config_bool (host, self, "redis-shared-budget", TRUE))
+  if (ens_host_config_bool (host, self, "redis-shared-budget", TRUE))
     b->budget = ens_redis_budget_new (b);
   b->tap_id = host->tap (self, on_tap, b, NULL);
   b->interest_id = host->watch_interest (self, on_interest, b);
@@ -911,23 +891,12 @@ redis_stop (gpointer instance)
   g_free (b);
 }
 
-JsonNode *
-ens_redis_object_node (JsonObject **obj)
-{
-  JsonNode *node;
-
-  *obj = json_object_new ();
-  node = json_node_init_object (json_node_alloc (), *obj);
-  json_object_unref (*obj);
-  return node;
-}
-
 static JsonNode *
 redis_describe (gpointer instance)
 {
   Bridge *b = instance;
   JsonObject *obj;
-  JsonNode *node = ens_redis_object_node (&obj);
+  JsonNode *node = ens_node_new_object (&obj);
   JsonArray *names;
 
   json_object_set_string_member (obj, "state", b->state);
@@ -954,7 +923,7 @@ redis_describe (gpointer instance)
       JsonArray *arr = json_node_get_array (b->nodes);
       for (guint i = 0; i < json_array_get_length (arr); i++)
         json_array_add_string_element (
-            names, json_object_get_string_member_with_default (json_array_get_object_element (arr, i), "node", ""));
+            names, ens_member_string_or (ens_array_object (arr, i), "node", ""));
       json_object_set_member (obj, "node_details", json_node_copy (b->nodes));
     }
   json_object_set_array_member (obj, "nodes", names);

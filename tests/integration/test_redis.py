@@ -224,6 +224,14 @@ def test_redis_cli_both_ways():
         r.cli("PUBLISH", "ensemble:text", "not json")
         ev = c.next_event()
         assert ev["event"] == "text" and ev["data"] == "not json", ev
+        # an envelope whose fields have the wrong JSON types: the channel
+        # names the topic, the sender is "redis"; nothing else is disturbed
+        r.cli("PUBLISH", "ensemble:news", '{"node":{},"data":5}')
+        ev = c.next_event()
+        assert ev["event"] == "news" and ev["data"] == 5 and ev["from"] == "redis", ev
+        r.cli("PUBLISH", "ensemble:news", '{"node":"elsewhere","topic":{},"from":[1],"to":7,"data":6}')
+        ev = c.next_event()
+        assert ev["event"] == "news" and ev["data"] == 6 and ev["from"] == "redis", ev
         # hostile channels (no topic, a glob as topic) are refused and counted;
         # the bridge and the subscriber carry on
         before = bridge(c).get("rejected", 0)
