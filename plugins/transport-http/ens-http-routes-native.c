@@ -9,24 +9,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-/* A node holding a new empty object, (transfer full).  (json_node_init_object
- * would take a second reference on the object and leak it.) */
-static JsonNode *
-empty_object_node (void)
-{
-  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (node, json_object_new ());
-  return node;
-}
-
-
-static JsonNode *
-object_node (JsonObject *obj)
-{
-  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
-  json_node_set_object (node, obj);
-  return node;
-}
 
 /* The core's INVALID_PARAMETERS becomes 422 naming the field. */
 static void
@@ -34,7 +16,7 @@ answer_error (EnsHttpCall *call, EnsMessage *answer)
 {
   JsonObject *det = answer->error_details && JSON_NODE_HOLDS_OBJECT (answer->error_details)
                       ? json_node_get_object (answer->error_details) : NULL;
-  const char *field = det ? json_object_get_string_member_with_default (det, "field", NULL) : NULL;
+  const char *field = ens_member_string (det, "field");
 
   if (g_strcmp0 (answer->error_code, ENS_ERR_INVALID_PARAMETERS) == 0 && field)
     {
@@ -45,7 +27,7 @@ answer_error (EnsHttpCall *call, EnsMessage *answer)
       JsonArray *fields = json_array_new ();
       JsonObject *f = json_object_new ();
       json_object_set_string_member (f, "field", field);
-      json_object_set_string_member (f, "expected", json_object_get_string_member_with_default (det, "expected", "valid"));
+      json_object_set_string_member (f, "expected", ens_member_string_or (det, "expected", "valid"));
       json_array_add_object_element (fields, f);
       json_object_set_array_member (d, "fields", fields);
       ens_http_reply_error (call, 422, "VALIDATION_ERROR", answer->error_message, details);
@@ -75,7 +57,7 @@ body_to_verb (EnsHttpCall *call, const char *action, const char *const *params)
     return;
   for (guint i = 0; params && params[i]; i++)
     json_object_set_string_member (body, params[i], ens_http_param (call, params[i]));
-  data = object_node (body);
+  data = ens_node_ref_object (body);
   ens_http_core (call, NULL, action, data, 0, answer_data, NULL);
 }
 
@@ -84,7 +66,7 @@ static void
 verb_no_body (EnsHttpCall *call, const char *action, JsonObject *data_obj)
 {
   JsonObject *obj = data_obj ? data_obj : json_object_new ();
-  g_autoptr (JsonNode) data = object_node (obj);
+  g_autoptr (JsonNode) data = ens_node_ref_object (obj);
 
   json_object_unref (obj);
   ens_http_core (call, NULL, action, data, 0, answer_data, NULL);
@@ -101,7 +83,7 @@ interface_name (const char *plugin_id)
                 { "transport-websocket", "websocket" }, { "transport-redis", "redis" } };
 
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
-    if (strcmp (names[i].id, plugin_id) == 0)
+    if (g_strcmp0 (names[i].id, plugin_id) == 0)
       return names[i].name;
   return plugin_id;
 }
@@ -125,16 +107,16 @@ health_answer (EnsHttpCall *call, EnsMessage *answer, gpointer data)
     }
   in = json_node_get_object (answer->data);
   out = json_object_new ();
-  json_object_set_string_member (out, "status", json_object_get_string_member_with_default (in, "status", "healthy"));
-  json_object_set_int_member (out, "agents", json_object_get_int_member_with_default (in, "agents", 0));
+  json_object_set_string_member (out, "status", ens_member_string_or (in, "status", "healthy"));
+  json_object_set_int_member (out, "agents", ens_member_int (in, "agents", 0));
   json_object_set_string_member (out, "timestamp", ts);
   interfaces = json_array_new ();
-  plugins = json_object_get_array_member (in, "plugins");
+  plugins = ens_member_array (in, "plugins");
   for (guint i = 0; plugins && i < json_array_get_length (plugins); i++)
     {
-      JsonObject *p = json_array_get_object_element (plugins, i);
-      if (g_strcmp0 (json_object_get_string_member_with_default (p, "kind", ""), "transport") == 0)
-        json_array_add_string_element (interfaces, interface_name (json_object_get_string_member (p, "id")));
+      JsonObject *p = ens_array_object (plugins, i);
+      if (g_strcmp0 (ens_member_string_or (p, "kind", ""), "transport") == 0 && ens_member_string (p, "id"))
+        json_array_add_string_element (interfaces, interface_name (ens_member_string (p, "id")));
     }
   json_object_set_array_member (out, "interfaces", interfaces);
   if (json_object_has_member (in, "llm_router"))
@@ -144,7 +126,7 @@ health_answer (EnsHttpCall *call, EnsMessage *answer, gpointer data)
        *k; k++)
     if (json_object_has_member (in, *k))
       json_object_set_member (out, *k, json_node_copy (json_object_get_member (in, *k)));
-  node = object_node (out);
+  node = ens_node_ref_object (out);
   json_object_unref (out);
   ens_http_reply_json (call, 200, node);
 }
@@ -174,7 +156,7 @@ route_session_spawn (EnsHttpCall *call)
 
   if (body == NULL)
     return;
-  data = object_node (body);
+  data = ens_node_ref_object (body);
   ens_http_core (call, NULL, "sessions.spawn", data, 0, answer_data, GUINT_TO_POINTER (201));
 }
 
@@ -203,7 +185,7 @@ route_session_execute_id (EnsHttpCall *call)
   if (body == NULL)
     return;
   json_object_set_string_member (body, "session_id", ens_http_param (call, "id"));
-  data = object_node (body);
+  data = ens_node_ref_object (body);
   ens_http_core (call, NULL, "sessions.execute", data, 0, answer_data, GUINT_TO_POINTER (202));
 }
 
@@ -224,7 +206,7 @@ kv_get_answer (EnsHttpCall *call, EnsMessage *answer, gpointer data)
 {
   (void) data;
   if (answer->kind == ENS_MESSAGE_REPLY &&
-      !json_object_get_boolean_member_with_default (json_node_get_object (answer->data), "found", FALSE))
+      !ens_member_bool (json_node_get_object (answer->data), "found", FALSE))
     ens_http_reply_error (call, 404, ENS_ERR_NOT_FOUND, "no value under that key", answer->data);
   else
     answer_data (call, answer, NULL);
@@ -234,7 +216,7 @@ static void
 route_kv_get (EnsHttpCall *call)
 {
   JsonObject *d = json_object_new ();
-  g_autoptr (JsonNode) data = object_node (d);
+  g_autoptr (JsonNode) data = ens_node_ref_object (d);
 
   json_object_set_string_member (d, "agent", ens_http_param (call, "agent"));
   json_object_set_string_member (d, "key", ens_http_param (call, "key"));
@@ -258,7 +240,7 @@ route_kv_put (EnsHttpCall *call)
     }
   json_object_set_string_member (body, "agent", ens_http_param (call, "agent"));
   json_object_set_string_member (body, "key", ens_http_param (call, "key"));
-  data = object_node (body);
+  data = ens_node_ref_object (body);
   ens_http_core (call, NULL, "kv.set", data, 0, answer_data, NULL);
 }
 
@@ -289,7 +271,7 @@ route_agent_action (EnsHttpCall *call)
       ens_http_reply_invalid (call, "timeout_ms", "an integer from 1 to 3600000");
       return;
     }
-  data = object_node (body);
+  data = ens_node_ref_object (body);
   ens_http_core (call, ens_http_param (call, "agent"), ens_http_param (call, "action"), data, (guint32) ms,
                  answer_data, NULL);
 }
@@ -326,12 +308,12 @@ centerfire_answer (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       json_object_set_string_member (err, "code", answer->error_code);
       json_object_set_string_member (err, "message", answer->error_message ? answer->error_message : "");
       json_object_set_member (err, "details", answer->error_details ? json_node_copy (answer->error_details)
-                                                                    : empty_object_node ());
+                                                                    : ens_node_empty_object ());
       json_object_set_object_member (out, "error", err);
     }
   json_object_set_string_member (out, "timestamp", ts);
   json_object_set_double_member (out, "processing_time_ms", (g_get_monotonic_time () - cf->start_us) / 1000.0);
-  node = object_node (out);
+  node = ens_node_ref_object (out);
   json_object_unref (out);
   ens_http_reply_json (call, answer->kind == ENS_MESSAGE_REPLY ? 200 : ens_http_status_for (answer->error_code), node);
   g_free (cf->id);
@@ -342,34 +324,27 @@ static void
 route_centerfire_request (EnsHttpCall *call)
 {
   JsonObject *body = ens_http_body (call);
-  JsonNode *data;
+  JsonObject *data = NULL;
   CenterfireCall *cf;
-  const char *agent, *action;
+  const char *agent = NULL, *action = NULL, *id = NULL;
+  g_autoptr (JsonNode) data_node = NULL;
+  EnsInvalid invalid;
 
   if (body == NULL)
     return;
-  agent = json_object_get_string_member_with_default (body, "agent", NULL);
-  action = json_object_get_string_member_with_default (body, "action", NULL);
-  if (agent == NULL || !*agent || !JSON_NODE_HOLDS_VALUE (json_object_get_member (body, "agent")))
+  if (!ens_param_string (body, "agent", ENS_PARAM_REQUIRED | ENS_PARAM_NON_EMPTY, 0, &agent, &invalid) ||
+      !ens_param_string (body, "action", ENS_PARAM_REQUIRED | ENS_PARAM_NON_EMPTY, 0, &action, &invalid) ||
+      !ens_param_string (body, "id", ENS_PARAM_OPTIONAL, 0, &id, &invalid) ||
+      !ens_param_object (body, "data", ENS_PARAM_OPTIONAL, &data, &invalid))
     {
-      ens_http_reply_invalid (call, "agent", "a non-empty string");
+      ens_http_reply_invalid (call, invalid.field, invalid.expected);
       return;
     }
-  if (action == NULL || !*action || !JSON_NODE_HOLDS_VALUE (json_object_get_member (body, "action")))
-    {
-      ens_http_reply_invalid (call, "action", "a non-empty string");
-      return;
-    }
-  data = json_object_get_member (body, "data");
-  if (data && !JSON_NODE_HOLDS_OBJECT (data))
-    {
-      ens_http_reply_invalid (call, "data", "an object");
-      return;
-    }
+  data_node = data ? ens_node_ref_object (data) : NULL;
   cf = g_new0 (CenterfireCall, 1);
-  cf->id = g_strdup (json_object_get_string_member_with_default (body, "id", NULL));
+  cf->id = g_strdup (id);
   cf->start_us = g_get_monotonic_time ();
-  ens_http_core (call, agent, action, data, 0, centerfire_answer, cf);
+  ens_http_core (call, agent, action, data_node, 0, centerfire_answer, cf);
 }
 
 /* Centerfire POST /api/route-llm {token_count, task_type, priority, max_latency, interface}
@@ -391,7 +366,7 @@ route_llm_answer (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   for (const char *const *k = (const char *const[]){ "provider", "reasoning", "estimated_cost", "confidence", NULL }; *k; k++)
     if (json_object_has_member (in, *k))
       json_object_set_member (out, *k, json_node_copy (json_object_get_member (in, *k)));
-  node = object_node (out);
+  node = ens_node_ref_object (out);
   json_object_unref (out);
   ens_http_reply_json (call, 200, node);
 }
@@ -405,7 +380,7 @@ route_route_llm (EnsHttpCall *call)
   if (body == NULL)
     return;
   json_object_remove_member (body, "interface");
-  data = object_node (body);
+  data = ens_node_ref_object (body);
   ens_http_core (call, NULL, "route", data, 0, route_llm_answer, NULL);
 }
 
@@ -433,7 +408,7 @@ completion_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
   g_autofree char *text = NULL;
 
   if (d == NULL || cc->request_id == NULL ||
-      g_strcmp0 (json_object_get_string_member_with_default (d, "request_id", ""), cc->request_id) != 0)
+      g_strcmp0 (ens_member_string_or (d, "request_id", ""), cc->request_id) != 0)
     return;
   if (cc->stream)
     {
@@ -452,9 +427,9 @@ completion_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
     ens_http_reply_json (call, 200, event->data);
   else
     {
-      const char *reason = json_object_get_string_member_with_default (d, "reason", "COMPLETION_FAILED");
+      const char *reason = ens_member_string_or (d, "reason", "COMPLETION_FAILED");
       ens_http_reply_error (call, ens_http_status_for (reason) == 500 ? 502 : ens_http_status_for (reason), reason,
-                            json_object_get_string_member_with_default (d, "error", ""), event->data);
+                            ens_member_string_or (d, "error", ""), event->data);
     }
   completion_free (cc);
 }
@@ -470,7 +445,7 @@ completion_acked (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       completion_free (cc);
       return;
     }
-  cc->request_id = g_strdup (json_object_get_string_member (json_node_get_object (answer->data), "request_id"));
+  cc->request_id = g_strdup (ens_member_string (json_node_get_object (answer->data), "request_id"));
   if (cc->stream)
     {
       g_autofree char *text = ens_http_host (call)->json_to_string (answer->data);
@@ -501,7 +476,7 @@ route_completions (EnsHttpCall *call)
   cc->stream = stream && JSON_NODE_HOLDS_VALUE (stream) && json_node_get_value_type (stream) == G_TYPE_BOOLEAN &&
                json_node_get_boolean (stream);
   json_object_remove_member (body, "client_id"); /* results come back on this request */
-  data = object_node (body);
+  data = ens_node_ref_object (body);
   ens_http_on_event (call, completion_event, cc);
   ens_http_on_disconnect (call, completion_gone, cc);
   ens_http_core (call, NULL, "complete", data, 0, completion_acked, cc);
@@ -601,7 +576,7 @@ route_events (EnsHttpCall *call)
     if (list[i][0])
       json_array_add_string_element (array, list[i]);
   json_object_set_array_member (d, "topics", array);
-  data = object_node (d);
+  data = ens_node_ref_object (d);
   json_object_unref (d);
   ens_http_on_event (call, events_event, NULL);
   ens_http_core (call, NULL, "subscribe", data, 0, events_subscribed, NULL);
@@ -621,54 +596,54 @@ metrics_health (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   if (answer->kind == ENS_MESSAGE_REPLY && JSON_NODE_HOLDS_OBJECT (answer->data))
     {
       JsonObject *h = json_node_get_object (answer->data);
-      JsonObject *c = json_object_get_object_member (h, "counters");
-      JsonObject *comp = json_object_has_member (h, "completions") ? json_object_get_object_member (h, "completions") : NULL;
-      JsonObject *budget = json_object_has_member (h, "llm_router") ? json_object_get_object_member (h, "llm_router") : NULL;
-      JsonArray *plugins = json_object_get_array_member (h, "plugins");
+      JsonObject *c = ens_member_object (h, "counters");
+      JsonObject *comp = ens_member_object (h, "completions");
+      JsonObject *budget = ens_member_object (h, "llm_router");
+      JsonArray *plugins = ens_member_array (h, "plugins");
 
       g_string_append_printf (out, "# TYPE ensemble_uptime_seconds gauge\nensemble_uptime_seconds %g\n",
-                              json_object_get_double_member_with_default (h, "uptime_s", 0));
+                              ens_member_double (h, "uptime_s", 0));
       g_string_append (out, "# HELP ensemble_connections Open client connections, all transports.\n"
                             "# TYPE ensemble_connections gauge\n");
       g_string_append_printf (out, "ensemble_connections %" G_GINT64_FORMAT "\n",
-                              json_object_get_int_member_with_default (h, "connections", 0));
+                              ens_member_int (h, "connections", 0));
       g_string_append_printf (out, "# TYPE ensemble_agents gauge\nensemble_agents %" G_GINT64_FORMAT "\n",
-                              json_object_get_int_member_with_default (h, "agents", 0));
+                              ens_member_int (h, "agents", 0));
       g_string_append_printf (out, "# TYPE ensemble_pending_requests gauge\nensemble_pending_requests %" G_GINT64_FORMAT "\n",
-                              json_object_get_int_member_with_default (h, "pending_requests", 0));
+                              ens_member_int (h, "pending_requests", 0));
       if (c)
         {
           const char *const names[] = { "requests", "errors", "events_published", "events_delivered",
                                         "agent_requests", "agent_timeouts", NULL };
           for (guint i = 0; names[i]; i++)
             g_string_append_printf (out, "# TYPE ensemble_%s_total counter\nensemble_%s_total %" G_GINT64_FORMAT "\n",
-                                    names[i], names[i], json_object_get_int_member_with_default (c, names[i], 0));
+                                    names[i], names[i], ens_member_int (c, names[i], 0));
         }
       if (comp)
         {
           g_string_append_printf (out, "# HELP ensemble_completion_queue_depth Completions waiting for a provider.\n"
                                        "# TYPE ensemble_completion_queue_depth gauge\nensemble_completion_queue_depth %" G_GINT64_FORMAT "\n",
-                                  json_object_get_int_member_with_default (comp, "queued", 0));
+                                  ens_member_int (comp, "queued", 0));
           g_string_append_printf (out, "# TYPE ensemble_completions_running gauge\nensemble_completions_running %" G_GINT64_FORMAT "\n",
-                                  json_object_get_int_member_with_default (comp, "running", 0));
+                                  ens_member_int (comp, "running", 0));
           g_string_append_printf (out, "# TYPE ensemble_completion_fallbacks_total counter\nensemble_completion_fallbacks_total %" G_GINT64_FORMAT "\n",
-                                  json_object_get_int_member_with_default (comp, "fallbacks", 0));
+                                  ens_member_int (comp, "fallbacks", 0));
         }
       if (budget)
         g_string_append_printf (out, "# TYPE ensemble_budget_spend_usd gauge\nensemble_budget_spend_usd %g\n"
                                      "# TYPE ensemble_budget_daily_usd gauge\nensemble_budget_daily_usd %g\n",
-                                json_object_get_double_member_with_default (budget, "current_spend", 0),
-                                json_object_get_double_member_with_default (budget, "daily_budget", 0));
+                                ens_member_double (budget, "current_spend", 0),
+                                ens_member_double (budget, "daily_budget", 0));
       g_string_append (out, "# HELP ensemble_transport_events_dropped_total Events dropped for slow consumers.\n"
                             "# TYPE ensemble_transport_events_dropped_total counter\n");
       for (guint i = 0; plugins && i < json_array_get_length (plugins); i++)
         {
-          JsonObject *p = json_array_get_object_element (plugins, i);
-          JsonObject *info = json_object_has_member (p, "info") ? json_object_get_object_member (p, "info") : NULL;
+          JsonObject *p = ens_array_object (plugins, i);
+          JsonObject *info = ens_member_object (p, "info");
           if (info && json_object_has_member (info, "events_dropped"))
             g_string_append_printf (out, "ensemble_transport_events_dropped_total{plugin=\"%s\"} %" G_GINT64_FORMAT "\n",
-                                    json_object_get_string_member (p, "id"),
-                                    json_object_get_int_member (info, "events_dropped"));
+                                    ens_member_string (p, "id"),
+                                    ens_member_int (info, "events_dropped", 0));
         }
       metrics_bridge (out, plugins);
     }
@@ -691,12 +666,12 @@ metrics_bridge (GString *out, JsonArray *plugins)
 
   for (guint i = 0; plugins && i < json_array_get_length (plugins); i++)
     {
-      JsonObject *p = json_array_get_object_element (plugins, i);
-      JsonObject *info = json_object_has_member (p, "info") ? json_object_get_object_member (p, "info") : NULL;
-      const char *state = info ? json_object_get_string_member_with_default (info, "state", "") : "";
+      JsonObject *p = ens_array_object (plugins, i);
+      JsonObject *info = ens_member_object (p, "info");
+      const char *state = info ? ens_member_string_or (info, "state", "") : "";
       JsonNode *nodes;
 
-      if (g_strcmp0 (json_object_get_string_member_with_default (p, "id", ""), "transport-redis") != 0 ||
+      if (g_strcmp0 (ens_member_string_or (p, "id", ""), "transport-redis") != 0 ||
           info == NULL || g_str_equal (state, "disabled"))
         continue;
       g_string_append_printf (out, "# HELP ensemble_redis_connected 1 when both links to Redis are up.\n"
@@ -709,7 +684,7 @@ metrics_bridge (GString *out, JsonArray *plugins)
       for (guint f = 0; f < G_N_ELEMENTS (families); f++)
         g_string_append_printf (out, "# HELP %s %s\n# TYPE %s %s\n%s %" G_GINT64_FORMAT "\n", families[f][1],
                                 families[f][3], families[f][1], families[f][2], families[f][1],
-                                json_object_get_int_member_with_default (info, families[f][0], 0));
+                                ens_member_int (info, families[f][0], 0));
     }
 }
 
@@ -718,7 +693,7 @@ metrics_providers (EnsHttpCall *call, EnsMessage *answer, gpointer data)
 {
   GString *out = data;
   JsonArray *providers = answer->kind == ENS_MESSAGE_REPLY && JSON_NODE_HOLDS_OBJECT (answer->data)
-                           ? json_object_get_array_member (json_node_get_object (answer->data), "providers") : NULL;
+                           ? ens_member_array (json_node_get_object (answer->data), "providers") : NULL;
   const char *const families[][3] = {
     { "calls", "ensemble_provider_calls_total", "counter" },
     { "failures", "ensemble_provider_failures_total", "counter" },
@@ -734,10 +709,10 @@ metrics_providers (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       g_string_append_printf (out, "# TYPE %s %s\n", families[f][1], families[f][2]);
       for (guint i = 0; providers && i < json_array_get_length (providers); i++)
         {
-          JsonObject *p = json_array_get_object_element (providers, i);
+          JsonObject *p = ens_array_object (providers, i);
           g_string_append_printf (out, "%s{provider=\"%s\"} %g\n", families[f][1],
-                                  json_object_get_string_member_with_default (p, "name", "?"),
-                                  json_object_get_double_member_with_default (p, families[f][0], 0));
+                                  ens_member_string_or (p, "name", "?"),
+                                  ens_member_double (p, families[f][0], 0));
         }
     }
   ens_http_metrics_text (ens_http_instance (call), out);

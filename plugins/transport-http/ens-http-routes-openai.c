@@ -6,6 +6,7 @@
  * name: the backend that serves it).  Errors use OpenAI's body
  * {error:{message, type, param, code}} and its status codes. */
 #include "ens-http.h"
+#include "ens-json-util.h"
 
 #include <string.h>
 
@@ -138,7 +139,7 @@ reply_core_error (EnsHttpCall *call, ChatCall *cc, EnsMessage *answer)
   const ErrorMap *m = map_error (answer->error_code);
   JsonObject *det = answer->error_details && JSON_NODE_HOLDS_OBJECT (answer->error_details)
                       ? json_node_get_object (answer->error_details) : NULL;
-  const char *field = det ? json_object_get_string_member_with_default (det, "field", NULL) : NULL;
+  const char *field = ens_member_string (det, "field");
 
   reply_oa_error (call, m->status, m->type, answer->error_message, cc ? param_for (cc, field) : field,
                   m->code ? m->code : NULL);
@@ -146,13 +147,6 @@ reply_core_error (EnsHttpCall *call, ChatCall *cc, EnsMessage *answer)
 
 /* ------------------------------------------------------------------ helpers */
 
-static JsonNode *
-object_node (JsonObject *obj)
-{
-  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
-  json_node_set_object (node, obj);
-  return node;
-}
 
 static gboolean
 is_type (JsonNode *n, GType type)
@@ -222,7 +216,7 @@ content_text (JsonNode *content, const char **why)
     {
       JsonNode *el = json_array_get_element (parts, i);
       JsonObject *part = JSON_NODE_HOLDS_OBJECT (el) ? json_node_get_object (el) : NULL;
-      const char *type = part ? json_object_get_string_member_with_default (part, "type", NULL) : NULL;
+      const char *type = ens_member_string (part, "type");
       JsonNode *text = part ? json_object_get_member (part, "text") : NULL;
 
       if (g_strcmp0 (type, "text") != 0 || !is_type (text, G_TYPE_STRING))
@@ -316,7 +310,7 @@ get_int (JsonObject *obj, const char *member, gint64 fallback)
 static const char *
 finish_reason (JsonObject *result, gboolean has_tools)
 {
-  const char *r = json_object_get_string_member_with_default (result, "finish_reason", NULL);
+  const char *r = ens_member_string (result, "finish_reason");
 
   if (r == NULL)
     return has_tools ? "tool_calls" : "stop";
@@ -353,7 +347,7 @@ tool_calls (EnsHttpCall *call, JsonObject *result, gboolean with_index)
       if (tc == NULL)
         continue;
       fn_in = json_object_has_member (tc, "function") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (tc, "function"))
-                ? json_object_get_object_member (tc, "function") : tc;
+                ? ens_member_object (tc, "function") : tc;
       args = json_object_get_member (fn_in, "arguments");
       if (args == NULL)
         args = json_object_get_member (fn_in, "input");
@@ -361,7 +355,7 @@ tool_calls (EnsHttpCall *call, JsonObject *result, gboolean with_index)
       fn = json_object_new ();
       if (with_index)
         json_object_set_int_member (o, "index", i);
-      id = g_strdup (json_object_get_string_member_with_default (tc, "id", ""));
+      id = g_strdup (ens_member_string_or (tc, "id", ""));
       if (id[0] == '\0')
         {
           g_free (id);
@@ -369,7 +363,7 @@ tool_calls (EnsHttpCall *call, JsonObject *result, gboolean with_index)
         }
       json_object_set_string_member (o, "id", id);
       json_object_set_string_member (o, "type", "function");
-      json_object_set_string_member (fn, "name", json_object_get_string_member_with_default (fn_in, "name", ""));
+      json_object_set_string_member (fn, "name", ens_member_string_or (fn_in, "name", ""));
       if (is_type (args, G_TYPE_STRING))
         json_object_set_string_member (fn, "arguments", json_node_get_string (args));
       else if (args && !JSON_NODE_HOLDS_NULL (args))
@@ -389,7 +383,7 @@ static JsonObject *
 usage_object (JsonObject *result)
 {
   JsonObject *u = json_object_has_member (result, "usage") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (result, "usage"))
-                    ? json_object_get_object_member (result, "usage") : NULL;
+                    ? ens_member_object (result, "usage") : NULL;
   JsonObject *out = json_object_new ();
   gint64 in = MAX (get_int (u, "input_tokens", 0), 0), o = MAX (get_int (u, "output_tokens", 0), 0);
 
@@ -415,15 +409,15 @@ reply_completion (EnsHttpCall *call, ChatCall *cc, JsonObject *result)
   JsonObject *choice = json_object_new ();
   JsonObject *message = json_object_new ();
   JsonArray *tools = tool_calls (call, result, FALSE);
-  const char *response = json_object_get_string_member_with_default (result, "response", "");
-  const char *provider = json_object_get_string_member_with_default (result, "provider", cc->provider);
+  const char *response = ens_member_string_or (result, "response", "");
+  const char *provider = ens_member_string_or (result, "provider", cc->provider);
   g_autofree char *fp = fingerprint (provider);
   g_autoptr (JsonNode) node = NULL;
 
   json_object_set_string_member (out, "id", cc->id);
   json_object_set_string_member (out, "object", "chat.completion");
   json_object_set_int_member (out, "created", cc->created);
-  json_object_set_string_member (out, "model", json_object_get_string_member_with_default (result, "model", cc->model));
+  json_object_set_string_member (out, "model", ens_member_string_or (result, "model", cc->model));
   json_object_set_string_member (message, "role", "assistant");
   if (tools && (response == NULL || response[0] == '\0'))
     json_object_set_null_member (message, "content"); /* as OpenAI answers a pure tool call */
@@ -440,7 +434,7 @@ reply_completion (EnsHttpCall *call, ChatCall *cc, JsonObject *result)
   json_object_set_array_member (out, "choices", choices);
   json_object_set_object_member (out, "usage", usage_object (result));
   json_object_set_string_member (out, "system_fingerprint", fp);
-  node = object_node (out);
+  node = ens_node_ref_object (out);
   json_object_unref (out);
   ens_http_reply_json (call, 200, node);
 }
@@ -450,7 +444,7 @@ reply_completion (EnsHttpCall *call, ChatCall *cc, JsonObject *result)
 static void
 send_json (EnsHttpCall *call, JsonObject *obj)
 {
-  g_autoptr (JsonNode) node = object_node (obj);
+  g_autoptr (JsonNode) node = ens_node_ref_object (obj);
   g_autofree char *text = ens_http_host (call)->json_to_string (node);
 
   ens_http_sse_send (call, NULL, text); /* OpenAI's stream has no event: lines */
@@ -508,8 +502,8 @@ stream_result (EnsHttpCall *call, ChatCall *cc, JsonObject *result)
 {
   JsonArray *tools = tool_calls (call, result, TRUE);
   const char *model = cc->model; /* as the earlier chunks said, though the upstream may name it otherwise */
-  const char *provider = json_object_get_string_member_with_default (result, "provider", cc->provider);
-  const char *response = json_object_get_string_member_with_default (result, "response", "");
+  const char *provider = ens_member_string_or (result, "provider", cc->provider);
+  const char *response = ens_member_string_or (result, "response", "");
 
   stream_start (call, cc);
   /* A provider that did not stream: its whole answer as one chunk. */
@@ -557,8 +551,8 @@ chat_done (EnsHttpCall *call, ChatCall *cc)
 static void
 chat_failed (EnsHttpCall *call, ChatCall *cc, JsonObject *d)
 {
-  const char *reason = json_object_get_string_member_with_default (d, "reason", "COMPLETION_FAILED");
-  const char *message = json_object_get_string_member_with_default (d, "error", "the completion failed");
+  const char *reason = ens_member_string_or (d, "reason", "COMPLETION_FAILED");
+  const char *message = ens_member_string_or (d, "error", "the completion failed");
   const ErrorMap *m = map_error (reason);
   guint status = m->core ? m->status : 502; /* an unknown failure is the provider's */
   const char *code = m->code ? m->code : (m->core ? NULL : "upstream_error");
@@ -585,11 +579,11 @@ chat_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
   JsonObject *d = event->data && JSON_NODE_HOLDS_OBJECT (event->data) ? json_node_get_object (event->data) : NULL;
 
   if (d == NULL || cc->request_id == NULL ||
-      g_strcmp0 (json_object_get_string_member_with_default (d, "request_id", ""), cc->request_id) != 0)
+      g_strcmp0 (ens_member_string_or (d, "request_id", ""), cc->request_id) != 0)
     return;
   if (g_strcmp0 (event->topic, "COMPLETION_CHUNK") == 0)
     {
-      const char *chunk = json_object_get_string_member_with_default (d, "chunk", NULL);
+      const char *chunk = ens_member_string (d, "chunk");
       JsonObject *delta;
 
       if (!cc->stream || chunk == NULL || chunk[0] == '\0')
@@ -605,7 +599,7 @@ chat_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
     return; /* COMPLETION_EVENT (tool_call_start): the result carries the calls */
   if (json_object_has_member (d, "result") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (d, "result")))
     {
-      JsonObject *result = json_object_get_object_member (d, "result");
+      JsonObject *result = ens_member_object (d, "result");
       if (cc->stream)
         stream_result (call, cc, result);
       else
@@ -629,9 +623,9 @@ chat_acked (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       return;
     }
   ack = json_node_get_object (answer->data);
-  cc->request_id = g_strdup (json_object_get_string_member (ack, "request_id"));
+  cc->request_id = g_strdup (ens_member_string (ack, "request_id"));
   cc->id = g_strconcat ("chatcmpl-", cc->request_id, NULL);
-  cc->provider = g_strdup (json_object_get_string_member_with_default (ack, "provider", NULL));
+  cc->provider = g_strdup (ens_member_string (ack, "provider"));
   if (cc->model == NULL)
     cc->model = g_strdup (cc->provider ? cc->provider : "auto");
 }
@@ -729,7 +723,7 @@ route_chat_completions (EnsHttpCall *call)
 
   /* The core's complete verb: the router picks the backend from the model. */
   data = json_object_new ();
-  data_node = object_node (data);
+  data_node = ens_node_ref_object (data);
   json_object_unref (data);
   json_object_set_member (data, "messages", json_node_ref (messages));
   if (is_type (model, G_TYPE_STRING) && json_node_get_string (model)[0] &&
@@ -749,7 +743,7 @@ route_chat_completions (EnsHttpCall *call)
   cc->max_tokens_field = max_field;
   cc->created = g_get_real_time () / G_USEC_PER_SEC;
   if (json_object_has_member (data, "model"))
-    cc->model = g_strdup (json_object_get_string_member (data, "model"));
+    cc->model = g_strdup (ens_member_string (data, "model"));
   ens_http_on_event (call, chat_event, cc);
   ens_http_on_disconnect (call, chat_gone, cc);
   ens_http_core (call, NULL, "complete", data_node, 0, chat_acked, cc);
@@ -788,7 +782,7 @@ model_list (EnsMessage *answer)
     {
       JsonNode *el = json_array_get_element (providers, i);
       JsonObject *p = JSON_NODE_HOLDS_OBJECT (el) ? json_node_get_object (el) : NULL;
-      const char *name = p ? json_object_get_string_member_with_default (p, "name", NULL) : NULL;
+      const char *name = ens_member_string (p, "name");
       JsonNode *mnode = p ? json_object_get_member (p, "models") : NULL;
       JsonArray *models = mnode && JSON_NODE_HOLDS_ARRAY (mnode) ? json_node_get_array (mnode) : NULL;
 
@@ -820,7 +814,7 @@ models_answer (EnsHttpCall *call, EnsMessage *answer, gpointer user_data)
   out = json_object_new ();
   json_object_set_string_member (out, "object", "list");
   json_object_set_array_member (out, "data", model_list (answer));
-  node = object_node (out);
+  node = ens_node_ref_object (out);
   json_object_unref (out);
   ens_http_reply_json (call, 200, node);
 }
@@ -849,7 +843,7 @@ model_answer (EnsHttpCall *call, EnsMessage *answer, gpointer user_data)
   for (guint i = 0; i < json_array_get_length (list); i++)
     {
       JsonNode *el = json_array_get_element (list, i);
-      if (g_strcmp0 (json_object_get_string_member (json_node_get_object (el), "id"), id) == 0)
+      if (g_strcmp0 (ens_member_string (json_node_get_object (el), "id"), id) == 0)
         {
           ens_http_reply_json (call, 200, el);
           return;

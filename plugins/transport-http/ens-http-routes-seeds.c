@@ -24,13 +24,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-static JsonNode *
-take_node (JsonObject *obj)
-{
-  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (node, obj);
-  return node;
-}
 
 static JsonObject *
 answer_object (EnsMessage *answer)
@@ -41,7 +34,7 @@ answer_object (EnsMessage *answer)
 static void
 reply_object (EnsHttpCall *call, guint status, JsonObject *obj)
 {
-  g_autoptr (JsonNode) node = take_node (obj);
+  g_autoptr (JsonNode) node = ens_node_take_object (obj);
   ens_http_reply_json (call, status, node);
 }
 
@@ -90,7 +83,7 @@ seed_error (EnsHttpCall *call, EnsMessage *answer, const Rename *names)
 {
   JsonObject *det = answer->error_details && JSON_NODE_HOLDS_OBJECT (answer->error_details)
                       ? json_node_get_object (answer->error_details) : NULL;
-  const char *field = det ? json_object_get_string_member_with_default (det, "field", NULL) : NULL;
+  const char *field = ens_member_string (det, "field");
 
   if (g_strcmp0 (answer->error_code, ENS_ERR_INVALID_PARAMETERS) == 0 && field)
     {
@@ -100,7 +93,7 @@ seed_error (EnsHttpCall *call, EnsMessage *answer, const Rename *names)
             field = names[i].http;
             break;
           }
-      ens_http_reply_invalid (call, field, json_object_get_string_member_with_default (det, "expected", "valid"));
+      ens_http_reply_invalid (call, field, ens_member_string_or (det, "expected", "valid"));
     }
   else
     ens_http_reply_error (call, ens_http_status_for (answer->error_code), answer->error_code, answer->error_message,
@@ -113,21 +106,12 @@ seed_error (EnsHttpCall *call, EnsMessage *answer, const Rename *names)
 static gboolean
 get_string (EnsHttpCall *call, JsonObject *body, const char *field, gboolean required, const char **out)
 {
-  JsonNode *n = json_object_get_member (body, field);
+  EnsInvalid invalid;
 
   *out = NULL;
-  if (n && !JSON_NODE_HOLDS_NULL (n))
-    {
-      if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
-        goto invalid;
-      *out = json_node_get_string (n);
-    }
-  if (required && (*out == NULL || **out == '\0'))
-    goto invalid;
-  return TRUE;
-
-invalid:
-  ens_http_reply_invalid (call, field, required ? "a non-empty string" : "a string");
+  if (ens_param_string (body, field, required ? ENS_PARAM_REQUIRED | ENS_PARAM_NON_EMPTY : 0, 0, out, &invalid))
+    return TRUE;
+  ens_http_reply_invalid (call, invalid.field, invalid.expected);
   return FALSE;
 }
 
@@ -222,11 +206,11 @@ copy_result (JsonObject *to, JsonObject *result)
 static void
 reply_task_failed (EnsHttpCall *call, JsonObject *ev, JsonNode *event_data)
 {
-  const char *code = json_object_get_string_member_with_default (ev, "code", "TASK_FAILED");
+  const char *code = ens_member_string_or (ev, "code", "TASK_FAILED");
   guint status = ens_http_status_for (code);
 
   ens_http_reply_error (call, status == 500 ? 502 : status, code,
-                        json_object_get_string_member_with_default (ev, "error", "the task failed"), event_data);
+                        ens_member_string_or (ev, "error", "the task failed"), event_data);
 }
 
 /* State that outlives the handler is tied to the SoupServerMessage, which
@@ -258,7 +242,7 @@ ksi_spawned (EnsHttpCall *call, EnsMessage *answer, gpointer data)
     copy_member (out, *k, in, *k);
   if (json_object_has_member (in, "session_id"))
     {
-      g_autofree char *topic = g_strconcat ("results:", json_object_get_string_member (in, "session_id"), NULL);
+      g_autofree char *topic = g_strconcat ("results:", ens_member_string (in, "session_id"), NULL);
       json_object_set_string_member (out, "result_topic", topic);
     }
   reply_object (call, 202, out);
@@ -283,7 +267,7 @@ route_ksi_spawn (EnsHttpCall *call)
   set_string_if (d, "provider", provider);
   set_string_if (d, "session_type", type);
   set_string_if (d, "orchestrator_id", agent);
-  data = take_node (d);
+  data = ens_node_take_object (d);
   ens_http_core (call, NULL, "sessions.spawn", data, 0, ksi_spawned, NULL);
 }
 
@@ -327,7 +311,7 @@ route_ksi_register (EnsHttpCall *call)
   set_string_if (d, "description", role);
   if (caps)
     json_object_set_array_member (d, "actions", json_array_ref (caps));
-  data = take_node (d);
+  data = ens_node_take_object (d);
   ens_http_core (call, NULL, "agents.register", data, 0, ksi_registered, NULL);
 }
 
@@ -343,7 +327,7 @@ ksi_agents (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       seed_error (call, answer, ksi_names);
       return;
     }
-  agents = json_object_get_array_member (in, "agents");
+  agents = ens_member_array (in, "agents");
   out = json_object_new ();
   json_object_set_array_member (out, "agents", json_array_ref (agents));
   json_object_set_int_member (out, "count", json_array_get_length (agents));
@@ -390,18 +374,18 @@ static JsonObject *
 neolith_status (JsonObject *h)
 {
   JsonObject *out = json_object_new ();
-  JsonObject *comp = h && json_object_has_member (h, "completions") ? json_object_get_object_member (h, "completions")
+  JsonObject *comp = h && json_object_has_member (h, "completions") ? ens_member_object (h, "completions")
                                                                       : NULL;
   g_autofree char *ts = now_iso ();
-  const char *health = h ? json_object_get_string_member_with_default (h, "status", "healthy") : "healthy";
+  const char *health = h ? ens_member_string_or (h, "status", "healthy") : "healthy";
 
   json_object_set_string_member (out, "status", strcmp (health, "healthy") == 0 ? "running" : health);
   json_object_set_string_member (out, "health", health);
   copy_member (out, "uptime", h, "uptime_s");
   copy_member (out, "activeSessions", h, "active_sessions");
   copy_member (out, "totalSessions", h, "sessions");
-  json_object_set_int_member (out, "queuedTasks", comp ? json_object_get_int_member_with_default (comp, "queued", 0) : 0);
-  json_object_set_int_member (out, "runningTasks", comp ? json_object_get_int_member_with_default (comp, "running", 0) : 0);
+  json_object_set_int_member (out, "queuedTasks", comp ? ens_member_int (comp, "queued", 0) : 0);
+  json_object_set_int_member (out, "runningTasks", comp ? ens_member_int (comp, "running", 0) : 0);
   copy_member (out, "agents", h, "agents");
   copy_member (out, "connections", h, "connections");
   copy_member (out, "version", h, "version");
@@ -486,7 +470,7 @@ route_neolith_register (EnsHttpCall *call)
   json_object_set_string_member (d, "description", "Neolith orchestrator");
   if (caps)
     json_object_set_array_member (d, "actions", json_array_ref (caps));
-  data = take_node (d);
+  data = ens_node_take_object (d);
   ens_http_core (call, NULL, "agents.register", data, 0, neolith_registered, NULL);
 }
 
@@ -524,7 +508,7 @@ route_neolith_unregister (EnsHttpCall *call)
     return;
   d = json_object_new ();
   json_object_set_string_member (d, "name", id);
-  data = take_node (d);
+  data = ens_node_take_object (d);
   ens_http_core (call, NULL, "agents.unregister", data, 0, neolith_unregistered, NULL);
 }
 
@@ -570,7 +554,7 @@ route_neolith_spawn (EnsHttpCall *call)
   set_string_if (d, "session_type", type);
   set_string_if (d, "model", model);
   set_string_if (d, "provider", provider);
-  data = take_node (d);
+  data = ens_node_take_object (d);
   ens_http_core (call, NULL, "sessions.spawn", data, 0, neolith_spawned, NULL);
 }
 
@@ -586,12 +570,12 @@ neolith_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       seed_error (call, answer, neolith_names);
       return;
     }
-  sessions = json_object_get_array_member (in, "sessions");
+  sessions = ens_member_array (in, "sessions");
   list = json_array_new ();
   for (guint i = 0; sessions && i < json_array_get_length (sessions); i++)
     {
-      JsonObject *rec = json_array_get_object_element (sessions, i);
-      if (orch == NULL || g_strcmp0 (json_object_get_string_member_with_default (rec, "orchestrator_id", ""), orch) == 0)
+      JsonObject *rec = ens_array_object (sessions, i);
+      if (orch == NULL || g_strcmp0 (ens_member_string_or (rec, "orchestrator_id", ""), orch) == 0)
         json_array_add_object_element (list, neolith_session (rec));
     }
   out = json_object_new ();
@@ -648,7 +632,7 @@ static void
 neolith_stop (EnsHttpCall *call, const char *session_id)
 {
   JsonObject *d = json_object_new ();
-  g_autoptr (JsonNode) data = take_node (d);
+  g_autoptr (JsonNode) data = ens_node_take_object (d);
 
   json_object_set_string_member (d, "session_id", session_id);
   ens_http_core (call, NULL, "sessions.stop", data, 0, neolith_stopped, NULL);
@@ -679,7 +663,7 @@ route_neolith_patch (EnsHttpCall *call)
   d = json_object_new ();
   json_object_set_string_member (d, "session_id", id);
   json_object_set_string_member (d, "task", task);
-  data = take_node (d);
+  data = ens_node_take_object (d);
   ens_http_core (call, NULL, "sessions.execute", data, 0, neolith_executed, NULL);
 }
 
@@ -723,7 +707,7 @@ static char *
 neolith_sse_json (const EnsHost *host, const char *type, JsonObject *payload)
 {
   JsonObject *obj = json_object_new ();
-  g_autoptr (JsonNode) node = take_node (obj);
+  g_autoptr (JsonNode) node = ens_node_take_object (obj);
 
   json_object_set_string_member (obj, "type", type);
   json_object_set_object_member (obj, "data", json_object_ref (payload));
@@ -818,7 +802,7 @@ neolith_events_health (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   topics = json_array_new ();
   json_array_add_string_element (topics, "session.*");
   json_object_set_array_member (d, "topics", topics);
-  node = take_node (d);
+  node = ens_node_take_object (d);
   status = neolith_status (answer_object (answer));
   attach_state (call, "ens-neolith-status", status, (GDestroyNotify) json_object_unref);
   ens_http_on_event (call, neolith_event, NULL);
@@ -836,14 +820,14 @@ route_neolith_events (EnsHttpCall *call)
 static gboolean
 rhetor_socket (JsonObject *rec)
 {
-  return g_strcmp0 (json_object_get_string_member_with_default (rec, "orchestrator_id", ""), RHETOR_ORCHESTRATOR) == 0;
+  return g_strcmp0 (ens_member_string_or (rec, "orchestrator_id", ""), RHETOR_ORCHESTRATOR) == 0;
 }
 
 /* A socket takes messages until it is stopped. */
 static gboolean
 rhetor_active (JsonObject *rec)
 {
-  return g_strcmp0 (json_object_get_string_member_with_default (rec, "status", ""), "stopped") != 0;
+  return g_strcmp0 (ens_member_string_or (rec, "status", ""), "stopped") != 0;
 }
 
 static char *
@@ -869,7 +853,7 @@ rhetor_created (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       seed_error (call, answer, rhetor_names);
       return;
     }
-  url = rhetor_ws_url (call, json_object_get_string_member (in, "session_id"));
+  url = rhetor_ws_url (call, ens_member_string (in, "session_id"));
   out = json_object_new ();
   copy_member (out, "socket_id", in, "session_id");
   json_object_set_string_member (out, "websocket_url", url);
@@ -905,7 +889,7 @@ route_rhetor_create (EnsHttpCall *call)
   json_object_set_string_member (d, "system", system);
   set_string_if (d, "model", model);
   set_string_if (d, "provider", provider);
-  data = take_node (d);
+  data = ens_node_take_object (d);
   ens_http_core (call, NULL, "sessions.spawn", data, 0, rhetor_created, NULL);
 }
 
@@ -913,7 +897,7 @@ static JsonObject *
 rhetor_specialist (EnsHttpCall *call, JsonObject *rec)
 {
   JsonObject *out = json_object_new ();
-  const char *id = json_object_get_string_member (rec, "session_id");
+  const char *id = ens_member_string (rec, "session_id");
   g_autofree char *url = rhetor_ws_url (call, id);
 
   json_object_set_string_member (out, "id", id);
@@ -945,11 +929,11 @@ rhetor_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       seed_error (call, answer, rhetor_names);
       return;
     }
-  sessions = json_object_get_array_member (in, "sessions");
+  sessions = ens_member_array (in, "sessions");
   list = json_array_new ();
   for (guint i = 0; sessions && i < json_array_get_length (sessions); i++)
     {
-      JsonObject *rec = json_array_get_object_element (sessions, i);
+      JsonObject *rec = ens_array_object (sessions, i);
       if (rhetor_socket (rec))
         json_array_add_object_element (list, rhetor_specialist (call, rec));
     }
@@ -995,16 +979,16 @@ message_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
   const char *type;
 
   if (mc->done || mc->task_id == NULL || ev == NULL ||
-      g_strcmp0 (json_object_get_string_member_with_default (ev, "taskId", ""), mc->task_id) != 0)
+      g_strcmp0 (ens_member_string_or (ev, "taskId", ""), mc->task_id) != 0)
     return;
-  type = json_object_get_string_member_with_default (ev, "type", "");
+  type = ens_member_string_or (ev, "type", "");
   if (strcmp (type, "task_completed") == 0)
     {
-      JsonObject *result = json_object_has_member (ev, "result") ? json_object_get_object_member (ev, "result") : NULL;
+      JsonObject *result = ens_member_object (ev, "result");
       mc->done = TRUE;
       out = json_object_new ();
       json_object_set_string_member (out, "response",
-                                     result ? json_object_get_string_member_with_default (result, "response", "") : "");
+                                     result ? ens_member_string_or (result, "response", "") : "");
       json_object_set_string_member (out, "socket_id", mc->socket_id);
       json_object_set_string_member (out, "task_id", mc->task_id);
       copy_result (out, result);
@@ -1030,7 +1014,7 @@ message_executed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       seed_error (call, answer, rhetor_names);
       return;
     }
-  mc->task_id = g_strdup (json_object_get_string_member_with_default (answer_object (answer), "task_id", NULL));
+  mc->task_id = g_strdup (ens_member_string (answer_object (answer), "task_id"));
 }
 
 static void
@@ -1070,14 +1054,14 @@ route_rhetor_message (EnsHttpCall *call)
   json_object_set_string_member (d, "task", message);
   if (has_temp)
     json_object_set_double_member (d, "temperature", temperature);
-  mc->execute = take_node (d);
+  mc->execute = ens_node_take_object (d);
 
   topic = g_strdup_printf ("session.%s.*", mc->socket_id);
   sub = json_object_new ();
   topics = json_array_new ();
   json_array_add_string_element (topics, topic);
   json_object_set_array_member (sub, "topics", topics);
-  sub_node = take_node (sub);
+  sub_node = ens_node_take_object (sub);
   ens_http_on_event (call, message_event, mc);
   ens_http_core (call, NULL, "subscribe", sub_node, 0, message_subscribed, mc);
 }
@@ -1219,7 +1203,7 @@ team_chat_executed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       m->done = TRUE;
     }
   else
-    m->task_id = g_strdup (json_object_get_string_member_with_default (answer_object (answer), "task_id", NULL));
+    m->task_id = g_strdup (ens_member_string (answer_object (answer), "task_id"));
   team_chat_start_next (tc);
 }
 
@@ -1241,7 +1225,7 @@ team_chat_start_next (TeamChat *tc)
   d = json_object_new ();
   json_object_set_string_member (d, "session_id", m->id);
   json_object_set_string_member (d, "task", tc->message);
-  data = take_node (d);
+  data = ens_node_take_object (d);
   ens_http_core (tc->call, NULL, "sessions.execute", data, 0, team_chat_executed, tc);
 }
 
@@ -1255,9 +1239,9 @@ team_chat_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
   (void) call;
   if (tc->replied || ev == NULL)
     return;
-  sid = json_object_get_string_member_with_default (ev, "sessionId", "");
-  type = json_object_get_string_member_with_default (ev, "type", "");
-  task = json_object_get_string_member_with_default (ev, "taskId", "");
+  sid = ens_member_string_or (ev, "sessionId", "");
+  type = ens_member_string_or (ev, "type", "");
+  task = ens_member_string_or (ev, "taskId", "");
   if (strcmp (type, "task_completed") != 0 && strcmp (type, "task_failed") != 0)
     return;
   for (guint i = 0; i < tc->members->len; i++)
@@ -1268,10 +1252,10 @@ team_chat_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
       m->done = TRUE;
       if (strcmp (type, "task_completed") == 0)
         {
-          JsonObject *result = json_object_has_member (ev, "result") ? json_object_get_object_member (ev, "result") : NULL;
+          JsonObject *result = ens_member_object (ev, "result");
           JsonObject *r = json_object_new ();
           json_object_set_string_member (r, "content",
-                                         result ? json_object_get_string_member_with_default (result, "response", "") : "");
+                                         result ? ens_member_string_or (result, "response", "") : "");
           json_object_set_string_member (r, "name", m->name);
           json_object_set_string_member (r, "socket_id", m->id);
           copy_result (r, result);
@@ -1280,8 +1264,8 @@ team_chat_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
       else
         {
           JsonObject *e = json_object_new ();
-          json_object_set_string_member (e, "code", json_object_get_string_member_with_default (ev, "code", "TASK_FAILED"));
-          json_object_set_string_member (e, "error", json_object_get_string_member_with_default (ev, "error", ""));
+          json_object_set_string_member (e, "code", ens_member_string_or (ev, "code", "TASK_FAILED"));
+          json_object_set_string_member (e, "error", ens_member_string_or (ev, "error", ""));
           json_object_set_object_member (tc->errors, m->id, e);
         }
       team_chat_check (tc);
@@ -1318,18 +1302,18 @@ team_chat_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       seed_error (call, answer, rhetor_names);
       return;
     }
-  sessions = json_object_get_array_member (answer_object (answer), "sessions");
+  sessions = ens_member_array (answer_object (answer), "sessions");
   topics = json_array_new ();
   for (guint i = 0; sessions && i < json_array_get_length (sessions); i++)
     {
-      JsonObject *rec = json_array_get_object_element (sessions, i);
+      JsonObject *rec = ens_array_object (sessions, i);
       g_autofree char *topic = NULL;
       Member *m;
       if (!rhetor_socket (rec) || !rhetor_active (rec))
         continue;
       m = g_new0 (Member, 1);
-      m->id = g_strdup (json_object_get_string_member (rec, "session_id"));
-      m->name = g_strdup (json_object_get_string_member_with_default (rec, "session_type", ""));
+      m->id = g_strdup (ens_member_string (rec, "session_id"));
+      m->name = g_strdup (ens_member_string_or (rec, "session_type", ""));
       g_ptr_array_add (tc->members, m);
       topic = g_strdup_printf ("session.%s.*", m->id);
       json_array_add_string_element (topics, topic);
@@ -1342,7 +1326,7 @@ team_chat_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
     }
   sub = json_object_new ();
   json_object_set_array_member (sub, "topics", topics);
-  sub_node = take_node (sub);
+  sub_node = ens_node_take_object (sub);
   ens_http_on_event (call, team_chat_event, tc);
   ens_http_core (call, NULL, "subscribe", sub_node, 0, team_chat_subscribed, tc);
 }

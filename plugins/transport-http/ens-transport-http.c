@@ -12,6 +12,7 @@
 #include "ens-http-sse.h"
 #include "ens-ws.h"
 #include "ens-host-config.h"
+#include "ens-json-util.h"
 
 #include <string.h>
 
@@ -67,16 +68,6 @@ struct _EnsHttpCall {
 };
 
 static const EnsClientSink call_sink;
-
-/* A node holding a new empty object, (transfer full).  (json_node_init_object
- * would take a second reference on the object and leak it.) */
-static JsonNode *
-empty_object_node (void)
-{
-  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (node, json_object_new ());
-  return node;
-}
 
 
 /* ------------------------------------------------------------ accessors */
@@ -155,7 +146,7 @@ ens_http_reply_error (EnsHttpCall *call, guint status, const char *code, const c
   json_object_set_string_member (err, "code", code);
   json_object_set_string_member (err, "message", message ? message : "");
   json_object_set_member (err, "details", details ? json_node_copy (details)
-                                                  : empty_object_node ());
+                                                  : ens_node_empty_object ());
   json_object_set_object_member (root, "error", err);
   json_node_take_object (node, root);
   ens_http_reply_json (call, status, node);
@@ -164,18 +155,13 @@ ens_http_reply_error (EnsHttpCall *call, guint status, const char *code, const c
 void
 ens_http_reply_invalid (EnsHttpCall *call, const char *field, const char *expected)
 {
-  g_autoptr (JsonNode) details = json_node_new (JSON_NODE_OBJECT);
-  JsonObject *obj = json_object_new ();
-  JsonArray *fields = json_array_new ();
-  JsonObject *f = json_object_new ();
-  g_autofree char *message = g_strdup_printf ("%s must be %s", field, expected);
+  EnsInvalid invalid;
+  g_autoptr (JsonNode) details = NULL;
+  g_autofree char *message = NULL;
 
-  json_object_set_string_member (f, "field", field);
-  json_object_set_string_member (f, "expected", expected);
-  json_array_add_object_element (fields, f);
-  json_object_set_array_member (obj, "fields", fields);
-  json_object_set_string_member (obj, "field", field);
-  json_node_take_object (details, obj);
+  ens_invalid_set (&invalid, field, "%s", expected);
+  details = ens_invalid_details (&invalid);
+  message = ens_invalid_message (&invalid);
   ens_http_reply_error (call, 422, "VALIDATION_ERROR", message, details);
 }
 
@@ -217,7 +203,7 @@ ens_http_body (EnsHttpCall *call)
   body = soup_server_message_get_request_body (call->msg);
   if (body->length == 0)
     {
-      call->body = empty_object_node ();
+      call->body = ens_node_empty_object ();
       return json_node_get_object (call->body);
     }
   call->body = call->http->host->json_parse (body->data, body->length, &error);
@@ -773,7 +759,7 @@ ens_http_metrics_text (EnsHttp *http, GString *out)
 static void
 add_route_doc (JsonObject *paths, const EnsHttpRoute *route, gboolean secured)
 {
-  JsonObject *item = json_object_has_member (paths, route->path) ? json_object_get_object_member (paths, route->path)
+  JsonObject *item = json_object_has_member (paths, route->path) ? ens_member_object (paths, route->path)
                                                                    : NULL;
   JsonObject *op = json_object_new ();
   JsonObject *responses = json_object_new ();
@@ -819,7 +805,7 @@ add_route_doc (JsonObject *paths, const EnsHttpRoute *route, gboolean secured)
       JsonObject *content = json_object_new ();
       JsonObject *media = json_object_new ();
       JsonNode *schema = json_from_string (route->body_schema, NULL);
-      json_object_set_member (media, "schema", schema ? schema : empty_object_node ());
+      json_object_set_member (media, "schema", schema ? schema : ens_node_empty_object ());
       json_object_set_object_member (content, "application/json", media);
       json_object_set_object_member (rb, "content", content);
       json_object_set_boolean_member (rb, "required", TRUE);

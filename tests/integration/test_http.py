@@ -318,6 +318,28 @@ def test_centerfire_request():
         d.cleanup()
 
 
+def test_fields_of_the_wrong_type():
+    """A body field of the wrong JSON type is a 422 naming it, never read as if
+    it were right (a GLib critical would stop the daemon under the tests)."""
+    d, port = start()
+    try:
+        cases = [("/api/request", {"id": "1", "agent": {}, "action": "echo"}, "agent"),
+                 ("/api/request", {"id": {}, "agent": "echo", "action": "echo"}, "id"),
+                 ("/api/request", {"agent": "echo", "action": ["echo"]}, "action"),
+                 ("/api/route-llm", {"token_count": 10, "task_type": [], "priority": "high"}, "task_type"),
+                 ("/api/completions", {"prompt": {}}, "prompt"),
+                 ("/api/v1/spawn", {"task": {}}, "task"),
+                 ("/api/ai/socket/create", {"name": {}}, "name")]
+        for path, body, field in cases:
+            err = error_of(req(port, "POST", path, body), 422, "VALIDATION_ERROR")
+            assert err["details"]["field"] == field and err["details"]["fields"][0]["field"] == field, (path, err)
+            assert isinstance(err["details"]["expected"], str) and err["details"]["expected"], (path, err)
+        assert d.proc.poll() is None
+        assert ok(port, "GET", "/health")["status"] == "healthy"
+    finally:
+        d.cleanup()
+
+
 def test_sessions_crud():
     d, port = start()
     try:

@@ -40,7 +40,7 @@ daemon_status_payload (JsonObject *health)
       JsonArray *array = json_node_get_array (plugins);
       for (guint i = 0; i < json_array_get_length (array); i++)
         {
-          JsonObject *p = json_array_get_object_element (array, i);
+          JsonObject *p = ens_array_object (array, i);
           JsonObject *sub = json_object_new ();
           const char *id = ens_member_string (p, "id");
           if (id == NULL)
@@ -106,7 +106,7 @@ send_session_message (EnsWsConn *c, const char *type, JsonObject *record, const 
     }
   node = ens_ws_typed_message (type, payload);
   json_object_set_string_member (json_node_get_object (node), "sessionId", sid ? sid : "");
-  json_object_set_string_member (json_node_get_object (node), "status", json_object_get_string_member (p, "status"));
+  json_object_set_string_member (json_node_get_object (node), "status", ens_member_string (p, "status"));
   ens_ws_send_node (c, node);
 }
 
