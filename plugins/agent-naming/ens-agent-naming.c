@@ -34,6 +34,8 @@
  */
 #include <ensemble/ensemble.h>
 
+#include "ens-json-util.h"
+
 #include <stdarg.h>
 #include <string.h>
 
@@ -76,30 +78,16 @@ kind_index (const char *kind)
 
 /* ---- small JSON helpers ---- */
 
-static JsonNode *
-object_node (JsonObject *obj) /* takes @obj */
-{
-  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (node, obj);
-  return node;
-}
-
 /* The member as a string; NULL when absent or JSON null.  *@bad is set when
  * it is present but not a string. */
 static const char *
 member_string (JsonObject *params, const char *field, gboolean *bad)
 {
-  JsonNode *m = params ? json_object_get_member (params, field) : NULL;
+  EnsInvalid unused;
+  const char *s = NULL;
 
-  *bad = FALSE;
-  if (m == NULL || JSON_NODE_HOLDS_NULL (m))
-    return NULL;
-  if (!JSON_NODE_HOLDS_VALUE (m) || json_node_get_value_type (m) != G_TYPE_STRING)
-    {
-      *bad = TRUE;
-      return NULL;
-    }
-  return json_node_get_string (m);
+  *bad = !ens_param_string (params, field, ENS_PARAM_OPTIONAL, 0, &s, &unused);
+  return s;
 }
 
 static char *
@@ -134,9 +122,9 @@ add_reason (JsonArray *reasons, const char *rule, const char *segment, const cha
   /* The same reason twice (e.g. two empty segments) says nothing more. */
   for (guint i = 0; i < json_array_get_length (reasons); i++)
     {
-      JsonObject *o = json_array_get_object_element (reasons, i);
-      if (strcmp (json_object_get_string_member (o, "rule"), rule) == 0 &&
-          strcmp (json_object_get_string_member (o, "message"), message) == 0)
+      JsonObject *o = ens_array_object (reasons, i);
+      if (strcmp (ens_member_string (o, "rule"), rule) == 0 &&
+          strcmp (ens_member_string (o, "message"), message) == 0)
         {
           json_object_unref (r);
           g_free (message);
@@ -298,23 +286,24 @@ check_name (Naming *n, const char *name, const char *kind)
 static void
 invalid (Naming *n, EnsResponder *responder, const char *field, const char *expected, JsonArray *reasons)
 {
-  JsonObject *det = json_object_new ();
+  EnsInvalid what;
   g_autoptr (JsonNode) node = NULL;
   g_autoptr (GString) message = g_string_new (NULL);
+  JsonObject *det;
 
-  g_string_printf (message, "%s: expected %s", field, expected);
-  json_object_set_string_member (det, "field", field);
-  json_object_set_string_member (det, "expected", expected);
+  ens_invalid_set (&what, field, "%s", expected);
+  node = ens_invalid_details (&what);
+  det = json_node_get_object (node);
+  g_string_printf (message, "%s must be %s", field, expected);
   if (reasons)
     {
       for (guint i = 0; i < json_array_get_length (reasons); i++)
         g_string_append_printf (message, "%s%s", i ? "; " : " (",
-                                json_object_get_string_member (json_array_get_object_element (reasons, i), "message"));
+                                ens_member_string (ens_array_object (reasons, i), "message"));
       if (json_array_get_length (reasons))
         g_string_append (message, ")");
       json_object_set_array_member (det, "reasons", reasons);
     }
-  node = object_node (det);
   n->host->respond_error (responder, ENS_ERR_INVALID_PARAMETERS, message->str, node);
 }
 
@@ -456,10 +445,10 @@ allocate (Naming *n, EnsResponder *responder, int k, const char *name, const cha
     {
       JsonObject *det = json_object_new ();
       g_autofree char *message = g_strdup_printf ("\"%s\" is already allocated (%s)", name,
-                                                  json_object_get_string_member_with_default (existing, "cid", ""));
+                                                  ens_member_string_or (existing, "cid", ""));
       json_object_set_string_member (det, "name", name);
       json_object_set_object_member (det, "existing", json_object_ref (existing));
-      node = object_node (det);
+      node = ens_node_take_object (det);
       n->host->respond_error (responder, ERR_COLLISION, message, node);
       return;
     }
@@ -506,7 +495,7 @@ allocate (Naming *n, EnsResponder *responder, int k, const char *name, const cha
     for (GList *l = members; l; l = l->next)
       json_object_set_member (answer, l->data, json_node_copy (json_object_get_member (record, l->data)));
   }
-  node = object_node (answer);
+  node = ens_node_take_object (answer);
   n->host->respond (responder, node);
 }
 
@@ -579,20 +568,20 @@ allocate_child (Naming *n, EnsResponder *responder, JsonObject *params, int k)
       json_object_set_string_member (det, "field", "parent");
       json_object_set_string_member (det, "name", parent);
       json_object_set_string_member (det, "expected", parent_kind);
-      node = object_node (det);
+      node = ens_node_take_object (det);
       n->host->respond_error (responder, ENS_ERR_NOT_FOUND, message, node);
       return;
     }
-  if (g_strcmp0 (json_object_get_string_member_with_default (prec, "kind", ""), parent_kind) != 0)
+  if (g_strcmp0 (ens_member_string_or (prec, "kind", ""), parent_kind) != 0)
     {
       g_autofree char *expected = g_strdup_printf ("a %s (\"%s\" is a %s)", parent_kind, parent,
-                                                   json_object_get_string_member_with_default (prec, "kind", "?"));
+                                                   ens_member_string_or (prec, "kind", "?"));
       invalid (n, responder, "parent", expected, NULL);
       return;
     }
   full = g_strconcat (parent, ".", name, NULL);
-  allocate (n, responder, k, full, parent, json_object_get_string_member (prec, "project"),
-            json_object_get_string_member (prec, "environment"), NULL);
+  allocate (n, responder, k, full, parent, ens_member_string (prec, "project"),
+            ens_member_string (prec, "environment"), NULL);
 }
 
 static void
@@ -623,7 +612,7 @@ validate_name (Naming *n, EnsResponder *responder, JsonObject *params)
   if (kind)
     json_object_set_string_member (answer, "kind", kind);
   json_object_set_array_member (answer, "reasons", reasons);
-  node = object_node (answer);
+  node = ens_node_take_object (answer);
   n->host->respond (responder, node);
 }
 
@@ -638,11 +627,11 @@ list_one (gpointer key, gpointer value, gpointer data)
   ListFilter *f = data;
   JsonObject *rec = value;
 
-  if ((f->project && g_strcmp0 (json_object_get_string_member_with_default (rec, "project", NULL), f->project)) ||
+  if ((f->project && g_strcmp0 (ens_member_string (rec, "project"), f->project)) ||
       (f->environment &&
-       g_strcmp0 (json_object_get_string_member_with_default (rec, "environment", NULL), f->environment)) ||
-      (f->kind && g_strcmp0 (json_object_get_string_member_with_default (rec, "kind", NULL), f->kind)) ||
-      (f->parent && g_strcmp0 (json_object_get_string_member_with_default (rec, "parent", NULL), f->parent)))
+       g_strcmp0 (ens_member_string (rec, "environment"), f->environment)) ||
+      (f->kind && g_strcmp0 (ens_member_string (rec, "kind"), f->kind)) ||
+      (f->parent && g_strcmp0 (ens_member_string (rec, "parent"), f->parent)))
     return FALSE;
   json_array_add_object_element (f->out, json_object_ref (rec));
   return FALSE;
@@ -677,7 +666,7 @@ list (Naming *n, EnsResponder *responder, JsonObject *params)
   answer = json_object_new ();
   json_object_set_int_member (answer, "count", json_array_get_length (f.out));
   json_object_set_array_member (answer, "names", f.out);
-  node = object_node (answer);
+  node = ens_node_take_object (answer);
   n->host->respond (responder, node);
 }
 
@@ -732,7 +721,7 @@ release (Naming *n, EnsResponder *responder, JsonObject *params)
       g_autofree char *message = g_strdup_printf ("\"%s\" is not allocated", name);
       json_object_set_string_member (det, "field", "name");
       json_object_set_string_member (det, "name", name);
-      node = object_node (det);
+      node = ens_node_take_object (det);
       n->host->respond_error (responder, ENS_ERR_NOT_FOUND, message, node);
       return;
     }
@@ -753,7 +742,7 @@ release (Naming *n, EnsResponder *responder, JsonObject *params)
         json_array_add_string_element (children, g_ptr_array_index (doomed, i));
       json_object_set_string_member (det, "name", name);
       json_object_set_array_member (det, "children", children);
-      node = object_node (det);
+      node = ens_node_take_object (det);
       n->host->respond_error (responder, ERR_HAS_CHILDREN, message, node);
       return;
     }
@@ -790,7 +779,7 @@ release (Naming *n, EnsResponder *responder, JsonObject *params)
   json_object_set_boolean_member (answer, "released", TRUE);
   json_object_set_string_member (answer, "name", name);
   json_object_set_array_member (answer, "released_names", json_array_ref (released));
-  node = object_node (answer);
+  node = ens_node_take_object (answer);
   n->host->respond (responder, node);
 }
 
@@ -876,7 +865,7 @@ naming_describe (gpointer instance)
   JsonObject *obj = json_object_new ();
 
   json_object_set_int_member (obj, "names", g_tree_nnodes (n->names));
-  return object_node (obj);
+  return ens_node_take_object (obj);
 }
 
 static const char *const naming_actions[] = {

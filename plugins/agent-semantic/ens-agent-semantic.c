@@ -26,6 +26,9 @@
  */
 #include <ensemble/ensemble.h>
 
+#include "ens-host-config.h"
+#include "ens-json-util.h"
+
 #include <libsoup/soup.h>
 #include <math.h>
 #include <string.h>
@@ -586,14 +589,6 @@ split_vector (char *json, const char **b64, gsize *len)
 
 /* (transfer full) a node holding a new empty object. */
 static JsonNode *
-empty_object (void)
-{
-  JsonNode *n = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (n, json_object_new ());
-  return n;
-}
-
-static JsonNode *
 embedding_info (const char *source, const char *model, guint dims)
 {
   JsonObject *o = json_object_new ();
@@ -687,15 +682,15 @@ load_all (Semantic *sem)
       if (rec_json && split_vector (rec_json, &b64, &b64_len))
         rec = host->json_parse (rec_json, strlen (rec_json), NULL);
       o = rec && JSON_NODE_HOLDS_OBJECT (rec) ? json_node_get_object (rec) : NULL;
-      if (!o || json_object_get_int_member_with_default (o, "slot", -1) != slot)
+      if (!o || ens_member_int (o, "slot", -1) != slot)
         {
           bad++;
           continue;
         }
-      text = json_object_get_string_member_with_default (o, "text", NULL);
-      source = json_object_get_string_member_with_default (o, "source", NULL);
-      model = json_object_get_string_member_with_default (o, "model", NULL);
-      dims = json_object_get_int_member_with_default (o, "dims", 0);
+      text = ens_member_string (o, "text");
+      source = ens_member_string (o, "source");
+      model = ens_member_string (o, "model");
+      dims = ens_member_int (o, "dims", 0);
       meta = json_object_get_member (o, "metadata");
       if (!text || !source || !model || !b64 || dims <= 0 || dims > 65536 ||
           !(vector = vector_from_base64 (b64, b64_len, (guint) dims)) || g_hash_table_contains (sem->concepts, id))
@@ -706,7 +701,7 @@ load_all (Semantic *sem)
       c = g_new0 (Concept, 1);
       c->id = g_strdup (id);
       c->text = g_strdup (text);
-      c->metadata = meta && JSON_NODE_HOLDS_OBJECT (meta) ? json_node_copy (meta) : empty_object ();
+      c->metadata = meta && JSON_NODE_HOLDS_OBJECT (meta) ? json_node_copy (meta) : ens_node_empty_object ();
       c->slot = slot;
       g_hash_table_insert (sem->concepts, c->id, c);
       space_add (space_lookup (sem, source, model, (guint) dims, TRUE), c, vector);
@@ -722,13 +717,13 @@ load_all (Semantic *sem)
 static void
 respond_invalid (Semantic *sem, EnsResponder *responder, const char *field, const char *expected)
 {
-  JsonObject *o = json_object_new ();
-  g_autoptr (JsonNode) details = json_node_new (JSON_NODE_OBJECT);
-  g_autofree char *message = g_strdup_printf ("invalid parameter \"%s\": expected %s", field, expected);
+  EnsInvalid invalid;
+  g_autoptr (JsonNode) details = NULL;
+  g_autofree char *message = NULL;
 
-  json_object_set_string_member (o, "field", field);
-  json_object_set_string_member (o, "expected", expected);
-  json_node_take_object (details, o);
+  ens_invalid_set (&invalid, field, "%s", expected);
+  details = ens_invalid_details (&invalid);
+  message = ens_invalid_message (&invalid);
   sem->host->respond_error (responder, ENS_ERR_INVALID_PARAMETERS, message, details);
 }
 
@@ -914,14 +909,14 @@ upstream_message (Semantic *sem, GBytes *body)
       JsonNode *err = json_object_get_member (o, "error");
       if (err && JSON_NODE_HOLDS_OBJECT (err))
         {
-          const char *m = json_object_get_string_member_with_default (json_node_get_object (err), "message", NULL);
+          const char *m = ens_member_string (json_node_get_object (err), "message");
           if (m)
             return g_strdup (m);
         }
       if (err && JSON_NODE_HOLDS_VALUE (err) && json_node_get_value_type (err) == G_TYPE_STRING)
         return g_strdup (json_node_get_string (err));
       if (json_object_has_member (o, "message") && JSON_NODE_HOLDS_VALUE (json_object_get_member (o, "message")))
-        return g_strdup (json_object_get_string_member (o, "message"));
+        return g_strdup (ens_member_string (o, "message"));
     }
   if (data && len && g_utf8_validate (data, MIN (len, 300), NULL))
     return g_strndup (data, MIN (len, 300));
@@ -954,7 +949,7 @@ parse_embeddings (Semantic *sem, Op *op, GBytes *body, Embedded *e, char **why)
       JsonObject *io = JSON_NODE_HOLDS_OBJECT (item) ? json_node_get_object (item) : NULL;
       JsonNode *vec_node = io ? json_object_get_member (io, "embedding") : NULL;
       JsonArray *vec;
-      gint64 index = io ? json_object_get_int_member_with_default (io, "index", i) : i;
+      gint64 index = io ? ens_member_int (io, "index", i) : i;
       float *out;
 
       if (!vec_node || !JSON_NODE_HOLDS_ARRAY (vec_node) || index < 0 || index >= op->n_texts)
@@ -1070,8 +1065,7 @@ load_api_key (GSettings *s)
 static char *
 config_string (Semantic *sem, const char *key)
 {
-  g_autoptr (GVariant) v = sem->host->config_get (sem->self, key);
-  return v && g_variant_is_of_type (v, G_VARIANT_TYPE_STRING) ? g_variant_dup_string (v, NULL) : g_strdup ("");
+  return ens_host_config_string (sem->host, sem->self, key, "");
 }
 
 /* Computes @op's embeddings: at the provider named by the settings (the
@@ -1173,13 +1167,11 @@ op_run (Semantic *sem, Op *op)
 static const char *
 get_text (JsonObject *params, const char *name, gboolean *present)
 {
-  JsonNode *n = params ? json_object_get_member (params, name) : NULL;
-  const char *text;
+  const char *text = ens_member_string (params, name);
 
-  *present = n != NULL && !JSON_NODE_HOLDS_NULL (n);
-  if (!n || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
+  *present = ens_member (params, name) != NULL;
+  if (text == NULL)
     return NULL;
-  text = json_node_get_string (n);
   for (const char *p = text; *p; p++)
     if (!g_ascii_isspace (*p))
       return text;
@@ -1280,7 +1272,7 @@ semantic_handle (gpointer instance, EnsMessage *request, EnsResponder *responder
       op->texts[op->n_texts++] = g_strdup (text);
       op->id = id ? g_strdup (id) : new_id (sem);
       op->metadata = meta && JSON_NODE_HOLDS_OBJECT (meta) ? json_node_copy (meta)
-                                                           : empty_object ();
+                                                           : ens_node_empty_object ();
     }
   else if (g_strcmp0 (action, "query_concepts") == 0)
     {

@@ -28,6 +28,9 @@
  * below and by the transports' request size. */
 #include <ensemble/ensemble.h>
 
+#include "ens-host-config.h"
+#include "ens-json-util.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -142,10 +145,8 @@ fail_set (Fail **out, const char *code, JsonNode *details, const char *format, .
 static JsonNode *
 details_new (JsonObject **obj, const char *field, const char *expected)
 {
-  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+  JsonNode *node = ens_node_new_object (obj);
 
-  *obj = json_object_new ();
-  json_node_take_object (node, *obj);
   json_object_set_string_member (*obj, "field", field);
   if (expected)
     json_object_set_string_member (*obj, "expected", expected);
@@ -155,10 +156,10 @@ details_new (JsonObject **obj, const char *field, const char *expected)
 static gboolean
 fail_params (Fail **out, const char *field, const char *expected, const char *why)
 {
-  JsonObject *obj;
-  JsonNode *details = details_new (&obj, field, expected);
+  EnsInvalid invalid;
 
-  return fail_set (out, ENS_ERR_INVALID_PARAMETERS, details, "%s: %s", field, why);
+  ens_invalid_set (&invalid, field, "%s", expected);
+  return fail_set (out, ENS_ERR_INVALID_PARAMETERS, ens_invalid_details (&invalid), "%s: %s", field, why);
 }
 
 static gboolean
@@ -1146,7 +1147,7 @@ on_validate_name (EnsMessage *reply, gpointer user_data)
     {
       JsonObject *data =
         reply->data && JSON_NODE_HOLDS_OBJECT (reply->data) ? json_node_get_object (reply->data) : NULL;
-      JsonNode *valid = data ? json_object_get_member (data, "valid") : NULL;
+      JsonNode *valid = ens_member (data, "valid");
 
       if (valid == NULL || !JSON_NODE_HOLDS_VALUE (valid) || json_node_get_value_type (valid) != G_TYPE_BOOLEAN)
         {
@@ -1324,21 +1325,16 @@ struct_handle (gpointer instance, EnsMessage *request, EnsResponder *responder)
 static char *
 resolve_root (Struct *st)
 {
-  g_autoptr (GVariant) root = st->host->config_get (st->self, "struct-workspace-root");
-  g_autoptr (GVariant) state = NULL;
-  const char *text =
-    root && g_variant_is_of_type (root, G_VARIANT_TYPE_STRING) ? g_variant_get_string (root, NULL) : "";
+  g_autofree char *text = ens_host_config_string (st->host, st->self, "struct-workspace-root", "");
   g_autofree char *path = NULL;
 
   if (text[0] == '\0')
     {
-      state = st->host->config_get (st->self, "state-dir");
-      path = g_build_filename (state && g_variant_is_of_type (state, G_VARIANT_TYPE_STRING)
-                                 ? g_variant_get_string (state, NULL) : ".",
-                               "workspace", NULL);
+      g_autofree char *state = ens_host_config_string (st->host, st->self, "state-dir", ".");
+      path = g_build_filename (state, "workspace", NULL);
     }
   else
-    path = g_strdup (text);
+    path = g_steal_pointer (&text);
   if (!g_path_is_absolute (path))
     {
       g_autofree char *cwd = g_get_current_dir ();
