@@ -2,7 +2,9 @@
  *
  * Sockets: ensemble.sock (native protocol), the five KSI sockets, and one
  * orchestrator-<agent>.sock per registered agent (Centerfire), all 0600 in a
- * 0700 folder.
+ * 0700 folder.  All of them share max-connections, except that admin.sock
+ * has admin-connections more: when other clients fill max-connections, an
+ * administrator can still get in (HEALTH_CHECK, SHUTDOWN, ...).
  *
  * I/O: each readable wake-up reads up to 256 KiB, splits lines itself, hands
  * every request to the core, and writes all the replies of that batch with
@@ -40,6 +42,7 @@
 
 static const char *const ksi_sockets[] = { "admin.sock", "agents.sock", "messaging.sock", "state.sock",
                                             "completion.sock" };
+#define ADMIN_SOCKET "admin.sock" /* the one with room beyond max-connections */
 
 typedef struct _EnsUnixTransport EnsUnixTransport;
 
@@ -50,6 +53,7 @@ typedef struct {
   char *agent; /* Centerfire */
   int fd;
   GSource *source;
+  gboolean admin; /* admin.sock: admin-connections more than max-connections */
 } Listener;
 
 struct _EnsUnixConn {
@@ -591,6 +595,7 @@ listener_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
   /* Limits are read per accept: a changed setting applies to new
    * connections, and live ones keep what they started with. */
   guint max_connections = ens_host_config_uint (t->host, t->self, "max-connections", 1024);
+  guint room = l->admin ? ens_host_config_uint (t->host, t->self, "admin-connections", 8) : 0;
   guint max_line = ens_host_config_uint (t->host, t->self, "max-line-bytes", 1048576);
   guint max_queue = ens_host_config_uint (t->host, t->self, "max-queue-messages", 4096);
   guint max_queue_bytes = ens_host_config_uint (t->host, t->self, "max-queue-bytes", 4194304);
@@ -606,7 +611,7 @@ listener_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 
       if (fd < 0)
         break;
-      if (g_hash_table_size (t->conns) >= max_connections)
+      if (g_hash_table_size (t->conns) >= (guint64) max_connections + room)
         {
           static const char busy[] = "{\"id\":null,\"status\":\"error\",\"error\":{\"code\":\"OVERLOADED\","
                                      "\"message\":\"too many connections (max-connections)\",\"details\":{}}}\n";
@@ -671,6 +676,7 @@ listener_new (EnsUnixTransport *t, const char *name, EnsDialect dialect, const c
   l->fd = fd;
   l->dialect = dialect;
   l->path = g_steal_pointer (&path);
+  l->admin = dialect == ENS_DIALECT_KSI && strcmp (name, ADMIN_SOCKET) == 0;
   l->agent = g_strdup (agent);
   l->source = g_source_new (&listener_source_funcs, sizeof (GSource));
   g_source_set_callback (l->source, NULL, l, NULL);

@@ -551,4 +551,68 @@ def test_zz_shutdown_last():
         d.cleanup()
 
 
+def test_admin_room_beyond_max_connections():
+    """Idle clients that fill max-connections leave admin.sock its own room
+    (admin-connections), so an administrator can still ask for health; that
+    room is bounded too."""
+    d = Daemon(settings={"max-connections": "4", "admin-connections": "2"})
+    held = []
+    try:
+        def refused(name):
+            s = connect(d, name)
+            try:
+                line, _ = read_line(s)
+                assert line is not None, f"{name}: closed without a word"
+                err = json.loads(line)
+                assert err["status"] == "error" and err["error"]["code"] == "OVERLOADED", err
+                assert_closed(s)
+            finally:
+                s.close()
+
+        def admin_agent(name):
+            """An idle connection held on admin.sock (an agent connected over KSI)."""
+            s = connect(d, "admin.sock")
+            s.sendall((json.dumps({"command": "AGENT_CONNECTION", "version": "2.0",
+                                   "parameters": {"action": "connect", "agent_id": name}}) + "\n").encode())
+            line, _ = read_line(s)
+            check_success(json.loads(line), "AGENT_CONNECTION")
+            return s
+
+        # Four idle native clients fill max-connections (each known to be in:
+        # it answered a ping), once the readiness probe's connection is gone.
+        first = d.client()
+        wait_until(lambda: first.ok("health")["connections"] == 1, what="only one connection")
+        held.append(first)
+        for _ in range(3):
+            c = d.client()
+            c.ok("ping")
+            held.append(c)
+        # The next one on any ordinary socket is refused.
+        refused("ensemble.sock")
+        refused("agents.sock")
+        # admin.sock still answers, one command after another.
+        for _ in range(3):
+            health = check_success(command(d, "HEALTH_CHECK"), "HEALTH_CHECK")
+            assert health["status"] == "healthy", health
+        # Its room is admin-connections: two idle ones fill it too.
+        held += [admin_agent("adm1"), admin_agent("adm2")]
+        refused("admin.sock")
+        # One leaves: admin.sock has room again (once the daemon saw it go;
+        # until then a try is refused, or reset as its unread command meets
+        # the close); the ordinary sockets are still full.
+        held.pop().close()
+
+        def health_answers():
+            try:
+                return command(d, "HEALTH_CHECK").get("status") == "success"
+            except OSError:
+                return False
+        wait_until(health_answers, what="admin room again")
+        refused("ensemble.sock")
+    finally:
+        for s in held:
+            s.close()
+        d.cleanup()
+
+
 run_tests(globals())
