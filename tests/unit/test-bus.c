@@ -1,7 +1,12 @@
 /* Bus semantics: exact topics, Redis-glob patterns, one delivery per
- * subscriber, targeted delivery, sequence numbers, unsubscribing. */
+ * subscriber (re-entrant publishes too), targeted delivery, sequence
+ * numbers, unsubscribing, and topics forgotten with their last subscriber. */
 #include "ens-bus.h"
 #include "ens-message-private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 typedef struct {
   const char *name;
@@ -187,6 +192,179 @@ test_taps (void)
   probe_free (target);
 }
 
+/* A subscriber whose callback publishes again, holding an exact and a glob
+ * subscription that both match: each event reaches each subscriber once. */
+typedef struct {
+  EnsBus *bus;
+  EnsSubscriber *self;
+  GPtrArray *seen;
+  const char *republish; /* published from inside the first delivery */
+} Echoer;
+
+static void
+echoer_event (EnsMessage *event, gpointer data)
+{
+  Echoer *e = data;
+
+  g_ptr_array_add (e->seen, g_strdup (event->topic));
+  if (e->republish)
+    {
+      const char *topic = e->republish;
+      e->republish = NULL;
+      g_assert_cmpuint (publish (e->bus, topic, NULL, NULL), ==, 2);
+    }
+}
+
+static guint
+count (GPtrArray *seen, const char *topic)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < seen->len; i++)
+    n += g_strcmp0 (g_ptr_array_index (seen, i), topic) == 0;
+  return n;
+}
+
+static void
+test_reentrant_publish_delivers_once (void)
+{
+  g_autoptr (EnsBus) bus = ens_bus_new ();
+  Echoer a = { .bus = bus, .seen = g_ptr_array_new_with_free_func (g_free), .republish = "news.inner" };
+  Echoer b = { .bus = bus, .seen = g_ptr_array_new_with_free_func (g_free) };
+
+  a.self = ens_subscriber_new (echoer_event, &a, NULL);
+  b.self = ens_subscriber_new (echoer_event, &b, NULL);
+  /* Both hold an exact and a glob subscription matching "news.outer"; a's
+   * callback publishes "news.inner", which both match by the glob. */
+  g_assert_true (ens_bus_subscribe (bus, a.self, "news.outer"));
+  g_assert_true (ens_bus_subscribe (bus, a.self, "news.*"));
+  g_assert_true (ens_bus_subscribe (bus, b.self, "news.outer"));
+  g_assert_true (ens_bus_subscribe (bus, b.self, "news.*"));
+
+  g_assert_cmpuint (publish (bus, "news.outer", NULL, NULL), ==, 2);
+  g_assert_cmpuint (count (a.seen, "news.outer"), ==, 1);
+  g_assert_cmpuint (count (b.seen, "news.outer"), ==, 1);
+  g_assert_cmpuint (count (a.seen, "news.inner"), ==, 1);
+  g_assert_cmpuint (count (b.seen, "news.inner"), ==, 1);
+  g_assert_cmpuint (a.seen->len + b.seen->len, ==, 4);
+
+  ens_subscriber_free (bus, a.self);
+  ens_subscriber_free (bus, b.self);
+  g_ptr_array_unref (a.seen);
+  g_ptr_array_unref (b.seen);
+}
+
+/* A subscriber freed by another one's callback, during a publish, is not
+ * reached (and nothing of it is touched). */
+typedef struct {
+  EnsBus *bus;
+  EnsSubscriber *victim;
+  guint calls;
+} Killer;
+
+static void
+killer_event (EnsMessage *event, gpointer data)
+{
+  Killer *k = data;
+
+  (void) event;
+  k->calls++;
+  if (k->victim)
+    ens_subscriber_free (k->bus, g_steal_pointer (&k->victim));
+}
+
+static void
+never_event (EnsMessage *event, gpointer data)
+{
+  (void) event;
+  (*(guint *) data)++;
+}
+
+static void
+test_subscriber_freed_during_publish (void)
+{
+  g_autoptr (EnsBus) bus = ens_bus_new ();
+  Killer k = { .bus = bus };
+  guint victim_calls = 0;
+  EnsSubscriber *killer = ens_subscriber_new (killer_event, &k, NULL);
+
+  k.victim = ens_subscriber_new (never_event, &victim_calls, NULL);
+  ens_bus_subscribe (bus, killer, "x");
+  ens_bus_subscribe (bus, k.victim, "x");
+  ens_bus_subscribe (bus, k.victim, "x*");
+  g_assert_cmpuint (publish (bus, "x", NULL, NULL), ==, 1);
+  g_assert_cmpuint (victim_calls, ==, 0);
+  g_assert_cmpuint (publish (bus, "x", NULL, NULL), ==, 1);
+  g_assert_cmpuint (k.calls, ==, 2);
+  ens_subscriber_free (bus, killer);
+}
+
+static void
+interest_count (const char *pattern, gboolean wanted, gpointer data)
+{
+  (void) pattern;
+  *(gint *) data += wanted ? 1 : -1;
+}
+
+static gint64
+rss_kb (void)
+{
+  FILE *f = fopen ("/proc/self/statm", "r");
+  long pages = 0, resident = 0;
+
+  g_assert_nonnull (f);
+  g_assert_cmpint (fscanf (f, "%ld %ld", &pages, &resident), ==, 2);
+  fclose (f);
+  return (gint64) resident * sysconf (_SC_PAGESIZE) / 1024;
+}
+
+static double
+env_scale (const char *name)
+{
+  const char *v = g_getenv (name);
+  return v ? MAX (1.0, g_ascii_strtod (v, NULL)) : 1.0;
+}
+
+/* A client cycling through distinct topic names: each is forgotten with its
+ * last subscriber (nothing interned), so memory stays where it was.  Under
+ * the sanitizers (scales > 1) fewer topics and a bound that only catches
+ * gross growth: AddressSanitizer keeps freed memory in quarantine. */
+static void
+test_distinct_topics_are_forgotten (void)
+{
+  g_autoptr (EnsBus) bus = ens_bus_new ();
+  EnsSubscriber *sub = ens_subscriber_new (never_event, NULL, NULL);
+  double scale = env_scale ("ENS_TEST_TIMEOUT_SCALE"), memory_scale = env_scale ("ENS_TEST_MEMORY_SCALE");
+  guint n = (guint) (1000000 / (scale * scale));
+  gint interest = 0;
+  guint id = ens_bus_watch_interest (bus, interest_count, &interest);
+  char topic[64];
+  gint64 before;
+
+  for (guint i = 0; i < 20000; i++) /* the allocator's steady state */
+    {
+      g_snprintf (topic, sizeof topic, "warm.%u", i);
+      ens_bus_subscribe (bus, sub, topic);
+      ens_bus_unsubscribe (bus, sub, topic);
+    }
+  before = rss_kb ();
+  for (guint i = 0; i < n; i++)
+    {
+      g_snprintf (topic, sizeof topic, "cycling.topic.%u.%x", i, i * 2654435761u);
+      g_assert_true (ens_bus_subscribe (bus, sub, topic));
+      if (i % 1000 == 999)
+        g_assert_cmpint (interest, ==, 1);
+      g_assert_true (ens_bus_unsubscribe (bus, sub, topic));
+    }
+  g_assert_cmpint (interest, ==, 0);
+  g_assert_cmpuint (ens_subscriber_count (sub), ==, 0);
+  g_assert_cmpuint (g_quark_try_string ("cycling.topic.12345.a12b4869"), ==, 0);
+  g_test_message ("%u topics: RSS %" G_GINT64_FORMAT " kB -> %" G_GINT64_FORMAT " kB", n, before, rss_kb ());
+  g_assert_cmpint (rss_kb () - before, <, 4096 * memory_scale * memory_scale);
+  ens_bus_unwatch_interest (bus, id);
+  ens_subscriber_free (bus, sub);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -196,5 +374,8 @@ main (int argc, char **argv)
   g_test_add_func ("/bus/sequence", test_sequence_and_no_interning);
   g_test_add_func ("/bus/unsubscribe-during-delivery", test_unsubscribe_during_delivery);
   g_test_add_func ("/bus/taps", test_taps);
+  g_test_add_func ("/bus/reentrant-publish-delivers-once", test_reentrant_publish_delivers_once);
+  g_test_add_func ("/bus/subscriber-freed-during-publish", test_subscriber_freed_during_publish);
+  g_test_add_func ("/bus/distinct-topics-are-forgotten", test_distinct_topics_are_forgotten);
   return g_test_run ();
 }
