@@ -64,14 +64,42 @@ plugins_array (EnsDaemon *d)
   return node;
 }
 
+static JsonNode *
+failures_array (GPtrArray *failures)
+{
+  JsonArray *array = json_array_sized_new (failures->len);
+  JsonNode *node = json_node_new (JSON_NODE_ARRAY);
+
+  for (guint i = 0; i < failures->len; i++)
+    {
+      EnsPluginFailure *f = g_ptr_array_index (failures, i);
+      JsonObject *obj = json_object_new ();
+
+      if (f->id)
+        json_object_set_string_member (obj, "id", f->id);
+      else
+        json_object_set_null_member (obj, "id");
+      json_object_set_string_member (obj, "file", f->file);
+      json_object_set_string_member (obj, "reason", f->reason);
+      json_array_add_object_element (array, obj);
+    }
+  json_node_take_array (node, array);
+  return node;
+}
+
 JsonNode *
 ens_daemon_health (EnsDaemon *d)
 {
   JsonObject *obj, *counters;
   JsonNode *node = ens_json_object_node (&obj);
   JsonNode *cnode = ens_json_object_node (&counters);
+  GPtrArray *failures = ens_loader_failures (d->loader);
 
-  json_object_set_string_member (obj, "status", d->shutting_down ? "stopping" : "healthy");
+  /* Degraded: a plugin found in the plugin folders, not disabled, does not
+   * run (a transport that cannot bind its port, an init that failed). */
+  json_object_set_string_member (obj, "status", d->shutting_down ? "stopping"
+                                               : failures->len > 0 ? "degraded"
+                                                                   : "healthy");
   json_object_set_string_member (obj, "version", ENS_VERSION);
   json_object_set_string_member (obj, "node_id", d->node_id);
   json_object_set_double_member (obj, "uptime_s",
@@ -79,6 +107,7 @@ ens_daemon_health (EnsDaemon *d)
   ens_json_set_timestamp (obj, "started_at", d->started_real_us);
   json_object_set_member (obj, "plugins", plugins_array (d));
   json_object_set_int_member (obj, "plugins_refused", ens_loader_refused_count (d->loader));
+  json_object_set_member (obj, "failed_plugins", failures_array (failures));
   json_object_set_int_member (obj, "agents", ens_agents_count (d->agents));
   json_object_set_int_member (obj, "connections", ens_clients_count (d->clients));
   json_object_set_int_member (obj, "subscriptions", ens_clients_subscriptions (d->clients));
@@ -195,6 +224,7 @@ ens_daemon_new (EnsConfig *config, EnsState *state, const char *node_id)
 
   d->bus = ens_bus_new ();
   d->clients = ens_clients_new (d->bus, d->node_id);
+  ens_clients_set_idle_timeout (d->clients, ens_config_get_uint (config, "idle-timeout-seconds"));
   d->verbs = ens_verbs_new ();
   d->agents = ens_agents_new (d->bus);
   d->requests = ens_requests_new (d->agents, config, &d->counters);

@@ -46,7 +46,9 @@ EnsDaemon *ens_daemon_new (EnsConfig *config, EnsState *state, const char *node_
 void ens_daemon_load_plugins (EnsDaemon *d, char **dirs, char **disabled);
 /* TRUE when at least one transport runs (else nothing could reach it). */
 gboolean ens_daemon_has_transport (EnsDaemon *d);
-/* (transfer full) the health object: status "healthy" or "stopping". */
+/* (transfer full) the health object: status "healthy", "degraded" (a
+ * plugin that should run does not: failed_plugins names it, {id, file,
+ * reason}) or "stopping". */
 JsonNode *ens_daemon_health (EnsDaemon *d);
 /* Ends the main loop (shutdown verb, signals, D-Bus Shutdown). */
 void ens_daemon_quit (EnsDaemon *d);

@@ -1,8 +1,9 @@
 /* ens-live.c — settings changed while the daemon runs take effect without a
  * restart: a plugin disabled stops, one enabled starts, a transport whose
- * address or port changed restarts (rebinds), new plugin folders are
- * scanned; budget, router policy and limits are read where they are used
- * (next request, next connection). */
+ * address or port changed restarts (rebinds) or, if it failed to start,
+ * tries again, new plugin folders are scanned; the request deadline and
+ * the idle timeout apply at once; budget, router policy and limits are
+ * read where they are used (next request, next connection). */
 #include "ens-live.h"
 
 #include <string.h>
@@ -76,6 +77,11 @@ on_setting_changed (const char *key, gpointer data)
       ens_requests_set_default_timeout (d->requests, ens_config_get_uint (d->config, key));
       return;
     }
+  if (strcmp (key, "idle-timeout-seconds") == 0)
+    {
+      ens_clients_set_idle_timeout (d->clients, ens_config_get_uint (d->config, key));
+      return;
+    }
   if (g_strv_contains (at_restart, key))
     {
       g_message ("settings: %s takes effect when the daemon restarts", key);
@@ -90,6 +96,12 @@ on_setting_changed (const char *key, gpointer data)
             {
               g_message ("settings: restarting %s for %s", restarts[i].plugins[j], key);
               ens_loader_restart (d->loader, dirs, restarts[i].plugins[j]);
+            }
+          else if (ens_loader_has_failed (d->loader, restarts[i].plugins[j]))
+            {
+              /* It failed with the old value (a port taken): try the new one. */
+              g_message ("settings: starting %s again for %s", restarts[i].plugins[j], key);
+              ens_loader_start_id (d->loader, dirs, restarts[i].plugins[j]);
             }
         return;
       }

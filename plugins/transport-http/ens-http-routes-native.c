@@ -122,7 +122,7 @@ health_answer (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   if (json_object_has_member (in, "llm_router"))
     json_object_set_member (out, "llm_router", json_node_copy (json_object_get_member (in, "llm_router")));
   for (const char *const *k = (const char *const[]){ "version", "node_id", "uptime_s", "connections", "sessions",
-                                                     "completions", "counters", "plugins", NULL };
+                                                     "completions", "counters", "plugins", "failed_plugins", NULL };
        *k; k++)
     if (json_object_has_member (in, *k))
       json_object_set_member (out, *k, json_node_copy (json_object_get_member (in, *k)));

@@ -561,6 +561,10 @@ sink_disconnect (gpointer sink_data, const char *reason)
   (void) reason;
   conn->close_when_flushed = TRUE;
   conn_update_events (conn);
+  /* Nothing left to write (an idle connection): no fd event would come to
+   * close it, so the source dispatches now and closes it. */
+  if (ens_outbox_is_empty (conn->out))
+    g_source_set_ready_time (conn->source, 0);
 }
 
 static const EnsClientSink conn_sink = {

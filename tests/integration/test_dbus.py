@@ -14,6 +14,7 @@ import os
 import queue
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -553,6 +554,24 @@ def test_health_and_lists():
         if d:
             d.cleanup()
         bus.close()
+
+
+def test_health_is_degraded_when_a_plugin_fails():
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    bus = Bus()
+    d = None
+    try:
+        d = bus.daemon(settings={"ws-port": str(blocker.getsockname()[1])})  # taken: the transport cannot bind
+        health = json.loads(bus.call("Health")[0])
+        assert health["status"] == "degraded", health
+        assert [f["id"] for f in health["failed_plugins"]] == ["transport-websocket"], health["failed_plugins"]
+    finally:
+        if d:
+            d.cleanup()
+        bus.close()
+        blocker.close()
 
 
 def test_publish_reaches_a_native_subscriber():
