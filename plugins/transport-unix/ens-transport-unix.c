@@ -70,6 +70,7 @@ struct _EnsUnixConn {
   EnsOutbox *out;      /* limits: the settings when it connected */
   guint awaiting;      /* requests handed to the core, not yet answered */
   gboolean want_out, paused, peer_closed, close_when_flushed, keep_open, answered;
+  gboolean in_answer; /* inside client_submit() of an agent's answer (ens-transport.h) */
   gboolean broken; /* a write failed: the peer is gone, stop serving it */
 };
 
@@ -369,7 +370,7 @@ handle_line (EnsUnixConn *conn, const char *line, gsize len)
     len--;
   if (len == 0)
     return;
-  conn->awaiting++; /* every line gets one answer (an agent's reply_to line: none, see sink_deliver) */
+  conn->awaiting++; /* every line gets one answer, but an agent's answer (ens-transport.h) */
   if (len > conn->max_line)
     {
       reply_line_too_long (conn);
@@ -387,9 +388,14 @@ handle_line (EnsUnixConn *conn, const char *line, gsize len)
     default:
       {
         EnsMessage *msg = host->parse_native (line, len);
-        if (msg->kind != ENS_MESSAGE_REQUEST && msg->error_code == NULL && conn->awaiting > 0)
-          conn->awaiting--; /* an agent's answer: nothing comes back for it */
+        /* An agent's answer, REPLY or ERROR (not a bounce): nothing is due
+         * for it, but the UNKNOWN_REQUEST that refuses it, which comes
+         * inside the submit and answers nothing else. */
+        conn->in_answer = msg->kind != ENS_MESSAGE_REQUEST && !host->message_is_bounce (msg);
+        if (conn->in_answer && conn->awaiting > 0)
+          conn->awaiting--;
         host->client_submit (conn->client, msg);
+        conn->in_answer = FALSE;
         host->message_unref (msg);
       }
     }
@@ -548,7 +554,7 @@ sink_deliver (gpointer sink_data, EnsMessage *msg)
 {
   EnsUnixConn *conn = sink_data;
 
-  if (msg->kind == ENS_MESSAGE_REPLY || msg->kind == ENS_MESSAGE_ERROR)
+  if ((msg->kind == ENS_MESSAGE_REPLY || msg->kind == ENS_MESSAGE_ERROR) && !conn->in_answer)
     answered (conn);
   enqueue (conn, encode_for (conn, msg), msg->kind == ENS_MESSAGE_EVENT);
 }
@@ -750,10 +756,17 @@ static void unix_stop (gpointer instance);
 static gpointer
 unix_init (const EnsHost *host, EnsPlugin *self, GError **error)
 {
-  EnsUnixTransport *t = g_new0 (EnsUnixTransport, 1);
-  g_autofree char *native = ens_host_config_string (host, self, "native-socket", "ensemble.sock");
+  EnsUnixTransport *t;
+  g_autofree char *native = NULL;
   Listener *l;
 
+  if (!ENS_STRUCT_HAS (host, EnsHost, message_is_bounce))
+    {
+      g_set_error (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_ABI, "the host table lacks message_is_bounce (ABI 1.1)");
+      return NULL;
+    }
+  t = g_new0 (EnsUnixTransport, 1);
+  native = ens_host_config_string (host, self, "native-socket", "ensemble.sock");
   t->host = host;
   t->self = self;
   ens_ksi_set_host (host);

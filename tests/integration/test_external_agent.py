@@ -3,6 +3,7 @@ requests addressed to it and answers them; timeouts, disconnects, late
 answers, name conflicts and permissions."""
 import json
 import os
+import socket
 import time
 from enslib import Daemon, SCALE, run_tests
 
@@ -317,6 +318,50 @@ def test_invalid_answers_from_agent():
         assert req.events == []
         agent.close()
         req.close()
+    finally:
+        d.cleanup()
+
+
+def read_until_eof(c):
+    """Every line left on @c until the daemon closes it."""
+    lines = []
+    while True:
+        try:
+            lines.append(c.recv())
+        except EOFError:
+            return lines
+
+
+def test_half_close_gets_every_answer_due_and_no_more():
+    """The transport contract: an agent's answer, success or error, gets no
+    answer; one that nothing waits for gets UNKNOWN_REQUEST, which answers
+    nothing else.  A peer that half-closes gets what is due, then EOF."""
+    d = Daemon()
+    try:
+        # An agent answers with an error, then stops sending: nothing is due.
+        agent = Agent(d, "halfclose")
+        asker = d.client()
+        asker.send({"id": "q", "agent": "halfclose", "action": "work"})
+        q = agent.next_request()
+        agent.fail(q, "NOPE", "refused on purpose")
+        r = asker.wait_reply("q")
+        assert r["status"] == "error" and r["error"]["code"] == "NOPE", r
+        agent.c.sock.shutdown(socket.SHUT_WR)
+        assert read_until_eof(agent.c) == []
+        agent.close()
+
+        # A slow request and an answer to nothing in one write, then a
+        # half-close: the refusal and the slow answer both come, then EOF.
+        c = d.client()
+        c.send_raw(json.dumps({"id": "slow", "agent": "echo", "action": "sleep", "data": {"ms": 300}}) + "\n" +
+                   json.dumps({"reply_to": "q-never", "data": {}}) + "\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        lines = read_until_eof(c)
+        assert len(lines) == 2, lines
+        assert lines[0]["status"] == "error" and lines[0]["error"]["code"] == "UNKNOWN_REQUEST", lines
+        assert lines[1]["id"] == "slow" and lines[1]["data"] == {"slept_ms": 300}, lines
+        c.close()
+        asker.close()
     finally:
         d.cleanup()
 
