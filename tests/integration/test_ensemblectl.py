@@ -465,9 +465,9 @@ def test_health_exit_status_follows_the_reported_status():
         peer.close()
 
 
-def pending_test_health_degraded_when_a_transport_cannot_bind():
-    """Enable (rename to test_...) once the daemon reports "degraded" for a
-    plugin that failed to start: today it still says "healthy"."""
+def test_health_degraded_when_a_transport_cannot_bind():
+    """A transport that cannot bind its port: the daemon runs on, reports
+    "degraded" naming it, and ensemblectl health exits 1."""
     blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     blocker.bind(("127.0.0.1", 0))
     blocker.listen(1)
