@@ -1,5 +1,6 @@
 /* ens-http-sse.c — one Server-Sent Events stream's output (see ens-http-sse.h). */
 #include "ens-http-sse.h"
+#include "ens-listener.h"
 #include "ens-outbox.h"
 
 /* What libsoup may hold unwritten: it grows no queue of its own past this
@@ -109,11 +110,9 @@ ens_http_sse_stream_push (EnsHttpSse *sse, GBytes *frame, gboolean droppable)
     {
       /* Twice the limits of frames that may not be dropped: the client does
        * not read.  Cut the connection; libsoup then ends the call. */
-      GSocket *socket = soup_server_message_get_socket (sse->msg);
       sse->cut = TRUE;
       ens_outbox_clear (sse->out);
-      if (socket)
-        g_socket_close (socket, NULL);
+      ens_listener_cut (sse->msg);
       return 0;
     }
   dropped = ens_outbox_push (sse->out, frame, droppable);

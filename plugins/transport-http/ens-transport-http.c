@@ -10,6 +10,7 @@
  * longer than http-request-timeout-ms to send its request is cut off. */
 #include "ens-http.h"
 #include "ens-http-sse.h"
+#include "ens-listener.h"
 #include "ens-ws.h"
 #include "ens-host-config.h"
 #include "ens-json-util.h"
@@ -31,6 +32,7 @@ struct _EnsHttp {
   const EnsHost *host;
   EnsPlugin *self;
   SoupServer *server;
+  EnsListener *listener;
   char *address;
   guint port;
   char *base_url;
@@ -636,27 +638,21 @@ handle_early (SoupServer *server, SoupServerMessage *msg, const char *path, GHas
   (void) server;
   (void) path;
   (void) query;
+  /* Answered from the headers and the connection closed: the body is
+   * never read (libsoup would read all of it before answering). */
   if (soup_message_headers_get_encoding (h) == SOUP_ENCODING_CHUNKED)
     {
       /* Its size is unknown until read: ask for Content-Length instead. */
-      static const char body[] = "{\"error\":{\"code\":\"LENGTH_REQUIRED\",\"message\":\"send the body with a "
-                                 "Content-Length\",\"details\":{}}}";
       http->too_large++;
-      soup_server_message_set_status (msg, 411, NULL);
-      soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_STATIC, body, sizeof body - 1);
+      ens_listener_refuse (msg, 411, "{\"error\":{\"code\":\"LENGTH_REQUIRED\",\"message\":\"send the body with a "
+                                     "Content-Length\",\"details\":{}}}");
       return;
     }
   if (length > (goffset) http->max_body)
     {
-      static const char body[] = "{\"error\":{\"code\":\"BODY_TOO_LARGE\",\"message\":\"request body over "
-                                 "http-max-body-bytes\",\"details\":{}}}";
       http->too_large++;
-      /* libsoup would still read the whole declared body into memory:
-       * stop accumulating it, and close the connection after answering. */
-      soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
-      soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection", "close");
-      soup_server_message_set_status (msg, 413, NULL);
-      soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_STATIC, body, sizeof body - 1);
+      ens_listener_refuse (msg, 413, "{\"error\":{\"code\":\"BODY_TOO_LARGE\",\"message\":\"request body over "
+                                     "http-max-body-bytes\",\"details\":{}}}");
     }
 }
 
@@ -665,14 +661,12 @@ static gboolean
 request_timeout_cb (gpointer data)
 {
   SoupServerMessage *msg = data;
-  GSocket *socket = soup_server_message_get_socket (msg);
   EnsHttp *http = g_object_get_data (G_OBJECT (msg), "ens-http");
 
   g_object_set_data (G_OBJECT (msg), "ens-timeout", NULL);
   if (http)
     http->timed_out++;
-  if (socket)
-    g_socket_close (socket, NULL);
+  ens_listener_cut (msg); /* the server then ends the request */
   return G_SOURCE_REMOVE;
 }
 
@@ -933,7 +927,6 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
 {
   EnsHttp *http = g_new0 (EnsHttp, 1);
   g_autoptr (GInetAddress) inet = NULL;
-  g_autoptr (GSocketAddress) sockaddr = NULL;
   const EnsHttpRoute *const tables[] = { ens_http_routes_native, ens_http_routes_seeds, ens_http_routes_openai,
                                          meta_routes };
 
@@ -972,22 +965,10 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
   soup_server_add_handler (http->server, NULL, handle, http, NULL);
   ens_ws_attach (http->server, host, self, http->token); /* /ws and /ws/socket/{id} */
   g_signal_connect (http->server, "request-started", G_CALLBACK (on_request_started), http);
-  sockaddr = g_inet_socket_address_new (inet, http->port);
-  /* libsoup's own listener: it keeps connections alive only for servers
-   * that have one.  (libsoup 3.2 loses one accepted GSocket per connection;
-   * the sanitizer run suppresses exactly that site.) */
-  if (!soup_server_listen (http->server, sockaddr, 0, error))
+  http->listener = ens_listener_new (http->server, inet, http->port, error);
+  if (http->listener == NULL)
     goto fail;
-  if (http->port == 0)
-    {
-      /* The port the kernel chose; from the socket itself, since
-       * soup_server_get_uris() leaks in libsoup 3.2. */
-      GSList *listeners = soup_server_get_listeners (http->server);
-      g_autoptr (GSocketAddress) local = listeners ? g_socket_get_local_address (listeners->data, NULL) : NULL;
-      if (local && G_IS_INET_SOCKET_ADDRESS (local))
-        http->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
-      g_slist_free (listeners);
-    }
+  http->port = ens_listener_get_port (http->listener);
   http->base_url = g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6
                      ? g_strdup_printf ("http://[%s]:%u", http->address, http->port)
                      : g_strdup_printf ("http://%s:%u", http->address, http->port);
@@ -1011,6 +992,7 @@ http_stop (gpointer instance)
       soup_server_disconnect (http->server);
       g_signal_handlers_disconnect_by_data (http->server, http);
     }
+  g_clear_pointer (&http->listener, ens_listener_free);
   /* Calls still open (SSE streams): their clients close now. */
   g_hash_table_remove_all (http->calls);
   g_clear_object (&http->server);
@@ -1037,6 +1019,7 @@ http_describe (gpointer instance)
   json_object_set_int_member (obj, "requests", http->requests);
   json_object_set_int_member (obj, "open_requests", g_hash_table_size (http->calls));
   json_object_set_int_member (obj, "events_dropped", http->events_dropped);
+  json_object_set_int_member (obj, "connections", http->listener ? ens_listener_get_n_connections (http->listener) : 0);
   json_node_take_object (node, obj);
   return node;
 }

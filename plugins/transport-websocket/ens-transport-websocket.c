@@ -5,6 +5,7 @@
  * Security as transport-http: loopback by default; with http-token-file set
  * every handshake needs the bearer token (header, or ?token= for browsers),
  * and any other address refuses to start without one. */
+#include "ens-listener.h"
 #include "ens-ws.h"
 #include "ens-host-config.h"
 
@@ -14,6 +15,7 @@ typedef struct {
   const EnsHost *host;
   EnsPlugin *self;
   SoupServer *server;
+  EnsListener *listener;
   EnsWs *ws;
   char *address;
   char *url;
@@ -28,7 +30,6 @@ ws_init (const EnsHost *host, EnsPlugin *self, GError **error)
 {
   EnsWsTransport *t = g_new0 (EnsWsTransport, 1);
   g_autoptr (GInetAddress) inet = NULL;
-  g_autoptr (GSocketAddress) sockaddr = NULL;
 
   t->host = host;
   t->self = self;
@@ -53,19 +54,10 @@ ws_init (const EnsHost *host, EnsPlugin *self, GError **error)
 
   t->server = soup_server_new ("server-header", "ensembled/0.1 ", NULL);
   t->ws = ens_ws_attach_full (t->server, host, self, t->token, TRUE);
-  sockaddr = g_inet_socket_address_new (inet, t->port);
-  if (!soup_server_listen (t->server, sockaddr, 0, error))
+  t->listener = ens_listener_new (t->server, inet, t->port, error);
+  if (t->listener == NULL)
     goto fail;
-  if (t->port == 0)
-    {
-      /* The port the kernel chose; not soup_server_get_uris(), which leaks
-       * in libsoup 3.2. */
-      GSList *listeners = soup_server_get_listeners (t->server);
-      g_autoptr (GSocketAddress) local = listeners ? g_socket_get_local_address (listeners->data, NULL) : NULL;
-      t->port = local && G_IS_INET_SOCKET_ADDRESS (local) ? g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local))
-                                                          : 0;
-      g_slist_free (listeners);
-    }
+  t->port = ens_listener_get_port (t->listener);
   t->url = g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6 ? g_strdup_printf ("ws://[%s]:%u", t->address, t->port)
                                                                    : g_strdup_printf ("ws://%s:%u", t->address, t->port);
   ENS_LOG (host, self, G_LOG_LEVEL_MESSAGE, "listening on %s%s", t->url,
@@ -86,8 +78,9 @@ ws_stop (gpointer instance)
     {
       ens_ws_detach (t->server); /* closes every connection and its client */
       soup_server_disconnect (t->server);
-      g_clear_object (&t->server);
     }
+  g_clear_pointer (&t->listener, ens_listener_free);
+  g_clear_object (&t->server);
   g_free (t->token);
   g_free (t->address);
   g_free (t->url);

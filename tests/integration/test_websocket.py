@@ -24,13 +24,6 @@ WS_RE = re.compile(r"transport-websocket: listening on ws://([0-9.]+):(\d+)")
 HTTP_RE = re.compile(r"transport-http: listening on http://([0-9.]+):(\d+)")
 SOURCE_ROOT = os.environ.get("ENS_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 JS_DIR = os.path.join(SOURCE_ROOT, "tests", "js")
-# Sanitized builds: libsoup 3.2 leaks the GSocket of each closed WebSocket
-# (see the file); the daemons started here inherit this.
-if "suppressions=" not in os.environ.get("LSAN_OPTIONS", ""):
-    os.environ["LSAN_OPTIONS"] = ":".join(filter(None, [os.environ.get("LSAN_OPTIONS", ""), "suppressions=" + os.path.abspath(
-        os.path.join(SOURCE_ROOT, "plugins", "transport-websocket", "lsan-libsoup.supp"))]))
-    if os.environ.get("ASAN_OPTIONS") and "fast_unwind_on_malloc" not in os.environ["ASAN_OPTIONS"]:
-        os.environ["ASAN_OPTIONS"] += ":fast_unwind_on_malloc=0"  # full stacks, so the suppression matches
 
 
 def port_of(d, regex, what):
