@@ -4,7 +4,10 @@
  *
  * Security: bound to loopback by default; with http-token-file set, every
  * route but the public ones (/health) needs "Authorization: Bearer TOKEN",
- * and binding to any other address refuses to start without a token.  CORS
+ * and binding to any other address refuses to start without a token.
+ * Without a token, those routes serve only the daemon's own user and root,
+ * as its Unix sockets do (the kernel names the user of each loopback
+ * connection: plugins/common/listener, plugins/common/peer).  CORS
  * headers only for the origins in http-cors-origins.  Bodies over
  * http-max-body-bytes get 413 before they are read; a client that takes
  * longer than http-request-timeout-ms to send its request is cut off. */
@@ -522,14 +525,12 @@ method_matches (const EnsHttpRoute *route, const char *method)
 }
 
 static gboolean
-authorized (EnsHttp *http, SoupServerMessage *msg)
+token_matches (EnsHttp *http, SoupServerMessage *msg)
 {
   const char *auth = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Authorization");
   gsize want, got;
   guint diff = 0;
 
-  if (http->token == NULL)
-    return TRUE;
   if (auth == NULL || g_ascii_strncasecmp (auth, "Bearer ", 7) != 0)
     return FALSE;
   auth += 7;
@@ -541,6 +542,23 @@ authorized (EnsHttp *http, SoupServerMessage *msg)
   return diff == 0 && got == want;
 }
 
+/* NULL when @msg may reach a route that is not public, else why not
+ * (transfer full).  With a token, the token decides.  Without one the
+ * daemon listens on loopback only, and serves there what its Unix sockets
+ * serve: its own user and root (the kernel names the connection's user). */
+static char *
+refusal (EnsHttp *http, SoupServerMessage *msg)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (http->token)
+    return token_matches (http, msg) ? NULL : g_strdup ("a valid bearer token is required");
+  if (ens_listener_peer_is_trusted (msg, &error))
+    return NULL;
+  return g_strdup_printf ("without http-token-file only the daemon's own user and root are served; %s",
+                          error->message);
+}
+
 static void
 handle (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer user_data)
 {
@@ -549,6 +567,7 @@ handle (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
   EnsHttpCall *call = g_new0 (EnsHttpCall, 1);
   g_auto (GStrv) segments = g_strsplit (path[0] == '/' ? path + 1 : path, "/", -1);
   gboolean path_known = FALSE;
+  g_autofree char *why = NULL;
 
   (void) server;
   http->requests++;
@@ -610,17 +629,16 @@ handle (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
         }
       return;
     }
-  if (!call->route->public && !authorized (http, msg))
+  if (!call->route->public && (why = refusal (http, msg)) != NULL)
     {
       http->unauthorized++;
       soup_message_headers_replace (soup_server_message_get_response_headers (msg), "WWW-Authenticate",
                                     "Bearer realm=\"ensemble\"");
       /* OpenAI's clients read their own error shape. */
       if (g_strcmp0 (call->route->tag, "openai") == 0)
-        ens_http_openai_reply_error (call, 401, "authentication_error", "a valid bearer token is required",
-                                     "invalid_api_key");
+        ens_http_openai_reply_error (call, 401, "authentication_error", why, "invalid_api_key");
       else
-        ens_http_reply_error (call, 401, "UNAUTHORIZED", "a valid bearer token is required", NULL);
+        ens_http_reply_error (call, 401, "UNAUTHORIZED", why, NULL);
       return;
     }
   call->route->handler (call);
@@ -906,8 +924,8 @@ route_docs (EnsHttpCall *call)
 }
 
 static const EnsHttpRoute meta_routes[] = {
-  { "GET", "/openapi.json", route_openapi, "meta", "This API as an OpenAPI 3.1 document", NULL, TRUE },
-  { "GET", "/docs", route_docs, "meta", "This API as a page to read", NULL, TRUE },
+  { "GET", "/openapi.json", route_openapi, "meta", "This API as an OpenAPI 3.1 document", NULL, FALSE },
+  { "GET", "/docs", route_docs, "meta", "This API as a page to read", NULL, FALSE },
   { NULL },
 };
 

@@ -4,7 +4,8 @@
  *
  * Security as transport-http: loopback by default; with http-token-file set
  * every handshake needs the bearer token (header, or ?token= for browsers),
- * and any other address refuses to start without one. */
+ * and any other address refuses to start without one; without a token only
+ * the daemon's own user and root are served (plugins/common/listener). */
 #include "ens-listener.h"
 #include "ens-ws.h"
 #include "ens-host-config.h"

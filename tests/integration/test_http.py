@@ -532,7 +532,11 @@ def test_bearer_token():
         assert ok(port, "GET", "/api/agents", headers=auth)["agents"]
         assert ok(port, "POST", "/api/agents/echo/echo", {"a": 1}, headers=auth) == {"a": 1}
         assert ok(port, "GET", "/health")["status"] == "healthy"  # public
-        assert ok(port, "GET", "/openapi.json")["openapi"].startswith("3.1")  # public
+        # the API's description is not public: it follows every other route
+        error_of(req(port, "GET", "/openapi.json"), 401, "UNAUTHORIZED")
+        error_of(req(port, "GET", "/docs"), 401, "UNAUTHORIZED")
+        assert ok(port, "GET", "/openapi.json", headers=auth)["openapi"].startswith("3.1")
+        assert req(port, "GET", "/docs", headers=auth).status == 200
         h = ok(port, "GET", "/health")
         assert [p for p in h["plugins"] if p["id"] == "transport-http"][0]["info"]["token_required"] is True
     finally:

@@ -19,6 +19,7 @@
  * grossly over the limit. */
 #include "ens-ws-private.h"
 #include "ens-host-config.h"
+#include "ens-listener.h"
 
 #include <string.h>
 
@@ -556,6 +557,7 @@ on_handshake (SoupServer *server, SoupServerMessage *msg, const char *path, GHas
 {
   EnsWs *ws = data;
   const char *socket_id = rhetor_socket_id (path);
+  g_autoptr (GError) peer_error = NULL;
 
   (void) server;
   if (ws->neolith && !g_str_has_prefix (path, "/ws") && strcmp (path, "/health") == 0 &&
@@ -582,6 +584,17 @@ on_handshake (SoupServer *server, SoupServerMessage *msg, const char *path, GHas
           refuse (msg, 401, "UNAUTHORIZED", "a valid bearer token is required (Authorization header or ?token=)");
           return;
         }
+    }
+  else if (!ens_listener_peer_is_trusted (msg, &peer_error))
+    {
+      /* No token: loopback only, and only the daemon's own user and root. */
+      g_autofree char *why = g_strdup_printf ("without http-token-file only the daemon's own user and root are "
+                                              "served; %s", peer_error->message);
+      ws->refused++;
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg), "WWW-Authenticate",
+                                    "Bearer realm=\"ensemble\"");
+      refuse (msg, 401, "UNAUTHORIZED", why);
+      return;
     }
   if (g_str_has_prefix (path, "/ws") && strcmp (path, "/ws") != 0 && strcmp (path, "/ws/") != 0 && socket_id == NULL)
     {
