@@ -5,8 +5,11 @@
 #include "ens-state.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct _EnsState {
   sqlite3 *db;
@@ -30,6 +33,40 @@ prepare (EnsState *state, const char *sql, sqlite3_stmt **stmt, GError **error)
   return TRUE;
 }
 
+/* The database and its -wal and -shm files are the owner's alone, whatever
+ * the folder's mode or the umask.  SQLite gives -wal and -shm the mode of
+ * the database file, so that one is made 0600 before SQLite opens it; files
+ * an older version left readable are made private again. */
+static gboolean
+make_private (const char *path, GError **error)
+{
+  static const char *const companions[] = { "-wal", "-shm", "-journal" };
+  int fd = g_open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+  if (fd < 0 || fchmod (fd, 0600) != 0)
+    {
+      int saved = errno;
+      if (fd >= 0)
+        close (fd);
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved), "cannot make %s private: %s", path,
+                   g_strerror (saved));
+      return FALSE;
+    }
+  close (fd);
+  for (guint i = 0; i < G_N_ELEMENTS (companions); i++)
+    {
+      g_autofree char *companion = g_strconcat (path, companions[i], NULL);
+      if (g_chmod (companion, 0600) != 0 && errno != ENOENT)
+        {
+          int saved = errno;
+          g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved), "cannot make %s private: %s",
+                       companion, g_strerror (saved));
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
 EnsState *
 ens_state_open (const char *dir, GError **error)
 {
@@ -49,6 +86,11 @@ ens_state_open (const char *dir, GError **error)
       int saved = errno;
       g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved), "cannot create state folder %s: %s",
                    dir, g_strerror (saved));
+      g_free (state);
+      return NULL;
+    }
+  if (!make_private (path, error))
+    {
       g_free (state);
       return NULL;
     }

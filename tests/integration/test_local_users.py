@@ -2,7 +2,7 @@
 its Unix sockets (a 0700 folder): without a token, loopback HTTP and
 WebSocket serve only the daemon's own user and root (the kernel names the
 user behind each connection); anyone else gets 401 unless they present the
-token.
+token.  The state files are the owner's alone (0600).
 
 Clients run as other users with setpriv (util-linux), so this needs root;
 without it every test here is skipped, saying why."""
@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 
@@ -239,6 +240,45 @@ def test_ipv6_loopback():
         assert_served(probe(None, route_probes(d)))
     finally:
         d.cleanup()
+
+
+def test_state_files_are_private():
+    tmp = tempfile.mkdtemp(prefix="ens-test-")
+    state = os.path.join(tmp, "state")
+    os.mkdir(state)
+    os.chmod(state, 0o755)  # whatever the folder's mode
+    old = os.umask(0)       # and the umask
+    try:
+        d = Daemon(tmp=tmp)
+    finally:
+        os.umask(old)
+    names = ("ensemble.db", "ensemble.db-wal", "ensemble.db-shm")
+
+    def modes():
+        return {n: stat.S_IMODE(os.stat(os.path.join(state, n)).st_mode) for n in names
+                if os.path.exists(os.path.join(state, n))}
+
+    try:
+        c = d.client()
+        c.ok("kv.set", {"agent": "a", "key": "k", "value": 1})
+        c.close()
+        m = modes()
+        assert set(m) == set(names), m
+        assert all(mode == 0o600 for mode in m.values()), {n: oct(v) for n, v in m.items()}
+        d.stop()
+        # files left readable by an older version are made private again
+        for n in names:
+            if os.path.exists(os.path.join(state, n)):
+                os.chmod(os.path.join(state, n), 0o644)
+        d.start()
+        c = d.client()
+        assert c.ok("kv.get", {"agent": "a", "key": "k"})["value"] == 1
+        c.close()
+        m = modes()
+        assert m and all(mode == 0o600 for mode in m.values()), {n: oct(v) for n, v in m.items()}
+    finally:
+        d.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
