@@ -58,6 +58,7 @@ struct _EnsCompletions {
   GQueue queue;       /* EnsCompletion*, waiting */
   GHashTable *active; /* request_id -> EnsCompletion (queued or running) */
   guint64 completed, failed, fallbacks;
+  guint64 input_tokens, output_tokens; /* over every completion */
 };
 
 #define DEFAULT_OUTPUT_TOKENS 512
@@ -421,6 +422,8 @@ ens_completion_finish (EnsCompletion *c, JsonNode *result)
   ens_backends_observe (c->owner->backends, b, c->started_us, FALSE);
   b->input_tokens += (guint64) input;
   b->output_tokens += (guint64) output;
+  c->owner->input_tokens += (guint64) input;
+  c->owner->output_tokens += (guint64) output;
   b->cost += cost;
   budget_settle (c, cost);
 
@@ -758,6 +761,8 @@ ens_completions_stats (EnsCompletions *cs)
   json_object_set_int_member (obj, "completed", cs->completed);
   json_object_set_int_member (obj, "failed", cs->failed);
   json_object_set_int_member (obj, "fallbacks", cs->fallbacks);
+  json_object_set_int_member (obj, "input_tokens", cs->input_tokens);
+  json_object_set_int_member (obj, "output_tokens", cs->output_tokens);
   return node;
 }
 

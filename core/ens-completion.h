@@ -40,7 +40,7 @@ void ens_completions_cancel_all (EnsCompletions *completions);
 /* Completions running on a provider now. */
 guint ens_completions_running (EnsCompletions *completions);
 /* (transfer full) {router_policy, providers, queued, running, completed,
- * failed, fallbacks} */
+ * failed, fallbacks, input_tokens, output_tokens} */
 JsonNode *ens_completions_stats (EnsCompletions *completions);
 
 /* Loader plugin-stopped (its running completions end, its backends and

@@ -117,6 +117,7 @@ ens_daemon_health (EnsDaemon *d)
   json_object_set_member (obj, "completions", ens_completions_stats (d->completions));
   json_object_set_int_member (obj, "sessions", ens_sessions_count (d->sessions, FALSE));
   json_object_set_int_member (obj, "active_sessions", ens_sessions_count (d->sessions, TRUE));
+  json_object_set_member (obj, "session_stats", ens_sessions_stats (d->sessions));
   json_object_set_int_member (counters, "requests", d->counters.requests);
   json_object_set_int_member (counters, "errors", d->counters.errors);
   json_object_set_int_member (counters, "events_published", ens_bus_published (d->bus));
@@ -235,7 +236,7 @@ ens_daemon_new (EnsConfig *config, EnsState *state, const char *node_id)
   d->budget = ens_budget_new (config, state);
   d->backends = ens_backends_new (config, d->budget);
   d->completions = ens_completions_new (config, d->backends, d->budget, d->events);
-  d->sessions = ens_sessions_new (state, d->completions, d->events);
+  d->sessions = ens_sessions_new (config, state, d->completions, d->events);
   add_verbs (d);
   g_signal_connect (d->clients, "client-closed", G_CALLBACK (on_client_closed), d);
 

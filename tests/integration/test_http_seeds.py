@@ -439,13 +439,14 @@ def test_rhetor_team_chat():
 
 
 def test_rhetor_team_chat_timeout():
-    """A socket whose backend is slow is reported in timed_out; the others answer."""
+    """A socket whose backend is slow is reported in timed_out; the others answer.  With no room to wait
+    (session-queue-length 0) a busy socket refuses more."""
     tmp = tempfile.mkdtemp(prefix="ens-slow-")
     script = os.path.join(tmp, "slow.sh")
     with open(script, "w") as f:
         f.write("#!/bin/sh\nread -r line\nsleep 5\necho late\n")
     os.chmod(script, stat.S_IRWXU)
-    d = start(settings={"providers": gv(["slow"])},
+    d = start(settings={"providers": gv(["slow"]), "session-queue-length": gv(0)},
               groups={"providers/slow": {"plugin": gv("provider-command"), "command": gv([script]),
                                          "models": gv(["slow-model"]), "quality": gv(0.1)}})
     try:
