@@ -363,7 +363,9 @@ test_interval_and_delay (void)
   last = g_array_index (r->chunk_ms, gint64, r->chunk_ms->len - 1);
   /* role+w0 at once after the delay, then w1..w3 and the tail 60 ms apart */
   g_assert_cmpint (first, >=, 150);
-  g_assert_cmpint (last - first, >=, (r->chunk_ms->len - 1) * 60 - 10);
+  /* Only bounds from the request's start hold on a loaded machine: a chunk
+   * read late shortens the gap measured after it. */
+  g_assert_cmpint (last, >=, 150 + (gint64) (r->chunk_ms->len - 1) * 60);
 }
 
 static void
@@ -391,7 +393,10 @@ test_gap (void)
   g_assert_cmpuint (at, >, 0);
   before = g_array_index (r->chunk_ms, gint64, at - 1);
   after = g_array_index (r->chunk_ms, gint64, at);
-  g_assert_cmpint (after - before, >=, 290);
+  /* w2 cannot leave the server before 300 ms have passed since the request;
+   * the gap seen here is shorter when the chunk before it was read late. */
+  g_assert_cmpint (after, >=, 300);
+  g_assert_cmpint (after, >, before);
 }
 
 static void
