@@ -219,6 +219,7 @@ static const EnsHost host_table = {
   .watch_interest = host_watch_interest,
   .unwatch_interest = host_unwatch_interest,
   .message_is_bounce = ens_message_is_bounce,
+  .message_from_native = ens_message_from_native,
 };
 
 const EnsHost *

@@ -12,6 +12,8 @@ void ens_message_unref (EnsMessage *msg);
 GBytes *ens_message_encode (EnsMessage *msg, EnsEncodeFunc encode);
 GBytes *ens_message_encode_native (EnsMessage *msg);
 EnsMessage *ens_message_parse_native (const char *text, gsize len);
+/* ens_message_parse_native() of a text already parsed; @root (transfer none). */
+EnsMessage *ens_message_from_native (JsonNode *root);
 /* An error made by the parser from malformed input; submitted, it goes
  * straight back to its sender (host->message_is_bounce). */
 gboolean ens_message_is_bounce (EnsMessage *msg);

@@ -436,7 +436,19 @@ EnsMessage *
 ens_message_parse_native (const char *text, gsize len)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) root = NULL;
+  g_autoptr (JsonNode) root = ens_json_parse (text, len, &error);
+
+  if (root == NULL)
+    {
+      g_autofree char *msg = g_strdup_printf ("malformed JSON: %s", error->message);
+      return bounce (NULL, FALSE, ENS_ERR_INVALID_JSON, msg);
+    }
+  return ens_message_from_native (root);
+}
+
+EnsMessage *
+ens_message_from_native (JsonNode *root)
+{
   g_autofree char *id = NULL;
   gboolean id_is_number = FALSE;
   gint64 received_us = g_get_monotonic_time ();
@@ -445,12 +457,6 @@ ens_message_parse_native (const char *text, gsize len)
   JsonNode *timeout;
   EnsMessage *m;
 
-  root = ens_json_parse (text, len, &error);
-  if (root == NULL)
-    {
-      g_autofree char *msg = g_strdup_printf ("malformed JSON: %s", error->message);
-      return bounce (NULL, FALSE, ENS_ERR_INVALID_JSON, msg);
-    }
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     return bounce (NULL, FALSE, ENS_ERR_INVALID_REQUEST, "a request is a JSON object");
   obj = json_node_get_object (root);

@@ -224,6 +224,13 @@ struct _EnsHost {
    * its one answer.  An agent's ERROR answer ({"reply_to", "error"}) is not
    * a bounce.  (transfer none) */
   gboolean (*message_is_bounce) (EnsMessage *msg);
+
+  /* ---- since ABI 1.2 ---- */
+  /* parse_native() of a JSON text already parsed: @root (transfer none) is
+   * its root, of any JSON type.  A dialect that must look into a text
+   * before it knows the text is native (a KSI line that is an agent's
+   * {"reply_to": ...}) parses it once.  (transfer full), never NULL. */
+  EnsMessage *(*message_from_native) (JsonNode *root);
 };
 
 /* Logging helpers for plugins holding `host` and `self`. */

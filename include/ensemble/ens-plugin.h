@@ -6,7 +6,8 @@
  * only ever appended; a new field is read only when struct_size covers it
  * (ENS_STRUCT_HAS).  Every other symbol of a plugin stays hidden.
  *
- * Minors: 1.0 the first; 1.1 appends EnsHost.message_is_bounce.
+ * Minors: 1.0 the first; 1.1 appends EnsHost.message_is_bounce; 1.2
+ * EnsHost.message_from_native.
  */
 #pragma once
 
@@ -16,7 +17,7 @@
 G_BEGIN_DECLS
 
 #define ENS_ABI_MAJOR 1
-#define ENS_ABI_MINOR 1
+#define ENS_ABI_MINOR 2
 
 /* The one exported symbol, and its type. */
 #define ENS_PLUGIN_QUERY_SYMBOL "ens_plugin_query"

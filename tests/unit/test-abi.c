@@ -7,7 +7,7 @@
 #define OFF(T, f, n) G_STATIC_ASSERT (G_STRUCT_OFFSET (T, f) == (n))
 
 G_STATIC_ASSERT (ENS_ABI_MAJOR == 1);
-G_STATIC_ASSERT (ENS_ABI_MINOR == 1);
+G_STATIC_ASSERT (ENS_ABI_MINOR == 2);
 
 G_STATIC_ASSERT (sizeof (EnsPluginDesc) == 80);
 OFF (EnsPluginDesc, abi_major, 0);
@@ -23,7 +23,7 @@ OFF (EnsPluginDesc, stop, 56);
 OFF (EnsPluginDesc, describe, 64);
 OFF (EnsPluginDesc, vtable, 72);
 
-G_STATIC_ASSERT (sizeof (EnsHost) == 336);
+G_STATIC_ASSERT (sizeof (EnsHost) == 344);
 OFF (EnsHost, struct_size, 0);
 OFF (EnsHost, abi_major, 4);
 OFF (EnsHost, abi_minor, 8);
@@ -67,6 +67,7 @@ OFF (EnsHost, budget_ledger_set, 304);
 OFF (EnsHost, watch_interest, 312);
 OFF (EnsHost, unwatch_interest, 320);
 OFF (EnsHost, message_is_bounce, 328); /* 1.1 */
+OFF (EnsHost, message_from_native, 336); /* 1.2 */
 
 G_STATIC_ASSERT (sizeof (EnsMessage) == 128);
 OFF (EnsMessage, kind, 4);
