@@ -58,6 +58,12 @@ ens_agents_count (EnsAgents *agents)
   return g_hash_table_size (agents->table);
 }
 
+GPtrArray *
+ens_agents_served_by (EnsAgents *agents, EnsClient *client)
+{
+  return g_hash_table_lookup (agents->by_client, client);
+}
+
 /* ------------------------------------------------------------------ events */
 
 static void
@@ -377,7 +383,8 @@ verb_register (EnsCall *call, gpointer data)
   g_autoptr (GPtrArray) actions = NULL;
   JsonNode *actions_node = call->params ? json_object_get_member (call->params, "actions") : NULL;
   JsonNode *persistent_node = call->params ? json_object_get_member (call->params, "persistent") : NULL;
-  gboolean persistent = FALSE;
+  JsonNode *replace_node = call->params ? json_object_get_member (call->params, "replace") : NULL;
+  gboolean persistent = FALSE, replace = FALSE;
   EnsAgent *existing, *agent;
   JsonObject *obj;
   g_autoptr (JsonNode) reply = NULL;
@@ -395,15 +402,37 @@ verb_register (EnsCall *call, gpointer data)
         return ens_call_invalid (call, "persistent", "true or false");
       persistent = json_node_get_boolean (persistent_node);
     }
+  if (replace_node)
+    {
+      if (!JSON_NODE_HOLDS_VALUE (replace_node) || json_node_get_value_type (replace_node) != G_TYPE_BOOLEAN)
+        return ens_call_invalid (call, "replace", "true or false");
+      replace = json_node_get_boolean (replace_node);
+    }
   if (!persistent && call->client == NULL)
     return needs_connection (call);
 
   existing = agent_lookup_local (agents, name);
-  if (existing && existing->client == NULL && existing->plugin == NULL && !persistent)
+  if (existing && replace && existing->replaceable && existing->client && !persistent)
+    {
+      /* The last connection wins (KSI): the name moves to this one; the
+       * other stays open and serves it no more. */
+      if (existing->client != call->client)
+        {
+          g_autoptr (JsonNode) info = NULL;
+          client_stops_serving (agents, existing->client, name);
+          existing->client = call->client;
+          client_serves (agents, call->client, name);
+          info = ens_agent_describe (existing);
+          publish_system (agents, "ensemble.agent.connected", info);
+        }
+      agent = existing;
+    }
+  else if (existing && existing->client == NULL && existing->plugin == NULL && !persistent)
     {
       /* A registered agent connecting: this connection now serves it. */
       g_autoptr (JsonNode) info = NULL;
       existing->client = call->client;
+      existing->replaceable = replace;
       client_serves (agents, call->client, name);
       info = ens_agent_describe (existing);
       publish_system (agents, "ensemble.agent.connected", info);
@@ -423,6 +452,7 @@ verb_register (EnsCall *call, gpointer data)
         g_ptr_array_add (actions, NULL);
       agent = agent_add (agents, name, actions ? (char **) actions->pdata : NULL, description,
                          persistent ? NULL : call->client, NULL, persistent);
+      agent->replaceable = replace && !persistent;
     }
 
   reply = ens_agent_describe (agent);

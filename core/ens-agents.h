@@ -19,6 +19,7 @@ typedef struct {
   EnsClient *client;   /* an external agent, or */
   EnsPlugin *plugin;   /* an agent plugin; neither: registered, not connected */
   gboolean persistent; /* outlives its connection (KSI REGISTER_AGENT) */
+  gboolean replaceable; /* registered with "replace": a later registration with it takes the name over */
   gint64 registered_real_us;
   /* Added by a plugin through host->agent_add (served by @handle, not the
    * plugin's vtable); @remote ones stand for agents elsewhere. */
@@ -36,6 +37,8 @@ void ens_agents_add_verbs (EnsAgents *agents, EnsVerbs *verbs);
 /* (transfer none) the agent named @name, or NULL. */
 EnsAgent *ens_agents_lookup (EnsAgents *agents, const char *name);
 guint ens_agents_count (EnsAgents *agents);
+/* (transfer none) the names @client serves, in registration order, or NULL. */
+GPtrArray *ens_agents_served_by (EnsAgents *agents, EnsClient *client);
 /* (transfer full) {name, actions, description, ..., kind, owner, connected,
  * persistent, registered_at} */
 JsonNode *ens_agent_describe (EnsAgent *agent);

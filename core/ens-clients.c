@@ -134,6 +134,19 @@ ens_clients_count (EnsClients *clients)
   return g_hash_table_size (clients->table);
 }
 
+GPtrArray *
+ens_clients_list (EnsClients *clients)
+{
+  GPtrArray *list = g_ptr_array_sized_new (g_hash_table_size (clients->table));
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, clients->table);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (list, value);
+  return list;
+}
+
 guint
 ens_clients_subscriptions (EnsClients *clients)
 {

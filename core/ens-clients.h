@@ -50,6 +50,9 @@ EnsSubscriber *ens_client_subscriber (EnsClient *client);
 /* (transfer none) the client with @id, or NULL. */
 EnsClient *ens_clients_lookup (EnsClients *clients, const char *id);
 guint ens_clients_count (EnsClients *clients);
+/* (transfer container) every connection, in no order; valid until the
+ * next one closes. */
+GPtrArray *ens_clients_list (EnsClients *clients);
 /* Subscriptions held by all connections. */
 guint ens_clients_subscriptions (EnsClients *clients);
 /* Asks every transport to close every connection (daemon shutdown). */

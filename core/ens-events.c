@@ -194,6 +194,10 @@ verb_publish (EnsCall *call, gpointer data)
   delivered = ens_bus_publish (events->bus, event, target_subscriber (target));
 
   reply = ens_json_object_node (&obj);
+  json_object_set_string_member (obj, "topic", topic);
+  json_object_set_string_member (obj, "from", event->from);
+  if (to)
+    json_object_set_string_member (obj, "to", to);
   json_object_set_int_member (obj, "seq", event->seq);
   json_object_set_int_member (obj, "delivered", delivered);
   if (to)
@@ -201,9 +205,65 @@ verb_publish (EnsCall *call, gpointer data)
   return ens_message_new_reply (call->msg, reply);
 }
 
+static int
+by_string (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+/* bus.stats: who is connected and what each one listens to.
+ * {connected_agents: [the agents connections serve], subscriptions:
+ * {pattern: [subscriber]}, connections, events_published}; a subscriber is
+ * named by the first agent its connection serves, else by its client id. */
+static EnsMessage *
+verb_bus_stats (EnsCall *call, gpointer data)
+{
+  EnsEvents *events = data;
+  g_autoptr (GPtrArray) clients = ens_clients_list (events->clients);
+  g_autoptr (GPtrArray) connected = g_ptr_array_new ();
+  g_autoptr (GHashTable) by_pattern = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                                             (GDestroyNotify) json_array_unref);
+  g_autoptr (GList) patterns = NULL;
+  JsonObject *obj, *subscriptions = json_object_new ();
+  g_autoptr (JsonNode) reply = ens_json_object_node (&obj);
+
+  for (guint i = 0; i < clients->len; i++)
+    {
+      EnsClient *client = g_ptr_array_index (clients, i);
+      GPtrArray *names = ens_agents_served_by (events->agents, client);
+      const char *name = names && names->len ? g_ptr_array_index (names, 0) : client->id;
+      GPtrArray *mine = client->subscriber ? ens_subscriber_patterns (client->subscriber) : NULL;
+
+      for (guint j = 0; names && j < names->len; j++)
+        g_ptr_array_add (connected, g_ptr_array_index (names, j));
+      for (guint j = 0; mine && j < mine->len; j++)
+        {
+          const char *pattern = g_ptr_array_index (mine, j);
+          JsonArray *who = g_hash_table_lookup (by_pattern, pattern);
+          if (who == NULL)
+            {
+              who = json_array_new ();
+              g_hash_table_insert (by_pattern, (gpointer) pattern, who);
+            }
+          json_array_add_string_element (who, name);
+        }
+    }
+  g_ptr_array_sort (connected, by_string);
+  patterns = g_list_sort (g_hash_table_get_keys (by_pattern), (GCompareFunc) strcmp);
+  for (GList *l = patterns; l; l = l->next)
+    json_object_set_array_member (subscriptions, l->data, json_array_ref (g_hash_table_lookup (by_pattern, l->data)));
+  json_object_set_member (obj, "connected_agents",
+                          ens_json_strv_node ((const char *const *) connected->pdata, connected->len));
+  json_object_set_object_member (obj, "subscriptions", subscriptions);
+  json_object_set_int_member (obj, "connections", clients->len);
+  json_object_set_int_member (obj, "events_published", ens_bus_published (events->bus));
+  return ens_message_new_reply (call->msg, reply);
+}
+
 void
 ens_events_add_verbs (EnsEvents *events, EnsVerbs *verbs)
 {
+  ens_verbs_add (verbs, "bus.stats", verb_bus_stats, events);
   ens_verbs_add (verbs, "subscribe", verb_subscribe, events);
   ens_verbs_add (verbs, "unsubscribe", verb_unsubscribe, events);
   ens_verbs_add (verbs, "publish", verb_publish, events);

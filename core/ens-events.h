@@ -13,7 +13,7 @@ typedef struct _EnsEvents EnsEvents;
 
 EnsEvents *ens_events_new (EnsBus *bus, EnsClients *clients, EnsAgents *agents, EnsConfig *config);
 void ens_events_free (EnsEvents *events);
-/* subscribe, unsubscribe, publish */
+/* subscribe, unsubscribe, publish, bus.stats */
 void ens_events_add_verbs (EnsEvents *events, EnsVerbs *verbs);
 /* Publishes an event from @from; @data (transfer none) may be NULL; @to,
  * when not NULL, resolves like publish's.  Returns the deliveries. */
