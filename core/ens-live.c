@@ -27,6 +27,7 @@ static const struct {
   { "native-socket", { "transport-unix" } },
   { "ksi-sockets", { "transport-unix" } },
   { "centerfire-sockets", { "transport-unix" } },
+  { "centerfire-socket-dir", { "transport-unix" } },
   { "providers", { "provider-openai", "provider-anthropic", "provider-command" } },
 };
 

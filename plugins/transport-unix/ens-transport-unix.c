@@ -19,10 +19,11 @@
  * never dropped; instead a connection whose queue is full stops being read,
  * so a client that does not read its replies stops being served, and
  * nobody else notices. */
-#include "ens-unix.h"
+#include "ens-dialect.h"
 #include "ens-host-config.h"
 #include "ens-json-util.h"
 #include "ens-outbox.h"
+#include "ens-unix-hold.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,7 +49,7 @@ typedef struct _EnsUnixTransport EnsUnixTransport;
 
 typedef struct {
   EnsUnixTransport *t;
-  EnsDialect dialect;
+  const EnsDialect *dialect; /* NULL: native */
   char *path;
   char *agent; /* Centerfire */
   int fd;
@@ -56,10 +57,12 @@ typedef struct {
   gboolean admin; /* admin.sock: admin-connections more than max-connections */
 } Listener;
 
+typedef struct _EnsUnixConn EnsUnixConn;
+
 struct _EnsUnixConn {
   EnsUnixTransport *t;
   guint max_line; /* the setting when it connected */
-  EnsDialect dialect;
+  const EnsDialect *dialect; /* NULL: native */
   char *agent;
   int fd;
   GSource *source;
@@ -72,6 +75,10 @@ struct _EnsUnixConn {
   gboolean want_out, paused, peer_closed, close_when_flushed, keep_open, answered;
   gboolean in_answer; /* inside client_submit() of an agent's answer (ens-transport.h) */
   gboolean broken; /* a write failed: the peer is gone, stop serving it */
+  gboolean served;      /* a ONE_SHOT dialect's one request is in: the rest is ignored */
+  gboolean hold_wanted; /* its request holds the events of its answer (ENS_DIALECT_HOLD_RESULTS) */
+  gboolean holding;     /* ... and the hold is open: it waits for the peer to close */
+  gboolean write_shut;  /* shutdown (SHUT_WR) done: the peer saw EOF */
 };
 
 struct _EnsUnixTransport {
@@ -81,38 +88,14 @@ struct _EnsUnixTransport {
   GPtrArray *listeners;  /* Listener* */
   GHashTable *conns;     /* EnsUnixConn* set */
   GHashTable *agent_listeners; /* agent name -> Listener* */
+  char *agent_dir;       /* where the Centerfire sockets are (centerfire-socket-dir, or dir) */
+  EnsUnixHolds *holds;   /* events waiting for the connection that asked to close */
   guint sub_registered, sub_unregistered;
   guint64 accepted, refused, dropped;
   gboolean stopping;
 };
 
 static const EnsClientSink conn_sink;
-
-/* ------------------------------------------------------------- accessors */
-
-const EnsHost *
-ens_unix_host (EnsUnixConn *conn)
-{
-  return conn->t->host;
-}
-
-EnsClient *
-ens_unix_client (EnsUnixConn *conn)
-{
-  return conn->client;
-}
-
-const char *
-ens_unix_agent (EnsUnixConn *conn)
-{
-  return conn->agent;
-}
-
-void
-ens_unix_keep_open (EnsUnixConn *conn)
-{
-  conn->keep_open = TRUE;
-}
 
 /* ------------------------------------------------------------- sockets */
 
@@ -233,21 +216,20 @@ answered (EnsUnixConn *conn)
     conn->awaiting--;
 }
 
-void
-ens_unix_send (EnsUnixConn *conn, GBytes *bytes)
-{
-  answered (conn);
-  enqueue (conn, bytes, FALSE);
-}
-
 static GBytes *
 encode_for (EnsUnixConn *conn, EnsMessage *msg)
 {
   const EnsHost *host = conn->t->host;
 
-  if (conn->dialect == ENS_DIALECT_KSI && msg->kind != ENS_MESSAGE_REQUEST)
-    return host->message_encode (msg, ens_ksi_encode);
+  if (conn->dialect && msg->kind != ENS_MESSAGE_REQUEST)
+    return host->message_encode (msg, conn->dialect->encode);
   return host->message_encode (msg, host->encode_native);
+}
+
+static gboolean
+one_shot (EnsUnixConn *conn)
+{
+  return conn->dialect && (conn->dialect->flags & ENS_DIALECT_ONE_SHOT) && !conn->keep_open;
 }
 
 static void
@@ -304,6 +286,12 @@ flush (EnsUnixConn *conn)
 static void
 conn_free (EnsUnixConn *conn)
 {
+  if (conn->t->holds && ens_unix_holds_any (conn->t->holds))
+    {
+      ens_unix_holds_forget_target (conn->t->holds, conn);
+      if (conn->holding)
+        ens_unix_holds_end (conn->t->holds, conn); /* the peer closed: what it held goes out */
+    }
   if (conn->client)
     conn->t->host->client_close (conn->client);
   if (conn->source)
@@ -354,64 +342,98 @@ reply_line_too_long (EnsUnixConn *conn)
 
   init.error_code = ENS_ERR_LINE_TOO_LONG;
   init.error_message = text;
-  init.tag = conn->dialect == ENS_DIALECT_KSI ? "" : NULL;
   err = host->message_new (&init);
   enqueue (conn, encode_for (conn, err), FALSE);
   host->message_unref (err);
   answered (conn);
 }
 
+/* Hands @msg (transfer none) to the core. */
 static void
-handle_line (EnsUnixConn *conn, const char *line, gsize len)
+submit (EnsUnixConn *conn, EnsMessage *msg)
 {
   const EnsHost *host = conn->t->host;
 
-  while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+  /* An agent's answer, REPLY or ERROR (not a bounce): nothing is due for
+   * it, but the UNKNOWN_REQUEST that refuses it, which comes inside the
+   * submit and answers nothing else. */
+  conn->in_answer = msg->kind != ENS_MESSAGE_REQUEST && !host->message_is_bounce (msg);
+  if (conn->in_answer && conn->awaiting > 0)
+    conn->awaiting--;
+  host->client_submit (conn->client, msg);
+  conn->in_answer = FALSE;
+}
+
+/* One frame (a line, or a Centerfire JSON value); FALSE when it was only
+ * white space. */
+static gboolean
+handle_frame (EnsUnixConn *conn, const char *line, gsize len)
+{
+  const EnsHost *host = conn->t->host;
+
+  while (len > 0 && g_ascii_isspace (line[len - 1]))
     len--;
+  while (len > 0 && g_ascii_isspace (line[0]))
+    line++, len--;
   if (len == 0)
-    return;
-  conn->awaiting++; /* every line gets one answer, but an agent's answer (ens-transport.h) */
+    return FALSE;
+  conn->awaiting++; /* every frame gets one answer, but an agent's answer (ens-transport.h) */
   if (len > conn->max_line)
     {
       reply_line_too_long (conn);
-      return;
+      return TRUE;
     }
-  switch (conn->dialect)
+  if (conn->dialect)
     {
-    case ENS_DIALECT_KSI:
-      ens_ksi_handle_line (conn, line, len);
-      break;
-    case ENS_DIALECT_CENTERFIRE:
-      ens_centerfire_handle_line (conn, line, len);
-      break;
-    case ENS_DIALECT_NATIVE:
-    default:
-      {
-        EnsMessage *msg = host->parse_native (line, len);
-        /* An agent's answer, REPLY or ERROR (not a bounce): nothing is due
-         * for it, but the UNKNOWN_REQUEST that refuses it, which comes
-         * inside the submit and answers nothing else. */
-        conn->in_answer = msg->kind != ENS_MESSAGE_REQUEST && !host->message_is_bounce (msg);
-        if (conn->in_answer && conn->awaiting > 0)
-          conn->awaiting--;
-        host->client_submit (conn->client, msg);
-        conn->in_answer = FALSE;
-        host->message_unref (msg);
-      }
+      EnsDialectFrame frame = { .host = host, .agent = conn->agent };
+
+      conn->dialect->decode (&frame, line, len);
+      if (frame.flags & ENS_DIALECT_KEEP_OPEN)
+        conn->keep_open = TRUE;
+      if (frame.flags & ENS_DIALECT_HOLD_RESULTS)
+        conn->hold_wanted = TRUE;
+      if (frame.reply)
+        {
+          answered (conn);
+          enqueue (conn, frame.reply, FALSE);
+        }
+      if (frame.submit)
+        submit (conn, frame.submit);
+      ens_dialect_frame_clear (&frame);
     }
+  else
+    {
+      EnsMessage *msg = host->parse_native (line, len);
+      submit (conn, msg);
+      host->message_unref (msg);
+    }
+  return TRUE;
 }
 
-/* Splits complete lines out of the input buffer. */
+/* Over-long input without its end: answered once, then skipped up to the
+ * next '\n'. */
+static void
+too_long (EnsUnixConn *conn)
+{
+  reply_line_too_long (conn);
+  conn->discarding = TRUE;
+  if (one_shot (conn))
+    conn->served = TRUE;
+}
+
+/* Splits complete frames out of the input buffer. */
 static void
 process_input (EnsUnixConn *conn, gboolean at_eof)
 {
   GByteArray *in = conn->in;
+  gboolean values = conn->dialect && conn->dialect->framing == ENS_DIALECT_FRAMING_VALUE;
   gsize start = 0;
 
-  while (start < in->len && conn->fd >= 0)
+  while (start < in->len && conn->fd >= 0 && !conn->served)
     {
-      const guint8 *nl;
-      gsize end;
+      const char *data = (const char *) in->data + start;
+      gsize avail = in->len - start, end;
+      gboolean handled;
 
       /* A full outbound queue: the rest waits in the input buffer until the
        * client reads its replies (one read can hold thousands of requests). */
@@ -424,39 +446,52 @@ process_input (EnsUnixConn *conn, gboolean at_eof)
           conn->broken = TRUE;
           break;
         }
-      nl = memchr (in->data + start, '\n', in->len - start);
-
-      if (nl == NULL)
+      end = values && !conn->discarding ? ens_dialect_scan_value (data, avail, at_eof) : 0;
+      if (end > 0 && memchr (data, '\n', end) == NULL)
         {
-          if (conn->discarding)
-            start = in->len; /* still inside the long line */
-          else if (in->len - start > conn->max_line)
-            {
-              reply_line_too_long (conn);
-              conn->discarding = TRUE;
-              start = in->len;
-            }
-          else if (at_eof)
-            {
-              /* A last request without '\n' (Centerfire sends raw JSON). */
-              handle_line (conn, (const char *) in->data + start, in->len - start);
-              start = in->len;
-            }
-          break;
+          /* A complete JSON value before any '\n' is the request: a
+           * Centerfire client writes one object and waits.  (A '\n' first
+           * ends the frame as a line, as it always did.) */
+          handled = handle_frame (conn, data, end);
+          start += end;
         }
-      end = nl - in->data;
-      if (conn->discarding)
-        conn->discarding = FALSE;
       else
-        handle_line (conn, (const char *) in->data + start, end - start);
-      start = end + 1;
-      /* KSI and Centerfire: one request per connection unless kept open. */
-      if (conn->dialect != ENS_DIALECT_NATIVE && conn->answered && !conn->keep_open)
         {
-          start = in->len;
-          break;
+          const char *nl = memchr (data, '\n', avail);
+
+          if (nl == NULL)
+            {
+              if (conn->discarding)
+                start = in->len; /* still inside the long line */
+              else if (avail > conn->max_line)
+                {
+                  too_long (conn);
+                  start = in->len;
+                }
+              else if (at_eof)
+                {
+                  /* A last request without '\n'. */
+                  handle_frame (conn, data, avail);
+                  if (one_shot (conn))
+                    conn->served = TRUE;
+                  start = in->len;
+                }
+              break;
+            }
+          end = nl - data;
+          handled = FALSE;
+          if (conn->discarding)
+            conn->discarding = FALSE;
+          else
+            handled = handle_frame (conn, data, end);
+          start += end + 1;
         }
+      /* KSI and Centerfire: one request per connection unless kept open. */
+      if (handled && one_shot (conn))
+        conn->served = TRUE;
     }
+  if (conn->served)
+    start = in->len; /* what follows the one request is not read */
   g_byte_array_remove_range (in, 0, MIN (start, in->len));
 }
 
@@ -493,10 +528,18 @@ read_input (EnsUnixConn *conn)
   return TRUE;
 }
 
+/* Whether a whole request waits in the input buffer. */
 static gboolean
-has_line (GByteArray *in)
+has_frame (EnsUnixConn *conn)
 {
-  return in->len > 0 && memchr (in->data, '\n', in->len) != NULL;
+  GByteArray *in = conn->in;
+
+  if (in->len == 0 || conn->served)
+    return FALSE;
+  if (memchr (in->data, '\n', in->len) != NULL)
+    return TRUE;
+  return conn->dialect && conn->dialect->framing == ENS_DIALECT_FRAMING_VALUE && !conn->discarding &&
+         ens_dialect_scan_value ((const char *) in->data, in->len, conn->peer_closed) > 0;
 }
 
 static gboolean
@@ -518,7 +561,7 @@ conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
       return G_SOURCE_CONTINUE;
     }
   /* Requests left waiting for queue room: serve them as room appears. */
-  while (conn->fd >= 0 && ens_outbox_low (conn->out) && has_line (conn->in))
+  while (conn->fd >= 0 && ens_outbox_low (conn->out) && has_frame (conn))
     {
       process_input (conn, conn->peer_closed);
       if (conn->broken || !flush (conn))
@@ -527,8 +570,19 @@ conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
           return G_SOURCE_CONTINUE;
         }
     }
-  if (conn->dialect != ENS_DIALECT_NATIVE && conn->answered && !conn->keep_open)
-    conn->close_when_flushed = TRUE;
+  if (one_shot (conn) && conn->answered)
+    {
+      if (!conn->holding)
+        conn->close_when_flushed = TRUE;
+      else if (ens_outbox_is_empty (conn->out) && !conn->write_shut)
+        {
+          /* Its answer is out and the peer sees EOF as ever, but the
+           * events it held wait for the peer to close its side (KSI's
+           * client records its request only then). */
+          shutdown (conn->fd, SHUT_WR);
+          conn->write_shut = TRUE;
+        }
+    }
   /* A peer that only shut down its sending side (nc -N) still reads: it
    * gets the answers to what it sent before the connection closes. */
   if (ens_outbox_is_empty (conn->out) && (conn->close_when_flushed || (conn->peer_closed && conn->awaiting == 0)))
@@ -549,14 +603,54 @@ static GSourceFuncs conn_source_funcs = { NULL, NULL, conn_dispatch, NULL, NULL,
 
 /* ------------------------------------------------------------- the sink */
 
+/* ENS_DIALECT_HOLD_RESULTS: the answer to a request that holds its events
+ * opens the hold (for <dialect>-result-hold-ms, 0: no hold). */
+static void
+hold_begin (EnsUnixConn *conn, EnsMessage *reply)
+{
+  EnsUnixTransport *t = conn->t;
+  g_autofree char *key = g_strdup_printf ("%s-result-hold-ms", conn->dialect->name);
+  guint ms = ens_host_config_uint (t->host, t->self, key, 5000);
+  const char *id = ens_dialect_hold_key (reply);
+
+  conn->hold_wanted = FALSE;
+  if (ms == 0 || id == NULL || !one_shot (conn))
+    return;
+  ens_unix_holds_begin (t->holds, id, conn, ms);
+  conn->holding = TRUE;
+}
+
 static void
 sink_deliver (gpointer sink_data, EnsMessage *msg)
 {
   EnsUnixConn *conn = sink_data;
+  GBytes *bytes;
 
   if ((msg->kind == ENS_MESSAGE_REPLY || msg->kind == ENS_MESSAGE_ERROR) && !conn->in_answer)
-    answered (conn);
-  enqueue (conn, encode_for (conn, msg), msg->kind == ENS_MESSAGE_EVENT);
+    {
+      if (conn->hold_wanted && msg->kind == ENS_MESSAGE_REPLY)
+        hold_begin (conn, msg);
+      answered (conn);
+    }
+  bytes = encode_for (conn, msg);
+  if (msg->kind == ENS_MESSAGE_EVENT && conn->dialect && conn->t->holds && ens_unix_holds_any (conn->t->holds) &&
+      ens_unix_holds_take (conn->t->holds, ens_dialect_hold_key (msg), conn, bytes))
+    return;
+  enqueue (conn, bytes, msg->kind == ENS_MESSAGE_EVENT);
+}
+
+static void
+hold_release (gpointer target, GBytes *bytes, gpointer user_data)
+{
+  (void) user_data;
+  enqueue (target, bytes, TRUE);
+}
+
+static void
+hold_expired (gpointer asker, gpointer user_data)
+{
+  (void) user_data;
+  conn_close (asker); /* which releases what it held */
 }
 
 static void
@@ -673,9 +767,10 @@ listener_free (Listener *l)
 }
 
 static Listener *
-listener_new (EnsUnixTransport *t, const char *name, EnsDialect dialect, const char *agent, GError **error)
+listener_new (EnsUnixTransport *t, const char *dir, const char *name, const EnsDialect *dialect, const char *agent,
+              GError **error)
 {
-  g_autofree char *path = g_build_filename (t->dir, name, NULL);
+  g_autofree char *path = g_build_filename (dir, name, NULL);
   int fd = listen_at (path, error);
   Listener *l;
 
@@ -686,7 +781,7 @@ listener_new (EnsUnixTransport *t, const char *name, EnsDialect dialect, const c
   l->fd = fd;
   l->dialect = dialect;
   l->path = g_steal_pointer (&path);
-  l->admin = dialect == ENS_DIALECT_KSI && strcmp (name, ADMIN_SOCKET) == 0;
+  l->admin = dialect == &ens_dialect_ksi && strcmp (name, ADMIN_SOCKET) == 0;
   l->agent = g_strdup (agent);
   l->source = g_source_new (&listener_source_funcs, sizeof (GSource));
   g_source_set_callback (l->source, NULL, l, NULL);
@@ -708,7 +803,7 @@ agent_socket_add (EnsUnixTransport *t, const char *agent)
   if (t->stopping || agent == NULL || g_hash_table_contains (t->agent_listeners, agent))
     return;
   name = g_strdup_printf ("orchestrator-%s.sock", agent);
-  l = listener_new (t, name, ENS_DIALECT_CENTERFIRE, agent, &error);
+  l = listener_new (t, t->agent_dir, name, &ens_dialect_centerfire, agent, &error);
   if (l == NULL)
     {
       ENS_LOG (t->host, t->self, G_LOG_LEVEL_WARNING, "no Centerfire socket for agent %s: %s", agent, error->message);
@@ -760,31 +855,45 @@ unix_init (const EnsHost *host, EnsPlugin *self, GError **error)
   g_autofree char *native = NULL;
   Listener *l;
 
-  if (!ENS_STRUCT_HAS (host, EnsHost, message_is_bounce))
+  if (!ENS_STRUCT_HAS (host, EnsHost, message_from_native))
     {
-      g_set_error (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_ABI, "the host table lacks message_is_bounce (ABI 1.1)");
+      g_set_error (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_ABI, "the host table lacks message_from_native (ABI 1.2)");
       return NULL;
     }
   t = g_new0 (EnsUnixTransport, 1);
   native = ens_host_config_string (host, self, "native-socket", "ensemble.sock");
   t->host = host;
   t->self = self;
-  ens_ksi_set_host (host);
+  ens_dialect_init (host);
   t->dir = ens_host_config_string (host, self, "socket-dir", "");
+  t->agent_dir = ens_host_config_string (host, self, "centerfire-socket-dir", "");
+  if (t->agent_dir[0] == '\0')
+    {
+      g_free (t->agent_dir);
+      t->agent_dir = g_strdup (t->dir);
+    }
+  t->holds = ens_unix_holds_new (hold_release, hold_expired, t);
   t->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
   t->conns = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) conn_free, NULL);
   t->agent_listeners = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) listener_free);
 
   if (!prepare_dir (t->dir, error))
     goto fail;
-  l = listener_new (t, native, ENS_DIALECT_NATIVE, NULL, error);
+  /* A folder of the operator's choosing (such as /tmp, where Centerfire's
+   * clients look): made if missing, never made private or taken over. */
+  if (strcmp (t->agent_dir, t->dir) != 0 && g_mkdir_with_parents (t->agent_dir, 0700) != 0)
+    {
+      set_error_errno (error, errno, "cannot create centerfire-socket-dir", t->agent_dir);
+      goto fail;
+    }
+  l = listener_new (t, t->dir, native, NULL, NULL, error);
   if (l == NULL)
     goto fail;
   g_ptr_array_add (t->listeners, l);
   if (ens_host_config_bool (host, self, "ksi-sockets", TRUE))
     for (guint i = 0; i < G_N_ELEMENTS (ksi_sockets); i++)
       {
-        l = listener_new (t, ksi_sockets[i], ENS_DIALECT_KSI, NULL, error);
+        l = listener_new (t, t->dir, ksi_sockets[i], &ens_dialect_ksi, NULL, error);
         if (l == NULL)
           goto fail;
         g_ptr_array_add (t->listeners, l);
@@ -815,6 +924,8 @@ unix_stop (gpointer instance)
     t->host->unsubscribe (t->self, t->sub_registered);
   if (t->sub_unregistered)
     t->host->unsubscribe (t->self, t->sub_unregistered);
+  /* Held events stay unsent: their connections close now. */
+  g_clear_pointer (&t->holds, ens_unix_holds_free);
   /* Last words: whatever the socket takes now (a shutdown reply). */
   g_hash_table_iter_init (&iter, t->conns);
   while (g_hash_table_iter_next (&iter, &key, NULL))
@@ -822,6 +933,7 @@ unix_stop (gpointer instance)
   g_hash_table_unref (t->conns);
   g_hash_table_unref (t->agent_listeners);
   g_ptr_array_unref (t->listeners);
+  g_free (t->agent_dir);
   g_free (t->dir);
   g_free (t);
 }

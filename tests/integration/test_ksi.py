@@ -242,8 +242,9 @@ def test_spawn_agent_runs_the_spawn_command():
         r = check_success(command(d, "SPAWN_AGENT", {"task": "review the diff", "agent_id": "worker1",
                                                      "model": "m-small", "role": "reviewer"}, "agents.sock"),
                           "SPAWN_AGENT")
-        assert set(r) == {"agent", "selection"}, r
+        assert set(r) == {"agent", "selection", "process_id"}, r
         ag = r["agent"]
+        assert r["process_id"] == ag["process_id"], r  # where ksi_client's spawn_agent reads it
         assert set(ag) >= {"id", "process_id", "pid", "composition", "role", "capabilities", "status", "task",
                            "model"}, ag
         assert ag["id"] == "worker1" and ag["status"] == "active", ag
@@ -432,14 +433,18 @@ def test_agent_kv():
         # Missing key.
         r = check_success(command(d, "GET_AGENT_KV", {"key": "nope"}, "state.sock"), "GET_AGENT_KV")
         assert r == {"key": "nope", "value": None, "found": False}, r
-        # Per-owner values.
-        check_success(command(d, "SET_AGENT_KV", {"key": "goal", "value": "mine", "owner_agent_id": "ag1"},
-                              "state.sock"), "SET_AGENT_KV")
-        r = check_success(command(d, "GET_AGENT_KV", {"key": "goal", "agent_id": "ag1"}, "state.sock"),
-                          "GET_AGENT_KV")
-        assert r == {"key": "goal", "value": "mine", "found": True}, r
-        r = check_success(command(d, "GET_AGENT_KV", {"key": "goal"}, "state.sock"), "GET_AGENT_KV")
-        assert r["value"] == value, r
+        # One key space, keyed by the key alone (as KSI's server): the owner
+        # is the writer's metadata, agent_id names no space.
+        check_success(command(d, "SET_AGENT_KV", {"key": "goal", "value": "mine", "owner_agent_id": "ag1",
+                                                  "agent_id": "ag1"}, "state.sock"), "SET_AGENT_KV")
+        for params in ({"key": "goal"}, {"key": "goal", "agent_id": "ag1"}, {"key": "goal", "agent_id": "other"},
+                       {"key": "goal", "owner_agent_id": "ag2"}):
+            r = check_success(command(d, "GET_AGENT_KV", params, "state.sock"), "GET_AGENT_KV")
+            assert r == {"key": "goal", "value": "mine", "found": True}, (params, r)
+        # A stored null reads as not found, as in KSI.
+        check_success(command(d, "SET_AGENT_KV", {"key": "nothing", "value": None}, "state.sock"), "SET_AGENT_KV")
+        r = check_success(command(d, "GET_AGENT_KV", {"key": "nothing"}, "state.sock"), "GET_AGENT_KV")
+        assert r == {"key": "nothing", "value": None, "found": False}, r
         # Parameter errors.
         check_error(command(d, "SET_AGENT_KV", {"key": "k"}, "state.sock"), "SET_AGENT_KV", "INVALID_PARAMETERS",
                     field="value")
@@ -612,6 +617,43 @@ def test_admin_room_beyond_max_connections():
     finally:
         for s in held:
             s.close()
+        d.cleanup()
+
+
+
+def test_core_verbs_behind_the_table():
+    """The native verbs KSI's rows stand on: bus.stats, agents.register
+    replace (a second connection takes the name over), publish's reply."""
+    d = Daemon()
+    a = b = None
+    try:
+        a, b = d.client(), d.client()
+        a.ok("agents.register", {"name": "twin", "replace": True})
+        a.ok("subscribe", {"topics": ["news.*", "COMPLETION_RESULT"]})
+        stats = b.ok("bus.stats")
+        assert stats["connected_agents"] == ["twin"], stats
+        assert stats["subscriptions"] == {"COMPLETION_RESULT": ["twin"], "news.*": ["twin"]}, stats
+        assert stats["connections"] >= 2 and isinstance(stats["events_published"], int), stats
+        # Without replace on either side the name stays taken.
+        r = b.request("agents.register", {"name": "twin"})
+        assert r["status"] == "error" and r["error"]["code"] == "AGENT_EXISTS", r
+        b.ok("agents.register", {"name": "twin", "replace": True})
+        r = b.ok("publish", {"topic": "hello", "to": "twin", "data": {"n": 1}})
+        assert r["topic"] == "hello" and r["to"] == "twin" and r["target_found"] is True, r
+        assert b.next_event()["data"] == {"n": 1}
+        stats = a.ok("bus.stats")
+        assert stats["connected_agents"] == ["twin"], stats
+        assert stats["subscriptions"]["news.*"] != ["twin"], stats  # a serves twin no more: named by its id
+        # A plugin's agent is never taken over.
+        r = b.request("agents.register", {"name": "echo", "replace": True})
+        assert r["status"] == "error" and r["error"]["code"] == "AGENT_EXISTS", r
+        r = b.request("agents.register", {"name": "x", "replace": "yes"})
+        assert r["status"] == "error" and r["error"]["code"] == "INVALID_PARAMETERS", r
+        assert r["error"]["details"]["field"] == "replace", r
+    finally:
+        for c in (a, b):
+            if c:
+                c.close()
         d.cleanup()
 
 

@@ -1,0 +1,353 @@
+/* test-dialect.c — plugins/common/dialect: the engine that reads a
+ * dialect's table (fields renamed, checked and reshaped; rows found; error
+ * codes; JSON values found in a byte stream), and the tables themselves
+ * (every row of every dialect well formed).  Whole frames through a real
+ * host are the integration tests' and the fuzz targets' business. */
+#include "ens-dialect.h"
+
+#include <string.h>
+
+static JsonObject *
+object (const char *json, JsonNode **keep)
+{
+  *keep = json_from_string (json, NULL);
+  g_assert_nonnull (*keep);
+  return json_node_get_object (*keep);
+}
+
+static char *
+text (JsonNode *node)
+{
+  return json_to_string (node, FALSE);
+}
+
+/* @fields over @in: the written object as compact JSON, or NULL with
+ * @invalid filled. */
+static char *
+map (const EnsField *fields, const char *in, EnsInvalid *invalid)
+{
+  g_autoptr (JsonNode) keep = NULL;
+  JsonObject *from = object (in, &keep);
+  JsonObject *to;
+  g_autoptr (JsonNode) out = ens_node_new_object (&to);
+
+  if (!ens_dialect_map (fields, from, to, invalid))
+    return NULL;
+  return text (out);
+}
+
+#define ASSERT_MAPS(fields, in, want)                          \
+  G_STMT_START                                                 \
+  {                                                            \
+    EnsInvalid inv_;                                           \
+    g_autofree char *got_ = map (fields, in, &inv_);           \
+    if (got_ == NULL)                                          \
+      g_error ("%s refused: %s %s", in, inv_.field, inv_.expected); \
+    g_assert_cmpstr (got_, ==, want);                          \
+  }                                                            \
+  G_STMT_END
+
+#define ASSERT_REFUSES(fields, in, field_, part_)                      \
+  G_STMT_START                                                         \
+  {                                                                    \
+    EnsInvalid inv_;                                                   \
+    g_autofree char *got_ = map (fields, in, &inv_);                   \
+    if (got_ != NULL)                                                  \
+      g_error ("%s accepted as %s", in, got_);                         \
+    g_assert_cmpstr (inv_.field, ==, field_);                          \
+    g_assert_nonnull (strstr (inv_.expected, part_));                  \
+  }                                                                    \
+  G_STMT_END
+
+static const EnsField request_in[] = {
+  ENS_CHECK ("config", OBJECT),
+  ENS_MAP ("agent_id", "name", STRING, REQUIRED),
+  ENS_MAP ("task|config.task|kind", "task", STRING, REQUIRED),
+  ENS_MAP ("note", "meta.note", STRING, OPTIONAL),
+  ENS_MAP_OR ("topic", "topic", STRING, "\"MESSAGE\""),
+  ENS_MAP ("value", "value", ANY, OPTIONAL),
+  ENS_INT ("timeout", "timeout_ms", OPTIONAL, 1, 600, 1000),
+  ENS_MAP ("flag", "flag", BOOL, OPTIONAL),
+  ENS_MAP_OR ("caps", "actions", WORDS, "[]"),
+  ENS_MAP ("extra", "meta", SPREAD, OPTIONAL),
+  ENS_SET ("persistent", "true"),
+  ENS_FIELDS_END,
+};
+
+static void
+test_map_in (void)
+{
+  ASSERT_MAPS (request_in, "{\"agent_id\":\"a\",\"task\":\"t\"}",
+               "{\"name\":\"a\",\"task\":\"t\",\"topic\":\"MESSAGE\",\"actions\":[],\"persistent\":true}");
+  /* Alternatives, nested targets, scale, words, spread, null as a value. */
+  ASSERT_MAPS (request_in,
+               "{\"agent_id\":\"a\",\"config\":{\"task\":\"from config\"},\"note\":\"n\",\"value\":null,"
+               "\"timeout\":2,\"flag\":false,\"caps\":\" x, y ,,z\",\"extra\":{\"k\":1}}",
+               "{\"name\":\"a\",\"task\":\"from config\",\"meta\":{\"note\":\"n\",\"k\":1},\"topic\":\"MESSAGE\","
+               "\"value\":null,\"timeout_ms\":2000,\"flag\":false,\"actions\":[\"x\",\"y\",\"z\"],\"persistent\":true}");
+  ASSERT_MAPS (request_in, "{\"agent_id\":\"a\",\"kind\":\"k\",\"caps\":[\"p\"],\"timeout\":600.0}",
+               "{\"name\":\"a\",\"task\":\"k\",\"topic\":\"MESSAGE\",\"timeout_ms\":600000,\"actions\":[\"p\"],"
+               "\"persistent\":true}");
+  /* Each refusal names the field as the dialect spells it. */
+  ASSERT_REFUSES (request_in, "{\"task\":\"t\"}", "agent_id", "non-empty string");
+  ASSERT_REFUSES (request_in, "{\"agent_id\":\"\",\"task\":\"t\"}", "agent_id", "non-empty string");
+  ASSERT_REFUSES (request_in, "{\"agent_id\":null,\"task\":\"t\"}", "agent_id", "non-empty string");
+  ASSERT_REFUSES (request_in, "{\"agent_id\":7,\"task\":\"t\"}", "agent_id", "string");
+  ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\"}", "task", "non-empty string");
+  ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\",\"config\":[],\"task\":\"t\"}", "config", "an object");
+  ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\",\"task\":\"t\",\"note\":{}}", "note", "a string");
+  ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\",\"task\":\"t\",\"timeout\":0}", "timeout", "from 1 to 600");
+  ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\",\"task\":\"t\",\"timeout\":1.5}", "timeout", "integer");
+  ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\",\"task\":\"t\",\"timeout\":\"9\"}", "timeout", "integer");
+  ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\",\"task\":\"t\",\"flag\":1}", "flag", "true or false");
+  ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\",\"task\":\"t\",\"caps\":[1]}", "caps", "list of strings");
+  ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\",\"task\":\"t\",\"extra\":\"x\"}", "extra", "an object");
+}
+
+static const EnsField required_in[] = {
+  ENS_MAP ("value", "value", ANY, REQUIRED),
+  ENS_MAP ("topics", "topics", STRINGS, REQUIRED),
+  ENS_FIELDS_END,
+};
+
+static const EnsField each_in[] = {
+  ENS_MAP ("sessionId", "session_id", STRING, REQUIRED),
+  ENS_FIELDS_END,
+};
+
+static const EnsField nested_in[] = {
+  ENS_NESTED (MAP, "session", "session", each_in),
+  ENS_NESTED (EACH, "tasks", "tasks", each_in),
+  ENS_FIELDS_END,
+};
+
+static void
+test_map_required_and_nested (void)
+{
+  ASSERT_MAPS (required_in, "{\"value\":null,\"topics\":[\"a\"]}", "{\"value\":null,\"topics\":[\"a\"]}");
+  ASSERT_REFUSES (required_in, "{\"topics\":[\"a\"]}", "value", "any JSON value");
+  ASSERT_REFUSES (required_in, "{\"value\":1,\"topics\":[]}", "topics", "non-empty list");
+  ASSERT_REFUSES (required_in, "{\"value\":1,\"topics\":[\"\"]}", "topics", "non-empty list");
+  ASSERT_REFUSES (required_in, "{\"value\":1,\"topics\":\"a\"}", "topics", "list");
+
+  ASSERT_MAPS (nested_in, "{\"session\":{\"sessionId\":\"s1\",\"x\":1},\"tasks\":[{\"sessionId\":\"s2\"}]}",
+               "{\"session\":{\"session_id\":\"s1\"},\"tasks\":[{\"session_id\":\"s2\"}]}");
+  /* The field at fault inside, and the container of the wrong type. */
+  ASSERT_REFUSES (nested_in, "{\"session\":{\"sessionId\":5}}", "sessionId", "string");
+  ASSERT_REFUSES (nested_in, "{\"tasks\":[{\"sessionId\":\"s\"},{}]}", "sessionId", "non-empty string");
+  ASSERT_REFUSES (nested_in, "{\"tasks\":[\"s\"]}", "tasks", "list of objects");
+  ASSERT_REFUSES (nested_in, "{\"session\":[]}", "session", "an object");
+}
+
+static const EnsField agent_out[] = {
+  ENS_MAP_OR ("description", "role", ANY, "null"),
+  ENS_CHOOSE ("connected", "status", "\"active\"", "\"registered\"", "\"unknown\""),
+  ENS_FIELDS_END,
+};
+
+static const EnsField answer_out[] = {
+  ENS_KEYED ("agents", "agents", "name", agent_out),
+  ENS_NESTED (EACH, "agents", "list", agent_out),
+  ENS_PRESENT ("value", "found", OPTIONAL),
+  ENS_PRESENT ("profile", "fallback_used", NOT),
+  ENS_CHOOSE ("target_found", "to_status", "\"delivered\"", "\"not_connected\"", NULL),
+  ENS_MAP_OR ("counters.n", "bus.n", ANY, "0"),
+  ENS_SET ("score", "1.5"),
+  ENS_SET ("text", "\"a \\\"quoted\\\" word\""),
+  ENS_FIELDS_END,
+};
+
+static char *
+reshape (const EnsField *fields, guint flags, const char *in)
+{
+  g_autoptr (JsonNode) data = in ? json_from_string (in, NULL) : NULL;
+  g_autoptr (JsonNode) out = ens_dialect_reshape (fields, flags, data);
+
+  return text (out);
+}
+
+static void
+test_reshape_out (void)
+{
+  g_autofree char *a = reshape (answer_out, 0,
+                                "{\"agents\":[{\"name\":\"x\",\"description\":\"d\",\"connected\":true},"
+                                "{\"description\":\"nameless\"},{\"name\":\"y\",\"connected\":false},7],"
+                                "\"value\":null,\"counters\":{\"n\":3},\"extra\":1}");
+  g_autofree char *b = reshape (answer_out, 0, "{\"value\":1,\"profile\":\"p\",\"target_found\":false}");
+  g_autofree char *c = reshape (answer_out, 0, NULL);
+  g_autofree char *d = reshape (NULL, 0, "{\"as\":\"it is\"}");
+  g_autofree char *e = reshape (NULL, 0, NULL);
+
+  /* Elements that do not fit an answer are left out, never an error. */
+  g_assert_cmpstr (a, ==,
+                   "{\"agents\":{\"x\":{\"role\":\"d\",\"status\":\"active\"},\"y\":{\"role\":null,\"status\":"
+                   "\"registered\"}},\"list\":[{\"role\":\"d\",\"status\":\"active\"},{\"role\":\"nameless\","
+                   "\"status\":\"unknown\"},{\"role\":null,\"status\":\"registered\"}],\"found\":false,"
+                   "\"fallback_used\":true,\"bus\":{\"n\":3},\"score\":1.5,\"text\":\"a \\\"quoted\\\" word\"}");
+  g_assert_cmpstr (b, ==,
+                   "{\"found\":true,\"fallback_used\":false,\"to_status\":\"not_connected\",\"bus\":{\"n\":0},"
+                   "\"score\":1.5,\"text\":\"a \\\"quoted\\\" word\"}");
+  g_assert_cmpstr (c, ==, "{\"found\":false,\"fallback_used\":true,\"bus\":{\"n\":0},\"score\":1.5,"
+                          "\"text\":\"a \\\"quoted\\\" word\"}");
+  g_assert_cmpstr (d, ==, "{\"as\":\"it is\"}");
+  g_assert_cmpstr (e, ==, "{}");
+}
+
+static const EnsField failure_event[] = {
+  ENS_MAP ("error", "result.error", ANY, OPTIONAL),
+  ENS_MAP ("reason", "result.details", ANY, OPTIONAL),
+  ENS_FIELDS_END,
+};
+
+static void
+test_reshape_keeps_the_rest (void)
+{
+  g_autofree char *failed = reshape (failure_event, ENS_DIALECT_KEEP_REST,
+                                     "{\"request_id\":\"r\",\"to\":\"c\",\"error\":\"boom\",\"reason\":\"X\"}");
+  g_autofree char *ok = reshape (failure_event, ENS_DIALECT_KEEP_REST,
+                                 "{\"request_id\":\"r\",\"result\":{\"response\":\"hi\"}}");
+
+  g_assert_cmpstr (failed, ==, "{\"request_id\":\"r\",\"to\":\"c\",\"result\":{\"error\":\"boom\",\"details\":\"X\"}}");
+  g_assert_cmpstr (ok, ==, "{\"request_id\":\"r\",\"result\":{\"response\":\"hi\"}}");
+}
+
+static const EnsDialectEntry rows[] = {
+  { "CONNECTION", "agents.register", "action", "connect" },
+  { "CONNECTION", "agents.unregister", "action", "disconnect" },
+  { "PLAIN", "health" },
+  { NULL },
+};
+
+static const EnsDialectCode codes[] = {
+  { ENS_ERR_AGENT_NOT_FOUND, "AGENT_NOT_CONNECTED" },
+  { NULL },
+};
+
+static const EnsDialect toy = { .name = "toy", .entries = rows, .codes = codes };
+
+static void
+test_rows_and_codes (void)
+{
+  g_autoptr (JsonNode) k1 = NULL, k2 = NULL, k3 = NULL;
+  JsonObject *connect = object ("{\"action\":\"connect\"}", &k1);
+  JsonObject *dance = object ("{\"action\":\"dance\"}", &k2);
+  JsonObject *number = object ("{\"action\":5}", &k3);
+  gboolean known = FALSE;
+  char expected[64];
+
+  g_assert_true (ens_dialect_find (&toy, "CONNECTION", connect, &known) == &rows[0]);
+  g_assert_null (ens_dialect_find (&toy, "CONNECTION", dance, &known));
+  g_assert_true (known);
+  g_assert_null (ens_dialect_find (&toy, "CONNECTION", number, &known));
+  g_assert_true (known);
+  g_assert_null (ens_dialect_find (&toy, "CONNECTION", NULL, &known));
+  g_assert_true (known);
+  g_assert_null (ens_dialect_find (&toy, "NOPE", NULL, &known));
+  g_assert_false (known);
+  g_assert_true (ens_dialect_find (&toy, "PLAIN", NULL, NULL) == &rows[2]);
+  g_assert_null (ens_dialect_find (&toy, NULL, NULL, NULL));
+  ens_dialect_variants (&toy, "CONNECTION", expected, sizeof expected);
+  g_assert_cmpstr (expected, ==, "\"connect\" or \"disconnect\"");
+
+  g_assert_cmpstr (ens_dialect_code (&toy, ENS_ERR_AGENT_NOT_FOUND), ==, "AGENT_NOT_CONNECTED");
+  g_assert_cmpstr (ens_dialect_code (&toy, ENS_ERR_TIMEOUT), ==, ENS_ERR_TIMEOUT);
+  g_assert_cmpstr (ens_dialect_code (&toy, NULL), ==, ENS_ERR_INTERNAL);
+}
+
+static void
+test_scan_value (void)
+{
+  static const struct {
+    const char *in;
+    gboolean at_eof;
+    gsize end;
+  } cases[] = {
+    { "{\"a\":1}", FALSE, 7 },
+    { "{\"a\":1}{\"b\":2}", FALSE, 7 },
+    { "  \r\n {\"a\":[1,{\"b\":[]}]}  ", FALSE, 23 },
+    { "{\"s\":\"}{\\\"\\\\\"}", FALSE, 14 },
+    { "{\"s\":\"}{\\\"\\\\\"", FALSE, 0 },
+    { "{\"s\":\"\\\"}\"}", FALSE, 11 },
+    { "[1,[2]]", FALSE, 7 },
+    { "\"a}b\"", FALSE, 5 },
+    { "\"a\\\"", FALSE, 0 },
+    { "{\"a\":", FALSE, 0 },
+    { "{\"a\":", TRUE, 0 },
+    { "42", FALSE, 0 },
+    { "42", TRUE, 2 },
+    { "true\n", FALSE, 4 },
+    { "   ", TRUE, 0 },
+    { "", TRUE, 0 },
+    { "]", FALSE, 0 },
+    { "}{}", FALSE, 0 },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      gsize end = ens_dialect_scan_value (cases[i].in, strlen (cases[i].in), cases[i].at_eof);
+      if (end != cases[i].end)
+        g_error ("scan of %s (eof %d): %zu, expected %zu", cases[i].in, cases[i].at_eof, end, cases[i].end);
+    }
+}
+
+/* Every dialect's table: rows named, with a verb unless answered here or
+ * decided by decode, (name, is) once, and each field list ends. */
+static void
+check_table (const EnsDialect *dialect)
+{
+  g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  g_assert_nonnull (dialect->name);
+  g_assert_nonnull (dialect->decode);
+  g_assert_nonnull (dialect->encode);
+  for (const EnsDialectEntry *e = dialect->entries; e->name; e++)
+    {
+      g_autofree char *key = g_strdup_printf ("%s/%s", e->name, e->is ? e->is : "");
+      g_autoptr (JsonNode) shaped = ens_dialect_reshape (e->out, e->flags, NULL);
+
+      g_assert_false (g_hash_table_contains (seen, key));
+      g_hash_table_add (seen, g_steal_pointer (&key));
+      g_assert_true ((e->when == NULL) == (e->is == NULL));
+      if (e->in)
+        {
+          JsonObject *to;
+          g_autoptr (JsonNode) out = ens_node_new_object (&to);
+          EnsInvalid invalid;
+          /* Nothing given: either accepted or refused with a field named. */
+          if (!ens_dialect_map (e->in, NULL, to, &invalid))
+            g_assert_true (invalid.field != NULL && invalid.field[0] && invalid.expected[0]);
+        }
+      g_assert_true (JSON_NODE_HOLDS_OBJECT (shaped));
+    }
+  for (const EnsDialectEntry *e = dialect->events; e && e->name; e++)
+    {
+      g_autoptr (JsonNode) shaped = ens_dialect_reshape (e->out, e->flags, NULL);
+      g_assert_true (JSON_NODE_HOLDS_OBJECT (shaped));
+    }
+}
+
+static void
+test_tables (void)
+{
+  const EnsDialect *dialects[] = { &ens_dialect_ksi, &ens_dialect_centerfire };
+
+  for (guint i = 0; i < G_N_ELEMENTS (dialects); i++)
+    check_table (dialects[i]);
+  g_assert_true (ens_dialect_ksi.flags & ENS_DIALECT_ONE_SHOT);
+  g_assert_true (ens_dialect_find (&ens_dialect_ksi, "COMPLETION", NULL, NULL)->flags & ENS_DIALECT_HOLD_RESULTS);
+  g_assert_cmpint (ens_dialect_centerfire.framing, ==, ENS_DIALECT_FRAMING_VALUE);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/dialect/map-in", test_map_in);
+  g_test_add_func ("/dialect/map-required-and-nested", test_map_required_and_nested);
+  g_test_add_func ("/dialect/reshape-out", test_reshape_out);
+  g_test_add_func ("/dialect/reshape-keeps-the-rest", test_reshape_keeps_the_rest);
+  g_test_add_func ("/dialect/rows-and-codes", test_rows_and_codes);
+  g_test_add_func ("/dialect/scan-value", test_scan_value);
+  g_test_add_func ("/dialect/tables", test_tables);
+  return g_test_run ();
+}
