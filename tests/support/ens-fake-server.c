@@ -192,8 +192,17 @@ fake_server_write (SoupServerMessage *msg, guint status, const char *content_typ
   Body *b;
 
   soup_server_message_set_status (msg, status, NULL);
-  soup_message_headers_set_encoding (h, SOUP_ENCODING_CHUNKED);
   soup_message_headers_set_content_type (h, content_type, NULL);
+  if (plan->end == FAKE_BODY_COMPLETE)
+    {
+      goffset total = 0;
+
+      for (guint i = 0; i < pieces->len; i++)
+        total += (goffset) strlen (g_ptr_array_index (pieces, i));
+      soup_message_headers_set_content_length (h, total);
+    }
+  else
+    soup_message_headers_set_encoding (h, SOUP_ENCODING_CHUNKED);
   if (plan->first_ms == 0 && plan->interval_ms == 0 && (plan->gap_at < 0 || plan->gap_ms == 0) &&
       plan->end == FAKE_BODY_COMPLETE && plan->closed == NULL)
     {

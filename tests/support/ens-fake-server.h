@@ -29,8 +29,12 @@ typedef struct {
   guint64 *aborts;   /* may be NULL: incremented when the client goes before the body ended */
 } FakeBodyPlan;
 
-/* Answers @msg with @status and a chunked body of @pieces (char *, transfer
- * full) written as @plan says.  Headers already set on @msg stay. */
+/* Answers @msg with @status and a body of @pieces (char *, transfer full)
+ * written as @plan says.  A body that ends normally carries its
+ * Content-Length (every piece is known up front; libsoup 3.2 closes a
+ * chunked body on a worker thread, which costs more than the rest of the
+ * answer); one that hangs, repeats or is cut is chunked, so a cut is an
+ * unterminated chunked body.  Headers already set on @msg stay. */
 void fake_server_write (SoupServerMessage *msg, guint status, const char *content_type, GPtrArray *pieces,
                         const FakeBodyPlan *plan);
 

@@ -12,8 +12,8 @@ typedef struct {
   guint status;             /* 0: no answer at all */
   GHashTable *headers;      /* lower-case name -> value */
   GString *body;            /* de-chunked */
-  GPtrArray *chunks;        /* char *, each HTTP chunk */
-  GArray *chunk_ms;         /* gint64, when each chunk arrived, since the request */
+  GPtrArray *chunks;        /* char *, each HTTP chunk (or read, without chunked encoding) */
+  GArray *chunk_ms;         /* gint64, when each arrived, since the request */
   gint64 headers_ms;        /* when the status line arrived */
   gboolean complete;        /* the body ended as its framing says */
   gboolean timed_out;       /* a read waited for longer than the socket timeout */
@@ -147,12 +147,31 @@ read_reply (GDataInputStream *in, gint64 sent_us)
       }
   else if (length)
     {
-      gsize size = (gsize) g_ascii_strtoull (length, NULL, 10);
-      g_autofree char *data = g_malloc (size + 1);
+      /* Read as it comes: each read is one arrival, as a chunk is. */
+      gsize left = (gsize) g_ascii_strtoull (length, NULL, 10);
 
-      r->complete = read_all (in, r, data, size);
-      if (r->complete)
-        g_string_append_len (r->body, data, (gssize) size);
+      while (left > 0)
+        {
+          g_autoptr (GError) error = NULL;
+          char data[65536];
+          /* What is buffered already, alone: a buffered read for more would
+           * wait for the next arrival and merge the two. */
+          gsize buffered = g_buffered_input_stream_get_available (G_BUFFERED_INPUT_STREAM (in));
+          gsize want = MIN (left, buffered > 0 ? MIN (buffered, sizeof data) : sizeof data);
+          gssize got = g_input_stream_read (G_INPUT_STREAM (in), data, want, NULL, &error);
+          gint64 at = (g_get_monotonic_time () - sent_us) / 1000;
+
+          if (got <= 0)
+            {
+              r->timed_out = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+              return r;
+            }
+          g_string_append_len (r->body, data, got);
+          g_ptr_array_add (r->chunks, g_strndup (data, (gsize) got));
+          g_array_append_val (r->chunk_ms, at);
+          left -= (gsize) got;
+        }
+      r->complete = TRUE;
     }
   return r;
 }
