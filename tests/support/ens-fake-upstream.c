@@ -1,9 +1,13 @@
 /* ens-fake-upstream.c — the scripted fake LLM upstream (see the header). */
 #include "ens-fake-upstream.h"
 
+#include <arpa/inet.h>
 #include <math.h>
-#include <stdio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define JSON_TYPE "application/json"
 #define SSE_TYPE "text/event-stream"
@@ -735,36 +739,39 @@ fake_upstream_client_aborts (FakeUpstream *up)
   return up->client_aborts;
 }
 
-/* Lines of /proc/net/tcp{,6}: "sl local rem st ...", addresses as
- * HEXADDR:HEXPORT, state 01 = ESTABLISHED. */
-static gint
-count_established (const char *file, guint16 port)
-{
-  g_autofree char *text = NULL;
-  g_auto (GStrv) lines = NULL;
-  gint n = 0;
-
-  if (!g_file_get_contents (file, &text, NULL, NULL))
-    return -1;
-  lines = g_strsplit (text, "\n", -1);
-  for (guint i = 1; lines[i]; i++)
-    {
-      unsigned local_port, state;
-
-      if (sscanf (lines[i], " %*u: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", &local_port, &state) == 2 &&
-          local_port == port && state == 0x01)
-        n++;
-    }
-  return n;
-}
-
+/* The upstream's own sockets on its port in state ESTABLISHED: its
+ * accepted connections, whatever else the machine runs (/proc/net/tcp lists
+ * every socket of the network namespace, and takes tens of milliseconds to
+ * read on a busy machine). */
 gint
 fake_upstream_connections (FakeUpstream *up)
 {
-  gint v4 = count_established ("/proc/net/tcp", up->port);
-  gint v6 = count_established ("/proc/net/tcp6", up->port);
+  g_autoptr (GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  const char *name;
+  gint n = 0;
 
-  if (v4 < 0)
+  if (dir == NULL)
     return -1;
-  return v4 + MAX (v6, 0);
+  while ((name = g_dir_read_name (dir)))
+    {
+      int fd = atoi (name);
+      struct sockaddr_storage addr;
+      socklen_t len = sizeof addr;
+      struct tcp_info info;
+      socklen_t info_len = sizeof info;
+      guint16 port;
+
+      if (getsockname (fd, (struct sockaddr *) &addr, &len) < 0)
+        continue; /* not a socket */
+      if (addr.ss_family == AF_INET)
+        port = ntohs (((struct sockaddr_in *) &addr)->sin_port);
+      else if (addr.ss_family == AF_INET6)
+        port = ntohs (((struct sockaddr_in6 *) &addr)->sin6_port);
+      else
+        continue;
+      if (port == up->port && getsockopt (fd, IPPROTO_TCP, TCP_INFO, &info, &info_len) == 0 &&
+          info.tcpi_state == TCP_ESTABLISHED)
+        n++;
+    }
+  return n;
 }

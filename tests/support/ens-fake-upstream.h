@@ -91,8 +91,9 @@ const char *fake_upstream_url (FakeUpstream *up);
 guint64 fake_upstream_requests (FakeUpstream *up);
 /* Streams whose client went away before the stream ended. */
 guint64 fake_upstream_client_aborts (FakeUpstream *up);
-/* Established TCP connections to the upstream's port right now, as the
- * kernel counts them (/proc/net/tcp), or -1 if that cannot be read. */
+/* The connections the upstream holds right now: its sockets on its port
+ * in state ESTABLISHED (closed by the peer: not counted), or -1 if its file
+ * descriptors cannot be listed. */
 gint fake_upstream_connections (FakeUpstream *up);
 
 G_END_DECLS
