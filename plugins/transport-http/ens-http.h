@@ -31,7 +31,9 @@ typedef struct {
 /* Route tables, each NULL-terminated (method == NULL). */
 extern const EnsHttpRoute ens_http_routes_native[];
 extern const EnsHttpRoute ens_http_routes_openai[];
-extern const EnsHttpRoute ens_http_routes_seeds[];
+extern const EnsHttpRoute ens_http_routes_ksi[];
+extern const EnsHttpRoute ens_http_routes_neolith[];
+extern const EnsHttpRoute ens_http_routes_rhetor[];
 
 /* ---- the request ---- */
 const EnsHost *ens_http_host (EnsHttpCall *call);
