@@ -27,7 +27,10 @@ pop_tag (EnsOutbox *ob)
   if (b == NULL)
     return g_strdup ("");
   data = g_bytes_get_data (b, &len);
-  return g_strndup (data, strcspn (data, ".") < len ? strcspn (data, ".") : len);
+  {
+    const char *dot = memchr (data, '.', len); /* the bytes have no terminating NUL */
+    return g_strndup (data, dot ? (gsize) (dot - data) : len);
+  }
 }
 
 #define ASSERT_POP(ob, tag)                 \
@@ -164,6 +167,7 @@ test_shared_bytes (void)
 
 /* A head reply nobody writes, and a flood of events: the holes the drops
  * leave are compacted, and the order survives. */
+#define FLOOD 20000
 static void
 test_flood_behind_stuck_reply (void)
 {
@@ -171,16 +175,18 @@ test_flood_behind_stuck_reply (void)
   guint dropped = 0;
 
   push (ob, "r", 10, FALSE, 0);
-  for (int i = 0; i < 100000; i++)
+  for (int i = 0; i < FLOOD; i++)
     {
-      g_autofree char *tag = g_strdup_printf ("e%d", i);
-      g_autoptr (GBytes) b = msg (tag, 16);
+      char tag[16];
+      g_autoptr (GBytes) b = NULL;
+      g_snprintf (tag, sizeof tag, "e%d", i);
+      b = g_bytes_new (tag, strlen (tag));
       dropped += ens_outbox_push (ob, b, TRUE);
     }
-  g_assert_cmpuint (dropped, ==, 100000 - 7);
+  g_assert_cmpuint (dropped, ==, FLOOD - 7);
   g_assert_cmpuint (ens_outbox_length (ob), ==, 8);
   ASSERT_POP (ob, "r");
-  for (int i = 100000 - 7; i < 100000; i++)
+  for (int i = FLOOD - 7; i < FLOOD; i++)
     {
       g_autofree char *tag = g_strdup_printf ("e%d", i);
       ASSERT_POP (ob, tag);
@@ -274,7 +280,7 @@ test_random_walk (void)
 {
   GRand *rand = g_rand_new_with_seed (g_test_rand_int ());
 
-  for (int round = 0; round < 50; round++)
+  for (int round = 0; round < 20; round++)
     {
       guint max_messages = g_rand_int_range (rand, 1, 40);
       gsize max_bytes = g_rand_int_range (rand, 1, 4000);
@@ -282,7 +288,7 @@ test_random_walk (void)
       Model m = { G_QUEUE_INIT, 0, 0, max_messages, max_bytes, 0 };
       guint serial = 0;
 
-      for (int step = 0; step < 3000; step++)
+      for (int step = 0; step < 2000; step++)
         {
           guint op = g_rand_int_range (rand, 0, 10);
           if (op < 6)
