@@ -497,6 +497,14 @@ def test_invalid_parameters_name_the_field():
         check_error(command(d, "PUBLISH", {"from_agent": "a", "payload": {}}, "messaging.sock"),
                     "PUBLISH", "INVALID_PARAMETERS", field="event_type")
         check_error(command(d, "SPAWN_AGENT", {"task": 3}, "agents.sock"), "SPAWN_AGENT", "INVALID_PARAMETERS")
+        # What the core refuses is said with the client's field names.
+        err = check_error(command(d, "PUBLISH", {"from_agent": "a", "event_type": "news.*", "payload": {}},
+                                  "messaging.sock"), "PUBLISH", "INVALID_PARAMETERS", field="event_type")
+        assert err["message"].startswith("PUBLISH: parameters.event_type must be "), err
+        assert err["details"]["fields"] == [{"field": "event_type", "expected": err["details"]["expected"]}], err
+        err = check_error(command(d, "REGISTER_AGENT", {"agent_id": "bad name!", "role": "r"}, "agents.sock"),
+                          "REGISTER_AGENT", "INVALID_PARAMETERS", field="agent_id")
+        assert "parameters.agent_id" in err["message"], err
     finally:
         d.cleanup()
 

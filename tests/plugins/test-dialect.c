@@ -255,6 +255,29 @@ test_rows_and_codes (void)
 }
 
 static void
+test_core_errors_in_the_dialects_words (void)
+{
+  static const EnsDialectEntry row = { "SUBMIT", "publish", .in = request_in };
+  g_autoptr (JsonNode) k1 = json_from_string ("{\"field\":\"task\",\"expected\":\"short\"}", NULL);
+  g_autoptr (JsonNode) k2 = json_from_string ("{\"field\":\"timeout_ms\",\"expected\":\"less\"}", NULL);
+  g_autoptr (JsonNode) k3 = json_from_string ("{\"field\":\"persistent\",\"expected\":\"x\"}", NULL);
+  g_autoptr (JsonNode) k4 = json_from_string ("{\"field\":\"nowhere\",\"expected\":\"x\"}", NULL);
+  g_autoptr (JsonNode) k5 = json_from_string ("{\"field\":\"task\"}", NULL);
+  EnsInvalid invalid;
+
+  g_assert_true (ens_dialect_core_invalid (&row, k1, &invalid));
+  g_assert_cmpstr (invalid.field, ==, "task"); /* the first alternative */
+  g_assert_cmpstr (invalid.expected, ==, "short");
+  g_assert_true (ens_dialect_core_invalid (&row, k2, &invalid));
+  g_assert_cmpstr (invalid.field, ==, "timeout");
+  g_assert_false (ens_dialect_core_invalid (&row, k3, &invalid)); /* a constant: no client field */
+  g_assert_false (ens_dialect_core_invalid (&row, k4, &invalid));
+  g_assert_false (ens_dialect_core_invalid (&row, k5, &invalid));
+  g_assert_false (ens_dialect_core_invalid (&row, NULL, &invalid));
+  g_assert_false (ens_dialect_core_invalid (NULL, k1, &invalid));
+}
+
+static void
 test_scan_value (void)
 {
   static const struct {
@@ -347,6 +370,7 @@ main (int argc, char **argv)
   g_test_add_func ("/dialect/reshape-out", test_reshape_out);
   g_test_add_func ("/dialect/reshape-keeps-the-rest", test_reshape_keeps_the_rest);
   g_test_add_func ("/dialect/rows-and-codes", test_rows_and_codes);
+  g_test_add_func ("/dialect/core-errors", test_core_errors_in_the_dialects_words);
   g_test_add_func ("/dialect/scan-value", test_scan_value);
   g_test_add_func ("/dialect/tables", test_tables);
   return g_test_run ();

@@ -337,19 +337,14 @@ append_event (GString *out, EnsMessage *msg)
   g_string_append (out, "}\n");
 }
 
-/* EnsEncodeFunc: replies, errors and events on KSI connections. */
+/* A reply or error; @from_core: its parameter errors name the core's
+ * fields, said back in the client's words. */
 static GBytes *
-ksi_encode (EnsMessage *msg)
+encode_answer (EnsMessage *msg, gboolean from_core)
 {
   GString *out;
   const EnsDialectEntry *row;
 
-  if (msg->kind == ENS_MESSAGE_EVENT)
-    {
-      out = g_string_sized_new (256);
-      append_event (out, msg);
-      return g_string_free_to_bytes (out);
-    }
   if (msg->tag == NULL || msg->tag[0] == '\0')
     return dispatcher_error (ens_dialect_code (&ens_dialect_ksi, msg->error_code),
                              msg->error_message ? msg->error_message : "");
@@ -371,20 +366,43 @@ ksi_encode (EnsMessage *msg)
     }
   else
     {
+      /* The core's parameter errors name the core's fields: say the
+       * client's, as the table renames them. */
+      EnsInvalid invalid;
+      gboolean renamed = from_core && ens_dialect_core_invalid (ens_dialect_find_answered (&ens_dialect_ksi, msg),
+                                                                msg->error_details, &invalid);
+      g_autofree char *text = renamed ? g_strdup_printf ("%s: parameters.%s must be %s", msg->tag, invalid.field,
+                                                         invalid.expected)
+                                      : NULL;
+      g_autoptr (JsonNode) details = renamed ? ens_invalid_details (&invalid) : NULL;
+
       g_string_append (out, ",\"error\":{\"code\":");
       ens_dialect_append_string (out, ens_dialect_code (&ens_dialect_ksi, msg->error_code));
       g_string_append (out, ",\"message\":");
-      ens_dialect_append_string (out, msg->error_message);
+      ens_dialect_append_string (out, renamed ? text : msg->error_message);
       g_string_append (out, ",\"timestamp\":");
       ens_dialect_append_timestamp (out, g_get_real_time ());
       g_string_append (out, ",\"details\":");
-      if (msg->error_details)
-        ens_dialect_append_json (out, msg->error_details);
+      if (details || msg->error_details)
+        ens_dialect_append_json (out, details ? details : msg->error_details);
       else
         g_string_append (out, "{}");
       g_string_append (out, "},\"result\":null");
     }
   g_string_append (out, "}\n");
+  return g_string_free_to_bytes (out);
+}
+
+/* EnsEncodeFunc: replies, errors and events on KSI connections. */
+static GBytes *
+ksi_encode (EnsMessage *msg)
+{
+  GString *out;
+
+  if (msg->kind != ENS_MESSAGE_EVENT)
+    return encode_answer (msg, TRUE);
+  out = g_string_sized_new (256);
+  append_event (out, msg);
   return g_string_free_to_bytes (out);
 }
 
@@ -406,7 +424,7 @@ command_error (EnsDialectFrame *frame, const char *command, const char *code, co
   init.error_message = text;
   init.error_details = details;
   err = host->message_new (&init);
-  ens_dialect_frame_reply (frame, g_bytes_ref (host->message_encode (err, ksi_encode)));
+  ens_dialect_frame_reply (frame, encode_answer (err, FALSE));
   host->message_unref (err);
 }
 

@@ -89,6 +89,25 @@ ens_dialect_code (const EnsDialect *dialect, const char *code)
   return code;
 }
 
+gboolean
+ens_dialect_core_invalid (const EnsDialectEntry *entry, JsonNode *details, EnsInvalid *invalid)
+{
+  JsonObject *obj = details && JSON_NODE_HOLDS_OBJECT (details) ? json_node_get_object (details) : NULL;
+  const char *field = ens_member_string (obj, "field"), *expected = ens_member_string (obj, "expected");
+
+  if (entry == NULL || field == NULL || expected == NULL)
+    return FALSE;
+  for (const EnsField *f = entry->in; f && (f->from || f->to); f++)
+    if (f->from && f->to && strcmp (f->to, field) == 0)
+      {
+        g_autofree char *name = g_strndup (f->from, strcspn (f->from, "|"));
+        /* Interned: it outlives the call, as a table's own strings do. */
+        ens_invalid_set (invalid, g_intern_string (name), "%s", expected);
+        return TRUE;
+      }
+  return FALSE;
+}
+
 /* ------------------------------------------------------------------ paths */
 
 /* (transfer none) the member at @path ("a.b"), JSON null included; NULL

@@ -231,6 +231,12 @@ EnsMessage *ens_dialect_request (const EnsHost *host, const EnsDialectEntry *ent
                                  JsonObject *params, EnsInvalid *invalid);
 /* The dialect's name for a core error @code (never NULL). */
 const char *ens_dialect_code (const EnsDialect *dialect, const char *code);
+/* A core parameter error ({field, expected} details) about @entry's
+ * request in the dialect's words: TRUE with @invalid naming the field as
+ * @entry->in reads it (the first alternative), FALSE when @details
+ * (transfer none, may be NULL) is not such an error or no field of @in
+ * writes it. */
+gboolean ens_dialect_core_invalid (const EnsDialectEntry *entry, JsonNode *details, EnsInvalid *invalid);
 
 /* HOLD_RESULTS: the request_id an answer or event carries (transfer none),
  * or NULL. */
