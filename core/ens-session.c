@@ -218,7 +218,12 @@ hook_chunk (gpointer data, const char *request_id, const char *text)
   if (s == NULL)
     return;
   if (s->chunks++ == 0)
-    emit (s, "stream_start", s->task_id, NULL);
+    {
+      extra = json_object_new ();
+      json_object_set_string_member (extra, "request_id", request_id);
+      emit (s, "stream_start", s->task_id, extra);
+      json_object_unref (extra);
+    }
   extra = json_object_new ();
   meta = json_object_new ();
   json_object_set_string_member (extra, "chunk", text);
@@ -331,7 +336,17 @@ hook_done (gpointer data, const char *request_id, JsonNode *result, const char *
   task_id = g_steal_pointer (&s->task_id);
   g_clear_pointer (&s->request_id, g_free);
   if (s->chunks > 0)
-    emit (s, "stream_end", task_id, NULL);
+    {
+      JsonObject *r = result ? json_node_get_object (result) : NULL;
+      extra = json_object_new ();
+      json_object_set_string_member (extra, "request_id", request_id);
+      if (r && json_object_has_member (r, "finish_reason"))
+        json_object_set_member (extra, "finish_reason", json_node_copy (json_object_get_member (r, "finish_reason")));
+      if (r && json_object_has_member (r, "usage"))
+        json_object_set_member (extra, "usage", json_node_copy (json_object_get_member (r, "usage")));
+      emit (s, "stream_end", task_id, extra);
+      json_object_unref (extra);
+    }
 
   /* The counters */
   ms = (g_get_monotonic_time () - s->task_started_us) / 1000;

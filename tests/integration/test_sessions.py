@@ -9,50 +9,8 @@ Tasks that must overlap run on a command provider gated by a FIFO: a task's
 process blocks until the test writes one word for it ("fail" makes it fail),
 so every ordering here is a condition, never a delay."""
 
-import errno
-import os
-import shutil
-import stat
-import tempfile
-import time
-
-from enslib import Daemon, SCALE, gv, run_tests
-
-
-class Gate:
-    """A command provider backend "gated" whose every answer waits for release()."""
-
-    def __init__(self):
-        self.tmp = tempfile.mkdtemp(prefix="ens-gate-")
-        self.fifo = os.path.join(self.tmp, "gate")
-        os.mkfifo(self.fifo, 0o600)
-        self.script = os.path.join(self.tmp, "gated.sh")
-        with open(self.script, "w") as f:
-            f.write("#!/bin/sh\nread -r prompt\nread -r word < '%s'\n"
-                    "[ \"$word\" = fail ] && { echo 'told to fail' >&2; exit 3; }\n"
-                    "echo \"answer $word\"\n" % self.fifo)
-        os.chmod(self.script, stat.S_IRWXU)
-
-    def groups(self):
-        return {"providers/gated": {"plugin": gv("provider-command"), "command": gv([self.script]),
-                                    "models": gv(["gated"]), "quality": gv(0.1)}}
-
-    def release(self, word="go"):
-        """Lets the one waiting task answer (blocks until one waits)."""
-        deadline = time.time() + 10 * SCALE
-        while True:
-            try:
-                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
-                break
-            except OSError as e:  # ENXIO: no task reads yet
-                if e.errno != errno.ENXIO or time.time() > deadline:
-                    raise
-                time.sleep(0.005)
-        os.write(fd, (word + "\n").encode())
-        os.close(fd)
-
-    def cleanup(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+from enslib import Daemon, gv, run_tests
+from fake_gate import Gate
 
 
 def events_until(watcher, pred, limit=200):

@@ -1,6 +1,8 @@
-"""transport-websocket through the real daemon: the Neolith protocol, the
-native protocol on /ws and Rhetor AI sockets on /ws/socket/{id}, driven with
-the npm `ws` client (tests/js/ws-client.mjs); and, with a raw standard-library
+"""transport-websocket through the real daemon: the Neolith protocol judged by
+clients that behave as wundr's own (tests/js/neolith-client.mjs: its
+WsTestClient and its e2e script), the native protocol on /ws and Rhetor AI
+sockets on /ws/socket/{id}, driven with the npm `ws` client
+(tests/js/ws-client.mjs); and, with a raw standard-library
 WebSocket client, the bad input: malformed JSON, binary frames (1003),
 oversized messages (1009), missing or wrong tokens (401 at the handshake),
 unknown AI sockets (404), slow readers (events dropped, replies kept) and
@@ -19,6 +21,8 @@ import tempfile
 import time
 
 from enslib import Daemon, SCALE, gv, run_tests
+from fake_anthropic import FakeAnthropic
+from fake_gate import Gate
 
 WS_RE = re.compile(r"transport-websocket: listening on ws://([0-9.]+):(\d+)")
 HTTP_RE = re.compile(r"transport-http: listening on http://([0-9.]+):(\d+)")
@@ -36,11 +40,11 @@ def port_of(d, regex, what):
     raise AssertionError(f"no {what} listening line:\n" + d.read_log())
 
 
-def start(**settings):
+def start(groups=None, **settings):
     """A daemon with both web transports on free ports: (daemon, ws port, http port)."""
     settings.setdefault("ws-port", gv(0))
     settings.setdefault("http-port", gv(0))
-    d = Daemon(settings=settings)
+    d = Daemon(settings=settings, groups=groups)
     try:
         return d, port_of(d, WS_RE, "transport-websocket"), port_of(d, HTTP_RE, "transport-http")
     except BaseException:
@@ -48,16 +52,33 @@ def start(**settings):
         raise
 
 
-def node_client(mode, url, token=None, env=None):
-    """Runs ws-client.mjs; returns its step lines, asserting every one passed."""
+def node_client(mode, url, token=None, env=None, script="ws-client.mjs", args=(), wait=True):
+    """Runs a client of tests/js; returns its step lines, asserting every one passed
+    (wait=False: the running process, for neolith_result)."""
     assert shutil.which("node"), "node is not installed"
-    args = ["node", os.path.join(JS_DIR, "ws-client.mjs"), mode, url] + ([token] if token else [])
+    cmd = ["node", os.path.join(JS_DIR, script), mode, url] + ([token] if token else []) + list(args)
     full_env = dict(os.environ, NODE_PATH=os.path.join(JS_DIR, "node_modules"), **(env or {}))
-    r = subprocess.run(args, cwd=JS_DIR, capture_output=True, text=True, timeout=40 * SCALE, env=full_env)
-    lines = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    proc = subprocess.Popen(cmd, cwd=JS_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
+    return neolith_result(proc) if wait else proc
+
+
+def neolith_result(proc):
+    out, err = proc.communicate(timeout=120 * SCALE)
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     bad = [line for line in lines if line.get("ok") is False]
-    assert not bad and lines and lines[-1] == {"done": True, "failed": 0}, (r.returncode, r.stdout, r.stderr)
-    return [line["step"] for line in lines if "step" in line]
+    assert not bad and lines and lines[-1] == {"done": True, "failed": 0}, (proc.returncode, out[-6000:], err[-3000:])
+    return lines
+
+
+def neolith(mode, port, *args, wait=True):
+    """tests/js/neolith-client.mjs MODE against the Neolith port."""
+    return node_client(mode, f"ws://127.0.0.1:{port}", script="neolith-client.mjs", args=args, wait=wait)
+
+
+# Every message type of wundr's WSResponse (src/types/index.ts).
+WUNDR_TYPES = {"error", "pong", "session_spawned", "session_status_update", "daemon_status_update",
+               "health_check_response", "stream_start", "stream_chunk", "stream_end", "tool_call_start",
+               "tool_call_result", "task_executing", "task_completed", "task_failed", "sessions_list"}
 
 
 # ------------------------------------------------------------------ a raw client
@@ -177,16 +198,81 @@ def http_serves_ws(http_port):
 
 # ------------------------------------------------------------------ tests
 
-def test_neolith_protocol_with_npm_ws():
-    d, port, _ = start(**{"ws-status-interval-ms": gv(300)})
+def test_neolith_as_wundr_clients_see_it():
+    """wundr's WsTestClient and e2e script, field by field; the greeting never taken for an answer."""
+    d, port, _ = start()
     try:
-        steps = node_client("neolith", f"ws://127.0.0.1:{port}/", env={"WS_EXPECT_PERIODIC": "1"})
-        for step in ("connect_health_check_response", "ping_pong", "spawn_session", "execute_task_streams",
-                     "session_status", "stop_session", "daemon_status", "list_sessions", "error_malformed_json",
-                     "error_unknown_session", "periodic_daemon_status_update"):
-            assert step in steps, (step, steps)
-        info = ws_info(d)
-        assert info["url"] == f"ws://127.0.0.1:{port}" and info["token_required"] is False, info
+        seen = set()
+        for mode in ("greeting", "types", "duplicates", "subscriptions", "errors"):
+            for line in neolith(mode, port):
+                if line.get("step") == "types_seen":
+                    seen |= set(line["seen"])
+        # the e2e script's sequence, 30 times on fresh connections: none may fail
+        e2e = [line for line in neolith("e2e", port, "30") if line.get("step") == "e2e"][0]
+        assert e2e["failed_runs"] == 0 and e2e["greeting_late"] == 0, e2e
+        # the greeting goes out with the handshake's answer, in one piece: it is
+        # read with it, before the client can send anything
+        for _ in range(20):
+            w = RawWS(port, "/")
+            assert w.status == 101 and w.buf[:2] == b"\x81\x2f", (w.head, w.buf)
+            assert w.recv() == {"type": "health_check_response", "healthy": True}
+            w.close()
+        # no periodic status unless asked for
+        neolith("quiet", port, "300")
+        assert seen <= WUNDR_TYPES and WUNDR_TYPES - seen == {"tool_call_start", "tool_call_result"}, seen
+        # the orchestrator-daemon's own HTTP answers on its port
+        for path, status, body in (("/health", 200, None), ("/other", 404, b"Not Found"), ("/", 404, b"Not Found")):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10 * SCALE)
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            raw = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                raw += chunk
+            sock.close()
+            head, _, rest = raw.partition(b"\r\n\r\n")
+            assert int(head.split(b" ", 2)[1]) == status, raw
+            if body:
+                assert rest == body, raw
+            else:
+                h = json.loads(rest)
+                assert h["status"] == "healthy" and re.match(r"\d{4}-\d\d-\d\dT", h["timestamp"]), h
+    finally:
+        d.cleanup()
+
+
+def test_neolith_tool_calls_and_a_busy_session():
+    """tool_call_start from a streamed tool call; execute_task on a session still running its spawn's task queues."""
+    fake = FakeAnthropic()
+    gate = Gate()
+    os.environ["ENS_TEST_ANTHROPIC_KEY"] = "sk-test"
+    groups = dict(gate.groups())
+    groups["providers/claude"] = {"plugin": gv("provider-anthropic"), "base-url": gv(fake.url_without_v1),
+                                  "api-key-env": gv("ENS_TEST_ANTHROPIC_KEY"), "models": gv(["claude-tools"]),
+                                  "model-map": gv({"claude-tools": "tools"}), "quality": gv(0.95), "max-retries": gv(0)}
+    d, port, _ = start(groups=groups, providers=gv(["claude", "gated"]))
+    try:
+        lines = neolith("types", port, "claude-tools")
+        seen = [line for line in lines if line.get("step") == "types_seen"][0]["seen"]
+        assert "tool_call_start" in seen, seen
+        proc = neolith("queue", port, "gated", wait=False)
+        for line in proc.stdout:  # both tasks are queued behind the spawn's, which still runs
+            if '"queued"' in line:
+                break
+        for word in ("spawned", "first", "second"):  # the spawn's task, then the two that waited
+            gate.release(word)
+        neolith_result(proc)
+    finally:
+        d.cleanup()
+        gate.cleanup()
+        fake.close()
+
+
+def test_neolith_periodic_status_when_asked():
+    d, port, _ = start(**{"ws-status-interval-ms": gv(100)})
+    try:
+        neolith("periodic", port)
     finally:
         d.cleanup()
 

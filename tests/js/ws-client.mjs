@@ -1,7 +1,6 @@
 // ws-client.mjs — drives ensembled's WebSocket transport with the npm `ws`
-// client (the one Neolith and most Node services use).
+// client (Neolith's own clients are neolith-client.mjs).
 //
-//   node ws-client.mjs neolith ws://127.0.0.1:PORT/ [TOKEN]
 //   node ws-client.mjs native  ws://127.0.0.1:PORT/ws [TOKEN]
 //   node ws-client.mjs rhetor  ws://127.0.0.1:PORT/ws/socket/ID [TOKEN]
 //
@@ -102,119 +101,6 @@ class Conn {
   }
 }
 
-async function neolith() {
-  const c = new Conn(url);
-  await c.open();
-
-  const hello = await c.next(() => true, 'the greeting');
-  check('connect_health_check_response', hello.type === 'health_check_response' && hello.payload?.status === 'healthy' &&
-        typeof hello.payload.timestamp === 'string' && typeof hello.payload.uptime === 'number', { hello });
-
-  c.send({ type: 'ping' });
-  const pong = await c.type('pong');
-  check('ping_pong', typeof pong.payload?.timestamp === 'string', { pong });
-
-  c.send({ type: 'health_check' });
-  const hc = await c.type('health_check_response');
-  check('health_check', hc.payload.status === 'healthy' && hc.healthy === true, { hc });
-
-  c.send({ type: 'spawn_session', payload: { orchestratorId: 'orc-1', sessionType: 'code', model: 'local' } });
-  const spawned = await c.type('session_spawned');
-  const sid = spawned.payload?.sessionId;
-  check('spawn_session', typeof sid === 'string' && sid.length > 0 && spawned.payload.status === 'idle' &&
-        spawned.payload.session?.orchestrator_id === 'orc-1' && spawned.payload.session?.session_type === 'code',
-        { spawned });
-
-  c.send({ type: 'execute_task', payload: { sessionId: sid, task: 'stream this answer please' } });
-  const seen = [];
-  const chunks = [];
-  let done;
-  for (;;) {
-    const m = await c.next((x) => x.sessionId === sid || x.data?.sessionId === sid || x.type === 'error', 'task events');
-    seen.push(m.type);
-    if (m.type === 'stream_chunk') {
-      if (m.data?.sessionId !== sid || typeof m.data?.chunk !== 'string' || typeof m.data?.metadata !== 'object') {
-        check('stream_chunk_shape', false, { m });
-      }
-      chunks.push(m.data.chunk);
-    }
-    if (m.type === 'task_completed' || m.type === 'task_failed' || m.type === 'error') {
-      done = m;
-      break;
-    }
-  }
-  const order = ['task_executing', 'stream_start', 'stream_chunk', 'stream_end', 'task_completed'];
-  const positions = order.map((t) => seen.indexOf(t));
-  check('execute_task_streams', done.type === 'task_completed' && positions.every((p, i) => p >= 0 && (i === 0 || p > positions[i - 1])) &&
-        chunks.length > 0 && chunks.join('') === done.result?.response && done.payload?.result?.response === done.result.response &&
-        typeof done.taskId === 'string', { seen, done, chunks });
-
-  c.send({ type: 'session_status', payload: { sessionId: sid } });
-  const st = await c.next((m) => m.type === 'session_status_update' && m.payload?.session?.tasks_total !== undefined, 'status');
-  check('session_status', st.payload.sessionId === sid && st.payload.status === 'idle' && st.payload.session.tasks_total === 1 &&
-        st.payload.session.messages === 2, { st });
-
-  // spawn with a task: runs at once, and this connection watches it
-  c.send({ type: 'spawn_session', payload: { orchestratorId: 'orc-2', task: { id: 't1', description: 'a second task' } } });
-  const spawned2 = await c.type('session_spawned');
-  const sid2 = spawned2.payload.sessionId;
-  const done2 = await c.next((m) => (m.type === 'task_completed' || m.type === 'task_failed') && m.sessionId === sid2, 'task 2');
-  check('spawn_session_with_task', done2.type === 'task_completed' && done2.result.response.includes('a second task'), { done2 });
-
-  c.send({ type: 'list_sessions' });
-  const list = await c.type('sessions_list');
-  const ids = (list.payload?.sessions || []).map((s) => s.session_id);
-  check('list_sessions', ids.includes(sid) && ids.includes(sid2) && list.payload.total >= 2 && Array.isArray(list.sessions), { list });
-
-  c.send({ type: 'daemon_status' });
-  // A periodic update sent before both sessions existed may come first.
-  const ds = await c.next((m) => m.type === 'daemon_status_update' && m.payload?.metrics?.totalSessions >= 2,
-                          'daemon_status_update');
-  const p = ds.payload || {};
-  check('daemon_status', p.status === 'healthy' && typeof p.uptime === 'number' && typeof p.activeSessions === 'number' &&
-        typeof p.queuedTasks === 'number' && typeof p.metrics === 'object' && p.metrics.totalSessions >= 2 &&
-        typeof p.subsystems === 'object' && p.subsystems['transport-websocket']?.status === 'running', { ds });
-
-  c.send({ type: 'stop_session', payload: { sessionId: sid } });
-  const stopped = await c.next((m) => m.type === 'session_status_update' && m.payload?.status === 'stopped', 'stopped');
-  check('stop_session', stopped.payload.sessionId === sid, { stopped });
-
-  c.send({ type: 'execute_task', payload: { sessionId: sid, task: 'again' } });
-  const e0 = await c.type('error');
-  check('error_stopped_session', e0.code === 'SESSION_STOPPED' && e0.sessionId === sid, { e0 });
-
-  // errors: the connection stays usable after each
-  c.send({ type: 'no_such_type', payload: {} });
-  const e1 = await c.type('error');
-  check('error_unknown_type', typeof e1.error === 'string' && e1.error.includes('no_such_type'), { e1 });
-  c.send('{"type": "ping", ');
-  const e2 = await c.type('error');
-  check('error_malformed_json', e2.code === 'INVALID_JSON' && typeof e2.error === 'string', { e2 });
-  c.send({ type: 'execute_task', payload: { task: 'no session' } });
-  const e3 = await c.type('error');
-  check('error_missing_session_id', e3.code === 'INVALID_PARAMETERS' && e3.error.includes('sessionId'), { e3 });
-  c.send({ type: 'execute_task', payload: { sessionId: sid2 } });
-  const e4 = await c.type('error');
-  check('error_missing_task', e4.code === 'INVALID_PARAMETERS' && e4.sessionId === sid2, { e4 });
-  c.send({ type: 'session_status', payload: { sessionId: 'sess_nope' } });
-  const e5 = await c.type('error');
-  check('error_unknown_session', e5.code === 'SESSION_NOT_FOUND' && e5.sessionId === 'sess_nope', { e5 });
-  c.send([1, 2, 3]);
-  const e6 = await c.type('error');
-  check('error_not_an_object', e6.code === 'INVALID_REQUEST', { e6 });
-  c.send({ type: 'ping' });
-  await c.type('pong');
-  check('usable_after_errors', true);
-
-  // periodic status (the test sets ws-status-interval-ms low)
-  if (process.env.WS_EXPECT_PERIODIC) {
-    c.queue = c.queue.filter((m) => m.type !== 'daemon_status_update');
-    const periodic = await c.type('daemon_status_update');
-    check('periodic_daemon_status_update', periodic.payload?.status === 'healthy', { periodic });
-  }
-  c.close();
-}
-
 async function native() {
   const a = new Conn(url);
   const b = new Conn(url);
@@ -284,7 +170,7 @@ async function rhetor() {
   c.close();
 }
 
-const modes = { neolith, native, rhetor };
+const modes = { native, rhetor };
 try {
   if (!modes[mode]) throw new Error(`unknown mode ${mode}`);
   await modes[mode]();

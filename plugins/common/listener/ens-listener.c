@@ -203,6 +203,14 @@ ens_listener_free (EnsListener *listener)
 
 /* ------------------------------------------------------------ the peer */
 
+GSocket *
+ens_listener_socket (SoupServerMessage *msg)
+{
+  EnsListenerStream *stream = ens_listener_stream_of (msg);
+
+  return stream ? ens_listener_stream_get_socket (stream) : NULL;
+}
+
 gboolean
 ens_listener_peer_is_trusted (SoupServerMessage *msg, GError **error)
 {

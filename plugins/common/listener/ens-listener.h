@@ -43,6 +43,10 @@ void ens_listener_free (EnsListener *listener);
  * message naming the uid or why none could be told) otherwise. */
 gboolean ens_listener_peer_is_trusted (SoupServerMessage *msg, GError **error);
 
+/* (transfer none) the socket of @msg's connection, or NULL when it did not
+ * come through an EnsListener. */
+GSocket *ens_listener_socket (SoupServerMessage *msg);
+
 /* Answers @msg with @status and the JSON @body (transfer none) right away,
  * without reading the request's body, and closes its connection (after a
  * short grace period in which what the client still sends is read and

@@ -16,7 +16,6 @@ typedef enum {
 /* What to do with the answer to a core verb a connection asked. */
 typedef enum {
   ENS_WS_PENDING_IGNORE,
-  ENS_WS_PENDING_HEALTH_CHECK,
   ENS_WS_PENDING_SPAWN,
   ENS_WS_PENDING_EXECUTE,
   ENS_WS_PENDING_STATUS,
@@ -29,8 +28,10 @@ typedef enum {
 typedef struct {
   EnsWsPendingKind kind;
   char *session_id;
-  char *task; /* spawn_session with a task: run it once spawned */
+  char *task; /* execute: the task's text (its id when the core made none) */
 } EnsWsPending;
+
+typedef struct _EnsWsNeolith EnsWsNeolith; /* a Neolith connection's state (ens-ws-neolith.c) */
 
 typedef struct _EnsWsConn EnsWsConn;
 
@@ -56,10 +57,13 @@ struct _EnsWsConn {
   GPollableOutputStream *output; /* NULL: not pollable, libsoup queues */
   GSource *writable;
   EnsClient *client;
+  GSocket *socket;  /* to send what one main-loop turn writes in one piece (Neolith) */
+  guint uncork_id;  /* while corked */
   char *socket_id; /* Rhetor: the session */
   EnsOutbox *out;  /* limits: the settings when it connected */
   GHashTable *watched; /* session ids subscribed to */
   GHashTable *pending; /* request id -> EnsWsPending* */
+  EnsWsNeolith *neolith;
   guint64 next_id;
   gboolean gone;
 };
@@ -85,6 +89,10 @@ void ens_ws_pending_free (EnsWsPending *pending);
 JsonNode *ens_ws_session_params (const char *session_id, const char *task);
 /* Subscribes the connection to session.<id>.* once. */
 void ens_ws_watch_session (EnsWsConn *c, const char *session_id);
+/* Undoes that. */
+void ens_ws_unwatch_session (EnsWsConn *c, const char *session_id);
+/* Subscribes the connection to @topic (transfer none). */
+void ens_ws_subscribe (EnsWsConn *c, const char *topic);
 /* Asks the core on a client of its own; (transfer full) the answer, or
  * NULL if the verb did not answer at once. @data (transfer none). */
 EnsMessage *ens_ws_probe (EnsWs *ws, const char *action, JsonNode *data);
@@ -97,12 +105,15 @@ JsonNode *ens_ws_typed_message (const char *type, JsonNode *payload);
 
 /* ---- the Neolith orchestrator-daemon protocol (ens-ws-neolith.c) ---- */
 
+/* A Neolith connection opened: the greeting, at once; its state. */
+void ens_ws_neolith_open (EnsWsConn *c);
+void ens_ws_neolith_free (EnsWsNeolith *state);
 /* One {type, payload} text frame from the peer; @text (transfer none). */
 void ens_ws_neolith_message (EnsWsConn *c, const char *text, gsize len);
 /* The answer (transfer none) to a verb asked with @pending (transfer none). */
 void ens_ws_neolith_answer (EnsWsConn *c, EnsWsPending *pending, EnsMessage *answer);
-/* An EnsEncodeFunc: a session event as Neolith's {type, ...} frame. */
-GBytes *ens_ws_neolith_encode (EnsMessage *msg);
+/* An event (transfer none) that reached the connection. */
+void ens_ws_neolith_event (EnsWsConn *c, EnsMessage *msg);
 /* A GSourceFunc on the EnsWs: daemon_status_update to every Neolith peer. */
 gboolean ens_ws_neolith_status_tick (gpointer ws);
 

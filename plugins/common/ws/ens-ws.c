@@ -21,10 +21,13 @@
 #include "ens-host-config.h"
 #include "ens-listener.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 
 #define WS_DATA_KEY "ens-ws"
 #define KEEPALIVE_SECONDS 30
+#define WS_SOCKET_KEY "ens-ws-socket"
 
 /* Encoders get no context; the host table is the same for every plugin. */
 static const EnsHost *the_host;
@@ -82,10 +85,35 @@ socket_writable (EnsWsConn *c)
   return c->output == NULL || g_pollable_output_stream_is_writable (c->output);
 }
 
+/* What one main-loop turn writes to a corked connection leaves in one piece
+ * when the turn is over: a client that reads "the next message" after one
+ * it waited for (Neolith's e2e client) finds the frames that belong together
+ * (stream_end, task_completed, session_status_update; the greeting and the
+ * handshake) in one read, not split across two. */
+static gboolean
+uncork (gpointer data)
+{
+  EnsWsConn *c = data;
+
+  c->uncork_id = 0;
+  g_socket_set_option (c->socket, IPPROTO_TCP, TCP_CORK, 0, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+cork (EnsWsConn *c)
+{
+  if (c->socket == NULL || c->uncork_id)
+    return;
+  g_socket_set_option (c->socket, IPPROTO_TCP, TCP_CORK, 1, NULL);
+  c->uncork_id = g_idle_add_full (G_PRIORITY_HIGH, uncork, c, NULL);
+}
+
 static void
 hand_to_soup (EnsWsConn *c, GBytes *bytes)
 {
   c->ws->messages_out++;
+  cork (c);
   soup_websocket_connection_send_message (c->conn, SOUP_WEBSOCKET_DATA_TEXT, bytes);
 }
 
@@ -274,25 +302,46 @@ ens_ws_session_params (const char *session_id, const char *task)
   return node;
 }
 
+static void
+subscription (EnsWsConn *c, const char *action, const char *topic)
+{
+  JsonObject *obj;
+  g_autoptr (JsonNode) data = ens_node_new_object (&obj);
+  JsonArray *topics = json_array_new ();
+
+  json_array_add_string_element (topics, topic);
+  json_object_set_array_member (obj, "topics", topics);
+  ens_ws_core (c, action, data, ens_ws_pending_new (ENS_WS_PENDING_IGNORE, NULL));
+}
+
+void
+ens_ws_subscribe (EnsWsConn *c, const char *topic)
+{
+  subscription (c, "subscribe", topic);
+}
+
 /* Subscribes the connection to session.<id>.* once. */
 void
 ens_ws_watch_session (EnsWsConn *c, const char *session_id)
 {
-  JsonObject *obj;
-  g_autoptr (JsonNode) data = NULL;
-  JsonArray *topics;
+  g_autofree char *topic = NULL;
 
   if (g_hash_table_contains (c->watched, session_id))
     return;
   g_hash_table_add (c->watched, g_strdup (session_id));
-  data = ens_node_new_object (&obj);
-  topics = json_array_new ();
-  {
-    g_autofree char *topic = g_strdup_printf ("session.%s.*", session_id);
-    json_array_add_string_element (topics, topic);
-  }
-  json_object_set_array_member (obj, "topics", topics);
-  ens_ws_core (c, "subscribe", data, ens_ws_pending_new (ENS_WS_PENDING_IGNORE, NULL));
+  topic = g_strdup_printf ("session.%s.*", session_id);
+  subscription (c, "subscribe", topic);
+}
+
+void
+ens_ws_unwatch_session (EnsWsConn *c, const char *session_id)
+{
+  g_autofree char *topic = NULL;
+
+  if (!g_hash_table_remove (c->watched, session_id))
+    return;
+  topic = g_strdup_printf ("session.%s.*", session_id);
+  subscription (c, "unsubscribe", topic);
 }
 
 /* ------------------------------------------------------------ the sink */
@@ -322,14 +371,18 @@ sink_deliver (gpointer sink_data, EnsMessage *msg)
         g_hash_table_steal_extended (c->pending, msg->id, &key, NULL);
         g_free (key);
       }
-      ens_ws_neolith_answer (c, p, msg);
+      if (c->kind == ENS_WS_NEOLITH)
+        ens_ws_neolith_answer (c, p, msg);
+      else if (msg->kind == ENS_MESSAGE_ERROR && p->kind != ENS_WS_PENDING_IGNORE)
+        ens_ws_send_error (c, msg->error_code, msg->error_message ? msg->error_message : msg->error_code,
+                           c->socket_id, NULL);
       ens_ws_pending_free (p);
       return;
     }
   if (msg->kind != ENS_MESSAGE_EVENT || msg->topic == NULL || !g_str_has_prefix (msg->topic, "session."))
     return;
   if (c->kind == ENS_WS_NEOLITH)
-    ens_ws_send (c, host->message_encode (msg, ens_ws_neolith_encode), TRUE);
+    ens_ws_neolith_event (c, msg);
   else
     ens_ws_rhetor_event (c, msg);
 }
@@ -405,6 +458,10 @@ conn_free (EnsWsConn *c)
       g_source_destroy (c->writable);
       g_source_unref (c->writable);
     }
+  if (c->uncork_id)
+    g_source_remove (c->uncork_id);
+  g_clear_object (&c->socket);
+  g_clear_pointer (&c->neolith, ens_ws_neolith_free);
   g_signal_handlers_disconnect_by_data (c->conn, c);
   if (soup_websocket_connection_get_state (c->conn) == SOUP_WEBSOCKET_STATE_OPEN)
     soup_websocket_connection_close (c->conn, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "daemon shutting down");
@@ -519,7 +576,11 @@ on_websocket (SoupServer *server, SoupServerMessage *msg, const char *path, Soup
   c->client = ws->host->client_new (ws->self, &conn_sink, c, ws->token ? ENS_CLIENT_FLAG_ADMIN : 0, peer);
 
   if (c->kind == ENS_WS_NEOLITH)
-    ens_ws_core (c, "health", NULL, ens_ws_pending_new (ENS_WS_PENDING_HEALTH_CHECK, NULL));
+    {
+      GSocket *socket = g_object_get_data (G_OBJECT (msg), WS_SOCKET_KEY);
+      c->socket = socket ? g_object_ref (socket) : NULL;
+      ens_ws_neolith_open (c);
+    }
   else if (c->kind == ENS_WS_RHETOR)
     ens_ws_watch_session (c, socket_id);
 }
@@ -560,14 +621,23 @@ on_handshake (SoupServer *server, SoupServerMessage *msg, const char *path, GHas
   g_autoptr (GError) peer_error = NULL;
 
   (void) server;
-  if (ws->neolith && !g_str_has_prefix (path, "/ws") && strcmp (path, "/health") == 0 &&
+  if (ws->neolith && !g_str_has_prefix (path, "/ws") &&
       soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Upgrade") == NULL)
     {
-      /* The orchestrator-daemon answers plain GET /health on its port. */
-      g_autofree char *now = ens_ws_iso_now ();
-      g_autofree char *body = g_strdup_printf ("{\"status\":\"healthy\",\"timestamp\":\"%s\"}", now);
-      soup_server_message_set_status (msg, 200, NULL);
-      soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, strlen (body));
+      /* The orchestrator-daemon answers plain GET /health on its port, and
+       * 404 to anything else that is not a WebSocket. */
+      if (strcmp (path, "/health") == 0)
+        {
+          g_autofree char *now = ens_ws_iso_now ();
+          g_autofree char *body = g_strdup_printf ("{\"status\":\"healthy\",\"timestamp\":\"%s\"}", now);
+          soup_server_message_set_status (msg, 200, NULL);
+          soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, strlen (body));
+        }
+      else
+        {
+          soup_server_message_set_status (msg, 404, NULL);
+          soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_STATIC, "Not Found", 9);
+        }
       return;
     }
   if (ws->token)
@@ -622,6 +692,15 @@ on_handshake (SoupServer *server, SoupServerMessage *msg, const char *path, GHas
         }
       if (answer)
         ws->host->message_unref (answer);
+      return;
+    }
+  if (ws->neolith && !g_str_has_prefix (path, "/ws"))
+    {
+      /* A Neolith connection: the greeting goes with the handshake's
+       * answer, in one piece (see cork()). */
+      GSocket *socket = ens_listener_socket (msg);
+      if (socket && g_socket_set_option (socket, IPPROTO_TCP, TCP_CORK, 1, NULL))
+        g_object_set_data_full (G_OBJECT (msg), WS_SOCKET_KEY, g_object_ref (socket), g_object_unref);
     }
 }
 
@@ -656,7 +735,7 @@ ens_ws_attach_full (SoupServer *server, const EnsHost *host, EnsPlugin *self, co
   ws->token = token && token[0] ? g_strdup (token) : NULL;
   ws->neolith = neolith;
   ws->max_message = ens_host_config_uint (host, self, "ws-max-message-bytes", 1048576);
-  ws->status_interval_ms = ens_host_config_uint (host, self, "ws-status-interval-ms", 30000);
+  ws->status_interval_ms = ens_host_config_uint (host, self, "ws-status-interval-ms", 0);
   ws->conns = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) conn_free, NULL);
   g_object_set_data_full (G_OBJECT (server), WS_DATA_KEY, ws, (GDestroyNotify) ws_free);
 
