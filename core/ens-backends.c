@@ -140,17 +140,46 @@ ens_backends_running (EnsBackends *backends)
   return n;
 }
 
+gboolean
+ens_backend_lists_model (EnsBackend *b, const char *model)
+{
+  JsonNode *node = json_object_get_member (b->info, "models");
+  JsonArray *models = node && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
+
+  for (guint i = 0; models && i < json_array_get_length (models); i++)
+    {
+      JsonNode *m = json_array_get_element (models, i);
+      if (JSON_NODE_HOLDS_VALUE (m) && json_node_get_value_type (m) == G_TYPE_STRING &&
+          g_strcmp0 (json_node_get_string (m), model) == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+const char *
+ens_backend_model (EnsBackend *b, const char *model)
+{
+  JsonNode *node = json_object_get_member (b->info, "models");
+  JsonArray *models = node && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
+  JsonObject *map = json_object_has_member (b->info, "model_map") &&
+                        JSON_NODE_HOLDS_OBJECT (json_object_get_member (b->info, "model_map"))
+                      ? json_object_get_object_member (b->info, "model_map") : NULL;
+  const char *mapped;
+
+  if (model == NULL && models && json_array_get_length (models) > 0 &&
+      JSON_NODE_HOLDS_VALUE (json_array_get_element (models, 0)) &&
+      json_node_get_value_type (json_array_get_element (models, 0)) == G_TYPE_STRING)
+    model = json_array_get_string_element (models, 0);
+  if (model == NULL)
+    return b->name;
+  mapped = map ? ens_json_get_string (map, model) : NULL;
+  return mapped && mapped[0] ? mapped : model;
+}
+
 static gboolean
 backend_serves (EnsBackend *b, const char *model)
 {
-  JsonArray *models = json_object_has_member (b->info, "models") ? json_object_get_array_member (b->info, "models") : NULL;
-
-  if (strcmp (b->name, model) == 0)
-    return TRUE;
-  for (guint i = 0; models && i < json_array_get_length (models); i++)
-    if (g_strcmp0 (json_array_get_string_element (models, i), model) == 0)
-      return TRUE;
-  return FALSE;
+  return strcmp (b->name, model) == 0 || ens_backend_lists_model (b, model);
 }
 
 gboolean
@@ -164,6 +193,153 @@ ens_backends_serve_model (EnsBackends *backends, const char *model)
     if (backend_serves (value, model))
       return TRUE;
   return FALSE;
+}
+
+gboolean
+ens_backend_is_local (EnsBackend *b)
+{
+  JsonNode *n = json_object_get_member (b->info, "local");
+  return n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_BOOLEAN && json_node_get_boolean (n);
+}
+
+gboolean
+ens_backends_offline_only (EnsBackends *backends)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, backends->table);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (!ens_backend_is_local (value))
+      return FALSE;
+  return TRUE;
+}
+
+/* The backends in name order, so that what is picked among several does
+ * not depend on a hash table's order. (transfer container) */
+static GPtrArray *
+sorted_backends (EnsBackends *backends)
+{
+  GPtrArray *out = g_ptr_array_new ();
+  g_autoptr (GList) names = g_list_sort (g_hash_table_get_keys (backends->table), (GCompareFunc) strcmp);
+
+  for (GList *l = names; l; l = l->next)
+    g_ptr_array_add (out, g_hash_table_lookup (backends->table, l->data));
+  return out;
+}
+
+/* (transfer none) a model of a real backend whose name contains @word
+ * (ASCII case ignored), the backends in name order; NULL when none. */
+static const char *
+served_model_containing (EnsBackends *backends, const char *word)
+{
+  g_autoptr (GPtrArray) sorted = sorted_backends (backends);
+  g_autofree char *needle = g_ascii_strdown (word, -1);
+
+  for (guint i = 0; i < sorted->len; i++)
+    {
+      EnsBackend *b = g_ptr_array_index (sorted, i);
+      JsonArray *models = json_object_has_member (b->info, "models") &&
+                              JSON_NODE_HOLDS_ARRAY (json_object_get_member (b->info, "models"))
+                            ? json_object_get_array_member (b->info, "models") : NULL;
+
+      if (ens_backend_is_local (b))
+        continue;
+      for (guint j = 0; models && j < json_array_get_length (models); j++)
+        {
+          JsonNode *m = json_array_get_element (models, j);
+          g_autofree char *lower = NULL;
+
+          if (!JSON_NODE_HOLDS_VALUE (m) || json_node_get_value_type (m) != G_TYPE_STRING)
+            continue;
+          lower = g_ascii_strdown (json_node_get_string (m), -1);
+          if (strstr (lower, needle))
+            return json_node_get_string (m);
+        }
+    }
+  return NULL;
+}
+
+char *
+ens_backends_alias (EnsBackends *backends, const char *name)
+{
+  g_autoptr (GVariant) aliases = ens_config_get (backends->config, "model-aliases");
+  const char *target = NULL;
+
+  if (name == NULL || aliases == NULL || !g_variant_is_of_type (aliases, G_VARIANT_TYPE ("a{ss}")) ||
+      !g_variant_lookup (aliases, name, "&s", &target) || target[0] == '\0')
+    return NULL;
+  return g_strdup (target);
+}
+
+char *
+ens_backends_resolve_model (EnsBackends *backends, const char *requested)
+{
+  g_autofree char *target = NULL;
+  const char *found;
+
+  if (requested == NULL || ens_backends_serve_model (backends, requested))
+    return g_strdup (requested);
+  target = ens_backends_alias (backends, requested);
+  if (target == NULL)
+    return g_strdup (requested);
+  if (ens_backends_serve_model (backends, target))
+    return g_steal_pointer (&target);
+  /* The model it names is not configured: a served one of the same family
+   * ("sonnet" -> "claude-3-7-sonnet-latest"), else the name as it came. */
+  found = served_model_containing (backends, requested);
+  return g_strdup (found ? found : requested);
+}
+
+static int
+by_string (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+/* (transfer full) [{alias, model, provider}] for each alias that resolves
+ * to a model a real backend serves, in alias order. */
+static JsonNode *
+aliases_describe (EnsBackends *backends)
+{
+  g_autoptr (GVariant) aliases = ens_config_get (backends->config, "model-aliases");
+  g_autoptr (GPtrArray) names = g_ptr_array_new ();
+  g_autoptr (GPtrArray) sorted = sorted_backends (backends);
+  JsonArray *array = json_array_new ();
+  JsonNode *node = json_node_new (JSON_NODE_ARRAY);
+  GVariantIter iter;
+  const char *alias, *target;
+
+  json_node_take_array (node, array);
+  if (aliases == NULL || !g_variant_is_of_type (aliases, G_VARIANT_TYPE ("a{ss}")))
+    return node;
+  g_variant_iter_init (&iter, aliases);
+  while (g_variant_iter_next (&iter, "{&s&s}", &alias, &target))
+    g_ptr_array_add (names, (gpointer) alias);
+  g_ptr_array_sort (names, by_string);
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = g_ptr_array_index (names, i);
+      g_autofree char *model = NULL;
+      JsonObject *o;
+
+      if (ens_backends_serve_model (backends, name))
+        continue; /* a backend's own name or model wins over the alias */
+      model = ens_backends_resolve_model (backends, name);
+      for (guint j = 0; j < sorted->len; j++)
+        {
+          EnsBackend *b = g_ptr_array_index (sorted, j);
+          if (strcmp (model, name) == 0 || ens_backend_is_local (b) || !backend_serves (b, model))
+            continue;
+          o = json_object_new ();
+          json_object_set_string_member (o, "alias", name);
+          json_object_set_string_member (o, "model", model);
+          json_object_set_string_member (o, "provider", b->name);
+          json_array_add_object_element (array, o);
+          break;
+        }
+    }
+  return node;
 }
 
 static JsonNode *
@@ -211,6 +387,7 @@ ens_backends_describe (EnsBackends *backends)
       json_array_add_element (array, cand);
     }
   json_object_set_array_member (obj, "providers", array);
+  json_object_set_member (obj, "aliases", aliases_describe (backends));
   return node;
 }
 

@@ -39,7 +39,27 @@ guint ens_backends_count (EnsBackends *backends);
 guint ens_backends_running (EnsBackends *backends);
 /* TRUE when some backend is named @model or lists it. */
 gboolean ens_backends_serve_model (EnsBackends *backends, const char *model);
-/* (transfer full) {providers: [each backend, with its counts]} */
+/* TRUE when @model is one of @b's models (backend info "models"). */
+gboolean ens_backend_lists_model (EnsBackend *b, const char *model);
+/* (transfer none) the model @b runs when asked for @model (NULL: its
+ * default, the first of its models, else its name), through its model_map:
+ * the name the upstream is sent. */
+const char *ens_backend_model (EnsBackend *b, const char *model);
+/* TRUE when @b is the offline provider's (backend info "local": true). */
+gboolean ens_backend_is_local (EnsBackend *b);
+/* TRUE when no real backend is configured: every backend is local (or there
+ * is none).  The offline provider then answers whatever model is asked. */
+gboolean ens_backends_offline_only (EnsBackends *backends);
+/* (transfer full) what the model-aliases setting maps @name to, or NULL. */
+char *ens_backends_alias (EnsBackends *backends, const char *name);
+/* (transfer full) the model @requested (transfer none, may be NULL) stands
+ * for, through the model-aliases setting: @requested itself when a backend
+ * is named so or serves it; else the model its alias names when one serves
+ * that; else a model a real backend serves whose name contains the alias
+ * ("sonnet" -> "claude-3-7-sonnet-latest"); else @requested unchanged. */
+char *ens_backends_resolve_model (EnsBackends *backends, const char *requested);
+/* (transfer full) {providers: [each backend, with its counts], aliases:
+ * [{alias, model, provider}, for each alias some real backend serves]} */
 JsonNode *ens_backends_describe (EnsBackends *backends);
 /* (transfer full) the active router's decision for @route (an object;
  * budget_remaining is filled in), ranking included; NULL with @code and

@@ -6,7 +6,7 @@
  *
  * Events, delivered only to the requester (and subscribers of
  * "<TOPIC>:<client>"):
- *   COMPLETION_CHUNK  {request_id, chunk, index}
+ *   COMPLETION_CHUNK  {request_id, chunk, index, provider, model}
  *   COMPLETION_EVENT  {request_id, type, data}          (tool calls)
  *   COMPLETION_RESULT {request_id, client_id, to, result: {response,
  *                      session_id, model, provider, usage, cost, duration_ms}}
@@ -46,6 +46,8 @@ struct _EnsCompletion {
   gboolean over_budget; /* a backend was passed over for the budget */
   char *reasoning;
   char *session_id;       /* echoed in the result (KSI conversation continuity) */
+  char *model;            /* the model asked for, aliases resolved; NULL: each backend's default */
+  char *model_used;       /* what the current backend runs (its upstream name) */
   const EnsCompletionHooks *hooks; /* sessions */
   gpointer hooks_data;
 };
@@ -112,6 +114,8 @@ completion_unref (EnsCompletion *c)
   g_string_free (c->text, TRUE);
   g_free (c->reasoning);
   g_free (c->session_id);
+  g_free (c->model);
+  g_free (c->model_used);
   g_free (c);
 }
 
@@ -209,6 +213,22 @@ budget_settle (EnsCompletion *c, double actual)
   c->ledger_reserved = FALSE;
 }
 
+/* A backend asked for by its name (or the offline one answering any model)
+ * runs its own default model. */
+static gboolean
+sends_model (EnsCompletion *c, EnsBackend *b)
+{
+  return c->model && (ens_backend_lists_model (b, c->model) || strcmp (c->model, b->name) != 0) &&
+         !ens_backend_is_local (b);
+}
+
+/* (transfer none) the model @c runs on @b, as the upstream is asked for it. */
+static const char *
+model_on (EnsCompletion *c, EnsBackend *b)
+{
+  return ens_backend_model (b, sends_model (c, b) ? c->model : NULL);
+}
+
 /* Hands @c to backend @b (its slot already counted in b->running). */
 static void
 launch (EnsCompletion *c, EnsBackend *b)
@@ -220,6 +240,12 @@ launch (EnsCompletion *c, EnsBackend *b)
   g_clear_object (&c->cancellable);
   c->cancellable = g_cancellable_new ();
   json_object_set_string_member (json_node_get_object (c->params), "backend", b->name);
+  if (sends_model (c, b))
+    json_object_set_string_member (json_node_get_object (c->params), "model", c->model);
+  else
+    json_object_remove_member (json_node_get_object (c->params), "model");
+  g_free (c->model_used);
+  c->model_used = g_strdup (model_on (c, b));
   completion_ref (c); /* the provider's, until finish/fail */
   ((const EnsProviderVTable *) ens_plugin_get_desc (b->plugin)->vtable)
     ->complete (ens_plugin_get_instance (b->plugin), b->name, c->params, c, c->cancellable);
@@ -383,6 +409,7 @@ ens_completion_chunk (EnsCompletion *c, const char *text)
   json_object_set_string_member (obj, "chunk", text);
   json_object_set_int_member (obj, "index", c->chunks++);
   json_object_set_string_member (obj, "provider", c->backend->name);
+  json_object_set_string_member (obj, "model", c->model_used);
   emit (c, "COMPLETION_CHUNK", data);
 }
 
@@ -441,8 +468,9 @@ ens_completion_finish (EnsCompletion *c, JsonNode *result)
     json_object_set_string_member (obj, "response", c->text->str);
   json_object_set_string_member (obj, "provider", b->name);
   json_object_set_string_member (obj, "provider_plugin", ens_plugin_get_id (b->plugin));
-  if (!json_object_has_member (obj, "model"))
-    json_object_set_string_member (obj, "model", b->name);
+  /* The model that answered, as the upstream says; else as it was asked. */
+  if (ens_json_get_string (obj, "model") == NULL || ens_json_get_string (obj, "model")[0] == '\0')
+    json_object_set_string_member (obj, "model", c->model_used);
   json_object_set_double_member (obj, "cost", cost);
   json_object_set_int_member (obj, "duration_ms", (g_get_monotonic_time () - c->queued_us) / 1000);
   json_object_set_int_member (obj, "attempts", c->attempt + 1);
@@ -510,6 +538,25 @@ ens_completion_fail (EnsCompletion *c, const char *code, const char *message)
 
 /* ---------------------------------------------------------------- requests */
 
+/* (transfer full) UNKNOWN_MODEL for @asked in @field (naming what its alias
+ * stands for), listing what is served. */
+static EnsMessage *
+unknown_model (EnsCompletions *cs, EnsMessage *request, const char *field, const char *asked)
+{
+  g_autofree char *text = NULL;
+  g_autofree char *target = strcmp (field, "model") == 0 ? ens_backends_alias (cs->backends, asked) : NULL;
+  JsonObject *det;
+  g_autoptr (JsonNode) details = ens_json_object_node (&det);
+
+  if (target)
+    text = g_strdup_printf ("no provider serves the model \"%s\" (alias of \"%s\")", target, asked);
+  else
+    text = g_strdup_printf ("no provider serves the %s \"%s\"", field, asked);
+  json_object_set_string_member (det, "field", field);
+  json_object_set_member (det, "providers", ens_backends_describe (cs->backends));
+  return ens_message_new_error (request, ENS_COMPLETION_ERR_UNKNOWN_MODEL, text, details);
+}
+
 EnsCompletion *
 ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, EnsClient *client,
                         const char *client_id, const EnsCompletionHooks *hooks, gpointer hooks_data,
@@ -520,6 +567,8 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
   g_autoptr (JsonNode) messages = NULL;
   const char *model = ens_json_get_string (p, "model");
   const char *provider = ens_json_get_string (p, "provider");
+  const char *route_model;
+  g_autofree char *resolved = NULL;
   const char *code = NULL;
   g_autofree char *message = NULL;
   double max_tokens = DEFAULT_OUTPUT_TOKENS, temperature = -1, token_count = -1, timeout_ms = 0;
@@ -572,16 +621,14 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
     REFUSE (ens_message_new_invalid (request, "session_id", "a string"));
   if (model && strcmp (model, "auto") == 0)
     model = NULL;
-  if (provider)
-    model = provider; /* a backend name narrows the choice to it */
-  if (model && !ens_backends_serve_model (cs->backends, model))
+  resolved = ens_backends_resolve_model (cs->backends, model);
+  route_model = provider ? provider : resolved; /* a backend name narrows the choice to it */
+  if (route_model && !ens_backends_serve_model (cs->backends, route_model))
     {
-      g_autofree char *text = g_strdup_printf ("no provider serves the model \"%s\"", model);
-      JsonObject *det;
-      g_autoptr (JsonNode) details = ens_json_object_node (&det);
-      json_object_set_string_member (det, "field", provider ? "provider" : "model");
-      json_object_set_member (det, "providers", ens_backends_describe (cs->backends));
-      REFUSE (ens_message_new_error (request, ENS_COMPLETION_ERR_UNKNOWN_MODEL, text, details));
+      if (provider == NULL && ens_backends_offline_only (cs->backends))
+        route_model = NULL; /* no real provider: the offline one answers whatever is asked */
+      else
+        REFUSE (unknown_model (cs, request, provider ? "provider" : "model", provider ? provider : model));
     }
   if (g_queue_get_length (&cs->queue) >= ens_config_get_uint (cs->config, "max-queued-completions"))
     REFUSE (ens_message_new_error (request, ENS_ERR_OVERLOADED, "the completion queue is full", NULL));
@@ -590,8 +637,8 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
   c->estimate_in = token_count >= 0 ? token_count : (double) chars / 4.0 + 1;
   c->estimate_out = max_tokens;
   json_object_set_double_member (route, "token_count", c->estimate_in + c->estimate_out);
-  if (model)
-    json_object_set_string_member (route, "model", model);
+  if (route_model)
+    json_object_set_string_member (route, "model", route_model);
   decision = ens_backends_decide (cs->backends, c->route, &code, &message);
   if (decision == NULL)
     REFUSE (ens_message_new_error (request, code, message, NULL));
@@ -608,8 +655,7 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
     }
   c->reasoning = g_strdup (ens_json_get_string (json_node_get_object (decision), "reasoning"));
 
-  if (ens_json_get_string (p, "model") && strcmp (ens_json_get_string (p, "model"), "auto") != 0)
-    json_object_set_string_member (params, "model", ens_json_get_string (p, "model"));
+  c->model = g_steal_pointer (&resolved);
   json_object_set_member (params, "messages", json_node_ref (messages));
   json_object_set_int_member (params, "max_tokens", (gint64) max_tokens);
   if (temperature >= 0)
@@ -639,6 +685,11 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
   json_object_set_string_member (ack, "status", "queued");
   json_object_set_int_member (ack, "queue_position", g_queue_get_length (&cs->queue));
   json_object_set_string_member (ack, "provider", g_ptr_array_index (c->ranking, 0));
+  {
+    EnsBackend *first = ens_backends_lookup (cs->backends, g_ptr_array_index (c->ranking, 0));
+    if (first)
+      json_object_set_string_member (ack, "model", model_on (c, first));
+  }
   json_object_set_string_member (ack, "reasoning", c->reasoning ? c->reasoning : "");
   json_object_set_member (ack, "estimated_time", json_node_new (JSON_NODE_NULL));
   *answer = ens_message_new_reply (request, ack_node);
@@ -824,18 +875,31 @@ verb_route (EnsCall *call, gpointer data)
   g_autoptr (JsonNode) route_node = ens_json_object_node (&route);
   g_autoptr (JsonNode) decision = NULL;
   EnsMessage *err = ens_completion_read_route (call->msg, p, route);
-  const char *code = NULL;
+  const char *code = NULL, *model = NULL;
   g_autofree char *message = NULL;
+  g_autofree char *resolved = NULL;
 
   if (err)
     return err;
   if (!json_object_has_member (route, "token_count"))
     json_object_set_double_member (route, "token_count", 1000);
-  if (ens_json_get_string (p, "model") && strcmp (ens_json_get_string (p, "model"), "auto") != 0)
-    json_object_set_string_member (route, "model", ens_json_get_string (p, "model"));
+  model = ens_json_get_string (p, "model");
+  if (p && json_object_has_member (p, "model") && model == NULL &&
+      !JSON_NODE_HOLDS_NULL (json_object_get_member (p, "model")))
+    return ens_call_invalid (call, "model", "a string");
+  if (model && model[0] && strcmp (model, "auto") != 0)
+    {
+      resolved = ens_backends_resolve_model (cs->backends, model);
+      if (ens_backends_serve_model (cs->backends, resolved))
+        json_object_set_string_member (route, "model", resolved);
+      else if (!ens_backends_offline_only (cs->backends))
+        return unknown_model (cs, call->msg, "model", model);
+    }
   decision = ens_backends_decide (cs->backends, route_node, &code, &message);
   if (decision == NULL)
     return ens_message_new_error (call->msg, code, message, NULL);
+  if (resolved)
+    json_object_set_string_member (json_node_get_object (decision), "model", resolved);
   return ens_message_new_reply (call->msg, decision);
 }
 

@@ -261,10 +261,43 @@ anthropic_complete (gpointer instance, const char *backend, JsonNode *request, E
   ens_upstream_call_send (call, bytes, ac->stream);
 }
 
+/* (transfer full) the Claude models the model-aliases setting names
+ * (sonnet, opus, haiku by default), for a backend configured without
+ * models: what every alias of a Claude model then lands on. */
+static char **
+alias_models (const EnsHost *host, EnsPlugin *self)
+{
+  g_autoptr (GVariant) aliases = host->config_get (self, "model-aliases");
+  g_autoptr (GStrvBuilder) models = g_strv_builder_new ();
+  g_autoptr (GPtrArray) seen = g_ptr_array_new ();
+  GVariantIter iter;
+  const char *alias, *target;
+
+  if (aliases && g_variant_is_of_type (aliases, G_VARIANT_TYPE ("a{ss}")))
+    {
+      g_variant_iter_init (&iter, aliases);
+      while (g_variant_iter_next (&iter, "{&s&s}", &alias, &target))
+        if (g_str_has_prefix (target, "claude") &&
+            !g_ptr_array_find_with_equal_func (seen, target, g_str_equal, NULL))
+          g_ptr_array_add (seen, (gpointer) target);
+    }
+  /* sonnet first: the default model of such a backend */
+  for (guint pass = 0; pass < 2; pass++)
+    for (guint i = 0; i < seen->len; i++)
+      if ((strstr (g_ptr_array_index (seen, i), "sonnet") != NULL) == (pass == 0))
+        g_strv_builder_add (models, g_ptr_array_index (seen, i));
+  return g_strv_builder_end (models);
+}
+
 /* The endpoint and the headers, once per backend. */
 static void
-anthropic_setup (EnsUpstreamBackend *be)
+anthropic_setup (const EnsHost *host, EnsPlugin *self, EnsUpstreamBackend *be)
 {
+  if (!be->models || !be->models[0])
+    {
+      g_strfreev (be->models);
+      be->models = alias_models (host, self);
+    }
   const char *base = *be->base_url ? be->base_url : DEFAULT_BASE_URL;
   /* Accept a base-url configured with or without the /v1. */
   g_autofree char *url = g_strconcat (base, g_str_has_suffix (base, "/v1") ? "/messages" : "/v1/messages", NULL);

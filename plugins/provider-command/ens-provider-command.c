@@ -208,6 +208,19 @@ command_backends (gpointer instance)
       json_builder_set_member_name (b, "provider");
       json_builder_add_string_value (b, cmd->host->plugin_id (cmd->self));
       add_strv (b, "models", be->models);
+      json_builder_set_member_name (b, "model_map");
+      json_builder_begin_object (b);
+      {
+        GHashTableIter mi;
+        gpointer from, to;
+        g_hash_table_iter_init (&mi, be->model_map);
+        while (g_hash_table_iter_next (&mi, &from, &to))
+          {
+            json_builder_set_member_name (b, from);
+            json_builder_add_string_value (b, to);
+          }
+      }
+      json_builder_end_object (b);
       json_builder_set_member_name (b, "quality");
       json_builder_add_double_value (b, be->quality);
       json_builder_set_member_name (b, "cost_per_1k_input");
@@ -880,7 +893,7 @@ job_spawn (Job *job, const Backend *be, JsonObject *req, GError **error, const c
   upstream = g_hash_table_lookup (be->model_map, requested);
   if (upstream == NULL)
     upstream = requested;
-  job->model = g_strdup (requested);
+  job->model = g_strdup (upstream); /* the result names the model that ran */
   job->prompt_chars = g_utf8_strlen (prompt, -1);
 
   *code = "NOT_CONFIGURED";

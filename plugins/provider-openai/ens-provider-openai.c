@@ -233,7 +233,7 @@ openai_complete (gpointer instance, const char *backend, JsonNode *request, EnsC
 
 /* The endpoint and the key, once per backend. */
 static void
-openai_setup (EnsUpstreamBackend *be)
+openai_setup (const EnsHost *host, EnsPlugin *self, EnsUpstreamBackend *be)
 {
   if (*be->base_url)
     {

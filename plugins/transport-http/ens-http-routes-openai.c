@@ -105,7 +105,7 @@ map_error (const char *core_code)
 typedef struct {
   char *request_id;
   char *id;            /* "chatcmpl-<request_id>" */
-  char *model;         /* for stream chunks: the requested model, else the provider */
+  char *model;         /* for stream chunks: the model that runs (the core says which) */
   char *provider;      /* from the ack, for system_fingerprint */
   const char *max_tokens_field;
   gint64 created;
@@ -501,9 +501,18 @@ static void
 stream_result (EnsHttpCall *call, ChatCall *cc, JsonObject *result)
 {
   JsonArray *tools = tool_calls (call, result, TRUE);
-  const char *model = cc->model; /* as the earlier chunks said, though the upstream may name it otherwise */
+  const char *model;
   const char *provider = ens_member_string_or (result, "provider", cc->provider);
   const char *response = ens_member_string_or (result, "response", "");
+
+  /* Every chunk names one model: the one the first chunk named, else the
+   * one that answered. */
+  if (!cc->started && ens_member_string (result, "model"))
+    {
+      g_free (cc->model);
+      cc->model = g_strdup (ens_member_string (result, "model"));
+    }
+  model = cc->model;
 
   stream_start (call, cc);
   /* A provider that did not stream: its whole answer as one chunk. */
@@ -588,6 +597,11 @@ chat_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
 
       if (!cc->stream || chunk == NULL || chunk[0] == '\0')
         return;
+      if (!cc->started && ens_member_string (d, "model"))
+        {
+          g_free (cc->model);
+          cc->model = g_strdup (ens_member_string (d, "model")); /* after a fallback, another backend's */
+        }
       stream_start (call, cc);
       cc->streamed_text = TRUE;
       delta = json_object_new ();
@@ -626,8 +640,8 @@ chat_acked (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   cc->request_id = g_strdup (ens_member_string (ack, "request_id"));
   cc->id = g_strconcat ("chatcmpl-", cc->request_id, NULL);
   cc->provider = g_strdup (ens_member_string (ack, "provider"));
-  if (cc->model == NULL)
-    cc->model = g_strdup (cc->provider ? cc->provider : "auto");
+  g_free (cc->model);
+  cc->model = g_strdup (ens_member_string_or (ack, "model", cc->provider ? cc->provider : "auto"));
 }
 
 static void
@@ -742,8 +756,6 @@ route_chat_completions (EnsHttpCall *call)
   cc->include_usage = include_usage;
   cc->max_tokens_field = max_field;
   cc->created = g_get_real_time () / G_USEC_PER_SEC;
-  if (json_object_has_member (data, "model"))
-    cc->model = g_strdup (ens_member_string (data, "model"));
   ens_http_on_event (call, chat_event, cc);
   ens_http_on_disconnect (call, chat_gone, cc);
   ens_http_core (call, NULL, "complete", data_node, 0, chat_acked, cc);
@@ -767,13 +779,14 @@ add_model (JsonArray *data, GHashTable *seen, const char *id, const char *owner)
 }
 
 /* (transfer full) every name the router answers to: each backend's models,
- * the backend names themselves, and "auto". */
+ * the backend names themselves, the model aliases that resolve, and "auto". */
 static JsonArray *
 model_list (EnsMessage *answer)
 {
   JsonObject *in = JSON_NODE_HOLDS_OBJECT (answer->data) ? json_node_get_object (answer->data) : NULL;
   JsonNode *pnode = in ? json_object_get_member (in, "providers") : NULL;
   JsonArray *providers = pnode && JSON_NODE_HOLDS_ARRAY (pnode) ? json_node_get_array (pnode) : NULL;
+  JsonArray *aliases = ens_member_array (in, "aliases");
   JsonArray *data = json_array_new ();
   g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
@@ -795,6 +808,12 @@ model_list (EnsMessage *answer)
             add_model (data, seen, json_node_get_string (m), name);
         }
       add_model (data, seen, name, name);
+    }
+  /* The aliases that resolve (model-aliases), owned by the backend serving them. */
+  for (guint i = 0; aliases && i < json_array_get_length (aliases); i++)
+    {
+      JsonObject *a = ens_array_object (aliases, i);
+      add_model (data, seen, ens_member_string (a, "alias"), ens_member_string_or (a, "provider", "ensemble"));
     }
   return data;
 }
@@ -876,7 +895,8 @@ const EnsHttpRoute ens_http_routes_openai[] = {
     "\"tools\":{\"type\":\"array\"},\"user\":{\"type\":\"string\"}}}",
     FALSE },
   { "GET", "/v1/models", route_models, "openai",
-    "OpenAI model list: every model of every provider backend, each backend name, and \"auto\"", NULL, FALSE },
+    "OpenAI model list: every model of every provider backend, each backend name, the model aliases that resolve, "
+    "and \"auto\"", NULL, FALSE },
   { "GET", "/v1/models/{model}", route_model, "openai", "One model of GET /v1/models (404 model_not_found)", NULL,
     FALSE },
   { NULL },

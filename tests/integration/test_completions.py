@@ -119,8 +119,8 @@ def test_route_only_and_bad_input():
             rep = c.request("complete", data)
             assert rep["status"] == "error" and rep["error"]["code"] == "INVALID_PARAMETERS", (data, rep)
             assert rep["error"]["details"]["field"] == field, (data, rep)
-        rep = c.request("complete", {"prompt": "x", "model": "no-such-model"})
-        assert rep["error"]["code"] == "UNKNOWN_MODEL", rep
+        rep = c.request("complete", {"prompt": "x", "provider": "no-such-backend"})
+        assert rep["error"]["code"] == "UNKNOWN_MODEL" and rep["error"]["details"]["field"] == "provider", rep
         rep = c.request("route", {"token_count": -1})
         assert rep["error"]["code"] == "INVALID_PARAMETERS", rep
         # a huge prompt is refused by the line limit, and the connection lives on

@@ -305,7 +305,7 @@ def test_ensemblectl_completions():
         r = json.loads(out)
         assert r["provider"] == "local" and r["response"] and "usage" in r, r
 
-        p = ctl(d, "complete", "--model", "nope", "x")
+        p = ctl(d, "complete", "--provider", "nope", "x")
         assert_ctl_error(p, "UNKNOWN_MODEL")
         assert p.stdout == "", p.stdout
 

@@ -281,7 +281,8 @@ def test_completions_plain_and_stream_and_route():
         # validation from the core: wrong type -> 422 naming the field
         err = error_of(req(port, "POST", "/api/completions", {"prompt": "x", "max_tokens": "many"}), 422)
         assert "max_tokens" in json.dumps(err["details"]), err
-        error_of(req(port, "POST", "/api/completions", {"prompt": "x", "model": "no-such-model"}), 404, "UNKNOWN_MODEL")
+        error_of(req(port, "POST", "/api/completions", {"prompt": "x", "provider": "no-such-backend"}), 404,
+                 "UNKNOWN_MODEL")
 
         route = ok(port, "POST", "/api/route", {"prompt": "route me"})
         assert route["provider"] == "local", route

@@ -158,8 +158,8 @@ def test_ksi_spawn():
         invalid(d, "POST", "/api/v1/spawn", None, "body", raw="[1, 2]")
         st, b = call(d, "POST", "/api/v1/spawn", raw="{not json")
         assert st == 400 and b["error"]["code"] == "INVALID_JSON", (st, b)
-        # an unknown model is the core's refusal
-        st, b = call(d, "POST", "/api/v1/spawn", {"task": "x", "model": "no-such-model"})
+        # an unknown backend is the core's refusal
+        st, b = call(d, "POST", "/api/v1/spawn", {"task": "x", "provider": "no-such-backend"})
         assert st == 404 and b["error"]["code"] == "UNKNOWN_MODEL", (st, b)
         error(d, "GET", "/api/v1/spawn", None, 405, "METHOD_NOT_ALLOWED")
         watcher.close()
@@ -386,8 +386,8 @@ def test_rhetor_sockets_and_messages():
         invalid(d, "POST", "/api/ai/socket/create", {"specialist": ""}, "specialist")
         invalid(d, "POST", "/api/ai/socket/create", {"model": False}, "model")
         invalid(d, "POST", "/api/ai/socket/create", {"system": []}, "system")
-        st, b = call(d, "POST", "/api/ai/socket/create", {"model": "no-such-model"})
-        assert st == 200, (st, b)  # the model is checked when a message runs
+        st, b = call(d, "POST", "/api/ai/socket/create", {"provider": "no-such-backend"})
+        assert st == 200, (st, b)  # the backend is checked when a message runs
         st, b = call(d, "POST", f"/api/ai/specialists/{b['socket_id']}/message", {"message": "x"})
         assert st == 404 and b["error"]["code"] == "UNKNOWN_MODEL", (st, b)
         error(d, "GET", f"/api/ai/specialists/{sid}/message", None, 405, "METHOD_NOT_ALLOWED")

@@ -124,8 +124,13 @@ async function main() {
       client.chat.completions.create({ model: "local", messages: [{ role: "user", content: "x" }], temperature: 9 }));
     results.two_choices = await attempt(() =>
       client.chat.completions.create({ model: "local", messages: [{ role: "user", content: "x" }], n: 2 }));
-    results.unknown_model_stream = await attempt(() => client.chat.completions.create({
-      model: "no-such-model", messages: [{ role: "user", content: "x" }], stream: true }));
+    results.unknown_model_stream = await attempt(async () => {
+      const s = await client.chat.completions.create({
+        model: "no-such-model", messages: [{ role: "user", content: "x" }], stream: true });
+      const models = new Set();
+      for await (const chunk of s) models.add(chunk.model);
+      return [...models];
+    });
   } else if (scenario === "auth") {
     results.plain = await attempt(() => plain("local"));
     results.models = await attempt(models);

@@ -53,7 +53,7 @@ backends_load (EnsUpstreamProvider *provider)
       if (g_strcmp0 (plugin, provider->api->id) != 0 && g_strcmp0 (plugin, own_id) != 0)
         continue;
       be = ens_upstream_backend_load (provider->host, provider->self, name, s);
-      provider->api->setup (be);
+      provider->api->setup (provider->host, provider->self, be);
       g_ptr_array_add (backends, be);
     }
   return backends;
@@ -107,6 +107,20 @@ add_strv (JsonObject *obj, const char *member, char **values)
   json_object_set_array_member (obj, member, array);
 }
 
+/* (transfer full) {requested: upstream name} */
+static JsonObject *
+map_object (GHashTable *map)
+{
+  JsonObject *obj = json_object_new ();
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&iter, map);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    json_object_set_string_member (obj, key, value);
+  return obj;
+}
+
 JsonNode *
 ens_upstream_provider_backends (EnsUpstreamProvider *provider)
 {
@@ -126,6 +140,7 @@ ens_upstream_provider_backends (EnsUpstreamProvider *provider)
       json_object_set_string_member (obj, "name", be->name);
       json_object_set_string_member (obj, "provider", own_id ? own_id : provider->api->id);
       add_strv (obj, "models", be->models);
+      json_object_set_object_member (obj, "model_map", map_object (be->model_map));
       json_object_set_double_member (obj, "quality", be->quality);
       json_object_set_double_member (obj, "cost_per_1k_input", be->cost_input);
       json_object_set_double_member (obj, "cost_per_1k_output", be->cost_output);

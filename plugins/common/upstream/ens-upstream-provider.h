@@ -15,8 +15,9 @@ typedef struct {
   const char *id; /* the plugin id, e.g. "provider-openai" */
   /* Sets @backend's endpoint (ens_upstream_backend_set_url; none when it
    * cannot have one) and its fixed headers (ens_upstream_backend_add_header),
-   * once, when the backend is loaded. */
-  void (*setup) (EnsUpstreamBackend *backend);
+   * once, when the backend is loaded; also what it lacks and the API
+   * implies (e.g. its models).  @host and @self are the plugin's. */
+  void (*setup) (const EnsHost *host, EnsPlugin *self, EnsUpstreamBackend *backend);
 } EnsUpstreamApi;
 
 typedef struct {
