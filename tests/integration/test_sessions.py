@@ -213,7 +213,7 @@ def test_task_record_counters_and_health():
         assert h["completions"]["input_tokens"] >= usage["input_tokens"], h["completions"]
         assert h["completions"]["output_tokens"] >= usage["output_tokens"], h["completions"]
         # a task whose completion is refused at once is not counted
-        bad = c.ok("sessions.spawn", {"model": "no-such-model"})["session_id"]
+        bad = c.ok("sessions.spawn", {"provider": "no-such-backend"})["session_id"]
         rep = c.request("sessions.execute", {"session_id": bad, "task": "x"})
         assert rep["error"]["code"] == "UNKNOWN_MODEL", rep
         assert c.ok("sessions.status", {"session_id": bad})["tasks_total"] == 0
