@@ -1,14 +1,105 @@
 /* ens-http-routes-rhetor.c — Rhetor / aish over HTTP: /api/ai/socket/create,
  * /api/ai/specialists, /api/ai/specialists/{id}/message, /api/team-chat.  A
  * Rhetor "AI socket" is a core session whose orchestrator_id is "rhetor" and
- * whose session_type is the specialist's name; its id is the socket id. */
+ * whose session_type is the specialist's name; its id is the socket id.  The
+ * roster of specialists a fresh daemon serves (apollo-ai, athena-ai, ...) and
+ * the names each answers to are the dialect's data (ens-dialect-rhetor.c);
+ * each is made (sessions.ensure) when a route first needs it. */
 #include "ens-http-seeds.h"
+#include "ens-dialect.h"
+#include "ens-host-config.h"
 
 #include <string.h>
 
-#define RHETOR_ORCHESTRATOR "rhetor"
+#define RHETOR_ORCHESTRATOR ENS_RHETOR_ORCHESTRATOR
 #define TEAM_CHAT_DEFAULT_S 30.0
 #define TEAM_CHAT_MAX_S 3600.0
+
+/* (transfer full) the setting rhetor-specialists. */
+static char **
+rhetor_roster (EnsHttpCall *call)
+{
+  return ens_host_config_strv (ens_http_host (call), ens_http_self (call), "rhetor-specialists");
+}
+
+/* ---- the roster made on demand: sessions.ensure for each name in turn,
+ * then @then.  A name that cannot be a session is skipped. */
+
+typedef void (*RosterThen) (EnsHttpCall *call, gpointer data);
+
+typedef struct {
+  char **names;
+  guint next;
+  RosterThen then;
+  gpointer data;
+} RosterEnsure;
+
+static void
+roster_ensure_free (gpointer data)
+{
+  RosterEnsure *re = data;
+  g_strfreev (re->names);
+  g_free (re);
+}
+
+static void
+roster_step (EnsHttpCall *call, EnsMessage *answer, gpointer data)
+{
+  RosterEnsure *re = data;
+  g_autoptr (JsonNode) ensure = NULL;
+
+  (void) answer; /* an error (an id taken by another kind of session) leaves that name unserved */
+  while (re->names[re->next] && !ens_dialect_rhetor_name_valid (re->names[re->next]))
+    re->next++;
+  if (re->names[re->next] == NULL)
+    {
+      re->then (call, re->data);
+      return;
+    }
+  ensure = ens_dialect_rhetor_ensure_data (re->names[re->next++]);
+  ens_http_core (call, NULL, "sessions.ensure", ensure, 0, roster_step, re);
+}
+
+/* Ensures @names (transfer none; NULL or empty: none), then calls @then. */
+static void
+roster_ensure (EnsHttpCall *call, char **names, RosterThen then, gpointer data)
+{
+  RosterEnsure *re = g_new0 (RosterEnsure, 1);
+
+  re->names = g_strdupv (names ? names : (char *[]){ NULL });
+  re->then = then;
+  re->data = data;
+  ens_seed_attach_state (call, "ens-rhetor-roster", re, roster_ensure_free);
+  roster_step (call, NULL, re);
+}
+
+/* A core error in Rhetor's words: an unknown specialist is 404 with
+ * FastAPI's {"detail"} beside Ensemble's {"error"}. */
+static void
+rhetor_error (EnsHttpCall *call, EnsMessage *answer, const char *asked)
+{
+  JsonObject *out, *err;
+
+  if (asked == NULL || g_strcmp0 (answer->error_code, "SESSION_NOT_FOUND") != 0)
+    {
+      ens_seed_error (call, answer, ens_seed_rhetor_names);
+      return;
+    }
+  out = json_object_new ();
+  err = json_object_new ();
+  json_object_set_string_member (err, "code", answer->error_code);
+  json_object_set_string_member (err, "message", answer->error_message ? answer->error_message : "no such specialist");
+  if (answer->error_details)
+    json_object_set_member (err, "details", json_node_copy (answer->error_details));
+  else
+    json_object_set_null_member (err, "details");
+  json_object_set_object_member (out, "error", err);
+  {
+    g_autofree char *detail = g_strdup_printf ("Specialist %s not found", asked);
+    json_object_set_string_member (out, "detail", detail);
+  }
+  ens_seed_reply_object (call, 404, out);
+}
 
 static gboolean
 rhetor_socket (JsonObject *rec)
@@ -58,20 +149,29 @@ rhetor_created (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   ens_seed_reply_object (call, 200, out);
 }
 
-/* POST /api/ai/socket/create {name | specialist?, model?, provider?, system?} */
+/* POST /api/ai/socket/create {name | specialist | ai_name?, system | prompt?,
+ * model?, provider?, context?} (aish's design names ai_name and prompt) */
 static void
 route_rhetor_create (EnsHttpCall *call)
 {
-  static const char *const name_fields[] = { "name", "specialist", NULL };
+  static const char *const name_fields[] = { "name", "specialist", "ai_name", NULL };
+  static const char *const system_fields[] = { "system", "prompt", NULL };
   JsonObject *body = ens_http_body (call), *d;
   const char *name, *model, *provider, *system;
   g_autofree char *default_system = NULL;
   g_autoptr (JsonNode) data = NULL;
+  JsonNode *context;
 
   if (body == NULL || !ens_seed_get_string_alias (call, body, name_fields, FALSE, &name) ||
       !ens_seed_get_string (call, body, "model", FALSE, &model) || !ens_seed_get_string (call, body, "provider", FALSE, &provider) ||
-      !ens_seed_get_string (call, body, "system", FALSE, &system))
+      !ens_seed_get_string_alias (call, body, system_fields, FALSE, &system))
     return;
+  context = json_object_get_member (body, "context");
+  if (context && !JSON_NODE_HOLDS_NULL (context) && !JSON_NODE_HOLDS_OBJECT (context))
+    {
+      ens_http_reply_invalid (call, "context", "an object");
+      return;
+    }
   if (name == NULL)
     name = "assistant";
   if (system == NULL)
@@ -86,18 +186,24 @@ route_rhetor_create (EnsHttpCall *call)
   ens_http_core (call, NULL, "sessions.spawn", data, 0, rhetor_created, NULL);
 }
 
+/* One specialist as Rhetor lists it: a roster member with its roles, an AI
+ * socket a client made with its name. */
 static JsonObject *
-rhetor_specialist (EnsHttpCall *call, JsonObject *rec)
+rhetor_specialist (EnsHttpCall *call, JsonObject *rec, const char *const *roster)
 {
   JsonObject *out = json_object_new ();
   const char *id = ens_member_string (rec, "session_id");
+  const char *component = ens_dialect_rhetor_component (roster, id);
   g_autofree char *url = rhetor_ws_url (call, id);
+  gboolean active = rhetor_active (rec);
 
   json_object_set_string_member (out, "id", id);
   json_object_set_string_member (out, "socket_id", id);
-  ens_member_copy (out, "name", rec, "session_type");
-  json_object_set_boolean_member (out, "active", rhetor_active (rec));
-  ens_member_copy (out, "status", rec, "status");
+  ens_dialect_rhetor_describe (out, component ? component : ens_member_string_or (rec, "session_type", "assistant"));
+  if (component == NULL)
+    ens_member_copy (out, "name", rec, "session_type");
+  json_object_set_boolean_member (out, "active", active);
+  json_object_set_string_member (out, "status", active ? "active" : "inactive");
   if (json_object_has_member (rec, "model"))
     ens_member_copy (out, "model", rec, "model");
   else
@@ -105,18 +211,32 @@ rhetor_specialist (EnsHttpCall *call, JsonObject *rec)
   ens_member_copy (out, "provider", rec, "provider");
   ens_member_copy (out, "created_at", rec, "created_at");
   ens_member_copy (out, "messages", rec, "messages");
+  json_object_set_int_member (out, "sessions", 1);
   ens_member_copy (out, "tasks_total", rec, "tasks_total");
   json_object_set_string_member (out, "websocket_url", url);
   return out;
 }
 
+typedef struct {
+  char **roster;
+  gboolean active_only;
+} ListCall;
+
+static void
+list_call_free (gpointer data)
+{
+  ListCall *lc = data;
+  g_strfreev (lc->roster);
+  g_free (lc);
+}
+
 static void
 rhetor_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
 {
+  ListCall *lc = data;
   JsonObject *in = ens_seed_answer_object (answer), *out;
   JsonArray *sessions, *list;
 
-  (void) data;
   if (answer->kind == ENS_MESSAGE_ERROR)
     {
       ens_seed_error (call, answer, ens_seed_rhetor_names);
@@ -124,32 +244,56 @@ rhetor_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
     }
   sessions = ens_member_array (in, "sessions");
   list = json_array_new ();
-  for (guint i = 0; sessions && i < json_array_get_length (sessions); i++)
-    {
-      JsonObject *rec = ens_array_object (sessions, i);
-      if (rhetor_socket (rec))
-        json_array_add_object_element (list, rhetor_specialist (call, rec));
-    }
+  /* the roster first, in the setting's order; then the sockets clients made */
+  for (guint pass = 0; pass < 2; pass++)
+    for (guint r = 0; r < (pass == 0 ? g_strv_length (lc->roster) : 1); r++)
+      for (guint i = 0; sessions && i < json_array_get_length (sessions); i++)
+        {
+          JsonObject *rec = ens_array_object (sessions, i);
+          const char *id = ens_member_string_or (rec, "session_id", "");
+          const char *component;
+          if (!rhetor_socket (rec) || (lc->active_only && !rhetor_active (rec)))
+            continue;
+          component = ens_dialect_rhetor_component ((const char *const *) lc->roster, id);
+          if (pass == 0 ? (component == NULL || strcmp (component, lc->roster[r]) != 0) : component != NULL)
+            continue;
+          json_array_add_object_element (list, rhetor_specialist (call, rec, (const char *const *) lc->roster));
+        }
   out = json_object_new ();
   json_object_set_int_member (out, "count", json_array_get_length (list));
   json_object_set_array_member (out, "specialists", list);
   ens_seed_reply_object (call, 200, out);
 }
 
-/* GET /api/ai/specialists */
+static void
+rhetor_list (EnsHttpCall *call, gpointer data)
+{
+  ens_http_core (call, NULL, "sessions.list", NULL, 0, rhetor_listed, data);
+}
+
+/* GET /api/ai/specialists (?active_only=true) */
 static void
 route_rhetor_specialists (EnsHttpCall *call)
 {
-  ens_http_core (call, NULL, "sessions.list", NULL, 0, rhetor_listed, NULL);
+  ListCall *lc = g_new0 (ListCall, 1);
+  const char *active_only = ens_http_query (call, "active_only");
+
+  lc->roster = rhetor_roster (call);
+  lc->active_only = active_only && (g_ascii_strcasecmp (active_only, "true") == 0 || strcmp (active_only, "1") == 0);
+  ens_seed_attach_state (call, "ens-rhetor-list", lc, list_call_free);
+  roster_ensure (call, lc->roster, rhetor_list, lc);
 }
 
-/* ---- POST /api/ai/specialists/{id}/message {message, temperature?}:
- * watch session.<id>.*, run the message as the session's task, answer with
- * its task_completed (or task_failed). */
+/* ---- POST /api/ai/specialists/{id}/message {message, temperature?}: the
+ * id resolved (a roster id, one of its names, or a socket id), watch
+ * session.<id>.*, run the message as the session's task (queued behind a
+ * running one), answer with its task_completed (or task_failed). */
 
 typedef struct {
-  char *socket_id;
-  char *task_id; /* from the execute ack; events of other tasks are not ours */
+  char *asked;     /* the id as the client gave it */
+  char *socket_id; /* the session it resolved to */
+  char *component; /* its roster component, or NULL */
+  char *task_id;   /* from the execute ack; events of other tasks are not ours */
   JsonNode *execute;
   gboolean done;
 } MessageCall;
@@ -158,7 +302,9 @@ static void
 message_call_free (gpointer data)
 {
   MessageCall *mc = data;
+  g_free (mc->asked);
   g_free (mc->socket_id);
+  g_free (mc->component);
   g_free (mc->task_id);
   g_clear_pointer (&mc->execute, json_node_unref);
   g_free (mc);
@@ -180,6 +326,8 @@ message_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
       JsonObject *result = ens_member_object (ev, "result");
       mc->done = TRUE;
       out = json_object_new ();
+      json_object_set_boolean_member (out, "success", TRUE);
+      json_object_set_string_member (out, "specialist_id", mc->socket_id);
       json_object_set_string_member (out, "response",
                                      result ? ens_member_string_or (result, "response", "") : "");
       json_object_set_string_member (out, "socket_id", mc->socket_id);
@@ -204,7 +352,7 @@ message_executed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   if (answer->kind == ENS_MESSAGE_ERROR)
     {
       mc->done = TRUE;
-      ens_seed_error (call, answer, ens_seed_rhetor_names);
+      rhetor_error (call, answer, mc->asked);
       return;
     }
   mc->task_id = g_strdup (ens_member_string (ens_seed_answer_object (answer), "task_id"));
@@ -225,31 +373,14 @@ message_subscribed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
 }
 
 static void
-route_rhetor_message (EnsHttpCall *call)
+message_start (EnsHttpCall *call, gpointer data)
 {
-  JsonObject *body = ens_http_body (call), *d, *sub;
-  const char *message;
-  gboolean has_temp;
-  double temperature;
-  MessageCall *mc;
+  MessageCall *mc = data;
+  JsonObject *sub;
   JsonArray *topics;
   g_autoptr (JsonNode) sub_node = NULL;
-  g_autofree char *topic = NULL;
+  g_autofree char *topic = g_strdup_printf ("session.%s.*", mc->socket_id);
 
-  if (body == NULL || !ens_seed_get_string (call, body, "message", TRUE, &message) ||
-      !ens_seed_get_number (call, body, "temperature", 0, 2, "a number from 0 to 2", &has_temp, &temperature))
-    return;
-  mc = g_new0 (MessageCall, 1);
-  mc->socket_id = g_strdup (ens_http_param (call, "id"));
-  ens_seed_attach_state (call, "ens-rhetor-message", mc, message_call_free);
-  d = json_object_new ();
-  json_object_set_string_member (d, "session_id", mc->socket_id);
-  json_object_set_string_member (d, "task", message);
-  if (has_temp)
-    json_object_set_double_member (d, "temperature", temperature);
-  mc->execute = ens_node_take_object (d);
-
-  topic = g_strdup_printf ("session.%s.*", mc->socket_id);
   sub = json_object_new ();
   topics = json_array_new ();
   json_array_add_string_element (topics, topic);
@@ -259,9 +390,46 @@ route_rhetor_message (EnsHttpCall *call)
   ens_http_core (call, NULL, "subscribe", sub_node, 0, message_subscribed, mc);
 }
 
-/* ---- POST /api/team-chat {message, moderation_mode?, timeout?}: the
- * message runs in every active AI socket at once (one task each); the
- * answer gathers what came back before the timeout. */
+static void
+route_rhetor_message (EnsHttpCall *call)
+{
+  JsonObject *body = ens_http_body (call), *d;
+  const char *message;
+  gboolean has_temp;
+  double temperature;
+  MessageCall *mc;
+  g_auto (GStrv) roster = NULL;
+  char *resolved;
+
+  if (body == NULL || !ens_seed_get_string (call, body, "message", TRUE, &message) ||
+      !ens_seed_get_number (call, body, "temperature", 0, 2, "a number from 0 to 2", &has_temp, &temperature))
+    return;
+  roster = rhetor_roster (call);
+  mc = g_new0 (MessageCall, 1);
+  mc->asked = g_strdup (ens_http_param (call, "id"));
+  resolved = ens_dialect_rhetor_resolve ((const char *const *) roster, mc->asked);
+  mc->socket_id = resolved ? resolved : g_strdup (mc->asked);
+  mc->component = g_strdup (ens_dialect_rhetor_component ((const char *const *) roster, mc->socket_id));
+  ens_seed_attach_state (call, "ens-rhetor-message", mc, message_call_free);
+  d = json_object_new ();
+  json_object_set_string_member (d, "session_id", mc->socket_id);
+  json_object_set_string_member (d, "task", message);
+  if (has_temp)
+    json_object_set_double_member (d, "temperature", temperature);
+  mc->execute = ens_node_take_object (d);
+  if (mc->component)
+    roster_ensure (call, (char *[]){ mc->component, NULL }, message_start, mc);
+  else
+    message_start (call, mc);
+}
+
+/* ---- POST /api/team-chat {message, moderation_mode?, target_sockets?,
+ * timeout?}: the message runs in each target at once (one task each; a busy
+ * one queues it); the answer gathers what came back before the timeout,
+ * keyed by specialist or socket id (aish reads responses["<name>-ai"]).
+ * Targets: target_sockets when given; else the one specialist a leading
+ * "[To <name>] " names (aish's write through team chat), the prefix
+ * dropped; else every active specialist and socket. */
 
 typedef struct {
   char *id, *name, *task_id;
@@ -270,13 +438,18 @@ typedef struct {
 
 typedef struct {
   EnsHttpCall *call;
-  char *message;
+  char **roster;
+  char *message;         /* as given */
+  char *task;            /* as each member runs it */
   char *moderation_mode;
+  char **targets;        /* target_sockets, or NULL */
+  char *request_id;
+  gint64 started_us;
   guint timeout_ms;
   guint timer;
   GPtrArray *members;     /* Member* */
   guint next;             /* the next member to start */
-  JsonObject *responses;  /* id -> {content, name, model, ...} */
+  JsonObject *responses;  /* id -> {content, specialist_id, socket_id, name, model, ...} */
   JsonObject *errors;     /* id -> {code, error} */
   gboolean replied;
 } TeamChat;
@@ -297,8 +470,12 @@ team_chat_free (gpointer data)
 
   if (tc->timer)
     g_source_remove (tc->timer);
+  g_strfreev (tc->roster);
   g_free (tc->message);
+  g_free (tc->task);
   g_free (tc->moderation_mode);
+  g_strfreev (tc->targets);
+  g_free (tc->request_id);
   g_clear_pointer (&tc->members, g_ptr_array_unref);
   g_clear_pointer (&tc->responses, json_object_unref);
   g_clear_pointer (&tc->errors, json_object_unref);
@@ -310,6 +487,7 @@ team_chat_reply (TeamChat *tc)
 {
   JsonObject *out;
   JsonArray *timed_out = json_array_new ();
+  g_autofree char *now = NULL;
 
   if (tc->replied)
     {
@@ -328,12 +506,17 @@ team_chat_reply (TeamChat *tc)
       if (!m->done)
         json_array_add_string_element (timed_out, m->id);
     }
+  now = ens_seed_now_iso ();
   out = json_object_new ();
+  json_object_set_string_member (out, "request_id", tc->request_id);
   json_object_set_string_member (out, "message", tc->message);
-  if (tc->moderation_mode)
-    json_object_set_string_member (out, "moderation_mode", tc->moderation_mode);
+  json_object_set_string_member (out, "moderation_mode", tc->moderation_mode);
   json_object_set_int_member (out, "count", tc->members ? tc->members->len : 0);
   json_object_set_object_member (out, "responses", json_object_ref (tc->responses));
+  json_object_set_null_member (out, "synthesis");
+  json_object_set_null_member (out, "consensus");
+  json_object_set_string_member (out, "timestamp", now);
+  json_object_set_double_member (out, "elapsed_time", (g_get_monotonic_time () - tc->started_us) / 1e6);
   json_object_set_object_member (out, "errors", json_object_ref (tc->errors));
   json_object_set_array_member (out, "timed_out", timed_out);
   ens_http_on_event (tc->call, NULL, NULL);
@@ -375,6 +558,15 @@ team_chat_gone (EnsHttpCall *call, gpointer data)
     }
 }
 
+static void
+team_chat_member_error (TeamChat *tc, const char *id, const char *code, const char *message)
+{
+  JsonObject *e = json_object_new ();
+  json_object_set_string_member (e, "code", code);
+  json_object_set_string_member (e, "error", message ? message : code);
+  json_object_set_object_member (tc->errors, id, e);
+}
+
 static void team_chat_start_next (TeamChat *tc);
 
 static void
@@ -389,10 +581,7 @@ team_chat_executed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   tc->next++;
   if (answer->kind == ENS_MESSAGE_ERROR)
     {
-      JsonObject *e = json_object_new ();
-      json_object_set_string_member (e, "code", answer->error_code);
-      json_object_set_string_member (e, "error", answer->error_message ? answer->error_message : answer->error_code);
-      json_object_set_object_member (tc->errors, m->id, e);
+      team_chat_member_error (tc, m->id, answer->error_code, answer->error_message);
       m->done = TRUE;
     }
   else
@@ -417,7 +606,7 @@ team_chat_start_next (TeamChat *tc)
   m = g_ptr_array_index (tc->members, tc->next);
   d = json_object_new ();
   json_object_set_string_member (d, "session_id", m->id);
-  json_object_set_string_member (d, "task", tc->message);
+  json_object_set_string_member (d, "task", tc->task);
   data = ens_node_take_object (d);
   ens_http_core (tc->call, NULL, "sessions.execute", data, 0, team_chat_executed, tc);
 }
@@ -449,18 +638,15 @@ team_chat_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
           JsonObject *r = json_object_new ();
           json_object_set_string_member (r, "content",
                                          result ? ens_member_string_or (result, "response", "") : "");
-          json_object_set_string_member (r, "name", m->name);
+          json_object_set_string_member (r, "specialist_id", m->id);
           json_object_set_string_member (r, "socket_id", m->id);
+          json_object_set_string_member (r, "name", m->name);
           ens_seed_copy_result (r, result);
           json_object_set_object_member (tc->responses, m->id, r);
         }
       else
-        {
-          JsonObject *e = json_object_new ();
-          json_object_set_string_member (e, "code", ens_member_string_or (ev, "code", "TASK_FAILED"));
-          json_object_set_string_member (e, "error", ens_member_string_or (ev, "error", ""));
-          json_object_set_object_member (tc->errors, m->id, e);
-        }
+        team_chat_member_error (tc, m->id, ens_member_string_or (ev, "code", "TASK_FAILED"),
+                                ens_member_string_or (ev, "error", ""));
       team_chat_check (tc);
       return;
     }
@@ -481,6 +667,60 @@ team_chat_subscribed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   team_chat_start_next (tc);
 }
 
+/* The Rhetor session of @sessions whose id is @id, or NULL. */
+static JsonObject *
+team_chat_record (JsonArray *sessions, const char *id)
+{
+  for (guint i = 0; id && sessions && i < json_array_get_length (sessions); i++)
+    {
+      JsonObject *rec = ens_array_object (sessions, i);
+      if (rhetor_socket (rec) && g_strcmp0 (ens_member_string (rec, "session_id"), id) == 0)
+        return rec;
+    }
+  return NULL;
+}
+
+/* (transfer full) the session @name names among @sessions: a roster name
+ * resolved, else a socket id as it is; NULL when none. */
+static char *
+team_chat_resolve (TeamChat *tc, JsonArray *sessions, const char *name)
+{
+  g_autofree char *id = ens_dialect_rhetor_resolve ((const char *const *) tc->roster, name);
+
+  if (id == NULL)
+    id = g_strdup (name);
+  return team_chat_record (sessions, id) ? g_steal_pointer (&id) : NULL;
+}
+
+static void
+team_chat_add (TeamChat *tc, JsonArray *sessions, const char *id)
+{
+  JsonObject *rec = team_chat_record (sessions, id);
+  const char *component = ens_dialect_rhetor_component ((const char *const *) tc->roster, id);
+  const EnsRhetorSpecialist *known = component ? ens_dialect_rhetor_specialist (component) : NULL;
+  Member *m;
+
+  for (guint i = 0; i < tc->members->len; i++)
+    if (strcmp (((Member *) g_ptr_array_index (tc->members, i))->id, id) == 0)
+      return;
+  m = g_new0 (Member, 1);
+  m->id = g_strdup (id);
+  m->name = g_strdup (known ? known->title : ens_member_string_or (rec, "session_type", ""));
+  g_ptr_array_add (tc->members, m);
+}
+
+/* "[To <name>] text": (transfer full) the name, *@rest the text after. */
+static char *
+team_chat_addressee (const char *message, const char **rest)
+{
+  const char *end;
+
+  if (!g_str_has_prefix (message, "[To ") || (end = strstr (message, "] ")) == NULL || end == message + 4)
+    return NULL;
+  *rest = end + 2;
+  return g_strndup (message + 4, end - (message + 4));
+}
+
 static void
 team_chat_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
 {
@@ -488,6 +728,8 @@ team_chat_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   JsonArray *sessions, *topics;
   JsonObject *sub;
   g_autoptr (JsonNode) sub_node = NULL;
+  g_autofree char *addressee = NULL;
+  const char *rest = NULL;
 
   if (answer->kind == ENS_MESSAGE_ERROR)
     {
@@ -496,26 +738,46 @@ team_chat_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       return;
     }
   sessions = ens_member_array (ens_seed_answer_object (answer), "sessions");
-  topics = json_array_new ();
-  for (guint i = 0; sessions && i < json_array_get_length (sessions); i++)
+  tc->task = g_strdup (tc->message);
+  if (tc->targets)
+    for (guint i = 0; tc->targets[i]; i++)
+      {
+        g_autofree char *id = team_chat_resolve (tc, sessions, tc->targets[i]);
+        if (id)
+          team_chat_add (tc, sessions, id);
+        else
+          {
+            g_autofree char *text = g_strdup_printf ("Specialist %s not found", tc->targets[i]);
+            team_chat_member_error (tc, tc->targets[i], "SESSION_NOT_FOUND", text);
+          }
+      }
+  else if ((addressee = team_chat_addressee (tc->message, &rest)) != NULL)
     {
-      JsonObject *rec = ens_array_object (sessions, i);
-      g_autofree char *topic = NULL;
-      Member *m;
-      if (!rhetor_socket (rec) || !rhetor_active (rec))
-        continue;
-      m = g_new0 (Member, 1);
-      m->id = g_strdup (ens_member_string (rec, "session_id"));
-      m->name = g_strdup (ens_member_string_or (rec, "session_type", ""));
-      g_ptr_array_add (tc->members, m);
-      topic = g_strdup_printf ("session.%s.*", m->id);
-      json_array_add_string_element (topics, topic);
+      g_autofree char *id = team_chat_resolve (tc, sessions, addressee);
+      if (id)
+        {
+          g_free (tc->task);
+          tc->task = g_strdup (rest);
+          team_chat_add (tc, sessions, id);
+        }
     }
+  if (tc->targets == NULL && tc->members->len == 0)
+    for (guint i = 0; sessions && i < json_array_get_length (sessions); i++)
+      {
+        JsonObject *rec = ens_array_object (sessions, i);
+        if (rhetor_socket (rec) && rhetor_active (rec))
+          team_chat_add (tc, sessions, ens_member_string (rec, "session_id"));
+      }
   if (tc->members->len == 0)
     {
-      json_array_unref (topics);
       team_chat_reply (tc);
       return;
+    }
+  topics = json_array_new ();
+  for (guint i = 0; i < tc->members->len; i++)
+    {
+      g_autofree char *topic = g_strdup_printf ("session.%s.*", ((Member *) g_ptr_array_index (tc->members, i))->id);
+      json_array_add_string_element (topics, topic);
     }
   sub = json_object_new ();
   json_object_set_array_member (sub, "topics", topics);
@@ -525,49 +787,70 @@ team_chat_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
 }
 
 static void
+team_chat_list (EnsHttpCall *call, gpointer data)
+{
+  ens_http_core (call, NULL, "sessions.list", NULL, 0, team_chat_listed, data);
+}
+
+static void
 route_team_chat (EnsHttpCall *call)
 {
   JsonObject *body = ens_http_body (call);
   const char *message, *mode;
   gboolean has_timeout;
   double timeout = TEAM_CHAT_DEFAULT_S;
+  JsonArray *targets;
   TeamChat *tc;
 
   if (body == NULL || !ens_seed_get_string (call, body, "message", TRUE, &message) ||
       !ens_seed_get_string (call, body, "moderation_mode", FALSE, &mode) ||
+      !ens_seed_get_strv (call, body, "target_sockets", &targets) ||
       !ens_seed_get_number (call, body, "timeout", 0.001, TEAM_CHAT_MAX_S, "a number of seconds from 0.001 to 3600",
                    &has_timeout, &timeout))
     return;
   tc = g_new0 (TeamChat, 1);
   tc->call = call;
+  tc->roster = rhetor_roster (call);
   tc->message = g_strdup (message);
-  tc->moderation_mode = g_strdup (mode);
+  tc->moderation_mode = g_strdup (mode ? mode : "pass_through");
+  if (targets)
+    {
+      tc->targets = g_new0 (char *, json_array_get_length (targets) + 1);
+      for (guint i = 0; i < json_array_get_length (targets); i++)
+        tc->targets[i] = g_strdup (json_array_get_string_element (targets, i));
+    }
+  tc->request_id = g_strdup_printf ("team-chat-%" G_GINT64_FORMAT, g_get_real_time () / 1000);
+  tc->started_us = g_get_monotonic_time ();
   tc->timeout_ms = (guint) (timeout * 1000.0);
   tc->members = g_ptr_array_new_with_free_func ((GDestroyNotify) member_free);
   tc->responses = json_object_new ();
   tc->errors = json_object_new ();
   ens_seed_attach_state (call, "ens-team-chat", tc, team_chat_free);
   ens_http_on_disconnect (call, team_chat_gone, tc);
-  ens_http_core (call, NULL, "sessions.list", NULL, 0, team_chat_listed, tc);
+  roster_ensure (call, tc->roster, team_chat_list, tc);
 }
 
 /* ------------------------------------------------------------------ the table */
 
 const EnsHttpRoute ens_http_routes_rhetor[] = {
   { "POST", "/api/ai/socket/create", route_rhetor_create, "rhetor",
-    "Create an AI socket (a session) {name | specialist?, model?, provider?, system?} -> {socket_id, websocket_url}",
-    "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"specialist\":" STR ",\"model\":" STR ",\"provider\":" STR
-    ",\"system\":" STR "}}", FALSE },
+    "Create an AI socket (a session) {name | specialist | ai_name?, model?, provider?, system | prompt?, context?} -> "
+    "{socket_id, websocket_url}",
+    "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"specialist\":" STR ",\"ai_name\":" STR ",\"model\":" STR
+    ",\"provider\":" STR ",\"system\":" STR ",\"prompt\":" STR ",\"context\":{\"type\":\"object\"}}}", FALSE },
   { "GET", "/api/ai/specialists", route_rhetor_specialists, "rhetor",
-    "AI sockets {count, specialists:[{id, name, active, status, model, ...}]}", NULL, FALSE },
+    "The specialists (the roster, then AI sockets) {count, specialists:[{id, name, type, component_id, active, status, "
+    "model, capabilities, ...}]}; ?active_only=true", NULL, FALSE },
   { "POST", "/api/ai/specialists/{id}/message", route_rhetor_message, "rhetor",
-    "Send {message, temperature?} to an AI socket and wait for {response, socket_id, model, usage}",
+    "Send {message, temperature?} to a specialist (apollo-ai, apollo, rhetor-orchestrator, a socket id) and wait for "
+    "{success, specialist_id, response, socket_id, model, usage}",
     "{\"type\":\"object\",\"required\":[\"message\"],\"properties\":{\"message\":" STR
     ",\"temperature\":{\"type\":\"number\",\"minimum\":0,\"maximum\":2}}}", FALSE },
   { "POST", "/api/team-chat", route_team_chat, "rhetor",
-    "Send {message, moderation_mode?, timeout? (s, default 30)} to every active AI socket at once -> "
-    "{responses:{<id>:{content, model, ...}}, errors, timed_out}",
+    "Send {message, moderation_mode?, target_sockets?, timeout? (s, default 30)} to the targets, the one a leading "
+    "\"[To <name>] \" names, or every active specialist -> {request_id, responses:{<id>:{content, model, ...}}, errors, "
+    "timed_out, elapsed_time}",
     "{\"type\":\"object\",\"required\":[\"message\"],\"properties\":{\"message\":" STR ",\"moderation_mode\":" STR
-    ",\"timeout\":{\"type\":\"number\",\"exclusiveMinimum\":0,\"maximum\":3600}}}", FALSE },
+    ",\"target_sockets\":" STRV ",\"timeout\":{\"type\":\"number\",\"exclusiveMinimum\":0,\"maximum\":3600}}}", FALSE },
   { NULL },
 };

@@ -342,8 +342,12 @@ def test_neolith_events_stream():
 
 # ------------------------------------------------------------------ Rhetor / aish
 
+# These are about the AI sockets clients make: no roster (test_rhetor_aish.py has it).
+NO_ROSTER = {"rhetor-specialists": gv([])}
+
+
 def test_rhetor_sockets_and_messages():
-    d = start()
+    d = start(settings=NO_ROSTER)
     try:
         b = ok(d, "GET", "/api/ai/specialists")
         assert b == {"count": 0, "specialists": []}, b
@@ -404,7 +408,7 @@ def test_rhetor_sockets_and_messages():
 
 
 def test_rhetor_team_chat():
-    d = start()
+    d = start(settings=NO_ROSTER)
     try:
         b = ok(d, "POST", "/api/team-chat", {"message": "anyone?"})
         assert b["responses"] == {} and b["timed_out"] == [] and b["count"] == 0, b
@@ -446,7 +450,7 @@ def test_rhetor_team_chat_timeout():
     with open(script, "w") as f:
         f.write("#!/bin/sh\nread -r line\nsleep 5\necho late\n")
     os.chmod(script, stat.S_IRWXU)
-    d = start(settings={"providers": gv(["slow"]), "session-queue-length": gv(0)},
+    d = start(settings={"providers": gv(["slow"]), "session-queue-length": gv(0), **NO_ROSTER},
               groups={"providers/slow": {"plugin": gv("provider-command"), "command": gv([script]),
                                          "models": gv(["slow-model"]), "quality": gv(0.1)}})
     try:
@@ -473,7 +477,7 @@ def test_rhetor_clients_that_hang_up():
     with open(script, "w") as f:
         f.write("#!/bin/sh\nread -r line\nsleep 0.6\necho late\n")
     os.chmod(script, stat.S_IRWXU)
-    d = start(settings={"providers": gv(["slow"])},
+    d = start(settings={"providers": gv(["slow"]), **NO_ROSTER},
               groups={"providers/slow": {"plugin": gv("provider-command"), "command": gv([script]),
                                          "models": gv(["slow-model"]), "quality": gv(0.1)}})
     try:

@@ -194,6 +194,37 @@ struct _EnsDialect {
 extern const EnsDialect ens_dialect_ksi;
 extern const EnsDialect ens_dialect_centerfire;
 
+/* ------------------------------------------------------------------ Rhetor / aish (ens-dialect-rhetor.c) */
+
+/* Rhetor's AI specialists: each a core session whose id is "<name>-ai" and
+ * whose orchestrator_id is ENS_RHETOR_ORCHESTRATOR; @roster below is the
+ * setting rhetor-specialists (component names, "apollo"). */
+#define ENS_RHETOR_ORCHESTRATOR "rhetor"
+
+typedef struct {
+  const char *name;  /* the component, "apollo" */
+  const char *title; /* "Apollo" */
+  const char *roles; /* comma-separated, the first is its type: "code-analysis,code-generation" */
+} EnsRhetorSpecialist;
+
+/* (transfer none) the table's row for component @name, or NULL (such a
+ * name still serves, with the role "general"). */
+const EnsRhetorSpecialist *ens_dialect_rhetor_specialist (const char *name);
+/* Whether @name can be a component (a-z 0-9 - _, at most 48). */
+gboolean ens_dialect_rhetor_name_valid (const char *name);
+/* (transfer full) "<name>-ai". */
+char *ens_dialect_rhetor_id (const char *name);
+/* (transfer full) the id of the specialist of @roster that @name names
+ * ("apollo-ai", "apollo", "apollo-assistant", any case), or NULL. */
+char *ens_dialect_rhetor_resolve (const char *const *roster, const char *name);
+/* (transfer none) the component of @roster whose id is @id, or NULL. */
+const char *ens_dialect_rhetor_component (const char *const *roster, const char *id);
+/* (transfer full) the sessions.ensure data of component @name. */
+JsonNode *ens_dialect_rhetor_ensure_data (const char *name);
+/* Adds the specialist's name, type, component_id, capabilities, roles and
+ * personality to @out (transfer none). */
+void ens_dialect_rhetor_describe (JsonObject *out, const char *name);
+
 /* ------------------------------------------------------------------ the engine (ens-dialect.c) */
 
 /* Once per plugin, before the first decode or encode: the host the

@@ -65,6 +65,11 @@ ens_ws_rhetor_event (EnsWsConn *c, EnsMessage *msg)
       node = ens_node_new_object (&obj);
       json_object_set_string_member (obj, "type", "read");
       json_object_set_string_member (obj, "content", response ? response : "");
+      {
+        /* aish's read header first: who answered */
+        g_autofree char *from = g_strdup_printf ("team-chat-from-%s", c->socket_id);
+        json_array_add_string_element (headers, from);
+      }
       for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
         if (fields[i][1])
           {
