@@ -242,6 +242,23 @@ def test_neolith_as_wundr_clients_see_it():
         d.cleanup()
 
 
+WUNDR_MESSAGES = {"ping", "pong", "spawn_session", "session_status", "daemon_status", "stop_session", "health_check",
+                  "execute_task", "list_sessions"}  # WSMessage of wundr's types/index.ts
+
+
+def test_neolith_every_wundr_message_type():
+    """WsTestClient's own calls over every WSMessage type: one verdict each, every answer field by field."""
+    d, port, _ = start()
+    try:
+        lines = neolith("wundr", port)
+        summary = [line for line in lines if line.get("step") == "wundr_summary"][0]
+        assert summary["passed"] == summary["total"] == len(WUNDR_MESSAGES), summary
+        assert set(summary["verdicts"]) == WUNDR_MESSAGES, summary
+        assert set(summary["seen"]) == WUNDR_TYPES - {"tool_call_start", "tool_call_result"}, summary
+    finally:
+        d.cleanup()
+
+
 def test_neolith_tool_calls_and_a_busy_session():
     """tool_call_start from a streamed tool call; execute_task on a session still running its spawn's task queues."""
     fake = FakeAnthropic()

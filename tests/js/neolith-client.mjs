@@ -19,6 +19,9 @@
 //     queue           execute_task while the spawn's task runs (a slow backend)
 //     quiet MS        nothing unasked for MS ms (no periodic status)
 //     periodic        a daemon_status_update arrives unasked (the setting on)
+//     wundr [MODEL]   WsTestClient's own calls (send, waitForMessage(type)) over
+//                     every WSMessage type of types/index.ts, one verdict each,
+//                     every WSResponse received checked field by field
 //
 // Prints one JSON line per checked step ({"step", "ok", ...}) and a last line
 // {"done": true, "failed": N}; test_websocket.py runs it and reads them.
@@ -651,7 +654,107 @@ async function periodic() {
   c.close();
 }
 
-const modes = { greeting, e2e, types, duplicates, subscriptions, errors, queue, quiet, periodic };
+/* Every WSMessage type of types/index.ts through WsTestClient's own calls
+ * only (send, waitForMessage(type), drain), as a wundr test would write
+ * them: one verdict per message type, and every WSResponse that came back
+ * checked field by field. */
+async function wundr() {
+  const c = new Buffering();
+  await c.connect(url);
+  const verdicts = {};
+  const seen = {};
+  const bad = [];
+  const counted = new WeakSet(); // a message a waiter resolved stays buffered (WsTestClient): count it once
+  const got = (m) => {
+    if (!counted.has(m)) {
+      counted.add(m);
+      seen[m.type] = (seen[m.type] || 0) + 1;
+      bad.push(...problems(m));
+    }
+    return m;
+  };
+  const verdict = async (type, fn) => {
+    try {
+      verdicts[type] = Boolean(await fn());
+    } catch (e) {
+      verdicts[type] = false;
+      report(`wundr ${type} exception`, false, { error: String(e) });
+    }
+    check(`wundr ${type}`, verdicts[type]);
+  };
+  got(await c.waitForMessage('health_check_response')); // the greeting
+  await verdict('ping', async () => {
+    c.send({ type: 'ping' });
+    return got(await c.waitForMessage('pong')).type === 'pong';
+  });
+  await verdict('health_check', async () => {
+    c.send({ type: 'health_check' });
+    return got(await c.waitForMessage('health_check_response')).healthy === true;
+  });
+  await verdict('daemon_status', async () => {
+    c.send({ type: 'daemon_status' });
+    const m = got(await c.waitForMessage('daemon_status_update'));
+    return m.status.status === 'running' && statusProblems('status', m.status).length === 0;
+  });
+  let session;
+  await verdict('spawn_session', async () => {
+    c.send({ type: 'spawn_session', payload: { orchestratorId: 'wundr', task: { type: 'research', description: 'Find the spec',
+      priority: 'low' }, sessionType: 'claude-code', model: arg || undefined } });
+    const m = got(await c.waitForMessage('session_spawned'));
+    session = m.session; // response.session, as wundr's clients read it
+    return typeof session?.id === 'string' && session.orchestratorId === 'wundr' && session.task.type === 'research' &&
+      session.task.description === 'Find the spec' && sessionProblems('session', session).length === 0;
+  });
+  await verdict('execute_task', async () => {
+    c.send({ type: 'execute_task', payload: { sessionId: session.id, task: 'Say hello to the test', streamResponse: true } });
+    const executing = got(await c.waitForMessage('task_executing'));
+    const start = got(await c.waitForMessage('stream_start'));
+    const end = got(await c.waitForMessage('stream_end'));
+    const done = got(await c.waitForMessage('task_completed'));
+    const update = got(await c.waitForMessage('session_status_update'));
+    const chunks = c.drain().filter((m) => m.type === 'stream_chunk').map(got);
+    return executing.sessionId === session.id && start.sessionId === session.id && end.sessionId === session.id &&
+      chunks.length > 0 && chunks.every((m) => m.data.sessionId === session.id) &&
+      chunks.map((m) => m.data.chunk).join('').includes('Say hello to the test') && done.taskId === executing.taskId &&
+      update.session.id === session.id && update.session.status === 'completed';
+  });
+  await verdict('session_status', async () => {
+    c.send({ type: 'session_status', payload: { sessionId: session.id } });
+    const m = got(await c.waitForMessage('session_status_update'));
+    return m.session.id === session.id && m.session.metrics.tasksCompleted === 2;
+  });
+  await verdict('list_sessions', async () => {
+    c.send({ type: 'list_sessions' });
+    const m = got(await c.waitForMessage('sessions_list'));
+    return Array.isArray(m.sessions) && m.sessions.some((s) => s.id === session.id);
+  });
+  await verdict('stop_session', async () => {
+    c.drain().forEach(got); // what waiters left in the buffer: the stop's answer must be the only message after it
+    c.send({ type: 'stop_session', payload: { sessionId: session.id } });
+    const m = got(await c.waitForMessage('session_status_update'));
+    c.send({ type: 'ping' });
+    await c.waitForMessage('pong');
+    const extra = c.drain().filter((x) => x !== m && x.type !== 'pong'); // m itself may stay buffered
+    return m.session.id === session.id && m.session.status === 'terminated' && typeof m.session.endedAt === 'string' &&
+      extra.length === 0;
+  });
+  await verdict('pong', async () => {
+    // a client's pong is not a request: wundr answers Unknown message type; the connection stays usable
+    c.send({ type: 'pong' });
+    const m = got(await c.waitForMessage('error'));
+    c.send({ type: 'execute_task', payload: { sessionId: session.id, task: 'after the stop' } });
+    got(await c.waitForMessage('task_executing'));
+    const failed = got(await c.waitForMessage('task_failed'));
+    return m.error === 'Unknown message type' && failed.error === `Session ${session.id} is not running (status: terminated)`;
+  });
+  for (const m of c.drain()) got(m);
+  check('wundr_field_by_field', bad.length === 0, { problems: bad.slice(0, 30) });
+  const passed = Object.values(verdicts).filter(Boolean).length;
+  report('wundr_summary', passed === Object.keys(verdicts).length, { passed, total: Object.keys(verdicts).length, verdicts, seen });
+  c.close();
+}
+
+const modes = { greeting, e2e, types, duplicates, subscriptions, errors, queue, quiet, periodic, wundr };
 try {
   if (!modes[mode]) throw new Error(`unknown mode ${mode}`);
   await modes[mode]();
