@@ -10,7 +10,7 @@
  * output-format 'text' streams standard output as chunks as it is printed;
  * 'json' parses it at exit ({"result"|"response"|"content", "usage"}).
  * Everything runs on the main loop; nothing is reported inside complete(). */
-#include <ensemble/ensemble.h>
+#include "ens-command.h"
 
 #include <errno.h>
 #include <math.h>
@@ -19,33 +19,6 @@
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
-
-#define PROVIDER_SCHEMA "org.ensemble.Provider"
-#define READ_SIZE 8192
-#define STDERR_KEEP (64 * 1024) /* only the tail of stderr matters */
-#define KILL_GRACE_MS 2000      /* SIGTERM, then SIGKILL after this */
-#define EXIT_GRACE_MS 1000      /* after exit, how long leftovers may hold the pipes */
-
-/* One configured backend; a snapshot of its settings. */
-typedef struct {
-  char *name;
-  char **command;
-  gboolean prompt_argument; /* prompt-mode 'argument' (else 'stdin') */
-  gboolean json_output;     /* output-format 'json' (else 'text') */
-  char **models;
-  GHashTable *model_map;    /* requested name -> upstream name */
-  double quality, cost_input, cost_output;
-  guint latency_ms, context_window, max_concurrency, timeout_ms;
-  char **capabilities;
-} Backend;
-
-typedef struct {
-  const EnsHost *host;
-  EnsPlugin *self;
-  GHashTable *backends; /* name -> Backend */
-  GList *jobs;          /* Job *, each holding one reference for the list */
-  guint64 started;
-} Command;
 
 /* One completion.  Reference-counted: the job list holds one reference and
  * every pending asynchronous operation another, so late GIO callbacks (after
@@ -74,306 +47,6 @@ typedef struct {
   char *fail_message;
 } Job;
 
-/* ---- backends ---- */
-
-static void
-backend_free (gpointer data)
-{
-  Backend *b = data;
-
-  g_free (b->name);
-  g_strfreev (b->command);
-  g_strfreev (b->models);
-  g_hash_table_unref (b->model_map);
-  g_strfreev (b->capabilities);
-  g_free (b);
-}
-
-static gboolean
-valid_name (const char *name)
-{
-  if (name == NULL || *name == '\0')
-    return FALSE;
-  for (const char *p = name; *p; p++)
-    if (!g_ascii_isalnum (*p) && *p != '-' && *p != '_' && *p != '.')
-      return FALSE;
-  return TRUE;
-}
-
-/* Re-reads the providers setting; keeps the old table when nothing is there
- * to read from. */
-static void
-load_backends (Command *cmd)
-{
-  const char *id = cmd->host->plugin_id (cmd->self);
-  g_autoptr (GVariant) names = cmd->host->config_get (cmd->self, "providers");
-  GHashTable *table = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, backend_free);
-  g_autofree const char **list = NULL;
-
-  if (names && g_variant_is_of_type (names, G_VARIANT_TYPE_STRING_ARRAY))
-    list = g_variant_get_strv (names, NULL);
-  for (guint i = 0; list && list[i]; i++)
-    {
-      g_autofree char *path = NULL;
-      g_autoptr (GSettings) s = NULL;
-      g_autofree char *plugin = NULL;
-      g_autoptr (GVariant) map = NULL;
-      g_autofree char *mode = NULL, *format = NULL;
-      GVariantIter iter;
-      const char *from, *to;
-      Backend *b;
-
-      if (!valid_name (list[i]))
-        {
-          ENS_LOG (cmd->host, cmd->self, G_LOG_LEVEL_WARNING, "provider name \"%s\" is not valid; skipped", list[i]);
-          continue;
-        }
-      if (g_hash_table_contains (table, list[i]))
-        continue;
-      path = g_strdup_printf ("/org/ensemble/daemon/providers/%s/", list[i]);
-      s = cmd->host->settings_new (cmd->self, PROVIDER_SCHEMA, path);
-      if (s == NULL)
-        continue;
-      plugin = g_settings_get_string (s, "plugin");
-      if (g_strcmp0 (plugin, id) != 0)
-        continue;
-
-      b = g_new0 (Backend, 1);
-      b->name = g_strdup (list[i]);
-      b->command = g_settings_get_strv (s, "command");
-      mode = g_settings_get_string (s, "prompt-mode");
-      b->prompt_argument = g_strcmp0 (mode, "argument") == 0;
-      format = g_settings_get_string (s, "output-format");
-      b->json_output = g_strcmp0 (format, "json") == 0;
-      b->models = g_settings_get_strv (s, "models");
-      b->model_map = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-      map = g_settings_get_value (s, "model-map");
-      g_variant_iter_init (&iter, map);
-      while (g_variant_iter_next (&iter, "{&s&s}", &from, &to))
-        g_hash_table_insert (b->model_map, g_strdup (from), g_strdup (to));
-      b->quality = g_settings_get_double (s, "quality");
-      b->cost_input = g_settings_get_double (s, "cost-input-per-1k");
-      b->cost_output = g_settings_get_double (s, "cost-output-per-1k");
-      b->latency_ms = g_settings_get_uint (s, "latency-ms");
-      b->context_window = g_settings_get_uint (s, "context-window");
-      b->capabilities = g_settings_get_strv (s, "capabilities");
-      b->max_concurrency = g_settings_get_uint (s, "max-concurrency");
-      b->timeout_ms = g_settings_get_uint (s, "timeout-ms");
-      if (b->command[0] == NULL)
-        ENS_LOG (cmd->host, cmd->self, G_LOG_LEVEL_WARNING, "provider \"%s\" has no command", b->name);
-      g_hash_table_insert (table, b->name, b);
-    }
-  g_hash_table_unref (cmd->backends);
-  cmd->backends = table;
-}
-
-static void
-add_strv (JsonBuilder *b, const char *member, char **strv)
-{
-  json_builder_set_member_name (b, member);
-  json_builder_begin_array (b);
-  for (guint i = 0; strv && strv[i]; i++)
-    json_builder_add_string_value (b, strv[i]);
-  json_builder_end_array (b);
-}
-
-static int
-by_name (gconstpointer a, gconstpointer b)
-{
-  return strcmp (((const Backend *) *(void *const *) a)->name, ((const Backend *) *(void *const *) b)->name);
-}
-
-static JsonNode *
-command_backends (gpointer instance)
-{
-  Command *cmd = instance;
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autoptr (GPtrArray) sorted = g_ptr_array_new ();
-  GHashTableIter iter;
-  gpointer value;
-
-  load_backends (cmd);
-  g_hash_table_iter_init (&iter, cmd->backends);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    g_ptr_array_add (sorted, value);
-  g_ptr_array_sort (sorted, by_name);
-  json_builder_begin_array (b);
-  for (guint i = 0; i < sorted->len; i++)
-    {
-      const Backend *be = g_ptr_array_index (sorted, i);
-
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "name");
-      json_builder_add_string_value (b, be->name);
-      json_builder_set_member_name (b, "provider");
-      json_builder_add_string_value (b, cmd->host->plugin_id (cmd->self));
-      add_strv (b, "models", be->models);
-      json_builder_set_member_name (b, "model_map");
-      json_builder_begin_object (b);
-      {
-        GHashTableIter mi;
-        gpointer from, to;
-        g_hash_table_iter_init (&mi, be->model_map);
-        while (g_hash_table_iter_next (&mi, &from, &to))
-          {
-            json_builder_set_member_name (b, from);
-            json_builder_add_string_value (b, to);
-          }
-      }
-      json_builder_end_object (b);
-      json_builder_set_member_name (b, "quality");
-      json_builder_add_double_value (b, be->quality);
-      json_builder_set_member_name (b, "cost_per_1k_input");
-      json_builder_add_double_value (b, be->cost_input);
-      json_builder_set_member_name (b, "cost_per_1k_output");
-      json_builder_add_double_value (b, be->cost_output);
-      json_builder_set_member_name (b, "latency_ms");
-      json_builder_add_int_value (b, be->latency_ms);
-      json_builder_set_member_name (b, "context_window");
-      json_builder_add_int_value (b, be->context_window);
-      add_strv (b, "capabilities", be->capabilities);
-      json_builder_set_member_name (b, "max_concurrency");
-      json_builder_add_int_value (b, be->max_concurrency);
-      json_builder_set_member_name (b, "local");
-      json_builder_add_boolean_value (b, FALSE);
-      json_builder_end_object (b);
-    }
-  json_builder_end_array (b);
-  return json_builder_get_root (b);
-}
-
-/* ---- text helpers ---- */
-
-/* (transfer full) the text of a message content: a string, or the "text"
- * members of an array of parts. */
-static char *
-content_text (JsonNode *content)
-{
-  GString *text = g_string_new (NULL);
-
-  if (content && JSON_NODE_HOLDS_VALUE (content) && json_node_get_value_type (content) == G_TYPE_STRING)
-    g_string_append (text, json_node_get_string (content));
-  else if (content && JSON_NODE_HOLDS_ARRAY (content))
-    {
-      JsonArray *parts = json_node_get_array (content);
-      for (guint i = 0; i < json_array_get_length (parts); i++)
-        {
-          JsonNode *part = json_array_get_element (parts, i);
-          JsonObject *obj = JSON_NODE_HOLDS_OBJECT (part) ? json_node_get_object (part) : NULL;
-          JsonNode *t = obj ? json_object_get_member (obj, "text") : NULL;
-          if (t && JSON_NODE_HOLDS_VALUE (t) && json_node_get_value_type (t) == G_TYPE_STRING)
-            g_string_append (text, json_node_get_string (t));
-        }
-    }
-  return g_string_free (text, FALSE);
-}
-
-/* (transfer full) the conversation as one text: the system prompt first,
- * then the turns.  A lone user message is passed as it is; a longer
- * conversation labels each turn so the program sees who said what. */
-static char *
-flatten_prompt (JsonArray *messages)
-{
-  GString *system = g_string_new (NULL);
-  g_autoptr (GPtrArray) turns = g_ptr_array_new_with_free_func (g_free);
-  guint users = 0, assistants = 0;
-  GString *out;
-
-  for (guint i = 0; messages && i < json_array_get_length (messages); i++)
-    {
-      JsonNode *m = json_array_get_element (messages, i);
-      JsonObject *obj = JSON_NODE_HOLDS_OBJECT (m) ? json_node_get_object (m) : NULL;
-      const char *role = obj ? json_object_get_string_member_with_default (obj, "role", "user") : "user";
-      g_autofree char *text = content_text (obj ? json_object_get_member (obj, "content") : NULL);
-
-      if (g_strcmp0 (role, "system") == 0)
-        {
-          if (system->len)
-            g_string_append (system, "\n\n");
-          g_string_append (system, text);
-        }
-      else
-        {
-          gboolean assistant = g_strcmp0 (role, "assistant") == 0;
-          assistants += assistant;
-          users += !assistant;
-          g_ptr_array_add (turns, g_strconcat (assistant ? "Assistant: " : "User: ", text, NULL));
-        }
-    }
-
-  out = g_string_new (system->str);
-  if (users == 1 && assistants == 0)
-    {
-      /* Drop the "User: " label of the only turn. */
-      if (out->len)
-        g_string_append (out, "\n\n");
-      g_string_append (out, (char *) g_ptr_array_index (turns, 0) + strlen ("User: "));
-    }
-  else
-    for (guint i = 0; i < turns->len; i++)
-      {
-        if (out->len)
-          g_string_append (out, "\n\n");
-        g_string_append (out, g_ptr_array_index (turns, i));
-      }
-  g_string_free (system, TRUE);
-  return g_string_free (out, FALSE);
-}
-
-/* (transfer full) @arg with every {prompt} and {model} replaced. */
-static char *
-expand_arg (const char *arg, const char *prompt, const char *model)
-{
-  GString *out = g_string_new (arg);
-
-  g_string_replace (out, "{model}", model, 0);
-  g_string_replace (out, "{prompt}", prompt, 0);
-  return g_string_free (out, FALSE);
-}
-
-/* (transfer full) the longest valid UTF-8 prefix of @pending, which it
- * removes; an incomplete character at the end waits for the next read
- * unless @flush. */
-static char *
-take_utf8 (GString *pending, gboolean flush)
-{
-  const char *end;
-  gsize keep = 0, n;
-  char *text;
-
-  if (!flush && !g_utf8_validate_len (pending->str, pending->len, &end))
-    {
-      gsize rest = pending->len - (gsize) (end - pending->str);
-      if (rest < 4 && g_utf8_get_char_validated (end, (gssize) rest) == (gunichar) -2)
-        keep = rest;
-    }
-  n = pending->len - keep;
-  text = g_utf8_make_valid (pending->str, (gssize) n);
-  g_string_erase (pending, 0, (gssize) n);
-  return text;
-}
-
-/* (transfer full) the last non-empty line of @text, or NULL. */
-static char *
-last_line (const char *text)
-{
-  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
-
-  for (guint i = g_strv_length (lines); i > 0; i--)
-    {
-      g_autofree char *line = g_utf8_make_valid (lines[i - 1], -1);
-      g_strstrip (line);
-      if (*line)
-        return g_steal_pointer (&line);
-    }
-  return NULL;
-}
-
-static gint64
-estimate_tokens (glong chars)
-{
-  return (chars + 3) / 4;
-}
 
 /* ---- jobs ---- */
 
@@ -512,71 +185,6 @@ on_cancelled (GCancellable *cancellable, gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* (transfer full) the text of a "content" member: a string or an array of
- * {type: "text", text} blocks (the Anthropic shape); NULL otherwise. */
-static char *
-json_text_member (JsonObject *obj, const char *member)
-{
-  JsonNode *node = json_object_get_member (obj, member);
-
-  if (node == NULL)
-    return NULL;
-  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
-    return g_strdup (json_node_get_string (node));
-  if (JSON_NODE_HOLDS_ARRAY (node))
-    return content_text (node);
-  return NULL;
-}
-
-/* (transfer full) the JSON object the command printed: the whole output, or
- * failing that its last line (programs that log before the result). */
-static JsonNode *
-parse_output (const char *text)
-{
-  g_autoptr (JsonNode) root = json_from_string (text, NULL);
-  g_autofree char *line = NULL;
-
-  if (root && JSON_NODE_HOLDS_OBJECT (root))
-    return g_steal_pointer (&root);
-  line = last_line (text);
-  g_clear_pointer (&root, json_node_unref);
-  if (line)
-    root = json_from_string (line, NULL);
-  if (root && JSON_NODE_HOLDS_OBJECT (root))
-    return g_steal_pointer (&root);
-  return NULL;
-}
-
-static gint64
-usage_member (JsonObject *usage, const char *name, const char *alias, gboolean *found)
-{
-  const char *names[] = { name, alias };
-
-  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
-    {
-      JsonNode *n = usage && names[i] ? json_object_get_member (usage, names[i]) : NULL;
-      if (n && JSON_NODE_HOLDS_VALUE (n) &&
-          (json_node_get_value_type (n) == G_TYPE_INT64 || json_node_get_value_type (n) == G_TYPE_DOUBLE))
-        {
-          *found = TRUE;
-          return json_node_get_int (n);
-        }
-    }
-  return 0;
-}
-
-/* A number member of @obj, or @def. */
-static double
-json_number (JsonObject *obj, const char *member, double def)
-{
-  JsonNode *n = json_object_get_member (obj, member);
-
-  if (n && JSON_NODE_HOLDS_VALUE (n) &&
-      (json_node_get_value_type (n) == G_TYPE_INT64 || json_node_get_value_type (n) == G_TYPE_DOUBLE))
-    return json_node_get_double (n);
-  return def;
-}
-
 /* The process is gone and its output read: report the result. */
 static void
 job_conclude (Job *job)
@@ -597,7 +205,7 @@ job_conclude (Job *job)
     return;
   if (!g_subprocess_get_if_exited (job->proc) || g_subprocess_get_exit_status (job->proc) != 0)
     {
-      g_autofree char *line = last_line (job->err->str);
+      g_autofree char *line = ens_command_last_line (job->err->str);
       g_autofree char *message = NULL;
 
       if (g_subprocess_get_if_signaled (job->proc))
@@ -612,7 +220,7 @@ job_conclude (Job *job)
 
   if (job->json_output)
     {
-      parsed = parse_output (job->out->str);
+      parsed = ens_command_parse_output (job->out->str);
       if (parsed == NULL)
         {
           job_fail (job, "UPSTREAM_ERROR", "the command did not print a JSON object");
@@ -621,16 +229,16 @@ job_conclude (Job *job)
       root = json_node_get_object (parsed);
       if (json_object_get_boolean_member_with_default (root, "is_error", FALSE))
         {
-          g_autofree char *what = json_text_member (root, "result");
+          g_autofree char *what = ens_command_json_text_member (root, "result");
           g_autofree char *message = g_strdup_printf ("the command reported an error: %s", what ? what : "(no message)");
           job_fail (job, "UPSTREAM_ERROR", message);
           return;
         }
-      response = json_text_member (root, "result");
+      response = ens_command_json_text_member (root, "result");
       if (response == NULL)
-        response = json_text_member (root, "response");
+        response = ens_command_json_text_member (root, "response");
       if (response == NULL)
-        response = json_text_member (root, "content");
+        response = ens_command_json_text_member (root, "content");
       if (response == NULL)
         {
           job_fail (job, "UPSTREAM_ERROR", "the command's JSON has no \"result\", \"response\" or \"content\"");
@@ -650,7 +258,7 @@ job_conclude (Job *job)
         }
       if (json_object_has_member (root, "usage") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (root, "usage")))
         usage = json_object_get_object_member (root, "usage");
-      cost = json_number (root, "total_cost_usd", json_number (root, "cost_usd", -1));
+      cost = ens_command_json_number (root, "total_cost_usd", ens_command_json_number (root, "cost_usd", -1));
       /* A JSON program does not stream: its whole answer is one chunk. */
       if (*response)
         host->completion_chunk (job->completion, response);
@@ -658,13 +266,13 @@ job_conclude (Job *job)
   else
     response = g_utf8_make_valid (job->out->str, (gssize) job->out->len);
 
-  input_tokens = usage_member (usage, "input_tokens", "prompt_tokens", &found_in);
-  output_tokens = usage_member (usage, "output_tokens", "completion_tokens", &found_out);
+  input_tokens = ens_command_usage_member (usage, "input_tokens", "prompt_tokens", &found_in);
+  output_tokens = ens_command_usage_member (usage, "output_tokens", "completion_tokens", &found_out);
   estimated = !found_in || !found_out;
   if (!found_in)
-    input_tokens = estimate_tokens (job->prompt_chars);
+    input_tokens = ens_command_estimate_tokens (job->prompt_chars);
   if (!found_out)
-    output_tokens = estimate_tokens (g_utf8_strlen (response, -1));
+    output_tokens = ens_command_estimate_tokens (g_utf8_strlen (response, -1));
 
   b = json_builder_new ();
   json_builder_begin_object (b);
@@ -683,10 +291,10 @@ job_conclude (Job *job)
       /* Prompt-cache counts (claude) are passed on, not added in. */
       static const char *const extra[] = { "cache_creation_input_tokens", "cache_read_input_tokens" };
       for (guint i = 0; i < G_N_ELEMENTS (extra); i++)
-        if (json_number (usage, extra[i], -1) >= 0)
+        if (ens_command_json_number (usage, extra[i], -1) >= 0)
           {
             json_builder_set_member_name (b, extra[i]);
-            json_builder_add_int_value (b, (gint64) json_number (usage, extra[i], 0));
+            json_builder_add_int_value (b, (gint64) ens_command_json_number (usage, extra[i], 0));
           }
     }
   if (estimated)
@@ -733,7 +341,7 @@ flush_pending (Job *job, gboolean all)
 
   if (job->json_output || job->pending->len == 0)
     return;
-  text = take_utf8 (job->pending, all);
+  text = ens_command_take_utf8 (job->pending, all);
   if (*text && job->completion && job->cmd)
     job->cmd->host->completion_chunk (job->completion, text);
 }
@@ -881,7 +489,7 @@ static gboolean
 job_spawn (Job *job, const Backend *be, JsonObject *req, GError **error, const char **code)
 {
   JsonNode *msgs = json_object_get_member (req, "messages");
-  g_autofree char *prompt = flatten_prompt (msgs && JSON_NODE_HOLDS_ARRAY (msgs) ? json_node_get_array (msgs) : NULL);
+  g_autofree char *prompt = ens_command_flatten_prompt (msgs && JSON_NODE_HOLDS_ARRAY (msgs) ? json_node_get_array (msgs) : NULL);
   const char *requested = json_object_get_string_member_with_default (req, "model", NULL);
   const char *upstream;
   g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
@@ -903,7 +511,7 @@ job_spawn (Job *job, const Backend *be, JsonObject *req, GError **error, const c
       return FALSE;
     }
   for (guint i = 0; be->command[i]; i++)
-    g_ptr_array_add (argv, expand_arg (be->command[i], prompt, upstream));
+    g_ptr_array_add (argv, ens_command_expand_arg (be->command[i], prompt, upstream));
   g_ptr_array_add (argv, NULL);
   if (!program_exists (g_ptr_array_index (argv, 0)))
     {
@@ -974,7 +582,7 @@ command_complete (gpointer instance, const char *backend, JsonNode *request, Ens
   if (be == NULL)
     {
       /* The configuration may have changed since backends() was called. */
-      load_backends (cmd);
+      ens_command_load_backends (cmd);
       be = g_hash_table_lookup (cmd->backends, backend);
     }
   if (be == NULL)
@@ -1066,7 +674,7 @@ command_init (const EnsHost *host, EnsPlugin *self, GError **error)
   cmd = g_new0 (Command, 1);
   cmd->host = host;
   cmd->self = self;
-  cmd->backends = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, backend_free);
+  cmd->backends = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, ens_command_backend_free);
   return cmd;
 }
 
@@ -1097,10 +705,11 @@ command_stop (gpointer instance)
 
 static const EnsProviderVTable command_vtable = {
   .struct_size = sizeof (EnsProviderVTable),
-  .backends = command_backends,
+  .backends = ens_command_backends,
   .complete = command_complete,
 };
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_PROVIDER, "provider-command", "1.0",
                    "Completions from a command line program such as claude -p", ENS_PLUGIN_FLAG_NONE, command_init,
                    command_stop, command_describe, &command_vtable)
+
