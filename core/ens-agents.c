@@ -17,7 +17,7 @@ static void
 agent_free (EnsAgent *agent)
 {
   g_free (agent->name);
-  g_strfreev (agent->actions);
+  ens_agent_tools_free (agent->actions);
   g_free (agent->description);
   if (agent->info)
     json_node_unref (agent->info);
@@ -86,7 +86,9 @@ ens_agent_describe (EnsAgent *agent)
   JsonNode *node = ens_json_object_node (&obj);
 
   json_object_set_string_member (obj, "name", agent->name);
-  json_object_set_member (obj, "actions", ens_json_strv_node ((const char *const *) agent->actions, G_MAXUINT));
+  json_object_set_member (obj, "actions",
+                          ens_json_strv_node ((const char *const *) ens_agent_tools_names (agent->actions), G_MAXUINT));
+  json_object_set_member (obj, "tools", ens_agent_tools_describe (agent->actions));
   json_object_set_string_member (obj, "description", agent->description ? agent->description : "");
   if (agent->info)
     {
@@ -144,13 +146,14 @@ client_stops_serving (EnsAgents *agents, EnsClient *client, const char *name)
 
 /* ------------------------------------------------------------------ registry */
 
+/* @actions (transfer full), may be NULL: none. */
 static EnsAgent *
-agent_new (const char *name, char **actions, const char *description)
+agent_new (const char *name, EnsAgentTools *actions, const char *description)
 {
   EnsAgent *agent = g_new0 (EnsAgent, 1);
 
   agent->name = g_strdup (name);
-  agent->actions = actions ? g_strdupv (actions) : g_new0 (char *, 1);
+  agent->actions = actions ? actions : ens_agent_tools_new ();
   agent->description = g_strdup (description);
   agent->registered_real_us = g_get_real_time ();
   return agent;
@@ -169,7 +172,7 @@ agent_insert (EnsAgents *agents, EnsAgent *agent)
 }
 
 static EnsAgent *
-agent_add (EnsAgents *agents, const char *name, char **actions, const char *description, EnsClient *client,
+agent_add (EnsAgents *agents, const char *name, EnsAgentTools *actions, const char *description, EnsClient *client,
            EnsPlugin *plugin, gboolean persistent)
 {
   EnsAgent *agent = agent_new (name, actions, description);
@@ -254,6 +257,7 @@ ens_agents_add_plugin_agent (EnsAgents *agents, EnsPlugin *plugin, GError **erro
 {
   const EnsPluginDesc *desc = ens_plugin_get_desc (plugin);
   const EnsAgentVTable *vt = desc->vtable;
+  g_autoptr (EnsAgentTools) actions = NULL;
 
   if (desc->kind != ENS_PLUGIN_KIND_AGENT)
     return TRUE;
@@ -269,7 +273,28 @@ ens_agents_add_plugin_agent (EnsAgents *agents, EnsPlugin *plugin, GError **erro
                    vt->name);
       return FALSE;
     }
-  agent_add (agents, vt->name, (char **) vt->actions, desc->description, NULL, plugin, FALSE);
+  actions = ens_agent_tools_new ();
+  if (ENS_STRUCT_HAS (vt, EnsAgentVTable, tools) && vt->tools)
+    {
+      g_autoptr (GError) parse_error = NULL;
+      g_autoptr (JsonNode) list = ens_json_parse (vt->tools, strlen (vt->tools), &parse_error);
+      g_autofree char *field = NULL, *expected = NULL;
+
+      if (list == NULL)
+        {
+          g_set_error (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_ABI, "the agent vtable's tools are not JSON: %s",
+                       parse_error->message);
+          return FALSE;
+        }
+      if (!ens_agent_tools_add_list (actions, list, "tools", &field, &expected))
+        {
+          g_set_error (error, ENS_PLUGIN_ERROR, ENS_PLUGIN_ERROR_ABI, "the agent vtable's %s must be %s", field,
+                       expected);
+          return FALSE;
+        }
+    }
+  ens_agent_tools_add_names (actions, vt->actions);
+  agent_add (agents, vt->name, g_steal_pointer (&actions), desc->description, NULL, plugin, FALSE);
   return TRUE;
 }
 
@@ -280,9 +305,17 @@ ens_agents_add_served (EnsAgents *agents, EnsPlugin *self, const char *name, con
   EnsAgent *agent;
   JsonObject *obj = info && JSON_NODE_HOLDS_OBJECT (info) ? json_node_get_object (info) : NULL;
   const char *description = obj ? ens_json_get_string (obj, "description") : NULL;
+  g_autoptr (EnsAgentTools) tools = ens_agent_tools_new ();
+  g_autofree char *field = NULL, *expected = NULL;
 
   if (name == NULL || !ens_name_valid (name) || handle == NULL)
     return FALSE;
+  if (obj && !ens_agent_tools_add_list (tools, json_object_get_member (obj, "tools"), "tools", &field, &expected))
+    {
+      g_warning ("%s: agent %s not added: info.%s must be %s", ens_plugin_get_id (self), name, field, expected);
+      return FALSE;
+    }
+  ens_agent_tools_add_names (tools, actions);
   agent = g_hash_table_lookup (agents->table, name);
   if (agent && (agent->plugin != self || agent->handle == NULL))
     {
@@ -294,22 +327,33 @@ ens_agents_add_served (EnsAgents *agents, EnsPlugin *self, const char *name, con
   if (agent)
     {
       /* Refreshed by its plugin: the same agent, quietly updated. */
-      g_strfreev (agent->actions);
-      agent->actions = actions ? g_strdupv ((char **) actions) : g_new0 (char *, 1);
+      ens_agent_tools_free (agent->actions);
+      agent->actions = g_steal_pointer (&tools);
       g_clear_pointer (&agent->info, json_node_unref);
       g_free (agent->description);
       agent->description = g_strdup (description);
     }
   else
     {
-      agent = agent_new (name, (char **) actions, description);
+      agent = agent_new (name, g_steal_pointer (&tools), description);
       agent->plugin = self;
     }
   agent->handle = handle;
   agent->handle_data = handle_data;
   agent->remote = remote;
   if (obj)
-    agent->info = json_node_copy (info);
+    {
+      /* The plugin's members but "tools", which are listed from the actions. */
+      JsonObject *copy;
+      JsonObjectIter iter;
+      const char *member;
+      JsonNode *value;
+      agent->info = ens_json_object_node (&copy);
+      json_object_iter_init (&iter, obj);
+      while (json_object_iter_next (&iter, &member, &value))
+        if (strcmp (member, "tools") != 0)
+          json_object_set_member (copy, member, json_node_copy (value));
+    }
   if (!g_hash_table_contains (agents->table, name))
     agent_insert (agents, agent);
   return TRUE;
@@ -380,7 +424,8 @@ verb_register (EnsCall *call, gpointer data)
 {
   EnsAgents *agents = data;
   const char *name, *description;
-  g_autoptr (GPtrArray) actions = NULL;
+  g_autoptr (EnsAgentTools) actions = ens_agent_tools_new ();
+  g_autofree char *field = NULL, *expected = NULL;
   JsonNode *actions_node = call->params ? json_object_get_member (call->params, "actions") : NULL;
   JsonNode *persistent_node = call->params ? json_object_get_member (call->params, "persistent") : NULL;
   JsonNode *replace_node = call->params ? json_object_get_member (call->params, "replace") : NULL;
@@ -393,9 +438,16 @@ verb_register (EnsCall *call, gpointer data)
     return ens_call_invalid (call, "name", "a name of 1-64 characters from [A-Za-z0-9._-], not starting with '.'");
   if (!ens_call_string (call, "description", FALSE, &description))
     return ens_call_invalid (call, "description", "a string");
-  if (actions_node && !ens_call_strv (call, "actions", &actions) &&
-      !(JSON_NODE_HOLDS_ARRAY (actions_node) && json_array_get_length (json_node_get_array (actions_node)) == 0))
-    return ens_call_invalid (call, "actions", "a list of non-empty strings");
+  if (actions_node && JSON_NODE_HOLDS_VALUE (actions_node) && json_node_get_value_type (actions_node) == G_TYPE_STRING)
+    {
+      /* One name, taken as a list of one. */
+      const char *one[] = { json_node_get_string (actions_node), NULL };
+      if (!*one[0])
+        return ens_call_invalid (call, "actions", "a list of actions, each a name or {name, description?, input_schema?}");
+      ens_agent_tools_add_names (actions, one);
+    }
+  else if (!ens_agent_tools_add_list (actions, actions_node, "actions", &field, &expected))
+    return ens_call_invalid (call, field, expected);
   if (persistent_node)
     {
       if (!JSON_NODE_HOLDS_VALUE (persistent_node) || json_node_get_value_type (persistent_node) != G_TYPE_BOOLEAN)
@@ -433,6 +485,12 @@ verb_register (EnsCall *call, gpointer data)
       g_autoptr (JsonNode) info = NULL;
       existing->client = call->client;
       existing->replaceable = replace;
+      if (actions_node)
+        {
+          /* It says what it serves now. */
+          ens_agent_tools_free (existing->actions);
+          existing->actions = g_steal_pointer (&actions);
+        }
       client_serves (agents, call->client, name);
       info = ens_agent_describe (existing);
       publish_system (agents, "ensemble.agent.connected", info);
@@ -448,10 +506,8 @@ verb_register (EnsCall *call, gpointer data)
     {
       if (existing)
         agent_remove (agents, name); /* re-registering a detached record updates it */
-      if (actions)
-        g_ptr_array_add (actions, NULL);
-      agent = agent_add (agents, name, actions ? (char **) actions->pdata : NULL, description,
-                         persistent ? NULL : call->client, NULL, persistent);
+      agent = agent_add (agents, name, g_steal_pointer (&actions), description, persistent ? NULL : call->client,
+                         NULL, persistent);
       agent->replaceable = replace && !persistent;
     }
 

@@ -5,6 +5,7 @@
  * ".unregistered"). */
 #pragma once
 
+#include "ens-agent-tools.h"
 #include "ens-clients.h"
 #include "ens-verbs.h"
 
@@ -14,7 +15,7 @@ typedef struct _EnsAgents EnsAgents;
 
 typedef struct {
   char *name;
-  char **actions;
+  EnsAgentTools *actions; /* its actions, with their descriptions and input schemas */
   char *description;
   EnsClient *client;   /* an external agent, or */
   EnsPlugin *plugin;   /* an agent plugin; neither: registered, not connected */
@@ -39,12 +40,14 @@ EnsAgent *ens_agents_lookup (EnsAgents *agents, const char *name);
 guint ens_agents_count (EnsAgents *agents);
 /* (transfer none) the names @client serves, in registration order, or NULL. */
 GPtrArray *ens_agents_served_by (EnsAgents *agents, EnsClient *client);
-/* (transfer full) {name, actions, description, ..., kind, owner, connected,
- * persistent, registered_at} */
+/* (transfer full) {name, actions, tools: [{name, description?,
+ * input_schema?}], description, ..., kind, owner, connected, persistent,
+ * registered_at} */
 JsonNode *ens_agent_describe (EnsAgent *agent);
 
 /* Registers the agent of an agent plugin (other kinds: nothing to do);
- * FALSE with @error when its name is invalid or taken. */
+ * FALSE with @error when its name is invalid or taken, or the tools its
+ * vtable declares are malformed. */
 gboolean ens_agents_add_plugin_agent (EnsAgents *agents, EnsPlugin *plugin, GError **error);
 /* Loader plugin-stopped: its agents go. */
 void ens_agents_forget_plugin (EnsAgents *agents, EnsPlugin *plugin);
@@ -52,7 +55,9 @@ void ens_agents_forget_plugin (EnsAgents *agents, EnsPlugin *plugin);
  * only disconnected. */
 void ens_agents_client_closed (EnsAgents *agents, EnsClient *client);
 
-/* host->agent_add / host->agent_remove (see ens-host.h). */
+/* host->agent_add / host->agent_remove (see ens-host.h); @info's "tools"
+ * declares actions as agents.register's "actions" do (a malformed list:
+ * FALSE, nothing registered). */
 gboolean ens_agents_add_served (EnsAgents *agents, EnsPlugin *self, const char *name, const char *const *actions,
                                 JsonNode *info, gboolean remote, EnsAgentHandleFunc handle, gpointer handle_data);
 void ens_agents_remove_served (EnsAgents *agents, EnsPlugin *self, const char *name);

@@ -183,7 +183,9 @@ start_plugin (EnsLoader *loader, EnsPlugin *plugin, GError **error)
     {
       ens_plugin_stop (plugin);
       g_signal_emit (loader, signals[SIGNAL_STOPPED], 0, plugin);
-      return refuse (error, ENS_PLUGIN_ERROR_DUPLICATE, "%s", local ? local->message : "refused");
+      /* The part that refused it says why (a taken agent name, malformed tools). */
+      return refuse (error, local && local->domain == ENS_PLUGIN_ERROR ? local->code : ENS_PLUGIN_ERROR_DUPLICATE,
+                     "%s", local ? local->message : "refused");
     }
   g_hash_table_insert (loader->ids, (gpointer) ens_plugin_get_id (plugin), plugin);
   g_ptr_array_add (loader->plugins, g_object_ref (plugin));

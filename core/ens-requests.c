@@ -233,6 +233,17 @@ ens_requests_forward (EnsRequests *requests, EnsMessage *msg, EnsClient *request
       return;
     }
 
+  {
+    /* The action's input schema, checked before the agent sees anything. */
+    g_autofree char *field = NULL, *expected = NULL;
+    if (!ens_agent_tools_check (agent->actions, msg->action, msg->data, &field, &expected))
+      {
+        g_autoptr (EnsMessage) err = ens_message_new_invalid (msg, field, expected);
+        answer_now (requests, requester, req_plugin, func, user_data, err);
+        return;
+      }
+  }
+
   if (requester && requester->pending >= ens_config_get_uint (requests->config, "max-pending-requests"))
     {
       g_autoptr (EnsMessage) err = ens_message_new_error (

@@ -198,7 +198,11 @@ struct _EnsHost {
    * one elsewhere: it is listed with kind "remote" and yields to any local
    * registration of the same name.  Returns FALSE, registering nothing,
    * when another agent holds the name; for an agent @self already serves
-   * it updates actions and info and returns TRUE. */
+   * it updates actions and info and returns TRUE.  Since ABI 1.3, @info's
+   * member "tools" declares actions as EnsAgentVTable.tools does (a list
+   * of {name, description?, input_schema?}; requests are checked against
+   * the schemas); a malformed list also returns FALSE.  Its member
+   * "description" describes the agent. */
   gboolean (*agent_add) (EnsPlugin *self, const char *name, const char *const *actions, JsonNode *info,
                          gboolean remote, EnsAgentHandleFunc handle, gpointer handle_data);
   /* Unregisters an agent added by @self; requests it holds stay with @self

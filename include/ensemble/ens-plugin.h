@@ -7,7 +7,8 @@
  * (ENS_STRUCT_HAS).  Every other symbol of a plugin stays hidden.
  *
  * Minors: 1.0 the first; 1.1 appends EnsHost.message_is_bounce; 1.2
- * EnsHost.message_from_native.
+ * EnsHost.message_from_native; 1.3 EnsAgentVTable.tools (actions with
+ * descriptions and input schemas).
  */
 #pragma once
 
@@ -17,7 +18,7 @@
 G_BEGIN_DECLS
 
 #define ENS_ABI_MAJOR 1
-#define ENS_ABI_MINOR 2
+#define ENS_ABI_MINOR 3
 
 /* The one exported symbol, and its type. */
 #define ENS_PLUGIN_QUERY_SYMBOL "ens_plugin_query"
@@ -55,6 +56,14 @@ typedef struct {
   const char *name;
   const char *const *actions; /* NULL-terminated, shown in listings */
   void (*handle) (gpointer instance, EnsMessage *request, EnsResponder *responder);
+  /* Since ABI 1.3, may be NULL: what the actions are, as JSON text: a list
+   * of {name, description?, input_schema?}, input_schema a JSON Schema of
+   * the request's data ("type": "object").  The host checks every request
+   * to an action with a schema against it and answers INVALID_PARAMETERS
+   * ({field, expected}) itself; handle() sees only what fits.  Listed with
+   * the agent ("tools") and served as MCP tools.  Actions named here need
+   * not be in @actions.  A malformed list refuses the plugin. */
+  const char *tools;
 } EnsAgentVTable;
 
 /* Kind ENS_PLUGIN_KIND_ROUTER: a routing policy, chosen by the router-policy

@@ -873,11 +873,39 @@ static const char *const naming_actions[] = {
   "validate_name",      "list",                "release",         NULL,
 };
 
+/* What each action takes, for the host's checks and for MCP clients (the
+ * name rules themselves stay the agent's: validate_name explains them). */
+#define NAMING_STR "{\"type\":\"string\"}"
+#define NAMING_OPT_STR "{\"type\":[\"string\",\"null\"]}"
+#define NAMING_CHILD(kind, parent)                                                                              \
+  "{\"name\":\"allocate_" kind "\",\"description\":\"Allocates a " kind " under a " parent ": <" parent ">.<name>\","   \
+  "\"input_schema\":{\"type\":\"object\",\"required\":[\"parent\",\"name\"],\"properties\":{"                          \
+  "\"parent\":{\"type\":\"string\",\"description\":\"the full name of the " parent "\"},"                                \
+  "\"name\":{\"type\":\"string\",\"description\":\"one segment: [a-z][a-z0-9_-]{0,63}\"}}}}"
+
+static const char naming_tools[] =
+  "[{\"name\":\"allocate_namespace\",\"description\":\"Allocates <project>.<environment>.ns<N> with a CID\","
+  "\"input_schema\":{\"type\":\"object\",\"required\":[\"project\",\"environment\"],\"properties\":{"
+  "\"project\":" NAMING_STR ",\"environment\":" NAMING_STR ","
+  "\"class_type\":{\"type\":[\"string\",\"null\"],\"maxLength\":64}}}},"
+  NAMING_CHILD ("capability", "namespace") "," NAMING_CHILD ("module", "capability") ","
+  NAMING_CHILD ("function", "module") ","
+  "{\"name\":\"validate_name\",\"description\":\"Checks a name against the rules, with the reasons it fails\","
+  "\"input_schema\":{\"type\":\"object\",\"required\":[\"name\"],\"properties\":{"
+  "\"name\":" NAMING_STR ",\"kind\":{\"description\":\"namespace, capability, module, function, segment, "
+  "project or environment\"}}}},"
+  "{\"name\":\"list\",\"description\":\"Allocated names, filtered\",\"input_schema\":{\"type\":\"object\","
+  "\"properties\":{\"project\":" NAMING_OPT_STR ",\"environment\":" NAMING_OPT_STR ",\"kind\":" NAMING_OPT_STR ","
+  "\"parent\":" NAMING_OPT_STR "}}},"
+  "{\"name\":\"release\",\"description\":\"Releases a name (and, with recursive, the names under it)\","
+  "\"input_schema\":{\"type\":\"object\",\"required\":[\"name\"],\"properties\":{\"name\":" NAMING_STR "}}}]";
+
 static const EnsAgentVTable naming_vtable = {
   .struct_size = sizeof (EnsAgentVTable),
   .name = "naming",
   .actions = naming_actions,
   .handle = naming_handle,
+  .tools = naming_tools,
 };
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_AGENT, "agent-naming", "1.0", "Naming agent: namespaces, capabilities, "

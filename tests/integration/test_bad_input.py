@@ -250,7 +250,9 @@ def test_wrong_types():
             ({"id": "r5", "action": "agents.register", "data": {"name": "x" * 65}}, "INVALID_PARAMETERS", "r5",
              "name"),
             ({"id": "r6", "action": "agents.register", "data": {"name": "ok", "actions": [1]}},
-             "INVALID_PARAMETERS", "r6", "actions"),
+             "INVALID_PARAMETERS", "r6", "actions[0]"),
+            ({"id": "r8", "action": "agents.register", "data": {"name": "ok", "actions": 5}},
+             "INVALID_PARAMETERS", "r8", "actions"),
             ({"id": "r7", "action": "agents.register", "data": {}}, "INVALID_PARAMETERS", "r7", "name"),
             ({"id": "g1", "agent": 5, "action": "echo"}, "INVALID_REQUEST", "g1", None),
         ]

@@ -7,7 +7,7 @@
 #define OFF(T, f, n) G_STATIC_ASSERT (G_STRUCT_OFFSET (T, f) == (n))
 
 G_STATIC_ASSERT (ENS_ABI_MAJOR == 1);
-G_STATIC_ASSERT (ENS_ABI_MINOR == 2);
+G_STATIC_ASSERT (ENS_ABI_MINOR == 3);
 
 G_STATIC_ASSERT (sizeof (EnsPluginDesc) == 80);
 OFF (EnsPluginDesc, abi_major, 0);
@@ -92,10 +92,11 @@ OFF (EnsMessageInit, data, 64);
 OFF (EnsMessageInit, timeout_ms, 96);
 OFF (EnsMessageInit, received_us, 104);
 
-G_STATIC_ASSERT (sizeof (EnsAgentVTable) == 32);
+G_STATIC_ASSERT (sizeof (EnsAgentVTable) == 40);
 OFF (EnsAgentVTable, name, 8);
 OFF (EnsAgentVTable, actions, 16);
 OFF (EnsAgentVTable, handle, 24);
+OFF (EnsAgentVTable, tools, 32); /* 1.3 */
 G_STATIC_ASSERT (sizeof (EnsBudgetLedger) == 24);
 OFF (EnsBudgetLedger, reserve, 8);
 OFF (EnsBudgetLedger, settle, 16);

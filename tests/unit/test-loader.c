@@ -55,6 +55,8 @@ test_refusals (void)
   expect_refusal (loader, "bad-nosymbol", ENS_PLUGIN_ERROR_NO_SYMBOL, "ens_plugin_query");
   expect_refusal (loader, "bad-init", ENS_PLUGIN_ERROR_INIT, "the fixture refuses to start");
   expect_refusal (loader, "bad-vtable", ENS_PLUGIN_ERROR_ABI, "EnsAgentVTable");
+  expect_refusal (loader, "bad-tools", ENS_PLUGIN_ERROR_ABI, "tools[0].input_schema must be a JSON Schema of an object");
+  g_assert_null (ens_agents_lookup (daemon_->agents, "badtools"));
 
   echo = ens_loader_load_file (loader, good, NULL, &error);
   g_assert_no_error (error);
