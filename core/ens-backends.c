@@ -409,6 +409,36 @@ active_router (EnsBackends *backends, char **name_out)
   return NULL;
 }
 
+gboolean
+ens_backends_has_policy (EnsBackends *backends, const char *policy, char **why)
+{
+  g_autoptr (GString) names = g_string_new (NULL);
+
+  for (guint i = 0; i < backends->routers->len; i++)
+    {
+      const char *name = ((const EnsRouterVTable *) ens_plugin_get_desc (g_ptr_array_index (backends->routers, i))->vtable)->name;
+
+      if (g_strcmp0 (name, policy) == 0)
+        return TRUE;
+      g_string_append_printf (names, "%s%s", names->len ? ", " : "", name);
+    }
+  *why = g_strdup_printf ("no router plugin loaded is called \"%s\"; the policies are: %s", policy,
+                          names->len ? names->str : "none");
+  return FALSE;
+}
+
+const char *
+ens_backends_some_policy (EnsBackends *backends, const char *preferred)
+{
+  g_autofree char *why = NULL;
+
+  if (preferred && ens_backends_has_policy (backends, preferred, &why))
+    return preferred;
+  return backends->routers->len
+           ? ((const EnsRouterVTable *) ens_plugin_get_desc (g_ptr_array_index (backends->routers, 0))->vtable)->name
+           : NULL;
+}
+
 JsonNode *
 ens_backends_decide (EnsBackends *backends, JsonNode *route, const char **code, char **message)
 {
@@ -420,11 +450,19 @@ ens_backends_decide (EnsBackends *backends, JsonNode *route, const char **code, 
   JsonNode *decision;
   GHashTableIter iter;
   gpointer value;
+  const char *model = ens_json_get_string (json_node_get_object (route), "model");
+  gboolean offline_only = ens_backends_offline_only (backends);
 
   json_node_take_array (candidates, array);
   g_hash_table_iter_init (&iter, backends->table);
   while (g_hash_table_iter_next (&iter, NULL, &value))
-    json_array_add_element (array, backend_candidate (value));
+    {
+      /* The offline provider is no real LLM: a candidate only when nothing
+       * else is configured, or when asked for by its name or model. */
+      if (ens_backend_is_local (value) && !offline_only && !(model && backend_serves (value, model)))
+        continue;
+      json_array_add_element (array, backend_candidate (value));
+    }
   if (json_array_get_length (array) == 0)
     {
       *code = ENS_COMPLETION_ERR_NO_PROVIDER;

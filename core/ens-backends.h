@@ -65,6 +65,12 @@ JsonNode *ens_backends_describe (EnsBackends *backends);
  * budget_remaining is filled in), ranking included; NULL with @code and
  * @message (transfer full) when no backend or no router fits. */
 JsonNode *ens_backends_decide (EnsBackends *backends, JsonNode *route, const char **code, char **message);
+/* TRUE when a loaded router plugin is called @policy; else FALSE with *@why
+ * (transfer full) naming the loaded ones. */
+gboolean ens_backends_has_policy (EnsBackends *backends, const char *policy, char **why);
+/* (transfer none) the name of a loaded router policy, @preferred when it is
+ * loaded; NULL when none is. */
+const char *ens_backends_some_policy (EnsBackends *backends, const char *preferred);
 /* A call on @b that started at @started_us ended; a failure may put the
  * backend in cooldown. */
 void ens_backends_observe (EnsBackends *backends, EnsBackend *b, gint64 started_us, gboolean failed);

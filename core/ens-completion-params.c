@@ -71,14 +71,18 @@ ens_completion_read_messages (EnsMessage *request, JsonObject *p, EnsMessage **e
           JsonObject *mo = JSON_NODE_HOLDS_OBJECT (m) ? json_node_get_object (m) : NULL;
           const char *role = mo ? ens_json_get_string (mo, "role") : NULL;
           const char *content = mo ? ens_json_get_string (mo, "content") : NULL;
-          if (role == NULL || content == NULL ||
+          JsonNode *cnode = mo ? json_object_get_member (mo, "content") : NULL;
+          /* An assistant turn that only calls tools has content null. */
+          gboolean null_ok = role && strcmp (role, "assistant") == 0 && cnode && JSON_NODE_HOLDS_NULL (cnode);
+          if (role == NULL || (content == NULL && !null_ok) ||
               (strcmp (role, "system") && strcmp (role, "user") && strcmp (role, "assistant") && strcmp (role, "tool")))
             {
               *err = ens_message_new_invalid (request, "messages",
-                                              "a list of {role: system|user|assistant|tool, content: string}");
+                                              "a list of {role: system|user|assistant|tool, content: string "
+                                              "(null for an assistant)}");
               return NULL;
             }
-          *chars += strlen (content);
+          *chars += content ? strlen (content) : 0;
         }
       return json_node_copy (messages);
     }

@@ -10,7 +10,9 @@
  *   COMPLETION_EVENT  {request_id, type, data}          (tool calls)
  *   COMPLETION_RESULT {request_id, client_id, to, result: {response,
  *                      session_id, model, provider, usage, cost, duration_ms}}
- *                  or {request_id, client_id, to, error, code: "COMPLETION_FAILED", reason}
+ *                  or {request_id, client_id, to, error, code: "COMPLETION_FAILED", reason,
+ *                      partial?: {response, usage, provider, model}}
+ *                     (partial: when it failed after its first chunk)
  */
 #include "ens-completion.h"
 #include "ens-completion-params.h"
@@ -63,7 +65,9 @@ struct _EnsCompletions {
   guint64 input_tokens, output_tokens; /* over every completion */
 };
 
-#define DEFAULT_OUTPUT_TOKENS 512
+/* What an answer is assumed to cost when the request sets no max_tokens:
+ * for routing and the budget's reservation only, never sent upstream. */
+#define ESTIMATED_OUTPUT_TOKENS 512
 
 EnsCompletions *
 ens_completions_new (EnsConfig *config, EnsBackends *backends, EnsBudget *budget, EnsEvents *events)
@@ -147,6 +151,29 @@ event_data (EnsCompletion *c, JsonObject **obj)
 static void budget_settle (EnsCompletion *c, double actual);
 static void pump (EnsCompletions *cs);
 
+/* (transfer full) what a completion that failed mid-stream had given its
+ * requester: {response (the text so far), usage {input_tokens,
+ * output_tokens, estimated}, provider, model}.  The usage is estimated
+ * (about four characters a token): the upstream tells it only at the end. */
+static JsonNode *
+partial_answer (EnsCompletion *c)
+{
+  JsonObject *obj, *usage = json_object_new ();
+  JsonNode *node = ens_json_object_node (&obj);
+
+  json_object_set_string_member (obj, "response", c->text->str);
+  json_object_set_int_member (usage, "input_tokens", (gint64) c->estimate_in);
+  json_object_set_int_member (usage, "output_tokens",
+                              (gint64) ((g_utf8_strlen (c->text->str, (gssize) c->text->len) + 3) / 4));
+  json_object_set_boolean_member (usage, "estimated", TRUE);
+  json_object_set_object_member (obj, "usage", usage);
+  if (c->backend)
+    json_object_set_string_member (obj, "provider", c->backend->name);
+  if (c->model_used)
+    json_object_set_string_member (obj, "model", c->model_used);
+  return node;
+}
+
 /* Ends @c for good: result or failure to the requester, then gone. */
 static void
 conclude (EnsCompletion *c, JsonNode *result, const char *code, const char *message)
@@ -177,6 +204,8 @@ conclude (EnsCompletion *c, JsonNode *result, const char *code, const char *mess
       json_object_set_string_member (obj, "error", message);
       json_object_set_string_member (obj, "code", ENS_COMPLETION_FAILED);
       json_object_set_string_member (obj, "reason", code);
+      if (c->streamed)
+        json_object_set_member (obj, "partial", partial_answer (c));
     }
   emit (c, "COMPLETION_RESULT", data);
   if (g_strcmp0 (code, ENS_COMPLETION_ERR_BUDGET_EXCEEDED) == 0)
@@ -518,7 +547,21 @@ ens_completion_fail (EnsCompletion *c, const char *code, const char *message)
   ens_backends_observe (cs->backends, b, c->started_us,
                         g_strcmp0 (code, ENS_COMPLETION_ERR_CANCELLED) != 0 &&
                           g_strcmp0 (code, ENS_COMPLETION_ERR_BAD_REQUEST) != 0);
-  budget_settle (c, 0);
+  if (c->streamed)
+    {
+      /* What was streamed was generated, and is paid for: estimated. */
+      double output = (double) ((g_utf8_strlen (c->text->str, (gssize) c->text->len) + 3) / 4);
+      double cost = ens_backend_cost (b, c->estimate_in, output);
+
+      b->input_tokens += (guint64) c->estimate_in;
+      b->output_tokens += (guint64) output;
+      cs->input_tokens += (guint64) c->estimate_in;
+      cs->output_tokens += (guint64) output;
+      b->cost += cost;
+      budget_settle (c, cost);
+    }
+  else
+    budget_settle (c, 0);
   g_message ("completion %s failed on %s: %s: %s", c->request_id, b->name, code, message ? message : "");
 
   /* Fall back only while nothing was streamed: the requester must never see
@@ -571,7 +614,7 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
   g_autofree char *resolved = NULL;
   const char *code = NULL;
   g_autofree char *message = NULL;
-  double max_tokens = DEFAULT_OUTPUT_TOKENS, temperature = -1, token_count = -1, timeout_ms = 0;
+  double max_tokens = -1, temperature = -1, token_count = -1, timeout_ms = 0;
   JsonNode *stream = p ? json_object_get_member (p, "stream") : NULL;
   JsonArray *ranking;
   EnsCompletion *c;
@@ -635,7 +678,7 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
 
   token_count = ens_info_double (route, "token_count", -1);
   c->estimate_in = token_count >= 0 ? token_count : (double) chars / 4.0 + 1;
-  c->estimate_out = max_tokens;
+  c->estimate_out = max_tokens > 0 ? max_tokens : ESTIMATED_OUTPUT_TOKENS;
   json_object_set_double_member (route, "token_count", c->estimate_in + c->estimate_out);
   if (route_model)
     json_object_set_string_member (route, "model", route_model);
@@ -657,7 +700,8 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
 
   c->model = g_steal_pointer (&resolved);
   json_object_set_member (params, "messages", json_node_ref (messages));
-  json_object_set_int_member (params, "max_tokens", (gint64) max_tokens);
+  if (max_tokens > 0) /* no hidden cap: the upstream's own limit applies */
+    json_object_set_int_member (params, "max_tokens", (gint64) max_tokens);
   if (temperature >= 0)
     json_object_set_double_member (params, "temperature", temperature);
   c->stream = stream ? json_node_get_boolean (stream) : FALSE;

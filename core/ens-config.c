@@ -24,6 +24,8 @@ struct _EnsConfig {
   GSettingsSchemaSource *source; /* where the schema was found */
   GSettingsBackend *backend;     /* NULL: the default one */
   GHashTable *overrides;         /* key -> GVariant */
+  GHashTable *checks;            /* key -> EnsConfigCheck, data in check_data */
+  GHashTable *check_data;        /* key -> gpointer */
 };
 
 gboolean
@@ -135,6 +137,8 @@ ens_config_new (const char *keyfile, GError **error)
   config->kept = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
   config->keyfile = g_strdup (keyfile);
   config->pending = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  config->checks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  config->check_data = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   check_keyfile_at_start (config);
   return config;
 }
@@ -153,6 +157,8 @@ ens_config_free (EnsConfig *config)
   g_hash_table_unref (config->pending);
   g_hash_table_unref (config->applied);
   g_hash_table_unref (config->kept);
+  g_hash_table_unref (config->checks);
+  g_hash_table_unref (config->check_data);
   g_free (config->keyfile);
   g_hash_table_unref (config->overrides);
   g_free (config);
@@ -300,6 +306,24 @@ apply_key (EnsConfig *config, const char *key)
         g_hash_table_replace (config->kept, g_strdup (key), g_variant_ref (before));
       return;
     }
+  {
+    EnsConfigCheck check = (EnsConfigCheck) g_hash_table_lookup (config->checks, key);
+
+    if (check && !check (key, now, &why, g_hash_table_lookup (config->check_data, key)))
+      {
+        GVariant *in_force = g_hash_table_lookup (config->kept, key);
+        g_autofree char *text = g_variant_print (now, FALSE);
+        g_autofree char *old = NULL;
+
+        if (in_force == NULL)
+          in_force = before;
+        old = in_force ? g_variant_print (in_force, FALSE) : g_strdup ("?");
+        g_warning ("setting %s: %s refused (%s); keeping %s", key, text, why ? why : "not a valid value", old);
+        if (in_force && !g_hash_table_contains (config->kept, key))
+          g_hash_table_replace (config->kept, g_strdup (key), g_variant_ref (in_force));
+        return;
+      }
+  }
   g_hash_table_remove (config->kept, key);
   if (before && g_variant_equal (before, now))
     return;
@@ -356,4 +380,17 @@ ens_config_watch (EnsConfig *config, EnsConfigChanged func, gpointer data)
   config->changed_func = func;
   config->changed_data = data;
   g_signal_connect (config->settings, "changed", G_CALLBACK (on_changed), config);
+}
+
+void
+ens_config_set_check (EnsConfig *config, const char *key, EnsConfigCheck check, gpointer data)
+{
+  g_hash_table_replace (config->checks, g_strdup (key), (gpointer) check);
+  g_hash_table_replace (config->check_data, g_strdup (key), data);
+}
+
+void
+ens_config_keep (EnsConfig *config, const char *key, GVariant *value)
+{
+  g_hash_table_replace (config->kept, g_strdup (key), g_variant_ref_sink (value));
 }

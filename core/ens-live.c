@@ -3,7 +3,9 @@
  * address or port changed restarts (rebinds) or, if it failed to start,
  * tries again, new plugin folders are scanned; the request deadline and
  * the idle timeout apply at once; budget, router policy and limits are
- * read where they are used (next request, next connection). */
+ * read where they are used (next request, next connection).  A
+ * router-policy that names no loaded router is refused and the policy in
+ * force kept. */
 #include "ens-live.h"
 
 #include <string.h>
@@ -109,8 +111,35 @@ on_setting_changed (const char *key, gpointer data)
   /* Everything else (budget, router policy, limits) is read where used. */
 }
 
+/* router-policy names a router plugin: one that is not loaded is refused
+ * (the policy in force stays), never left to fail every completion. */
+static gboolean
+check_policy (const char *key, GVariant *value, char **why, gpointer data)
+{
+  EnsDaemon *d = data;
+
+  (void) key;
+  return ens_backends_has_policy (d->backends, g_variant_get_string (value, NULL), why);
+}
+
 void
 ens_live_start (EnsDaemon *d)
 {
+  g_autofree char *policy = ens_config_get_path (d->config, "router-policy");
+  g_autofree char *why = NULL;
+
   ens_config_watch (d->config, on_setting_changed, d);
+  ens_config_set_check (d->config, "router-policy", check_policy, d);
+  if (policy && !ens_backends_has_policy (d->backends, policy, &why))
+    {
+      const char *instead = ens_backends_some_policy (d->backends, "multifactor");
+
+      if (instead)
+        {
+          g_warning ("setting router-policy: %s; using %s", why, instead);
+          ens_config_keep (d->config, "router-policy", g_variant_new_string (instead));
+        }
+      else
+        g_warning ("setting router-policy: %s", why);
+    }
 }

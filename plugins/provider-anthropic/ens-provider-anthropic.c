@@ -24,7 +24,29 @@
 #define PLUGIN_ID "provider-anthropic"
 #define DEFAULT_BASE_URL "https://api.anthropic.com"
 #define API_VERSION "2023-06-01"
-#define DEFAULT_MAX_TOKENS 1024
+/* The largest max_tokens each model family takes (the Messages API needs
+ * one): a request that sets none is not cut shorter than the model would
+ * go.  First match wins; other models get the smallest any Claude takes. */
+static const struct {
+  const char *prefix;
+  gint64 max_tokens;
+} model_max_tokens[] = {
+  { "claude-opus-4", 32000 },     { "claude-sonnet-4", 64000 },   { "claude-haiku-4", 64000 },
+  { "claude-3-7-sonnet", 64000 }, { "claude-3-5-sonnet", 8192 },  { "claude-3-5-haiku", 8192 },
+};
+#define SMALLEST_MAX_TOKENS 4096
+
+/* max_tokens for a request on @model that set none. */
+static gint64
+default_max_tokens (EnsUpstreamBackend *be, const char *model)
+{
+  if (be && be->max_output_tokens > 0)
+    return be->max_output_tokens;
+  for (guint i = 0; model && i < G_N_ELEMENTS (model_max_tokens); i++)
+    if (g_str_has_prefix (model, model_max_tokens[i].prefix))
+      return model_max_tokens[i].max_tokens;
+  return SMALLEST_MAX_TOKENS;
+}
 
 typedef struct {
   JsonNode *request; /* ref, for estimating usage */
@@ -137,14 +159,14 @@ anthropic_tools (JsonArray *tools)
 
 /* (transfer full) the request body, or NULL with @error set. */
 static JsonNode *
-anthropic_body (JsonObject *req, const char *model, gboolean stream, GError **error)
+anthropic_body (EnsUpstreamBackend *be, JsonObject *req, const char *model, gboolean stream, GError **error)
 {
   JsonNode *messages = json_object_get_member (req, "messages");
   JsonArray *out;
   JsonObject *body;
   JsonNode *node;
   g_autoptr (GString) system = g_string_new (NULL);
-  gint64 max_tokens = DEFAULT_MAX_TOKENS;
+  gint64 max_tokens = -1;
   double temperature;
 
   if (!messages || !JSON_NODE_HOLDS_ARRAY (messages))
@@ -190,8 +212,8 @@ anthropic_body (JsonObject *req, const char *model, gboolean stream, GError **er
     }
   body = json_object_new ();
   json_object_set_string_member (body, "model", model);
-  if (ens_upstream_int (req, "max_tokens", NULL, &max_tokens, NULL) && max_tokens <= 0)
-    max_tokens = DEFAULT_MAX_TOKENS;
+  if (!ens_upstream_int (req, "max_tokens", NULL, &max_tokens, NULL) || max_tokens <= 0)
+    max_tokens = default_max_tokens (be, model);
   json_object_set_int_member (body, "max_tokens", max_tokens);
   if (system->len)
     json_object_set_string_member (body, "system", system->str);
@@ -249,7 +271,7 @@ anthropic_complete (gpointer instance, const char *backend, JsonNode *request, E
       return;
     }
   ac->stream = ens_upstream_boolean (req, "stream", FALSE);
-  body = anthropic_body (req, model, ac->stream, &error);
+  body = anthropic_body (be, req, model, ac->stream, &error);
   if (!body)
     {
       ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_BAD_REQUEST, error->message);

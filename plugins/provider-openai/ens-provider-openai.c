@@ -58,15 +58,12 @@ openai_sse_event (EnsUpstreamCall *call, const char *event, const char *data, gs
     openai_finish (call);
 }
 
-/* Servers that end the stream without [DONE] (older llama.cpp) still said
- * why they stopped. */
+/* A stream that ends without [DONE] was cut short, whatever it said
+ * before: the call fails (the library says so), never passes for whole. */
 static void
 openai_sse_eof (EnsUpstreamCall *call)
 {
-  OpenAICall *oc = ens_upstream_call_get_data (call);
-
-  if (oc->answer->stop_reason)
-    openai_finish (call);
+  (void) call;
 }
 
 /* A whole chat.completion (also what a server that ignores "stream" sends). */

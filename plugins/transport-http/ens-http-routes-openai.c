@@ -4,7 +4,8 @@
  * the daemon unchanged.  Requests become the core's `complete` verb; the
  * router picks the backend ("auto" or no model: the policy decides; a model
  * name: the backend that serves it).  Errors use OpenAI's body
- * {error:{message, type, param, code}} and its status codes. */
+ * {error:{message, type, param, code}} and its status codes; a stream that
+ * fails after it started ends with such an error event and no [DONE]. */
 #include "ens-http.h"
 #include "ens-json-util.h"
 
@@ -293,7 +294,12 @@ read_messages (EnsHttpCall *call, JsonObject *body)
         if (strcmp (name, "role") && strcmp (name, "content"))
           json_object_set_member (copy, name, json_node_copy (member));
       json_object_set_string_member (copy, "role", role);
-      json_object_set_string_member (copy, "content", text);
+      /* content: null (an assistant turn calling tools) stays null upstream. */
+      if (strcmp (role, "assistant") == 0 && json_object_get_member (m, "content") &&
+          JSON_NODE_HOLDS_NULL (json_object_get_member (m, "content")))
+        json_object_set_null_member (copy, "content");
+      else
+        json_object_set_string_member (copy, "content", text);
       json_array_add_object_element (out, copy);
     }
   return node;
@@ -575,8 +581,8 @@ chat_failed (EnsHttpCall *call, ChatCall *cc, JsonObject *d)
   {
     g_autoptr (JsonNode) node = error_node (m->type, message, NULL, code);
     g_autofree char *text = ens_http_host (call)->json_to_string (node);
+    /* No [DONE]: a client must not take a broken answer for a whole one. */
     ens_http_sse_send (call, NULL, text);
-    ens_http_sse_send (call, NULL, "[DONE]");
     ens_http_sse_end (call);
   }
 }

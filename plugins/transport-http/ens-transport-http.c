@@ -644,6 +644,35 @@ handle (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
   call->route->handler (call);
 }
 
+/* An id a client may give its request (X-Request-Id): 1-128 characters of
+ * [A-Za-z0-9._:-]. */
+static gboolean
+request_id_valid (const char *id)
+{
+  gsize n = 0;
+
+  for (; id && id[n]; n++)
+    if (!g_ascii_isalnum (id[n]) && !strchr ("._:-", id[n]))
+      return FALSE;
+  return n > 0 && n <= 128;
+}
+
+/* Every answer carries an x-request-id: the client's own when it sent a
+ * valid one, else one made here. */
+static void
+set_request_id (SoupServerMessage *msg)
+{
+  const char *given = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "X-Request-Id");
+  char made[24];
+
+  if (!request_id_valid (given))
+    {
+      g_snprintf (made, sizeof made, "req_%08x%08x", g_random_int (), g_random_int ());
+      given = made;
+    }
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "x-request-id", given);
+}
+
 /* Early: the headers are in, the body is not.  Refuse what is too big
  * before reading it. */
 static void
@@ -656,6 +685,7 @@ handle_early (SoupServer *server, SoupServerMessage *msg, const char *path, GHas
   (void) server;
   (void) path;
   (void) query;
+  set_request_id (msg);
   /* Answered from the headers and the connection closed: the body is
    * never read (libsoup would read all of it before answering). */
   if (soup_message_headers_get_encoding (h) == SOUP_ENCODING_CHUNKED)

@@ -36,6 +36,7 @@ class QuietServer(ThreadingHTTPServer):
 class FakeOpenAI:
     def __init__(self):
         self.calls = []          # (model, stream) per request
+        self.requests = []       # {"path", "body"} per request
         self.disconnects = 0     # streams the client closed early
         self.connections = 0     # TCP connections accepted
         self.open = set()        # their sockets, until closed
@@ -89,6 +90,7 @@ class FakeOpenAI:
                 stream = bool(req.get("stream"))
                 with server.lock:
                     server.calls.append((model, stream, self.headers.get("Authorization")))
+                    server.requests.append({"path": self.path, "body": req})
                 if not self.path.endswith("/chat/completions"):
                     return self.send_json(404, {"error": {"message": "no such route", "type": "invalid_request_error"}})
                 if model == "fail-500" or (model == "flaky" and not server.flaky_seen):

@@ -383,6 +383,17 @@ def test_sessions_stream_to_watchers_and_survive_restart():
         d.cleanup()
 
 
+def until(fetch, ok, timeout=5):
+    """fetch() again until ok(value); returns the value."""
+    deadline = time.time() + timeout * SCALE
+    while True:
+        value = fetch()
+        if ok(value) or time.time() > deadline:
+            assert ok(value), value
+            return value
+        time.sleep(0.05)
+
+
 def test_router_policy_switches_live():
     fake = FakeOpenAI()
     groups = {"providers/dear": openai_backend(fake.url, "ok-d", "dear-model", quality=0.99, cost=0.001)}
@@ -399,7 +410,28 @@ def test_router_policy_switches_live():
             if r["policy"] == "cheapest":
                 break
             time.sleep(0.05)
-        assert r["policy"] == "cheapest" and r["provider"] == "local", r
+        # the offline provider is no candidate while a real LLM is configured,
+        # however cheap it is
+        assert r["policy"] == "cheapest" and r["provider"] == "dear" and r["ranking"] == ["dear"], r
+        for policy in ("fastest", "roundrobin"):
+            d.settings["router-policy"] = gv(policy)
+            d.write_config()
+            r = until(lambda: c.ok("route", {"token_count": 100}), lambda r: r["policy"] == policy)
+            assert r["ranking"] == ["dear"], r
+        # asked for by name, it still answers
+        r = c.ok("route", {"token_count": 100, "model": "local"})
+        assert r["provider"] == "local", r
+
+        # an unknown policy is refused and reported; the one in force stays
+        d.settings["router-policy"] = gv("cheapestt")
+        d.write_config()
+        until(d.read_log, lambda log: "setting router-policy: 'cheapestt' refused (no router plugin loaded is "
+                                      "called \"cheapestt\"; the policies are: " in log)
+        r = c.ok("route", {"token_count": 100})
+        assert r["policy"] == "roundrobin", r
+        assert c.ok("health")["completions"]["router_policy"] == "roundrobin"
+        res = c.ok("complete", {"prompt": "still routed"})
+        assert res["provider"] == "dear", res
     finally:
         d.cleanup()
         fake.close()

@@ -1,5 +1,5 @@
 """More completions through the real daemon: the Anthropic provider (plain,
-streamed, the key header, 529 falling back to local), tool calls (result and
+streamed, the key header, 529 falling back to the next backend), tool calls (result and
 tool_call_start, for plain completions and sessions), observed latency
 feeding back into providers.list, and ensemblectl's completion and session
 commands against a real daemon."""
@@ -127,27 +127,31 @@ def test_anthropic_plain_and_stream():
         fake.close()
 
 
-def test_anthropic_529_falls_back_to_local():
+def test_anthropic_529_falls_back_to_the_next_backend():
     fake = FakeAnthropic()
     os.environ[KEY_ENV] = "sk-test"
-    d = Daemon(settings={"providers": gv(["busy"])},
+    d = Daemon(settings={"providers": gv(["busy", "spare"])},
                groups={"providers/busy": anthropic_backend(fake.url_without_v1, "busy-model", "fail-overloaded",
-                                                           quality=0.99)})
+                                                           quality=0.99),
+                       "providers/spare": anthropic_backend(fake.url_without_v1, "spare-model", "claude-spare",
+                                                            quality=0.5)})
     try:
         c = d.client()
         ack, res, _, _ = complete(c, prompt="are you there")
         assert ack["provider"] == "busy", ack
         assert "result" in res, res
         r = res["result"]
-        assert r["provider"] == "local" and r["local"] is True, r
+        # the next-ranked real backend answers; the offline provider is no
+        # candidate while real ones are configured
+        assert r["provider"] == "spare" and r["model"] == "claude-spare", r
         assert r["attempts"] == 2, r
-        assert fake.calls == [("fail-overloaded", False, "sk-test")], fake.calls
+        assert fake.calls == [("fail-overloaded", False, "sk-test"), ("claude-spare", False, "sk-test")], fake.calls
         assert c.ok("health")["completions"]["fallbacks"] >= 1
         busy = [p for p in c.ok("providers.list")["providers"] if p["name"] == "busy"][0]
         assert busy["failures"] >= 1 and busy["error_rate"] > 0, busy
-        # streaming too: the failure comes before any chunk, so local answers it whole
+        # streaming too: the failure comes before any chunk, so spare answers it whole
         _, res, chunks, _ = complete(c, prompt="stream anyway", stream=True)
-        assert res["result"]["provider"] == "local", res
+        assert res["result"]["provider"] == "spare", res
         assert "".join(chunks) == res["result"]["response"], (chunks, res)
     finally:
         d.cleanup()

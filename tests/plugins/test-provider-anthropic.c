@@ -240,7 +240,9 @@ test_plain (void)
   g_assert_cmpstr (sc->version, ==, "2023-06-01");
   body = json_node_get_object (sc->body);
   g_assert_cmpstr (json_object_get_string_member (body, "model"), ==, "claude-test");
-  g_assert_cmpint (json_object_get_int_member (body, "max_tokens"), ==, 1024);
+  /* The request set no max_tokens: the model's own maximum, no lower cap
+   * (an unknown model: the smallest any Claude takes). */
+  g_assert_cmpint (json_object_get_int_member (body, "max_tokens"), ==, 4096);
   g_assert_cmpstr (json_object_get_string_member (body, "system"), ==, "You are terse.\n\nAnswer in English.");
   g_assert_false (json_object_get_boolean_member (body, "stream"));
   g_assert_false (json_object_has_member (body, "temperature"));

@@ -254,11 +254,12 @@ static const EnsDialectEntry commands[] = {
 };
 
 /* A failed completion as KSI's: {..., "result": {"error", "code",
- * "details"}} (ksi_client raises when result has "error"). */
+ * "details", "partial"?}} (ksi_client raises when result has "error"). */
 static const EnsField completion_result_event[] = {
   ENS_MAP ("error", "result.error", ANY, OPTIONAL),
   ENS_MAP ("code", "result.code", ANY, OPTIONAL),
   ENS_MAP ("reason", "result.details", ANY, OPTIONAL),
+  ENS_MAP ("partial", "result.partial", ANY, OPTIONAL), /* {response, usage} so far, when cut mid-stream */
   ENS_FIELDS_END,
 };
 

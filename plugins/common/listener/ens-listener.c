@@ -317,9 +317,15 @@ ens_listener_refuse (SoupServerMessage *msg, guint status, const char *body)
       soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, strlen (body));
       return;
     }
-  answer = g_strdup_printf ("HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                            "Connection: close\r\n\r\n%s",
-                            status, soup_status_get_phrase (status), strlen (body), body);
+  {
+    /* The headers the server set so far that every answer carries. */
+    const char *id = soup_message_headers_get_one (soup_server_message_get_response_headers (msg), "x-request-id");
+    g_autofree char *id_line = id ? g_strdup_printf ("x-request-id: %s\r\n", id) : g_strdup ("");
+
+    answer = g_strdup_printf ("HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                              "%sConnection: close\r\n\r\n%s",
+                              status, soup_status_get_phrase (status), strlen (body), id_line, body);
+  }
   r = g_new0 (Refusal, 1);
   r->listener = stream->listener;
   r->stream = g_object_ref (stream);

@@ -134,6 +134,7 @@ ens_upstream_backend_load (const EnsHost *host, EnsPlugin *self, const char *nam
   b->max_line_bytes = MAX (g_settings_get_uint (s, "max-line-bytes"), 1024);
   b->max_answer_bytes = MAX (g_settings_get_uint (s, "max-answer-bytes"), 1024);
   b->max_tool_calls = g_settings_get_uint (s, "max-tool-calls");
+  b->max_output_tokens = g_settings_get_uint (s, "max-output-tokens");
   b->headers = g_ptr_array_new ();
   /* The pool: as many connections as completions may run at once.  Our own
    * timer bounds each request (libsoup's I/O timeout would cut off a model

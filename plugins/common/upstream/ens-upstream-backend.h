@@ -29,6 +29,7 @@ typedef struct {
   gsize max_line_bytes;  /* of one event-stream line */
   gsize max_answer_bytes; /* of a whole answer, plain or streamed */
   guint max_tool_calls;  /* in one answer */
+  guint max_output_tokens; /* sent when the request sets none and the API needs one; 0: the model's maximum */
 
   /* Set by the API's setup (EnsUpstreamApi): where completions go. */
   char *url;             /* NULL: the backend has no endpoint */
