@@ -288,14 +288,22 @@ def test_aish_older_path():
 
 
 def slow_daemon(delay):
+    """A slow backend (slow-model) and a quick one that routing prefers (the
+    offline provider is no candidate while real ones are configured)."""
     tmp = tempfile.mkdtemp(prefix="ens-slow-")
     script = os.path.join(tmp, "slow.sh")
     with open(script, "w") as f:
         f.write(f"#!/bin/sh\nread -r line\nsleep {delay}\necho late\n")
     os.chmod(script, stat.S_IRWXU)
-    return start(settings={"providers": gv(["slow"])},
+    quick = os.path.join(tmp, "quick.sh")
+    with open(quick, "w") as f:
+        f.write("#!/bin/sh\nread -r line\necho quick\n")
+    os.chmod(quick, stat.S_IRWXU)
+    return start(settings={"providers": gv(["slow", "quick"])},
                  groups={"providers/slow": {"plugin": gv("provider-command"), "command": gv([script]),
-                                            "models": gv(["slow-model"]), "quality": gv(0.1)}})
+                                            "models": gv(["slow-model"]), "quality": gv(0.1)},
+                         "providers/quick": {"plugin": gv("provider-command"), "command": gv([quick]),
+                                             "models": gv(["quick-model"]), "quality": gv(0.9)}})
 
 
 def test_team_chat_targets_and_timeout():
