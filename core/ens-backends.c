@@ -352,6 +352,7 @@ backend_candidate (EnsBackend *b)
   JsonNode *member;
   double cin = ens_info_double (b->info, "cost_per_1k_input", 0);
   double cout = ens_info_double (b->info, "cost_per_1k_output", 0);
+  gint64 now = g_get_monotonic_time ();
 
   json_object_iter_init (&iter, b->info);
   while (json_object_iter_next (&iter, &name, &member))
@@ -361,7 +362,8 @@ backend_candidate (EnsBackend *b)
   json_object_set_double_member (obj, "latency_ms", b->latency_ms);
   json_object_set_double_member (obj, "configured_latency_ms", ens_info_double (b->info, "latency_ms", 1000));
   json_object_set_double_member (obj, "error_rate", b->error_rate);
-  json_object_set_boolean_member (obj, "cooling_down", b->cooldown_until > g_get_monotonic_time ());
+  json_object_set_boolean_member (obj, "cooling_down", b->cooldown_until > now);
+  json_object_set_int_member (obj, "cooldown_remaining_ms", MAX (b->cooldown_until - now, 0) / 1000);
   json_object_set_int_member (obj, "running", b->running);
   return node;
 }

@@ -63,6 +63,7 @@ struct _EnsCompletions {
   GHashTable *active; /* request_id -> EnsCompletion (queued or running) */
   guint64 completed, failed, fallbacks;
   guint64 input_tokens, output_tokens; /* over every completion */
+  double completed_ms; /* summed durations (queued to result) of the completed */
 };
 
 /* What an answer is assumed to cost when the request sets no max_tokens:
@@ -196,6 +197,7 @@ conclude (EnsCompletion *c, JsonNode *result, const char *code, const char *mess
   if (result)
     {
       cs->completed++;
+      cs->completed_ms += (double) (g_get_monotonic_time () - c->queued_us) / 1000.0;
       json_object_set_member (obj, "result", json_node_ref (result));
     }
   else
@@ -735,6 +737,11 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
       json_object_set_string_member (ack, "model", model_on (c, first));
   }
   json_object_set_string_member (ack, "reasoning", c->reasoning ? c->reasoning : "");
+  /* The rest of the decision, as route answers it: why this backend. */
+  for (const char *const *k = (const char *const[]){ "policy", "estimated_cost", "confidence", "ranking", "scores", NULL };
+       *k; k++)
+    if (json_object_has_member (json_node_get_object (decision), *k))
+      json_object_set_member (ack, *k, json_node_copy (json_object_get_member (json_node_get_object (decision), *k)));
   json_object_set_member (ack, "estimated_time", json_node_new (JSON_NODE_NULL));
   *answer = ens_message_new_reply (request, ack_node);
   /* Started after the ack is queued for the client, so the ack comes first. */
@@ -840,6 +847,14 @@ guint
 ens_completions_running (EnsCompletions *cs)
 {
   return ens_backends_running (cs->backends);
+}
+
+void
+ens_completions_totals (EnsCompletions *cs, guint64 *completed, guint64 *failed, double *completed_ms)
+{
+  *completed = cs->completed;
+  *failed = cs->failed;
+  *completed_ms = cs->completed_ms;
 }
 
 JsonNode *

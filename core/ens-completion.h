@@ -42,6 +42,10 @@ guint ens_completions_running (EnsCompletions *completions);
 /* (transfer full) {router_policy, providers, queued, running, completed,
  * failed, fallbacks, input_tokens, output_tokens} */
 JsonNode *ens_completions_stats (EnsCompletions *completions);
+/* Since start: completions that ended with a result, those that failed, and
+ * the summed durations (queued to result, ms) of the first (ens-stats.c). */
+void ens_completions_totals (EnsCompletions *completions, guint64 *completed, guint64 *failed,
+                             double *completed_ms);
 
 /* Loader plugin-stopped (its running completions end, its backends and
  * ledger go), clients client-closed. */

@@ -45,6 +45,7 @@ on_client_closed (EnsClients *clients, EnsClient *client, gpointer data)
 
   (void) clients;
   ens_completions_client_closed (d->completions, client);
+  ens_stats_client_closed (d->stats, client);
   ens_requests_client_closed (d->requests, client);
   ens_agents_client_closed (d->agents, client);
 }
@@ -192,7 +193,7 @@ verb_shutdown (EnsCall *call, gpointer data)
 }
 
 /* The order verbs are listed in (UNKNOWN_ACTION): the daemon's, agents,
- * events, kv, processes, completions, sessions, shutdown. */
+ * events, kv, processes, completions, sessions, stats, shutdown. */
 static void
 add_verbs (EnsDaemon *d)
 {
@@ -205,6 +206,7 @@ add_verbs (EnsDaemon *d)
   ens_processes_add_verbs (d->processes, d->verbs);
   ens_completions_add_verbs (d->completions, d->verbs);
   ens_sessions_add_verbs (d->sessions, d->verbs);
+  ens_stats_add_verbs (d->stats, d->verbs);
   ens_verbs_add (d->verbs, "shutdown", verb_shutdown, d);
 }
 
@@ -237,6 +239,7 @@ ens_daemon_new (EnsConfig *config, EnsState *state, const char *node_id)
   d->backends = ens_backends_new (config, d->budget);
   d->completions = ens_completions_new (config, d->backends, d->budget, d->events);
   d->sessions = ens_sessions_new (config, state, d->completions, d->events);
+  d->stats = ens_stats_new (&d->counters, d->bus, d->clients, d->completions);
   add_verbs (d);
   g_signal_connect (d->clients, "client-closed", G_CALLBACK (on_client_closed), d);
 
@@ -299,6 +302,7 @@ ens_daemon_free (EnsDaemon *d)
   if (d == NULL)
     return;
   ens_loader_free (d->loader);
+  ens_stats_free (d->stats);
   ens_sessions_free (d->sessions);
   ens_completions_free (d->completions);
   ens_backends_free (d->backends);

@@ -9,6 +9,7 @@
 #include "ens-plugin-loader.h"
 #include "ens-process.h"
 #include "ens-session.h"
+#include "ens-stats.h"
 
 G_BEGIN_DECLS
 
@@ -35,6 +36,7 @@ typedef struct {
   EnsBackends *backends;
   EnsCompletions *completions;
   EnsSessions *sessions;
+  EnsStats *stats;
   EnsLoader *loader;
 } EnsDaemon;
 
