@@ -189,7 +189,9 @@ resolve_default_path (const char *key, GVariant *value)
   return value;
 }
 
-/* Empty plugin folders and paths mean "the default" (transfer full in/out). */
+/* Empty plugin folders and paths mean "the default" (transfer full in/out):
+ * the build tree's or source tree's when run uninstalled, else the
+ * installed ones. */
 static GVariant *
 resolve_defaults (const char *key, GVariant *value)
 {
@@ -200,6 +202,13 @@ resolve_defaults (const char *key, GVariant *value)
       const char *dirs[] = { dir, NULL };
       g_variant_unref (value);
       return g_variant_ref_sink (g_variant_new_strv (dirs, 1));
+    }
+  if (strcmp (key, "http-console-dir") == 0 && g_variant_get_string (value, NULL)[0] == '\0')
+    {
+      g_autofree char *dir = ens_running_uninstalled () ? g_strdup (ENS_SOURCE_ROOT "/data/console")
+                                                        : ens_installed_path (ENS_CONSOLE_DIR);
+      g_variant_unref (value);
+      return g_variant_ref_sink (g_variant_new_string (dir));
     }
   return resolve_default_path (key, value);
 }

@@ -22,7 +22,7 @@ typedef struct {
   const char *method;      /* "GET", "POST", ... */
   const char *path;        /* "/api/kv/{agent}/{key}": {name} matches one segment */
   EnsHttpHandler handler;
-  const char *tag;         /* OpenAPI tag: native, centerfire, ksi, neolith, rhetor, openai, meta */
+  const char *tag;         /* OpenAPI tag: native, centerfire, ksi, neolith, rhetor, openai, console, meta */
   const char *summary;     /* one line, for /openapi.json and /docs */
   const char *body_schema; /* JSON Schema of the request body (JSON text), or NULL */
   gboolean public;         /* reachable without the bearer token */
@@ -34,6 +34,7 @@ extern const EnsHttpRoute ens_http_routes_openai[];
 extern const EnsHttpRoute ens_http_routes_ksi[];
 extern const EnsHttpRoute ens_http_routes_neolith[];
 extern const EnsHttpRoute ens_http_routes_rhetor[];
+extern const EnsHttpRoute ens_http_routes_console[];
 
 /* ---- the request ---- */
 const EnsHost *ens_http_host (EnsHttpCall *call);

@@ -976,7 +976,7 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
   EnsHttp *http = g_new0 (EnsHttp, 1);
   g_autoptr (GInetAddress) inet = NULL;
   const EnsHttpRoute *const tables[] = { ens_http_routes_native, ens_http_routes_ksi, ens_http_routes_neolith,
-                                         ens_http_routes_rhetor, ens_http_routes_openai,
+                                         ens_http_routes_rhetor, ens_http_routes_openai, ens_http_routes_console,
                                          meta_routes };
 
   http->host = host;
