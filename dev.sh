@@ -9,10 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # What building and running need, and what only the tests add (the servers
-# and clients they start: Redis, a D-Bus bus, nc, curl).
+# and clients they start: Redis, a D-Bus bus, nc, curl, and the browser the
+# web console is tested in).
 BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libglib2.0-bin libjson-glib-dev
                 libsqlite3-dev libsoup-3.0-dev libhiredis-dev)
-TEST_PACKAGES=(python3 python3-gi netcat-openbsd procps curl dbus util-linux redis-server redis-tools)
+TEST_PACKAGES=(python3 python3-gi netcat-openbsd procps curl dbus util-linux redis-server redis-tools
+               chromium)
 
 # ensure_packages NAME...: installs the missing ones (as root).
 ensure_packages() {
@@ -33,7 +35,8 @@ ensure_packages() {
 }
 
 # The official JavaScript clients (openai, ws) the integration tests drive
-# the daemon with, pinned by tests/js/package-lock.json.
+# the daemon with, and puppeteer-core (which drives Debian's Chromium; it
+# downloads no browser), pinned by tests/js/package-lock.json.
 ensure_js_clients() {
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     if [ "$(id -u)" -ne 0 ]; then

@@ -3,11 +3,12 @@
 
 import { h } from './ui.js';
 
-// 1, 2, 2.5, 5 x 10^n at or above @v.
+// 1, 2, 5 x 10^n at or above @v: a grid step whose multiples read well
+// (whole numbers from 1 up, so counts never show 2.5 rounded to 3).
 function niceCeil(v) {
   if (!(v > 0)) return 1;
   const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v - 1e-12) return m * p;
+  for (const m of [1, 2, 5, 10]) if (m * p >= v - 1e-12) return m * p;
   return 10 * p;
 }
 
@@ -55,9 +56,12 @@ export class LineChart {
     this.draw();
   }
 
+  // The window, but no wider than the data held (at least a minute): a
+  // daemon up for twenty seconds fills its chart instead of a sliver.
   range() {
     const end = this.t.length ? this.t[this.t.length - 1] : Date.now();
-    return [end - this.opts.windowMs, end];
+    const held = this.t.length ? end - this.t[0] : 0;
+    return [end - Math.min(this.opts.windowMs, Math.max(60000, held)), end];
   }
 
   geometry() {
@@ -87,7 +91,7 @@ export class LineChart {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, g.w, g.hgt);
     const [t0, t1] = this.range();
-    const ymax = niceCeil(this.visibleMax(t0) * 1.1);
+    const ymax = 4 * niceCeil((this.visibleMax(t0) * 1.1) / 4);
     const x = (t) => g.pad.l + ((t - t0) / (t1 - t0)) * g.pw;
     const y = (v) => g.pad.t + g.ph - (v / ymax) * g.ph;
     const color = this.opts.color || cssVar(this.el, '--accent', '#4f46e5');
