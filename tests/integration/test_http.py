@@ -407,7 +407,8 @@ def test_error_statuses_and_bodies():
         err = error_of(req(port, "POST", "/api/request", {"agent": "echo"}), 422, "VALIDATION_ERROR")
         assert err["details"]["fields"] == [{"field": "action", "expected": "a non-empty string"}], err
         error_of(req(port, "GET", "/api/nothing/here"), 404, "NOT_FOUND")
-        error_of(req(port, "GET", "/"), 404, "NOT_FOUND")
+        error_of(req(port, "GET", "/nothing"), 404, "NOT_FOUND")
+        error_of(req(port, "POST", "/"), 405, "METHOD_NOT_ALLOWED")  # / is the web console's page
         error_of(req(port, "DELETE", "/health"), 405, "METHOD_NOT_ALLOWED")
         error_of(req(port, "GET", "/api/publish"), 405, "METHOD_NOT_ALLOWED")
         # a chunked body: its size is unknown, 411
