@@ -1,5 +1,5 @@
 /* ens-http-routes-native.c — native REST for every core service, the
- * Centerfire routes (/health, /api/request, /api/route-llm) and /metrics.
+ * Centerfire routes (/health, /api/request, /api/route-llm).
  * Each handler translates the HTTP request into a core verb and the answer
  * back; no logic of its own. */
 #include "ens-http.h"
@@ -582,150 +582,6 @@ route_events (EnsHttpCall *call)
   ens_http_core (call, NULL, "subscribe", data, 0, events_subscribed, NULL);
 }
 
-/* ------------------------------------------------------------------ metrics */
-
-static void metrics_providers (EnsHttpCall *call, EnsMessage *answer, gpointer data);
-static void metrics_bridge (GString *out, JsonArray *plugins);
-
-/* /metrics, step one: the daemon's health as gauges and counters. */
-static void
-metrics_health (EnsHttpCall *call, EnsMessage *answer, gpointer data)
-{
-  GString *out = data;
-
-  if (answer->kind == ENS_MESSAGE_REPLY && JSON_NODE_HOLDS_OBJECT (answer->data))
-    {
-      JsonObject *h = json_node_get_object (answer->data);
-      JsonObject *c = ens_member_object (h, "counters");
-      JsonObject *comp = ens_member_object (h, "completions");
-      JsonObject *budget = ens_member_object (h, "llm_router");
-      JsonArray *plugins = ens_member_array (h, "plugins");
-
-      g_string_append_printf (out, "# TYPE ensemble_uptime_seconds gauge\nensemble_uptime_seconds %g\n",
-                              ens_member_double (h, "uptime_s", 0));
-      g_string_append (out, "# HELP ensemble_connections Open client connections, all transports.\n"
-                            "# TYPE ensemble_connections gauge\n");
-      g_string_append_printf (out, "ensemble_connections %" G_GINT64_FORMAT "\n",
-                              ens_member_int (h, "connections", 0));
-      g_string_append_printf (out, "# TYPE ensemble_agents gauge\nensemble_agents %" G_GINT64_FORMAT "\n",
-                              ens_member_int (h, "agents", 0));
-      g_string_append_printf (out, "# TYPE ensemble_pending_requests gauge\nensemble_pending_requests %" G_GINT64_FORMAT "\n",
-                              ens_member_int (h, "pending_requests", 0));
-      if (c)
-        {
-          const char *const names[] = { "requests", "errors", "events_published", "events_delivered",
-                                        "agent_requests", "agent_timeouts", NULL };
-          for (guint i = 0; names[i]; i++)
-            g_string_append_printf (out, "# TYPE ensemble_%s_total counter\nensemble_%s_total %" G_GINT64_FORMAT "\n",
-                                    names[i], names[i], ens_member_int (c, names[i], 0));
-        }
-      if (comp)
-        {
-          g_string_append_printf (out, "# HELP ensemble_completion_queue_depth Completions waiting for a provider.\n"
-                                       "# TYPE ensemble_completion_queue_depth gauge\nensemble_completion_queue_depth %" G_GINT64_FORMAT "\n",
-                                  ens_member_int (comp, "queued", 0));
-          g_string_append_printf (out, "# TYPE ensemble_completions_running gauge\nensemble_completions_running %" G_GINT64_FORMAT "\n",
-                                  ens_member_int (comp, "running", 0));
-          g_string_append_printf (out, "# TYPE ensemble_completion_fallbacks_total counter\nensemble_completion_fallbacks_total %" G_GINT64_FORMAT "\n",
-                                  ens_member_int (comp, "fallbacks", 0));
-        }
-      if (budget)
-        g_string_append_printf (out, "# TYPE ensemble_budget_spend_usd gauge\nensemble_budget_spend_usd %g\n"
-                                     "# TYPE ensemble_budget_daily_usd gauge\nensemble_budget_daily_usd %g\n",
-                                ens_member_double (budget, "current_spend", 0),
-                                ens_member_double (budget, "daily_budget", 0));
-      g_string_append (out, "# HELP ensemble_transport_events_dropped_total Events dropped for slow consumers.\n"
-                            "# TYPE ensemble_transport_events_dropped_total counter\n");
-      for (guint i = 0; plugins && i < json_array_get_length (plugins); i++)
-        {
-          JsonObject *p = ens_array_object (plugins, i);
-          JsonObject *info = ens_member_object (p, "info");
-          if (info && json_object_has_member (info, "events_dropped"))
-            g_string_append_printf (out, "ensemble_transport_events_dropped_total{plugin=\"%s\"} %" G_GINT64_FORMAT "\n",
-                                    ens_member_string (p, "id"),
-                                    ens_member_int (info, "events_dropped", 0));
-        }
-      metrics_bridge (out, plugins);
-    }
-  /* step two: the providers */
-  ens_http_core (call, NULL, "providers.list", NULL, 0, metrics_providers, out);
-}
-
-/* The bus bridge's state (transport-redis), when it is on. */
-static void
-metrics_bridge (GString *out, JsonArray *plugins)
-{
-  static const char *const families[][4] = {
-    { "forwarded", "ensemble_redis_forwarded_total", "counter", "Local events written to Redis." },
-    { "received", "ensemble_redis_received_total", "counter", "Events from other nodes delivered here." },
-    { "rejected", "ensemble_redis_rejected_total", "counter", "Messages from Redis refused (bad channel or payload)." },
-    { "reconnects", "ensemble_redis_reconnects_total", "counter", "Times the link to Redis came back." },
-    { "outbox", "ensemble_redis_outbox", "gauge", "Commands held while Redis is unreachable." },
-    { "outbox_dropped", "ensemble_redis_outbox_dropped_total", "counter", "Held commands dropped, the outbox full." },
-  };
-
-  for (guint i = 0; plugins && i < json_array_get_length (plugins); i++)
-    {
-      JsonObject *p = ens_array_object (plugins, i);
-      JsonObject *info = ens_member_object (p, "info");
-      const char *state = info ? ens_member_string_or (info, "state", "") : "";
-      JsonNode *nodes;
-
-      if (g_strcmp0 (ens_member_string_or (p, "id", ""), "transport-redis") != 0 ||
-          info == NULL || g_str_equal (state, "disabled"))
-        continue;
-      g_string_append_printf (out, "# HELP ensemble_redis_connected 1 when both links to Redis are up.\n"
-                                   "# TYPE ensemble_redis_connected gauge\nensemble_redis_connected %d\n",
-                              g_str_equal (state, "connected"));
-      nodes = json_object_get_member (info, "nodes");
-      g_string_append_printf (out, "# HELP ensemble_redis_nodes Nodes alive on the shared bus.\n"
-                                   "# TYPE ensemble_redis_nodes gauge\nensemble_redis_nodes %u\n",
-                              nodes && JSON_NODE_HOLDS_ARRAY (nodes) ? json_array_get_length (json_node_get_array (nodes)) : 0);
-      for (guint f = 0; f < G_N_ELEMENTS (families); f++)
-        g_string_append_printf (out, "# HELP %s %s\n# TYPE %s %s\n%s %" G_GINT64_FORMAT "\n", families[f][1],
-                                families[f][3], families[f][1], families[f][2], families[f][1],
-                                ens_member_int (info, families[f][0], 0));
-    }
-}
-
-static void
-metrics_providers (EnsHttpCall *call, EnsMessage *answer, gpointer data)
-{
-  GString *out = data;
-  JsonArray *providers = answer->kind == ENS_MESSAGE_REPLY && JSON_NODE_HOLDS_OBJECT (answer->data)
-                           ? ens_member_array (json_node_get_object (answer->data), "providers") : NULL;
-  const char *const families[][3] = {
-    { "calls", "ensemble_provider_calls_total", "counter" },
-    { "failures", "ensemble_provider_failures_total", "counter" },
-    { "input_tokens", "ensemble_provider_input_tokens_total", "counter" },
-    { "output_tokens", "ensemble_provider_output_tokens_total", "counter" },
-    { "cost", "ensemble_provider_cost_usd_total", "counter" },
-    { "latency_ms", "ensemble_provider_latency_ms", "gauge" },
-    { "error_rate", "ensemble_provider_error_rate", "gauge" },
-  };
-
-  for (guint f = 0; f < G_N_ELEMENTS (families); f++)
-    {
-      g_string_append_printf (out, "# TYPE %s %s\n", families[f][1], families[f][2]);
-      for (guint i = 0; providers && i < json_array_get_length (providers); i++)
-        {
-          JsonObject *p = ens_array_object (providers, i);
-          g_string_append_printf (out, "%s{provider=\"%s\"} %g\n", families[f][1],
-                                  ens_member_string_or (p, "name", "?"),
-                                  ens_member_double (p, families[f][0], 0));
-        }
-    }
-  ens_http_metrics_text (ens_http_instance (call), out);
-  ens_http_reply_text (call, 200, "text/plain; version=0.0.4; charset=utf-8", out->str);
-  g_string_free (out, TRUE);
-}
-
-static void
-route_metrics (EnsHttpCall *call)
-{
-  ens_http_core (call, NULL, "health", NULL, 0, metrics_health, g_string_new (NULL));
-}
-
 /* ------------------------------------------------------------------ the table */
 
 #define OBJ "{\"type\":\"object\"}"
@@ -768,6 +624,5 @@ const EnsHttpRoute ens_http_routes_native[] = {
     "Run a task {task} in a session (202); progress on session.<id>.*",
     "{\"type\":\"object\",\"required\":[\"task\"],\"properties\":{\"task\":{\"type\":\"string\"}}}", FALSE },
   { "DELETE", "/api/sessions/{id}", route_session_stop, "native", "Stop a session", NULL, FALSE },
-  { "GET", "/metrics", route_metrics, "meta", "Prometheus metrics", NULL, FALSE },
   { NULL },
 };

@@ -35,6 +35,8 @@ extern const EnsHttpRoute ens_http_routes_ksi[];
 extern const EnsHttpRoute ens_http_routes_neolith[];
 extern const EnsHttpRoute ens_http_routes_rhetor[];
 extern const EnsHttpRoute ens_http_routes_console[];
+extern const EnsHttpRoute ens_http_routes_metrics[]; /* ens-http-metrics.c */
+extern const EnsHttpRoute ens_http_routes_meta[];    /* ens-http-openapi.c: /openapi.json, /docs */
 
 /* ---- the request ---- */
 const EnsHost *ens_http_host (EnsHttpCall *call);
@@ -100,6 +102,11 @@ void ens_http_sse_end (EnsHttpCall *call);
 /* Called once if the peer goes away before the call ended. */
 void ens_http_on_disconnect (EnsHttpCall *call, void (*func) (EnsHttpCall *call, gpointer data), gpointer data);
 
-/* ---- metrics ---- */
+/* ---- the transport itself ---- */
+/* Its own metrics (requests by route, durations, refusals), appended. */
 void ens_http_metrics_text (EnsHttp *http, GString *out);
 EnsHttp *ens_http_instance (EnsHttpCall *call);
+/* Every route served, in table order: const EnsHttpRoute*, (transfer none). */
+const GPtrArray *ens_http_routes (EnsHttp *http);
+/* TRUE when http-token-file is set: every route but the public ones needs it. */
+gboolean ens_http_token_required (EnsHttp *http);

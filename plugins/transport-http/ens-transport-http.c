@@ -1,6 +1,6 @@
 /* ens-transport-http.c — HTTP on libsoup-3: every route of every dialect
  * comes from the route tables (ens-http.h), which also generate
- * /openapi.json and /docs.
+ * /openapi.json and /docs (ens-http-openapi.c).
  *
  * Security: bound to loopback by default; with http-token-file set, every
  * route but the public ones (/health) needs "Authorization: Bearer TOKEN",
@@ -82,6 +82,8 @@ EnsPlugin *ens_http_self (EnsHttpCall *call) { return call->http->self; }
 SoupServerMessage *ens_http_message (EnsHttpCall *call) { return call->msg; }
 const char *ens_http_base_url (EnsHttpCall *call) { return call->http->base_url; }
 EnsHttp *ens_http_instance (EnsHttpCall *call) { return call->http; }
+const GPtrArray *ens_http_routes (EnsHttp *http) { return http->routes; }
+gboolean ens_http_token_required (EnsHttp *http) { return http->token != NULL; }
 
 const char *
 ens_http_param (EnsHttpCall *call, const char *name)
@@ -744,7 +746,7 @@ on_request_started (SoupServer *server, SoupServerMessage *msg, gpointer user_da
   g_signal_connect (msg, "disconnected", G_CALLBACK (clear_timeout), NULL);
 }
 
-/* ------------------------------------------------------------ meta routes */
+/* ------------------------------------------------------------ its own metrics */
 
 static void
 stats_free (RouteStats *st)
@@ -798,167 +800,6 @@ ens_http_metrics_text (EnsHttp *http, GString *out)
                           http->timed_out);
 }
 
-static void
-add_route_doc (JsonObject *paths, const EnsHttpRoute *route, gboolean secured)
-{
-  JsonObject *item = json_object_has_member (paths, route->path) ? ens_member_object (paths, route->path)
-                                                                   : NULL;
-  JsonObject *op = json_object_new ();
-  JsonObject *responses = json_object_new ();
-  JsonObject *ok = json_object_new ();
-  JsonObject *err = json_object_new ();
-  JsonArray *tags = json_array_new ();
-  JsonArray *params = json_array_new ();
-  g_auto (GStrv) segments = g_strsplit (route->path, "/", -1);
-  g_autofree char *method = g_ascii_strdown (route->method, -1);
-
-  if (item == NULL)
-    {
-      item = json_object_new ();
-      json_object_set_object_member (paths, route->path, item);
-    }
-  json_array_add_string_element (tags, route->tag);
-  json_object_set_array_member (op, "tags", tags);
-  json_object_set_string_member (op, "summary", route->summary);
-  {
-    g_autofree char *op_id = g_strdup_printf ("%s %s", route->method, route->path);
-    json_object_set_string_member (op, "operationId", op_id);
-  }
-  for (guint i = 0; segments[i]; i++)
-    if (segments[i][0] == '{')
-      {
-        JsonObject *p = json_object_new ();
-        JsonObject *schema = json_object_new ();
-        g_autofree char *pname = g_strndup (segments[i] + 1, strlen (segments[i]) - 2);
-        json_object_set_string_member (p, "name", pname);
-        json_object_set_string_member (p, "in", "path");
-        json_object_set_boolean_member (p, "required", TRUE);
-        json_object_set_string_member (schema, "type", "string");
-        json_object_set_object_member (p, "schema", schema);
-        json_array_add_object_element (params, p);
-      }
-  if (json_array_get_length (params))
-    json_object_set_array_member (op, "parameters", params);
-  else
-    json_array_unref (params);
-  if (route->body_schema)
-    {
-      JsonObject *rb = json_object_new ();
-      JsonObject *content = json_object_new ();
-      JsonObject *media = json_object_new ();
-      JsonNode *schema = json_from_string (route->body_schema, NULL);
-      json_object_set_member (media, "schema", schema ? schema : ens_node_empty_object ());
-      json_object_set_object_member (content, "application/json", media);
-      json_object_set_object_member (rb, "content", content);
-      json_object_set_boolean_member (rb, "required", TRUE);
-      json_object_set_object_member (op, "requestBody", rb);
-    }
-  json_object_set_string_member (ok, "description", "success");
-  json_object_set_object_member (responses, "200", ok);
-  json_object_set_string_member (err, "description", "error: {error:{code,message,details}}");
-  json_object_set_object_member (responses, "default", err);
-  json_object_set_object_member (op, "responses", responses);
-  if (route->public || !secured)
-    json_object_set_array_member (op, "security", json_array_new ());
-  json_object_set_object_member (item, method, op);
-}
-
-static void
-route_openapi (EnsHttpCall *call)
-{
-  EnsHttp *http = call->http;
-  g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
-  JsonObject *doc = json_object_new ();
-  JsonObject *info = json_object_new ();
-  JsonObject *paths = json_object_new ();
-  JsonObject *components = json_object_new ();
-  JsonObject *schemes = json_object_new ();
-  JsonObject *bearer = json_object_new ();
-  JsonArray *servers = json_array_new ();
-  JsonObject *server = json_object_new ();
-  JsonArray *security = json_array_new ();
-  JsonObject *req = json_object_new ();
-
-  json_object_set_string_member (doc, "openapi", "3.1.0");
-  json_object_set_string_member (info, "title", "Ensemble");
-  json_object_set_string_member (info, "version", "0.1.0");
-  json_object_set_string_member (info, "description",
-                                 "The Ensemble daemon over HTTP: native REST, the Centerfire, KSI, Neolith and Rhetor "
-                                 "dialects, and an OpenAI-compatible API. Errors: {error:{code,message,details}}.");
-  json_object_set_object_member (doc, "info", info);
-  json_object_set_string_member (server, "url", http->base_url);
-  json_array_add_object_element (servers, server);
-  json_object_set_array_member (doc, "servers", servers);
-  for (guint i = 0; i < http->routes->len; i++)
-    add_route_doc (paths, g_ptr_array_index (http->routes, i), http->token != NULL);
-  json_object_set_object_member (doc, "paths", paths);
-  json_object_set_string_member (bearer, "type", "http");
-  json_object_set_string_member (bearer, "scheme", "bearer");
-  json_object_set_object_member (schemes, "bearer", bearer);
-  json_object_set_object_member (components, "securitySchemes", schemes);
-  json_object_set_object_member (doc, "components", components);
-  json_object_set_array_member (req, "bearer", json_array_new ());
-  json_array_add_object_element (security, req);
-  json_object_set_array_member (doc, "security", security);
-  json_node_take_object (node, doc);
-  ens_http_reply_json (call, 200, node);
-}
-
-static char *
-html_escape (const char *s)
-{
-  return g_markup_escape_text (s ? s : "", -1);
-}
-
-static void
-route_docs (EnsHttpCall *call)
-{
-  EnsHttp *http = call->http;
-  GString *out = g_string_new (NULL);
-  const char *tag = NULL;
-
-  g_string_append (out, "<!doctype html><html><head><meta charset=\"utf-8\"><title>Ensemble HTTP API</title>"
-                        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
-                        "code{background:#f4f4f4;padding:0 .3em}td{padding:.2em .8em;vertical-align:top}"
-                        "th{text-align:left}h2{margin-top:1.5em;text-transform:capitalize}</style></head><body>"
-                        "<h1>Ensemble HTTP API</h1><p>Every route the daemon serves, from the same table that "
-                        "serves them. Machine-readable: <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI 3.1). "
-                        "Errors are <code>{\"error\":{\"code\",\"message\",\"details\"}}</code>");
-  g_string_append (out, http->token ? "; every route but the public ones needs "
-                                      "<code>Authorization: Bearer TOKEN</code>.</p>"
-                                    : ".</p>");
-  for (guint i = 0; i < http->routes->len; i++)
-    {
-      const EnsHttpRoute *r = g_ptr_array_index (http->routes, i);
-      g_autofree char *path = html_escape (r->path);
-      g_autofree char *summary = html_escape (r->summary);
-      g_autofree char *schema = html_escape (r->body_schema);
-
-      if (g_strcmp0 (tag, r->tag) != 0)
-        {
-          if (tag)
-            g_string_append (out, "</table>");
-          tag = r->tag;
-          g_string_append_printf (out, "<h2>%s</h2><table><tr><th>Method</th><th>Path</th><th>What it does</th></tr>",
-                                  tag);
-        }
-      g_string_append_printf (out, "<tr><td><code>%s</code></td><td><code>%s</code></td><td>%s%s%s%s</td></tr>",
-                              r->method, path, summary, r->body_schema ? "<br><small>body: <code>" : "",
-                              r->body_schema ? schema : "", r->body_schema ? "</code></small>" : "");
-    }
-  if (tag)
-    g_string_append (out, "</table>");
-  g_string_append (out, "</body></html>\n");
-  ens_http_reply_text (call, 200, "text/html; charset=utf-8", out->str);
-  g_string_free (out, TRUE);
-}
-
-static const EnsHttpRoute meta_routes[] = {
-  { "GET", "/openapi.json", route_openapi, "meta", "This API as an OpenAPI 3.1 document", NULL, FALSE },
-  { "GET", "/docs", route_docs, "meta", "This API as a page to read", NULL, FALSE },
-  { NULL },
-};
-
 /* ------------------------------------------------------------ plugin */
 
 static gboolean
@@ -977,7 +818,7 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
   g_autoptr (GInetAddress) inet = NULL;
   const EnsHttpRoute *const tables[] = { ens_http_routes_native, ens_http_routes_ksi, ens_http_routes_neolith,
                                          ens_http_routes_rhetor, ens_http_routes_openai, ens_http_routes_console,
-                                         meta_routes };
+                                         ens_http_routes_metrics, ens_http_routes_meta };
 
   http->host = host;
   http->self = self;

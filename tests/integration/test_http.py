@@ -683,8 +683,74 @@ def test_metrics():
         buckets = [int(v) for v in re.findall(r'^ensemble_http_request_duration_seconds_bucket\{' +
                                                re.escape(route) + r',le="[^"]+"\} (\d+)$', text, re.M)]
         assert buckets == sorted(buckets), buckets
+        # every family has its HELP and TYPE, before its samples; every sample belongs to one
+        helps = set(re.findall(r"^# HELP (\S+) \S", text, re.M))
+        assert helps == set(types), (set(types) ^ helps)
+        declared = set()
+        for line in text.splitlines():
+            if line.startswith("# TYPE "):
+                declared.add(line.split()[2])
+            elif line and not line.startswith("#"):
+                name = line.split("{")[0].split(" ")[0]
+                fam = re.sub(r"_(bucket|sum|count)$", "", name) if types.get(
+                    re.sub(r"_(bucket|sum|count)$", "", name)) == "histogram" else name
+                assert fam in declared, line
+        # seconds, bytes and dollars, never milliseconds
+        assert not [t for t in types if re.search(r"_ms(_|$)|millis", t)], types
+        assert types.get("ensemble_provider_latency_seconds") == "gauge", types
+        # build info, and the process as the kernel sees it
+        m = re.search(r'^ensemble_build_info\{version="([^"]+)",abi="(\d+\.\d+)",glib="[\d.]+"\} 1$', text, re.M)
+        assert m and m.group(1) == ok(port, "GET", "/health")["version"], text
+        value = lambda name: float(re.search(r"^" + name + r" (\S+)$", text, re.M).group(1))
+        for name, kind in (("process_cpu_seconds_total", "counter"), ("process_resident_memory_bytes", "gauge"),
+                           ("process_virtual_memory_bytes", "gauge"), ("process_open_fds", "gauge"),
+                           ("process_max_fds", "gauge"), ("process_start_time_seconds", "gauge")):
+            assert types.get(name) == kind, (name, types)
+        pid = d.proc.pid
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        assert abs(value("process_open_fds") - fds) <= 4, (value("process_open_fds"), fds)
+        rss = int(open(f"/proc/{pid}/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        assert 0.5 * rss <= value("process_resident_memory_bytes") <= 2 * rss, (value("process_resident_memory_bytes"), rss)
+        assert 0 < value("process_cpu_seconds_total") < 600, text
+        started = os.stat(f"/proc/{pid}").st_mtime  # about when the process began
+        assert abs(value("process_start_time_seconds") - started) < 30 * SCALE, (value("process_start_time_seconds"), started)
+        assert 0 < value("process_max_fds") and value("ensemble_uptime_seconds") >= 0
     finally:
         d.cleanup()
+
+
+def schema_errors(value, schema, schemas, where="$"):
+    """What in @value disagrees with the JSON Schema @schema (the subset the
+    document uses: $ref, type, const, enum, required, properties,
+    additionalProperties, items)."""
+    if "$ref" in schema:
+        return schema_errors(value, schemas[schema["$ref"].rsplit("/", 1)[1]], schemas, where)
+    kinds = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+    if "type" in schema:
+        wanted = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        fits = any((t in ("number", "integer") and isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and (t == "number" or float(value).is_integer())) or
+                   (t in kinds and isinstance(value, kinds[t]) and not (t != "boolean" and isinstance(value, bool)))
+                   for t in wanted)
+        if not fits:
+            return [f"{where}: {value!r:.60} is not {wanted}"]
+    if "const" in schema and value != schema["const"]:
+        return [f"{where}: {value!r} is not {schema['const']!r}"]
+    if "enum" in schema and value not in schema["enum"]:
+        return [f"{where}: {value!r} not in {schema['enum']}"]
+    errors = []
+    if isinstance(value, dict):
+        errors += [f"{where}: no {k}" for k in schema.get("required", []) if k not in value]
+        for k, v in value.items():
+            sub = schema.get("properties", {}).get(k)
+            if sub is None and isinstance(schema.get("additionalProperties"), dict):
+                sub = schema["additionalProperties"]
+            if sub is not None:
+                errors += schema_errors(v, sub, schemas, f"{where}.{k}")
+    if isinstance(value, list) and "items" in schema:
+        for i, v in enumerate(value):
+            errors += schema_errors(v, schema["items"], schemas, f"{where}[{i}]")
+    return errors
 
 
 def test_openapi_lists_every_served_route():
@@ -713,6 +779,27 @@ def test_openapi_lists_every_served_route():
                 names = re.findall(r"\{(\w+)\}", p)
                 assert [x["name"] for x in op.get("parameters", []) if x["in"] == "path"] == names, (m, p, op)
         assert paths["/health"]["get"]["security"] == []
+        # operationIds a code generator can use: identifiers, unique
+        ids = [op["operationId"] for item in paths.values() for op in item.values()]
+        assert len(ids) == len(set(ids)), sorted(ids)
+        assert all(re.match(r"^[a-z][A-Za-z0-9]*$", i) for i in ids), ids
+        assert paths["/api/kv/{agent}/{key}"]["get"]["operationId"] == "getApiKvByAgentByKey"
+        # every operation says what it answers: a success with a schema, and its errors
+        schemas = doc["components"]["schemas"]
+        for p, item in paths.items():
+            for m, op in item.items():
+                success = [c for c in op["responses"] if c.startswith("2")]
+                assert len(success) == 1, (m, p, op["responses"])
+                content = op["responses"][success[0]]["content"]
+                assert content and all("schema" in v for v in content.values()), (m, p)
+                err = op["responses"]["default"]["content"]["application/json"]["schema"]["$ref"]
+                assert err == ("#/components/schemas/OpenAIError" if p.startswith("/v1") else "#/components/schemas/Error")
+        assert paths["/health"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == \
+            {"$ref": "#/components/schemas/Health"}
+        assert "text/event-stream" in paths["/api/completions"]["post"]["responses"]["200"]["content"]
+        assert paths["/api/sessions"]["post"]["responses"]["201"]
+        for ref in re.findall(r'"\$ref": "#/components/schemas/(\w+)"', json.dumps(doc)):
+            assert ref in schemas, ref
 
         # /docs: a page naming every path
         r = req(port, "GET", "/docs")
@@ -720,6 +807,10 @@ def test_openapi_lists_every_served_route():
         page = r.body.decode()
         missing = [p for p in paths if html.escape(p, quote=False) not in page and p not in page]
         assert not missing, missing
+        # readable: one line per element, every operation with its id and response schemas
+        assert page.count("\n") > 500 and max(len(x) for x in page.splitlines()) < 2000, page.count("\n")
+        assert all(f'id="{i}"' in page for i in ids), [i for i in ids if f'id="{i}"' not in page]
+        assert "&quot;$ref&quot;" in page or '"$ref"' in page
 
         # every documented operation is served (not a routing 404/405)
         sess = ok(port, "POST", "/api/sessions", {"provider": "local"}, status=201)["session_id"]
@@ -728,6 +819,7 @@ def test_openapi_lists_every_served_route():
         order = {"get": 0, "post": 1, "put": 1, "patch": 2, "delete": 3}
         ops = sorted(((m, p) for p, item in paths.items() for m in item), key=lambda x: (order[x[0]], x[1]))
         unserved = []
+        checked = 0
         for m, p in ops:
             path = re.sub(r"\{(\w+)\}", lambda mm: values.get(mm.group(1), "x"), p)
             try:
@@ -744,7 +836,15 @@ def test_openapi_lists_every_served_route():
                 continue
             if status == 405 or (status == 404 and b"no route" in data):
                 unserved.append((m, p, status, data[:200]))
+            # what it answered is what the document says it answers
+            documented = paths[p][m]["responses"].get(str(status))
+            if 200 <= status < 300 and ctype.startswith("application/json"):
+                assert documented, (m, p, status)
+                wrong = schema_errors(json.loads(data), documented["content"]["application/json"]["schema"], schemas)
+                assert not wrong, (m, p, wrong, data[:300])
+                checked += 1
         assert not unserved, unserved
+        assert checked >= 20, checked
         assert d.proc.poll() is None, d.read_log()
     finally:
         d.cleanup()
