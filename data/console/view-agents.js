@@ -11,6 +11,8 @@ export default {
   mount(root, app) {
     let agents = [];
     let selected = null;
+    let drawnFor = null; // the agent the form below was made for
+    let info = null; // its card, redrawn when the list changes
     const list = h('div', { id: 'agents-list' });
     const detail = h('div', { id: 'agent-detail' });
     root.append(h('div', { class: 'split' },
@@ -24,6 +26,7 @@ export default {
         drawList();
         if (!selected && agents.length) select(agents[0].name);
         else if (selected) drawDetail();
+        // the form and its answer stay: only the agent's card changes
       } catch (e) {
         replace(list, errorBox(e));
       }
@@ -48,9 +51,33 @@ export default {
       drawDetail();
     }
 
+    function infoCard(a, action) {
+      return card(a.name, { actions: badge(a.connected ? 'connected' : 'not connected', a.connected ? 'ok' : 'warn') },
+        a.description ? h('p', { text: a.description }) : null,
+        h('dl', { class: 'kv' },
+          h('dt', { text: 'Kind' }), h('dd', { text: a.kind }),
+          h('dt', { text: 'Served by' }), h('dd', { text: a.owner || '–' }),
+          h('dt', { text: 'Registered' }), h('dd', { text: fmt.ago(a.registered_at), title: a.registered_at }),
+          a.persistent !== undefined ? [h('dt', { text: 'Persistent' }), h('dd', { text: a.persistent ? 'yes' : 'no' })] : null),
+        h('h3', { text: 'Actions' }),
+        h('div', { class: 'chips' }, (a.actions || []).length ? a.actions.map((x) => h('button', { type: 'button', class: 'chip', text: x, onclick: () => { action.value = x; action.focus(); } }))
+          : h('span', { class: 'dim', text: 'It did not list its actions.' })));
+    }
+
     function drawDetail() {
       const a = agents.find((x) => x.name === selected);
-      if (!a) return replace(detail, card('Agent', {}, empty('Pick an agent on the left.')));
+      if (!a) {
+        drawnFor = null;
+        return replace(detail, card('Agent', {}, empty('Pick an agent on the left.')));
+      }
+      if (drawnFor === a.name && info) {
+        const action = detail.querySelector('#req-action');
+        const fresh = infoCard(a, action);
+        info.replaceWith(fresh);
+        info = fresh;
+        return;
+      }
+      drawnFor = a.name;
       const action = h('input', { id: 'req-action', list: 'req-actions', value: (a.actions || [])[0] || '', required: true, autocomplete: 'off' });
       const data = h('textarea', { id: 'req-data', rows: 6, spellcheck: 'false', class: 'mono' });
       data.value = '{}';
@@ -76,17 +103,9 @@ export default {
             errorBox(err), err instanceof DaemonError && err.details ? json(err.details) : null);
         }
       };
+      info = infoCard(a, action);
       replace(detail,
-        card(a.name, { actions: badge(a.connected ? 'connected' : 'not connected', a.connected ? 'ok' : 'warn') },
-          a.description ? h('p', { text: a.description }) : null,
-          h('dl', { class: 'kv' },
-            h('dt', { text: 'Kind' }), h('dd', { text: a.kind }),
-            h('dt', { text: 'Served by' }), h('dd', { text: a.owner || '–' }),
-            h('dt', { text: 'Registered' }), h('dd', { text: fmt.ago(a.registered_at), title: a.registered_at }),
-            a.persistent !== undefined ? [h('dt', { text: 'Persistent' }), h('dd', { text: a.persistent ? 'yes' : 'no' })] : null),
-          h('h3', { text: 'Actions' }),
-          h('div', { class: 'chips' }, (a.actions || []).length ? a.actions.map((x) => h('button', { type: 'button', class: 'chip', text: x, onclick: () => { action.value = x; action.focus(); } }))
-            : h('span', { class: 'dim', text: 'It did not list its actions.' }))),
+        info,
         card('Send a request', {},
           h('form', { class: 'form', id: 'request-form', onsubmit: send },
             h('datalist', { id: 'req-actions' }, (a.actions || []).map((x) => h('option', { value: x }))),

@@ -190,7 +190,11 @@ async function owner() {
     // an agent that registers now appears without a reload
     await other.request('agents.register', { name: 'console-probe', actions: ['ping'] });
     await page.waitForSelector('tr[data-agent="console-probe"]', { timeout: WAIT });
+    // the list changed under the form: the form and its answer stay
+    await waitText(page, '#req-answer', (t) => t.includes('"valid"'), 'the answer went away when the list changed');
+    assert((await page.$eval('#req-action', (el) => el.value)) === 'validate_name', 'the form was reset');
     await log('agents: naming answered validate_name; a new agent appeared live');
+    await page.$eval('#req-answer', (el) => el.scrollIntoView({ block: 'center' }));
     await shot(page, 'agents');
 
     // ---- playground: a streamed completion and its routing decision
