@@ -191,12 +191,20 @@ static const struct {
   { "POST /api/ai/socket/create", "200", NULL,
     OBJECT_WITH ("'socket_id':" STR ",'websocket_url':" STR ",'name':" STR ",'status':" STR ",'created_at':" STR) },
   { "GET /api/ai/specialists", "200", NULL,
-    OBJECT_WITH ("'count':" INT ",'specialists':{'type':'array','items':{'type':'object'}}") },
+    OBJECT_WITH ("'count':" INT ",'specialists':{'type':'array','items':" OBJECT_WITH (
+      "'id':" STR ",'socket_id':" STR ",'name':" STR ",'type':" STR ",'component_id':" STR
+      ",'capabilities':{'type':'array','items':" STR "},'active':" BOOL ",'status':" STR ",'model':" STR
+      ",'websocket_url':" STR) "}") },
   { "POST /api/ai/specialists/{id}/message", "200", NULL,
-    OBJECT_WITH ("'content':" STR ",'socket_id':" STR ",'model':" STR ",'provider':" STR ",'usage':{'type':'object'}") },
+    OBJECT_WITH ("'success':" BOOL ",'specialist_id':" STR ",'response':" STR ",'socket_id':" STR ",'task_id':" STR
+                 ",'model':" STR ",'provider':" STR ",'usage':{'type':'object'},'finish_reason':" STR
+                 ",'cost':{'type':'number'},'duration_ms':{'type':'number'}") },
   { "POST /api/team-chat", "200", NULL,
-    OBJECT_WITH ("'message':" STR ",'count':" INT ",'responses':{'type':'object','additionalProperties':{'type':'object'}}"
-                 ",'errors':{'type':'object'},'timed_out':{'type':'array','items':" STR "}") },
+    OBJECT_WITH ("'request_id':" STR ",'message':" STR ",'moderation_mode':" STR ",'count':" INT
+                 ",'responses':{'type':'object','description':'by specialist id','additionalProperties':" OBJECT_WITH (
+                   "'content':" STR ",'specialist_id':" STR ",'socket_id':" STR ",'name':" STR ",'model':" STR
+                   ",'provider':" STR ",'usage':{'type':'object'},'cost':{'type':'number'},'duration_ms':{'type':'number'}")
+                 "},'errors':{'type':'object'},'timed_out':{'type':'array','items':" STR "}") },
   /* OpenAI */
   { "POST /v1/chat/completions", "200", NULL, REF ("ChatCompletion"), SSE,
     "{'type':'string','description':'data: chat.completion.chunk objects, then data: [DONE]'}" },
