@@ -198,48 +198,27 @@ proxy_handle (gpointer data, EnsMessage *request, EnsResponder *responder)
 static void
 take_response (RedisAgents *a, const char *payload, gsize len)
 {
-  g_autoptr (JsonNode) root = a->b->host->json_parse (payload, len, NULL);
-  JsonObject *obj = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  const char *id = ens_member_string (obj, "id");
-  const char *status;
-  JsonNode *err;
-  Call *c;
+  EnsRedisResponse resp;
   EnsResponder *responder;
+  Call *c;
 
-  c = id ? g_hash_table_lookup (a->calls, id) : NULL;
+  ens_redis_decode_response (a->b->host, payload, len, &resp);
+  c = resp.id ? g_hash_table_lookup (a->calls, resp.id) : NULL;
   if (c == NULL)
     {
       a->stray++; /* another node's call, or one that timed out */
+      ens_redis_response_clear (&resp);
       return;
     }
   responder = c->responder;
   c->responder = NULL;
-  status = ens_member_string_or (obj, "status", "success");
-  err = json_object_get_member (obj, "error");
   a->answered++;
-  if (g_strcmp0 (status, "error") == 0 || (err && JSON_NODE_HOLDS_OBJECT (err)))
-    {
-      JsonObject *eo = err && JSON_NODE_HOLDS_OBJECT (err) ? json_node_get_object (err) : NULL;
-      const char *code = ens_member_string (eo, "code");
-      const char *message = ens_member_string (eo, "message");
-      JsonNode *details = eo ? json_object_get_member (eo, "details") : NULL;
-      if (message == NULL && err && JSON_NODE_HOLDS_VALUE (err) && json_node_get_value_type (err) == G_TYPE_STRING)
-        message = json_node_get_string (err);
-      g_hash_table_remove (a->calls, id);
-      a->b->host->respond_error (responder, code ? code : "AGENT_ERROR", message ? message : "the agent failed",
-                                 details);
-      return;
-    }
-  {
-    JsonNode *data = json_object_get_member (obj, "data");
-    if (data == NULL)
-      data = json_object_get_member (obj, "result");
-    data = data ? json_node_ref (data) : NULL;
-    g_hash_table_remove (a->calls, id);
-    a->b->host->respond (responder, data);
-    if (data)
-      json_node_unref (data);
-  }
+  g_hash_table_remove (a->calls, resp.id);
+  if (resp.failed)
+    a->b->host->respond_error (responder, resp.code, resp.message, resp.details);
+  else
+    a->b->host->respond (responder, resp.data);
+  ens_redis_response_clear (&resp);
 }
 
 /* ---- requests for agents of this node ---- */
@@ -253,23 +232,6 @@ publish_response (RedisAgents *a, const char *reply_to, JsonNode *response)
   argv[1] = g_strdup (reply_to);
   argv[2] = a->b->host->json_to_string (response);
   ens_redis_enqueue (a->b, argv);
-}
-
-static JsonNode *
-error_response (const char *id, const char *code, const char *message, JsonNode *details)
-{
-  JsonObject *obj, *eo;
-  JsonNode *node = ens_node_new_object (&obj);
-
-  json_object_set_string_member (obj, "id", id);
-  json_object_set_string_member (obj, "status", "error");
-  eo = json_object_new ();
-  json_object_set_string_member (eo, "code", code);
-  json_object_set_string_member (eo, "message", message);
-  if (details)
-    json_object_set_member (eo, "details", json_node_copy (details));
-  json_object_set_object_member (obj, "error", eo);
-  return node;
 }
 
 static void
@@ -289,7 +251,7 @@ on_local_answer (EnsMessage *answer, gpointer user_data)
   g_autoptr (JsonNode) response = NULL;
 
   if (answer->kind == ENS_MESSAGE_ERROR)
-    response = error_response (s->id, answer->error_code, answer->error_message, answer->error_details);
+    response = ens_redis_error_response (s->id, answer->error_code, answer->error_message, answer->error_details);
   else
     {
       JsonObject *obj;
@@ -310,39 +272,35 @@ static void
 take_request (RedisAgents *a, const char *agent, const char *payload, gsize len)
 {
   Bridge *b = a->b;
-  g_autoptr (JsonNode) root = b->host->json_parse (payload, len, NULL);
-  JsonObject *obj = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  const char *id = ens_member_string (obj, "id");
-  const char *action = ens_member_string (obj, "action");
-  const char *reply_to = ens_member_string (obj, "reply_to");
+  EnsRedisRequest req;
   g_autofree char *default_reply = agent_channel (agent, "response");
   Served *s;
-  gint64 timeout_ms = CLAMP (ens_member_int (obj, "timeout_ms", 0), 0, 24 * 3600 * 1000);
 
-  if (reply_to && reply_to[0] == '\0')
-    reply_to = NULL;
-  if (id == NULL || id[0] == '\0')
+  ens_redis_decode_request (b->host, payload, len, &req);
+  if (req.id == NULL || req.id[0] == '\0')
     {
       a->rejected++; /* nobody to tell: no id to answer */
+      ens_redis_request_clear (&req);
       return;
     }
-  if (action == NULL || action[0] == '\0')
+  if (req.action == NULL || req.action[0] == '\0')
     {
-      g_autoptr (JsonNode) err = error_response (id, ENS_ERR_INVALID_REQUEST,
-                                                 "a request on agent.NAME.request needs \"id\" and \"action\" strings",
-                                                 NULL);
+      g_autoptr (JsonNode) err = ens_redis_error_response (req.id, ENS_ERR_INVALID_REQUEST,
+                                                           "a request on agent.NAME.request needs \"id\" and \"action\" strings",
+                                                           NULL);
       a->rejected++;
-      publish_response (a, reply_to ? reply_to : default_reply, err);
+      publish_response (a, req.reply_to ? req.reply_to : default_reply, err);
+      ens_redis_request_clear (&req);
       return;
     }
   s = g_new0 (Served, 1);
   s->a = a;
-  s->id = g_strdup (id);
-  s->reply_to = g_strdup (reply_to ? reply_to : default_reply);
+  s->id = g_strdup (req.id);
+  s->reply_to = g_strdup (req.reply_to ? req.reply_to : default_reply);
   s->agent = g_strdup (agent);
   g_hash_table_add (a->served, s);
-  b->host->request (b->self, agent, action, obj ? json_object_get_member (obj, "data") : NULL, (guint32) timeout_ms,
-                    on_local_answer, s);
+  b->host->request (b->self, agent, req.action, req.data, req.timeout_ms, on_local_answer, s);
+  ens_redis_request_clear (&req);
 }
 
 static void

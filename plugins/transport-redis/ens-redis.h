@@ -9,6 +9,8 @@
 
 #include <ensemble/ens-host.h>
 
+#include "ens-redis-codec.h"
+
 #include "ens-json-util.h"
 
 #pragma GCC diagnostic push
@@ -51,7 +53,6 @@ struct _Bridge {
   char *prefix_glob; /* the prefix, glob-escaped, to build patterns on */
   char *node_pattern; /* targeted events for clients of this node */
   char *own_prefix;   /* {"node":"<our id>" : how our own envelopes start */
-  gsize own_prefix_len;
   guint outbox_max;
   guint heartbeat_ms;
 

@@ -356,60 +356,20 @@ on_interest (const char *pattern, gboolean wanted, gpointer user_data)
 }
 
 static void
-append_json_string (GString *out, const char *s)
-{
-  g_string_append_c (out, '"');
-  for (; *s; s++)
-    {
-      unsigned char ch = (unsigned char) *s;
-      if (ch == '"' || ch == '\\')
-        {
-          g_string_append_c (out, '\\');
-          g_string_append_c (out, (char) ch);
-        }
-      else if (ch < 0x20)
-        g_string_append_printf (out, "\\u%04x", ch);
-      else
-        g_string_append_c (out, (char) ch);
-    }
-  g_string_append_c (out, '"');
-}
-
-/* The envelope is written by hand, "node" first: a node skips its own
- * echoes by that prefix without parsing them. */
-static void
 on_tap (EnsMessage *event, gpointer user_data)
 {
   Bridge *b = user_data;
-  GString *payload;
   g_autofree char *data = NULL;
   char **argv;
 
   if (event->kind != ENS_MESSAGE_EVENT || event->topic == NULL)
     return;
   data = event->data ? b->host->json_to_string (event->data) : g_strdup ("null");
-  payload = g_string_new (b->own_prefix);
-  g_string_append (payload, ",\"topic\":");
-  append_json_string (payload, event->topic);
-  g_string_append (payload, ",\"data\":");
-  g_string_append (payload, data);
-  if (event->from)
-    {
-      g_string_append (payload, ",\"from\":");
-      append_json_string (payload, event->from);
-    }
-  if (event->to)
-    {
-      g_string_append (payload, ",\"to\":");
-      append_json_string (payload, event->to);
-    }
-  g_string_append_printf (payload, ",\"seq\":%" G_GUINT64_FORMAT "}", event->seq);
-
   argv = g_new0 (char *, 4);
   argv[0] = g_strdup ("PUBLISH");
   argv[1] = event->to ? g_strconcat (b->prefix, event->topic, ":", event->to, NULL)
                      : g_strconcat (b->prefix, event->topic, NULL);
-  argv[2] = g_string_free (payload, FALSE);
+  argv[2] = ens_redis_encode_event (b->own_prefix, event, data);
   if (b->streams)
     ens_redis_streams_event (b->streams, event, data);
   ens_redis_enqueue (b, argv);
@@ -417,70 +377,28 @@ on_tap (EnsMessage *event, gpointer user_data)
 
 /* ---- in: Redis to local subscribers ---- */
 
-static gboolean
-is_concrete_topic (const char *t)
-{
-  return t[0] != '\0' && strpbrk (t, "*?[") == NULL;
-}
-
 static void
 deliver_in (Bridge *b, const char *channel, const char *payload, gsize len)
 {
-  const char *topic;
-  g_autoptr (JsonNode) root = NULL;
-  g_autoptr (JsonNode) str = NULL;
-  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
-  JsonObject *obj;
+  EnsRedisIn in;
 
-  if (!g_str_has_prefix (channel, b->prefix))
-    return;
-  if (len > b->own_prefix_len && memcmp (payload, b->own_prefix, b->own_prefix_len) == 0 &&
-      payload[b->own_prefix_len] == ',')
+  switch (ens_redis_decode_event (b->host, b->prefix, b->own_prefix, channel, payload, len, &in))
     {
+    case ENS_REDIS_IN_DELIVER:
+      b->received++;
+      b->host->publish_remote (b->self, &in.event);
+      break;
+    case ENS_REDIS_IN_OWN:
       b->ignored_own++; /* our own event, back from Redis */
-      return;
-    }
-  topic = channel + strlen (b->prefix);
-  root = b->host->json_parse (payload, len, NULL); /* refuses invalid UTF-8 */
-  init.from = "redis";
-  if (root == NULL)
-    {
-      g_autofree char *text = NULL;
-      if (!g_utf8_validate (payload, len, NULL) || memchr (payload, '\0', len))
-        {
-          b->rejected++;
-          return;
-        }
-      text = g_strndup (payload, len);
-      str = json_node_init_string (json_node_alloc (), text);
-      init.data = str;
-    }
-  else if (JSON_NODE_HOLDS_OBJECT (root) && (obj = json_node_get_object (root))
-           && json_object_has_member (obj, "node"))
-    {
-      const char *node = ens_member_string_or (obj, "node", "");
-      if (g_str_equal (node, b->host->node_id ()))
-        {
-          b->ignored_own++;
-          return;
-        }
-      /* A node's envelope names the topic (the channel of a targeted
-       * event also carries its target). */
-      topic = ens_member_string_or (obj, "topic", topic);
-      init.data = json_object_get_member (obj, "data");
-      init.from = ens_member_string_or (obj, "from", "redis");
-      init.to = ens_member_string (obj, "to");
-    }
-  else
-    init.data = root;
-  if (!is_concrete_topic (topic))
-    {
+      break;
+    case ENS_REDIS_IN_REJECTED:
       b->rejected++;
-      return;
+      break;
+    case ENS_REDIS_IN_FOREIGN:
+    default:
+      break;
     }
-  init.topic = topic;
-  b->received++;
-  b->host->publish_remote (b->self, &init);
+  ens_redis_in_clear (&in);
 }
 
 static void
@@ -800,12 +718,7 @@ redis_init (const EnsHost *host, EnsPlugin *self, GError **error)
   esc = ens_redis_glob_escape (host->node_id ());
   b->node_pattern = g_strconcat (b->prefix_glob, "*:c*-", esc, NULL);
   b->interest = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  {
-    GString *own = g_string_new ("{\"node\":");
-    append_json_string (own, host->node_id ());
-    b->own_prefix_len = own->len;
-    b->own_prefix = g_string_free (own, FALSE);
-  }
+  b->own_prefix = ens_redis_envelope_prefix (host->node_id ());
 
   g_strstrip (url);
   if (url[0] == '\0')
