@@ -61,10 +61,12 @@ ens_redis_encode_event (const char *envelope_prefix, EnsMessage *event, const ch
   return g_string_free (payload, FALSE);
 }
 
+/* A channel name is any bytes; a topic on the bus is UTF-8 text, as every
+ * other way in (JSON) guarantees. */
 static gboolean
 is_concrete_topic (const char *t)
 {
-  return t[0] != '\0' && strpbrk (t, "*?[") == NULL;
+  return t[0] != '\0' && strpbrk (t, "*?[") == NULL && g_utf8_validate (t, -1, NULL);
 }
 
 EnsRedisInVerdict
