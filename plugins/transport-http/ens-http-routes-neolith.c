@@ -441,7 +441,7 @@ neolith_events_health (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   json_object_set_array_member (d, "topics", topics);
   node = ens_node_take_object (d);
   status = neolith_status (ens_seed_answer_object (answer));
-  ens_seed_attach_state (call, "ens-neolith-status", status, (GDestroyNotify) json_object_unref);
+  ens_http_attach (call, "ens-neolith-status", status, (GDestroyNotify) json_object_unref);
   ens_http_on_event (call, neolith_event, NULL);
   ens_http_core (call, NULL, "subscribe", node, 0, neolith_subscribed, status);
 }

@@ -166,16 +166,17 @@ is_number (JsonNode *n)
 static JsonObject *
 read_body (EnsHttpCall *call, JsonNode **out)
 {
-  SoupMessageBody *body = soup_server_message_get_request_body (ens_http_message (call));
+  gsize len;
+  const char *body = ens_http_request_body (call, &len);
   g_autoptr (GError) error = NULL;
   JsonNode *node;
 
-  if (body->length == 0)
+  if (len == 0)
     {
       reply_invalid (call, NULL, "the request body must be a JSON object");
       return NULL;
     }
-  node = ens_http_host (call)->json_parse (body->data, body->length, &error);
+  node = ens_http_host (call)->json_parse (body, len, &error);
   if (node == NULL)
     {
       g_autofree char *text = g_strdup_printf ("We could not parse the JSON body of your request: %s",

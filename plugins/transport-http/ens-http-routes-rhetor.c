@@ -69,7 +69,7 @@ roster_ensure (EnsHttpCall *call, char **names, RosterThen then, gpointer data)
   re->names = g_strdupv (names ? names : (char *[]){ NULL });
   re->then = then;
   re->data = data;
-  ens_seed_attach_state (call, "ens-rhetor-roster", re, roster_ensure_free);
+  ens_http_attach (call, "ens-rhetor-roster", re, roster_ensure_free);
   roster_step (call, NULL, re);
 }
 
@@ -280,7 +280,7 @@ route_rhetor_specialists (EnsHttpCall *call)
 
   lc->roster = rhetor_roster (call);
   lc->active_only = active_only && (g_ascii_strcasecmp (active_only, "true") == 0 || strcmp (active_only, "1") == 0);
-  ens_seed_attach_state (call, "ens-rhetor-list", lc, list_call_free);
+  ens_http_attach (call, "ens-rhetor-list", lc, list_call_free);
   roster_ensure (call, lc->roster, rhetor_list, lc);
 }
 
@@ -410,7 +410,7 @@ route_rhetor_message (EnsHttpCall *call)
   resolved = ens_dialect_rhetor_resolve ((const char *const *) roster, mc->asked);
   mc->socket_id = resolved ? resolved : g_strdup (mc->asked);
   mc->component = g_strdup (ens_dialect_rhetor_component ((const char *const *) roster, mc->socket_id));
-  ens_seed_attach_state (call, "ens-rhetor-message", mc, message_call_free);
+  ens_http_attach (call, "ens-rhetor-message", mc, message_call_free);
   d = json_object_new ();
   json_object_set_string_member (d, "session_id", mc->socket_id);
   json_object_set_string_member (d, "task", message);
@@ -825,7 +825,7 @@ route_team_chat (EnsHttpCall *call)
   tc->members = g_ptr_array_new_with_free_func ((GDestroyNotify) member_free);
   tc->responses = json_object_new ();
   tc->errors = json_object_new ();
-  ens_seed_attach_state (call, "ens-team-chat", tc, team_chat_free);
+  ens_http_attach (call, "ens-team-chat", tc, team_chat_free);
   ens_http_on_disconnect (call, team_chat_gone, tc);
   roster_ensure (call, tc->roster, team_chat_list, tc);
 }

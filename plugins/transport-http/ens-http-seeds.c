@@ -180,13 +180,3 @@ ens_seed_reply_task_failed (EnsHttpCall *call, JsonObject *ev, JsonNode *event_d
   ens_http_reply_error (call, status == 500 ? 502 : status, code,
                         ens_member_string_or (ev, "error", "the task failed"), event_data);
 }
-
-/* State that outlives the handler is tied to the SoupServerMessage, which
- * outlives the call (and its client): answers or events that arrive after
- * the reply, or never (the peer left), still find it, and it is freed
- * exactly once. */
-void
-ens_seed_attach_state (EnsHttpCall *call, const char *key, gpointer state, GDestroyNotify free_func)
-{
-  g_object_set_data_full (G_OBJECT (ens_http_message (call)), key, state, free_func);
-}

@@ -59,8 +59,3 @@ gboolean ens_seed_get_number (EnsHttpCall *call, JsonObject *body, const char *f
 void ens_seed_copy_result (JsonObject *to, JsonObject *result);
 /* A failed task (task_failed {error, code}) as an HTTP error; (transfer none). */
 void ens_seed_reply_task_failed (EnsHttpCall *call, JsonObject *ev, JsonNode *event_data);
-/* Ties @state (transfer full, freed with @free_func) to the call's
- * SoupServerMessage, which outlives the call and its client: answers or
- * events that arrive after the reply, or never (the peer left), still find
- * it, and it is freed exactly once. */
-void ens_seed_attach_state (EnsHttpCall *call, const char *key, gpointer state, GDestroyNotify free_func);

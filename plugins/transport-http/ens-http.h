@@ -5,7 +5,13 @@
  * requests and generates GET /openapi.json, so the document cannot drift
  * from what is served.  Handlers run on the main loop; each request that
  * talks to the core gets its own EnsClient for its lifetime, so replies,
- * completion events and SSE streams reach exactly that request. */
+ * completion events and SSE streams reach exactly that request.
+ *
+ * The routes (ens-http-routes-*.c) and how they answer (ens-http-answer.c)
+ * are the static library ens-http-routes, which reaches the request only
+ * through the functions below: the plugin (ens-transport-http.c,
+ * ens-http-sse.c) implements them on libsoup, the fuzz target (tests/fuzz)
+ * on a fake request. */
 #pragma once
 
 #include <ensemble/ensemble.h>
@@ -46,10 +52,19 @@ SoupServerMessage *ens_http_message (EnsHttpCall *call);
 const char *ens_http_param (EnsHttpCall *call, const char *name);
 /* A query parameter; (transfer none). */
 const char *ens_http_query (EnsHttpCall *call, const char *name);
+/* The request's body as it came, (transfer none), valid for the call. */
+const char *ens_http_request_body (EnsHttpCall *call, gsize *len);
 /* The JSON body as an object, (transfer none), valid for the call.
  * Returns NULL after answering 400 (malformed JSON) or 422 (not an object)
  * itself; an empty body gives an empty object. */
 JsonObject *ens_http_body (EnsHttpCall *call);
+/* What ens_http_body does with the bytes (ens-http-answer.c): (transfer
+ * full) an object node, or NULL after answering 400 or 422. */
+JsonNode *ens_http_parse_body (EnsHttpCall *call, const char *data, gsize len);
+/* Ties @state to the request, which outlives the call (and its client):
+ * answers or events that arrive after the reply, or never (the peer left),
+ * still find it, and @free_func frees it exactly once. */
+void ens_http_attach (EnsHttpCall *call, const char *key, gpointer state, GDestroyNotify free_func);
 /* The base URL clients reach this server on ("http://127.0.0.1:8090"). */
 const char *ens_http_base_url (EnsHttpCall *call);
 
