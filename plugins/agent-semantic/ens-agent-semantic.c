@@ -582,8 +582,9 @@ split_vector (char *json, const char **b64, gsize *len)
     return FALSE;
   *b64 = start;
   *len = end - start;
-  start[-m] = '}';
-  start[-m + 1] = '\0';
+  start -= m; /* (start[-m] would add a wrapped unsigned offset) */
+  start[0] = '}';
+  start[1] = '\0';
   return TRUE;
 }
 
