@@ -2,8 +2,11 @@
 # dev.sh — build, run and test Ensemble from a checkout.
 #   ./dev.sh run [ensembled options]   build, then run the daemon in the foreground
 #   ./dev.sh test                      build with -Dwerror=true, run every test, then
-#                                      again under AddressSanitizer + UBSan
+#                                      again under AddressSanitizer + UBSan (clang, with
+#                                      each fuzz target run for a few seconds)
 #   ./dev.sh bench                     build optimised, run the benchmarks
+#   ./dev.sh fuzz [SECONDS] [TARGET..] run each fuzz target (tests/fuzz) for SECONDS
+#                                      (default 60); non-zero exit on a crash
 # Installs the Debian packages it needs when run as root.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,6 +18,8 @@ BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libgli
                 libsqlite3-dev libsoup-3.0-dev libhiredis-dev)
 TEST_PACKAGES=(python3 python3-gi netcat-openbsd procps curl dbus util-linux redis-server redis-tools
                chromium)
+# The sanitizer build and the fuzz targets: clang with libFuzzer.
+FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
 # ensure_packages NAME...: installs the missing ones (as root).
 ensure_packages() {
@@ -50,14 +55,20 @@ ensure_js_clients() {
   fi
 }
 
-# build DIR [meson options...]
+# build DIR [meson options...]; CC chooses the compiler of a new DIR (one
+# made with another compiler is made again).
 build() {
   local dir=$1
   shift
+  if [ -f "$dir/build.ninja" ] && [ -n "${CC:-}" ] &&
+     ! grep -qx "CC=$CC" "$dir/.dev-cc" 2>/dev/null; then
+    rm -rf "$dir"
+  fi
   if [ -f "$dir/build.ninja" ]; then
     meson configure "$dir" "$@" >/dev/null
   else
     meson setup "$dir" "$@" >/dev/null
+    echo "CC=${CC:-}" >"$dir/.dev-cc"
   fi
   ninja -C "$dir" >/dev/null
 }
@@ -100,14 +111,17 @@ case "$cmd" in
     exec build/core/ensembled "$@"
     ;;
   test)
-    ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${FUZZ_PACKAGES[@]}"
     ensure_js_clients
     status=0
     build build -Dwerror=true
     run_suite build || status=1
     # Sanitizers: plugins are dlopen()ed, so undefined symbols are resolved
-    # from the sanitized daemon at load time (b_lundef=false).
-    build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+    # from the sanitized daemon at load time (b_lundef=false).  Built with
+    # clang so the fuzz targets are libFuzzer binaries here (suite 'fuzz',
+    # each run briefly); the gcc build above replays their seed corpus.
+    CC=clang build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
+      -Dfuzzing=true
     # Every leak fails the run (nothing is suppressed).  Allocation stacks
     # are unwound the fast way: the slow unwinder, which sees the frames
     # below GLib, makes allocation-heavy tests ~9x slower; set ASAN_OPTIONS
@@ -119,6 +133,26 @@ case "$cmd" in
     echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
     exit $status
     ;;
+  fuzz)
+    # ./dev.sh fuzz [SECONDS] [TARGET...]: each target (default: all) from
+    # its seed corpus plus what earlier runs found (build-fuzz/corpus/),
+    # inputs that fail saved in build-fuzz/artifacts/.
+    seconds=60
+    if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then seconds=$1; shift; fi
+    ensure_packages "${BUILD_PACKAGES[@]}" "${FUZZ_PACKAGES[@]}" python3
+    CC=clang build build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
+    targets=("$@")
+    if [ ${#targets[@]} -eq 0 ]; then
+      for t in tests/fuzz/corpus/*/; do targets+=("$(basename "$t")"); done
+    fi
+    status=0
+    for t in "${targets[@]}"; do
+      python3 tests/fuzz/run-fuzz.py --seconds "$seconds" --work "build-fuzz/corpus/$t" \
+        --artifacts build-fuzz/artifacts "build-fuzz/tests/fuzz/fuzz-$t" "tests/fuzz/corpus/$t" | tail -n 40 ||
+        status=1
+    done
+    exit $status
+    ;;
   bench)
     ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     build build-release -Dbuildtype=release
@@ -127,7 +161,7 @@ case "$cmd" in
     tests/bench/run-bench-redis.sh build-release "$@"
     ;;
   *)
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac
