@@ -121,7 +121,7 @@ case "$cmd" in
     # clang so the fuzz targets are libFuzzer binaries here (suite 'fuzz',
     # each run briefly); the gcc build above replays their seed corpus.
     CC=clang build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
-      -Dfuzzing=true
+      -Dfuzzing=light
     # Every leak fails the run (nothing is suppressed).  Allocation stacks
     # are unwound the fast way: the slow unwinder, which sees the frames
     # below GLib, makes allocation-heavy tests ~9x slower; set ASAN_OPTIONS
@@ -140,7 +140,7 @@ case "$cmd" in
     seconds=60
     if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then seconds=$1; shift; fi
     ensure_packages "${BUILD_PACKAGES[@]}" "${FUZZ_PACKAGES[@]}" python3
-    CC=clang build build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
+    CC=clang build build-fuzz -Dfuzzing=full -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
     targets=("$@")
     if [ ${#targets[@]} -eq 0 ]; then
       for t in tests/fuzz/corpus/*/; do targets+=("$(basename "$t")"); done
