@@ -7,6 +7,8 @@
 #   ./dev.sh bench                     build optimised, run the benchmarks
 #   ./dev.sh fuzz [SECONDS] [TARGET..] run each fuzz target (tests/fuzz) for SECONDS
 #                                      (default 60); non-zero exit on a crash
+#   ./dev.sh soak [MINUTES]            the daemon under mixed traffic (default 15 min);
+#                                      non-zero exit if its fds or RSS grow
 # Installs the Debian packages it needs when run as root.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -153,6 +155,13 @@ case "$cmd" in
     done
     exit $status
     ;;
+  soak)
+    # tests/soak/soak.py: a real ensembled, a fake upstream, mixed traffic.
+    ensure_packages "${BUILD_PACKAGES[@]}" python3 procps
+    build build
+    ENS_BUILD_ROOT=$PWD/build ENS_SOURCE_ROOT=$PWD GSETTINGS_SCHEMA_DIR=$PWD/build/data \
+      exec python3 tests/soak/soak.py --minutes "${1:-15}" "${@:2}"
+    ;;
   bench)
     ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     build build-release -Dbuildtype=release
@@ -161,7 +170,7 @@ case "$cmd" in
     tests/bench/run-bench-redis.sh build-release "$@"
     ;;
   *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac
