@@ -36,18 +36,43 @@ import random
 import re
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
-from enslib import Client, Daemon, gv  # noqa: E402
-from fake_openai import FakeOpenAI  # noqa: E402
+from enslib import BUILD, Daemon, die_with_parent, gv  # noqa: E402
 
 MODEL = "soak-model"          # the fake upstream answers at once
-DRIP_MODEL = "soak-drip"      # one word every 100 ms: a stream to drop midway
+DRIP_MODEL = "soak-drip"      # one chunk every 100 ms: a stream to drop midway
+
+
+class Upstream:
+    """The scripted fake LLM upstream (tests/support) as a process on
+    loopback; GET /fake/stats counts its requests and connections."""
+
+    def __init__(self):
+        exe = os.environ.get("ENS_FAKE_UPSTREAM_SERVER",
+                             os.path.join(BUILD, "tests", "support", "ens-fake-upstream-server"))
+        self.proc = subprocess.Popen([exe], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     preexec_fn=die_with_parent)
+        self.port = int(self.proc.stdout.readline())
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def stats(self):
+        try:
+            with urllib.request.urlopen(self.base + "/fake/stats", timeout=5) as r:
+                return json.loads(r.read())
+        except OSError as e:
+            return {"error": str(e)}
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 class Stats:
@@ -181,7 +206,7 @@ def completions(url, stop, stats):
             conn.close()
             conn = http_conn(url)  # keep-alive lost: a new connection
             raise
-        if r.status != 200 or b"echo: soak" not in data:
+        if r.status != 200 or b'"choices"' not in data:
             raise AssertionError(f"{r.status} {data[:200]!r}")
         stats.op("completions")
     loop(stop, stats, "completions", body, 0.05)
@@ -386,10 +411,11 @@ def log_problems(d):
             "sanitizer": log.count("ERROR: AddressSanitizer") + log.count("runtime error:")}
 
 
-def sample(d, stats, label, start):
+def sample(d, up, stats, label, start):
     ops, errors, last = stats.snapshot()
     s = {"label": label, "t": time.time() - start, "fds": fd_count(d.proc.pid), "rss": rss_mb(d.proc.pid),
          "ops": ops, "errors": errors, "daemon": daemon_counters(d), "log": log_problems(d)}
+    s["daemon"]["upstream"] = up.stats()
     err = ", ".join(f"{k} {v}" for k, v in sorted(errors.items())) or "none"
     done = ", ".join(f"{k} {v}" for k, v in sorted(ops.items()))
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(fd_kinds(d.proc.pid).items()))
@@ -411,12 +437,14 @@ def main():
     total = args.minutes * 60
     warmup = min(60.0, total * 0.15)
 
-    fake = FakeOpenAI()
-    backend = {"plugin": gv("provider-openai"), "base-url": gv(fake.url), "models": gv([MODEL, DRIP_MODEL]),
-               "model-map": gv({MODEL: "ok-soak", DRIP_MODEL: "drip"}), "quality": gv(0.99), "latency-ms": gv(50),
-               "max-retries": gv(0), "timeout-ms": gv(30000)}
-    d = Daemon(settings={"http-port": "0", "ws-port": "0", "providers": gv(["soak"])},
-               groups={"providers/soak": backend})
+    up = Upstream()
+
+    def backend(path, model):
+        return {"plugin": gv("provider-openai"), "base-url": gv(up.base + path), "models": gv([model]),
+                "quality": gv(0.99), "latency-ms": gv(50), "max-retries": gv(0), "timeout-ms": gv(30000)}
+    d = Daemon(settings={"http-port": "0", "ws-port": "0", "providers": gv(["soak", "soak-drip"])},
+               groups={"providers/soak": backend("/v1", MODEL),
+                       "providers/soak-drip": backend("/stream,chunks=20,interval=100/v1", DRIP_MODEL)})
     stop = threading.Event()
     stats = Stats()
     never = []
@@ -424,7 +452,7 @@ def main():
         url = d.http_url()
         m = re.search(r"transport-websocket: listening on (ws://\S+)", d.read_log())
         ws_url = m.group(1).rstrip("/") if m else None
-        print(f"soak: ensembled pid {d.proc.pid}, {url}, {ws_url}, fake upstream {fake.url}, "
+        print(f"soak: ensembled pid {d.proc.pid}, {url}, {ws_url}, fake upstream {up.base}, "
               f"{args.minutes:g} min (warm-up {warmup:.0f} s)", flush=True)
         workers = [(publisher, (d, stop, stats)), (never_reader, (d, stop, stats, never)),
                    (requests, (d, stop, stats)), (churn_subscriber, (d, stop, stats)),
@@ -439,7 +467,7 @@ def main():
         start = time.time()
 
         stop.wait(warmup)
-        base = sample(d, stats, "baseline", start)
+        base = sample(d, up, stats, "baseline", start)
         samples = [base]
         middle_done = False
         next_report = time.time() + args.report_every
@@ -447,11 +475,11 @@ def main():
             time.sleep(1)
             now = time.time()
             if not middle_done and now - start >= (total + warmup) / 2:
-                samples.append(sample(d, stats, "middle", start))
+                samples.append(sample(d, up, stats, "middle", start))
                 middle_done = True
                 next_report = now + args.report_every
             elif now >= next_report:
-                samples.append(sample(d, stats, "running", start))
+                samples.append(sample(d, up, stats, "running", start))
                 next_report = now + args.report_every
         stop.set()
         for c in never:
@@ -462,7 +490,7 @@ def main():
         if d.proc.poll() is not None:
             print(f"soak: FAILED: ensembled exited with {d.proc.returncode}\n{d.read_log()[-4000:]}")
             return 1
-        end = sample(d, stats, "end", start)
+        end = sample(d, up, stats, "end", start)
         fd_growth = end["fds"] - base["fds"]
         rss_growth = end["rss"] - base["rss"]
         rss_allowed = args.rss_tolerance_mb + 0.10 * base["rss"]
@@ -483,7 +511,7 @@ def main():
     finally:
         stop.set()
         d.cleanup()
-        fake.close()
+        up.close()
 
 
 if __name__ == "__main__":
