@@ -149,7 +149,7 @@ case "$cmd" in
     fi
     status=0
     for t in "${targets[@]}"; do
-      python3 tests/fuzz/run-fuzz.py --seconds "$seconds" --work "build-fuzz/corpus/$t" \
+      python3 tests/fuzz/run-fuzz.py --seconds "$seconds" --work "build-fuzz/corpus/$t" --dict "tests/fuzz/dict/$t.dict" \
         --artifacts build-fuzz/artifacts "build-fuzz/tests/fuzz/fuzz-$t" "tests/fuzz/corpus/$t" | tail -n 40 ||
         status=1
     done

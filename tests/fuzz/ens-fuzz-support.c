@@ -8,7 +8,13 @@
 
 /* Criticals and warnings abort (SIGABRT, which libFuzzer catches and
  * saves the input for; GLib's own fatal path would raise SIGTRAP); what
- * the daemon logs below that is noise here. */
+ * the daemon logs below that is noise here.  With ENS_FUZZ_SURVEY set in
+ * the environment each is printed with its stack and the run goes on: many
+ * distinct ones found in one run. */
+static gboolean survey; /* ENS_FUZZ_SURVEY set: report each with its stack, carry on */
+
+void __sanitizer_print_stack_trace (void) __attribute__ ((weak));
+
 static void
 on_log (const char *domain, GLogLevelFlags level, const char *message, gpointer data)
 {
@@ -16,7 +22,10 @@ on_log (const char *domain, GLogLevelFlags level, const char *message, gpointer 
   if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
     {
       fprintf (stderr, "%s: %s\n", domain ? domain : "(no domain)", message);
-      abort ();
+      if (!survey || (level & G_LOG_LEVEL_ERROR))
+        abort ();
+      if (__sanitizer_print_stack_trace)
+        __sanitizer_print_stack_trace ();
     }
 }
 
@@ -28,6 +37,7 @@ ens_fuzz_init (void)
   if (done)
     return;
   done = TRUE;
+  survey = g_getenv ("ENS_FUZZ_SURVEY") != NULL;
   g_log_set_default_handler (on_log, NULL);
 }
 
@@ -134,6 +144,140 @@ ens_fuzz_check_lines (GBytes *bytes)
       p = nl + 1;
     }
   return lines;
+}
+
+/* ---- a JSON-aware mutator ---- */
+
+static JsonNode *
+scalar (const char *json)
+{
+  return ens_json_parse (json, strlen (json), NULL);
+}
+
+/* A value of some type, or @donor (another node of the tree), or @node
+ * wrapped in an array or an object. */
+static JsonNode *
+other_value (GRand *rand, JsonNode *node, JsonNode *donor)
+{
+  static const char *const values[] = {
+    "null", "true", "false", "0", "-1", "1", "9007199254740993", "-9223372036854775808", "1e300", "0.5", "-0.0",
+    "\"\"", "\"x\"", "\"\\u00e9\\ud83d\\ude00\"", "\"*\"", "[]", "{}", "[1,\"a\",null]", "{\"a\":{\"b\":[]}}",
+  };
+  guint pick = (guint) g_rand_int_range (rand, 0, G_N_ELEMENTS (values) + 3);
+
+  if (pick < G_N_ELEMENTS (values))
+    return scalar (values[pick]);
+  if (pick == G_N_ELEMENTS (values))
+    return json_node_copy (donor);
+  {
+    JsonNode *wrapped;
+    if (pick == G_N_ELEMENTS (values) + 1)
+      {
+        JsonArray *a = json_array_new ();
+        json_array_add_element (a, json_node_copy (node));
+        wrapped = json_node_init_array (json_node_alloc (), a);
+        json_array_unref (a);
+      }
+    else
+      {
+        JsonObject *o = json_object_new ();
+        json_object_set_member (o, "a", json_node_copy (node));
+        wrapped = json_node_init_object (json_node_alloc (), o);
+        json_object_unref (o);
+      }
+    return wrapped;
+  }
+}
+
+/* A fresh (unsealed) copy of @node with node number @target (pre-order)
+ * replaced, or, when it is an object, one of its members dropped. */
+static JsonNode *
+rebuild (JsonNode *node, guint *count, guint target, GRand *rand, JsonNode *donor)
+{
+  gboolean here = (*count)++ == target;
+
+  if (here && !(JSON_NODE_HOLDS_OBJECT (node) && g_rand_boolean (rand)))
+    return other_value (rand, node, donor);
+  if (JSON_NODE_HOLDS_OBJECT (node))
+    {
+      JsonObject *o = json_object_new ();
+      JsonObjectIter iter;
+      const char *name;
+      JsonNode *member, *out;
+      guint n = json_object_get_size (json_node_get_object (node));
+      guint drop = here && n ? (guint) g_rand_int_range (rand, 0, (gint32) n) : G_MAXUINT, i = 0;
+
+      json_object_iter_init_ordered (&iter, json_node_get_object (node));
+      while (json_object_iter_next_ordered (&iter, &name, &member))
+        {
+          JsonNode *child = rebuild (member, count, target, rand, donor);
+          if (i++ == drop)
+            json_node_unref (child);
+          else
+            json_object_set_member (o, name, child);
+        }
+      out = json_node_init_object (json_node_alloc (), o);
+      json_object_unref (o);
+      return out;
+    }
+  if (JSON_NODE_HOLDS_ARRAY (node))
+    {
+      JsonArray *in = json_node_get_array (node), *a = json_array_new ();
+      JsonNode *out;
+
+      for (guint i = 0; i < json_array_get_length (in); i++)
+        json_array_add_element (a, rebuild (json_array_get_element (in, i), count, target, rand, donor));
+      out = json_node_init_array (json_node_alloc (), a);
+      json_array_unref (a);
+      return out;
+    }
+  return json_node_copy (node);
+}
+
+static void
+count_nodes (JsonNode *node, GPtrArray *all)
+{
+  g_ptr_array_add (all, node);
+  if (JSON_NODE_HOLDS_OBJECT (node))
+    {
+      JsonObjectIter iter;
+      const char *name;
+      JsonNode *member;
+      json_object_iter_init_ordered (&iter, json_node_get_object (node));
+      while (json_object_iter_next_ordered (&iter, &name, &member))
+        count_nodes (member, all);
+    }
+  else if (JSON_NODE_HOLDS_ARRAY (node))
+    for (guint i = 0; i < json_array_get_length (json_node_get_array (node)); i++)
+      count_nodes (json_array_get_element (json_node_get_array (node), i), all);
+}
+
+size_t
+ens_fuzz_mutate_json (uint8_t *data, size_t size, size_t max_size, unsigned int seed, size_t offset)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (seed);
+  g_autoptr (JsonNode) root = NULL;
+  g_autoptr (JsonNode) mutated = NULL;
+  g_autoptr (GPtrArray) all = NULL;
+  g_autofree char *text = NULL;
+  guint count = 0;
+  gsize len;
+
+  if (offset > size || g_rand_boolean (rand))
+    return LLVMFuzzerMutate (data, size, max_size);
+  root = ens_json_parse ((const char *) data + offset, size - offset, NULL);
+  if (root == NULL)
+    return LLVMFuzzerMutate (data, size, max_size);
+  all = g_ptr_array_new ();
+  count_nodes (root, all);
+  mutated = rebuild (root, &count, (guint) g_rand_int_range (rand, 0, (gint32) all->len), rand,
+                     g_ptr_array_index (all, g_rand_int_range (rand, 0, (gint32) all->len)));
+  text = ens_json_to_string (mutated);
+  len = strlen (text);
+  if (offset + len > max_size)
+    return LLVMFuzzerMutate (data, size, max_size);
+  memcpy (data + offset, text, len);
+  return offset + len;
 }
 
 /* ---- a host table over the core's own functions ---- */

@@ -19,9 +19,13 @@ G_BEGIN_DECLS
 
 int LLVMFuzzerInitialize (int *argc, char ***argv);
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+size_t LLVMFuzzerCustomMutator (uint8_t *data, size_t size, size_t max_size, unsigned int seed);
+/* libFuzzer's own byte mutator (the replay driver has a stand-in). */
+size_t LLVMFuzzerMutate (uint8_t *data, size_t size, size_t max_size);
 
 /* Once per process: GLib criticals and warnings abort (a critical is a bug
- * the fuzzer found), and the daemon's own log lines are dropped. */
+ * the fuzzer found; with ENS_FUZZ_SURVEY set they are reported and the run
+ * goes on), and the daemon's own log lines are dropped. */
 void ens_fuzz_init (void);
 
 /* Aborts with @what and the input's first bytes, escaped, when @ok is FALSE. */
@@ -37,6 +41,14 @@ gboolean ens_fuzz_same_tree (JsonNode *a, JsonNode *b, gboolean numeric);
 /* Checks that @bytes (what an encoder wrote) is one JSON text per line, each
  * accepted by the core's parser; returns the number of lines. */
 guint ens_fuzz_check_lines (GBytes *bytes);
+
+/* A mutator for inputs that end in a JSON text (from byte @offset on): half
+ * the time, when that text parses, one node of its tree is replaced by a
+ * value of another type (or another node of the tree, or wrapped, or a
+ * member dropped) and the tree written back; otherwise libFuzzer's byte
+ * mutations.  Type confusion is what the code that reads JSON trips on, and
+ * byte mutations rarely keep a text valid JSON. */
+size_t ens_fuzz_mutate_json (uint8_t *data, size_t size, size_t max_size, unsigned int seed, size_t offset);
 
 /* The core's own host table (messages, JSON, encoders, node id
  * "fuzz-node"); client_submit records what it is handed; the entries that

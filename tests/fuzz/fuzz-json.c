@@ -290,6 +290,12 @@ same_as_json_glib (JsonNode *ours, JsonNode *theirs)
   return ens_fuzz_same_tree (ours, theirs, FALSE);
 }
 
+size_t
+LLVMFuzzerCustomMutator (uint8_t *data, size_t size, size_t max_size, unsigned int seed)
+{
+  return ens_fuzz_mutate_json (data, size, max_size, seed, 0);
+}
+
 int
 LLVMFuzzerInitialize (int *argc, char ***argv)
 {

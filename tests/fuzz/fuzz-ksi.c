@@ -11,6 +11,12 @@
 
 #include <string.h>
 
+size_t
+LLVMFuzzerCustomMutator (uint8_t *data, size_t size, size_t max_size, unsigned int seed)
+{
+  return ens_fuzz_mutate_json (data, size, max_size, seed, 0);
+}
+
 int
 LLVMFuzzerInitialize (int *argc, char ***argv)
 {

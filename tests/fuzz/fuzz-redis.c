@@ -96,6 +96,14 @@ check_response (const EnsHost *host, const uint8_t *payload, gsize len)
   ens_redis_response_clear (&resp);
 }
 
+/* The JSON is the payload: after the selector, after the channel's NUL. */
+size_t
+LLVMFuzzerCustomMutator (uint8_t *data, size_t size, size_t max_size, unsigned int seed)
+{
+  const uint8_t *nul = size > 1 && data[0] != 'q' && data[0] != 'r' ? memchr (data + 1, '\0', size - 1) : NULL;
+  return ens_fuzz_mutate_json (data, size, max_size, seed, nul ? (size_t) (nul + 1 - data) : 1);
+}
+
 int
 LLVMFuzzerInitialize (int *argc, char ***argv)
 {

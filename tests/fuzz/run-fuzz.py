@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs one libFuzzer target for a bounded time and says what it did.
 
-    run-fuzz.py [--seconds N] [--work DIR] [--artifacts DIR] TARGET SEED_CORPUS
+    run-fuzz.py [--seconds N] [--work DIR] [--artifacts DIR] [--dict FILE] TARGET SEED_CORPUS
 
 The target reads the seed corpus (never written to) and a work corpus (a
 temporary folder unless --work names one, which then keeps what the run
@@ -25,6 +25,7 @@ def main():
     ap.add_argument("--work", help="work corpus folder (kept)")
     ap.add_argument("--artifacts", default="fuzz-artifacts")
     ap.add_argument("--max-len", type=int, default=0, help="libFuzzer -max_len (0: its default)")
+    ap.add_argument("--dict", help="libFuzzer dictionary")
     ap.add_argument("target")
     ap.add_argument("seeds")
     args = ap.parse_args()
@@ -54,6 +55,8 @@ def main():
            "-print_final_stats=1", f"-artifact_prefix={artifacts}/{name}-", work, args.seeds]
     if args.max_len:
         cmd.insert(1, f"-max_len={args.max_len}")
+    if args.dict:
+        cmd.insert(1, f"-dict={args.dict}")
     try:
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               errors="replace")
