@@ -17,6 +17,7 @@
  * client, as a vanishing peer would. */
 #include "ens-fuzz.h"
 #include "ens-http.h"
+#include "ens-json-util.h"
 
 #include <string.h>
 
@@ -37,6 +38,8 @@ struct _EnsHttpCall {
   gpointer event_data;
   void (*disconnect_func) (EnsHttpCall *call, gpointer data);
   gpointer disconnect_data;
+  EnsHttpSseNoticeFunc notice;
+  gpointer notice_data;
 };
 
 static GPtrArray *routes; /* const EnsHttpRoute* */
@@ -133,6 +136,44 @@ ens_http_sse_send (EnsHttpCall *call, const char *event, const char *data)
       g_autoptr (JsonNode) node = ens_json_parse (data, strlen (data), &error);
       ENS_FUZZ_CHECK (node != NULL, "SSE data that is not JSON (%s): %.300s", error->message, data);
     }
+}
+
+/* A whole frame: "event: ..." and "data: ..." lines, a blank line. */
+static void
+check_frame (GBytes *frame)
+{
+  gsize size;
+  const char *data = g_bytes_get_data (frame, &size);
+  g_autofree char *text = g_strndup (data, size);
+  g_auto (GStrv) lines = NULL;
+
+  ENS_FUZZ_CHECK (size >= 2 && strlen (text) == size && g_str_has_suffix (text, "\n\n"), "a frame without its end");
+  text[size - 2] = '\0';
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    {
+      g_autoptr (JsonNode) node = NULL;
+      if (g_str_has_prefix (lines[i], "event: ") || lines[i][0] == ':')
+        continue;
+      ENS_FUZZ_CHECK (g_str_has_prefix (lines[i], "data: "), "a frame line that is no field: %.200s", lines[i]);
+      node = ens_json_parse (lines[i] + 6, strlen (lines[i] + 6), NULL);
+      ENS_FUZZ_CHECK (node != NULL, "frame data that is not JSON: %.300s", lines[i]);
+    }
+}
+
+void
+ens_http_sse_send_event (EnsHttpCall *call, GBytes *frame)
+{
+  if (!call->sse || call->sse_ended)
+    return;
+  check_frame (frame);
+}
+
+void
+ens_http_sse_on_dropped (EnsHttpCall *call, EnsHttpSseNoticeFunc notice, gpointer data)
+{
+  call->notice = notice;
+  call->notice_data = data;
 }
 
 void
@@ -305,6 +346,21 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       call.answer_func = NULL;
       if (call.answer % 8 == 7 && request->agent)
         answer = ens_message_new_reply (request, request->data);
+      else if (call.answer % 8 == 6 && request->agent == NULL)
+        {
+          /* A core verb's answer in the core's shapes: an acknowledgement
+           * naming what later events carry, the empty lists of a listing. */
+          static const char *const lists[] = { "agents", "sessions", "plugins", "providers", "processes" };
+          JsonObject *ack;
+          g_autoptr (JsonNode) ack_node = ens_node_new_object (&ack);
+          json_object_set_string_member (ack, "request_id", "fz");
+          json_object_set_string_member (ack, "task_id", "fz");
+          json_object_set_string_member (ack, "session_id", "fz");
+          json_object_set_string_member (ack, "provider", "p");
+          for (guint i = 0; i < G_N_ELEMENTS (lists); i++)
+            json_object_set_array_member (ack, lists[i], json_array_new ());
+          answer = ens_message_new_reply (request, ack_node);
+        }
       else
         answer = ens_message_new_error (request, answer_codes[call.answer % G_N_ELEMENTS (answer_codes)],
                                         "the core says no", request->data);
@@ -312,6 +368,55 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       host->message_unref (answer);
       host->message_unref (request);
       call.answer >>= 3;
+    }
+  /* Events reach a call that listens: anyone may publish them, so their
+   * data is the input's body, as JSON when it is. */
+  if (call.event_func && !call.gone)
+    {
+      g_autoptr (JsonNode) body = ens_json_parse (call.body_data, call.body_len, NULL);
+      g_autoptr (JsonNode) payload = NULL;
+      static const char *const topics[] = { "fuzz.topic", "COMPLETION_CHUNK", "COMPLETION_RESULT",
+                                            "session.fz.task_completed" };
+
+      /* An object gets the ids the acknowledgement named, as the core's
+       * events carry them (unless it names its own). */
+      if (body && JSON_NODE_HOLDS_OBJECT (body))
+        {
+          JsonObject *o = json_object_new ();
+          JsonObjectIter iter;
+          const char *name;
+          JsonNode *member;
+
+          json_object_set_string_member (o, "request_id", "fz");
+          json_object_set_string_member (o, "taskId", "fz");
+          json_object_set_string_member (o, "sessionId", "fz");
+          json_object_iter_init_ordered (&iter, json_node_get_object (body));
+          while (json_object_iter_next_ordered (&iter, &name, &member))
+            json_object_set_member (o, name, json_node_copy (member));
+          payload = ens_node_take_object (o);
+        }
+      else if (body)
+        payload = json_node_ref (body);
+
+      for (guint i = 0; i < G_N_ELEMENTS (topics) && call.event_func && !call.sse_ended; i++)
+        {
+          EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
+          EnsMessage *event;
+
+          init.topic = topics[i];
+          init.from = "c1";
+          init.data = payload;
+          event = host->message_new (&init);
+          call.event_func (&call, event, call.event_data);
+          host->message_unref (event);
+        }
+    }
+  /* A stream that dropped events tells its reader. */
+  if (call.notice)
+    {
+      g_autoptr (GBytes) frame = call.notice (3, 7, call.notice_data);
+      if (frame)
+        check_frame (frame);
     }
   /* A stream still open: its client leaves. */
   if ((call.sse && !call.sse_ended) || call.replies == 0)
