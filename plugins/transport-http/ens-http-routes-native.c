@@ -400,6 +400,16 @@ completion_free (CompletionCall *cc)
   g_free (cc);
 }
 
+/* Nothing more may reach @cc (an event, the peer leaving before the call
+ * is finished): it is freed here. */
+static void
+completion_done (EnsHttpCall *call, CompletionCall *cc)
+{
+  ens_http_on_event (call, NULL, NULL);
+  ens_http_on_disconnect (call, NULL, NULL);
+  completion_free (cc);
+}
+
 static void
 completion_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
 {
@@ -417,7 +427,7 @@ completion_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
       if (g_strcmp0 (event->topic, "COMPLETION_RESULT") == 0)
         {
           ens_http_sse_end (call);
-          completion_free (cc);
+          completion_done (call, cc);
         }
       return;
     }
@@ -431,7 +441,7 @@ completion_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
       ens_http_reply_error (call, ens_http_status_for (reason) == 500 ? 502 : ens_http_status_for (reason), reason,
                             ens_member_string_or (d, "error", ""), event->data);
     }
-  completion_free (cc);
+  completion_done (call, cc);
 }
 
 static void
@@ -442,7 +452,7 @@ completion_acked (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   if (answer->kind == ENS_MESSAGE_ERROR)
     {
       answer_error (call, answer);
-      completion_free (cc);
+      completion_done (call, cc);
       return;
     }
   cc->request_id = g_strdup (ens_member_string (json_node_get_object (answer->data), "request_id"));
