@@ -299,11 +299,41 @@ fuzz_client_submit (EnsClient *client, EnsMessage *msg)
   g_ptr_array_add (submitted, ens_message_ref (msg));
 }
 
+/* A client handle that is never dereferenced: its messages go to
+ * fuzz_client_submit. */
+static EnsClient *
+fuzz_client_new (EnsPlugin *transport, const EnsClientSink *sink, gpointer sink_data, guint32 flags, const char *peer)
+{
+  static int token;
+
+  (void) transport;
+  (void) sink;
+  (void) sink_data;
+  (void) flags;
+  (void) peer;
+  return (EnsClient *) &token;
+}
+
+static void
+fuzz_client_close (EnsClient *client)
+{
+  (void) client;
+}
+
 static const char *
 fuzz_client_id (EnsClient *client)
 {
   (void) client;
   return "fuzz-node:1";
+}
+
+/* Every setting has its default. */
+static GVariant *
+fuzz_config_get (EnsPlugin *self, const char *key)
+{
+  (void) self;
+  (void) key;
+  return NULL;
 }
 
 static const char *
@@ -323,9 +353,12 @@ ens_fuzz_host (void)
 
       host = *ens_host_table (&none);
       host.log = fuzz_log;
+      host.client_new = fuzz_client_new;
+      host.client_close = fuzz_client_close;
       host.client_submit = fuzz_client_submit;
       host.client_id = fuzz_client_id;
       host.node_id = fuzz_node_id;
+      host.config_get = fuzz_config_get;
       submitted = g_ptr_array_new_with_free_func ((GDestroyNotify) ens_message_unref);
     }
   return &host;

@@ -51,8 +51,9 @@ guint ens_fuzz_check_lines (GBytes *bytes);
 size_t ens_fuzz_mutate_json (uint8_t *data, size_t size, size_t max_size, unsigned int seed, size_t offset);
 
 /* The core's own host table (messages, JSON, encoders, node id
- * "fuzz-node"); client_submit records what it is handed; the entries that
- * need a running daemon abort. */
+ * "fuzz-node"); clients are handles that are never dereferenced,
+ * client_submit records what it is handed; the entries that need a running
+ * daemon crash. */
 const EnsHost *ens_fuzz_host (void);
 /* (transfer full) the messages submitted since the last call, in order. */
 GPtrArray *ens_fuzz_take_submitted (void);
