@@ -318,6 +318,14 @@ def test_rhetor_socket():
         sid = c.ok("sessions.spawn", {"session_type": "rhetor"})["session_id"]
         c.close()
         node_client("rhetor", f"ws://127.0.0.1:{port}/ws/socket/{sid}")
+        # ping -> pong (each pong leaked its payload object, found by
+        # tests/fuzz, whose corpus replay under LeakSanitizer guards it)
+        w = RawWS(port, f"/ws/socket/{sid}")
+        assert w.status == 101, w.head
+        for _ in range(3):
+            w.send({"type": "ping"})
+            assert w.recv()["type"] == "pong"
+        w.close()
         # an unknown socket is refused at the handshake
         for path in ("/ws/socket/sess_nope", "/ws/socket/", "/ws/other"):
             r = RawWS(port, path)

@@ -22,7 +22,7 @@ ens_ws_rhetor_message (EnsWsConn *c, const char *text, gsize len)
   type = ens_member_string (obj, "type");
   if (g_strcmp0 (type, "ping") == 0)
     {
-      g_autoptr (JsonNode) node = ens_ws_typed_message ("pong", json_node_init_object (json_node_alloc (), json_object_new ()));
+      g_autoptr (JsonNode) node = ens_ws_typed_message ("pong", ens_node_empty_object ());
       ens_ws_send_node (c, node);
       return;
     }
