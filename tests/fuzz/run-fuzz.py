@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs one libFuzzer target for a bounded time and says what it did.
 
-    run-fuzz.py [--seconds N] [--work DIR] [--artifacts DIR] [--dict FILE] TARGET SEED_CORPUS
+    run-fuzz.py [--seconds N] [--runs N] [--work DIR] [--artifacts DIR] [--dict FILE] TARGET SEED_CORPUS
 
 The target reads the seed corpus (never written to) and a work corpus (a
 temporary folder unless --work names one, which then keeps what the run
@@ -26,6 +26,7 @@ def main():
     ap.add_argument("--artifacts", default="fuzz-artifacts")
     ap.add_argument("--max-len", type=int, default=0, help="libFuzzer -max_len (0: its default)")
     ap.add_argument("--dict", help="libFuzzer dictionary")
+    ap.add_argument("--runs", type=int, default=0, help="stop after this many runs too (0: time only)")
     ap.add_argument("target")
     ap.add_argument("seeds")
     args = ap.parse_args()
@@ -57,6 +58,8 @@ def main():
         cmd.insert(1, f"-max_len={args.max_len}")
     if args.dict:
         cmd.insert(1, f"-dict={args.dict}")
+    if args.runs:
+        cmd.insert(1, f"-runs={args.runs}")
     try:
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               errors="replace")
@@ -81,7 +84,9 @@ def main():
             print(f"{name}: input saved as {path} ({len(data)} bytes): {data[:2000]!r}")
         print(f"{name}: FAILED (exit {proc.returncode}) after {runs} runs")
         return 1
-    print(f"{name}: {runs} runs in {args.seconds} s ({rate}/s), {new} new inputs, peak RSS {rss} MB, 0 crashes")
+    seconds = int(stats.get("time", 0)) or re.findall(r"Done \d+ runs in (\d+) second", out)
+    seconds = int(seconds[0]) if isinstance(seconds, list) and seconds else args.seconds
+    print(f"{name}: {runs} runs in {seconds} s ({rate}/s), {new} new inputs, peak RSS {rss} MB, 0 crashes")
     return 0
 
 
