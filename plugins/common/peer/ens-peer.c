@@ -59,7 +59,8 @@ ens_peer_tcp_uid (GSocketAddress *local, GSocketAddress *remote, guint32 *uid, G
   } reply;
   Endpoint ours, theirs;
   ssize_t n;
-  int fd, saved, len;
+  int fd, saved;
+  guint len; /* unsigned, as nlmsg_len: NLMSG_OK compares the two */
 
   if (!endpoint_from (local, &ours, error) || !endpoint_from (remote, &theirs, error))
     return FALSE;
@@ -106,7 +107,7 @@ ens_peer_tcp_uid (GSocketAddress *local, GSocketAddress *remote, guint32 *uid, G
   if (n < 0)
     return set_errno_error (error, saved, "sock_diag reply");
 
-  len = (int) n;
+  len = (guint) n;
   for (struct nlmsghdr *h = &reply.nlh; NLMSG_OK (h, len); h = NLMSG_NEXT (h, len))
     {
       if (h->nlmsg_type == NLMSG_ERROR)
