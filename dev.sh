@@ -72,7 +72,14 @@ build() {
     meson setup "$dir" "$@" >/dev/null
     echo "CC=${CC:-}" >"$dir/.dev-cc"
   fi
-  ninja -C "$dir" >/dev/null
+  # Quiet when it builds; when it does not, what failed, and the summary
+  # line the suite would have ended with.
+  if ! ninja -C "$dir" >"$dir/ninja.log" 2>&1; then
+    grep -v '^\[' "$dir/ninja.log" | tail -n 40 >&2
+    echo "dev.sh: building $dir failed" >&2
+    [ "$cmd" = test ] && echo "$TOTAL_PASSED passed, $((TOTAL_FAILED + 1)) failed"
+    exit 1
+  fi
 }
 
 # run_suite DIR: runs meson's tests, prints their log on failure, and adds
