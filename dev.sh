@@ -129,7 +129,9 @@ case "$cmd" in
     # from the sanitized daemon at load time (b_lundef=false).  Built with
     # clang so the fuzz targets are libFuzzer binaries here (suite 'fuzz',
     # each run briefly); the gcc build above replays their seed corpus.
-    CC=clang build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
+    # Warnings are the gcc build's to enforce: clang's differ (it calls a
+    # g_autoptr that only holds a reference unused).
+    CC=clang build build-asan -Dwerror=false -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
       -Dfuzzing=light
     # Every leak fails the run (nothing is suppressed).  Allocation stacks
     # are unwound the fast way: the slow unwinder, which sees the frames
