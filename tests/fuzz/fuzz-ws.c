@@ -121,7 +121,7 @@ answer_for (EnsMessage *request, guint selector)
   json_object_set_string_member (session, "session_id", "fz");
   json_object_set_string_member (session, "status", "idle");
   json_object_set_string_member (obj, "session_id", "fz");
-  json_object_set_string_member (obj, "task_id", "fz");
+  json_object_set_string_member (obj, "task_id", "task_3");
   json_object_set_string_member (obj, "status", "healthy");
   json_object_set_object_member (obj, "session", session);
   json_object_set_array_member (obj, "sessions", json_array_new ());
@@ -173,6 +173,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   c->out = ens_outbox_new (4096, 4 * 1024 * 1024);
   c->watched = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   c->pending = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) ens_ws_pending_free);
+  if (c->kind == ENS_WS_NEOLITH)
+    ens_ws_neolith_open (c); /* the greeting; its subscriptions */
 
   if (c->kind == ENS_WS_RHETOR)
     ens_ws_rhetor_message (c, text, strlen (text));
@@ -208,22 +210,33 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         }
     }
 
-  /* Events of the session: the text as their data. */
+  /* Events of the session: the text as their data and, for Neolith, the
+   * same object naming the session "fz" and a task after the one its
+   * execute_task answer named (so a connection watching it passes it on). */
   {
     g_autoptr (JsonNode) payload = ens_json_parse (text, strlen (text), NULL);
+    g_autoptr (JsonNode) shaped = payload && JSON_NODE_HOLDS_OBJECT (payload) ? json_node_copy (payload) : NULL;
     static const char *const topics[] = { "session.fz.task_completed", "session.fz.stream_chunk" };
 
-    for (guint i = 0; i < G_N_ELEMENTS (topics); i++)
+    if (shaped)
+      {
+        JsonObject *o = json_node_get_object (shaped);
+        if (!json_object_has_member (o, "type"))
+          json_object_set_string_member (o, "type", "stream_chunk");
+        json_object_set_string_member (o, "sessionId", "fz");
+        json_object_set_string_member (o, "taskId", "task_9");
+      }
+    for (guint i = 0; i < 2 * G_N_ELEMENTS (topics); i++)
       {
         EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
         EnsMessage *event;
 
-        init.topic = topics[i];
+        init.topic = topics[i % G_N_ELEMENTS (topics)];
         init.from = "c1";
-        init.data = payload;
+        init.data = i < G_N_ELEMENTS (topics) ? payload : shaped;
         event = host->message_new (&init);
         if (c->kind == ENS_WS_NEOLITH)
-          ens_ws_send (c, host->message_encode (event, ens_ws_neolith_encode), TRUE);
+          ens_ws_neolith_event (c, event);
         else
           ens_ws_rhetor_event (c, event);
         host->message_unref (event);
@@ -232,6 +245,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   drain ();
 
   c->gone = TRUE;
+  g_clear_pointer (&c->neolith, ens_ws_neolith_free);
   ens_outbox_free (c->out);
   g_hash_table_unref (c->watched);
   g_hash_table_unref (c->pending);
