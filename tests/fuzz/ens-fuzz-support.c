@@ -327,12 +327,17 @@ fuzz_client_id (EnsClient *client)
   return "fuzz-node:1";
 }
 
-/* Every setting has its default. */
+/* Every setting has the default its reader falls back on, but those whose
+ * schema default is more than that (the Rhetor roster: one of its names, so
+ * a route still reaches its own verb within the answers an input steers). */
 static GVariant *
 fuzz_config_get (EnsPlugin *self, const char *key)
 {
+  static const char *const specialists[] = { "apollo", NULL };
+
   (void) self;
-  (void) key;
+  if (g_strcmp0 (key, "rhetor-specialists") == 0)
+    return g_variant_ref_sink (g_variant_new_strv (specialists, -1));
   return NULL;
 }
 
