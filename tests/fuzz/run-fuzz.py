@@ -8,7 +8,8 @@ temporary folder unless --work names one, which then keeps what the run
 found).  A crash, a leak, a timeout or an out-of-memory input is saved under
 --artifacts (default: a 'fuzz-artifacts' folder in the current directory),
 its bytes are printed, and the exit status is non-zero.  The last line is a
-summary: runs, runs per second, new corpus entries, peak RSS.
+summary: runs, runs per second, new corpus entries, coverage (libFuzzer's
+edges "cov" and features "ft", and the corpus size), peak RSS.
 """
 import argparse
 import os
@@ -73,6 +74,8 @@ def main():
     rate = int(stats.get("average_exec_per_sec", 0))
     new = int(stats.get("new_units_added", 0))
     rss = int(stats.get("peak_rss_mb", 0))
+    progress = re.findall(r"cov: (\d+) ft: (\d+) corp: (\d+)", out)
+    cov, ft, corp = progress[-1] if progress else ("?", "?", "?")
     saved = re.findall(r"(?:Test unit written to|artifact_prefix.*?; Test unit written to) (\S+)", out)
     if proc.returncode != 0 or saved:
         sys.stdout.write(out[-20000:])
@@ -86,7 +89,8 @@ def main():
         return 1
     seconds = int(stats.get("time", 0)) or re.findall(r"Done \d+ runs in (\d+) second", out)
     seconds = int(seconds[0]) if isinstance(seconds, list) and seconds else args.seconds
-    print(f"{name}: {runs} runs in {seconds} s ({rate}/s), {new} new inputs, peak RSS {rss} MB, 0 crashes")
+    print(f"{name}: {runs} runs in {seconds} s ({rate}/s), {new} new inputs, cov {cov} ft {ft} corpus {corp}, "
+          f"peak RSS {rss} MB, 0 crashes")
     return 0
 
 

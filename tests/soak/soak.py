@@ -20,7 +20,7 @@ backed by a fake upstream on loopback.  Traffic, all at once:
                dropped
 
 The daemon's open fds, RSS and the error counts (ours and the daemon's) are
-printed after a warm-up (the baseline), every --report-every seconds, at the
+printed at the start (idle), after a warm-up (the baseline), every --report-every seconds, at the
 middle and at the end (traffic stopped, connections settled).  The run fails
 (exit 1) when, from the baseline to the end, the fds grow by more than
 --fd-tolerance or the RSS by more than --rss-tolerance-mb MiB plus 10 %, or
@@ -462,9 +462,10 @@ def main():
         if ws_url:
             workers.append((websockets, (ws_url, stop, stats)))
         threads = [threading.Thread(target=f, args=a, daemon=True) for f, a in workers]
+        start = time.time()
+        sample(d, up, stats, "start", start)  # idle, before any traffic
         for t in threads:
             t.start()
-        start = time.time()
 
         stop.wait(warmup)
         base = sample(d, up, stats, "baseline", start)
