@@ -177,6 +177,7 @@ case "$cmd" in
     tests/bench/run-bench.sh build-release "$@"
     tests/bench/run-bench-completion.sh build-release "$@"
     tests/bench/run-bench-redis.sh build-release "$@"
+    tests/bench/run-bench-gateway.py build-release
     ;;
   *)
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
