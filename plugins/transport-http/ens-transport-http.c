@@ -423,26 +423,47 @@ on_finished (SoupServerMessage *msg, EnsHttpCall *call)
   g_hash_table_remove (call->http->calls, call); /* frees */
 }
 
-/* Matches the path segments against a route's pattern; fills @params
- * ({name} segments, unescaped) when asked. */
+/* Matches the path segments against a route's pattern, walking the
+ * pattern in place (every request tries every route: nothing is allocated
+ * until one matches); fills @params ({name} segments, unescaped) when
+ * asked. */
 static gboolean
 path_matches (const EnsHttpRoute *route, char **segments, GHashTable **params)
 {
-  g_auto (GStrv) pattern = g_strsplit (route->path + 1, "/", -1);
-  guint n = g_strv_length (pattern);
+  const char *p = route->path + 1;
+  guint n = 0;
 
-  if (n != g_strv_length (segments))
+  if (*p != '\0')
+    for (;; n++)
+      {
+        const char *end = strchrnul (p, '/');
+        gsize len = (gsize) (end - p);
+
+        if (segments[n] == NULL)
+          return FALSE;
+        if (*p != '{' && (strncmp (p, segments[n], len) != 0 || segments[n][len] != '\0'))
+          return FALSE;
+        if (*end == '\0')
+          {
+            n++;
+            break;
+          }
+        p = end + 1;
+      }
+  if (segments[n] != NULL)
     return FALSE;
-  for (guint i = 0; i < n; i++)
-    if (pattern[i][0] != '{' && strcmp (pattern[i], segments[i]) != 0)
-      return FALSE;
   if (params)
     {
       *params = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      p = route->path + 1;
       for (guint i = 0; i < n; i++)
-        if (pattern[i][0] == '{')
-          g_hash_table_insert (*params, g_strndup (pattern[i] + 1, strlen (pattern[i]) - 2),
-                               g_uri_unescape_string (segments[i], NULL));
+        {
+          const char *end = strchrnul (p, '/');
+          if (*p == '{')
+            g_hash_table_insert (*params, g_strndup (p + 1, (gsize) (end - p) - 2),
+                                 g_uri_unescape_string (segments[i], NULL));
+          p = *end ? end + 1 : end;
+        }
     }
   return TRUE;
 }
