@@ -21,6 +21,8 @@ typedef struct {
   guint max_concurrency;
   guint64 calls, failures, input_tokens, output_tokens;
   double cost;
+  JsonNode *candidate;  /* what routers are shown, built once; the observed
+                         * members are refreshed in place for each decision */
 } EnsBackend;
 
 EnsBackends *ens_backends_new (EnsConfig *config, EnsBudget *budget);
