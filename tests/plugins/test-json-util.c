@@ -208,6 +208,30 @@ test_invalid (void)
   }
 }
 
+/* Quoted text reads back, through json-glib, as the string it was. */
+static void
+test_quote (void)
+{
+  const char *texts[] = { "", "plain", "say \"hi\"", "back\\slash", "tab\tnew\nline\rret\b\f",
+                          "\x01\x1f ctl", "caf\xc3\xa9 \xe2\x82\xac utf-8", "</script>" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (texts); i++)
+    {
+      g_autoptr (GString) out = g_string_new ("{\"v\":");
+      g_autoptr (JsonObject) obj = NULL;
+
+      ens_json_quote (out, texts[i]);
+      g_string_append_c (out, '}');
+      obj = parse_object (out->str);
+      g_assert_cmpstr (json_object_get_string_member (obj, "v"), ==, texts[i]);
+    }
+  {
+    g_autoptr (GString) out = g_string_new (NULL);
+    ens_json_quote (out, "a\"b\x01");
+    g_assert_cmpstr (out->str, ==, "\"a\\\"b\\u0001\"");
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -216,5 +240,6 @@ main (int argc, char **argv)
   g_test_add_func ("/json-util/members", test_members);
   g_test_add_func ("/json-util/params", test_params);
   g_test_add_func ("/json-util/invalid", test_invalid);
+  g_test_add_func ("/json-util/quote", test_quote);
   return g_test_run ();
 }

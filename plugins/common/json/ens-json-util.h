@@ -55,6 +55,13 @@ const char *ens_array_string (JsonArray *array, guint index);
 /* (transfer none) the object at @index of @array (may be NULL), else NULL. */
 JsonObject *ens_array_object (JsonArray *array, guint index);
 
+/* ---- writing JSON text without a tree ---- */
+
+/* Appends @text (UTF-8, (transfer none)) to @out as a JSON string, quotes
+ * included, escaped as the host's serialiser escapes: for hot paths that
+ * write a known shape straight to text. */
+void ens_json_quote (GString *out, const char *text);
+
 /* ---- request parameters ---- */
 
 /* What is wrong with a request: the field at fault and what it must be,
