@@ -4,6 +4,7 @@
  *
  *   requests:  ens-bench-load --http HOST:PORT --path P [--body JSON] -c N -d SECS [--warmup SECS]
  *              ens-bench-load --unix SOCKET --body JSON -c N -d SECS [--warmup SECS]
+ *              (--any-status 1: an answer of any status counts, not only 2xx)
  *   streams:   ens-bench-load --http HOST:PORT --path P --body JSON --streams N [--pid PID]
  *
  * Requests: POST (GET without --body) over HTTP/1.1, answered with a
@@ -66,7 +67,7 @@ typedef struct {
 } Conn;
 
 static const char *opt_http, *opt_unix, *opt_path = "/", *opt_body;
-static int opt_conns = 1, opt_streams, opt_pid;
+static int opt_conns = 1, opt_streams, opt_pid, opt_any_status;
 static double opt_secs = 5, opt_warmup = 1;
 static struct sockaddr_in http_addr;
 static int epfd;
@@ -250,6 +251,14 @@ body_bytes (Conn *c, const char *p, size_t n)
     stream_bytes (c, p, n);
 }
 
+/* An answer counts when its status is 2xx, or any status with --any-status
+ * (the cost of answering at all, e.g. a path no route serves). */
+static int
+status_ok (Conn *c)
+{
+  return opt_any_status ? c->status >= 100 : c->status >= 200 && c->status < 300;
+}
+
 /* Parses what is buffered; returns -1 on a protocol error. */
 static int
 http_parse (Conn *c)
@@ -302,7 +311,7 @@ http_parse (Conn *c)
             c->remaining -= take;
             if (c->remaining)
               goto out;
-            request_done (c, c->status >= 200 && c->status < 300 && (!opt_streams || c->done));
+            request_done (c, status_ok (c) && (!opt_streams || c->done));
             if (opt_streams)
               goto out;
           }
@@ -345,7 +354,7 @@ http_parse (Conn *c)
               break;
             }
           off += 2;
-          request_done (c, c->status >= 200 && c->status < 300 && (!opt_streams || c->done));
+          request_done (c, status_ok (c) && (!opt_streams || c->done));
           if (opt_streams)
             goto out;
           break;
@@ -595,6 +604,8 @@ main (int argc, char **argv)
         opt_streams = atoi (v);
       else if (strcmp (a, "--pid") == 0)
         opt_pid = atoi (v);
+      else if (strcmp (a, "--any-status") == 0)
+        opt_any_status = atoi (v);
       else
         goto usage;
       i++;

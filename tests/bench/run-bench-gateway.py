@@ -138,8 +138,8 @@ class Bench:
             raise SystemExit(f"run-bench-gateway: ens-bench-load {' '.join(map(str, args))}: {out.stderr}")
         return {k: float(v) for k, v in (kv.split("=") for kv in out.stdout.split())}
 
-    def requests(self, target, port, model, conns, path=CHAT_PATH, stream=False):
-        common = ["-c", conns, "-d", self.seconds, "--warmup", self.warmup]
+    def requests(self, target, port, model, conns, path=CHAT_PATH, stream=False, any_status=False):
+        common = ["-c", conns, "-d", self.seconds, "--warmup", self.warmup] + (["--any-status", 1] if any_status else [])
         if target == "native":
             return self.load("--unix", self.sock, "--body", native_body(model), *common)
         args = ["--http", f"127.0.0.1:{port}", "--path", path]
@@ -220,6 +220,7 @@ def main():
             print(f"  {'N':>5} {'direct fin/stall':>17} {'max gap':>8} {'ensembled fin/stall':>20} {'max gap':>8} "
                   f"{'p99 gap':>8} {'secs':>6} {'RSS/stream':>11} {'fds open':>9}")
             for n_streams in counts:
+                b.settle_fds(fds0)  # the previous phase's upstream connections idle out first
                 d = b.streams(b.up_stream, n_streams)
                 e = b.streams(b.http_port, n_streams, b.daemon.pid)
                 per = (e["rss_open_kb"] - rss0) / n_streams
@@ -278,6 +279,11 @@ def main():
                   f"{verdict(ratio >= 0.8)}  ({os.path.getsize(b.health_file)} B body)")
             if ratio < 0.8:
                 misses.append("HTTP server path")
+            # The server path alone: a path no route serves, answered 404
+            # with a small JSON error (no core verb, no document built).
+            n = b.requests("http", b.http_port, None, 32, path="/bench-no-such-route", any_status=True)
+            print(f"  for comparison, a path no route serves (404, the server path alone): {n['rps']:>10,.0f} req/s  "
+                  f"p50 {n['p50_ms']:.2f} ms   {n['rps'] / s['rps'] if s['rps'] else 0:.2f}x bare libsoup-3")
 
         rss1, fds1 = b.settle_fds(fds0)
         ok = fds1 <= fds0
