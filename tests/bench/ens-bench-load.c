@@ -19,9 +19,10 @@
  * are more than 100 ms apart, or when it does not end with `data: [DONE]`
  * within its time.  With --pid it reads that process's RSS and open fds
  * before the streams, once every stream has had its first event (all of
- * them open at once) and after the last one ended.  Prints one line:
- * streams=N finished=N stalled=N max_gap_ms=X p99_gap_ms=X secs=X
- * rss_before_kb rss_open_kb fds_before fds_open.
+ * them open at once; -1 when they never were) and every 20 ms, keeping the
+ * peak.  Prints one line: streams=N finished=N stalled=N max_gap_ms=X
+ * p99_gap_ms=X secs=X rss_before_kb rss_open_kb fds_before fds_open
+ * rss_peak_kb fds_peak.
  *
  * Not part of the test suite; see run-bench-gateway.sh. */
 #ifndef _GNU_SOURCE
@@ -523,8 +524,8 @@ static int
 run_streams (void)
 {
   Conn *conns = calloc ((size_t) opt_streams, sizeof *conns);
-  long rss0, fds0, rss1 = -1, fds1 = -1;
-  int64_t start, deadline;
+  long rss0, fds0, rss1 = -1, fds1 = -1, rss_peak = -1, fds_peak = -1;
+  int64_t start, deadline, next_sample = 0;
   int open_sampled = 0;
   unsigned finished = 0, stalled = 0;
   int64_t max_gap = 0;
@@ -553,6 +554,14 @@ run_streams (void)
           proc_sample (&rss1, &fds1);
           open_sampled = 1;
         }
+      if (opt_pid > 0 && now_ns () >= next_sample)
+        {
+          long rss, fds;
+          proc_sample (&rss, &fds);
+          rss_peak = rss > rss_peak ? rss : rss_peak;
+          fds_peak = fds > fds_peak ? fds : fds_peak;
+          next_sample = now_ns () + 20 * 1000000LL;
+        }
       if (active == 0 || now_ns () > deadline)
         break;
       wait_events (conns, 10);
@@ -572,9 +581,10 @@ run_streams (void)
     }
   qsort (gaps, gaps_len, sizeof *gaps, cmp_i64);
   printf ("streams=%d finished=%u stalled=%u max_gap_ms=%.1f p99_gap_ms=%.1f secs=%.2f "
-          "rss_before_kb=%ld rss_open_kb=%ld fds_before=%ld fds_open=%ld\n",
+          "rss_before_kb=%ld rss_open_kb=%ld fds_before=%ld fds_open=%ld rss_peak_kb=%ld fds_peak=%ld\n",
           opt_streams, finished, stalled, (double) max_gap / 1e6,
-          gaps_len ? (double) gaps[(size_t) ((double) gaps_len * 0.99)] / 1e6 : 0.0, secs, rss0, rss1, fds0, fds1);
+          gaps_len ? (double) gaps[(size_t) ((double) gaps_len * 0.99)] / 1e6 : 0.0, secs, rss0, rss1, fds0, fds1, rss_peak,
+          fds_peak);
   return 0;
 }
 
