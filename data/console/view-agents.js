@@ -13,6 +13,7 @@ export default {
     let selected = null;
     let drawnFor = null; // the agent the form below was made for
     let info = null; // its card, redrawn when the list changes
+    let pickAction = () => {}; // fills the form for one of its actions
     const list = h('div', { id: 'agents-list' });
     const detail = h('div', { id: 'agent-detail' });
     root.append(h('div', { class: 'split' },
@@ -51,7 +52,7 @@ export default {
       drawDetail();
     }
 
-    function infoCard(a, action) {
+    function infoCard(a) {
       return card(a.name, { actions: badge(a.connected ? 'connected' : 'not connected', a.connected ? 'ok' : 'warn') },
         a.description ? h('p', { text: a.description }) : null,
         h('dl', { class: 'kv' },
@@ -60,7 +61,7 @@ export default {
           h('dt', { text: 'Registered' }), h('dd', { text: fmt.ago(a.registered_at), title: a.registered_at }),
           a.persistent !== undefined ? [h('dt', { text: 'Persistent' }), h('dd', { text: a.persistent ? 'yes' : 'no' })] : null),
         h('h3', { text: 'Actions' }),
-        h('div', { class: 'chips' }, (a.actions || []).length ? a.actions.map((x) => h('button', { type: 'button', class: 'chip', text: x, onclick: () => { action.value = x; action.focus(); } }))
+        h('div', { class: 'chips' }, (a.actions || []).length ? a.actions.map((x) => h('button', { type: 'button', class: 'chip', text: x, title: (toolOf(a, x) || {}).description || '', dataset: { action: x }, onclick: () => pickAction(x) }))
           : h('span', { class: 'dim', text: 'It did not list its actions.' })));
     }
 
@@ -71,8 +72,7 @@ export default {
         return replace(detail, card('Agent', {}, empty('Pick an agent on the left.')));
       }
       if (drawnFor === a.name && info) {
-        const action = detail.querySelector('#req-action');
-        const fresh = infoCard(a, action);
+        const fresh = infoCard(a);
         info.replaceWith(fresh);
         info = fresh;
         return;
@@ -84,6 +84,18 @@ export default {
       const timeout = h('input', { id: 'req-timeout', type: 'number', min: 1, max: 3600000, value: 10000 });
       const answer = h('div', { id: 'req-answer', class: 'answer' });
       const state = h('div', { id: 'agent-state' });
+      const about = h('div', { class: 'tool-about', id: 'req-tool' });
+      data.addEventListener('input', () => { data.dataset.touched = '1'; });
+      // An action's description and input schema (agents declare them as
+      // tools); untouched data becomes a skeleton of its required fields.
+      pickAction = (name) => {
+        if (action.value !== name) action.value = name;
+        const tool = toolOf(a, name);
+        replace(about, tool && tool.description ? h('p', { class: 'dim small', text: tool.description }) : null,
+          tool && tool.input_schema ? h('details', null, h('summary', { class: 'small', text: 'input schema' }), json(tool.input_schema, { class: 'json-inline' })) : null);
+        if (data.dataset.touched !== '1') data.value = JSON.stringify(skeleton(tool && tool.input_schema), null, 2);
+      };
+      action.addEventListener('input', () => pickAction(action.value.trim()));
       const send = async (e) => {
         e.preventDefault();
         let payload;
@@ -103,18 +115,36 @@ export default {
             errorBox(err), err instanceof DaemonError && err.details ? json(err.details) : null);
         }
       };
-      info = infoCard(a, action);
+      info = infoCard(a);
       replace(detail,
         info,
         card('Send a request', {},
           h('form', { class: 'form', id: 'request-form', onsubmit: send },
             h('datalist', { id: 'req-actions' }, (a.actions || []).map((x) => h('option', { value: x }))),
             h('div', { class: 'form-row' }, field('Action', action), field('Timeout (ms)', timeout)),
+            about,
             field('Data (JSON)', data),
             h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'btn btn-primary', text: 'Send' }))),
           answer),
         card('State (key/value)', { actions: button('Reload', () => loadState(a.name, state), 'ghost') }, state));
+      if (action.value) pickAction(action.value);
       loadState(a.name, state);
+    }
+
+    function toolOf(a, name) {
+      return (a.tools || []).find((t) => t.name === name) || null;
+    }
+
+    // {} with each required property at an empty value of its type.
+    function skeleton(schema) {
+      const out = {};
+      if (!schema || typeof schema !== 'object') return out;
+      for (const k of schema.required || []) {
+        const p = (schema.properties || {})[k] || {};
+        const t = Array.isArray(p.type) ? p.type[0] : p.type;
+        out[k] = t === 'integer' || t === 'number' ? 0 : t === 'boolean' ? false : t === 'array' ? [] : t === 'object' ? {} : t === 'null' ? null : '';
+      }
+      return out;
     }
 
     async function loadState(name, el) {

@@ -176,7 +176,17 @@ async function owner() {
     await page.waitForSelector('tr[data-agent="naming"]', { timeout: WAIT });
     await page.click('tr[data-agent="naming"]');
     await page.waitForSelector('#request-form', { timeout: WAIT });
-    await page.$eval('#req-action', (el) => { el.value = 'validate_name'; });
+    // an action declared as a tool: its description, and its required fields as a skeleton
+    await page.click('.chip[data-action="allocate_namespace"]');
+    await waitText(page, '#req-tool', (t) => t.includes('Allocates'), 'the action\'s description is not shown');
+    const skeleton = JSON.parse(await page.$eval('#req-data', (el) => el.value));
+    assert('project' in skeleton && 'environment' in skeleton, 'the skeleton is ' + JSON.stringify(skeleton));
+    // bad input: the daemon checks the schema and names the field
+    await page.$eval('#req-data', (el) => { el.value = '{"environment": "dev"}'; });
+    await page.click('#request-form button[type=submit]');
+    await waitText(page, '#req-answer', (t) => t.includes('INVALID_PARAMETERS') && t.includes('project'), 'the failing field is not named');
+    await page.$eval('#req-action', (el) => { el.value = 'validate_name'; el.dispatchEvent(new Event('input')); });
+    await waitText(page, '#req-tool', (t) => !t.includes('Allocates'), 'the description did not follow the action');
     await page.$eval('#req-data', (el) => { el.value = '{"name": "Bad Name"}'; });
     await page.click('#request-form button[type=submit]');
     await waitText(page, '#req-answer', (t) => t.includes('success') && t.includes('"valid"'), 'no answer from the agent');
@@ -193,7 +203,7 @@ async function owner() {
     // the list changed under the form: the form and its answer stay
     await waitText(page, '#req-answer', (t) => t.includes('"valid"'), 'the answer went away when the list changed');
     assert((await page.$eval('#req-action', (el) => el.value)) === 'validate_name', 'the form was reset');
-    await log('agents: naming answered validate_name; a new agent appeared live');
+    await log('agents: a tool\'s schema as a skeleton, its failing field named; naming answered validate_name; a new agent appeared live and the form stayed');
     await page.$eval('#req-answer', (el) => el.scrollIntoView({ block: 'center' }));
     await shot(page, 'agents');
 
