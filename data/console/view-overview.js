@@ -97,7 +97,11 @@ export default {
       if (!f.length && !hh.plugins_refused) return replace(failed);
       replace(failed, card(`Plugins that do not run (${f.length})`, { class: 'card-bad', id: 'failed-plugins' },
         f.length ? h('ul', { class: 'failures' }, f.map((x) => h('li', { dataset: { plugin: x.id || x.file } },
-          h('div', null, badge('refused', 'bad'), ' ', h('strong', { text: x.id || '(unreadable)' }), ' ', h('span', { class: 'dim mono small', text: x.file })),
+          h('div', null, badge(/^init failed/.test(x.reason || '') ? 'failed' : 'refused', 'bad'), ' ',
+            // no id: its descriptor could not be read; name it by its file
+            h('strong', { text: x.id || (x.file || '?').split('/').pop().replace(/\.so$/, '') }),
+            x.id ? null : h('span', { class: 'dim small', text: ' (no valid descriptor)' }), ' ',
+            h('span', { class: 'dim mono small', text: x.file })),
           h('div', { class: 'reason', text: x.reason })))) : null,
         hh.plugins_refused ? h('p', { class: 'dim small', text: `${hh.plugins_refused} refusal(s) since start, all logged with their reason.` }) : null));
       replace(paths, h('span', { text: 'Sockets ' }), h('code', { text: hh.socket_dir }), h('span', { text: ' · State ' }), h('code', { text: hh.state_dir }));

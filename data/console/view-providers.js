@@ -81,7 +81,13 @@ export default {
         { title: 'Cost', class: 'num' }, { title: 'Per 1k in / out', class: 'num' }, { title: 'State' }], rows, { empty: 'No provider backend is configured.' }));
     }
 
+    // The completions ended as of the last read (from the stats totals):
+    // a point that says otherwise means the figures moved.
+    let seen = null;
+    const endedOf = (t) => (t ? (t.completions || 0) + (t.completions_failed || 0) : null);
+
     async function load() {
+      seen = endedOf(app.stats.totals);
       try {
         const [p, b] = await Promise.all([app.sock.request('providers.list'), app.sock.request('budget')]);
         providers = p.providers || [];
@@ -93,14 +99,10 @@ export default {
       }
     }
 
-    let seen = null;
     const offs = [
       app.on('stats', (point) => {
-        const t = point.totals || {};
-        const ended = (t.completions || 0) + (t.completions_failed || 0);
-        if (seen !== null && ended !== seen) load();
+        if (endedOf(point.totals) !== seen) load();
         else if (providers.some((x) => x.cooling_down)) drawBackends();
-        seen = ended;
       }),
       app.on('budget', load),
       app.on('reconnected', load),

@@ -36,7 +36,9 @@ def browser_skip_reason():
 
 
 def daemon_settings(up, token_file=None):
-    s = {"providers": gv(["drip"]), "daily-budget": gv(2.0)}
+    # drip streams twenty words; broken answers 500, and one failure cools it down
+    s = {"providers": gv(["drip", "broken"]), "daily-budget": gv(2.0), "provider-failure-threshold": gv(1),
+         "provider-cooldown-ms": gv(120000)}
     if token_file:
         s["http-token-file"] = gv(token_file)
     groups = {"providers/drip": {
@@ -48,6 +50,13 @@ def daemon_settings(up, token_file=None):
         "timeout-ms": gv(20000),
         "cost-input-per-1k": gv(0.5),
         "cost-output-per-1k": gv(1.5),
+    }, "providers/broken": {
+        "plugin": gv("provider-openai"),
+        "base-url": gv(up.base("status=500")),
+        "models": gv(["fake-broken"]),
+        "quality": gv(0.2),
+        "max-retries": gv(0),
+        "timeout-ms": gv(20000),
     }}
     return s, groups
 

@@ -81,7 +81,7 @@ async function waitText(page, selector, predicate, what, arg = null) {
     const now = await page.$eval(selector, (el) => el.textContent).catch(() => '(no such element)');
     const app = await page.evaluate(() => {
       const a = window.ensembleConsole;
-      return a ? { link: a.sock && a.sock.state, points: a.stats.t.length, view: a.current && a.current.id } : null;
+      return a ? { link: a.sock && a.sock.state, points: a.stats.t.length, view: a.current && a.current.id, totals: a.stats.totals } : null;
     }).catch(() => null);
     throw new Error(`${what}: ${selector} reads ${JSON.stringify(now.slice(0, 400))} (${e.message.split('\n')[0]}); console ${JSON.stringify(app)}`);
   }
@@ -137,6 +137,7 @@ function nativeClient() {
 
 function watchPage(page, problems) {
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warn') console.error('page:', m.text()); });
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push('console error: ' + m.text());
   });
@@ -163,6 +164,7 @@ async function owner() {
     await waitText(page, '#link', (t) => t === 'live', 'the console never went live');
     await page.waitForSelector('#overview-plugins tr[data-plugin="transport-http"]', { timeout: WAIT });
     await waitText(page, '#failed-plugins', (t) => t.includes('bad-major') && t.includes('ABI'), 'the refused plugin and its reason are not shown');
+    await waitText(page, '#failed-plugins li[data-plugin="bad-init"]', (t) => t.startsWith('failed') && t.includes('init failed'), 'a plugin whose init failed is not told from a refused one');
     await waitText(page, '#health-status', (t) => t === 'degraded', 'health is not degraded with a refused plugin');
     const before = await text(page, '#stat-connections .stat-value');
     await log(`overview: health degraded, refused plugin with its reason, ${before} connection(s)`);
@@ -254,12 +256,17 @@ async function owner() {
     await shot(page, 'sessions');
 
     // ---- providers and budget
+    // a backend that fails is cooled down: the view shows it without a reload
     await view(page, 'providers');
+    await page.waitForSelector('tr[data-backend="broken"]', { timeout: WAIT });
+    const ack = await other.request('complete', { prompt: 'fail, please', model: 'fake-broken' });
+    assert(ack.status === 'success' && ack.data.provider === 'broken', 'complete: ' + JSON.stringify(ack));
+    await waitText(page, 'tr[data-backend="broken"]', (t) => t.includes('cooling down') && /1 \/ 1/.test(t) && !/\b0%/.test(t), 'the failing backend is not shown cooling down');
     await page.waitForSelector('tr[data-backend="drip"]', { timeout: WAIT });
     await waitText(page, '#budget', (t) => t.includes('of $2'), 'no budget');
     await waitText(page, 'tr[data-backend="drip"]', (t) => t.includes('ready') && /2 \/ 0/.test(t), 'drip backend without its calls');
     await waitText(page, '#budget-spent', (t) => t !== '$0', 'no spend recorded');
-    await log(`providers: budget ${(await text(page, '#budget-spent'))} spent of $2, backends with latency, errors and state`);
+    await log(`providers: budget ${(await text(page, '#budget-spent'))} spent of $2; broken cooling down after its failure (${(await text(page, '[data-cooldown="broken"]'))}); latency, errors and calls per backend`);
     await shot(page, 'providers');
 
     // ---- events: a live tail with a glob filter
