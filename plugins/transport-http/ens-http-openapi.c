@@ -441,8 +441,14 @@ append_schema (GString *out, JsonNode *schema)
 {
   g_autofree char *text = json_to_string (schema, TRUE);
 
+  g_autofree char *escaped = g_markup_escape_text (text, -1);
+  g_autoptr (GRegex) ref = g_regex_new ("&quot;#/components/schemas/(\\w+)&quot;", 0, 0, NULL);
+  g_autofree char *linked = g_regex_replace (ref, escaped, -1, 0,
+                                             "<a href=\"#schema-\\1\">\"#/components/schemas/\\1\"</a>", 0, NULL);
+
+  /* a reference to a shared schema links to it */
   g_string_append (out, "<pre>");
-  append_escaped (out, text);
+  g_string_append (out, linked ? linked : escaped);
   g_string_append (out, "</pre>\n");
 }
 
@@ -463,8 +469,10 @@ docs_operation (GString *out, const char *path, const char *method, JsonObject *
   g_string_append (out, "</p>\n<p class=\"meta\">operationId <code>");
   append_escaped (out, ens_member_string (op, "operationId"));
   g_string_append_printf (out, "</code> · %s</p>\n",
-                          security && json_array_get_length (security) == 0 ? "no token needed"
-                                                                             : "needs the bearer token");
+                          !json_object_has_member (responses, "401") ? "public: no token needed"
+                          : security && json_array_get_length (security) == 0
+                            ? "served to the daemon's own user on loopback (no token is set)"
+                            : "needs the bearer token");
   if (body)
     {
       JsonObject *content = ens_member_object (body, "content");

@@ -811,6 +811,9 @@ def test_openapi_lists_every_served_route():
         assert page.count("\n") > 500 and max(len(x) for x in page.splitlines()) < 2000, page.count("\n")
         assert all(f'id="{i}"' in page for i in ids), [i for i in ids if f'id="{i}"' not in page]
         assert "&quot;$ref&quot;" in page or '"$ref"' in page
+        assert '<a href="#schema-Health">' in page and 'id="schema-Health"' in page  # references link to the schema
+        health_section = page[page.index('id="getHealth"'):page.index("</section>", page.index('id="getHealth"'))]
+        assert "public: no token needed" in health_section, health_section[:400]
 
         # every documented operation is served (not a routing 404/405)
         sess = ok(port, "POST", "/api/sessions", {"provider": "local"}, status=201)["session_id"]
