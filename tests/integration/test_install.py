@@ -4,11 +4,13 @@ D-Bus and pkg-config files are where packagers and users look for them."""
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 from enslib import BUILD, SCALE, run_tests
 
@@ -80,6 +82,20 @@ def test_installed_daemon_runs_from_destdir():
         done = subprocess.run([ctl, "--socket", sock, "complete", "installed and running"], capture_output=True,
                               text=True, env=env, timeout=30)
         assert done.returncode == 0 and "installed and running" in done.stdout, done.stdout + done.stderr
+
+        # The web console is installed with the daemon and served from there.
+        console = find(files, "/ensemble/console/index.html")
+        for name in ("app.js", "conn.js", "style.css", "view-overview.js"):
+            find(files, "/ensemble/console/" + name)
+        m = re.search(r"transport-http: listening on (http://127\.0\.0\.1:\d+)", open(os.path.join(tmp, "log")).read())
+        assert m, open(os.path.join(tmp, "log")).read()
+        with open(dest + console, "a") as f:
+            f.write("<!-- the installed copy -->\n")  # not the source tree's
+        with urllib.request.urlopen(m.group(1) + "/", timeout=10 * SCALE) as r:
+            page = r.read()
+        assert page.endswith(b"<!-- the installed copy -->\n") and b"/console/app.js" in page, page[-200:]
+        with urllib.request.urlopen(m.group(1) + "/console/app.js", timeout=10 * SCALE) as r:
+            assert r.headers["Content-Type"].startswith("text/javascript"), r.headers
 
         # A third party builds a plugin against the installed headers.
         pc_dir = dest + os.path.dirname(find(files, "/pkgconfig/ensemble-1.pc"))
