@@ -202,7 +202,9 @@ add_verbs (EnsDaemon *d)
   ens_verbs_add (d->verbs, "plugins.list", verb_plugins, d);
   ens_agents_add_verbs (d->agents, d->verbs);
   ens_events_add_verbs (d->events, d->verbs);
-  ens_kv_add_verbs (d->verbs, d->state);
+  d->kv.state = d->state;
+  d->kv.events = d->events;
+  ens_kv_add_verbs (d->verbs, &d->kv);
   ens_processes_add_verbs (d->processes, d->verbs);
   ens_completions_add_verbs (d->completions, d->verbs);
   ens_sessions_add_verbs (d->sessions, d->verbs);

@@ -30,6 +30,7 @@ typedef struct {
   EnsRequests *requests;
   EnsDispatch *dispatch;
   EnsEvents *events;
+  EnsKv kv;
   EnsPluginBus *plugin_bus;
   EnsProcesses *processes;
   EnsBudget *budget;

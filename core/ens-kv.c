@@ -24,10 +24,25 @@ state_error (EnsCall *call, GError *error)
   return ens_call_error (call, ENS_ERR_STATE, error->message);
 }
 
+/* ensemble.kv.<agent> {agent, key, op}: a key changed. */
+static void
+changed (EnsKv *kv, const char *agent, const char *key, const char *op)
+{
+  JsonObject *obj;
+  g_autoptr (JsonNode) data = ens_json_object_node (&obj);
+  g_autofree char *topic = g_strconcat ("ensemble.kv.", agent, NULL);
+
+  json_object_set_string_member (obj, "agent", agent);
+  json_object_set_string_member (obj, "key", key);
+  json_object_set_string_member (obj, "op", op);
+  ens_events_publish (kv->events, "ensembled", topic, data, NULL);
+}
+
 static EnsMessage *
 verb_kv (EnsCall *call, gpointer user_data)
 {
-  EnsState *state = user_data;
+  EnsKv *kv = user_data;
+  EnsState *state = kv->state;
   const char *action = call->msg->action + 3; /* after "kv." */
   const char *agent, *key = NULL;
   g_autofree char *scope = NULL;
@@ -53,6 +68,7 @@ verb_kv (EnsCall *call, gpointer user_data)
       if (!ens_state_set (state, scope, key, text, &error))
         return state_error (call, error);
       json_object_set_boolean_member (obj, "stored", TRUE);
+      changed (kv, agent, key, "set");
     }
   else if (strcmp (action, "get") == 0)
     {
@@ -72,6 +88,8 @@ verb_kv (EnsCall *call, gpointer user_data)
       if (!ens_state_delete (state, scope, key, &existed, &error))
         return state_error (call, error);
       json_object_set_boolean_member (obj, "deleted", existed);
+      if (existed)
+        changed (kv, agent, key, "delete");
     }
   else /* list */
     {
@@ -90,10 +108,10 @@ verb_kv (EnsCall *call, gpointer user_data)
 }
 
 void
-ens_kv_add_verbs (EnsVerbs *verbs, EnsState *state)
+ens_kv_add_verbs (EnsVerbs *verbs, EnsKv *kv)
 {
-  ens_verbs_add (verbs, "kv.set", verb_kv, state);
-  ens_verbs_add (verbs, "kv.get", verb_kv, state);
-  ens_verbs_add (verbs, "kv.delete", verb_kv, state);
-  ens_verbs_add (verbs, "kv.list", verb_kv, state);
+  ens_verbs_add (verbs, "kv.set", verb_kv, kv);
+  ens_verbs_add (verbs, "kv.get", verb_kv, kv);
+  ens_verbs_add (verbs, "kv.delete", verb_kv, kv);
+  ens_verbs_add (verbs, "kv.list", verb_kv, kv);
 }

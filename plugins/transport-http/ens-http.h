@@ -43,6 +43,16 @@ extern const EnsHttpRoute ens_http_routes_rhetor[];
 extern const EnsHttpRoute ens_http_routes_console[];
 extern const EnsHttpRoute ens_http_routes_metrics[]; /* ens-http-metrics.c */
 extern const EnsHttpRoute ens_http_routes_meta[];    /* ens-http-openapi.c: /openapi.json, /docs */
+extern const EnsHttpRoute ens_http_routes_mcp[];
+
+/* ---- MCP sessions of /mcp (ens-http-routes-mcp.c) ---- */
+typedef struct _EnsHttpMcp EnsHttpMcp;
+EnsHttpMcp *ens_http_mcp_new (void);
+/* Ends every session (their clients close). */
+void ens_http_mcp_free (EnsHttpMcp *mcp);
+guint ens_http_mcp_n_sessions (EnsHttpMcp *mcp);
+/* (transfer none) the instance's MCP sessions. */
+EnsHttpMcp *ens_http_mcp (EnsHttp *http);
 
 /* ---- the request ---- */
 const EnsHost *ens_http_host (EnsHttpCall *call);
@@ -96,7 +106,8 @@ void ens_http_core_reply (EnsHttpCall *call, const char *agent, const char *acti
 void ens_http_on_event (EnsHttpCall *call, EnsHttpEventFunc func, gpointer user_data);
 /* The call's client id (makes the client). */
 const char *ens_http_client_id (EnsHttpCall *call);
-/* Keeps the call (and its client) open after the first answer, for SSE. */
+/* Holds the call open until a reply answers it (a no-op once answered). */
+void ens_http_pause (EnsHttpCall *call);
 
 /* ---- Server-Sent Events ----
  * A stream's output is bounded like every connection's (max-queue-messages,
@@ -112,6 +123,8 @@ void ens_http_sse_send (EnsHttpCall *call, const char *event, const char *data);
 void ens_http_sse_send_event (EnsHttpCall *call, GBytes *frame);
 /* How this stream tells its reader about dropped events (after sse_begin). */
 void ens_http_sse_on_dropped (EnsHttpCall *call, EnsHttpSseNoticeFunc notice, gpointer data);
+/* An SSE comment line (": @text"), never dropped: sends the headers at once. */
+void ens_http_sse_comment (EnsHttpCall *call, const char *text);
 /* Ends the stream and the call, once what is queued is written. */
 void ens_http_sse_end (EnsHttpCall *call);
 /* Called once if the peer goes away before the call ended. */

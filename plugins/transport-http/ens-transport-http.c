@@ -46,6 +46,7 @@ struct _EnsHttp {
   GPtrArray *routes;       /* const EnsHttpRoute*, all tables */
   GHashTable *stats;       /* route key -> RouteStats */
   GHashTable *calls;       /* live EnsHttpCall* */
+  EnsHttpMcp *mcp;         /* sessions of /mcp */
   guint64 requests, unauthorized, not_found, too_large, timed_out, events_dropped;
 };
 
@@ -107,6 +108,22 @@ unpause (EnsHttpCall *call)
       call->paused = FALSE;
       soup_server_message_unpause (call->msg);
     }
+}
+
+void
+ens_http_pause (EnsHttpCall *call)
+{
+  if (!call->paused && !call->answered && !call->gone)
+    {
+      call->paused = TRUE;
+      soup_server_message_pause (call->msg);
+    }
+}
+
+EnsHttpMcp *
+ens_http_mcp (EnsHttp *http)
+{
+  return http->mcp;
 }
 
 static void
@@ -340,6 +357,17 @@ ens_http_sse_send (EnsHttpCall *call, const char *event, const char *data)
     g_string_append_printf (chunk, "event: %s\n", event);
   g_string_append_printf (chunk, "data: %s\n\n", data);
   frame = g_string_free_to_bytes (chunk);
+  ens_http_sse_stream_push (call->stream, frame, FALSE);
+}
+
+void
+ens_http_sse_comment (EnsHttpCall *call, const char *text)
+{
+  g_autoptr (GBytes) frame = NULL;
+
+  if (!call->sse || call->gone)
+    return;
+  frame = g_bytes_new_take (g_strdup_printf (": %s\n\n", text), strlen (text) + 4);
   ens_http_sse_stream_push (call->stream, frame, FALSE);
 }
 
@@ -766,13 +794,14 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
   g_autoptr (GInetAddress) inet = NULL;
   const EnsHttpRoute *const tables[] = { ens_http_routes_native, ens_http_routes_ksi, ens_http_routes_neolith,
                                          ens_http_routes_rhetor, ens_http_routes_openai, ens_http_routes_console,
-                                         ens_http_routes_metrics, ens_http_routes_meta };
+                                         ens_http_routes_mcp, ens_http_routes_metrics, ens_http_routes_meta };
 
   http->host = host;
   http->self = self;
   http->routes = g_ptr_array_new ();
   http->stats = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) stats_free);
   http->calls = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) call_free, NULL);
+  http->mcp = ens_http_mcp_new ();
   for (guint t = 0; t < G_N_ELEMENTS (tables); t++)
     for (const EnsHttpRoute *r = tables[t]; r->method; r++)
       g_ptr_array_add (http->routes, (gpointer) r);
@@ -831,6 +860,8 @@ http_stop (gpointer instance)
       g_signal_handlers_disconnect_by_data (http->server, http);
     }
   g_clear_pointer (&http->listener, ens_listener_free);
+  /* MCP sessions end (their answers still due are dropped), then the calls. */
+  g_clear_pointer (&http->mcp, ens_http_mcp_free);
   /* Calls still open (SSE streams): their clients close now. */
   g_hash_table_remove_all (http->calls);
   g_clear_object (&http->server);
@@ -857,6 +888,7 @@ http_describe (gpointer instance)
   json_object_set_int_member (obj, "requests", http->requests);
   json_object_set_int_member (obj, "open_requests", g_hash_table_size (http->calls));
   json_object_set_int_member (obj, "events_dropped", http->events_dropped);
+  json_object_set_int_member (obj, "mcp_sessions", ens_http_mcp_n_sessions (http->mcp));
   json_object_set_int_member (obj, "connections", http->listener ? ens_listener_get_n_connections (http->listener) : 0);
   json_node_take_object (node, obj);
   return node;

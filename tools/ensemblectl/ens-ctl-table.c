@@ -15,6 +15,7 @@
 #define GROUP_STATE "Agent state"
 #define GROUP_LLM "Completions"
 #define GROUP_SESSIONS "Sessions"
+#define GROUP_MCP "MCP"
 #define GROUP_HELP "Help"
 
 static int ens_cmd_help (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args);
@@ -73,6 +74,13 @@ static const EnsCtlCommand commands[] = {
     ens_cmd_session_id, "sessions.status", 0 },
   { "session", "stop", NULL, GROUP_SESSIONS, "ID", 1, 1, "Stop a session", NULL, ens_cmd_session_id, "sessions.stop",
     0 },
+
+  { "mcp", NULL, NULL, GROUP_MCP, "", 0, 0, "Serve the daemon as an MCP server on stdin/stdout",
+    "For desktop MCP clients that launch a command: each line is one JSON-RPC\n"
+    "message, passed to and from the daemon's mcp.sock (next to ensemble.sock).\n"
+    "Tools are the agents' actions and \"complete\"; resources are agent state\n"
+    "and sessions.  The same server speaks Streamable HTTP at /mcp.",
+    ens_cmd_mcp, NULL, 0 },
 
   { "help", NULL, NULL, GROUP_HELP, "[COMMAND [SUBCOMMAND]]", 0, 2, "Show this help, or a command's", NULL,
     ens_cmd_help, NULL, 0 },

@@ -12,6 +12,7 @@
  *   ens-ctl-cmd-kv.c       kv get, set, del, list
  *   ens-ctl-cmd-llm.c      complete, route, providers, budget
  *   ens-ctl-cmd-sessions.c sessions, session spawn, exec, status, stop
+ *   ens-ctl-cmd-mcp.c      mcp: stdio bridged to the daemon's MCP socket
  *
  * ensemblectl speaks the native protocol: newline-delimited JSON over a
  * Unix stream socket.  It is deliberately self-contained (no code shared
@@ -296,5 +297,7 @@ int ens_cmd_session_spawn (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *arg
 int ens_cmd_session_exec (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args);
 /* session status and session stop: cmd->action */
 int ens_cmd_session_id (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args);
+
+int ens_cmd_mcp (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args);
 
 #define ENS_ARG(args, i) ((const char *) g_ptr_array_index ((args), (i)))
