@@ -84,13 +84,13 @@ point_of (const Sample *prev, const Sample *cur, Point *p)
   p->latency_ms = done ? (cur->completion_ms - prev->completion_ms) / (double) done : -1;
 }
 
-static void
-take_sample (EnsStats *stats)
+void
+ens_stats_sample_at (EnsStats *stats, gint64 mono_us, gint64 real_ms)
 {
   Sample *s = &stats->ring[stats->head];
 
-  s->real_ms = g_get_real_time () / 1000;
-  s->mono_us = g_get_monotonic_time ();
+  s->real_ms = real_ms;
+  s->mono_us = mono_us;
   s->requests = stats->counters->requests;
   s->errors = stats->counters->errors;
   s->published = ens_bus_published (stats->bus);
@@ -104,10 +104,8 @@ take_sample (EnsStats *stats)
 
 /* ------------------------------------------------------------------ output */
 
-/* (transfer full) the newest @n points (fewer if fewer are held), one array
- * per field. */
-static JsonNode *
-history (EnsStats *stats, guint n)
+JsonNode *
+ens_stats_history (EnsStats *stats, guint n)
 {
   JsonObject *obj;
   JsonNode *node = ens_json_object_node (&obj);
@@ -201,7 +199,7 @@ tick (gpointer data)
 {
   EnsStats *stats = data;
 
-  take_sample (stats);
+  ens_stats_sample_at (stats, g_get_monotonic_time (), g_get_real_time () / 1000);
   tell_watchers (stats);
   return G_SOURCE_CONTINUE;
 }
@@ -235,7 +233,7 @@ verb_history (EnsCall *call, gpointer data)
 
   if (!read_seconds (call, &seconds))
     return ens_call_invalid (call, "seconds", "an integer from 1 to 600");
-  reply = history (data, seconds);
+  reply = ens_stats_history (data, seconds);
   return ens_message_new_reply (call->msg, reply);
 }
 
@@ -260,7 +258,7 @@ verb_watch (EnsCall *call, gpointer data)
     }
   reply = ens_json_object_node (&obj);
   json_object_set_boolean_member (obj, "watching", TRUE);
-  json_object_set_member (obj, "history", history (stats, seconds));
+  json_object_set_member (obj, "history", ens_stats_history (stats, seconds));
   return ens_message_new_reply (call->msg, reply);
 }
 
@@ -299,7 +297,8 @@ ens_stats_new (const EnsCounters *counters, EnsBus *bus, EnsClients *clients, En
   stats->clients = clients;
   stats->completions = completions;
   stats->watchers = g_ptr_array_new ();
-  take_sample (stats); /* the first point is due a second from now */
+  /* the first point is due a second from now */
+  ens_stats_sample_at (stats, g_get_monotonic_time (), g_get_real_time () / 1000);
   stats->timer_id = g_timeout_add_seconds (STATS_INTERVAL_S, tick, stats);
   return stats;
 }

@@ -31,6 +31,12 @@ EnsStats *ens_stats_new (const EnsCounters *counters, EnsBus *bus, EnsClients *c
                          EnsCompletions *completions);
 void ens_stats_free (EnsStats *stats);
 void ens_stats_add_verbs (EnsStats *stats, EnsVerbs *verbs);
+/* Takes a sample now: the timer calls it once a second with the clocks;
+ * tests call it with clocks of their own. */
+void ens_stats_sample_at (EnsStats *stats, gint64 mono_us, gint64 real_ms);
+/* (transfer full) the newest @seconds points (fewer if fewer are held), one
+ * array per field, as stats.history answers. */
+JsonNode *ens_stats_history (EnsStats *stats, guint seconds);
 /* Clients client-closed: it watches no more. */
 void ens_stats_client_closed (EnsStats *stats, EnsClient *client);
 
