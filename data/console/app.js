@@ -104,7 +104,7 @@ class App {
     const input = h('input', { type: 'password', id: 'token-input', autocomplete: 'off', placeholder: 'token', required: true, 'aria-label': 'token' });
     const form = h('form', { class: 'auth-form', id: 'token-form' },
       h('h1', { text: 'Sign in to Ensemble' }),
-      h('p', { text: refused ? 'The daemon refused that token.' : 'This daemon serves its own user without a token; anyone else needs the token from its http-token-file.' }),
+      h('p', { text: refused ? 'The daemon refused that token.' : 'The daemon did not let this browser in: enter the token from its http-token-file. (Without a token set, it serves only its own user on loopback.)' }),
       h('p', { class: 'auth-reason', text: reason }),
       input,
       h('button', { type: 'submit', class: 'btn btn-primary', text: 'Connect' }),
