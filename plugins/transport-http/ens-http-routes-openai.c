@@ -306,13 +306,6 @@ read_messages (EnsHttpCall *call, JsonObject *body)
   return node;
 }
 
-static gint64
-get_int (JsonObject *obj, const char *member, gint64 fallback)
-{
-  JsonNode *n = obj ? json_object_get_member (obj, member) : NULL;
-  return is_number (n) ? (gint64) json_node_get_double (n) : fallback;
-}
-
 /* OpenAI's finish reasons from what providers report. */
 static const char *
 finish_reason (JsonObject *result, gboolean has_tools)
@@ -386,13 +379,21 @@ tool_calls (EnsHttpCall *call, JsonObject *result, gboolean with_index)
   return out;
 }
 
+/* A token count of a result's usage as the provider (or any publisher)
+ * reported it: an integral number, else 0; bounded so that the sum of two
+ * is one too. */
+static gint64
+token_count (JsonObject *usage, const char *member)
+{
+  return CLAMP (ens_member_int (usage, member, 0), 0, G_MAXINT64 / 2);
+}
+
 static JsonObject *
 usage_object (JsonObject *result)
 {
-  JsonObject *u = json_object_has_member (result, "usage") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (result, "usage"))
-                    ? ens_member_object (result, "usage") : NULL;
+  JsonObject *u = ens_member_object (result, "usage");
   JsonObject *out = json_object_new ();
-  gint64 in = MAX (get_int (u, "input_tokens", 0), 0), o = MAX (get_int (u, "output_tokens", 0), 0);
+  gint64 in = token_count (u, "input_tokens"), o = token_count (u, "output_tokens");
 
   json_object_set_int_member (out, "prompt_tokens", in);
   json_object_set_int_member (out, "completion_tokens", o);
@@ -419,7 +420,7 @@ reply_completion (EnsHttpCall *call, ChatCall *cc, JsonObject *result)
   const char *provider = ens_member_string_or (result, "provider", cc->provider);
   const char *model = ens_member_string_or (result, "model", cc->model);
   JsonObject *u = ens_member_object (result, "usage");
-  gint64 in = MAX (get_int (u, "input_tokens", 0), 0), o = MAX (get_int (u, "output_tokens", 0), 0);
+  gint64 in = token_count (u, "input_tokens"), o = token_count (u, "output_tokens");
   g_autofree char *fp = fingerprint (provider);
   g_autoptr (GString) out = g_string_sized_new (512);
 
