@@ -242,6 +242,7 @@ ens_daemon_new (EnsConfig *config, EnsState *state, const char *node_id)
   d->completions = ens_completions_new (config, d->backends, d->budget, d->events);
   d->sessions = ens_sessions_new (config, state, d->completions, d->events);
   d->stats = ens_stats_new (&d->counters, d->bus, d->clients, d->completions);
+  d->heap = ens_heap_new (d->completions);
   add_verbs (d);
   g_signal_connect (d->clients, "client-closed", G_CALLBACK (on_client_closed), d);
 
@@ -304,6 +305,7 @@ ens_daemon_free (EnsDaemon *d)
   if (d == NULL)
     return;
   ens_loader_free (d->loader);
+  ens_heap_free (d->heap);
   ens_stats_free (d->stats);
   ens_sessions_free (d->sessions);
   ens_completions_free (d->completions);

@@ -4,6 +4,7 @@
  * again.  The parts know only what they are handed, never the daemon. */
 #pragma once
 
+#include "ens-heap.h"
 #include "ens-host-private.h"
 #include "ens-kv.h"
 #include "ens-plugin-loader.h"
@@ -38,6 +39,7 @@ typedef struct {
   EnsCompletions *completions;
   EnsSessions *sessions;
   EnsStats *stats;
+  EnsHeap *heap;
   EnsLoader *loader;
 } EnsDaemon;
 
