@@ -159,6 +159,19 @@ class Bench:
                 rss = int(line.split()[1])
         return rss, len(os.listdir(f"/proc/{pid}/fd"))
 
+    def settle_rss(self, timeout=10.0, still=2.5):
+        """Waits until the daemon's RSS has not fallen for @still seconds
+        (it gives free heap back every 2 s once no completion runs), or
+        @timeout passes; returns (RSS kB, fds)."""
+        deadline = time.time() + timeout
+        last, since = self.proc_state()[0], time.time()
+        while time.time() < deadline and time.time() - since < still:
+            time.sleep(0.25)
+            rss = self.proc_state()[0]
+            if rss < last:
+                last, since = rss, time.time()
+        return self.proc_state()
+
     def settle_fds(self, want, timeout=5.0):
         """Waits (idle upstream connections close after idle-timeout-s) until
         the daemon's fds are back to @want or @timeout passes."""
@@ -288,7 +301,8 @@ def main():
             print(f"  for comparison, a path no route serves (404, the server path alone): {n['rps']:>10,.0f} req/s  "
                   f"p50 {n['p50_ms']:.2f} ms   {n['rps'] / s['rps'] if s['rps'] else 0:.2f}x bare libsoup-3")
 
-        rss1, fds1 = b.settle_fds(fds0)
+        b.settle_fds(fds0)
+        rss1, fds1 = b.settle_rss()
         ok = fds1 <= fds0
         print(f"\n6. after the run: RSS {rss1 / 1024:.1f} MB (baseline {rss0 / 1024:.1f} MB, "
               f"{(rss1 - rss0) / 1024:+.1f} MB), fds {fds1} (baseline {fds0})  {verdict(ok)}")
