@@ -319,13 +319,17 @@ new_array (JsonArray **array)
  * fails the check; *@nested then says that a field inside it failed and
  * @invalid already names it. */
 static gboolean
-convert (const EnsField *f, JsonNode *src, gboolean strict, JsonNode **out, gboolean *nested, EnsInvalid *invalid)
+convert (const EnsField *f, JsonObject *from, JsonNode *src, gboolean strict, JsonNode **out, gboolean *nested,
+         EnsInvalid *invalid)
 {
   gboolean required = (f->flags & ENS_FIELD_REQUIRED) != 0;
 
   *out = NULL;
   switch (f->type)
     {
+    case ENS_FIELD_FUNC:
+      *out = f->func (src, from);
+      return *out != NULL || !required;
     case ENS_FIELD_SET:
       *out = constant (f->value);
       return TRUE;
@@ -484,7 +488,7 @@ map_fields (const EnsField *fields, JsonObject *from, JsonObject *to, gboolean s
       JsonNode *out = NULL;
       gboolean nested = FALSE;
 
-      if (!convert (f, src, strict, &out, &nested, invalid))
+      if (!convert (f, from, src, strict, &out, &nested, invalid))
         {
           if (!strict)
             continue; /* shaping an answer: what does not fit is left out */

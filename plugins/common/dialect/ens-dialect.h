@@ -47,6 +47,7 @@ typedef enum {
   ENS_FIELD_MAP,     /* an object, its members mapped by @each */
   ENS_FIELD_EACH,    /* a list of objects, each mapped by @each */
   ENS_FIELD_KEYED,   /* a list of objects → one object of them named by their member @key, each mapped by @each */
+  ENS_FIELD_FUNC,    /* what @func makes of the value at @from (NULL: none) and the whole object read */
 } EnsFieldType;
 
 typedef enum {
@@ -56,6 +57,11 @@ typedef enum {
 } EnsFieldFlags;
 
 typedef struct _EnsField EnsField;
+
+/* A field a table cannot say: (transfer full) what is written for @value
+ * (transfer none; the member at the row's @from, or NULL) read from @from
+ * (transfer none, the whole object); NULL: nothing is written. */
+typedef JsonNode *(*EnsFieldFunc) (JsonNode *value, JsonObject *from);
 
 struct _EnsField {
   /* Member paths: "a.b" is member b of object a.  @from may name
@@ -73,6 +79,7 @@ struct _EnsField {
   const EnsField *each;  /* MAP, EACH, KEYED: how each object maps; NULL: as it is */
   gint64 min, max;       /* INT: accepted range */
   gint64 scale;          /* INT: factor (seconds → milliseconds: 1000); 0: 1 */
+  EnsFieldFunc func;     /* FUNC */
 };
 
 /* The table's rows, one per line:
@@ -84,6 +91,7 @@ struct _EnsField {
  *   ENS_NESTED (EACH, "sessions", "sessions", each_session)
  *   ENS_KEYED ("agents", "agents", "name", each_agent)
  *   ENS_CHECK ("config", OBJECT)                     checked, not passed on
+ *   ENS_FUNC ("created_at", "startedAt", OPTIONAL, js_date)   a small function's answer
  * and ENS_FIELDS_END. */
 #define ENS_MAP(from_, to_, type_, flags_) \
   { .from = (from_), .to = (to_), .type = ENS_FIELD_##type_, .flags = ENS_FIELD_##flags_ }
@@ -103,6 +111,8 @@ struct _EnsField {
 #define ENS_KEYED(from_, to_, key_, each_) \
   { .from = (from_), .to = (to_), .type = ENS_FIELD_KEYED, .key = (key_), .each = (each_) }
 #define ENS_CHECK(from_, type_) { .from = (from_), .to = NULL, .type = ENS_FIELD_##type_ }
+#define ENS_FUNC(from_, to_, flags_, func_) \
+  { .from = (from_), .to = (to_), .type = ENS_FIELD_FUNC, .flags = ENS_FIELD_##flags_, .func = (func_) }
 #define ENS_FIELDS_END { .from = NULL, .to = NULL }
 
 /* ------------------------------------------------------------------ entries */
@@ -193,6 +203,37 @@ struct _EnsDialect {
 /* The dialects of this library. */
 extern const EnsDialect ens_dialect_ksi;
 extern const EnsDialect ens_dialect_centerfire;
+extern const EnsDialect ens_dialect_neolith;
+
+/* ------------------------------------------------------------------ Neolith (ens-dialect-neolith.c) */
+
+/* wundr's orchestrator-daemon over WebSocket: the transport parses each
+ * message, asks here what it is, and carries the frames these make.  The
+ * encoder of ens_dialect_neolith makes a session event's frame (empty:
+ * wundr has none for it).  Every JsonNode returned is (transfer full). */
+
+/* The row for @message's type (transfer none), with @params (transfer none)
+ * filled for its verb; NULL with *@error wundr's text ("Unknown message
+ * type", "Invalid message format"). */
+const EnsDialectEntry *ens_dialect_neolith_decode (JsonObject *message, JsonObject *params, const char **error);
+/* The core's answer @data (transfer none) to @entry's verb as wundr's message. */
+JsonNode *ens_dialect_neolith_answer (const EnsDialectEntry *entry, JsonNode *data);
+/* A core session event (transfer none) as wundr's message, or NULL. */
+JsonNode *ens_dialect_neolith_event (JsonObject *event);
+/* {"type":"daemon_status_update","status":DaemonStatus} from the answers of
+ * health, sessions.list and providers.list (each transfer none, may be NULL). */
+JsonNode *ens_dialect_neolith_daemon_status (JsonObject *health, JsonObject *list, JsonObject *providers);
+/* {"type"}; {"type":"health_check_response","healthy"}; {"type","sessionId","taskId","error"?}. */
+JsonNode *ens_dialect_neolith_simple (const char *type);
+JsonNode *ens_dialect_neolith_health (gboolean healthy);
+JsonNode *ens_dialect_neolith_task (const char *type, const char *session_id, const char *task_id, const char *error);
+/* (transfer full) wundr's text for a core error about @session_id
+ * ("Session not found: <id>"), else @message. */
+char *ens_dialect_neolith_error_text (const char *code, const char *message, const char *session_id);
+/* Whether a session record is one of Rhetor's (not Neolith's). */
+gboolean ens_dialect_neolith_is_rhetor (JsonObject *record);
+/* (transfer full) now as JavaScript writes a date. */
+char *ens_dialect_neolith_now (void);
 
 /* ------------------------------------------------------------------ Rhetor / aish (ens-dialect-rhetor.c) */
 

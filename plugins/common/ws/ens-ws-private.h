@@ -6,6 +6,7 @@
 #include "ens-ws.h"
 #include "ens-json-util.h"
 #include "ens-outbox.h"
+#include "ens-dialect.h"
 
 typedef enum {
   ENS_WS_NATIVE,  /* /ws */
@@ -29,6 +30,7 @@ typedef struct {
   EnsWsPendingKind kind;
   char *session_id;
   char *task; /* execute: the task's text (its id when the core made none) */
+  const EnsDialectEntry *entry; /* Neolith: the row asked (ens-dialect-neolith.c), or NULL */
 } EnsWsPending;
 
 typedef struct _EnsWsNeolith EnsWsNeolith; /* a Neolith connection's state (ens-ws-neolith.c) */

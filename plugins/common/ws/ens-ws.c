@@ -729,6 +729,7 @@ ens_ws_attach_full (SoupServer *server, const EnsHost *host, EnsPlugin *self, co
   EnsWs *ws = g_new0 (EnsWs, 1);
 
   the_host = host;
+  ens_dialect_init (host);
   ws->host = host;
   ws->self = self;
   ws->server = server;
