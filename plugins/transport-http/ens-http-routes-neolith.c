@@ -1,198 +1,23 @@
 /* ens-http-routes-neolith.c — the Neolith orchestrator-daemon over HTTP:
  * /api/daemon, /api/daemon/sessions, /api/daemon/heartbeat and
- * /api/daemon/events (Server-Sent Events), a thin translation onto core
- * verbs.  Neolith's orchestrators are persistent agent records. */
+ * /api/daemon/events (Server-Sent Events).  Each route is a row of the
+ * Neolith dialect (ens_dialect_neolith_rest, plugins/common/dialect/
+ * ens-dialect-neolith.c: core verb, fields in and out, status); this file
+ * runs the rows and carries the bytes.  Neolith's orchestrators are
+ * persistent agent records. */
 #include "ens-http-seeds.h"
 
 #include <string.h>
 
-/* The daemon's health as Neolith's daemon status. */
-static JsonObject *
-neolith_status (JsonObject *h)
-{
-  JsonObject *out = json_object_new ();
-  JsonObject *comp = h && json_object_has_member (h, "completions") ? ens_member_object (h, "completions")
-                                                                      : NULL;
-  g_autofree char *ts = ens_seed_now_iso ();
-  const char *health = h ? ens_member_string_or (h, "status", "healthy") : "healthy";
+#define NEOLITH (&ens_dialect_neolith_rest)
 
-  json_object_set_string_member (out, "status", strcmp (health, "healthy") == 0 ? "running" : health);
-  json_object_set_string_member (out, "health", health);
-  ens_member_copy (out, "uptime", h, "uptime_s");
-  ens_member_copy (out, "activeSessions", h, "active_sessions");
-  ens_member_copy (out, "totalSessions", h, "sessions");
-  json_object_set_int_member (out, "queuedTasks", comp ? ens_member_int (comp, "queued", 0) : 0);
-  json_object_set_int_member (out, "runningTasks", comp ? ens_member_int (comp, "running", 0) : 0);
-  ens_member_copy (out, "agents", h, "agents");
-  ens_member_copy (out, "connections", h, "connections");
-  ens_member_copy (out, "version", h, "version");
-  ens_member_copy (out, "nodeId", h, "node_id");
-  ens_member_copy (out, "startedAt", h, "started_at");
-  json_object_set_string_member (out, "timestamp", ts);
-  return out;
-}
-
-/* A core session record in Neolith's names. */
-static JsonObject *
-neolith_session (JsonObject *rec)
-{
-  JsonObject *out = json_object_new ();
-  static const EnsSeedRename fields[] = {
-    { "session_id", "sessionId" }, { "orchestrator_id", "orchestratorId" }, { "session_type", "sessionType" },
-    { "status", "status" },        { "model", "model" },                   { "provider", "provider" },
-    { "created_at", "createdAt" }, { "updated_at", "updatedAt" },          { "tasks_total", "tasksTotal" },
-    { "messages", "messages" },    { "task_id", "currentTaskId" },         { NULL, NULL },
-  };
-
-  for (guint i = 0; fields[i].core; i++)
-    ens_member_copy (out, fields[i].http, rec, fields[i].core);
-  return out;
-}
-
+/* A route that is one row of the dialect, whose name is the route's
+ * ("POST /api/daemon"): GET|POST|DELETE /api/daemon, POST|PATCH|DELETE
+ * /api/daemon/sessions. */
 static void
-neolith_daemon_status (EnsHttpCall *call, EnsMessage *answer, gpointer data)
+route_neolith_row (EnsHttpCall *call)
 {
-  (void) data;
-  if (answer->kind == ENS_MESSAGE_ERROR)
-    ens_seed_error (call, answer, ens_seed_neolith_names);
-  else
-    ens_seed_reply_object (call, 200, neolith_status (ens_seed_answer_object (answer)));
-}
-
-/* GET /api/daemon */
-static void
-route_neolith_status (EnsHttpCall *call)
-{
-  ens_http_core (call, NULL, "health", NULL, 0, neolith_daemon_status, NULL);
-}
-
-static const char *const orchestrator_fields[] = { "orchestrator_id", "orchestratorId", "id", NULL };
-
-static void
-neolith_registered (EnsHttpCall *call, EnsMessage *answer, gpointer data)
-{
-  JsonObject *in = ens_seed_answer_object (answer), *out;
-
-  (void) data;
-  if (answer->kind == ENS_MESSAGE_ERROR)
-    {
-      ens_seed_error (call, answer, ens_seed_neolith_names);
-      return;
-    }
-  out = json_object_new ();
-  json_object_set_boolean_member (out, "success", TRUE);
-  json_object_set_boolean_member (out, "registered", TRUE);
-  ens_member_copy (out, "orchestratorId", in, "name");
-  ens_member_copy (out, "capabilities", in, "actions");
-  ens_member_copy (out, "registeredAt", in, "registered_at");
-  ens_seed_reply_object (call, 201, out);
-}
-
-/* POST /api/daemon {orchestrator_id | orchestratorId | id, capabilities?}:
- * registers an orchestrator (a persistent agent record). */
-static void
-route_neolith_register (EnsHttpCall *call)
-{
-  JsonObject *body = ens_http_body (call), *d;
-  const char *id;
-  JsonArray *caps;
-  g_autoptr (JsonNode) data = NULL;
-
-  if (body == NULL || !ens_seed_get_string_alias (call, body, orchestrator_fields, TRUE, &id) ||
-      !ens_seed_get_strv (call, body, "capabilities", &caps))
-    return;
-  d = json_object_new ();
-  json_object_set_string_member (d, "name", id);
-  json_object_set_boolean_member (d, "persistent", TRUE);
-  json_object_set_string_member (d, "description", "Neolith orchestrator");
-  if (caps)
-    json_object_set_array_member (d, "actions", json_array_ref (caps));
-  data = ens_node_take_object (d);
-  ens_http_core (call, NULL, "agents.register", data, 0, neolith_registered, NULL);
-}
-
-static void
-neolith_unregistered (EnsHttpCall *call, EnsMessage *answer, gpointer data)
-{
-  JsonObject *in = ens_seed_answer_object (answer), *out;
-
-  (void) data;
-  if (answer->kind == ENS_MESSAGE_ERROR)
-    {
-      ens_seed_error (call, answer, ens_seed_neolith_names);
-      return;
-    }
-  out = json_object_new ();
-  json_object_set_boolean_member (out, "success", TRUE);
-  ens_member_copy (out, "orchestratorId", in, "name");
-  ens_member_copy (out, "unregistered", in, "unregistered");
-  ens_seed_reply_object (call, 200, out);
-}
-
-/* DELETE /api/daemon (?orchestratorId= or a body naming it). */
-static void
-route_neolith_unregister (EnsHttpCall *call)
-{
-  JsonObject *body = ens_http_body (call), *d;
-  const char *id = NULL;
-  g_autoptr (JsonNode) data = NULL;
-
-  if (body == NULL)
-    return;
-  for (guint i = 0; orchestrator_fields[i] && id == NULL; i++)
-    id = ens_http_query (call, orchestrator_fields[i]);
-  if ((id == NULL || !*id) && !ens_seed_get_string_alias (call, body, orchestrator_fields, TRUE, &id))
-    return;
-  d = json_object_new ();
-  json_object_set_string_member (d, "name", id);
-  data = ens_node_take_object (d);
-  ens_http_core (call, NULL, "agents.unregister", data, 0, neolith_unregistered, NULL);
-}
-
-static void
-neolith_spawned (EnsHttpCall *call, EnsMessage *answer, gpointer data)
-{
-  JsonObject *in = ens_seed_answer_object (answer), *out;
-
-  (void) data;
-  if (answer->kind == ENS_MESSAGE_ERROR)
-    {
-      ens_seed_error (call, answer, ens_seed_neolith_names);
-      return;
-    }
-  if (json_object_has_member (in, "task_id")) /* spawned with a task: the execute ack */
-    {
-      out = json_object_new ();
-      ens_member_copy (out, "sessionId", in, "session_id");
-      ens_member_copy (out, "status", in, "status");
-      ens_member_copy (out, "taskId", in, "task_id");
-      ens_member_copy (out, "requestId", in, "request_id");
-    }
-  else
-    out = neolith_session (in);
-  ens_seed_reply_object (call, 201, out);
-}
-
-/* POST /api/daemon/sessions {orchestratorId?, task?, sessionType?, model?, provider?} */
-static void
-route_neolith_spawn (EnsHttpCall *call)
-{
-  JsonObject *body = ens_http_body (call), *d;
-  const char *orch, *task, *type, *model, *provider;
-  g_autoptr (JsonNode) data = NULL;
-
-  if (body == NULL || !ens_seed_get_string (call, body, "orchestratorId", FALSE, &orch) ||
-      !ens_seed_get_string (call, body, "task", FALSE, &task) || !ens_seed_get_string (call, body, "sessionType", FALSE, &type) ||
-      !ens_seed_get_string (call, body, "model", FALSE, &model) || !ens_seed_get_string (call, body, "provider", FALSE, &provider))
-    return;
-  d = json_object_new ();
-  ens_seed_set_string_if (d, "orchestrator_id", orch);
-  ens_seed_set_string_if (d, "task", task && *task ? task : NULL);
-  ens_seed_set_string_if (d, "session_type", type);
-  ens_seed_set_string_if (d, "model", model);
-  ens_seed_set_string_if (d, "provider", provider);
-  data = ens_node_take_object (d);
-  ens_http_core (call, NULL, "sessions.spawn", data, 0, neolith_spawned, NULL);
+  ens_seed_run_route (call, NEOLITH);
 }
 
 static void
@@ -204,7 +29,7 @@ neolith_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
 
   if (answer->kind == ENS_MESSAGE_ERROR)
     {
-      ens_seed_error (call, answer, ens_seed_neolith_names);
+      ens_seed_dialect_error (call, NULL, answer);
       return;
     }
   sessions = ens_member_array (in, "sessions");
@@ -213,7 +38,7 @@ neolith_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
     {
       JsonObject *rec = ens_array_object (sessions, i);
       if (orch == NULL || g_strcmp0 (ens_member_string_or (rec, "orchestrator_id", ""), orch) == 0)
-        json_array_add_object_element (list, neolith_session (rec));
+        json_array_add_element (list, ens_dialect_neolith_rest_session (rec));
     }
   out = json_object_new ();
   json_object_set_int_member (out, "total", json_array_get_length (list));
@@ -226,97 +51,6 @@ static void
 route_neolith_sessions (EnsHttpCall *call)
 {
   ens_http_core (call, NULL, "sessions.list", NULL, 0, neolith_listed, (gpointer) ens_http_query (call, "orchestratorId"));
-}
-
-static void
-neolith_executed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
-{
-  JsonObject *in = ens_seed_answer_object (answer), *out;
-
-  (void) data;
-  if (answer->kind == ENS_MESSAGE_ERROR)
-    {
-      ens_seed_error (call, answer, ens_seed_neolith_names);
-      return;
-    }
-  out = json_object_new ();
-  ens_member_copy (out, "sessionId", in, "session_id");
-  ens_member_copy (out, "taskId", in, "task_id");
-  ens_member_copy (out, "requestId", in, "request_id");
-  ens_member_copy (out, "status", in, "status");
-  ens_seed_reply_object (call, 200, out);
-}
-
-static void
-neolith_stopped (EnsHttpCall *call, EnsMessage *answer, gpointer data)
-{
-  JsonObject *in = ens_seed_answer_object (answer), *out;
-
-  (void) data;
-  if (answer->kind == ENS_MESSAGE_ERROR)
-    {
-      ens_seed_error (call, answer, ens_seed_neolith_names);
-      return;
-    }
-  out = json_object_new ();
-  json_object_set_boolean_member (out, "success", TRUE);
-  ens_member_copy (out, "sessionId", in, "session_id");
-  ens_member_copy (out, "status", in, "status");
-  ens_seed_reply_object (call, 200, out);
-}
-
-static void
-neolith_stop (EnsHttpCall *call, const char *session_id)
-{
-  JsonObject *d = json_object_new ();
-  g_autoptr (JsonNode) data = ens_node_take_object (d);
-
-  json_object_set_string_member (d, "session_id", session_id);
-  ens_http_core (call, NULL, "sessions.stop", data, 0, neolith_stopped, NULL);
-}
-
-/* PATCH /api/daemon/sessions {sessionId, task} runs a task;
- * {sessionId, status:"stopped"} stops the session. */
-static void
-route_neolith_patch (EnsHttpCall *call)
-{
-  JsonObject *body = ens_http_body (call), *d;
-  const char *id, *task, *status;
-  g_autoptr (JsonNode) data = NULL;
-
-  if (body == NULL || !ens_seed_get_string (call, body, "sessionId", TRUE, &id) ||
-      !ens_seed_get_string (call, body, "status", FALSE, &status))
-    return;
-  if (status)
-    {
-      if (strcmp (status, "stopped") != 0)
-        ens_http_reply_invalid (call, "status", "\"stopped\" (or send task to run one)");
-      else
-        neolith_stop (call, id);
-      return;
-    }
-  if (!ens_seed_get_string (call, body, "task", TRUE, &task))
-    return;
-  d = json_object_new ();
-  json_object_set_string_member (d, "session_id", id);
-  json_object_set_string_member (d, "task", task);
-  data = ens_node_take_object (d);
-  ens_http_core (call, NULL, "sessions.execute", data, 0, neolith_executed, NULL);
-}
-
-/* DELETE /api/daemon/sessions (?sessionId= or {sessionId}) */
-static void
-route_neolith_delete (EnsHttpCall *call)
-{
-  JsonObject *body = ens_http_body (call);
-  const char *id;
-
-  if (body == NULL)
-    return;
-  id = ens_http_query (call, "sessionId");
-  if ((id == NULL || !*id) && !ens_seed_get_string (call, body, "sessionId", TRUE, &id))
-    return;
-  neolith_stop (call, id);
 }
 
 /* GET|POST /api/daemon/heartbeat: the daemon answers, so it is alive. */
@@ -414,7 +148,7 @@ neolith_subscribed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
 
   if (answer->kind == ENS_MESSAGE_ERROR)
     {
-      ens_seed_error (call, answer, ens_seed_neolith_names);
+      ens_seed_dialect_error (call, NULL, answer);
       return;
     }
   ens_http_sse_begin (call);
@@ -432,7 +166,7 @@ neolith_events_health (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   (void) data;
   if (answer->kind == ENS_MESSAGE_ERROR)
     {
-      ens_seed_error (call, answer, ens_seed_neolith_names);
+      ens_seed_dialect_error (call, NULL, answer);
       return;
     }
   d = json_object_new ();
@@ -440,7 +174,10 @@ neolith_events_health (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   json_array_add_string_element (topics, "session.*");
   json_object_set_array_member (d, "topics", topics);
   node = ens_node_take_object (d);
-  status = neolith_status (ens_seed_answer_object (answer));
+  {
+    g_autoptr (JsonNode) shaped = ens_dialect_neolith_rest_status (ens_seed_answer_object (answer));
+    status = json_object_ref (json_node_get_object (shaped));
+  }
   ens_http_attach (call, "ens-neolith-status", status, (GDestroyNotify) json_object_unref);
   ens_http_on_event (call, neolith_event, NULL);
   ens_http_core (call, NULL, "subscribe", node, 0, neolith_subscribed, status);
@@ -455,26 +192,26 @@ route_neolith_events (EnsHttpCall *call)
 /* ------------------------------------------------------------------ the table */
 
 const EnsHttpRoute ens_http_routes_neolith[] = {
-  { "GET", "/api/daemon", route_neolith_status, "neolith",
+  { "GET", "/api/daemon", route_neolith_row, "neolith",
     "Daemon status {status, uptime, activeSessions, totalSessions, queuedTasks, runningTasks, version, ...}", NULL, FALSE },
-  { "POST", "/api/daemon", route_neolith_register, "neolith",
+  { "POST", "/api/daemon", route_neolith_row, "neolith",
     "Register an orchestrator {orchestrator_id | orchestratorId | id, capabilities?} (201)",
     "{\"type\":\"object\",\"properties\":{\"orchestrator_id\":" STR ",\"orchestratorId\":" STR ",\"id\":" STR
     ",\"capabilities\":" STRV "}}", FALSE },
-  { "DELETE", "/api/daemon", route_neolith_unregister, "neolith",
+  { "DELETE", "/api/daemon", route_neolith_row, "neolith",
     "Unregister an orchestrator (?orchestratorId= or the body naming it); 404 when unknown",
     "{\"type\":\"object\",\"properties\":{\"orchestrator_id\":" STR ",\"orchestratorId\":" STR ",\"id\":" STR "}}", FALSE },
-  { "POST", "/api/daemon/sessions", route_neolith_spawn, "neolith",
+  { "POST", "/api/daemon/sessions", route_neolith_row, "neolith",
     "Spawn a session {orchestratorId?, task?, sessionType?, model?, provider?} -> {sessionId, status, taskId?} (201)",
     "{\"type\":\"object\",\"properties\":{\"orchestratorId\":" STR ",\"task\":" STR ",\"sessionType\":" STR
     ",\"model\":" STR ",\"provider\":" STR "}}", FALSE },
   { "GET", "/api/daemon/sessions", route_neolith_sessions, "neolith", "Sessions {sessions, total} (?orchestratorId=)",
     NULL, FALSE },
-  { "PATCH", "/api/daemon/sessions", route_neolith_patch, "neolith",
+  { "PATCH", "/api/daemon/sessions", route_neolith_row, "neolith",
     "{sessionId, task} runs a task (progress on /api/daemon/events); {sessionId, status:\"stopped\"} stops the session",
     "{\"type\":\"object\",\"required\":[\"sessionId\"],\"properties\":{\"sessionId\":" STR ",\"task\":" STR
     ",\"status\":{\"enum\":[\"stopped\"]}}}", FALSE },
-  { "DELETE", "/api/daemon/sessions", route_neolith_delete, "neolith", "Stop a session (?sessionId= or {sessionId})",
+  { "DELETE", "/api/daemon/sessions", route_neolith_row, "neolith", "Stop a session (?sessionId= or {sessionId})",
     "{\"type\":\"object\",\"properties\":{\"sessionId\":" STR "}}", FALSE },
   { "GET", "/api/daemon/heartbeat", route_neolith_heartbeat, "neolith", "Liveness {status:\"ok\", timestamp}", NULL,
     FALSE },

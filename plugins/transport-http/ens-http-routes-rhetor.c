@@ -12,8 +12,15 @@
 #include <string.h>
 
 #define RHETOR_ORCHESTRATOR ENS_RHETOR_ORCHESTRATOR
+#define RHETOR (&ens_dialect_rhetor)
+#define ROUTE_CREATE "POST /api/ai/socket/create"
+#define ROUTE_LIST "GET /api/ai/specialists"
+#define ROUTE_MESSAGE "POST /api/ai/specialists/{id}/message"
+#define ROUTE_TEAM_CHAT "POST /api/team-chat"
+#define rhetor_socket ens_dialect_rhetor_is_socket
+#define rhetor_active ens_dialect_rhetor_active
+
 #define TEAM_CHAT_DEFAULT_S 30.0
-#define TEAM_CHAT_MAX_S 3600.0
 
 /* (transfer full) the setting rhetor-specialists. */
 static char **
@@ -76,13 +83,13 @@ roster_ensure (EnsHttpCall *call, char **names, RosterThen then, gpointer data)
 /* A core error in Rhetor's words: an unknown specialist is 404 with
  * FastAPI's {"detail"} beside Ensemble's {"error"}. */
 static void
-rhetor_error (EnsHttpCall *call, EnsMessage *answer, const char *asked)
+rhetor_error (EnsHttpCall *call, const char *route, EnsMessage *answer, const char *asked)
 {
   JsonObject *out, *err;
 
   if (asked == NULL || g_strcmp0 (answer->error_code, "SESSION_NOT_FOUND") != 0)
     {
-      ens_seed_error (call, answer, ens_seed_rhetor_names);
+      ens_seed_dialect_error (call, ens_dialect_find (RHETOR, route, NULL, NULL), answer);
       return;
     }
   out = json_object_new ();
@@ -101,19 +108,6 @@ rhetor_error (EnsHttpCall *call, EnsMessage *answer, const char *asked)
   ens_seed_reply_object (call, 404, out);
 }
 
-static gboolean
-rhetor_socket (JsonObject *rec)
-{
-  return g_strcmp0 (ens_member_string_or (rec, "orchestrator_id", ""), RHETOR_ORCHESTRATOR) == 0;
-}
-
-/* A socket takes messages until it is stopped. */
-static gboolean
-rhetor_active (JsonObject *rec)
-{
-  return g_strcmp0 (ens_member_string_or (rec, "status", ""), "stopped") != 0;
-}
-
 static char *
 rhetor_ws_url (EnsHttpCall *call, const char *id)
 {
@@ -126,27 +120,12 @@ rhetor_ws_url (EnsHttpCall *call, const char *id)
 }
 
 static void
-rhetor_created (EnsHttpCall *call, EnsMessage *answer, gpointer data)
+rhetor_created (EnsHttpCall *call, JsonObject *out, JsonObject *answer, gpointer data)
 {
-  JsonObject *in = ens_seed_answer_object (answer), *out;
-  g_autofree char *url = NULL;
+  g_autofree char *url = rhetor_ws_url (call, ens_member_string (answer, "session_id"));
 
   (void) data;
-  if (answer->kind == ENS_MESSAGE_ERROR)
-    {
-      ens_seed_error (call, answer, ens_seed_rhetor_names);
-      return;
-    }
-  url = rhetor_ws_url (call, ens_member_string (in, "session_id"));
-  out = json_object_new ();
-  ens_member_copy (out, "socket_id", in, "session_id");
   json_object_set_string_member (out, "websocket_url", url);
-  ens_member_copy (out, "name", in, "session_type");
-  ens_member_copy (out, "model", in, "model");
-  ens_member_copy (out, "provider", in, "provider");
-  ens_member_copy (out, "status", in, "status");
-  ens_member_copy (out, "created_at", in, "created_at");
-  ens_seed_reply_object (call, 200, out);
 }
 
 /* POST /api/ai/socket/create {name | specialist | ai_name?, system | prompt?,
@@ -154,36 +133,7 @@ rhetor_created (EnsHttpCall *call, EnsMessage *answer, gpointer data)
 static void
 route_rhetor_create (EnsHttpCall *call)
 {
-  static const char *const name_fields[] = { "name", "specialist", "ai_name", NULL };
-  static const char *const system_fields[] = { "system", "prompt", NULL };
-  JsonObject *body = ens_http_body (call), *d;
-  const char *name, *model, *provider, *system;
-  g_autofree char *default_system = NULL;
-  g_autoptr (JsonNode) data = NULL;
-  JsonNode *context;
-
-  if (body == NULL || !ens_seed_get_string_alias (call, body, name_fields, FALSE, &name) ||
-      !ens_seed_get_string (call, body, "model", FALSE, &model) || !ens_seed_get_string (call, body, "provider", FALSE, &provider) ||
-      !ens_seed_get_string_alias (call, body, system_fields, FALSE, &system))
-    return;
-  context = json_object_get_member (body, "context");
-  if (context && !JSON_NODE_HOLDS_NULL (context) && !JSON_NODE_HOLDS_OBJECT (context))
-    {
-      ens_http_reply_invalid (call, "context", "an object");
-      return;
-    }
-  if (name == NULL)
-    name = "assistant";
-  if (system == NULL)
-    system = default_system = g_strdup_printf ("You are %s, an AI specialist reached through Rhetor.", name);
-  d = json_object_new ();
-  json_object_set_string_member (d, "orchestrator_id", RHETOR_ORCHESTRATOR);
-  json_object_set_string_member (d, "session_type", name);
-  json_object_set_string_member (d, "system", system);
-  ens_seed_set_string_if (d, "model", model);
-  ens_seed_set_string_if (d, "provider", provider);
-  data = ens_node_take_object (d);
-  ens_http_core (call, NULL, "sessions.spawn", data, 0, rhetor_created, NULL);
+  ens_seed_run (call, RHETOR, ROUTE_CREATE, rhetor_created, NULL);
 }
 
 /* One specialist as Rhetor lists it: a roster member with its roles, an AI
@@ -191,28 +141,16 @@ route_rhetor_create (EnsHttpCall *call)
 static JsonObject *
 rhetor_specialist (EnsHttpCall *call, JsonObject *rec, const char *const *roster)
 {
-  JsonObject *out = json_object_new ();
+  g_autoptr (JsonNode) node = ens_dialect_rhetor_out (ROUTE_LIST, rec);
+  JsonObject *out = json_object_ref (json_node_get_object (node));
   const char *id = ens_member_string (rec, "session_id");
   const char *component = ens_dialect_rhetor_component (roster, id);
+  const char *type = ens_member_string_or (rec, "session_type", "assistant");
   g_autofree char *url = rhetor_ws_url (call, id);
-  gboolean active = rhetor_active (rec);
 
-  json_object_set_string_member (out, "id", id);
-  json_object_set_string_member (out, "socket_id", id);
-  ens_dialect_rhetor_describe (out, component ? component : ens_member_string_or (rec, "session_type", "assistant"));
+  ens_dialect_rhetor_describe (out, component ? component : type);
   if (component == NULL)
-    ens_member_copy (out, "name", rec, "session_type");
-  json_object_set_boolean_member (out, "active", active);
-  json_object_set_string_member (out, "status", active ? "active" : "inactive");
-  if (json_object_has_member (rec, "model"))
-    ens_member_copy (out, "model", rec, "model");
-  else
-    json_object_set_string_member (out, "model", "auto"); /* the router decides per message */
-  ens_member_copy (out, "provider", rec, "provider");
-  ens_member_copy (out, "created_at", rec, "created_at");
-  ens_member_copy (out, "messages", rec, "messages");
-  json_object_set_int_member (out, "sessions", 1);
-  ens_member_copy (out, "tasks_total", rec, "tasks_total");
+    json_object_set_string_member (out, "name", type); /* a socket is called what its client named it */
   json_object_set_string_member (out, "websocket_url", url);
   return out;
 }
@@ -239,7 +177,7 @@ rhetor_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
 
   if (answer->kind == ENS_MESSAGE_ERROR)
     {
-      ens_seed_error (call, answer, ens_seed_rhetor_names);
+      rhetor_error (call, ROUTE_TEAM_CHAT, answer, NULL);
       return;
     }
   sessions = ens_member_array (in, "sessions");
@@ -314,7 +252,7 @@ static void
 message_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
 {
   MessageCall *mc = data;
-  JsonObject *ev = ens_seed_answer_object (event), *out;
+  JsonObject *ev = ens_seed_answer_object (event);
   const char *type;
 
   if (mc->done || mc->task_id == NULL || ev == NULL ||
@@ -323,18 +261,10 @@ message_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
   type = ens_member_string_or (ev, "type", "");
   if (strcmp (type, "task_completed") == 0)
     {
-      JsonObject *result = ens_member_object (ev, "result");
+      g_autoptr (JsonNode) out = ens_dialect_rhetor_out (ROUTE_MESSAGE, ev);
       mc->done = TRUE;
-      out = json_object_new ();
-      json_object_set_boolean_member (out, "success", TRUE);
-      json_object_set_string_member (out, "specialist_id", mc->socket_id);
-      json_object_set_string_member (out, "response",
-                                     result ? ens_member_string_or (result, "response", "") : "");
-      json_object_set_string_member (out, "socket_id", mc->socket_id);
-      json_object_set_string_member (out, "task_id", mc->task_id);
-      ens_seed_copy_result (out, result);
       ens_http_on_event (call, NULL, NULL);
-      ens_seed_reply_object (call, 200, out);
+      ens_http_reply_json (call, 200, out);
     }
   else if (strcmp (type, "task_failed") == 0)
     {
@@ -352,7 +282,7 @@ message_executed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   if (answer->kind == ENS_MESSAGE_ERROR)
     {
       mc->done = TRUE;
-      rhetor_error (call, answer, mc->asked);
+      rhetor_error (call, ROUTE_MESSAGE, answer, mc->asked);
       return;
     }
   mc->task_id = g_strdup (ens_member_string (ens_seed_answer_object (answer), "task_id"));
@@ -366,7 +296,7 @@ message_subscribed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   if (answer->kind == ENS_MESSAGE_ERROR)
     {
       mc->done = TRUE;
-      ens_seed_error (call, answer, ens_seed_rhetor_names);
+      rhetor_error (call, ROUTE_MESSAGE, answer, NULL);
       return;
     }
   ens_http_core (call, NULL, "sessions.execute", mc->execute, 0, message_executed, mc);
@@ -393,16 +323,12 @@ message_start (EnsHttpCall *call, gpointer data)
 static void
 route_rhetor_message (EnsHttpCall *call)
 {
-  JsonObject *body = ens_http_body (call), *d;
-  const char *message;
-  gboolean has_temp;
-  double temperature;
+  g_autoptr (JsonNode) params = NULL;
   MessageCall *mc;
   g_auto (GStrv) roster = NULL;
   char *resolved;
 
-  if (body == NULL || !ens_seed_get_string (call, body, "message", TRUE, &message) ||
-      !ens_seed_get_number (call, body, "temperature", 0, 2, "a number from 0 to 2", &has_temp, &temperature))
+  if (ens_seed_request (call, RHETOR, ROUTE_MESSAGE, &params) == NULL)
     return;
   roster = rhetor_roster (call);
   mc = g_new0 (MessageCall, 1);
@@ -411,12 +337,8 @@ route_rhetor_message (EnsHttpCall *call)
   mc->socket_id = resolved ? resolved : g_strdup (mc->asked);
   mc->component = g_strdup (ens_dialect_rhetor_component ((const char *const *) roster, mc->socket_id));
   ens_http_attach (call, "ens-rhetor-message", mc, message_call_free);
-  d = json_object_new ();
-  json_object_set_string_member (d, "session_id", mc->socket_id);
-  json_object_set_string_member (d, "task", message);
-  if (has_temp)
-    json_object_set_double_member (d, "temperature", temperature);
-  mc->execute = ens_node_take_object (d);
+  json_object_set_string_member (json_node_get_object (params), "session_id", mc->socket_id);
+  mc->execute = g_steal_pointer (&params);
   if (mc->component)
     roster_ensure (call, (char *[]){ mc->component, NULL }, message_start, mc);
   else
@@ -634,15 +556,9 @@ team_chat_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
       m->done = TRUE;
       if (strcmp (type, "task_completed") == 0)
         {
-          JsonObject *result = ens_member_object (ev, "result");
-          JsonObject *r = json_object_new ();
-          json_object_set_string_member (r, "content",
-                                         result ? ens_member_string_or (result, "response", "") : "");
-          json_object_set_string_member (r, "specialist_id", m->id);
-          json_object_set_string_member (r, "socket_id", m->id);
-          json_object_set_string_member (r, "name", m->name);
-          ens_seed_copy_result (r, result);
-          json_object_set_object_member (tc->responses, m->id, r);
+          g_autoptr (JsonNode) r = ens_dialect_rhetor_out (ROUTE_TEAM_CHAT, ev);
+          json_object_set_string_member (json_node_get_object (r), "name", m->name);
+          json_object_set_member (tc->responses, m->id, g_steal_pointer (&r));
         }
       else
         team_chat_member_error (tc, m->id, ens_member_string_or (ev, "code", "TASK_FAILED"),
@@ -660,7 +576,7 @@ team_chat_subscribed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   if (answer->kind == ENS_MESSAGE_ERROR)
     {
       tc->replied = TRUE;
-      ens_seed_error (call, answer, ens_seed_rhetor_names);
+      rhetor_error (call, ROUTE_TEAM_CHAT, answer, NULL);
       return;
     }
   tc->timer = g_timeout_add (tc->timeout_ms, team_chat_timeout, tc);
@@ -734,7 +650,7 @@ team_chat_listed (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   if (answer->kind == ENS_MESSAGE_ERROR)
     {
       tc->replied = TRUE;
-      ens_seed_error (call, answer, ens_seed_rhetor_names);
+      rhetor_error (call, ROUTE_TEAM_CHAT, answer, NULL);
       return;
     }
   sessions = ens_member_array (ens_seed_answer_object (answer), "sessions");
@@ -795,25 +711,20 @@ team_chat_list (EnsHttpCall *call, gpointer data)
 static void
 route_team_chat (EnsHttpCall *call)
 {
-  JsonObject *body = ens_http_body (call);
-  const char *message, *mode;
-  gboolean has_timeout;
-  double timeout = TEAM_CHAT_DEFAULT_S;
+  g_autoptr (JsonNode) params = NULL;
+  JsonObject *p;
   JsonArray *targets;
   TeamChat *tc;
 
-  if (body == NULL || !ens_seed_get_string (call, body, "message", TRUE, &message) ||
-      !ens_seed_get_string (call, body, "moderation_mode", FALSE, &mode) ||
-      !ens_seed_get_strv (call, body, "target_sockets", &targets) ||
-      !ens_seed_get_number (call, body, "timeout", 0.001, TEAM_CHAT_MAX_S, "a number of seconds from 0.001 to 3600",
-                   &has_timeout, &timeout))
+  if (ens_seed_request (call, RHETOR, ROUTE_TEAM_CHAT, &params) == NULL)
     return;
+  p = json_node_get_object (params);
   tc = g_new0 (TeamChat, 1);
   tc->call = call;
   tc->roster = rhetor_roster (call);
-  tc->message = g_strdup (message);
-  tc->moderation_mode = g_strdup (mode ? mode : "pass_through");
-  if (targets)
+  tc->message = g_strdup (ens_member_string (p, "task"));
+  tc->moderation_mode = g_strdup (ens_member_string (p, "moderation_mode"));
+  if ((targets = ens_member_array (p, "targets")))
     {
       tc->targets = g_new0 (char *, json_array_get_length (targets) + 1);
       for (guint i = 0; i < json_array_get_length (targets); i++)
@@ -821,7 +732,9 @@ route_team_chat (EnsHttpCall *call)
     }
   tc->request_id = g_strdup_printf ("team-chat-%" G_GINT64_FORMAT, g_get_real_time () / 1000);
   tc->started_us = g_get_monotonic_time ();
-  tc->timeout_ms = (guint) (timeout * 1000.0);
+  tc->timeout_ms = (guint) (ens_member_double (p, "timeout", TEAM_CHAT_DEFAULT_S) * 1000.0 + 0.5);
+  if (tc->timeout_ms == 0)
+    tc->timeout_ms = 1;
   tc->members = g_ptr_array_new_with_free_func ((GDestroyNotify) member_free);
   tc->responses = json_object_new ();
   tc->errors = json_object_new ();

@@ -9,13 +9,6 @@ const EnsSeedRename ens_seed_ksi_names[] = {
   { "name", "agent_id" }, { "actions", "capabilities" }, { "description", "role" }, { "orchestrator_id", "agent_id" },
   { NULL, NULL },
 };
-const EnsSeedRename ens_seed_neolith_names[] = {
-  { "session_id", "sessionId" }, { "orchestrator_id", "orchestratorId" }, { "session_type", "sessionType" },
-  { "name", "orchestrator_id" }, { "actions", "capabilities" }, { NULL, NULL },
-};
-const EnsSeedRename ens_seed_rhetor_names[] = {
-  { "session_id", "socket_id" }, { "task", "message" }, { "session_type", "name" }, { NULL, NULL },
-};
 
 JsonObject *
 ens_seed_answer_object (EnsMessage *answer)
@@ -83,32 +76,6 @@ ens_seed_get_string (EnsHttpCall *call, JsonObject *body, const char *field, gbo
   return FALSE;
 }
 
-/* The first of @fields present, as a non-empty string; 422 naming @fields[0]. */
-gboolean
-ens_seed_get_string_alias (EnsHttpCall *call, JsonObject *body, const char *const *fields, gboolean required, const char **out)
-{
-  *out = NULL;
-  for (guint i = 0; fields[i]; i++)
-    {
-      JsonNode *n = json_object_get_member (body, fields[i]);
-      if (n == NULL || JSON_NODE_HOLDS_NULL (n))
-        continue;
-      if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING || !*json_node_get_string (n))
-        {
-          ens_http_reply_invalid (call, fields[i], "a non-empty string");
-          return FALSE;
-        }
-      *out = json_node_get_string (n);
-      return TRUE;
-    }
-  if (required)
-    {
-      ens_http_reply_invalid (call, fields[0], "a non-empty string");
-      return FALSE;
-    }
-  return TRUE;
-}
-
 gboolean
 ens_seed_get_strv (EnsHttpCall *call, JsonObject *body, const char *field, JsonArray **out)
 {
@@ -136,40 +103,6 @@ ens_seed_get_strv (EnsHttpCall *call, JsonObject *body, const char *field, JsonA
   return FALSE;
 }
 
-gboolean
-ens_seed_get_number (EnsHttpCall *call, JsonObject *body, const char *field, double min, double max, const char *expected,
-            gboolean *present, double *out)
-{
-  JsonNode *n = json_object_get_member (body, field);
-  GType t;
-
-  *present = FALSE;
-  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
-    return TRUE;
-  t = JSON_NODE_HOLDS_VALUE (n) ? json_node_get_value_type (n) : G_TYPE_INVALID;
-  if (t == G_TYPE_INT64 || t == G_TYPE_DOUBLE)
-    {
-      *out = json_node_get_double (n);
-      if (*out >= min && *out <= max)
-        {
-          *present = TRUE;
-          return TRUE;
-        }
-    }
-  ens_http_reply_invalid (call, field, expected);
-  return FALSE;
-}
-
-/* The task's outcome from a task_completed event's result. */
-void
-ens_seed_copy_result (JsonObject *to, JsonObject *result)
-{
-  for (const char *const *k = (const char *const[]){ "model", "provider", "usage", "finish_reason", "cost",
-                                                     "duration_ms", "tool_calls", NULL };
-       *k; k++)
-    ens_member_copy (to, *k, result, *k);
-}
-
 /* A failed task (task_failed {error, code}) as an HTTP error. */
 void
 ens_seed_reply_task_failed (EnsHttpCall *call, JsonObject *ev, JsonNode *event_data)
@@ -179,4 +112,127 @@ ens_seed_reply_task_failed (EnsHttpCall *call, JsonObject *ev, JsonNode *event_d
 
   ens_http_reply_error (call, status == 500 ? 502 : status, code,
                         ens_member_string_or (ev, "error", "the task failed"), event_data);
+}
+
+/* ---- a dialect's route rows */
+
+/* Adds to @input the query parameters @fields read at the top level. */
+static void
+merge_query (EnsHttpCall *call, const EnsField *fields, JsonObject *input)
+{
+  for (const EnsField *f = fields; f && (f->from || f->to); f++)
+    for (const char *p = f->from; p && *p;)
+      {
+        gsize n = strcspn (p, "|");
+        g_autofree char *name = g_strndup (p, n);
+        const char *v = strchr (name, '.') ? NULL : ens_http_query (call, name);
+
+        if (v && *v)
+          json_object_set_string_member (input, name, v);
+        p += n;
+        if (*p == '|')
+          p++;
+      }
+}
+
+const EnsDialectEntry *
+ens_seed_request (EnsHttpCall *call, const EnsDialect *dialect, const char *route, JsonNode **params)
+{
+  JsonObject *body = ens_http_body (call), *input, *out;
+  g_autoptr (JsonNode) in = NULL;
+  const EnsDialectEntry *entry;
+  EnsInvalid invalid;
+
+  *params = NULL;
+  if (body == NULL)
+    return NULL;
+  in = ens_node_new_object (&input); /* the body's members, and the query's parameters over them */
+  {
+    JsonObjectIter iter;
+    const char *name;
+    JsonNode *member;
+
+    json_object_iter_init_ordered (&iter, body);
+    while (json_object_iter_next_ordered (&iter, &name, &member))
+      json_object_set_member (input, name, json_node_ref (member));
+  }
+  if ((entry = ens_dialect_find (dialect, route, input, NULL)) == NULL)
+    {
+      ens_http_reply_error (call, 404, ENS_ERR_NOT_FOUND, "no such route", NULL);
+      return NULL;
+    }
+  merge_query (call, entry->in, input);
+  entry = ens_dialect_find (dialect, route, input, NULL);
+  *params = ens_node_new_object (&out);
+  if (entry->in && !ens_dialect_map (entry->in, input, out, &invalid))
+    {
+      g_clear_pointer (params, json_node_unref);
+      ens_http_reply_invalid (call, invalid.field, invalid.expected);
+      return NULL;
+    }
+  return entry;
+}
+
+void
+ens_seed_dialect_error (EnsHttpCall *call, const EnsDialectEntry *entry, EnsMessage *answer)
+{
+  EnsInvalid invalid;
+
+  if (g_strcmp0 (answer->error_code, ENS_ERR_INVALID_PARAMETERS) == 0 &&
+      ens_dialect_core_invalid (entry, answer->error_details, &invalid))
+    ens_http_reply_invalid (call, invalid.field, invalid.expected);
+  else
+    ens_http_reply_error (call, ens_http_status_for (answer->error_code), answer->error_code, answer->error_message,
+                          answer->error_details);
+}
+
+typedef struct {
+  const EnsDialectEntry *entry;
+  EnsSeedFinish finish;
+  gpointer data;
+} SeedRun;
+
+static void
+seed_answered (EnsHttpCall *call, EnsMessage *answer, gpointer data)
+{
+  SeedRun *run = data;
+  g_autoptr (JsonNode) out = NULL;
+  guint status;
+
+  if (answer->kind == ENS_MESSAGE_ERROR)
+    {
+      ens_seed_dialect_error (call, run->entry, answer);
+      return;
+    }
+  out = ens_dialect_reshape (run->entry->out, 0, answer->data);
+  if (run->finish)
+    run->finish (call, json_node_get_object (out), ens_seed_answer_object (answer), run->data);
+  status = run->entry->answer ? (guint) g_ascii_strtoull (run->entry->answer, NULL, 10) : 200;
+  ens_http_reply_json (call, status ? status : 200, out);
+}
+
+void
+ens_seed_run (EnsHttpCall *call, const EnsDialect *dialect, const char *route, EnsSeedFinish finish, gpointer data)
+{
+  g_autoptr (JsonNode) params = NULL;
+  const EnsDialectEntry *entry = ens_seed_request (call, dialect, route, &params);
+  SeedRun *run;
+
+  if (entry == NULL)
+    return;
+  run = g_new0 (SeedRun, 1);
+  run->entry = entry;
+  run->finish = finish;
+  run->data = data;
+  ens_http_attach (call, "ens-seed-run", run, g_free);
+  ens_http_core (call, NULL, entry->verb, entry->in ? params : NULL, 0, seed_answered, run);
+}
+
+void
+ens_seed_run_route (EnsHttpCall *call, const EnsDialect *dialect)
+{
+  const EnsHttpRoute *route = ens_http_route (call);
+  g_autofree char *name = g_strdup_printf ("%s %s", route->method, route->path);
+
+  ens_seed_run (call, dialect, name, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* ens-http-seeds.h — private to transport-http: what the seed systems' HTTP
- * dialects share (ens-http-seeds.c).  Each dialect is a thin translation onto
- * core verbs in a file of its own, no logic of its own (README, "Over HTTP and
- * WebSocket"):
+ * dialects share (ens-http-seeds.c).  Neolith's and Rhetor's routes are rows
+ * of their dialects (plugins/common/dialect: ens_dialect_neolith_rest,
+ * ens_dialect_rhetor), run here by ens_seed_run; the route files keep what
+ * a row cannot do (Rhetor's waits for a task's end, SSE):
  *
  *   KSI HTTP plan  ens-http-routes-ksi.c      /api/v1/...
  *   Neolith        ens-http-routes-neolith.c  /api/daemon...
@@ -13,6 +14,7 @@
 
 #include "ens-http.h"
 #include "ens-json-util.h"
+#include "ens-dialect.h"
 
 /* JSON Schema snippets for the route tables' body schemas. */
 #define STR "{\"type\":\"string\"}"
@@ -25,8 +27,6 @@ typedef struct {
 
 /* Each NULL-terminated. */
 extern const EnsSeedRename ens_seed_ksi_names[];
-extern const EnsSeedRename ens_seed_neolith_names[];
-extern const EnsSeedRename ens_seed_rhetor_names[];
 
 /* (transfer none) the answer's data as an object, or NULL. */
 JsonObject *ens_seed_answer_object (EnsMessage *answer);
@@ -45,17 +45,31 @@ void ens_seed_error (EnsHttpCall *call, EnsMessage *answer, const EnsSeedRename 
  * long as @body. */
 gboolean ens_seed_get_string (EnsHttpCall *call, JsonObject *body, const char *field, gboolean required,
                               const char **out);
-/* The first of @fields present, as a non-empty string; 422 naming @fields[0]. */
-gboolean ens_seed_get_string_alias (EnsHttpCall *call, JsonObject *body, const char *const *fields, gboolean required,
-                                    const char **out);
 /* A list of non-empty strings, or absent (*@out NULL). */
 gboolean ens_seed_get_strv (EnsHttpCall *call, JsonObject *body, const char *field, JsonArray **out);
-/* A number in [@min, @max]; *@present says whether it was given. */
-gboolean ens_seed_get_number (EnsHttpCall *call, JsonObject *body, const char *field, double min, double max,
-                              const char *expected, gboolean *present, double *out);
-
-/* Copies a task_completed event's result (model, provider, usage, ...) into
- * @to; both (transfer none). */
-void ens_seed_copy_result (JsonObject *to, JsonObject *result);
 /* A failed task (task_failed {error, code}) as an HTTP error; (transfer none). */
 void ens_seed_reply_task_failed (EnsHttpCall *call, JsonObject *ev, JsonNode *event_data);
+
+/* ---- a dialect's route rows (plugins/common/dialect): a route is a row
+ * named "METHOD /path" whose @answer is the HTTP status. */
+
+/* What a route adds to its answer @out (transfer none) from the core's
+ * @answer data (transfer none, may be NULL) and what only the transport
+ * knows (a URL, the call's own state). */
+typedef void (*EnsSeedFinish) (EnsHttpCall *call, JsonObject *out, JsonObject *answer, gpointer data);
+
+/* The request for @route's row: the body, with the query's parameters the
+ * row reads over it, through the row's @in into *@params (transfer full).
+ * NULL after answering 422 (naming the field as the row reads it), 400 or
+ * 404 (no such row). */
+const EnsDialectEntry *ens_seed_request (EnsHttpCall *call, const EnsDialect *dialect, const char *route,
+                                         JsonNode **params);
+/* A core error about @entry's request as HTTP: 422 naming the field as the
+ * row reads it, else the code's status. */
+void ens_seed_dialect_error (EnsHttpCall *call, const EnsDialectEntry *entry, EnsMessage *answer);
+/* The whole route: ens_seed_request, the row's verb, its answer through
+ * @out, @finish (may be NULL), answered with the row's status. */
+void ens_seed_run (EnsHttpCall *call, const EnsDialect *dialect, const char *route, EnsSeedFinish finish,
+                   gpointer data);
+/* ens_seed_run for the row named as the route that matched ("POST /api/daemon"). */
+void ens_seed_run_route (EnsHttpCall *call, const EnsDialect *dialect);

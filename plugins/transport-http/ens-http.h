@@ -57,6 +57,8 @@ EnsHttpMcp *ens_http_mcp (EnsHttp *http);
 /* ---- the request ---- */
 const EnsHost *ens_http_host (EnsHttpCall *call);
 EnsPlugin *ens_http_self (EnsHttpCall *call);
+/* (transfer none) the route that matched this call. */
+const EnsHttpRoute *ens_http_route (EnsHttpCall *call);
 SoupServerMessage *ens_http_message (EnsHttpCall *call);
 /* A {name} segment of the route's path; (transfer none), NULL if none. */
 const char *ens_http_param (EnsHttpCall *call, const char *name);

@@ -80,6 +80,7 @@ static const EnsClientSink call_sink;
 
 const EnsHost *ens_http_host (EnsHttpCall *call) { return call->http->host; }
 EnsPlugin *ens_http_self (EnsHttpCall *call) { return call->http->self; }
+const EnsHttpRoute *ens_http_route (EnsHttpCall *call) { return call->route; }
 SoupServerMessage *ens_http_message (EnsHttpCall *call) { return call->msg; }
 const char *ens_http_base_url (EnsHttpCall *call) { return call->http->base_url; }
 EnsHttp *ens_http_instance (EnsHttpCall *call) { return call->http; }

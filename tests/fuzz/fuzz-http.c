@@ -48,6 +48,7 @@ static GPtrArray *routes; /* const EnsHttpRoute* */
 
 const EnsHost *ens_http_host (EnsHttpCall *call) { (void) call; return ens_fuzz_host (); }
 EnsPlugin *ens_http_self (EnsHttpCall *call) { (void) call; return NULL; }
+const EnsHttpRoute *ens_http_route (EnsHttpCall *call) { return call->route; }
 SoupServerMessage *ens_http_message (EnsHttpCall *call) { (void) call; return NULL; }
 const char *ens_http_base_url (EnsHttpCall *call) { (void) call; return "http://127.0.0.1:8090"; }
 EnsHttp *ens_http_instance (EnsHttpCall *call) { (void) call; return NULL; }

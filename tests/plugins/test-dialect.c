@@ -102,6 +102,52 @@ test_map_in (void)
   ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\",\"task\":\"t\",\"flag\":1}", "flag", "true or false");
   ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\",\"task\":\"t\",\"caps\":[1]}", "caps", "list of strings");
   ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\",\"task\":\"t\",\"extra\":\"x\"}", "extra", "an object");
+  /* An alternative that was sent and fails is named as sent. */
+  ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\",\"config\":{\"task\":5}}", "config.task", "string");
+  ASSERT_REFUSES (request_in, "{\"agent_id\":\"a\",\"kind\":[]}", "kind", "string");
+}
+
+/* FUNC: a small function named in a row (here: the length of a string, or
+ * nothing for anything else). */
+static JsonNode *
+length_of (JsonNode *v, JsonObject *from)
+{
+  (void) from;
+  if (v == NULL || !JSON_NODE_HOLDS_VALUE (v) || json_node_get_value_type (v) != G_TYPE_STRING)
+    return NULL;
+  return json_node_init_int (json_node_alloc (), (gint64) strlen (json_node_get_string (v)));
+}
+
+static const EnsField shared_in[] = {
+  ENS_MAP ("name", "name", STRING, NONEMPTY),
+  ENS_FIELDS_END,
+};
+
+static const EnsField typed_in[] = {
+  ENS_INCLUDE (shared_in),
+  ENS_MAP ("tags", "tags", STRINGS, NONEMPTY),
+  ENS_NUMBER ("temperature", "temperature", 0, 0, 2),
+  ENS_NUMBER ("timeout", "timeout", ENS_FIELD_ABOVE_MIN, 0, 3600),
+  ENS_FUNC ("word", "length", OPTIONAL, length_of),
+  ENS_FUNC_CHECK ("must", length_of, "a string"),
+  ENS_FIELDS_END,
+};
+
+static void
+test_map_types_and_functions (void)
+{
+  ASSERT_MAPS (typed_in, "{\"must\":\"x\"}", "{}");
+  ASSERT_MAPS (typed_in, "{\"name\":\"n\",\"tags\":[\"a\"],\"temperature\":2,\"timeout\":0.5,\"word\":\"four\",\"must\":\"\"}",
+               "{\"name\":\"n\",\"tags\":[\"a\"],\"temperature\":2,\"timeout\":0.5,\"length\":4}");
+  ASSERT_MAPS (typed_in, "{\"word\":7,\"must\":\"x\"}", "{}"); /* the function wrote nothing */
+  ASSERT_REFUSES (typed_in, "{\"name\":\"\",\"must\":\"x\"}", "name", "non-empty string");
+  ASSERT_REFUSES (typed_in, "{\"tags\":[\"\"],\"must\":\"x\"}", "tags", "non-empty strings");
+  ASSERT_REFUSES (typed_in, "{\"temperature\":2.5,\"must\":\"x\"}", "temperature", "from 0 to 2");
+  ASSERT_REFUSES (typed_in, "{\"temperature\":\"hot\",\"must\":\"x\"}", "temperature", "number");
+  ASSERT_REFUSES (typed_in, "{\"timeout\":0,\"must\":\"x\"}", "timeout", "above 0");
+  ASSERT_REFUSES (typed_in, "{\"timeout\":4000,\"must\":\"x\"}", "timeout", "to 3600");
+  ASSERT_REFUSES (typed_in, "{\"must\":1}", "must", "a string");
+  ASSERT_REFUSES (typed_in, "{}", "must", "a string");
 }
 
 static const EnsField required_in[] = {
@@ -321,8 +367,9 @@ check_table (const EnsDialect *dialect)
   g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
   g_assert_nonnull (dialect->name);
-  g_assert_nonnull (dialect->decode);
-  g_assert_nonnull (dialect->encode);
+  /* decode: for the bytes a transport does not frame; encode: for events */
+  g_assert_true (dialect->decode != NULL || dialect->framing == ENS_DIALECT_FRAMING_MESSAGE);
+  g_assert_true (dialect->encode != NULL || dialect->events == NULL);
   for (const EnsDialectEntry *e = dialect->entries; e->name; e++)
     {
       g_autofree char *key = g_strdup_printf ("%s/%s", e->name, e->is ? e->is : "");
@@ -352,13 +399,101 @@ check_table (const EnsDialect *dialect)
 static void
 test_tables (void)
 {
-  const EnsDialect *dialects[] = { &ens_dialect_ksi, &ens_dialect_centerfire };
+  const EnsDialect *dialects[] = { &ens_dialect_ksi, &ens_dialect_centerfire, &ens_dialect_neolith,
+                                   &ens_dialect_neolith_rest, &ens_dialect_rhetor };
 
   for (guint i = 0; i < G_N_ELEMENTS (dialects); i++)
     check_table (dialects[i]);
   g_assert_true (ens_dialect_ksi.flags & ENS_DIALECT_ONE_SHOT);
   g_assert_true (ens_dialect_find (&ens_dialect_ksi, "COMPLETION", NULL, NULL)->flags & ENS_DIALECT_HOLD_RESULTS);
   g_assert_cmpint (ens_dialect_centerfire.framing, ==, ENS_DIALECT_FRAMING_VALUE);
+  /* One route, two verbs: PATCH stops with status "stopped", else runs a task. */
+  {
+    g_autoptr (JsonNode) stop = json_from_string ("{\"status\":\"stopped\"}", NULL);
+    g_assert_cmpstr (ens_dialect_find (&ens_dialect_neolith_rest, "PATCH /api/daemon/sessions",
+                                       json_node_get_object (stop), NULL)->verb, ==, "sessions.stop");
+    g_assert_cmpstr (ens_dialect_find (&ens_dialect_neolith_rest, "PATCH /api/daemon/sessions", NULL, NULL)->verb, ==,
+                     "sessions.execute");
+  }
+}
+
+/* Neolith: a core session record as wundr's Session, field by field; a
+ * message in as its verb's data; an event without its record has none. */
+static void
+test_neolith_shapes (void)
+{
+  g_autoptr (JsonNode) rec = json_from_string (
+    "{\"session_id\":\"s1\",\"orchestrator_id\":\"\",\"session_type\":\"default\",\"status\":\"idle\","
+    "\"created_at\":\"2026-01-02T03:04:05.678901Z\",\"ended_at\":\"2026-01-02T03:04:06.000001Z\","
+    "\"task\":{\"id\":\"task_1\",\"description\":\"d\",\"status\":\"completed\",\"assigned_to\":\"a7\","
+    "\"created_at\":\"2026-01-02T03:04:05.678901Z\",\"updated_at\":\"2026-01-02T03:04:06.000001Z\"},"
+    "\"metrics\":{\"tokens_used\":12,\"tasks_completed\":1},"
+    "\"recent_tasks\":[{\"id\":\"task_1\",\"description\":\"d\",\"status\":\"completed\",\"response\":\"r\","
+    "\"ended_at\":\"2026-01-02T03:04:06.000001Z\",\"tokens_used\":12}]}", NULL);
+  g_autoptr (JsonNode) msg = NULL, event = NULL, none = NULL, in = NULL, params_node = NULL;
+  g_autofree char *text = NULL;
+  JsonObject *params;
+  const EnsDialectEntry *entry;
+  const char *error;
+
+  msg = ens_dialect_neolith_answer (ens_dialect_find (&ens_dialect_neolith, "session_status", NULL, NULL), rec);
+  text = json_to_string (msg, FALSE);
+  g_assert_cmpstr (text, ==,
+                   "{\"type\":\"session_status_update\",\"session\":{\"id\":\"s1\",\"orchestratorId\":\"default\","
+                   "\"task\":{\"id\":\"task_1\",\"type\":\"general\",\"description\":\"d\",\"priority\":\"medium\","
+                   "\"assignedTo\":\"a7\",\"status\":\"completed\",\"createdAt\":\"2026-01-02T03:04:05.678Z\","
+                   "\"updatedAt\":\"2026-01-02T03:04:06.000Z\"},\"type\":\"claude-code\",\"status\":\"completed\","
+                   "\"startedAt\":\"2026-01-02T03:04:05.678Z\",\"endedAt\":\"2026-01-02T03:04:06.000Z\","
+                   "\"memoryContext\":{\"scratchpad\":{},\"episodic\":[{\"id\":\"memory_task_1\","
+                   "\"content\":\"Task: d\\nResult: r\",\"timestamp\":\"2026-01-02T03:04:06.000Z\",\"type\":\"interaction\","
+                   "\"metadata\":{\"taskId\":\"task_1\",\"tokensUsed\":12,\"toolCallsMade\":0,\"success\":true}}],"
+                   "\"semantic\":[]},\"metrics\":{\"tokensUsed\":12,\"duration\":0,\"tasksCompleted\":1,"
+                   "\"errorsEncountered\":0,\"averageResponseTime\":0}},\"sessionId\":\"s1\"}");
+
+  event = json_from_string ("{\"type\":\"session_status_update\",\"sessionId\":\"s1\"}", NULL);
+  none = ens_dialect_neolith_event (json_node_get_object (event));
+  g_assert_null (none);
+  g_clear_pointer (&event, json_node_unref);
+  event = json_from_string ("{\"type\":\"task_queued\",\"sessionId\":\"s1\"}", NULL);
+  g_assert_null (ens_dialect_neolith_event (json_node_get_object (event)));
+
+  in = json_from_string ("{\"type\":\"execute_task\",\"payload\":{\"sessionId\":\"s1\",\"task\":{\"description\":\"go\"},"
+                         "\"context\":{\"k\":1}}}", NULL);
+  params_node = ens_node_new_object (&params);
+  entry = ens_dialect_neolith_decode (json_node_get_object (in), params, &error);
+  g_assert_nonnull (entry);
+  g_assert_cmpstr (entry->verb, ==, "sessions.execute");
+  g_clear_pointer (&text, g_free);
+  text = json_to_string (params_node, FALSE);
+  g_assert_cmpstr (text, ==, "{\"session_id\":\"s1\",\"task\":\"go\",\"task_meta\":{\"metadata\":{\"executionContext\":{\"k\":1}}}}");
+  g_clear_pointer (&in, json_node_unref);
+  in = json_from_string ("{\"type\":\"pong\"}", NULL);
+  g_assert_null (ens_dialect_neolith_decode (json_node_get_object (in), params, &error));
+  g_assert_cmpstr (error, ==, "Unknown message type");
+  g_clear_pointer (&in, json_node_unref);
+  in = json_from_string ("{\"type\":\"stop_session\",\"payload\":{\"sessionId\":7}}", NULL);
+  g_assert_null (ens_dialect_neolith_decode (json_node_get_object (in), params, &error));
+  g_assert_cmpstr (error, ==, "Invalid message format");
+}
+
+/* Rhetor: every name of a roster specialist resolves to its id. */
+static void
+test_rhetor_names (void)
+{
+  const char *const roster[] = { "apollo", "rhetor", "penia", NULL };
+  const char *const names[][2] = {
+    { "apollo", "apollo-ai" },   { "Apollo-AI", "apollo-ai" },          { "apollo-assistant", "apollo-ai" },
+    { "rhetor-orchestrator", "rhetor-ai" }, { "budget-assistant", "penia-ai" }, { "athena", NULL },
+    { "athena-ai", NULL },       { "sess_1234", NULL },                 { "-ai", NULL },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      g_autofree char *id = ens_dialect_rhetor_resolve (roster, names[i][0]);
+      g_assert_cmpstr (id, ==, names[i][1]);
+    }
+  g_assert_cmpstr (ens_dialect_rhetor_component (roster, "penia-ai"), ==, "penia");
+  g_assert_null (ens_dialect_rhetor_component (roster, "sess_1"));
 }
 
 int
@@ -367,11 +502,14 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/dialect/map-in", test_map_in);
   g_test_add_func ("/dialect/map-required-and-nested", test_map_required_and_nested);
+  g_test_add_func ("/dialect/map-types-and-functions", test_map_types_and_functions);
   g_test_add_func ("/dialect/reshape-out", test_reshape_out);
   g_test_add_func ("/dialect/reshape-keeps-the-rest", test_reshape_keeps_the_rest);
   g_test_add_func ("/dialect/rows-and-codes", test_rows_and_codes);
   g_test_add_func ("/dialect/core-errors", test_core_errors_in_the_dialects_words);
   g_test_add_func ("/dialect/scan-value", test_scan_value);
   g_test_add_func ("/dialect/tables", test_tables);
+  g_test_add_func ("/dialect/neolith-shapes", test_neolith_shapes);
+  g_test_add_func ("/dialect/rhetor-names", test_rhetor_names);
   return g_test_run ();
 }

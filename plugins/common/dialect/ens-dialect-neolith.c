@@ -685,3 +685,169 @@ ens_dialect_neolith_daemon_status (JsonObject *health, JsonObject *list, JsonObj
   json_object_set_object_member (json_node_get_object (node), "status", out);
   return node;
 }
+
+/* ================================================================== Neolith over HTTP (/api/daemon...) */
+
+/* Ensemble's REST face for Neolith's orchestrators and sessions: each route
+ * a row (transport-http runs it: the body, with the query's parameters over
+ * it, through @in; the answer through @out; @answer the HTTP status). */
+
+static JsonNode *
+now_iso (JsonNode *v, JsonObject *from)
+{
+  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+
+  (void) v;
+  (void) from;
+  return take_string_node (g_date_time_format (now, "%Y-%m-%dT%H:%M:%S.%fZ"));
+}
+
+/* healthy: running; anything else as it is. */
+static JsonNode *
+running (JsonNode *v, JsonObject *from)
+{
+  const char *s = node_string (v);
+
+  (void) from;
+  return string_node (s == NULL || strcmp (s, "healthy") == 0 ? "running" : s);
+}
+
+/* A PATCH that runs a task says no status. */
+static JsonNode *
+absent (JsonNode *v, JsonObject *from)
+{
+  (void) from;
+  return v == NULL || JSON_NODE_HOLDS_NULL (v) ? json_node_init_boolean (json_node_alloc (), TRUE) : NULL;
+}
+
+static const EnsField rest_status_out[] = {
+  ENS_FUNC ("status", "status", OPTIONAL, running),
+  ENS_MAP_OR ("status", "health", ANY, "\"healthy\""),
+  ENS_MAP ("uptime_s", "uptime", ANY, OPTIONAL),
+  ENS_MAP ("active_sessions", "activeSessions", ANY, OPTIONAL),
+  ENS_MAP ("sessions", "totalSessions", ANY, OPTIONAL),
+  ENS_MAP_OR ("completions.queued", "queuedTasks", ANY, "0"),
+  ENS_MAP_OR ("completions.running", "runningTasks", ANY, "0"),
+  ENS_MAP ("agents", "agents", ANY, OPTIONAL),
+  ENS_MAP ("connections", "connections", ANY, OPTIONAL),
+  ENS_MAP ("version", "version", ANY, OPTIONAL),
+  ENS_MAP ("node_id", "nodeId", ANY, OPTIONAL),
+  ENS_MAP ("started_at", "startedAt", ANY, OPTIONAL),
+  ENS_FUNC (NULL, "timestamp", OPTIONAL, now_iso),
+  ENS_FIELDS_END,
+};
+
+static const EnsField rest_register_in[] = {
+  ENS_MAP ("orchestrator_id|orchestratorId|id", "name", STRING, REQUIRED),
+  ENS_MAP ("capabilities", "actions", STRINGS, NONEMPTY),
+  ENS_SET ("persistent", "true"),
+  ENS_SET ("description", "\"Neolith orchestrator\""),
+  ENS_FIELDS_END,
+};
+
+static const EnsField rest_register_out[] = {
+  ENS_SET ("success", "true"),
+  ENS_SET ("registered", "true"),
+  ENS_MAP ("name", "orchestratorId", ANY, OPTIONAL),
+  ENS_MAP ("actions", "capabilities", ANY, OPTIONAL),
+  ENS_MAP ("registered_at", "registeredAt", ANY, OPTIONAL),
+  ENS_FIELDS_END,
+};
+
+static const EnsField rest_unregister_in[] = {
+  ENS_MAP ("orchestrator_id|orchestratorId|id", "name", STRING, REQUIRED),
+  ENS_FIELDS_END,
+};
+
+static const EnsField rest_unregister_out[] = {
+  ENS_SET ("success", "true"),
+  ENS_MAP ("name", "orchestratorId", ANY, OPTIONAL),
+  ENS_MAP ("unregistered", "unregistered", ANY, OPTIONAL),
+  ENS_FIELDS_END,
+};
+
+static const EnsField rest_spawn_in[] = {
+  ENS_MAP ("orchestratorId", "orchestrator_id", STRING, OPTIONAL),
+  ENS_CHECK ("task", STRING),
+  ENS_FUNC ("task", "task", OPTIONAL, nonempty),
+  ENS_MAP ("sessionType", "session_type", STRING, OPTIONAL),
+  ENS_MAP ("model", "model", STRING, OPTIONAL),
+  ENS_MAP ("provider", "provider", STRING, OPTIONAL),
+  ENS_FIELDS_END,
+};
+
+/* A session record (or a spawn's execute ack) in Neolith's REST names. */
+static const EnsField rest_session_out[] = {
+  ENS_MAP ("session_id", "sessionId", ANY, OPTIONAL),
+  ENS_MAP ("orchestrator_id", "orchestratorId", ANY, OPTIONAL),
+  ENS_MAP ("session_type", "sessionType", ANY, OPTIONAL),
+  ENS_MAP ("status", "status", ANY, OPTIONAL),
+  ENS_MAP ("model", "model", ANY, OPTIONAL),
+  ENS_MAP ("provider", "provider", ANY, OPTIONAL),
+  ENS_MAP ("created_at", "createdAt", ANY, OPTIONAL),
+  ENS_MAP ("updated_at", "updatedAt", ANY, OPTIONAL),
+  ENS_MAP ("tasks_total", "tasksTotal", ANY, OPTIONAL),
+  ENS_MAP ("messages", "messages", ANY, OPTIONAL),
+  ENS_MAP ("task_id", "taskId", ANY, OPTIONAL),
+  ENS_MAP ("request_id", "requestId", ANY, OPTIONAL),
+  ENS_FIELDS_END,
+};
+
+static const EnsField rest_execute_in[] = {
+  ENS_MAP ("sessionId", "session_id", STRING, REQUIRED),
+  ENS_FUNC_CHECK ("status", absent, "\"stopped\" (or send task to run one)"),
+  ENS_MAP ("task", "task", STRING, REQUIRED),
+  ENS_FIELDS_END,
+};
+
+static const EnsField rest_executed_out[] = {
+  ENS_MAP ("session_id", "sessionId", ANY, OPTIONAL),
+  ENS_MAP ("task_id", "taskId", ANY, OPTIONAL),
+  ENS_MAP ("request_id", "requestId", ANY, OPTIONAL),
+  ENS_MAP ("status", "status", ANY, OPTIONAL),
+  ENS_FIELDS_END,
+};
+
+static const EnsField rest_stop_in[] = {
+  ENS_MAP ("sessionId", "session_id", STRING, REQUIRED),
+  ENS_FIELDS_END,
+};
+
+static const EnsField rest_stopped_out[] = {
+  ENS_SET ("success", "true"),
+  ENS_MAP ("session_id", "sessionId", ANY, OPTIONAL),
+  ENS_MAP ("status", "status", ANY, OPTIONAL),
+  ENS_FIELDS_END,
+};
+
+static const EnsDialectEntry rest_entries[] = {
+  { "GET /api/daemon", "health", NULL, NULL, NULL, rest_status_out, "200", 0 },
+  { "POST /api/daemon", "agents.register", NULL, NULL, rest_register_in, rest_register_out, "201", 0 },
+  { "DELETE /api/daemon", "agents.unregister", NULL, NULL, rest_unregister_in, rest_unregister_out, "200", 0 },
+  { "POST /api/daemon/sessions", "sessions.spawn", NULL, NULL, rest_spawn_in, rest_session_out, "201", 0 },
+  { "GET /api/daemon/sessions", "sessions.list", NULL, NULL, NULL, NULL, "200", 0 },
+  { "PATCH /api/daemon/sessions", "sessions.stop", "status", "stopped", rest_stop_in, rest_stopped_out, "200", 0 },
+  { "PATCH /api/daemon/sessions", "sessions.execute", NULL, NULL, rest_execute_in, rest_executed_out, "200", 0 },
+  { "DELETE /api/daemon/sessions", "sessions.stop", NULL, NULL, rest_stop_in, rest_stopped_out, "200", 0 },
+  { NULL },
+};
+
+const EnsDialect ens_dialect_neolith_rest = {
+  .name = "neolith-rest",
+  .entries = rest_entries,
+  .framing = ENS_DIALECT_FRAMING_MESSAGE,
+};
+
+JsonNode *
+ens_dialect_neolith_rest_session (JsonObject *record)
+{
+  g_autoptr (JsonNode) in = json_node_init_object (json_node_alloc (), record);
+  return ens_dialect_reshape (rest_session_out, 0, in);
+}
+
+JsonNode *
+ens_dialect_neolith_rest_status (JsonObject *health)
+{
+  g_autoptr (JsonNode) in = health ? json_node_init_object (json_node_alloc (), health) : NULL;
+  return ens_dialect_reshape (rest_status_out, 0, in);
+}

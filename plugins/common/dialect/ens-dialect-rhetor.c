@@ -169,3 +169,167 @@ ens_dialect_rhetor_describe (JsonObject *out, const char *name)
   json_object_set_string_member (personality, "role", roles[0]);
   json_object_set_object_member (out, "personality", personality);
 }
+
+/* ------------------------------------------------------------------ the routes, as rows */
+
+/* Rhetor's routes (transport-http runs them: the body through @in, the
+ * core's answer through @out, @answer the HTTP status).  A Rhetor "AI
+ * socket" is a core session whose session_type is the specialist's name. */
+
+/* The default system prompt names the specialist asked for. */
+static JsonNode *
+default_system (JsonNode *v, JsonObject *from)
+{
+  const char *name = NULL;
+  g_autofree char *text = NULL;
+
+  (void) v;
+  for (const char *const *f = (const char *const[]){ "name", "specialist", "ai_name", NULL }; *f && !name; f++)
+    {
+      const char *s = ens_member_string (from, *f);
+      name = s && *s ? s : NULL;
+    }
+  text = g_strdup_printf ("You are %s, an AI specialist reached through Rhetor.", name ? name : "assistant");
+  return json_node_init_string (json_node_alloc (), text);
+}
+
+static const EnsField create_in[] = {
+  ENS_SET ("orchestrator_id", "\"" ENS_RHETOR_ORCHESTRATOR "\""),
+  ENS_MAP_FB ("name|specialist|ai_name", "session_type", STRING, NONEMPTY, "\"assistant\""),
+  ENS_FUNC (NULL, "system", OPTIONAL, default_system),
+  ENS_MAP ("system|prompt", "system", STRING, NONEMPTY),
+  ENS_MAP ("model", "model", STRING, OPTIONAL),
+  ENS_MAP ("provider", "provider", STRING, OPTIONAL),
+  ENS_CHECK ("context", OBJECT),
+  ENS_FIELDS_END,
+};
+
+static const EnsField create_out[] = {
+  ENS_MAP ("session_id", "socket_id", ANY, OPTIONAL),
+  ENS_MAP ("session_type", "name", ANY, OPTIONAL),
+  ENS_MAP ("model", "model", ANY, OPTIONAL),
+  ENS_MAP ("provider", "provider", ANY, OPTIONAL),
+  ENS_MAP ("status", "status", ANY, OPTIONAL),
+  ENS_MAP ("created_at", "created_at", ANY, OPTIONAL),
+  ENS_FIELDS_END,
+};
+
+static const EnsField message_in[] = {
+  ENS_MAP ("message", "task", STRING, REQUIRED),
+  ENS_NUMBER ("temperature", "temperature", 0, 0, 2),
+  ENS_FIELDS_END,
+};
+
+/* A task_completed event's outcome, as both answers say it. */
+static const EnsField outcome_out[] = {
+  ENS_MAP ("result.model", "model", ANY, OPTIONAL),
+  ENS_MAP ("result.provider", "provider", ANY, OPTIONAL),
+  ENS_MAP ("result.usage", "usage", ANY, OPTIONAL),
+  ENS_MAP ("result.finish_reason", "finish_reason", ANY, OPTIONAL),
+  ENS_MAP ("result.cost", "cost", ANY, OPTIONAL),
+  ENS_MAP ("result.duration_ms", "duration_ms", ANY, OPTIONAL),
+  ENS_MAP ("result.tool_calls", "tool_calls", ANY, OPTIONAL),
+  ENS_FIELDS_END,
+};
+
+/* A task_completed event → the /message answer. */
+static const EnsField message_out[] = {
+  ENS_SET ("success", "true"),
+  ENS_MAP ("sessionId", "specialist_id", ANY, OPTIONAL),
+  ENS_MAP_OR ("result.response", "response", ANY, "\"\""),
+  ENS_MAP ("sessionId", "socket_id", ANY, OPTIONAL),
+  ENS_MAP ("taskId", "task_id", ANY, OPTIONAL),
+  ENS_INCLUDE (outcome_out),
+  ENS_FIELDS_END,
+};
+
+static const EnsField team_chat_in[] = {
+  ENS_MAP ("message", "task", STRING, REQUIRED),
+  ENS_MAP_OR ("moderation_mode", "moderation_mode", STRING, "\"pass_through\""),
+  ENS_MAP ("target_sockets", "targets", STRINGS, NONEMPTY),
+  ENS_NUMBER ("timeout", "timeout", ENS_FIELD_ABOVE_MIN, 0, 3600),
+  ENS_FIELDS_END,
+};
+
+/* A task_completed event → one member of team chat's responses. */
+static const EnsField team_member_out[] = {
+  ENS_MAP_OR ("result.response", "content", ANY, "\"\""),
+  ENS_MAP ("sessionId", "specialist_id", ANY, OPTIONAL),
+  ENS_MAP ("sessionId", "socket_id", ANY, OPTIONAL),
+  ENS_INCLUDE (outcome_out),
+  ENS_FIELDS_END,
+};
+
+/* A socket takes messages until it is stopped. */
+static gboolean
+active_record (JsonObject *rec)
+{
+  return g_strcmp0 (ens_member_string_or (rec, "status", ""), "stopped") != 0;
+}
+
+static JsonNode *
+active (JsonNode *v, JsonObject *rec)
+{
+  (void) v;
+  return json_node_init_boolean (json_node_alloc (), active_record (rec));
+}
+
+static JsonNode *
+active_status (JsonNode *v, JsonObject *rec)
+{
+  (void) v;
+  return json_node_init_string (json_node_alloc (), active_record (rec) ? "active" : "inactive");
+}
+
+/* A session record → one of GET /api/ai/specialists's specialists (the
+ * roster's roles are added by ens_dialect_rhetor_describe). */
+static const EnsField specialist_out[] = {
+  ENS_MAP ("session_id", "id", ANY, OPTIONAL),
+  ENS_MAP ("session_id", "socket_id", ANY, OPTIONAL),
+  ENS_MAP ("session_type", "name", ANY, OPTIONAL),
+  ENS_FUNC (NULL, "active", OPTIONAL, active),
+  ENS_FUNC (NULL, "status", OPTIONAL, active_status),
+  ENS_MAP_OR ("model", "model", ANY, "\"auto\""), /* none: the router decides per message */
+  ENS_MAP ("provider", "provider", ANY, OPTIONAL),
+  ENS_MAP ("created_at", "created_at", ANY, OPTIONAL),
+  ENS_MAP ("messages", "messages", ANY, OPTIONAL),
+  ENS_SET ("sessions", "1"),
+  ENS_MAP ("tasks_total", "tasks_total", ANY, OPTIONAL),
+  ENS_FIELDS_END,
+};
+
+static const EnsDialectEntry entries[] = {
+  { "POST /api/ai/socket/create", "sessions.spawn", NULL, NULL, create_in, create_out, "200", 0 },
+  { "GET /api/ai/specialists", "sessions.list", NULL, NULL, NULL, specialist_out, "200", 0 },
+  { "POST /api/ai/specialists/{id}/message", "sessions.execute", NULL, NULL, message_in, message_out, "200", 0 },
+  { "POST /api/team-chat", "sessions.execute", NULL, NULL, team_chat_in, team_member_out, "200", 0 },
+  { NULL },
+};
+
+const EnsDialect ens_dialect_rhetor = {
+  .name = "rhetor",
+  .entries = entries,
+  .framing = ENS_DIALECT_FRAMING_MESSAGE,
+};
+
+gboolean
+ens_dialect_rhetor_is_socket (JsonObject *record)
+{
+  return g_strcmp0 (ens_member_string (record, "orchestrator_id"), ENS_RHETOR_ORCHESTRATOR) == 0;
+}
+
+gboolean
+ens_dialect_rhetor_active (JsonObject *record)
+{
+  return active_record (record);
+}
+
+JsonNode *
+ens_dialect_rhetor_out (const char *route, JsonObject *from)
+{
+  const EnsDialectEntry *entry = ens_dialect_find (&ens_dialect_rhetor, route, NULL, NULL);
+  g_autoptr (JsonNode) in = from ? json_node_init_object (json_node_alloc (), from) : NULL;
+
+  g_return_val_if_fail (entry != NULL, NULL);
+  return ens_dialect_reshape (entry->out, 0, in);
+}

@@ -242,28 +242,59 @@ read_int (JsonNode *node, gint64 *out)
   return FALSE;
 }
 
-/* Fills @invalid for @f, whose value did not pass; FALSE. */
-static gboolean
-expect (const EnsField *f, EnsInvalid *invalid)
+/* The alternative of @f's @from that @obj holds, else the first: its
+ * length, from *@start. */
+static gsize
+alternative (const EnsField *f, JsonObject *obj, const char **start)
 {
-  /* The field as the dialect spells it (the first alternative), interned
-   * so that it outlives the call as the table's own strings do. */
-  g_autofree char *name = g_strndup (f->from ? f->from : f->to, f->from ? strcspn (f->from, "|") : strlen (f->to));
+  for (const char *p = f->from; obj && *p;)
+    {
+      gsize n = strcspn (p, "|");
+      if (path_get (obj, p, n))
+        {
+          *start = p;
+          return n;
+        }
+      p += n;
+      if (*p == '|')
+        p++;
+    }
+  *start = f->from;
+  return strcspn (f->from, "|");
+}
+
+/* Fills @invalid for @f, whose value in @obj did not pass; FALSE. */
+static gboolean
+expect (const EnsField *f, JsonObject *obj, EnsInvalid *invalid)
+{
+  /* The field as the client spelt it (the alternative it sent, else the
+   * first), interned so that it outlives the call as the table's own
+   * strings do. */
+  const char *start = f->to;
+  gsize len = f->from ? alternative (f, obj, &start) : strlen (f->to);
+  g_autofree char *name = g_strndup (start, len);
   const char *field = g_intern_string (name);
   gboolean required = (f->flags & ENS_FIELD_REQUIRED) != 0;
 
   switch (f->type)
     {
     case ENS_FIELD_STRING:
-      return ens_invalid_set (invalid, field, "%s", required ? "a non-empty string" : "a string");
+      return ens_invalid_set (invalid, field, "%s",
+                              required || (f->flags & ENS_FIELD_NONEMPTY) ? "a non-empty string" : "a string");
     case ENS_FIELD_STRINGS:
       return ens_invalid_set (invalid, field, "%s",
-                              required ? "a non-empty list of non-empty strings" : "a list of strings");
+                              required ? "a non-empty list of non-empty strings"
+                              : (f->flags & ENS_FIELD_NONEMPTY) ? "a list of non-empty strings" : "a list of strings");
     case ENS_FIELD_WORDS:
       return ens_invalid_set (invalid, field, "a list of strings or a comma-separated string");
     case ENS_FIELD_INT:
       return ens_invalid_set (invalid, field, "an integer from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT, f->min,
                               f->max);
+    case ENS_FIELD_NUMBER:
+      return ens_invalid_set (invalid, field, "a number %s %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT,
+                              (f->flags & ENS_FIELD_ABOVE_MIN) ? "above" : "from", f->min, f->max);
+    case ENS_FIELD_FUNC:
+      return ens_invalid_set (invalid, field, "%s", f->value ? f->value : "given (any JSON value)");
     case ENS_FIELD_BOOL:
       return ens_invalid_set (invalid, field, "true or false");
     case ENS_FIELD_OBJECT:
@@ -366,7 +397,7 @@ convert (const EnsField *f, JsonObject *from, JsonNode *src, gboolean strict, Js
   switch (f->type)
     {
     case ENS_FIELD_STRING:
-      if (!is_string (src) || (required && json_node_get_string (src)[0] == '\0'))
+      if (!is_string (src) || ((required || (f->flags & ENS_FIELD_NONEMPTY)) && json_node_get_string (src)[0] == '\0'))
         return FALSE;
       *out = json_node_copy (src);
       return TRUE;
@@ -392,7 +423,7 @@ convert (const EnsField *f, JsonObject *from, JsonNode *src, gboolean strict, Js
         for (guint i = 0; i < json_array_get_length (in); i++)
           {
             JsonNode *el = json_array_get_element (in, i);
-            if (!is_string (el) || (required && json_node_get_string (el)[0] == '\0'))
+            if (!is_string (el) || ((required || (f->flags & ENS_FIELD_NONEMPTY)) && json_node_get_string (el)[0] == '\0'))
               return FALSE;
           }
         *out = json_node_copy (src);
@@ -410,6 +441,19 @@ convert (const EnsField *f, JsonObject *from, JsonNode *src, gboolean strict, Js
         if (!read_int (src, &v) || v < f->min || v > f->max)
           return FALSE;
         *out = json_node_init_int (json_node_alloc (), v * (f->scale ? f->scale : 1));
+        return TRUE;
+      }
+    case ENS_FIELD_NUMBER:
+      {
+        GType t = JSON_NODE_HOLDS_VALUE (src) ? json_node_get_value_type (src) : G_TYPE_INVALID;
+        double v;
+
+        if (t != G_TYPE_INT64 && t != G_TYPE_DOUBLE)
+          return FALSE;
+        v = json_node_get_double (src);
+        if (v < (double) f->min || v > (double) f->max || ((f->flags & ENS_FIELD_ABOVE_MIN) && v <= (double) f->min))
+          return FALSE;
+        *out = json_node_copy (src);
         return TRUE;
       }
     case ENS_FIELD_BOOL:
@@ -467,15 +511,19 @@ read_by_fields (const EnsField *fields, const char *name)
   gsize n = strlen (name);
 
   for (const EnsField *f = fields; f && (f->from || f->to); f++)
-    for (const char *p = f->from; p && *p;)
-      {
-        gsize len = strcspn (p, ".|");
-        if (len == n && strncmp (p, name, n) == 0)
-          return TRUE;
-        p += strcspn (p, "|");
-        if (*p == '|')
-          p++;
-      }
+    {
+      if (f->type == ENS_FIELD_INCLUDE && read_by_fields (f->each, name))
+        return TRUE;
+      for (const char *p = f->from; p && *p;)
+        {
+          gsize len = strcspn (p, ".|");
+          if (len == n && strncmp (p, name, n) == 0)
+            return TRUE;
+          p += strcspn (p, "|");
+          if (*p == '|')
+            p++;
+        }
+    }
   return FALSE;
 }
 
@@ -488,11 +536,18 @@ map_fields (const EnsField *fields, JsonObject *from, JsonObject *to, gboolean s
       JsonNode *out = NULL;
       gboolean nested = FALSE;
 
+      if (f->type == ENS_FIELD_INCLUDE)
+        {
+          if (!map_fields (f->each, from, to, strict, invalid))
+            return FALSE;
+          continue;
+        }
+
       if (!convert (f, from, src, strict, &out, &nested, invalid))
         {
           if (!strict)
             continue; /* shaping an answer: what does not fit is left out */
-          return nested ? FALSE : expect (f, invalid);
+          return nested ? FALSE : expect (f, from, invalid);
         }
       if (out == NULL)
         continue;

@@ -39,6 +39,7 @@ typedef enum {
   ENS_FIELD_WORDS,   /* a list of strings, or one string of comma-separated words (trimmed) */
   ENS_FIELD_OBJECT,  /* an object */
   ENS_FIELD_INT,     /* an integer in [min, max], written multiplied by scale (0: 1) */
+  ENS_FIELD_NUMBER,  /* a number in [min, max] (ABOVE_MIN: more than min) */
   ENS_FIELD_BOOL,    /* true or false */
   ENS_FIELD_SET,     /* nothing read: the JSON text @value is written */
   ENS_FIELD_PRESENT, /* true when @from is there and not null (with ENS_FIELD_NOT: false) */
@@ -48,12 +49,15 @@ typedef enum {
   ENS_FIELD_EACH,    /* a list of objects, each mapped by @each */
   ENS_FIELD_KEYED,   /* a list of objects → one object of them named by their member @key, each mapped by @each */
   ENS_FIELD_FUNC,    /* what @func makes of the value at @from (NULL: none) and the whole object read */
+  ENS_FIELD_INCLUDE, /* the rows of @each, read and written here (rows several tables share) */
 } EnsFieldType;
 
 typedef enum {
   ENS_FIELD_OPTIONAL = 0,      /* missing or null: nothing written (or @fallback) */
   ENS_FIELD_REQUIRED = 1 << 0, /* missing or null: the request is refused (ANY: null is a value) */
   ENS_FIELD_NOT = 1 << 1,      /* PRESENT: true when absent */
+  ENS_FIELD_NONEMPTY = 1 << 2, /* STRING, STRINGS: when given, not "" (nor a list with "") */
+  ENS_FIELD_ABOVE_MIN = 1 << 3, /* NUMBER: min itself is refused */
 } EnsFieldFlags;
 
 typedef struct _EnsField EnsField;
@@ -66,14 +70,14 @@ typedef JsonNode *(*EnsFieldFunc) (JsonNode *value, JsonObject *from);
 struct _EnsField {
   /* Member paths: "a.b" is member b of object a.  @from may name
    * alternatives, "task|config.task": the first one present is read (an
-   * error names the first).  @to "" is the object itself (SPREAD); NULL:
+   * error names the one sent, else the first).  @to "" is the object itself (SPREAD); NULL:
    * @from is checked and not passed on.  A row with neither ends the table. */
   const char *from;
   const char *to;
   EnsFieldType type;
   guint flags;           /* EnsFieldFlags */
   const char *fallback;  /* JSON text written when @from is missing or null; NULL: nothing */
-  const char *value;     /* SET: the JSON text written; CHOOSE: written for true */
+  const char *value;     /* SET: the JSON text written; CHOOSE: written for true; FUNC: what a refusal expects */
   const char *other;     /* CHOOSE: written for anything but true */
   const char *key;       /* KEYED: the member naming each element */
   const EnsField *each;  /* MAP, EACH, KEYED: how each object maps; NULL: as it is */
@@ -92,6 +96,7 @@ struct _EnsField {
  *   ENS_KEYED ("agents", "agents", "name", each_agent)
  *   ENS_CHECK ("config", OBJECT)                     checked, not passed on
  *   ENS_FUNC ("created_at", "startedAt", OPTIONAL, js_date)   a small function's answer
+ *   ENS_INCLUDE (result_out)                         another table's rows
  * and ENS_FIELDS_END. */
 #define ENS_MAP(from_, to_, type_, flags_) \
   { .from = (from_), .to = (to_), .type = ENS_FIELD_##type_, .flags = ENS_FIELD_##flags_ }
@@ -111,6 +116,14 @@ struct _EnsField {
 #define ENS_KEYED(from_, to_, key_, each_) \
   { .from = (from_), .to = (to_), .type = ENS_FIELD_KEYED, .key = (key_), .each = (each_) }
 #define ENS_CHECK(from_, type_) { .from = (from_), .to = NULL, .type = ENS_FIELD_##type_ }
+#define ENS_MAP_FB(from_, to_, type_, flags_, fallback_)                                             \
+  { .from = (from_), .to = (to_), .type = ENS_FIELD_##type_, .flags = ENS_FIELD_##flags_, .fallback = (fallback_) }
+#define ENS_NUMBER(from_, to_, flags_, min_, max_) \
+  { .from = (from_), .to = (to_), .type = ENS_FIELD_NUMBER, .flags = (flags_), .min = (min_), .max = (max_) }
+/* REQUIRED FUNC whose NULL refuses the field: @expected says what was wanted. */
+#define ENS_FUNC_CHECK(from_, func_, expected_) \
+  { .from = (from_), .to = NULL, .type = ENS_FIELD_FUNC, .flags = ENS_FIELD_REQUIRED, .func = (func_), .value = (expected_) }
+#define ENS_INCLUDE(rows_) { .from = NULL, .to = "", .type = ENS_FIELD_INCLUDE, .each = (rows_) }
 #define ENS_FUNC(from_, to_, flags_, func_) \
   { .from = (from_), .to = (to_), .type = ENS_FIELD_FUNC, .flags = ENS_FIELD_##flags_, .func = (func_) }
 #define ENS_FIELDS_END { .from = NULL, .to = NULL }
@@ -193,10 +206,13 @@ struct _EnsDialect {
   guint flags;                    /* connection rules: ENS_DIALECT_ONE_SHOT */
   EnsDialectFraming framing;
   /* One frame (without its '\n') in; fills @frame: exactly one of
-   * frame->reply and frame->submit. */
+   * frame->reply and frame->submit.  NULL for a FRAMING_MESSAGE dialect
+   * whose transport parses each message and looks the row up itself
+   * (Neolith, the HTTP routes). */
   void (*decode) (EnsDialectFrame *frame, const char *bytes, gsize len);
   /* The core's REPLY, ERROR and EVENT as the dialect's bytes (requests
-   * pushed to the dialect's agents go out native). */
+   * pushed to the dialect's agents go out native); NULL: none (HTTP routes
+   * answer through their rows). */
   EnsEncodeFunc encode;
 };
 
@@ -235,6 +251,13 @@ gboolean ens_dialect_neolith_is_rhetor (JsonObject *record);
 /* (transfer full) now as JavaScript writes a date. */
 char *ens_dialect_neolith_now (void);
 
+/* Neolith's REST routes (/api/daemon...): rows named "METHOD /path", their
+ * @answer the HTTP status; transport-http runs them. */
+extern const EnsDialect ens_dialect_neolith_rest;
+/* A session record, and the daemon's health, in those routes' names. */
+JsonNode *ens_dialect_neolith_rest_session (JsonObject *record);
+JsonNode *ens_dialect_neolith_rest_status (JsonObject *health);
+
 /* ------------------------------------------------------------------ Rhetor / aish (ens-dialect-rhetor.c) */
 
 /* Rhetor's AI specialists: each a core session whose id is "<name>-ai" and
@@ -265,6 +288,16 @@ JsonNode *ens_dialect_rhetor_ensure_data (const char *name);
 /* Adds the specialist's name, type, component_id, capabilities, roles and
  * personality to @out (transfer none). */
 void ens_dialect_rhetor_describe (JsonObject *out, const char *name);
+
+/* Rhetor's routes: rows named "METHOD /path" (their @answer the HTTP
+ * status) that transport-http runs. */
+extern const EnsDialect ens_dialect_rhetor;
+/* Whether a session record is one of Rhetor's, and takes messages. */
+gboolean ens_dialect_rhetor_is_socket (JsonObject *record);
+gboolean ens_dialect_rhetor_active (JsonObject *record);
+/* (transfer full) @from (transfer none: a record, or a task_completed
+ * event) through the out fields of @route's row. */
+JsonNode *ens_dialect_rhetor_out (const char *route, JsonObject *from);
 
 /* ------------------------------------------------------------------ the engine (ens-dialect.c) */
 
