@@ -1,14 +1,10 @@
 /* ens-http-seeds.c — what the seed systems' HTTP dialects share (see
- * ens-http-seeds.h): answers and errors in their shapes, body fields read
- * with the failing field answered 422, their names for the core's fields. */
+ * ens-http-seeds.h): a route row run (its body through the row's fields in,
+ * a failing field answered 422 as the row names it, the core's answer
+ * through its fields out, the row's status), and answers in their shapes. */
 #include "ens-http-seeds.h"
 
 #include <string.h>
-
-const EnsSeedRename ens_seed_ksi_names[] = {
-  { "name", "agent_id" }, { "actions", "capabilities" }, { "description", "role" }, { "orchestrator_id", "agent_id" },
-  { NULL, NULL },
-};
 
 JsonObject *
 ens_seed_answer_object (EnsMessage *answer)
@@ -28,79 +24,6 @@ ens_seed_now_iso (void)
 {
   g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
   return g_date_time_format (now, "%Y-%m-%dT%H:%M:%S.%fZ");
-}
-
-void
-ens_seed_set_string_if (JsonObject *obj, const char *name, const char *value)
-{
-  if (value)
-    json_object_set_string_member (obj, name, value);
-}
-
-/* A core error as the HTTP error body; INVALID_PARAMETERS becomes 422 with
- * the field as the dialect names it. */
-void
-ens_seed_error (EnsHttpCall *call, EnsMessage *answer, const EnsSeedRename *names)
-{
-  JsonObject *det = answer->error_details && JSON_NODE_HOLDS_OBJECT (answer->error_details)
-                      ? json_node_get_object (answer->error_details) : NULL;
-  const char *field = ens_member_string (det, "field");
-
-  if (g_strcmp0 (answer->error_code, ENS_ERR_INVALID_PARAMETERS) == 0 && field)
-    {
-      for (guint i = 0; names && names[i].core; i++)
-        if (strcmp (names[i].core, field) == 0)
-          {
-            field = names[i].http;
-            break;
-          }
-      ens_http_reply_invalid (call, field, ens_member_string_or (det, "expected", "valid"));
-    }
-  else
-    ens_http_reply_error (call, ens_http_status_for (answer->error_code), answer->error_code, answer->error_message,
-                          answer->error_details);
-}
-
-/* ---- body fields: each getter answers 422 itself and returns FALSE when
- * the field has the wrong type (null counts as absent). */
-
-gboolean
-ens_seed_get_string (EnsHttpCall *call, JsonObject *body, const char *field, gboolean required, const char **out)
-{
-  EnsInvalid invalid;
-
-  *out = NULL;
-  if (ens_param_string (body, field, required ? ENS_PARAM_REQUIRED | ENS_PARAM_NON_EMPTY : 0, 0, out, &invalid))
-    return TRUE;
-  ens_http_reply_invalid (call, invalid.field, invalid.expected);
-  return FALSE;
-}
-
-gboolean
-ens_seed_get_strv (EnsHttpCall *call, JsonObject *body, const char *field, JsonArray **out)
-{
-  JsonNode *n = json_object_get_member (body, field);
-
-  *out = NULL;
-  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
-    return TRUE;
-  if (JSON_NODE_HOLDS_ARRAY (n))
-    {
-      JsonArray *a = json_node_get_array (n);
-      gboolean ok = TRUE;
-      for (guint i = 0; ok && i < json_array_get_length (a); i++)
-        {
-          JsonNode *e = json_array_get_element (a, i);
-          ok = JSON_NODE_HOLDS_VALUE (e) && json_node_get_value_type (e) == G_TYPE_STRING && *json_node_get_string (e);
-        }
-      if (ok)
-        {
-          *out = a;
-          return TRUE;
-        }
-    }
-  ens_http_reply_invalid (call, field, "a list of non-empty strings");
-  return FALSE;
 }
 
 /* A failed task (task_failed {error, code}) as an HTTP error. */

@@ -1,8 +1,9 @@
 /* ens-http-seeds.h — private to transport-http: what the seed systems' HTTP
- * dialects share (ens-http-seeds.c).  Neolith's and Rhetor's routes are rows
- * of their dialects (plugins/common/dialect: ens_dialect_neolith_rest,
- * ens_dialect_rhetor), run here by ens_seed_run; the route files keep what
- * a row cannot do (Rhetor's waits for a task's end, SSE):
+ * dialects share (ens-http-seeds.c).  Their routes are rows of their
+ * dialects (plugins/common/dialect: ens_dialect_ksi_http,
+ * ens_dialect_neolith_rest, ens_dialect_rhetor), run here by ens_seed_run;
+ * the route files keep what a row cannot do (Rhetor's waits for a task's
+ * end, Neolith's event stream):
  *
  *   KSI HTTP plan  ens-http-routes-ksi.c      /api/v1/...
  *   Neolith        ens-http-routes-neolith.c  /api/daemon...
@@ -20,33 +21,12 @@
 #define STR "{\"type\":\"string\"}"
 #define STRV "{\"type\":\"array\",\"items\":{\"type\":\"string\"}}"
 
-/* A core field name and the dialect's name for it. */
-typedef struct {
-  const char *core, *http;
-} EnsSeedRename;
-
-/* Each NULL-terminated. */
-extern const EnsSeedRename ens_seed_ksi_names[];
-
 /* (transfer none) the answer's data as an object, or NULL. */
 JsonObject *ens_seed_answer_object (EnsMessage *answer);
 /* Answers @obj (transfer full) as JSON with @status. */
 void ens_seed_reply_object (EnsHttpCall *call, guint status, JsonObject *obj);
 /* (transfer full) now, ISO 8601 UTC with microseconds. */
 char *ens_seed_now_iso (void);
-/* Sets @name to @value when @value is not NULL; all (transfer none). */
-void ens_seed_set_string_if (JsonObject *obj, const char *name, const char *value);
-/* A core error (transfer none) as the HTTP error body; INVALID_PARAMETERS
- * becomes 422 with the field as the dialect (@names) calls it. */
-void ens_seed_error (EnsHttpCall *call, EnsMessage *answer, const EnsSeedRename *names);
-
-/* Body fields: each answers 422 itself and returns FALSE when the field has
- * the wrong type (null counts as absent); results (transfer none) live as
- * long as @body. */
-gboolean ens_seed_get_string (EnsHttpCall *call, JsonObject *body, const char *field, gboolean required,
-                              const char **out);
-/* A list of non-empty strings, or absent (*@out NULL). */
-gboolean ens_seed_get_strv (EnsHttpCall *call, JsonObject *body, const char *field, JsonArray **out);
 /* A failed task (task_failed {error, code}) as an HTTP error; (transfer none). */
 void ens_seed_reply_task_failed (EnsHttpCall *call, JsonObject *ev, JsonNode *event_data);
 

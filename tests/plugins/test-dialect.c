@@ -399,7 +399,7 @@ check_table (const EnsDialect *dialect)
 static void
 test_tables (void)
 {
-  const EnsDialect *dialects[] = { &ens_dialect_ksi, &ens_dialect_centerfire, &ens_dialect_neolith,
+  const EnsDialect *dialects[] = { &ens_dialect_ksi, &ens_dialect_ksi_http, &ens_dialect_centerfire, &ens_dialect_neolith,
                                    &ens_dialect_neolith_rest, &ens_dialect_rhetor };
 
   for (guint i = 0; i < G_N_ELEMENTS (dialects); i++)

@@ -516,3 +516,109 @@ const EnsDialect ens_dialect_ksi = {
   .decode = ksi_decode,
   .encode = ksi_encode,
 };
+
+/* ================================================================== KSI's HTTP plan (/api/v1/...) */
+
+/* KSI's planned HTTP face: each route a row (transport-http runs it: the
+ * body through @in, the answer through @out, @answer the HTTP status).
+ * KSI's agents are persistent agent records; a spawned task's outcome is
+ * published on results:<session_id>. */
+
+static JsonNode *
+result_topic (JsonNode *v, JsonObject *from)
+{
+  const char *sid = v && JSON_NODE_HOLDS_VALUE (v) && json_node_get_value_type (v) == G_TYPE_STRING
+                      ? json_node_get_string (v) : NULL;
+  g_autofree char *topic = NULL;
+
+  (void) from;
+  if (sid == NULL)
+    return NULL;
+  topic = g_strconcat ("results:", sid, NULL);
+  return json_node_init_string (json_node_alloc (), topic);
+}
+
+static JsonNode *
+whole (JsonNode *v, JsonObject *from)
+{
+  (void) v;
+  return from ? json_node_init_object (json_node_alloc (), from) : NULL;
+}
+
+static JsonNode *
+count_of (JsonNode *v, JsonObject *from)
+{
+  (void) from;
+  return json_node_init_int (json_node_alloc (), v && JSON_NODE_HOLDS_ARRAY (v) ? json_array_get_length (json_node_get_array (v)) : 0);
+}
+
+static const EnsField http_spawn_in[] = {
+  ENS_MAP ("task", "task", STRING, REQUIRED),
+  ENS_MAP ("model", "model", STRING, OPTIONAL),
+  ENS_MAP ("provider", "provider", STRING, OPTIONAL),
+  ENS_MAP ("session_type", "session_type", STRING, OPTIONAL),
+  ENS_MAP ("agent_id", "orchestrator_id", STRING, OPTIONAL),
+  ENS_FIELDS_END,
+};
+
+static const EnsField http_spawn_out[] = {
+  ENS_SET ("status", "\"accepted\""),
+  ENS_MAP ("session_id", "session_id", ANY, OPTIONAL),
+  ENS_MAP ("task_id", "task_id", ANY, OPTIONAL),
+  ENS_MAP ("request_id", "request_id", ANY, OPTIONAL),
+  ENS_MAP ("watch", "watch", ANY, OPTIONAL),
+  ENS_FUNC ("session_id", "result_topic", OPTIONAL, result_topic),
+  ENS_FIELDS_END,
+};
+
+static const EnsField http_register_in[] = {
+  ENS_MAP ("agent_id", "name", STRING, REQUIRED),
+  ENS_SET ("persistent", "true"),
+  ENS_MAP ("role", "description", STRING, OPTIONAL),
+  ENS_MAP ("capabilities", "actions", STRINGS, NONEMPTY),
+  ENS_FIELDS_END,
+};
+
+static const EnsField http_register_out[] = {
+  ENS_SET ("status", "\"registered\""),
+  ENS_MAP ("name", "agent_id", ANY, OPTIONAL),
+  ENS_MAP ("description", "role", ANY, OPTIONAL),
+  ENS_MAP ("actions", "capabilities", ANY, OPTIONAL),
+  ENS_MAP ("registered_at", "registered_at", ANY, OPTIONAL),
+  ENS_FUNC (NULL, "agent", OPTIONAL, whole),
+  ENS_FIELDS_END,
+};
+
+static const EnsField http_agents_out[] = {
+  ENS_MAP_OR ("agents", "agents", ANY, "[]"),
+  ENS_FUNC ("agents", "count", OPTIONAL, count_of),
+  ENS_FIELDS_END,
+};
+
+static const EnsField http_status_out[] = {
+  ENS_MAP ("status", "status", ANY, OPTIONAL),
+  ENS_MAP ("uptime_s", "uptime", ANY, OPTIONAL),
+  ENS_MAP ("agents", "agents", ANY, OPTIONAL),
+  ENS_MAP ("sessions", "sessions", ANY, OPTIONAL),
+  ENS_MAP ("active_sessions", "active_sessions", ANY, OPTIONAL),
+  ENS_MAP ("connections", "connections", ANY, OPTIONAL),
+  ENS_MAP ("version", "version", ANY, OPTIONAL),
+  ENS_MAP ("node_id", "node_id", ANY, OPTIONAL),
+  ENS_MAP ("started_at", "started_at", ANY, OPTIONAL),
+  ENS_MAP ("completions", "completions", ANY, OPTIONAL),
+  ENS_FIELDS_END,
+};
+
+static const EnsDialectEntry http_routes[] = {
+  { "POST /api/v1/spawn", "sessions.spawn", NULL, NULL, http_spawn_in, http_spawn_out, "202", 0 },
+  { "POST /api/v1/agents/register", "agents.register", NULL, NULL, http_register_in, http_register_out, "201", 0 },
+  { "GET /api/v1/agents", "agents.list", NULL, NULL, NULL, http_agents_out, "200", 0 },
+  { "GET /api/v1/status", "health", NULL, NULL, NULL, http_status_out, "200", 0 },
+  { NULL },
+};
+
+const EnsDialect ens_dialect_ksi_http = {
+  .name = "ksi-http",
+  .entries = http_routes,
+  .framing = ENS_DIALECT_FRAMING_MESSAGE,
+};

@@ -220,6 +220,10 @@ struct _EnsDialect {
 extern const EnsDialect ens_dialect_ksi;
 extern const EnsDialect ens_dialect_centerfire;
 extern const EnsDialect ens_dialect_neolith;
+/* Route rows ("METHOD /path", @answer the HTTP status) that transport-http
+ * runs: KSI's HTTP plan (ens-dialect-ksi.c); Neolith's REST and Rhetor's
+ * routes are declared with their dialects below. */
+extern const EnsDialect ens_dialect_ksi_http;
 
 /* ------------------------------------------------------------------ Neolith (ens-dialect-neolith.c) */
 
