@@ -307,6 +307,7 @@ ens_agents_add_served (EnsAgents *agents, EnsPlugin *self, const char *name, con
   const char *description = obj ? ens_json_get_string (obj, "description") : NULL;
   g_autoptr (EnsAgentTools) tools = ens_agent_tools_new ();
   g_autofree char *field = NULL, *expected = NULL;
+  gboolean changed = FALSE;
 
   if (name == NULL || !ens_name_valid (name) || handle == NULL)
     return FALSE;
@@ -326,7 +327,12 @@ ens_agents_add_served (EnsAgents *agents, EnsPlugin *self, const char *name, con
     }
   if (agent)
     {
-      /* Refreshed by its plugin: the same agent, quietly updated. */
+      /* Refreshed by its plugin: the same agent, quietly updated, unless
+       * what it serves changed (an MCP server's tool list did): then
+       * ensemble.agent.updated says so. */
+      g_autoptr (JsonNode) before = ens_agent_tools_describe (agent->actions);
+      g_autoptr (JsonNode) after = ens_agent_tools_describe (tools);
+      changed = !json_node_equal (before, after);
       ens_agent_tools_free (agent->actions);
       agent->actions = g_steal_pointer (&tools);
       g_clear_pointer (&agent->info, json_node_unref);
@@ -356,6 +362,11 @@ ens_agents_add_served (EnsAgents *agents, EnsPlugin *self, const char *name, con
     }
   if (!g_hash_table_contains (agents->table, name))
     agent_insert (agents, agent);
+  else if (changed)
+    {
+      g_autoptr (JsonNode) described = ens_agent_describe (agent);
+      publish_system (agents, "ensemble.agent.updated", described);
+    }
   return TRUE;
 }
 

@@ -104,7 +104,11 @@ def test_reference_servers_and_fixture_mounted_as_agents():
             body = json.loads(resp.read())
         assert body["data"]["structuredContent"] == {"sum": 42}, body
 
-        # list_changed: the fixture grows a tool; the agent lists it.
+        # list_changed: the fixture grows a tool; the agent lists it, and
+        # ensemble.agent.updated tells watchers (Ensemble's own MCP clients
+        # hear tools/list_changed from it).
+        watcher = d.client()
+        watcher.ok("subscribe", {"topics": ["ensemble.agent.updated"]})
         r = call(c, "fix", "grow")
         assert r["status"] == "success", r
         deadline = time.time() + 10 * SCALE
@@ -114,6 +118,10 @@ def test_reference_servers_and_fixture_mounted_as_agents():
                 break
             time.sleep(0.05)
         assert "grown" in tools, tools
+        ev = watcher.next_event()
+        assert ev["event"] == "ensemble.agent.updated" and ev["data"]["name"] == "fix", ev
+        assert "grown" in ev["data"]["actions"], ev
+        watcher.close()
         assert call(c, "fix", "grown")["data"]["text"] == "grown"
 
         # A server that dies mid-call: the call fails at once, the agent is
