@@ -79,6 +79,8 @@ ens_clients_add (EnsClients *clients, EnsPlugin *transport, const EnsClientSink 
   client->connected_real_us = g_get_real_time ();
   client->quiet_since_us = g_get_monotonic_time ();
   g_hash_table_insert (clients->table, client->id, client);
+  g_debug ("client %s connected (%s, via %s)", client->id, peer ? peer : "?",
+           transport ? ens_plugin_get_id (transport) : "the core");
   return client;
 }
 
@@ -113,6 +115,7 @@ ens_client_close (EnsClient *client)
 {
   EnsClients *clients = client->owner;
 
+  g_debug ("client %s closed", client->id);
   g_hash_table_remove (clients->table, client->id);
   ens_subscriber_free (clients->bus, client->subscriber);
   client->subscriber = NULL;

@@ -33,12 +33,72 @@ struct _EnsDBus {
   EnsDBusDaemon1 *daemon;
   EnsClient *client;          /* the core sees D-Bus as one client */
   GHashTable *invocations;    /* request id -> GDBusMethodInvocation */
+  GHashTable *completions;    /* CompleteAndWait: completion request_id -> GDBusMethodInvocation */
+  GHashTable *early_results;  /* completion request_id -> its COMPLETION_RESULT data, come before the ack */
   GHashTable *watchers;       /* caller -> Watcher */
   EnsSubscriber *lifecycle;   /* agents, sessions, budget */
   guint64 next_id;
   guint refresh_id;
   gulong loader_handlers[3];
 };
+
+/* ------------------------------------------------------------ Daemon1 */
+
+/* The Daemon1 skeleton, with UptimeSeconds worked out when it is read:
+ * it changes all the time, so it is never stored nor signalled. */
+#define ENS_TYPE_DAEMON_SKELETON (ens_daemon_skeleton_get_type ())
+G_DECLARE_FINAL_TYPE (EnsDaemonSkeleton, ens_daemon_skeleton, ENS, DAEMON_SKELETON, EnsDBusDaemon1Skeleton)
+
+struct _EnsDaemonSkeleton
+{
+  EnsDBusDaemon1Skeleton parent;
+  gint64 started_us; /* monotonic */
+};
+
+G_DEFINE_TYPE (EnsDaemonSkeleton, ens_daemon_skeleton, ENS_DBUS_TYPE_DAEMON1_SKELETON)
+
+enum
+{
+  PROP_UPTIME_SECONDS = 1,
+};
+
+static void
+ens_daemon_skeleton_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  EnsDaemonSkeleton *self = ENS_DAEMON_SKELETON (object);
+
+  if (prop_id == PROP_UPTIME_SECONDS)
+    g_value_set_uint64 (value, (guint64) (g_get_monotonic_time () - self->started_us) / G_USEC_PER_SEC);
+  else
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+}
+
+static void
+ens_daemon_skeleton_set_property (GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec)
+{
+  (void) value;
+  /* Nothing stores it: it is worked out when read. */
+  if (prop_id != PROP_UPTIME_SECONDS)
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+}
+
+/* GObject asks the class that installed a property for its value, so the
+ * subclass overrides that one property and answers it itself. */
+static void
+ens_daemon_skeleton_class_init (EnsDaemonSkeletonClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = ens_daemon_skeleton_get_property;
+  object_class->set_property = ens_daemon_skeleton_set_property;
+  g_object_class_override_property (object_class, PROP_UPTIME_SECONDS, "uptime-seconds");
+}
+
+static void
+ens_daemon_skeleton_init (EnsDaemonSkeleton *self)
+{
+  (void) self;
+}
 
 /* ------------------------------------------------------------ helpers */
 
@@ -98,6 +158,29 @@ submit (EnsDBus *D, GDBusMethodInvocation *inv, const char *agent, const char *a
   ens_dispatch_client_submit (D->d->dispatch, D->client, msg);
 }
 
+static void finish_completion (GDBusMethodInvocation *inv, JsonObject *result_event);
+
+/* A COMPLETION_RESULT for a CompleteAndWait caller (results of Complete go
+ * to their caller's bus name, not here). */
+static void
+completion_result (EnsDBus *D, EnsMessage *event)
+{
+  JsonObject *obj = event->data && JSON_NODE_HOLDS_OBJECT (event->data) ? json_node_get_object (event->data) : NULL;
+  const char *rid = obj ? json_object_get_string_member_with_default (obj, "request_id", NULL) : NULL;
+  GDBusMethodInvocation *inv;
+
+  if (rid == NULL)
+    return;
+  inv = g_hash_table_lookup (D->completions, rid);
+  if (inv == NULL)
+    {
+      g_hash_table_insert (D->early_results, g_strdup (rid), json_node_ref (event->data));
+      return;
+    }
+  finish_completion (inv, obj);
+  g_hash_table_remove (D->completions, rid);
+}
+
 static void
 sink_deliver (gpointer data, EnsMessage *msg)
 {
@@ -105,6 +188,11 @@ sink_deliver (gpointer data, EnsMessage *msg)
   GDBusMethodInvocation *inv;
   AnswerFunc func;
 
+  if (msg->kind == ENS_MESSAGE_EVENT && g_strcmp0 (msg->topic, "COMPLETION_RESULT") == 0)
+    {
+      completion_result (D, msg);
+      return;
+    }
   if (msg->kind != ENS_MESSAGE_REPLY && msg->kind != ENS_MESSAGE_ERROR)
     return;
   inv = msg->id ? g_hash_table_lookup (D->invocations, msg->id) : NULL;
@@ -250,6 +338,63 @@ on_complete (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *prom
                                  g_dbus_method_invocation_get_sender (inv) ? g_dbus_method_invocation_get_sender (inv)
                                                                            : "dbus");
   submit (data, inv, NULL, "complete", params, answer_request_id);
+  return TRUE;
+}
+
+static void
+finish_completion (GDBusMethodInvocation *inv, JsonObject *result_event)
+{
+  JsonNode *result = json_object_get_member (result_event, "result");
+
+  if (result != NULL && JSON_NODE_HOLDS_OBJECT (result))
+    {
+      g_autofree char *text = ens_json_to_string (result);
+      const char *response = json_object_get_string_member_with_default (json_node_get_object (result), "response", "");
+
+      g_dbus_method_invocation_return_value (inv, g_variant_new ("(ss)", response, text));
+      return;
+    }
+  return_error (inv, json_object_get_string_member_with_default (result_event, "code", "COMPLETION_FAILED"),
+                json_object_get_string_member_with_default (result_event, "error", "the completion failed"));
+}
+
+/* The acknowledgement: from now on the result is awaited by request id. */
+static void
+answer_wait (GDBusMethodInvocation *inv, EnsMessage *answer)
+{
+  EnsDBus *D = g_object_get_data (G_OBJECT (inv), "ens-dbus");
+  const char *rid = json_object_get_string_member (json_node_get_object (answer->data), "request_id");
+  JsonNode *early = g_hash_table_lookup (D->early_results, rid);
+
+  if (early != NULL)
+    {
+      finish_completion (inv, json_node_get_object (early));
+      g_hash_table_remove (D->early_results, rid);
+      return;
+    }
+  g_hash_table_insert (D->completions, g_strdup (rid), g_object_ref (inv));
+}
+
+static gboolean
+on_complete_and_wait (EnsDBusDaemon1 *iface, GDBusMethodInvocation *inv, const char *prompt, const char *options,
+                      gpointer data)
+{
+  EnsDBus *D = data;
+  g_autoptr (JsonNode) params = parse_arg (inv, "options", options[0] ? options : "{}", TRUE);
+
+  (void) iface;
+  if (params == NULL)
+    return TRUE;
+  if (json_object_has_member (json_node_get_object (params), "client_id"))
+    {
+      return_error (inv, ENS_ERR_INVALID_PARAMETERS,
+                    "client_id: CompleteAndWait answers its caller (use Complete to send the result elsewhere)");
+      return TRUE;
+    }
+  json_object_set_string_member (json_node_get_object (params), "prompt", prompt);
+  g_object_set_data (G_OBJECT (inv), "ens-dbus", D);
+  /* No client_id: the results come to the core's D-Bus client, here. */
+  submit (D, inv, NULL, "complete", params, answer_wait);
   return TRUE;
 }
 
@@ -558,8 +703,10 @@ lifecycle_event (EnsMessage *event, gpointer data)
                                            json_object_get_double_member_with_default (obj, "remaining", 0));
 }
 
-/* Properties: refreshed every two seconds (PropertiesChanged when they
- * change) and at every call that reads health. */
+/* Properties: refreshed every two seconds and at every call that reads
+ * health; PropertiesChanged goes out only for a value that did change
+ * (the skeleton compares), so an idle daemon sends none.  UptimeSeconds is
+ * not among them: it is worked out when read. */
 static gboolean
 refresh_properties (gpointer data)
 {
@@ -570,7 +717,6 @@ refresh_properties (gpointer data)
   JsonObject *b = json_node_get_object (budget);
 
   policy = ens_config_get_path (d->config, "router-policy");
-  ens_dbus_daemon1_set_uptime_seconds (D->daemon, (g_get_monotonic_time () - d->started_us) / G_USEC_PER_SEC);
   ens_dbus_daemon1_set_connections (D->daemon, ens_clients_count (d->clients));
   ens_dbus_daemon1_set_agents (D->daemon, ens_agents_count (d->agents));
   ens_dbus_daemon1_set_plugins (D->daemon, ens_loader_plugins (d->loader)->len);
@@ -633,20 +779,24 @@ ens_dbus_start (EnsDaemon *d, GBusType bus_type)
   D->d = d;
   D->connection = g_steal_pointer (&connection);
   D->invocations = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  D->completions = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  D->early_results = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) json_node_unref);
   D->watchers = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) watcher_free);
   D->client = ens_clients_add (d->clients, NULL, &dbus_sink, D, 0, "dbus");
   D->manager = g_dbus_object_manager_server_new (ENS_DBUS_PATH);
 
-  D->daemon = ens_dbus_daemon1_skeleton_new ();
+  D->daemon = g_object_new (ENS_TYPE_DAEMON_SKELETON, NULL);
+  ENS_DAEMON_SKELETON (D->daemon)->started_us = d->started_us;
   ens_dbus_daemon1_set_version (D->daemon, ENS_VERSION);
   ens_dbus_daemon1_set_node_id (D->daemon, d->node_id);
-  ens_dbus_daemon1_set_started_at (D->daemon, d->started_real_us / G_USEC_PER_SEC);
+  ens_dbus_daemon1_set_started_at (D->daemon, (guint64) d->started_real_us);
   g_signal_connect (D->daemon, "handle-health", G_CALLBACK (on_health), D);
   g_signal_connect (D->daemon, "handle-list-plugins", G_CALLBACK (on_list_plugins), D);
   g_signal_connect (D->daemon, "handle-list-agents", G_CALLBACK (on_list_agents), D);
   g_signal_connect (D->daemon, "handle-publish", G_CALLBACK (on_publish), D);
   g_signal_connect (D->daemon, "handle-request", G_CALLBACK (on_request), D);
   g_signal_connect (D->daemon, "handle-complete", G_CALLBACK (on_complete), D);
+  g_signal_connect (D->daemon, "handle-complete-and-wait", G_CALLBACK (on_complete_and_wait), D);
   g_signal_connect (D->daemon, "handle-subscribe", G_CALLBACK (on_subscribe), D);
   g_signal_connect (D->daemon, "handle-unsubscribe", G_CALLBACK (on_unsubscribe), D);
   g_signal_connect (D->daemon, "handle-shutdown", G_CALLBACK (on_shutdown), D);
@@ -701,6 +851,16 @@ ens_dbus_stop (EnsDBus *D)
   ens_subscriber_free (D->d->bus, D->lifecycle);
   g_hash_table_unref (D->watchers);
   g_hash_table_unref (D->invocations);
+  {
+    GHashTableIter iter;
+    gpointer inv;
+
+    g_hash_table_iter_init (&iter, D->completions);
+    while (g_hash_table_iter_next (&iter, NULL, &inv))
+      return_error (inv, "SHUTTING_DOWN", "the daemon is stopping");
+  }
+  g_hash_table_unref (D->completions);
+  g_hash_table_unref (D->early_results);
   ens_client_close (D->client);
   g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (D->daemon));
   g_dbus_object_manager_server_set_connection (D->manager, NULL);

@@ -28,6 +28,18 @@ ens_dispatch_free (EnsDispatch *dispatch)
   g_free (dispatch);
 }
 
+/* Whether debug lines of the core are shown, asked once: the request path
+ * does not pay for the environment lookup of every g_debug(). */
+static gboolean
+ens_dispatch_debug (void)
+{
+  static int enabled = -1;
+
+  if (enabled < 0)
+    enabled = !g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
+  return enabled;
+}
+
 void
 ens_dispatch_client_submit (EnsDispatch *dispatch, EnsClient *client, EnsMessage *msg)
 {
@@ -47,6 +59,9 @@ ens_dispatch_client_submit (EnsDispatch *dispatch, EnsClient *client, EnsMessage
       return;
     }
   dispatch->counters->requests++;
+  if (G_UNLIKELY (ens_dispatch_debug ()))
+    g_debug ("request %s: %s%s%s from %s", msg->id ? msg->id : "(no id)", msg->agent ? msg->agent : "",
+             msg->agent ? "." : "", msg->action ? msg->action : "?", client->id);
   /* Stamp the sender before anything keeps the message: replies and
    * forwarded requests name it. */
   if (g_strcmp0 (msg->from, client->id) != 0)

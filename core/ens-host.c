@@ -16,7 +16,9 @@ host_log (EnsPlugin *self, GLogLevelFlags level, const char *message)
 {
   const char *id = self ? ens_plugin_get_id (self) : "plugin";
 
-  g_log ("ensembled", level & G_LOG_LEVEL_MASK & ~(G_LOG_LEVEL_ERROR), "%s: %s", id, message);
+  /* Each plugin logs in its own domain, its id: G_MESSAGES_DEBUG=transport-http
+   * (or ensembled --debug=transport-http) shows that plugin's debug lines. */
+  g_log (id, level & G_LOG_LEVEL_MASK & ~(G_LOG_LEVEL_ERROR), "%s: %s", id, message);
 }
 
 static GVariant *

@@ -1,6 +1,7 @@
 /* ens-main.c — ensembled: options, start-up, the main loop, clean shutdown. */
 #include "ens-dbus.h"
 #include "ens-live.h"
+#include "ens-notify.h"
 #include "ens-paths.h"
 
 #include <errno.h>
@@ -64,12 +65,55 @@ lock_socket_dir (const char *dir, char **lock_path)
   return fd;
 }
 
+typedef struct
+{
+  EnsDaemon *d;
+  EnsNotify *notify;
+} Ready;
+
 static gboolean
 log_ready (gpointer data)
 {
-  (void) data;
+  Ready *ready = data;
+
   g_message ("ready");
+  ens_notify_ready (ready->notify, ready->d);
   return G_SOURCE_REMOVE;
+}
+
+/* --debug[=DOMAIN,...]: debug messages of every log domain, or of those
+ * named (the core's is "ensembled", each plugin's is its id), added to
+ * those G_MESSAGES_DEBUG already names. */
+static gboolean
+on_debug_option (const char *name, const char *value, gpointer data, GError **error)
+{
+  const char *env = g_getenv ("G_MESSAGES_DEBUG");
+  g_auto (GStrv) domains = NULL;
+  g_autoptr (GString) all = g_string_new (env ? env : "");
+
+  (void) name;
+  (void) data;
+  if (value == NULL || value[0] == '\0')
+    {
+      g_setenv ("G_MESSAGES_DEBUG", "all", TRUE);
+      return TRUE;
+    }
+  domains = g_strsplit_set (value, ", ", -1);
+  for (guint i = 0; domains[i]; i++)
+    {
+      if (domains[i][0] == '\0')
+        continue;
+      if (!g_regex_match_simple ("^[A-Za-z0-9_.-]+$", domains[i], 0, 0))
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "--debug: '%s' is not a log domain (the core's is ensembled, a plugin's is its id)",
+                       domains[i]);
+          return FALSE;
+        }
+      g_string_append_printf (all, "%s%s", all->len ? " " : "", domains[i]);
+    }
+  g_setenv ("G_MESSAGES_DEBUG", all->str, TRUE);
+  return TRUE;
 }
 
 static char *
@@ -93,6 +137,8 @@ main (int argc, char **argv)
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_file, "Read settings from the keyfile FILE instead of dconf", "FILE" },
     { "node-id", 0, 0, G_OPTION_ARG_STRING, &node_id, "Name this daemon on a shared bus", "ID" },
     { "system", 0, 0, G_OPTION_ARG_NONE, &system_bus, "Serve D-Bus on the system bus (as a system service)", NULL },
+    { "debug", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK, (gpointer) on_debug_option,
+      "Log debug messages of every domain, or of the DOMAINs named (ensembled, a plugin id, ...)", "DOMAIN,..." },
     { NULL },
   };
   g_autoptr (GOptionContext) context = NULL;
@@ -105,6 +151,8 @@ main (int argc, char **argv)
   EnsState *state;
   EnsDaemon *d;
   EnsDBus *dbus = NULL;
+  EnsNotify *notify;
+  Ready ready;
   guint sigint, sigterm;
 
   setlocale (LC_ALL, "");
@@ -124,10 +172,27 @@ main (int argc, char **argv)
       return 0;
     }
 
+  /* A keyfile that is not there would be read as every default, and a
+   * typo in a unit file would go unnoticed. */
+  if (config_file && !g_file_test (config_file, G_FILE_TEST_IS_REGULAR))
+    {
+      fprintf (stderr, "ensembled: --config %s: %s\n", config_file,
+               g_file_test (config_file, G_FILE_TEST_EXISTS) ? "not a regular file" : "no such file");
+      return 1;
+    }
+  if (config_file && access (config_file, R_OK) != 0)
+    {
+      int saved = errno;
+
+      fprintf (stderr, "ensembled: --config %s: %s\n", config_file, g_strerror (saved));
+      return 1;
+    }
+  notify = ens_notify_new ();
   config = ens_config_new (config_file, &error);
   if (config == NULL)
     {
       fprintf (stderr, "ensembled: %s\n", error->message);
+      ens_notify_stopping_and_free (notify);
       return 1;
     }
   if (plugin_dirs)
@@ -154,6 +219,7 @@ main (int argc, char **argv)
     if (lock_fd < 0)
       {
         ens_config_free (config);
+        ens_notify_stopping_and_free (notify);
         return 1;
       }
   }
@@ -164,6 +230,7 @@ main (int argc, char **argv)
     {
       fprintf (stderr, "ensembled: state: %s\n", error->message);
       ens_config_free (config);
+      ens_notify_stopping_and_free (notify);
       close (lock_fd);
       return 1;
     }
@@ -205,12 +272,15 @@ main (int argc, char **argv)
       sigterm = g_unix_signal_add (SIGTERM, on_signal, d);
       /* "ready" once what plugins deferred at start (such as the sockets of
        * agents already registered) has run. */
-      g_idle_add_full (G_PRIORITY_LOW, log_ready, NULL, NULL);
+      ready.d = d;
+      ready.notify = notify;
+      g_idle_add_full (G_PRIORITY_LOW, log_ready, &ready, NULL);
       g_main_loop_run (d->loop);
       g_source_remove (sigint);
       g_source_remove (sigterm);
     }
 
+  ens_notify_stopping_and_free (notify);
   ens_daemon_stop (d); /* stops every plugin, in reverse order */
   ens_dbus_stop (dbus);
   ens_daemon_free (d);

@@ -736,6 +736,7 @@ listener_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
       conn->in = g_byte_array_sized_new (READ_CHUNK);
       conn->out = ens_outbox_new (max_queue, max_queue_bytes);
       conn->client = t->host->client_new (t->self, &conn_sink, conn, flags, peer);
+      ENS_LOG (t->host, t->self, G_LOG_LEVEL_DEBUG, "connection accepted on %s (%s)", l->path, peer ? peer : "?");
       conn->source = g_source_new (&conn_source_funcs, sizeof (GSource));
       g_source_set_callback (conn->source, NULL, conn, NULL);
       g_source_set_static_name (conn->source, "ensemble unix connection");
