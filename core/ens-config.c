@@ -94,7 +94,8 @@ find_schema (GSettingsSchemaSource **out_source, GError **error)
   GSettingsSchemaSource *source = g_settings_schema_source_get_default ();
   GSettingsSchema *schema = source ? g_settings_schema_source_lookup (source, ENS_SCHEMA_ID, TRUE) : NULL;
   g_autofree char *installed = ens_installed_path (ENS_SCHEMA_DIR);
-  const char *dirs[] = { ENS_BUILD_ROOT "/data", installed };
+  g_autofree char *private = ens_installed_path (ENS_PRIVATE_SCHEMA_DIR);
+  const char *dirs[] = { ENS_BUILD_ROOT "/data", installed, private };
 
   if (schema)
     *out_source = g_settings_schema_source_ref (source);

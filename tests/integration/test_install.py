@@ -12,7 +12,7 @@ import tempfile
 import time
 import urllib.request
 
-from enslib import BUILD, SCALE, run_tests
+from enslib import BUILD, SCALE, SOURCE_ROOT, run_tests
 
 
 def install(dest):
@@ -58,8 +58,10 @@ def test_installed_daemon_runs_from_destdir():
                   "/pkgconfig/ensemble-1.pc"):
             find(files, f)
 
-        # What a package's post-install step does.
-        subprocess.run(["glib-compile-schemas", dest + os.path.dirname(schema)], check=True)
+        # No post-install step: `meson install --destdir` skips glib-compile-schemas,
+        # and the daemon finds its own compiled copy.
+        assert not os.path.exists(dest + os.path.dirname(schema) + "/gschemas.compiled")
+        find(files, "/share/ensemble-1/schemas/gschemas.compiled")
 
         tmp = tempfile.mkdtemp(prefix="ens-installed-run-", dir=dest)
         conf = os.path.join(tmp, "conf")
@@ -104,10 +106,39 @@ def test_installed_daemon_runs_from_destdir():
         assert f"-I{dest}" in cflags and "ensemble-1" in cflags, cflags
 
         # The units point at the installed binary and the system unit is hardened.
-        unit = open(dest + find(files, "/systemd/system/ensembled.service")).read()
+        unit_path = find(files, "/systemd/system/ensembled.service")
+        unit = open(dest + unit_path).read()
+        bindir = os.path.dirname(find(files, "/bin/ensembled"))
+        prefix = os.path.dirname(bindir)
         for directive in ("NoNewPrivileges=yes", "ProtectSystem=strict", "RuntimeDirectory=ensemble",
-                          "StateDirectory=ensemble", "ExecStart=" + find(files, "/bin/ensembled")):
+                          "StateDirectory=ensemble", "ExecStart=" + find(files, "/bin/ensembled"), "Type=notify",
+                          "WatchdogSec=", "NotifyAccess=main"):
             assert directive in unit, directive
+        user_unit = open(dest + find(files, "/systemd/user/ensembled.service")).read()
+        assert "Type=notify" in user_unit and "ExecStart=" + find(files, "/bin/ensembled") in user_unit, user_unit
+        # Both units and the settings file follow the prefix.
+        assert unit_path == prefix + "/lib/systemd/system/ensembled.service", unit_path
+        conf_path = re.search(r"--config=(\S+)", unit).group(1)
+        assert conf_path in files, (conf_path, sorted(files))
+        assert conf_path == prefix + "/etc/ensemble/ensembled.conf", conf_path
+        # The settings file installed for the unit is one the daemon reads (it
+        # refuses a missing one): the installed daemon starts on it as it is.
+        os.mkdir(os.path.join(tmp, "no-plugins"))
+        check = subprocess.run([daemon, "--config", dest + conf_path, "--socket-dir", os.path.join(tmp, "s2"),
+                                "--state-dir", os.path.join(tmp, "st2"), "--plugin-dir", os.path.join(tmp, "no-plugins")],
+                               capture_output=True, text=True, env=env, timeout=30)
+        assert check.returncode == 1 and "no transport plugin started" in check.stderr, check.stderr
+        assert "invalid value" not in check.stderr, check.stderr
+        # The D-Bus system policy is where dbus-daemon reads it.
+        assert "/usr/share/dbus-1/system.d/org.ensemble.Daemon1.conf" in files, sorted(files)
+
+        # The README's service settings are the unit's, for a /usr install.
+        readme = open(os.path.join(SOURCE_ROOT, "README.md")).read()
+        usr_conf = "/etc/ensemble/ensembled.conf"
+        assert re.search(r"cat > (\S+) <<", readme).group(1) == usr_conf, "README writes its keyfile elsewhere"
+        assert f"ensembled --config {usr_conf}" in readme, "README starts the daemon with another --config"
+        for flag in re.findall(r"--(?:socket|state)-dir=(\S+)", unit):
+            assert f"'{flag}'" in readme, (flag, "not in the README's keyfile")
 
         proc.terminate()
         assert proc.wait(10 * SCALE) == 0
