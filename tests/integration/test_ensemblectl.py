@@ -110,9 +110,14 @@ def test_publish():
         ok(d, "publish", "cli.marker")
         assert sub.next_event()["event"] == "cli.marker"  # sub did not get cli.private
 
-        # Invalid JSON data: a usage error, nothing published.
-        p = ctl(d, "publish", "cli.bad", "{bad")
-        one_error_line(p, "USAGE", status=2)
+        # Plain text is published as a string, as `kv set` stores it; so is
+        # text that only looks like JSON.
+        ok(d, "publish", "cli.bad", "hello world")
+        ev = sub.next_event()
+        assert ev["event"] == "cli.bad" and ev["data"] == "hello world", ev
+        ok(d, "publish", "cli.bad", "{bad")
+        ev = sub.next_event()
+        assert ev["event"] == "cli.bad" and ev["data"] == "{bad", ev
         ok(d, "publish", "cli.marker2")
         assert sub.next_event()["event"] == "cli.marker2"
         sub.close()

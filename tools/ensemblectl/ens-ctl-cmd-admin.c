@@ -26,24 +26,6 @@ ens_print_plugins (JsonArray *plugins)
   ens_print_table (headers, 4, rows);
 }
 
-static char *
-ens_format_uptime (double seconds)
-{
-  guint64 s = seconds > 0 ? (guint64) seconds : 0;
-  guint64 d = s / 86400, h = (s / 3600) % 24, m = (s / 60) % 60;
-
-  s %= 60;
-  if (d > 0)
-    return g_strdup_printf ("%" G_GUINT64_FORMAT "d %" G_GUINT64_FORMAT "h %" G_GUINT64_FORMAT
-                            "m %" G_GUINT64_FORMAT "s", d, h, m, s);
-  if (h > 0)
-    return g_strdup_printf ("%" G_GUINT64_FORMAT "h %" G_GUINT64_FORMAT "m %" G_GUINT64_FORMAT
-                            "s", h, m, s);
-  if (m > 0)
-    return g_strdup_printf ("%" G_GUINT64_FORMAT "m %" G_GUINT64_FORMAT "s", m, s);
-  return g_strdup_printf ("%" G_GUINT64_FORMAT "s", s);
-}
-
 static void
 ens_print_number_field (const char *label, JsonObject *obj, const char *name)
 {

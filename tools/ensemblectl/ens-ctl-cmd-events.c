@@ -13,8 +13,13 @@ ens_cmd_publish (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args)
   g_autoptr(JsonNode) reply = NULL;
   JsonObject *params;
 
-  if (args->len > 1 && (payload = ens_json_arg ("publish data", ENS_ARG (args, 1))) == NULL)
-    return ENS_EXIT_USAGE;
+  /* `publish chat.room hello` should just work, as `kv set` does: what is
+   * not JSON is a string. */
+  if (args->len > 1 && (payload = ens_json_parse (ENS_ARG (args, 1), NULL)) == NULL)
+    {
+      payload = json_node_new (JSON_NODE_VALUE);
+      json_node_set_string (payload, ENS_ARG (args, 1));
+    }
   data = json_node_new (JSON_NODE_OBJECT);
   params = json_object_new ();
   json_node_take_object (data, params);

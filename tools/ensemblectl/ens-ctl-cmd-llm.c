@@ -15,7 +15,15 @@ ens_on_completion_event (EnsCtl *ctl, JsonObject *event, gpointer user_data)
   if (g_strcmp0 (topic, "COMPLETION_CHUNK") == 0)
     {
       g_autofree char *chunk = ens_json_text (data, "chunk");
-      if (ctl->opts->stream && !ctl->opts->json && chunk)
+
+      /* --json --stream: each chunk as the object the daemon sent, one per
+       * line, as it arrives. */
+      if (ctl->opts->stream && ctl->opts->json && data != NULL)
+        {
+          ens_print_json (json_object_get_member (event, "data"), FALSE);
+          fflush (stdout);
+        }
+      else if (ctl->opts->stream && chunk)
         {
           fputs (chunk, stdout);
           fflush (stdout);
@@ -40,13 +48,15 @@ ens_on_completion_event (EnsCtl *ctl, JsonObject *event, gpointer user_data)
       g_autofree char *provider = ens_json_text (result, "provider");
       g_autofree char *model = ens_json_text (result, "model");
       double cost = 0;
+      g_autofree char *cost_text = NULL;
 
       ens_json_number (result, "cost", &cost);
+      cost_text = ens_human_number (cost);
       if (!ctl->opts->stream)
         fputs (response ? response : "", stdout);
       printf ("\n");
       if (isatty (STDERR_FILENO))
-        fprintf (stderr, "(%s, model %s, cost $%.6f)\n", provider ? provider : "?", model ? model : "?", cost);
+        fprintf (stderr, "(%s, model %s, cost $%s)\n", provider ? provider : "?", model ? model : "?", cost_text);
     }
   return ENS_FOLLOW_DONE;
 }

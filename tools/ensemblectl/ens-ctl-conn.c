@@ -377,21 +377,10 @@ ens_ctl_connect (EnsCtl *ctl, guint extra_ms, EnsCtlError **error)
   return ctl->conn != NULL;
 }
 
-JsonNode *
-ens_call (EnsCtl *ctl, const char *agent, const char *action, JsonNode *data,
-          guint agent_timeout_ms, EnsCtlError **error)
+/* Reads until the reply to our request; its data, or NULL with @error. */
+static JsonNode *
+ens_await_reply (EnsCtl *ctl, guint timeout_ms, EnsCtlError **error)
 {
-  g_autofree char *request = ens_build_request (agent, action, data, agent_timeout_ms);
-  /* Give the daemon's own agent TIMEOUT (more precise) a moment to arrive
-   * before ours fires. */
-  guint grace_ms = agent_timeout_ms > 0 ? ENS_CTL_AGENT_GRACE_MS : 0;
-  guint timeout_ms = ctl->opts->timeout_ms + grace_ms;
-
-  if (!ens_ctl_connect (ctl, grace_ms, error))
-    return NULL;
-  if (!ens_conn_write_line (ctl->conn, request, ctl->deadline, timeout_ms, error))
-    return NULL;
-
   for (;;)
     {
       g_autofree char *line = NULL;
@@ -423,6 +412,49 @@ ens_call (EnsCtl *ctl, const char *agent, const char *action, JsonNode *data,
           continue;   /* not ours: keep waiting */
         }
     }
+}
+
+JsonNode *
+ens_call (EnsCtl *ctl, const char *agent, const char *action, JsonNode *data,
+          guint agent_timeout_ms, EnsCtlError **error)
+{
+  g_autofree char *request = ens_build_request (agent, action, data, agent_timeout_ms);
+  /* Give the daemon's own agent TIMEOUT (more precise) a moment to arrive
+   * before ours fires. */
+  guint grace_ms = agent_timeout_ms > 0 ? ENS_CTL_AGENT_GRACE_MS : 0;
+  guint timeout_ms = ctl->opts->timeout_ms + grace_ms;
+
+  g_clear_pointer (&ctl->conn, ens_conn_free);
+  if (!ens_ctl_connect (ctl, grace_ms, error))
+    return NULL;
+  if (!ens_conn_write_line (ctl->conn, request, ctl->deadline, timeout_ms, error))
+    return NULL;
+  return ens_await_reply (ctl, timeout_ms, error);
+}
+
+JsonNode *
+ens_call_again (EnsCtl *ctl, const char *agent, const char *action, JsonNode *data, EnsCtlError **error)
+{
+  g_autofree char *request = NULL;
+  g_autoptr(JsonNode) empty = NULL;
+  guint timeout_ms = ctl->opts->timeout_ms;
+
+  if (data == NULL)
+    {
+      empty = json_node_new (JSON_NODE_OBJECT);
+      json_node_take_object (empty, json_object_new ());
+    }
+  request = ens_build_request (agent, action, data ? data : empty, 0);
+  if (ctl->conn == NULL)
+    {
+      if (!ens_ctl_connect (ctl, 0, error))
+        return NULL;
+    }
+  else
+    ctl->deadline = timeout_ms > 0 ? g_get_monotonic_time () + (gint64) timeout_ms * G_TIME_SPAN_MILLISECOND : 0;
+  if (!ens_conn_write_line (ctl->conn, request, ctl->deadline, timeout_ms, error))
+    return NULL;
+  return ens_await_reply (ctl, timeout_ms, error);
 }
 
 JsonNode *
@@ -482,6 +514,27 @@ int
 ens_stop_fd (void)
 {
   return ens_wake_pipe[0];
+}
+
+gboolean
+ens_ctl_sleep (guint ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) ms * G_TIME_SPAN_MILLISECOND;
+
+  for (;;)
+    {
+      struct pollfd pfd = { .fd = ens_wake_pipe[0], .events = POLLIN };
+      gint64 left = deadline - g_get_monotonic_time ();
+      int r;
+
+      if (left <= 0)
+        return TRUE;
+      r = poll (&pfd, ens_wake_pipe[0] >= 0 ? 1 : 0, (int) MIN ((left + 999) / 1000, (gint64) G_MAXINT));
+      if (r > 0)
+        return FALSE;
+      if (r < 0 && errno != EINTR)
+        return TRUE;
+    }
 }
 
 /* ------------------------------------------------------------------ */

@@ -19,7 +19,7 @@ ens_json_parse (const char *text, GError **error)
   return root;
 }
 
-static void ens_json_write (GString *out, JsonNode *node, gboolean pretty, guint depth);
+static void ens_json_write (GString *out, JsonNode *node, gboolean pretty, gboolean human, guint depth);
 
 static void
 ens_json_write_string (GString *out, const char *s)
@@ -82,7 +82,7 @@ ens_json_newline (GString *out, gboolean pretty, guint depth)
 }
 
 static void
-ens_json_write (GString *out, JsonNode *node, gboolean pretty, guint depth)
+ens_json_write (GString *out, JsonNode *node, gboolean pretty, gboolean human, guint depth)
 {
   switch (node != NULL ? json_node_get_node_type (node) : JSON_NODE_NULL)
     {
@@ -102,7 +102,7 @@ ens_json_write (GString *out, JsonNode *node, gboolean pretty, guint depth)
             ens_json_newline (out, pretty, depth + 1);
             ens_json_write_string (out, l->data);
             g_string_append (out, pretty ? ": " : ":");
-            ens_json_write (out, json_object_get_member (obj, l->data), pretty, depth + 1);
+            ens_json_write (out, json_object_get_member (obj, l->data), pretty, human, depth + 1);
             if (l->next != NULL)
               g_string_append_c (out, ',');
           }
@@ -125,7 +125,7 @@ ens_json_write (GString *out, JsonNode *node, gboolean pretty, guint depth)
         for (guint i = 0; i < n; i++)
           {
             ens_json_newline (out, pretty, depth + 1);
-            ens_json_write (out, json_array_get_element (array, i), pretty, depth + 1);
+            ens_json_write (out, json_array_get_element (array, i), pretty, human, depth + 1);
             if (i + 1 < n)
               g_string_append_c (out, ',');
           }
@@ -141,7 +141,14 @@ ens_json_write (GString *out, JsonNode *node, gboolean pretty, guint depth)
           g_string_append_printf (out, "%" G_GINT64_FORMAT, json_node_get_int (node));
           break;
         case G_TYPE_DOUBLE:
-          ens_json_write_double (out, json_node_get_double (node));
+          if (human && isfinite (json_node_get_double (node)))
+            {
+              g_autofree char *text = ens_human_number (json_node_get_double (node));
+
+              g_string_append (out, text);
+            }
+          else
+            ens_json_write_double (out, json_node_get_double (node));
           break;
         case G_TYPE_BOOLEAN:
           g_string_append (out, json_node_get_boolean (node) ? "true" : "false");
@@ -167,8 +174,71 @@ ens_json_to_string (JsonNode *node, gboolean pretty)
 {
   GString *out = g_string_new (NULL);
 
-  ens_json_write (out, node, pretty, 0);
+  ens_json_write (out, node, pretty, FALSE, 0);
   return g_string_free (out, FALSE);
+}
+
+char *
+ens_json_to_human_string (JsonNode *node)
+{
+  GString *out = g_string_new (NULL);
+
+  ens_json_write (out, node, FALSE, TRUE, 0);
+  return g_string_free (out, FALSE);
+}
+
+char *
+ens_human_number (double v)
+{
+  double mag = fabs (v);
+  int decimals;
+  char format[16], buf[G_ASCII_DTOSTR_BUF_SIZE];
+  char *text, *end;
+
+  if (!isfinite (v))
+    return g_strdup ("-");
+  if (v == floor (v) && mag < 1e15)
+    return g_strdup_printf ("%.0f", v);
+  /* About three significant digits, never in exponent form: people read
+   * costs such as 0.000123 as they are. */
+  if (mag >= 1000)
+    decimals = 0;
+  else if (mag >= 100)
+    decimals = 1;
+  else if (mag >= 1)
+    decimals = 2;
+  else
+    decimals = MIN (2 - (int) floor (log10 (mag)), 9);
+  g_snprintf (format, sizeof format, "%%.%df", decimals);
+  g_ascii_formatd (buf, sizeof buf, format, v);
+  text = g_strdup (buf);
+  /* 1.50 -> 1.5, 2.00 -> 2 */
+  if (strchr (text, '.') != NULL)
+    {
+      end = text + strlen (text) - 1;
+      while (*end == '0')
+        *end-- = '\0';
+      if (*end == '.')
+        *end = '\0';
+    }
+  if (strcmp (text, "-0") == 0)
+    {
+      g_free (text);
+      text = g_strdup ("0");
+    }
+  return text;
+}
+
+char *
+ens_display_text (JsonNode *node)
+{
+  const char *s = ens_json_node_string (node);
+
+  if (s != NULL)
+    return g_strdup (s);
+  if (node != NULL && JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_DOUBLE)
+    return ens_human_number (json_node_get_double (node));
+  return ens_json_to_human_string (node);
 }
 
 char *

@@ -124,6 +124,7 @@ ens_parse_args (int argc, char **argv, EnsCtlOptions *opts)
 
   opts->args = g_ptr_array_new_with_free_func (g_free);
   opts->timeout_ms = ENS_CTL_DEFAULT_TIMEOUT_MS;
+  opts->interval_ms = ENS_CTL_DEFAULT_INTERVAL_MS;
 
   for (int i = 1; i < argc; i++)
     {
@@ -155,6 +156,11 @@ ens_parse_args (int argc, char **argv, EnsCtlOptions *opts)
         {
           if (strcmp (name, "--json") == 0)
             opts->json = TRUE;
+          else if (strcmp (name, "--once") == 0)
+            {
+              opts->iterations = 1;
+              opts->top_set = TRUE;
+            }
           else /* --stream */
             opts->stream = TRUE;
           continue;
@@ -194,6 +200,25 @@ ens_parse_args (int argc, char **argv, EnsCtlOptions *opts)
         {
           g_free (opts->provider);
           opts->provider = g_strdup (value);
+        }
+      else if (strcmp (name, "--interval") == 0 || strcmp (name, "--iterations") == 0)
+        {
+          gboolean interval = strcmp (name, "--interval") == 0;
+          guint64 v = 0;
+
+          if (!g_ascii_string_to_unsigned (value, 10, interval ? 10 : 0, interval ? 3600000 : G_MAXINT, &v, NULL))
+            {
+              if (interval)
+                ens_usage_error ("invalid --interval value '%s': expected milliseconds from 10 to 3600000", value);
+              else
+                ens_usage_error ("invalid --iterations value '%s': expected a count (0 = until interrupted)", value);
+              return ENS_PARSE_USAGE;
+            }
+          if (interval)
+            opts->interval_ms = (guint) v;
+          else
+            opts->iterations = (guint) v;
+          opts->top_set = TRUE;
         }
       else /* --timeout */
         {
@@ -241,15 +266,25 @@ ens_check_options (EnsCtlOptions *opts, const EnsCtlCommand *cmd)
       name = "--to";
       flag = ENS_CTL_OPT_TO;
     }
-  else if (!(cmd->flags & ENS_CTL_OPT_COMPLETE) && (opts->model || opts->provider || opts->stream))
+  else if (!(cmd->flags & ENS_CTL_OPT_MODEL) && (opts->model || opts->provider))
     {
-      name = opts->model ? "--model" : opts->provider ? "--provider" : "--stream";
-      flag = ENS_CTL_OPT_COMPLETE;
+      name = opts->model ? "--model" : "--provider";
+      flag = ENS_CTL_OPT_MODEL;
+    }
+  else if (!(cmd->flags & ENS_CTL_OPT_STREAM) && opts->stream)
+    {
+      name = "--stream";
+      flag = ENS_CTL_OPT_STREAM;
+    }
+  else if (!(cmd->flags & ENS_CTL_OPT_TOP) && opts->top_set)
+    {
+      name = "--interval, --iterations and --once";
+      flag = ENS_CTL_OPT_TOP;
     }
   if (name == NULL)
     return ENS_EXIT_OK;
   valid = ens_ctl_commands_taking (flag);
-  return ens_usage_error ("%s is only valid with %s", name, valid);
+  return ens_usage_error ("%s %s only valid with %s", name, flag == ENS_CTL_OPT_TOP ? "are" : "is", valid);
 }
 
 static int

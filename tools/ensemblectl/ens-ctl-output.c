@@ -82,6 +82,25 @@ ens_usage_error (const char *format, ...)
 /* ------------------------------------------------------------------ */
 /* Human-readable output                                                */
 
+char *
+ens_format_uptime (double seconds)
+{
+  guint64 s = seconds > 0 ? (guint64) seconds : 0;
+  guint64 d = s / 86400, h = (s / 3600) % 24, m = (s / 60) % 60;
+
+  s %= 60;
+  if (d > 0)
+    return g_strdup_printf ("%" G_GUINT64_FORMAT "d %" G_GUINT64_FORMAT "h %" G_GUINT64_FORMAT
+                            "m %" G_GUINT64_FORMAT "s", d, h, m, s);
+  if (h > 0)
+    return g_strdup_printf ("%" G_GUINT64_FORMAT "h %" G_GUINT64_FORMAT "m %" G_GUINT64_FORMAT
+                            "s", h, m, s);
+  if (m > 0)
+    return g_strdup_printf ("%" G_GUINT64_FORMAT "m %" G_GUINT64_FORMAT "s", m, s);
+  return g_strdup_printf ("%" G_GUINT64_FORMAT "s", s);
+}
+
+
 /* Table cells must stay on one line whatever a plugin put in them. */
 char *
 ens_cell (const char *text)
@@ -133,7 +152,8 @@ ens_row_from (JsonObject *obj, const char *const *members, guint n)
 
   for (guint i = 0; i < n; i++)
     {
-      g_autofree char *text = ens_json_text (obj, members[i]);
+      JsonNode *node = obj ? json_object_get_member (obj, members[i]) : NULL;
+      g_autofree char *text = node && !JSON_NODE_HOLDS_NULL (node) ? ens_display_text (node) : NULL;
 
       row[i] = ens_cell (text);
     }
@@ -167,7 +187,7 @@ ens_print_fields (JsonObject *obj, const char *const *members)
       g_autofree char *text = NULL;
       if (n == NULL)
         continue;
-      text = ens_json_node_text (n);
+      text = ens_display_text (n);
       printf ("%-16s%s\n", members[i], text);
     }
 }

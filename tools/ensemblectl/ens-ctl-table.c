@@ -16,6 +16,7 @@
 #define GROUP_LLM "Completions"
 #define GROUP_SESSIONS "Sessions"
 #define GROUP_MCP "MCP"
+#define GROUP_CHAT "Chat and pipelines"
 #define GROUP_HELP "Help"
 
 static int ens_cmd_help (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args);
@@ -29,9 +30,19 @@ static const EnsCtlCommand commands[] = {
   { "ping", NULL, NULL, GROUP_DAEMON, "", 0, 0, "Check that the daemon answers", NULL, ens_cmd_ping, "ping", 0 },
   { "shutdown", NULL, NULL, GROUP_DAEMON, "", 0, 0, "Ask the daemon to exit (admin only)", NULL, ens_cmd_shutdown,
     "shutdown", 0 },
+  { "top", NULL, NULL, GROUP_DAEMON, "", 0, 0, "Live view of connections, rates, completions and backends",
+    "Refreshes every --interval (1000 ms) until interrupted, or --iterations\n"
+    "times (--once: one view).  Rates are per second over the last interval.\n"
+    "On a terminal the screen is redrawn; otherwise the views follow each\n"
+    "other, separated by a blank line.  With --json, one object per view,\n"
+    "numbers in full precision.",
+    ens_cmd_top, "health", ENS_CTL_OPT_TOP },
 
-  { "publish", NULL, NULL, GROUP_EVENTS, "TOPIC [JSON]", 1, 2, "Publish an event (data defaults to null)",
-    "With --to CLIENT only that client receives it.", ens_cmd_publish, "publish", ENS_CTL_OPT_TO },
+  { "publish", NULL, NULL, GROUP_EVENTS, "TOPIC [DATA]", 1, 2, "Publish an event (data defaults to null)",
+    "DATA is parsed as JSON; anything that is not valid JSON is published as a\n"
+    "string (ensemblectl publish chat.room hello).  With --to CLIENT only that\n"
+    "client receives it.",
+    ens_cmd_publish, "publish", ENS_CTL_OPT_TO },
   { "subscribe", NULL, NULL, GROUP_EVENTS, "PATTERN...", 1, ENS_CTL_ANY, "Print matching events until interrupted",
     "Patterns are globs (* ? [...]).  With --json, one event object per line,\n"
     "exactly as the daemon sent it.  --timeout bounds only the wait for the\n"
@@ -56,8 +67,10 @@ static const EnsCtlCommand commands[] = {
 
   { "complete", NULL, NULL, GROUP_LLM, "PROMPT...", 1, ENS_CTL_ANY, "Ask for a completion; prints the answer",
     "The words of PROMPT are joined by spaces.  --stream prints tokens as they\n"
-    "arrive; --model and --provider choose the model or the backend.",
-    ens_cmd_complete, "complete", ENS_CTL_OPT_COMPLETE },
+    "arrive; --model and --provider choose the model or the backend.  With\n"
+    "--json, the result object; with --json --stream, one object per chunk as\n"
+    "it arrives, then the result object.",
+    ens_cmd_complete, "complete", ENS_CTL_OPT_MODEL | ENS_CTL_OPT_STREAM },
   { "route", NULL, NULL, GROUP_LLM, "[JSON]", 0, 1, "Show which provider the router would pick",
     "For example: ensemblectl route '{\"token_count\":2000,\"task_type\":\"coding\"}'", ens_cmd_route, "route", 0 },
   { "providers", NULL, NULL, GROUP_LLM, "", 0, 0, "List provider backends and their statistics", NULL,
@@ -81,6 +94,20 @@ static const EnsCtlCommand commands[] = {
     "Tools are the agents' actions and \"complete\"; resources are agent state\n"
     "and sessions.  The same server speaks Streamable HTTP at /mcp.",
     ens_cmd_mcp, NULL, 0 },
+  { "chat", NULL, NULL, GROUP_CHAT, "[SESSION_ID]", 0, 1, "Talk with a model: each line read is a turn",
+    "Starts a chat session (or goes on with SESSION_ID) and sends each line of\n"
+    "standard input as a task, streaming the answer; the conversation is kept.\n"
+    "Ends at end of input (Ctrl-D).  --model and --provider choose who answers.\n"
+    "With --json, every event of the session as a JSON line.",
+    ens_cmd_chat, "sessions.execute", ENS_CTL_OPT_MODEL },
+  { "pipe", NULL, NULL, GROUP_CHAT, "STAGE...", 1, ENS_CTL_ANY, "Pass standard input through agents in turn",
+    "echo text | ensemblectl pipe STAGE...: each stage gets what the one before\n"
+    "answered.  A STAGE is AGENT:ACTION, AGENT (its action when it has only\n"
+    "one), or @MODEL (a completion; @ alone lets the router choose).  Text goes\n"
+    "to an agent as {\"text\": ...}, a JSON object as itself; an agent's\n"
+    "object answer goes on as it is, and to a model as its text, response or\n"
+    "content member (else as JSON).  Prints the last answer.",
+    ens_cmd_pipe, NULL, 0 },
 
   { "help", NULL, NULL, GROUP_HELP, "[COMMAND [SUBCOMMAND]]", 0, 2, "Show this help, or a command's", NULL,
     ens_cmd_help, NULL, 0 },
@@ -94,9 +121,13 @@ static const EnsCtlOption options[] = {
     "Give up after MS milliseconds (default " G_STRINGIFY (ENS_CTL_DEFAULT_TIMEOUT_MS) ",\n"
     "0 = wait forever)", 0 },
   { "--to", "CLIENT", "Deliver only to client CLIENT", ENS_CTL_OPT_TO },
-  { "--model", "M", "The model to ask for", ENS_CTL_OPT_COMPLETE },
-  { "--provider", "P", "The provider backend to ask", ENS_CTL_OPT_COMPLETE },
-  { "--stream", NULL, "Print tokens as they arrive", ENS_CTL_OPT_COMPLETE },
+  { "--model", "M", "The model to ask for", ENS_CTL_OPT_MODEL },
+  { "--provider", "P", "The provider backend to ask", ENS_CTL_OPT_MODEL },
+  { "--stream", NULL, "Print tokens as they arrive", ENS_CTL_OPT_STREAM },
+  { "--interval", "MS", "Refresh every MS milliseconds (default " G_STRINGIFY (ENS_CTL_DEFAULT_INTERVAL_MS) ")",
+    ENS_CTL_OPT_TOP },
+  { "--iterations", "N", "Stop after N views (default 0: until interrupted)", ENS_CTL_OPT_TOP },
+  { "--once", NULL, "One view, then exit (--iterations 1)", ENS_CTL_OPT_TOP },
 };
 
 const EnsCtlOption *

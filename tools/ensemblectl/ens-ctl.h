@@ -13,6 +13,8 @@
  *   ens-ctl-cmd-llm.c      complete, route, providers, budget
  *   ens-ctl-cmd-sessions.c sessions, session spawn, exec, status, stop
  *   ens-ctl-cmd-mcp.c      mcp: stdio bridged to the daemon's MCP socket
+ *   ens-ctl-cmd-top.c      top: a live view of the daemon
+ *   ens-ctl-cmd-chat.c     chat and pipe: conversations and agent pipelines
  *
  * ensemblectl speaks the native protocol: newline-delimited JSON over a
  * Unix stream socket.  It is deliberately self-contained (no code shared
@@ -97,6 +99,18 @@ JsonNode *ens_json_arg (const char *what, const char *text);
 /* ------------------------------------------------------------------ */
 /* Output (ens-ctl-output.c)                                            */
 
+/* A number for people: integers whole, others to about three significant
+ * digits (0.000123, 1.23, 12.35, 1235); --json keeps full precision. */
+char *ens_human_number (double v);
+/* @node for people: a string as-is, a number rounded, other JSON compactly
+ * with its numbers rounded. */
+char *ens_display_text (JsonNode *node);
+/* Compact JSON with every floating-point number rounded for people. */
+char *ens_json_to_human_string (JsonNode *node);
+
+/* "3d 4h 5m 6s", "5m 6s", "6s" */
+char *ens_format_uptime (double seconds);
+
 /* @text made fit for one table cell or one line ("-" when empty). */
 char *ens_cell (const char *text);
 /* @rows holds GStrv rows of @n_cols cells each. */
@@ -124,6 +138,9 @@ typedef struct
   char *model;         /* complete --model */
   char *provider;      /* complete --provider */
   gboolean stream;     /* complete --stream */
+  guint interval_ms;   /* top --interval */
+  guint iterations;    /* top --iterations (--once: 1); 0 = until interrupted */
+  gboolean top_set;    /* one of those was given */
   GPtrArray *args;     /* positional (char *, owned); [0] is the command */
 } EnsCtlOptions;
 
@@ -146,9 +163,13 @@ typedef int (*EnsCtlHandler) (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *
  * given to a command that does not take it is a usage error. */
 typedef enum
 {
-  ENS_CTL_OPT_TO = 1 << 0,       /* --to */
-  ENS_CTL_OPT_COMPLETE = 1 << 1, /* --model, --provider, --stream */
+  ENS_CTL_OPT_TO = 1 << 0,     /* --to */
+  ENS_CTL_OPT_MODEL = 1 << 1,  /* --model, --provider */
+  ENS_CTL_OPT_STREAM = 1 << 2, /* --stream */
+  ENS_CTL_OPT_TOP = 1 << 3,    /* --interval, --iterations, --once */
 } EnsCtlFlags;
+
+#define ENS_CTL_DEFAULT_INTERVAL_MS 1000
 
 #define ENS_CTL_ANY G_MAXUINT /* as max_args: any number */
 
@@ -249,6 +270,15 @@ JsonNode *ens_call (EnsCtl *ctl, const char *agent, const char *action, JsonNode
 /* ens_call() of one of the daemon's own actions; @data NULL means {}. */
 JsonNode *ens_call_action (EnsCtl *ctl, const char *action, JsonNode *data, EnsCtlError **error);
 
+/* One request and its reply on the connection kept in @ctl (opened on
+ * first use): for commands that ask again and again.  Events arriving
+ * meanwhile are passed over. */
+JsonNode *ens_call_again (EnsCtl *ctl, const char *agent, const char *action, JsonNode *data, EnsCtlError **error);
+
+/* Waits up to @ms milliseconds; FALSE when a signal stopped the wait
+ * (ens_install_stop_handlers() first). */
+gboolean ens_ctl_sleep (guint ms);
+
 /* SIGINT and SIGTERM then wake ens_stop_fd() instead of killing us. */
 gboolean ens_install_stop_handlers (EnsCtlError **error);
 int ens_stop_fd (void);
@@ -299,5 +329,10 @@ int ens_cmd_session_exec (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args
 int ens_cmd_session_id (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args);
 
 int ens_cmd_mcp (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args);
+
+int ens_cmd_top (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args);
+
+int ens_cmd_chat (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args);
+int ens_cmd_pipe (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args);
 
 #define ENS_ARG(args, i) ((const char *) g_ptr_array_index ((args), (i)))
