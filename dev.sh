@@ -14,12 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # What building and running need, and what only the tests add (the servers
-# and clients they start: Redis, a D-Bus bus, nc, curl, and the browser the
-# web console is tested in).
+# and clients they start: Redis, a D-Bus bus, nc, curl, the browser the web
+# console is tested in, groff and zsh for the man pages and the zsh completion).
 BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libglib2.0-bin libjson-glib-dev
                 libsqlite3-dev libsoup-3.0-dev libhiredis-dev)
 TEST_PACKAGES=(python3 python3-gi netcat-openbsd procps curl dbus util-linux redis-server redis-tools
-               chromium)
+               chromium groff-base zsh)
 # The sanitizer build and the fuzz targets: clang with libFuzzer.
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 

@@ -21,6 +21,7 @@ static const struct {
   { "http-cors-origins", { "transport-http" } },
   { "http-max-body-bytes", { "transport-http" } },
   { "http-request-timeout-ms", { "transport-http" } },
+  { "http-access-log", { "transport-http" } },
   { "ws-address", { "transport-websocket" } },
   { "ws-port", { "transport-websocket" } },
   { "ws-max-message-bytes", { "transport-websocket" } },

@@ -13,6 +13,7 @@
  * longer than http-request-timeout-ms to send its request is cut off. */
 #include "ens-http.h"
 #include "ens-http-sse.h"
+#include "ens-http-access-log.h"
 #include "ens-listener.h"
 #include "ens-ws.h"
 #include "ens-host-config.h"
@@ -833,6 +834,8 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
   soup_server_add_handler (http->server, NULL, handle, http, NULL);
   ens_ws_attach (http->server, host, self, http->token); /* /ws and /ws/socket/{id} */
   g_signal_connect (http->server, "request-started", G_CALLBACK (on_request_started), http);
+  if (ens_host_config_bool (host, self, "http-access-log", FALSE))
+    ens_http_access_log_attach (http->server, host, self);
   http->listener = ens_listener_new (http->server, inet, http->port, error);
   if (http->listener == NULL)
     goto fail;
@@ -856,6 +859,7 @@ http_stop (gpointer instance)
 
   if (http->server)
     {
+      ens_http_access_log_detach (http->server);
       ens_ws_detach (http->server); /* closes the WebSocket connections and their clients */
       soup_server_disconnect (http->server);
       g_signal_handlers_disconnect_by_data (http->server, http);

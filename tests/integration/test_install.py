@@ -57,6 +57,14 @@ def test_installed_daemon_runs_from_destdir():
                   "/systemd/system/ensembled.service", "/include/ensemble-1/ensemble/ensemble.h",
                   "/pkgconfig/ensemble-1.pc"):
             find(files, f)
+        # Man pages, and completion where bash-completion and zsh look under the prefix.
+        prefix_of = os.path.dirname(os.path.dirname(find(files, "/bin/ensembled")))
+        for f in ("/share/man/man8/ensembled.8", "/share/man/man1/ensemblectl.1", "/share/man/man7/ensemble-plugin.7",
+                  "/share/bash-completion/completions/ensemblectl", "/share/zsh/site-functions/_ensemblectl"):
+            assert prefix_of + f in files, (f, sorted(files))
+        page = subprocess.run(["man", "-l", dest + prefix_of + "/share/man/man1/ensemblectl.1"], capture_output=True,
+                              text=True, env=dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8"))
+        assert page.returncode == 0 and "ensemblectl - command-line client" in page.stdout, page.stderr
 
         # No post-install step: `meson install --destdir` skips glib-compile-schemas,
         # and the daemon finds its own compiled copy.
