@@ -3,7 +3,7 @@
 # session ids are asked of the running daemon.
 
 _ensemblectl_commands="health plugins ping shutdown top publish subscribe agents request kv complete route
-providers budget sessions session chat pipe help"
+providers budget sessions session mcp chat pipe help"
 _ensemblectl_options="--socket --socket-dir --json --timeout --to --model --provider --stream --interval
 --iterations --once --help --version"
 
