@@ -75,6 +75,7 @@ ens_clients_add (EnsClients *clients, EnsPlugin *transport, const EnsClientSink 
   client->sink = sink;
   client->sink_data = sink_data;
   client->flags = flags;
+  client->lazy_data = transport && ens_plugin_reads_data_lazily (transport);
   client->peer = g_strdup (peer);
   client->connected_real_us = g_get_real_time ();
   client->quiet_since_us = g_get_monotonic_time ();
@@ -93,6 +94,8 @@ ens_client_id (EnsClient *client)
 void
 ens_client_deliver (EnsClient *client, EnsMessage *msg)
 {
+  if (!client->lazy_data)
+    ens_message_get_data (msg); /* the transport may read msg->data */
   client->sink->deliver (client->sink_data, msg);
 }
 

@@ -34,6 +34,7 @@ struct _EnsClient {
   gboolean active;            /* sent something since the last sweep */
   gint64 quiet_since_us;      /* monotonic */
   gboolean closing;           /* asked to disconnect */
+  gboolean lazy_data;         /* its transport reads data through host->message_data */
 };
 
 EnsClients *ens_clients_new (EnsBus *bus, const char *node_id);

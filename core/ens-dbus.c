@@ -414,7 +414,7 @@ static void
 watcher_event (EnsMessage *event, gpointer data)
 {
   Watcher *w = data;
-  g_autofree char *json = ens_json_to_string (event->data);
+  const char *json = ens_message_get_data_text (event, NULL);
 
   g_dbus_connection_emit_signal (w->dbus->connection, w->caller, ENS_DBUS_PATH, "org.ensemble.Daemon1", "Event",
                                  g_variant_new ("(ss)", event->topic, json), NULL);
@@ -656,7 +656,8 @@ static void
 lifecycle_event (EnsMessage *event, gpointer data)
 {
   EnsDBus *D = data;
-  JsonObject *obj = event->data && JSON_NODE_HOLDS_OBJECT (event->data) ? json_node_get_object (event->data) : NULL;
+  JsonNode *node = ens_message_get_data (event);
+  JsonObject *obj = node && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
   const char *topic = event->topic;
 
   if (obj == NULL)

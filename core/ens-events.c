@@ -68,10 +68,13 @@ ens_events_publish (EnsEvents *events, const char *from, const char *topic, Json
 void
 ens_events_publish_remote (EnsEvents *events, const EnsMessageInit *init)
 {
-  EnsMessageInit copy = *init;
+  EnsMessageInit copy = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
   g_autoptr (EnsMessage) event = NULL;
   EnsClient *target;
 
+  /* A plugin built for an older minor hands a shorter struct. */
+  memcpy (&copy, init, MIN (init->struct_size, sizeof copy));
+  copy.struct_size = MIN (init->struct_size, sizeof copy);
   copy.kind = ENS_MESSAGE_EVENT;
   if (copy.topic == NULL || copy.topic[0] == '\0')
     return;

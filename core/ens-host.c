@@ -222,6 +222,9 @@ static const EnsHost host_table = {
   .unwatch_interest = host_unwatch_interest,
   .message_is_bounce = ens_message_is_bounce,
   .message_from_native = ens_message_from_native,
+  .message_data = ens_message_get_data,
+  .message_data_text = ens_message_get_data_text,
+  .json_check = ens_json_check,
 };
 
 const EnsHost *

@@ -60,8 +60,9 @@ buf_append (Buf *b, const char *s, gsize n)
 
 typedef struct
 {
-  JsonObject *object; /* one of the two */
+  JsonObject *object; /* one of the two when building */
   JsonArray *array;
+  gboolean is_object;
 } Frame;
 
 typedef enum
@@ -414,8 +415,10 @@ parse_literal (Parser *p)
   return word == words[0] ? KIND_TRUE : word == words[1] ? KIND_FALSE : KIND_NULL;
 }
 
-JsonNode *
-ens_json_parse (const char *text, gsize len, GError **error)
+/* Parses @text; with @build FALSE it only checks it (no tree, and a
+ * non-NULL sentinel for success). */
+static JsonNode *
+parse (const char *text, gsize len, gboolean build, GError **error)
 {
   Frame stack[ENS_JSON_MAX_DEPTH];
   guint depth = 0;
@@ -454,8 +457,8 @@ value:
           goto out;
         }
       kind = p->text[p->pos] == '{' ? KIND_OBJECT : KIND_ARRAY;
-      object = kind == KIND_OBJECT ? json_object_new () : NULL;
-      array = kind == KIND_ARRAY ? json_array_new () : NULL;
+      object = build && kind == KIND_OBJECT ? json_object_new () : NULL;
+      array = build && kind == KIND_ARRAY ? json_array_new () : NULL;
       break;
     case '"':
       kind = parse_string (p, &p->str) ? KIND_STRING : KIND_NONE;
@@ -479,7 +482,9 @@ value:
 
   /* Attach at once: from here on the root owns the value.  Members by the
    * typed setters: they skip json_object_set_member's extra lookup. */
-  if (depth == 0)
+  if (!build)
+    ;
+  else if (depth == 0)
     {
       root = json_node_alloc ();
       switch (kind)
@@ -498,7 +503,7 @@ value:
         default: json_node_init_null (root); break;
         }
     }
-  else if (stack[depth - 1].object)
+  else if (stack[depth - 1].is_object)
     {
       JsonObject *parent = stack[depth - 1].object;
       const char *name = p->key.data;
@@ -536,16 +541,17 @@ value:
     {
       stack[depth].object = object;
       stack[depth].array = array;
+      stack[depth].is_object = kind == KIND_OBJECT;
       depth++;
       p->pos++;
       skip_ws (p);
-      if (p->pos < p->len && p->text[p->pos] == (object ? '}' : ']'))
+      if (p->pos < p->len && p->text[p->pos] == (kind == KIND_OBJECT ? '}' : ']'))
         {
           p->pos++;
           depth--;
           goto next;
         }
-      if (object)
+      if (kind == KIND_OBJECT)
         goto member;
       goto value;
     }
@@ -560,22 +566,22 @@ next:
       gsize comma = p->pos++;
 
       skip_ws (p);
-      if (p->pos < p->len && p->text[p->pos] == (stack[depth - 1].object ? '}' : ']'))
+      if (p->pos < p->len && p->text[p->pos] == (stack[depth - 1].is_object ? '}' : ']'))
         {
           fail (p, comma, NULL, "trailing comma");
           goto out;
         }
-      if (stack[depth - 1].object)
+      if (stack[depth - 1].is_object)
         goto member;
       goto value;
     }
-  if (p->pos < p->len && p->text[p->pos] == (stack[depth - 1].object ? '}' : ']'))
+  if (p->pos < p->len && p->text[p->pos] == (stack[depth - 1].is_object ? '}' : ']'))
     {
       p->pos++;
       depth--;
       goto next;
     }
-  fail_unexpected (p, stack[depth - 1].object ? "',' or '}' after an object member" : "',' or ']' after an array element");
+  fail_unexpected (p, stack[depth - 1].is_object ? "',' or '}' after an object member" : "',' or ']' after an array element");
   goto out;
 
 member:
@@ -607,7 +613,10 @@ done:
     }
   /* Immutable, as json_parser_new_immutable() made it: shareable by
    * reference, and its hash is cached. */
-  json_node_seal (root);
+  if (build)
+    json_node_seal (root);
+  else
+    root = (JsonNode *) text; /* only tells success */
   ok = TRUE;
 
 out:
@@ -619,4 +628,16 @@ out:
       root = NULL;
     }
   return root;
+}
+
+JsonNode *
+ens_json_parse (const char *text, gsize len, GError **error)
+{
+  return parse (text, len, TRUE, error);
+}
+
+gboolean
+ens_json_check (const char *text, gsize len, GError **error)
+{
+  return text != NULL && parse (text, len, FALSE, error) != NULL;
 }

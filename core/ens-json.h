@@ -16,6 +16,8 @@ void ens_json_set_timestamp (JsonObject *obj, const char *member, gint64 real_ti
 char *ens_json_to_string (JsonNode *node);
 /* Untrusted input: depth-limited, one value per text. (transfer full) */
 JsonNode *ens_json_parse (const char *text, gsize len, GError **error);
+/* Whether ens_json_parse() would accept @text, without building the tree. */
+gboolean ens_json_check (const char *text, gsize len, GError **error);
 /* (transfer none) a string member of @obj (may be NULL), or NULL when absent
  * or not a string. */
 const char *ens_json_get_string (JsonObject *obj, const char *member);

@@ -24,6 +24,15 @@ void ens_message_set_seq (EnsMessage *msg, guint64 seq);
 /* Only before the message is shared: names the sender. */
 void ens_message_set_from (EnsMessage *msg, const char *from);
 gboolean ens_message_id_is_number (EnsMessage *msg);
+/* host->message_data: (transfer none) the data, parsed from its text on
+ * first use; NULL when none. */
+JsonNode *ens_message_get_data (EnsMessage *msg);
+/* host->message_data_text: (transfer none) the data as compact JSON text
+ * ("null" when none), written from the tree once if it came as one. */
+const char *ens_message_get_data_text (EnsMessage *msg, gsize *len);
+/* Whether the data's text is there already (it came as text, or was
+ * written once): encoders then copy it rather than write the tree. */
+gboolean ens_message_has_data_text (EnsMessage *msg);
 /* (transfer full) a REPLY / ERROR answering @request */
 EnsMessage *ens_message_new_reply (EnsMessage *request, JsonNode *data);
 EnsMessage *ens_message_new_error (EnsMessage *request, const char *code, const char *message,

@@ -1,6 +1,12 @@
 /* ens-message.c — the envelope: one allocation per message, ref-counted,
  * immutable once made; encodings cached per encoder so an event is
- * serialised once for all the subscribers that speak the same dialect. */
+ * serialised once for all the subscribers that speak the same dialect.
+ *
+ * The data is a tree, or the JSON text it came as (an event from another
+ * node): the text is checked when the message is made, written out as it
+ * is, and parsed only when someone reads the data (ens_message_get_data).
+ * Both the tree and the text are made at most once and published with a
+ * compare-and-swap, so any thread holding a reference may read them. */
 #include "ens-message-private.h"
 #include "ens-json.h"
 
@@ -13,9 +19,17 @@ struct _EncodeSlot {
   EncodeSlot *next;
 };
 
+/* The data as JSON text: compact enough for one line (no newline). */
+typedef struct {
+  gsize len;
+  char text[]; /* NUL-terminated */
+} DataText;
+
 typedef struct {
   EnsMessage pub;
   gint ref_count;
+  DataText *text;     /* NULL until known; atomic */
+  gboolean text_owned; /* written from the tree (else inside this allocation) */
   guint id_is_number : 1;
   guint bounce : 1; /* parser error going back to its sender */
   guint remote : 1; /* came from another node: not tapped (never sent back) */
@@ -48,15 +62,74 @@ scopy (char **cursor, const char *s)
   return dst;
 }
 
+static inline gboolean
+is_json_space (char c)
+{
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The data text of @init worth keeping, trimmed, into @text and @len; FALSE
+ * when there is none.  Text with a line break in its white space is parsed
+ * into @tree instead (the wire is one line per message); text that is not
+ * one JSON value is dropped. */
+static gboolean
+init_data_text (const EnsMessageInit *init, const char **text, gsize *len, JsonNode **tree)
+{
+  const char *t;
+  gsize n;
+
+  *tree = NULL;
+  if (init->data != NULL || !ENS_STRUCT_HAS (init, EnsMessageInit, data_text_len) || init->data_text == NULL)
+    return FALSE;
+  t = init->data_text;
+  n = init->data_text_len < 0 ? strlen (t) : (gsize) init->data_text_len;
+  while (n && is_json_space (*t))
+    t++, n--;
+  while (n && is_json_space (t[n - 1]))
+    n--;
+  if (memchr (t, '\n', n) || memchr (t, '\r', n))
+    {
+      *tree = ens_json_parse (t, n, NULL);
+      return FALSE;
+    }
+  if (!ens_json_check (t, n, NULL))
+    return FALSE;
+  *text = t;
+  *len = n;
+  return TRUE;
+}
+
 EnsMessage *
 ens_message_new (const EnsMessageInit *init)
 {
   gsize strings = slen (init->id) + slen (init->action) + slen (init->agent) + slen (init->topic) +
                   slen (init->from) + slen (init->to) + slen (init->tag) + slen (init->error_code) +
                   slen (init->error_message);
-  EnsMessagePriv *priv = g_malloc0 (sizeof (EnsMessagePriv) + strings);
-  EnsMessage *m = &priv->pub;
-  char *cursor = priv->strings;
+  const char *text = NULL;
+  gsize text_len = 0, text_at = 0;
+  JsonNode *tree = NULL;
+  gboolean has_text = init_data_text (init, &text, &text_len, &tree);
+  gsize size = sizeof (EnsMessagePriv) + strings;
+  EnsMessagePriv *priv;
+  EnsMessage *m;
+  char *cursor;
+
+  if (has_text)
+    {
+      text_at = (size + 7) & ~(gsize) 7;
+      size = text_at + sizeof (DataText) + text_len + 1;
+    }
+  priv = g_malloc0 (size);
+  m = &priv->pub;
+  cursor = priv->strings;
+  if (has_text)
+    {
+      DataText *dt = (DataText *) ((char *) priv + text_at);
+      dt->len = text_len;
+      memcpy (dt->text, text, text_len);
+      dt->text[text_len] = '\0';
+      priv->text = dt;
+    }
 
   priv->ref_count = 1;
   m->struct_size = sizeof (EnsMessage);
@@ -70,7 +143,7 @@ ens_message_new (const EnsMessageInit *init)
   m->tag = scopy (&cursor, init->tag);
   m->error_code = scopy (&cursor, init->error_code);
   m->error_message = scopy (&cursor, init->error_message);
-  m->data = init->data ? json_node_ref (init->data) : NULL;
+  m->data = init->data ? json_node_ref (init->data) : tree;
   m->error_details = init->error_details ? json_node_ref (init->error_details) : NULL;
   m->timeout_ms = init->timeout_ms;
   m->timestamp_us = g_get_real_time ();
@@ -95,6 +168,8 @@ ens_message_unref (EnsMessage *msg)
   g_clear_pointer (&msg->data, json_node_unref);
   g_clear_pointer (&msg->error_details, json_node_unref);
   g_clear_pointer (&priv->first.bytes, g_bytes_unref);
+  if (priv->text_owned)
+    g_free (priv->text);
   g_free (priv->from_owned);
   while (priv->more)
     {
@@ -129,6 +204,60 @@ ens_message_encode (EnsMessage *msg, EnsEncodeFunc encode)
   slot->func = encode;
   slot->bytes = encode (msg);
   return slot->bytes;
+}
+
+JsonNode *
+ens_message_get_data (EnsMessage *msg)
+{
+  JsonNode *node = g_atomic_pointer_get (&msg->data);
+  DataText *dt;
+
+  if (node != NULL || (dt = g_atomic_pointer_get (&PRIV (msg)->text)) == NULL)
+    return node;
+  node = ens_json_parse (dt->text, dt->len, NULL); /* checked when made: never NULL */
+  if (!g_atomic_pointer_compare_and_exchange (&msg->data, NULL, node))
+    json_node_unref (node); /* another thread was first */
+  return g_atomic_pointer_get (&msg->data);
+}
+
+const char *
+ens_message_get_data_text (EnsMessage *msg, gsize *len)
+{
+  EnsMessagePriv *priv = PRIV (msg);
+  DataText *dt = g_atomic_pointer_get (&priv->text);
+  JsonNode *node;
+
+  if (dt == NULL && (node = g_atomic_pointer_get (&msg->data)) != NULL)
+    {
+      GString *out = g_string_sized_new (sizeof (DataText) + 64);
+
+      g_string_set_size (out, sizeof (DataText));
+      ens_json_append (out, node);
+      dt = (DataText *) g_string_free (out, FALSE); /* the length goes in below */
+      dt->len = strlen (dt->text);
+      if (g_atomic_pointer_compare_and_exchange (&priv->text, NULL, dt))
+        priv->text_owned = TRUE;
+      else
+        {
+          g_free (dt);
+          dt = g_atomic_pointer_get (&priv->text);
+        }
+    }
+  if (dt == NULL)
+    {
+      if (len)
+        *len = 4;
+      return "null";
+    }
+  if (len)
+    *len = dt->len;
+  return dt->text;
+}
+
+gboolean
+ens_message_has_data_text (EnsMessage *msg)
+{
+  return g_atomic_pointer_get (&PRIV (msg)->text) != NULL;
 }
 
 void
@@ -242,6 +371,21 @@ append_id (GString *out, EnsMessage *msg)
     ens_json_append_string (out, msg->id);
 }
 
+/* A reply's or request's data: encoded once, so the tree is written
+ * straight in unless the text is there already. */
+static void
+append_data (GString *out, EnsMessage *msg)
+{
+  if (ens_message_has_data_text (msg))
+    {
+      gsize len;
+      const char *text = ens_message_get_data_text (msg, &len);
+      g_string_append_len (out, text, len);
+    }
+  else
+    ens_json_append (out, msg->data);
+}
+
 static void
 append_processing_time (GString *out, EnsMessage *msg)
 {
@@ -258,10 +402,17 @@ ens_message_encode_native (EnsMessage *msg)
   switch (msg->kind)
     {
     case ENS_MESSAGE_EVENT:
-      g_string_append (out, "{\"event\":");
-      ens_json_append_string (out, msg->topic ? msg->topic : "");
-      g_string_append (out, ",\"data\":");
-      ens_json_append (out, msg->data);
+      {
+        gsize len;
+        /* The text it came as, or written once for every encoder and
+         * bridge that wants it. */
+        const char *text = ens_message_get_data_text (msg, &len);
+
+        g_string_append (out, "{\"event\":");
+        ens_json_append_string (out, msg->topic ? msg->topic : "");
+        g_string_append (out, ",\"data\":");
+        g_string_append_len (out, text, len);
+      }
       if (msg->from)
         {
           g_string_append (out, ",\"from\":");
@@ -281,7 +432,7 @@ ens_message_encode_native (EnsMessage *msg)
       g_string_append (out, "{\"id\":");
       append_id (out, msg);
       g_string_append (out, ",\"status\":\"success\",\"data\":");
-      ens_json_append (out, msg->data);
+      append_data (out, msg);
       g_string_append (out, ",\"timestamp\":");
       ens_json_append_timestamp (out, msg->timestamp_us);
       append_processing_time (out, msg);
@@ -324,7 +475,7 @@ ens_message_encode_native (EnsMessage *msg)
           ens_json_append_string (out, msg->from);
         }
       g_string_append (out, ",\"data\":");
-      ens_json_append (out, msg->data);
+      append_data (out, msg);
       g_string_append_printf (out, ",\"timeout_ms\":%u}", msg->timeout_ms);
       break;
     }

@@ -1,5 +1,7 @@
 /* ens-plugin-bus.c — what each plugin holds on the bus, by owner. */
 #include "ens-plugin-bus.h"
+#include "ens-message-private.h"
+#include "ens-plugin-private.h"
 
 struct _EnsPluginBus {
   EnsBus *bus;
@@ -17,12 +19,14 @@ typedef struct {
   EnsEventFunc func;
   gpointer user_data;
   GDestroyNotify notify;
+  gboolean lazy_data;
 } PluginSub;
 
 typedef struct {
   EnsEventFunc func;
   gpointer user_data;
   GDestroyNotify notify;
+  gboolean lazy_data;
 } PluginTap;
 
 EnsPluginBus *
@@ -61,6 +65,9 @@ static void
 plugin_sub_event (EnsMessage *event, gpointer data)
 {
   PluginSub *ps = data;
+
+  if (!ps->lazy_data)
+    ens_message_get_data (event); /* the plugin may read event->data */
   ps->func (event, ps->user_data);
 }
 
@@ -85,6 +92,7 @@ ens_plugin_bus_subscribe (EnsPluginBus *pbus, EnsPlugin *self, const char *patte
   ps->func = func;
   ps->user_data = user_data;
   ps->notify = notify;
+  ps->lazy_data = ens_plugin_reads_data_lazily (self);
   ps->subscriber = ens_subscriber_new (plugin_sub_event, ps, plugin_sub_free);
   ens_bus_subscribe (pbus->bus, ps->subscriber, pattern);
   g_hash_table_insert (pbus->subs, GUINT_TO_POINTER (ps->id), ps);
@@ -108,6 +116,9 @@ static void
 plugin_tap_event (EnsMessage *event, gpointer data)
 {
   PluginTap *pt = data;
+
+  if (!pt->lazy_data)
+    ens_message_get_data (event);
   pt->func (event, pt->user_data);
 }
 
@@ -131,6 +142,7 @@ ens_plugin_bus_tap (EnsPluginBus *pbus, EnsPlugin *self, EnsEventFunc func, gpoi
   pt->func = func;
   pt->user_data = user_data;
   pt->notify = notify;
+  pt->lazy_data = ens_plugin_reads_data_lazily (self);
   id = ens_bus_tap (pbus->bus, plugin_tap_event, pt, plugin_tap_free);
   g_hash_table_insert (pbus->taps, GUINT_TO_POINTER (id), self);
   return id;

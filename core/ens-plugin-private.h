@@ -21,6 +21,9 @@ gboolean ens_plugin_start (EnsPlugin *plugin, const EnsHost *host, GError **erro
 void ens_plugin_stop (EnsPlugin *plugin);
 
 const EnsPluginDesc *ens_plugin_get_desc (EnsPlugin *plugin);
+/* The plugin declared ENS_PLUGIN_FLAG_LAZY_DATA (ABI 1.4 or later): it may
+ * be handed messages whose data is still text. */
+gboolean ens_plugin_reads_data_lazily (EnsPlugin *plugin);
 /* (transfer none) desc->id */
 const char *ens_plugin_get_id (EnsPlugin *plugin);
 const char *ens_plugin_get_file (EnsPlugin *plugin);

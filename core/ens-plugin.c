@@ -63,6 +63,14 @@ ens_plugin_get_desc (EnsPlugin *plugin)
   return plugin->desc;
 }
 
+gboolean
+ens_plugin_reads_data_lazily (EnsPlugin *plugin)
+{
+  const EnsPluginDesc *desc = plugin->desc;
+
+  return desc && desc->abi_minor >= 4 && (desc->flags & ENS_PLUGIN_FLAG_LAZY_DATA) != 0;
+}
+
 const char *
 ens_plugin_get_id (EnsPlugin *plugin)
 {

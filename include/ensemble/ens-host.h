@@ -235,6 +235,22 @@ struct _EnsHost {
    * before it knows the text is native (a KSI line that is an agent's
    * {"reply_to": ...}) parses it once.  (transfer full), never NULL. */
   EnsMessage *(*message_from_native) (JsonNode *root);
+
+  /* ---- since ABI 1.4: data carried as text, parsed when read ---- */
+  /* (transfer none) the data of @msg, NULL when it has none; data that
+   * came as text (EnsMessageInit.data_text) is parsed on the first call
+   * and kept (EnsMessage.data is filled).  The tree is sealed: never
+   * modify it.  Safe from any thread that holds a reference to @msg. */
+  JsonNode *(*message_data) (EnsMessage *msg);
+  /* (transfer none) the data of @msg as compact JSON text ("null" when it
+   * has none), @len (may be NULL) its length: the text it came as, or
+   * written once from the tree and kept.  Valid while @msg is; no NUL
+   * inside, NUL-terminated; never contains a newline.  Same threads as
+   * message_data(). */
+  const char *(*message_data_text) (EnsMessage *msg, gsize *len);
+  /* Whether json_parse() would accept @text, without building a tree;
+   * @error as json_parse() sets it. */
+  gboolean (*json_check) (const char *text, gsize len, GError **error);
 };
 
 /* Logging helpers for plugins holding `host` and `self`. */

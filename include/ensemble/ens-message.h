@@ -29,7 +29,13 @@ struct _EnsMessage {
   const char *from;          /* sender: a client id or a plugin id */
   const char *to;            /* event: the only client it is for; NULL = every subscriber */
   const char *tag;           /* opaque to the host, copied from a request to its reply */
-  JsonNode *data;            /* payload, may be NULL */
+  /* payload, may be NULL.  Since ABI 1.4 a message may carry its data as
+   * the JSON text it came in (an event from another node) and parse it
+   * only when someone reads it: read it with host->message_data(), which
+   * parses on first use and fills this field.  A plugin without
+   * ENS_PLUGIN_FLAG_LAZY_DATA is only ever handed messages whose data is
+   * filled already, so reading the field stays right for it. */
+  JsonNode *data;
   const char *error_code;    /* error: e.g. "INVALID_PARAMETERS" */
   const char *error_message; /* error: for a person */
   JsonNode *error_details;   /* error: may be NULL */
@@ -57,6 +63,14 @@ typedef struct {
   JsonNode *error_details;
   guint32 timeout_ms;
   gint64 received_us;
+  /* Since ABI 1.4: the data as one JSON text of @data_text_len bytes (-1:
+   * up to its NUL), used when @data is NULL.  The message keeps the text
+   * and writes it out as it is (host->encode_native), parsing it only when
+   * someone reads the data.  The host checks it: text that is not exactly
+   * one JSON value (as host->json_parse() reads it) leaves the message
+   * without data. */
+  const char *data_text;
+  gssize data_text_len;
 } EnsMessageInit;
 
 #define ENS_MESSAGE_INIT(kind_) ((EnsMessageInit){ .struct_size = sizeof (EnsMessageInit), .kind = (kind_) })

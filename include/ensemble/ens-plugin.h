@@ -8,7 +8,9 @@
  *
  * Minors: 1.0 the first; 1.1 appends EnsHost.message_is_bounce; 1.2
  * EnsHost.message_from_native; 1.3 EnsAgentVTable.tools (actions with
- * descriptions and input schemas).
+ * descriptions and input schemas); 1.4 data carried as text
+ * (EnsMessageInit.data_text, EnsHost.message_data, message_data_text,
+ * json_check, ENS_PLUGIN_FLAG_LAZY_DATA).
  */
 #pragma once
 
@@ -18,7 +20,7 @@
 G_BEGIN_DECLS
 
 #define ENS_ABI_MAJOR 1
-#define ENS_ABI_MINOR 3
+#define ENS_ABI_MINOR 4
 
 /* The one exported symbol, and its type. */
 #define ENS_PLUGIN_QUERY_SYMBOL "ens_plugin_query"
@@ -39,6 +41,12 @@ typedef enum {
   ENS_PLUGIN_FLAG_NONE = 0,
   /* The module may be dlclose()d after stop(); without it, it stays resident. */
   ENS_PLUGIN_FLAG_UNLOADABLE = 1 << 0,
+  /* Since 1.4: the plugin reads message data only through
+   * host->message_data() (or message_data_text()), so the host may hand it
+   * messages (sink deliver, subscriptions, taps) whose data is still text
+   * and EnsMessage.data still NULL.  Without it, the host parses the data
+   * before the plugin sees the message. */
+  ENS_PLUGIN_FLAG_LAZY_DATA = 1 << 1,
 } EnsPluginFlags;
 
 typedef struct _EnsHost EnsHost;           /* ens-host.h */

@@ -37,16 +37,16 @@ ens_redis_envelope_prefix (const char *node_id)
 }
 
 /* The envelope is written by hand, "node" first: a node skips its own
- * echoes by that prefix without parsing them. */
+ * echoes by that prefix without parsing them.  "data" comes last: a node
+ * that reads it takes the data as the text it is (decode_envelope_text). */
 char *
 ens_redis_encode_event (const char *envelope_prefix, EnsMessage *event, const char *data_json)
 {
-  GString *payload = g_string_new (envelope_prefix);
+  GString *payload = g_string_sized_new (strlen (envelope_prefix) + strlen (data_json) + 128);
 
+  g_string_append (payload, envelope_prefix);
   g_string_append (payload, ",\"topic\":");
   append_json_string (payload, event->topic);
-  g_string_append (payload, ",\"data\":");
-  g_string_append (payload, data_json);
   if (event->from)
     {
       g_string_append (payload, ",\"from\":");
@@ -57,7 +57,9 @@ ens_redis_encode_event (const char *envelope_prefix, EnsMessage *event, const ch
       g_string_append (payload, ",\"to\":");
       append_json_string (payload, event->to);
     }
-  g_string_append_printf (payload, ",\"seq\":%" G_GUINT64_FORMAT "}", event->seq);
+  g_string_append_printf (payload, ",\"seq\":%" G_GUINT64_FORMAT ",\"data\":", event->seq);
+  g_string_append (payload, data_json);
+  g_string_append_c (payload, '}');
   return g_string_free (payload, FALSE);
 }
 
@@ -67,6 +69,58 @@ static gboolean
 is_concrete_topic (const char *t)
 {
   return t[0] != '\0' && strpbrk (t, "*?[") == NULL && g_utf8_validate (t, -1, NULL);
+}
+
+#define DATA_MEMBER ",\"data\":"
+
+/* A node's envelope with "data" last ({"node",...,"seq":N,"data":DATA}):
+ * the members before "data" are parsed (a handful of short strings), the
+ * data is only checked and goes on as the text it is (data_text), parsed
+ * only if someone on this node reads it.  The first ',"data":' of the text
+ * is the member's: inside a string a quote is always escaped.  FALSE when
+ * the payload is not of that shape (an older node's envelope has "data"
+ * before the other members): it is then parsed whole. */
+static gboolean
+decode_envelope_text (const EnsHost *host, const char *payload, gsize len, const char **topic, EnsRedisIn *in,
+                      EnsRedisInVerdict *verdict)
+{
+  const char *at, *data;
+  gsize data_len;
+  g_autoptr (GString) head = NULL;
+  JsonNode *root;
+  JsonObject *obj;
+
+  if (len < sizeof "{\"node\":" || payload[len - 1] != '}' || memcmp (payload, "{\"node\":", 8) != 0)
+    return FALSE;
+  at = memmem (payload, len, DATA_MEMBER, sizeof DATA_MEMBER - 1);
+  if (at == NULL)
+    return FALSE;
+  data = at + sizeof DATA_MEMBER - 1;
+  data_len = (gsize) (payload + len - 1 - data);
+  if (!ENS_STRUCT_HAS (host, EnsHost, json_check) || !host->json_check (data, data_len, NULL))
+    return FALSE;
+  head = g_string_new_len (payload, at - payload);
+  g_string_append_c (head, '}');
+  root = host->json_parse (head->str, head->len, NULL);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_clear_pointer (&root, json_node_unref);
+      return FALSE;
+    }
+  in->root = root;
+  obj = json_node_get_object (root);
+  if (g_str_equal (ens_member_string_or (obj, "node", ""), host->node_id ()))
+    {
+      *verdict = ENS_REDIS_IN_OWN;
+      return TRUE;
+    }
+  *topic = ens_member_string_or (obj, "topic", *topic);
+  in->event.from = ens_member_string_or (obj, "from", "redis");
+  in->event.to = ens_member_string (obj, "to");
+  in->event.data_text = data;
+  in->event.data_text_len = (gssize) data_len;
+  *verdict = ENS_REDIS_IN_DELIVER;
+  return TRUE;
 }
 
 EnsRedisInVerdict
@@ -84,6 +138,18 @@ ens_redis_decode_event (const EnsHost *host, const char *prefix, const char *env
   if (len > own_len && memcmp (payload, envelope_prefix, own_len) == 0 && payload[own_len] == ',')
     return ENS_REDIS_IN_OWN;
   topic = channel + strlen (prefix);
+  {
+    EnsRedisInVerdict verdict;
+    if (decode_envelope_text (host, payload, len, &topic, in, &verdict))
+      {
+        if (verdict != ENS_REDIS_IN_DELIVER)
+          return verdict;
+        if (!is_concrete_topic (topic))
+          return ENS_REDIS_IN_REJECTED;
+        in->event.topic = topic;
+        return ENS_REDIS_IN_DELIVER;
+      }
+  }
   in->root = host->json_parse (payload, len, NULL); /* refuses invalid UTF-8 */
   in->event.from = "redis";
   if (in->root == NULL)

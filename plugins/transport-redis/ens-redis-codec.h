@@ -16,8 +16,9 @@ G_BEGIN_DECLS
 char *ens_redis_envelope_prefix (const char *node_id);
 
 /* (transfer full) the envelope of a local event:
- * <prefix>,"topic","data","from"?,"to"?,"seq"}; @data_json is the event's
- * data as JSON text (serialized once for the envelope and a stream). */
+ * <prefix>,"topic","from"?,"to"?,"seq","data"}; @data_json is the event's
+ * data as JSON text (host->message_data_text: written once, or the text it
+ * came as), "data" last so that a node reading it passes it on unparsed. */
 char *ens_redis_encode_event (const char *envelope_prefix, EnsMessage *event, const char *data_json);
 
 typedef enum {
@@ -27,9 +28,10 @@ typedef enum {
   ENS_REDIS_IN_REJECTED, /* not deliverable: not UTF-8 text, or no concrete topic */
 } EnsRedisInVerdict;
 
-/* An incoming event; its strings and nodes point into what it holds. */
+/* An incoming event; its strings and nodes point into what it holds, and
+ * into the payload (data_text of a node's envelope: checked, not parsed). */
 typedef struct {
-  EnsMessageInit event; /* kind EVENT: topic, data, from, to */
+  EnsMessageInit event; /* kind EVENT: topic, data or data_text, from, to */
   JsonNode *root;       /* (private) */
   JsonNode *text;       /* (private) */
 } EnsRedisIn;

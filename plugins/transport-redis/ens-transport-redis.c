@@ -5,12 +5,15 @@
  * PSUBSCRIBE <prefix>*.
  *
  *  out: host->tap sees every local event (never the remote ones) ->
- *       PUBLISH <prefix><topic> {"node","topic","data","from","to"?,"seq"};
+ *       PUBLISH <prefix><topic> {"node","topic","from"?,"to"?,"seq","data"};
  *       a targeted event goes to <prefix><topic>:<to> instead, where only its
  *       target's node and observers of TOPIC:TARGET listen.
  *       While Redis is away events wait in a bounded outbox (redis-outbox-max,
  *       oldest dropped first, counted and logged); what was written but not
  *       acknowledged by Redis when the link broke goes back to the outbox.
+ *       "data" is last and is the event's data text as it is: a receiving
+ *       node checks it and passes it on unparsed (EnsMessageInit.data_text),
+ *       parsed only if something on that node reads it (ens-redis-codec.c).
  *  in:  every topic or pattern local subscribers want is PSUBSCRIBEd as
  *       <prefix><pattern> (the bus speaks Redis globs), plus
  *       <prefix>*:c*-<node> for events targeted at this node's clients;
@@ -359,12 +362,12 @@ static void
 on_tap (EnsMessage *event, gpointer user_data)
 {
   Bridge *b = user_data;
-  g_autofree char *data = NULL;
+  const char *data;
   char **argv;
 
   if (event->kind != ENS_MESSAGE_EVENT || event->topic == NULL)
     return;
-  data = event->data ? b->host->json_to_string (event->data) : g_strdup ("null");
+  data = b->host->message_data_text (event, NULL); /* written once, or the text it came as */
   argv = g_new0 (char *, 4);
   argv[0] = g_strdup ("PUBLISH");
   argv[1] = event->to ? g_strconcat (b->prefix, event->topic, ":", event->to, NULL)
@@ -859,4 +862,4 @@ redis_describe (gpointer instance)
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "transport-redis", "0.1.0",
                    "Redis bridge: one bus across several daemons (pub/sub, targeted delivery, node heartbeats)",
-                   ENS_PLUGIN_FLAG_NONE, redis_init, redis_stop, redis_describe, NULL)
+                   ENS_PLUGIN_FLAG_LAZY_DATA, redis_init, redis_stop, redis_describe, NULL)

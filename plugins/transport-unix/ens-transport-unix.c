@@ -221,6 +221,8 @@ encode_for (EnsUnixConn *conn, EnsMessage *msg)
 {
   const EnsHost *host = conn->t->host;
 
+  if (conn->dialect)
+    host->message_data (msg); /* dialect code reads msg->data: parse it if it is text */
   if (conn->dialect && msg->kind != ENS_MESSAGE_REQUEST)
     return host->message_encode (msg, conn->dialect->encode);
   return host->message_encode (msg, host->encode_native);
@@ -814,22 +816,25 @@ agent_socket_add (EnsUnixTransport *t, const char *agent)
 }
 
 static JsonObject *
-data_object (EnsMessage *msg)
+data_object (const EnsHost *host, EnsMessage *msg)
 {
-  return msg->data && JSON_NODE_HOLDS_OBJECT (msg->data) ? json_node_get_object (msg->data) : NULL;
+  JsonNode *data = host->message_data (msg);
+  return data && JSON_NODE_HOLDS_OBJECT (data) ? json_node_get_object (data) : NULL;
 }
 
 static void
 on_agent_registered (EnsMessage *event, gpointer user_data)
 {
-  agent_socket_add (user_data, ens_member_string (data_object (event), "name"));
+  EnsUnixTransport *t = user_data;
+
+  agent_socket_add (t, ens_member_string (data_object (t->host, event), "name"));
 }
 
 static void
 on_agent_unregistered (EnsMessage *event, gpointer user_data)
 {
   EnsUnixTransport *t = user_data;
-  const char *name = ens_member_string (data_object (event), "name");
+  const char *name = ens_member_string (data_object (t->host, event), "name");
 
   if (name)
     g_hash_table_remove (t->agent_listeners, name);
@@ -839,7 +844,7 @@ static void
 on_agents_listed (EnsMessage *reply, gpointer user_data)
 {
   EnsUnixTransport *t = user_data;
-  JsonArray *agents = reply->kind == ENS_MESSAGE_REPLY ? ens_member_array (data_object (reply), "agents") : NULL;
+  JsonArray *agents = reply->kind == ENS_MESSAGE_REPLY ? ens_member_array (data_object (t->host, reply), "agents") : NULL;
 
   for (guint i = 0; agents && i < json_array_get_length (agents); i++)
     agent_socket_add (t, ens_member_string (ens_array_object (agents, i), "name"));
@@ -965,4 +970,4 @@ unix_describe (gpointer instance)
 
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_TRANSPORT, "transport-unix", "0.1.0",
                    "Unix sockets: native protocol, KSI multi-socket and Centerfire per-agent dialects",
-                   ENS_PLUGIN_FLAG_NONE, unix_init, unix_stop, unix_describe, NULL)
+                   ENS_PLUGIN_FLAG_LAZY_DATA, unix_init, unix_stop, unix_describe, NULL)

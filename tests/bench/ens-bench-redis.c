@@ -17,11 +17,15 @@
  *      window.  After publishing, the subscribers read on until everything
  *      published has arrived or been reported dropped, or nothing came for
  *      2 s.
+ *   3. fixed load (--rate, default 10k events/s, 1 subscriber): raw, then
+ *      ensemble, publishing at that pace; each delivery's latency from its
+ *      publish (the "t" the payload carries) to its arrival; p50/p99 and the
+ *      p50 ensemble adds over raw Redis (ens-bench-redis-load.c).
  *
  * Usage: ens-bench-redis --redis-port N [--redis-host H]
  *                        [--socket-a PATH --socket-b PATH]
  *                        [--seconds N] [--quick] [--window N] [--samples N]
- *                        [--subscribers N]
+ *                        [--subscribers N] [--rate N] [--load-seconds N]
  * Without the sockets only the raw figures are measured.
  * Not part of the test suite; see tests/bench/run-bench-redis.sh.
  */
@@ -30,6 +34,8 @@
 #endif
 #include <glib.h>
 #include <hiredis/hiredis.h>
+
+#include "ens-bench-redis.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,8 +65,8 @@
 #define MAX_SUBS      1024
 #define TARGET_RATIO  0.7
 
-static gchar   *opt_host = NULL;
-static gint     opt_port = 6379;
+gchar          *opt_host = NULL;
+gint            opt_port = 6379;
 static gchar   *opt_sock_a = NULL;
 static gchar   *opt_sock_b = NULL;
 static gdouble  opt_seconds = -1.0;
@@ -68,6 +74,8 @@ static gboolean opt_quick = FALSE;
 static gint     opt_window = 256;
 static gint     opt_samples = -1;
 static gint     opt_subscribers = 1;
+static gint     opt_rate = 10000;
+static gdouble  opt_load_seconds = -1.0;
 
 static GOptionEntry opt_entries[] = {
   { "redis-host", 'H', 0, G_OPTION_ARG_STRING, &opt_host, "Redis host (default 127.0.0.1)", "HOST" },
@@ -79,13 +87,15 @@ static GOptionEntry opt_entries[] = {
   { "window", 'w', 0, G_OPTION_ARG_INT, &opt_window, "publishes in flight (default 256)", "N" },
   { "samples", 'n', 0, G_OPTION_ARG_INT, &opt_samples, "latency round trips (default 2000, --quick 300)", "N" },
   { "subscribers", 's', 0, G_OPTION_ARG_INT, &opt_subscribers, "subscriber connections in both modes (default 1)", "N" },
+  { "rate", 'r', 0, G_OPTION_ARG_INT, &opt_rate, "offered load of the fixed-rate phase, events/s (default 10000; 0: skip it)", "N" },
+  { "load-seconds", 'l', 0, G_OPTION_ARG_DOUBLE, &opt_load_seconds, "length of the fixed-rate phase (default 2, --quick 0.5)", "N" },
   { NULL, 0, 0, 0, NULL, NULL, NULL }
 };
 
 /* ------------------------------------------------------------------------ */
 /* helpers */
 
-static inline int64_t
+int64_t
 now_ns (void)
 {
   struct timespec ts;
@@ -94,7 +104,7 @@ now_ns (void)
 }
 
 /* ~100-byte JSON object carrying the sequence number n */
-static int
+int
 make_payload (char *buf, size_t cap, uint64_t n)
 {
   return snprintf (buf, cap,
@@ -103,7 +113,7 @@ make_payload (char *buf, size_t cap, uint64_t n)
                    n, now_ns ());
 }
 
-static int
+int
 make_publish_line (char *buf, size_t cap, uint64_t n)
 {
   char payload[256];
@@ -129,13 +139,8 @@ cmp_double (const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-typedef struct
-{
-  size_t n;
-  double p50, p99; /* microseconds */
-} Lat;
 
-static void
+void
 lat_finish (GArray *samples, Lat *lat)
 {
   lat->n = samples->len;
@@ -176,7 +181,7 @@ typedef struct
   char          err[160];
 } RawSub;
 
-static redisContext *
+redisContext *
 redis_open (GString *err)
 {
   struct timeval tv = { .tv_sec = IO_TIMEOUT_S, .tv_usec = 0 };
@@ -244,7 +249,7 @@ raw_get_reply (redisContext *c, GString *err)
 }
 
 /* SUBSCRIBEs c to the raw channel (the confirmation is read). */
-static gboolean
+gboolean
 raw_subscribe (redisContext *c, GString *err)
 {
   redisReply *r = redisCommand (c, "SUBSCRIBE %s", RAW_CHANNEL);
@@ -435,7 +440,7 @@ out:
 /* ------------------------------------------------------------------------ */
 /* native protocol over Unix sockets */
 
-static int
+int
 connect_unix (const char *path)
 {
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -466,7 +471,7 @@ set_nonblock (int fd, gboolean on)
     (void) fcntl (fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
 }
 
-static int
+int
 write_all (int fd, const char *buf, size_t len)
 {
   while (len > 0)
@@ -494,15 +499,8 @@ write_all (int fd, const char *buf, size_t len)
   return 0;
 }
 
-/* Buffered line reader on a socket. */
-typedef struct
-{
-  int    fd;
-  char  *buf;
-  size_t len;
-} Lines;
 
-static void
+void
 lines_init (Lines *l, int fd)
 {
   l->fd = fd;
@@ -510,7 +508,7 @@ lines_init (Lines *l, int fd)
   l->len = 0;
 }
 
-static void
+void
 lines_clear (Lines *l)
 {
   if (l->fd >= 0)
@@ -521,7 +519,7 @@ lines_clear (Lines *l)
 
 /* Next line (without '\n', NUL-terminated, valid until the next call);
  * waits at most timeout_ms for more data. Returns its length, or -1. */
-static ssize_t
+ssize_t
 lines_next_timeout (Lines *l, char **line, size_t *consumed, int timeout_ms)
 {
   for (;;)
@@ -572,7 +570,7 @@ lines_next (Lines *l, char **line, size_t *consumed)
   return lines_next_timeout (l, line, consumed, IO_TIMEOUT_S * 1000);
 }
 
-static gboolean
+gboolean
 is_event (const char *line)
 {
   return g_str_has_prefix (line, "{\"event\":");
@@ -764,7 +762,7 @@ ens_publish_pipelined (int fd, double seconds, int window, uint64_t *acked_out, 
 }
 
 /* Sends one request line on a blocking connection; returns its reply. */
-static ssize_t
+ssize_t
 request (Lines *l, const char *req, char **reply, size_t *consumed, GString *err, const char *what)
 {
   ssize_t n;
@@ -1111,6 +1109,13 @@ main (int argc, char **argv)
     }
   else if (opt_sock_a)
     printf ("cross-node delivery (%d subscriber%s): n/a (a mode failed)\n", nsubs, subs_s);
+
+  if (opt_rate > 0 && nsubs == 1 && opt_sock_a && rc == 0)
+    {
+      double load_seconds = opt_load_seconds > 0 ? opt_load_seconds : (opt_quick ? 0.5 : 2.0);
+      if (!bench_fixed_load (opt_sock_a, opt_sock_b, opt_rate, load_seconds))
+        rc = 1;
+    }
 
   g_string_free (raw.err, TRUE);
   g_string_free (raw.note, TRUE);

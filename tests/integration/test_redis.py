@@ -262,6 +262,45 @@ def test_redis_cli_both_ways():
         r.kill()
 
 
+def test_envelope_data_travels_as_text():
+    """A node's envelope carries "data" last; the receiving node checks it
+    and writes it to its subscribers as it came, without parsing it. An
+    envelope of an older shape, one whose data is not JSON, and one whose
+    data spans lines are delivered as before, each as one line."""
+    r = Redis()
+    d = None
+    try:
+        d = node(r)
+        c = d.client()
+        wait_connected(c)
+        subscribe(c, ["lazy"])
+        text = '{"x": 1.50, "s": "\\u00e9", "a": [true, null]}'
+        r.cli("PUBLISH", "ensemble:lazy", '{"node":"elsewhere","topic":"lazy","from":"c9-elsewhere","seq":3,"data":' + text + '}')
+        line = c.recv_line()
+        assert line.startswith('{"event":"lazy","data":' + text + ',"from":"c9-elsewhere",'), line
+        assert json.loads(line)["data"] == {"x": 1.5, "s": "\u00e9", "a": [True, None]}, line
+        # the shape older nodes wrote: "data" before the other members
+        r.cli("PUBLISH", "ensemble:lazy", '{"node":"elsewhere","topic":"lazy","data":{"old":1},"from":"c8-elsewhere","seq":4}')
+        ev = c.next_event()
+        assert ev["data"] == {"old": 1} and ev["from"] == "c8-elsewhere", ev
+        # data that is not JSON: the payload as a whole is not JSON either,
+        # so it arrives as a string, as any non-JSON payload does
+        bad = '{"node":"elsewhere","topic":"lazy","seq":5,"data":{"a":}'
+        r.cli("PUBLISH", "ensemble:lazy", bad)
+        ev = c.next_event()
+        assert ev["data"] == bad and ev["from"] == "redis", ev
+        # line breaks in the data's white space never split the event's line
+        r.cli("PUBLISH", "ensemble:lazy", '{"node":"elsewhere","topic":"lazy","seq":6,"data":{"a":\n [1,\r\n2]}}')
+        line = c.recv_line()
+        assert '"data":{"a":[1,2]}' in line and json.loads(line)["data"] == {"a": [1, 2]}, line
+        # the subscriber's connection is whole: a request still gets its answer
+        assert c.ok("ping") is not None
+    finally:
+        if d:
+            d.cleanup()
+        r.kill()
+
+
 def test_patterns_map_to_psubscribe():
     """A node listens on Redis for exactly what its subscribers want."""
     r = Redis()

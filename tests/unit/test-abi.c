@@ -7,7 +7,7 @@
 #define OFF(T, f, n) G_STATIC_ASSERT (G_STRUCT_OFFSET (T, f) == (n))
 
 G_STATIC_ASSERT (ENS_ABI_MAJOR == 1);
-G_STATIC_ASSERT (ENS_ABI_MINOR == 3);
+G_STATIC_ASSERT (ENS_ABI_MINOR == 4);
 
 G_STATIC_ASSERT (sizeof (EnsPluginDesc) == 80);
 OFF (EnsPluginDesc, abi_major, 0);
@@ -23,7 +23,7 @@ OFF (EnsPluginDesc, stop, 56);
 OFF (EnsPluginDesc, describe, 64);
 OFF (EnsPluginDesc, vtable, 72);
 
-G_STATIC_ASSERT (sizeof (EnsHost) == 344);
+G_STATIC_ASSERT (sizeof (EnsHost) == 368);
 OFF (EnsHost, struct_size, 0);
 OFF (EnsHost, abi_major, 4);
 OFF (EnsHost, abi_minor, 8);
@@ -68,6 +68,9 @@ OFF (EnsHost, watch_interest, 312);
 OFF (EnsHost, unwatch_interest, 320);
 OFF (EnsHost, message_is_bounce, 328); /* 1.1 */
 OFF (EnsHost, message_from_native, 336); /* 1.2 */
+OFF (EnsHost, message_data, 344); /* 1.4 */
+OFF (EnsHost, message_data_text, 352);
+OFF (EnsHost, json_check, 360);
 
 G_STATIC_ASSERT (sizeof (EnsMessage) == 128);
 OFF (EnsMessage, kind, 4);
@@ -87,10 +90,12 @@ OFF (EnsMessage, timestamp_us, 104);
 OFF (EnsMessage, received_us, 112);
 OFF (EnsMessage, timeout_ms, 120);
 
-G_STATIC_ASSERT (sizeof (EnsMessageInit) == 112);
+G_STATIC_ASSERT (sizeof (EnsMessageInit) == 128);
 OFF (EnsMessageInit, data, 64);
 OFF (EnsMessageInit, timeout_ms, 96);
 OFF (EnsMessageInit, received_us, 104);
+OFF (EnsMessageInit, data_text, 112); /* 1.4 */
+OFF (EnsMessageInit, data_text_len, 120);
 
 G_STATIC_ASSERT (sizeof (EnsAgentVTable) == 40);
 OFF (EnsAgentVTable, name, 8);
@@ -112,6 +117,7 @@ G_STATIC_ASSERT (sizeof (EnsClientSink) == 24);
 /* Enum values cross the boundary as integers. */
 G_STATIC_ASSERT (ENS_PLUGIN_KIND_TRANSPORT == 1 && ENS_PLUGIN_KIND_AGENT == 2 && ENS_PLUGIN_KIND_ROUTER == 3 &&
                  ENS_PLUGIN_KIND_PROVIDER == 4);
+G_STATIC_ASSERT (ENS_PLUGIN_FLAG_UNLOADABLE == 1 && ENS_PLUGIN_FLAG_LAZY_DATA == 2);
 G_STATIC_ASSERT (ENS_MESSAGE_REQUEST == 1 && ENS_MESSAGE_REPLY == 2 && ENS_MESSAGE_EVENT == 3 &&
                  ENS_MESSAGE_ERROR == 4);
 
