@@ -240,7 +240,7 @@ ens_daemon_new (EnsConfig *config, EnsState *state, const char *node_id)
   d->budget = ens_budget_new (config, state);
   d->backends = ens_backends_new (config, d->budget);
   d->completions = ens_completions_new (config, d->backends, d->budget, d->events);
-  d->sessions = ens_sessions_new (config, state, d->completions, d->events);
+  d->sessions = ens_sessions_new (config, state, d->completions, d->events, d->requests, d->agents);
   d->stats = ens_stats_new (&d->counters, d->bus, d->clients, d->completions);
   d->heap = ens_heap_new (d->completions);
   add_verbs (d);

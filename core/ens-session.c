@@ -16,6 +16,7 @@
 #include "ens-json.h"
 #include "ens-completion-params.h"
 #include "ens-message-private.h"
+#include "ens-tool-loop.h"
 
 #include <string.h>
 
@@ -26,6 +27,7 @@ typedef struct {
   JsonObject *params; /* for the completion: max_tokens, temperature, task_type, priority */
   JsonObject *meta;   /* the task's own: type, priority, metadata, assigned_to */
   EnsMessage *request; /* the execute that asked for it */
+  JsonObject *loop;    /* its tools: run as a tool loop (ens-tool-loop.h); NULL: one completion */
 } EnsSessionTask;
 
 typedef struct {
@@ -47,6 +49,7 @@ struct _EnsSessions {
   EnsState *state;
   EnsCompletions *completions;
   EnsEvents *events;
+  EnsToolLoops *loops;
   GHashTable *table; /* id -> EnsSession */
   guint64 next_task;
   guint64 spawned, tasks_completed, tasks_failed, tokens_used;
@@ -66,6 +69,7 @@ task_free (EnsSessionTask *t)
   g_clear_pointer (&t->params, json_object_unref);
   g_clear_pointer (&t->meta, json_object_unref);
   g_clear_pointer (&t->request, ens_message_unref);
+  g_clear_pointer (&t->loop, json_object_unref);
   g_free (t);
 }
 
@@ -403,6 +407,7 @@ task_start (EnsSession *s, EnsSessionTask *t)
   JsonArray *past = json_object_get_array_member (s->record, "history");
   EnsMessage *answer = NULL;
   EnsCompletion *c;
+  const char *request_id = NULL;
   HookRef *hook_ref;
   JsonObjectIter iter;
   const char *name;
@@ -429,17 +434,21 @@ task_start (EnsSession *s, EnsSessionTask *t)
   hook_ref = g_new0 (HookRef, 1); /* freed by hook_done */
   hook_ref->sessions = sessions;
   hook_ref->id = g_strdup (s->id);
-  c = ens_completions_submit (sessions->completions, t->request, cp, NULL, NULL, &session_hooks, hook_ref, &answer);
-  if (c == NULL)
+  if (t->loop)
+    request_id = ens_tool_loop_start (sessions->loops, t->request, cp, t->loop, &session_hooks, hook_ref, &answer);
+  else if ((c = ens_completions_submit (sessions->completions, t->request, cp, NULL, NULL, &session_hooks, hook_ref,
+                                        &answer)))
+    request_id = ens_completion_id (c);
+  if (request_id == NULL)
     {
       hook_ref_free (hook_ref);
       return answer; /* refused: the error says why */
     }
-  ens_message_unref (answer);
+  g_clear_pointer (&answer, ens_message_unref);
 
   ens_session_record_history_add (s->record, "user", t->description);
   s->task_id = g_strdup (t->id);
-  s->request_id = g_strdup (ens_completion_id (c));
+  s->request_id = g_strdup (request_id);
   s->chunks = 0;
   s->task_started_us = g_get_monotonic_time ();
   ens_session_record_task_begin (s->record, t->id, t->description, t->meta);
@@ -468,8 +477,16 @@ task_new (EnsMessage *request, JsonObject *p, const char *description, EnsMessag
   double number = 0;
   g_autoptr (JsonObject) route = json_object_new ();
 
+  g_autoptr (JsonObject) loop = NULL;
+
   if ((*err = ens_session_read_task_meta (request, p, &meta)))
     return NULL;
+  loop = ens_tool_loop_read (request, p, err);
+  if (*err)
+    {
+      g_clear_pointer (&meta, json_object_unref);
+      return NULL;
+    }
   if (!ens_completion_read_number (p, "max_tokens", 1, 1e6, &number))
     *err = ens_message_new_invalid (request, "max_tokens", "a number from 1 to 1000000");
   else if (!ens_completion_read_number (p, "temperature", 0, 2, &number))
@@ -490,6 +507,7 @@ task_new (EnsMessage *request, JsonObject *p, const char *description, EnsMessag
   t->params = params;
   t->meta = meta ? meta : json_object_new ();
   t->request = ens_message_ref (request);
+  t->loop = g_steal_pointer (&loop);
   return t;
 }
 
@@ -732,7 +750,7 @@ session_stop (EnsSessions *sessions, EnsMessage *request, JsonObject *p)
           task_dropped (s, t, ENS_COMPLETION_ERR_CANCELLED, "the session was stopped before the task started");
           task_free (t);
         }
-      if (s->request_id)
+      if (s->request_id && !ens_tool_loops_cancel (sessions->loops, s->request_id))
         ens_completions_cancel_id (sessions->completions, s->request_id); /* task_failed (CANCELLED) follows */
     }
   data = describe (s, TRUE);
@@ -883,7 +901,8 @@ restore (EnsSession *s)
 }
 
 EnsSessions *
-ens_sessions_new (EnsConfig *config, EnsState *state, EnsCompletions *completions, EnsEvents *events)
+ens_sessions_new (EnsConfig *config, EnsState *state, EnsCompletions *completions, EnsEvents *events,
+                  EnsRequests *requests, EnsAgents *agents)
 {
   EnsSessions *sessions = g_new0 (EnsSessions, 1);
   g_autoptr (GPtrArray) keys = ens_state_list (state, "sessions", "", G_MAXINT, NULL);
@@ -892,6 +911,7 @@ ens_sessions_new (EnsConfig *config, EnsState *state, EnsCompletions *completion
   sessions->state = state;
   sessions->completions = completions;
   sessions->events = events;
+  sessions->loops = ens_tool_loops_new (completions, requests, agents);
   sessions->table = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) session_free);
   for (guint i = 0; keys && i < keys->len; i++)
     {
@@ -919,6 +939,7 @@ ens_sessions_free (EnsSessions *sessions)
 {
   if (sessions == NULL)
     return;
+  ens_tool_loops_free (sessions->loops); /* may end tasks: before the sessions go */
   g_hash_table_unref (sessions->table);
   g_free (sessions);
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "ens-completion.h"
+#include "ens-requests.h"
 
 G_BEGIN_DECLS
 
@@ -12,7 +13,8 @@ typedef struct _EnsSessions EnsSessions;
 
 /* Reads the sessions kept in @state (one that was running reads
  * "interrupted").  @config: session-queue-length, read on each use. */
-EnsSessions *ens_sessions_new (EnsConfig *config, EnsState *state, EnsCompletions *completions, EnsEvents *events);
+EnsSessions *ens_sessions_new (EnsConfig *config, EnsState *state, EnsCompletions *completions, EnsEvents *events,
+                               EnsRequests *requests, EnsAgents *agents);
 void ens_sessions_free (EnsSessions *sessions);
 /* sessions.spawn, sessions.ensure, sessions.execute, sessions.status,
  * sessions.stop, sessions.list */

@@ -18,6 +18,7 @@
  * library's (plugins/common/upstream, ens-upstream-anthropic.h for this
  * API). */
 #include "ens-upstream.h"
+#include "ens-upstream-messages.h"
 
 #include <string.h>
 
@@ -181,6 +182,8 @@ anthropic_body (EnsUpstreamBackend *be, JsonObject *req, const char *model, gboo
       JsonObject *m = JSON_NODE_HOLDS_OBJECT (el) ? json_node_get_object (el) : NULL;
       const char *role = ens_upstream_string (m, "role", NULL, NULL);
 
+      if (m && ens_upstream_anthropic_tool_message (out, m))
+        continue; /* the tool loop's: tool_use and tool_result blocks */
       if (g_strcmp0 (role, "system") == 0)
         {
           g_autofree char *text = ens_upstream_content_text (json_object_get_member (m, "content"));

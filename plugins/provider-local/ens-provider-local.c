@@ -4,7 +4,23 @@
  * deterministically from the last user message and every result says so
  * (the text starts with a label, and the result has "local": true).
  * Streaming requests get the reply a few words at a time on a short timer;
- * everything is reported from the main loop, never inside complete(). */
+ * everything is reported from the main loop, never inside complete().
+ *
+ * Tools, deterministically, so a tool loop can be driven without a network.
+ * Given a request with tools, the last user message is read for lines
+ *     call TOOL {json arguments}      (called once, on the first turn)
+ *     loop TOOL {json arguments}      (called on every turn: never ends)
+ * TOOL is a tool's name as given, or the same with any character outside
+ * [A-Za-z0-9_-] written '_' ("echo.say" for a tool named "echo_say"); the
+ * arguments are optional ({}), and text that is not a JSON object is
+ * passed on as a string.  The turn after the last user message calls
+ * every call and loop line's tool, all at once, in their order (ids
+ * call_1_0, call_1_1, ...); each later turn calls the loop lines' tools
+ * (call_2_0, ...), or, when there are none, answers "Tool results: " and
+ * each tool message since the user's as "NAME: CONTENT", joined by "; ".
+ * A tool named in a line but not in the request is called all the same
+ * (its caller says it does not exist).  Without such lines the tools are
+ * ignored. */
 #include <ensemble/ensemble.h>
 
 #include <string.h>
@@ -134,17 +150,22 @@ first_sentence (const char *text)
 
 /* The reply and usage for @request; pure, so the same request always gets
  * the same answer. (transfer full) */
+static JsonNode *build_tool_turn (JsonObject *req, JsonArray *messages);
+
 static JsonNode *
 build_result (JsonNode *request)
 {
   JsonObject *req = request && JSON_NODE_HOLDS_OBJECT (request) ? json_node_get_object (request) : NULL;
   JsonNode *msgs = req ? json_object_get_member (req, "messages") : NULL;
   JsonArray *messages = msgs && JSON_NODE_HOLDS_ARRAY (msgs) ? json_node_get_array (msgs) : NULL;
+  JsonNode *tool_turn = req ? build_tool_turn (req, messages) : NULL;
   g_autofree char *last_user = NULL;
   guint input_words = 0, turns = 0, system_words = 0;
   g_autoptr (GString) reply = g_string_new (LOCAL_LABEL);
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
+  if (tool_turn)
+    return tool_turn;
   for (guint i = 0; messages && i < json_array_get_length (messages); i++)
     {
       JsonNode *m = json_array_get_element (messages, i);
@@ -200,6 +221,158 @@ build_result (JsonNode *request)
   json_builder_add_boolean_value (b, TRUE);
   json_builder_end_object (b);
   return json_builder_get_root (b);
+}
+
+/* ---- tools ---- */
+
+static char *
+tool_key (const char *name, gsize len)
+{
+  GString *key = g_string_new (NULL);
+
+  for (gsize i = 0; i < len && name[i]; i++)
+    g_string_append_c (key, g_ascii_isalnum (name[i]) || name[i] == '_' || name[i] == '-' ? name[i] : '_');
+  return g_string_free (key, FALSE);
+}
+
+/* The name of the tool of @tools that @word names (see the header), or
+ * @word made a tool name when none does. (transfer full) */
+static char *
+tool_named (JsonArray *tools, const char *word, gsize len)
+{
+  g_autofree char *key = tool_key (word, len);
+
+  for (guint i = 0; tools && i < json_array_get_length (tools); i++)
+    {
+      JsonNode *el = json_array_get_element (tools, i);
+      JsonObject *t = JSON_NODE_HOLDS_OBJECT (el) ? json_node_get_object (el) : NULL;
+      JsonNode *fn = t ? json_object_get_member (t, "function") : NULL;
+      const char *name;
+
+      if (fn && JSON_NODE_HOLDS_OBJECT (fn))
+        t = json_node_get_object (fn);
+      name = t ? json_object_get_string_member_with_default (t, "name", NULL) : NULL;
+      if (name && (g_str_equal (name, key) || (strlen (name) == len && strncmp (name, word, len) == 0)))
+        return g_strdup (name);
+    }
+  return g_steal_pointer (&key);
+}
+
+/* Adds to @calls the tool calls of the lines of @text starting with one
+ * of @verbs ("call", "loop"). */
+static void
+add_calls (JsonArray *calls, JsonArray *tools, const char *text, const char *const *verbs, guint turn)
+{
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+
+  for (guint i = 0; lines[i]; i++)
+    {
+      const char *l = lines[i], *name, *end;
+      gboolean wanted = FALSE;
+
+      while (*l == ' ' || *l == '\t')
+        l++;
+      for (guint v = 0; verbs[v] && !wanted; v++)
+        wanted = g_str_has_prefix (l, verbs[v]) && (l[4] == ' ' || l[4] == '\t');
+      if (!wanted)
+        continue;
+      name = l + 5;
+      while (*name == ' ' || *name == '\t')
+        name++;
+      for (end = name; *end && *end != ' ' && *end != '\t' && *end != '\r'; end++)
+        ;
+      if (end == name)
+        continue;
+      {
+        JsonObject *call = json_object_new ();
+        g_autofree char *tool = tool_named (tools, name, (gsize) (end - name));
+        g_autofree char *id = g_strdup_printf ("call_%u_%u", turn, json_array_get_length (calls));
+        g_autofree char *args = g_strstrip (g_strdup (end));
+        JsonNode *parsed = *args ? json_from_string (args, NULL) : NULL;
+
+        json_object_set_string_member (call, "id", id);
+        json_object_set_string_member (call, "type", "function");
+        json_object_set_string_member (call, "name", tool);
+        if (*args == '\0')
+          json_object_set_object_member (call, "arguments", json_object_new ());
+        else if (parsed && JSON_NODE_HOLDS_OBJECT (parsed))
+          json_object_set_member (call, "arguments", g_steal_pointer (&parsed));
+        else
+          json_object_set_string_member (call, "arguments", args);
+        g_clear_pointer (&parsed, json_node_unref);
+        json_array_add_object_element (calls, call);
+      }
+    }
+}
+
+/* The result of a turn of a request with tools, or NULL when the tools
+ * play no part (the usual answer then). (transfer full) */
+static JsonNode *
+build_tool_turn (JsonObject *req, JsonArray *messages)
+{
+  JsonNode *tn = json_object_get_member (req, "tools");
+  JsonArray *tools = tn && JSON_NODE_HOLDS_ARRAY (tn) ? json_node_get_array (tn) : NULL;
+  g_autofree char *task = NULL;
+  guint user_at = 0, turn = 1, n;
+  g_autoptr (JsonArray) calls = json_array_new ();
+  g_autoptr (GString) results = g_string_new (NULL);
+  JsonObject *r;
+  JsonNode *node;
+
+  if (tools == NULL || json_array_get_length (tools) == 0 || messages == NULL)
+    return NULL;
+  n = json_array_get_length (messages);
+  for (guint i = 0; i < n; i++)
+    {
+      JsonObject *m = json_array_get_object_element (messages, i);
+      if (m && g_strcmp0 (json_object_get_string_member_with_default (m, "role", ""), "user") == 0)
+        user_at = i + 1;
+    }
+  if (user_at == 0)
+    return NULL;
+  task = content_text (json_object_get_member (json_array_get_object_element (messages, user_at - 1), "content"));
+  for (guint i = user_at; i < n; i++)
+    {
+      JsonObject *m = json_array_get_object_element (messages, i);
+      const char *role = m ? json_object_get_string_member_with_default (m, "role", "") : "";
+      if (g_str_equal (role, "assistant"))
+        turn++;
+      else if (g_str_equal (role, "tool"))
+        {
+          g_autofree char *content = content_text (json_object_get_member (m, "content"));
+          g_string_append_printf (results, "%s%s: %s", results->len ? "; " : "",
+                                  json_object_get_string_member_with_default (m, "name", "tool"), content);
+        }
+    }
+  add_calls (calls, tools, task, turn == 1 ? (const char *const[]){ "call", "loop", NULL } : (const char *const[]){ "loop", NULL },
+             turn);
+  if (json_array_get_length (calls) == 0 && turn == 1)
+    return NULL; /* no directive: the usual answer */
+
+  node = json_node_new (JSON_NODE_OBJECT);
+  r = json_object_new ();
+  json_node_take_object (node, r);
+  if (json_array_get_length (calls))
+    {
+      json_object_set_string_member (r, "response", "");
+      json_object_set_string_member (r, "finish_reason", "tool_calls");
+      json_object_set_array_member (r, "tool_calls", json_array_ref (calls));
+    }
+  else
+    {
+      g_autofree char *text = g_strconcat ("Tool results: ", results->str, NULL);
+      json_object_set_string_member (r, "response", text);
+      json_object_set_string_member (r, "finish_reason", "stop");
+    }
+  json_object_set_string_member (r, "model", LOCAL_BACKEND);
+  {
+    JsonObject *usage = json_object_new ();
+    json_object_set_int_member (usage, "input_tokens", count_words (task));
+    json_object_set_int_member (usage, "output_tokens", count_words (json_object_get_string_member (r, "response")) + json_array_get_length (calls));
+    json_object_set_object_member (r, "usage", usage);
+  }
+  json_object_set_boolean_member (r, "local", TRUE);
+  return node;
 }
 
 /* (transfer full) @text cut into pieces of WORDS_PER_CHUNK words, each with

@@ -12,6 +12,7 @@
  * the reading of answers are the upstream library's
  * (plugins/common/upstream, ens-upstream-openai.h for this API). */
 #include "ens-upstream.h"
+#include "ens-upstream-messages.h"
 
 #include <string.h>
 
@@ -148,9 +149,14 @@ openai_body (JsonObject *req, const char *model, gboolean stream, GError **error
     }
   body = json_object_new ();
   json_object_set_string_member (body, "model", model);
-  /* Messages go as they are: roles beyond system/user/assistant (tool
-   * results) and content arrays are the upstream's business. */
-  json_object_set_member (body, "messages", json_node_copy (messages));
+  /* Messages go as they are (content arrays are the upstream's business),
+   * the tool loop's written in the Chat Completions form. */
+  {
+    JsonArray *in = json_node_get_array (messages), *wire = json_array_sized_new (json_array_get_length (in));
+    for (guint i = 0; i < json_array_get_length (in); i++)
+      json_array_add_element (wire, ens_upstream_openai_message (json_array_get_element (in, i)));
+    json_object_set_array_member (body, "messages", wire);
+  }
   if (ens_upstream_int (req, "max_tokens", NULL, &max_tokens, NULL) && max_tokens > 0)
     json_object_set_int_member (body, "max_tokens", max_tokens);
   if (ens_upstream_number (req, "temperature", NULL, &temperature, NULL))

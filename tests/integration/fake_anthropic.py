@@ -4,6 +4,9 @@ plain JSON and the SSE event stream, with behaviours chosen by model name.
   (any other)       answers "echo: <last user message>"
   fail-overloaded   always HTTP 529 with an overloaded_error body
   tools             answers with a tool_use block (name "lookup", input {"q": "x"})
+  agent-tools       a tool loop's model: calls the first tool it is given with
+                    {"text": "from the model"}; once a tool answered, answers
+                    "said: " and the tool results' contents (streamed)
   drip              streams one word every 100 ms (20 words): for cancellation
   garbled           streams two words, then an event whose data is not JSON
 
@@ -114,6 +117,16 @@ class FakeAnthropic:
                 words = [w + " " for w in text.split(" ")]
                 msg_id = "msg_fake_1"
 
+                loop_tool = None
+                if model == "agent-tools":
+                    last = body["messages"][-1] if body["messages"] else {}
+                    results = [b for b in last.get("content", []) if isinstance(b, dict)
+                               and b.get("type") == "tool_result"] if isinstance(last.get("content"), list) else []
+                    if results:
+                        text = "said: " + " ".join(b.get("content", "") for b in results)
+                        words = [w + " " for w in text.split(" ")]
+                    elif body.get("tools"):
+                        loop_tool = body["tools"][0]["name"]
                 if model == "tools":
                     block = {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "x"}}
                     if not stream:
@@ -139,10 +152,10 @@ class FakeAnthropic:
                         "stop_reason": None, "stop_sequence": None,
                         "usage": {"input_tokens": INPUT_TOKENS, "output_tokens": 1}}})
                     self.sse("ping", {"type": "ping"})
-                    if model == "tools":
+                    if model == "tools" or loop_tool:
                         self.sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
-                            "type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}})
-                        for piece in ('{"q"', ': "x"}'):
+                            "type": "tool_use", "id": "toolu_1", "name": loop_tool or "lookup", "input": {}}})
+                        for piece in (('{"text"', ': "from the model"}') if loop_tool else ('{"q"', ': "x"}')):
                             self.sse("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                              "delta": {"type": "input_json_delta",
                                                                        "partial_json": piece}})

@@ -9,6 +9,9 @@ documented wire format, plain and SSE, with behaviours chosen by model name.
   garbled      streams two words, then a chunk that is not JSON
   hostile      streams two words, then a tool call whose index is an object
   tools        answers with a tool call
+  agent-tools  a tool loop's model: calls the first tool it is given with
+               {"text": "from the model"}; once a tool answered, answers
+               "said: " and the tool messages' contents
 
 It speaks HTTP/1.1 keep-alive like the real APIs: plain answers carry a
 Content-Length, streams are chunked, and a connection serves one request
@@ -103,6 +106,16 @@ class FakeOpenAI:
                 words = [w + " " for w in text.split(" ")]
                 if model == "drip":
                     words = [f"w{i} " for i in range(20)]
+                loop_call = None
+                if model == "agent-tools":
+                    msgs = req.get("messages", [])
+                    if msgs and msgs[-1].get("role") == "tool":
+                        text = "said: " + " ".join(m.get("content", "") for m in msgs if m.get("role") == "tool")
+                        words = [w + " " for w in text.split(" ")]
+                    elif req.get("tools"):
+                        loop_call = {"index": 0, "id": "call_oa_1", "type": "function",
+                                     "function": {"name": req["tools"][0]["function"]["name"],
+                                                  "arguments": "{\"text\": \"from the model\"}"}}
                 usage = {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)}
                 if model == "tools":
                     call = {"id": "call_1", "type": "function",
@@ -126,6 +139,8 @@ class FakeOpenAI:
                 self.end_headers()
                 if model in ("garbled", "hostile"):
                     words = words[:2]
+                if loop_call:
+                    words = []
                 try:
                     for w in words:
                         chunk = {"id": "cmpl-1", "object": "chat.completion.chunk", "model": model,
@@ -137,8 +152,13 @@ class FakeOpenAI:
                         self.write_chunk(b"data: {\"choices\": [{\"delta\": \n\n")
                     if model == "hostile":
                         self.write_chunk(b'data: {"choices":[{"delta":{"tool_calls":[{"index":{"name":"g"}}]}}]}\n\n')
+                    if loop_call:
+                        chunk = {"id": "cmpl-1", "object": "chat.completion.chunk", "model": model,
+                                 "choices": [{"index": 0, "delta": {"tool_calls": [loop_call]}, "finish_reason": None}]}
+                        self.write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
                     final = {"id": "cmpl-1", "object": "chat.completion.chunk", "model": model,
-                             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                             "choices": [{"index": 0, "delta": {},
+                                          "finish_reason": "tool_calls" if loop_call else "stop"}]}
                     tail = f"data: {json.dumps(final)}\n\n"
                     if (req.get("stream_options") or {}).get("include_usage"):
                         tail += f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
