@@ -243,6 +243,14 @@ if [[ ${#sub_counts[@]} -eq 0 ]]; then
   exit 2
 fi
 
+# The CPU each daemon uses (user + system): on a shared, loaded machine a
+# figure per event is steadier than rates, which other work disturbs.
+clk_tck="$(getconf CLK_TCK)"
+cpu_of() { # PID -> seconds
+  awk -v t="$clk_tck" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+cpu_a0="$(cpu_of "$apid")" cpu_b0="$(cpu_of "$bpid")"
+
 rc=0
 for n in "${sub_counts[@]}"; do
   sub_opt=()
@@ -253,6 +261,10 @@ for n in "${sub_counts[@]}"; do
   "$bench" --redis-host 127.0.0.1 --redis-port "$port" --socket-a "$sock_a" --socket-b "$sock_b" \
     "${sub_opt[@]}" "$@" || rc=$?
 done
+
+python3 -c 'import sys; a0, a1, b0, b1 = map(float, sys.argv[1:]); print(
+    f"daemon CPU during the bench: A (subscriber side) {a1 - a0:.2f} s, B (publisher side) {b1 - b0:.2f} s")' \
+  "$cpu_a0" "$(cpu_of "$apid")" "$cpu_b0" "$(cpu_of "$bpid")"
 
 # The bridges' complaints (lost Redis, outbox drops) explain missing events.
 for n in a b; do
