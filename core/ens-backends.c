@@ -3,7 +3,9 @@
  * cost_per_1k, latency_ms (observed), error_rate, ...}; the one named by
  * the router-policy setting decides. */
 #include "ens-backends.h"
+#include "ens-completion-params.h"
 #include "ens-json.h"
+#include "ens-message-private.h"
 
 #include <string.h>
 
@@ -192,6 +194,68 @@ ens_backends_serve_model (EnsBackends *backends, const char *model)
   g_hash_table_iter_init (&iter, backends->table);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     if (backend_serves (value, model))
+      return TRUE;
+  return FALSE;
+}
+
+/* (transfer none) @b's embedding models, or NULL when it has none. */
+static JsonArray *
+embedding_models (EnsBackend *b)
+{
+  JsonNode *node = json_object_get_member (b->info, "embedding_models");
+  JsonArray *models = node && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
+
+  return models && json_array_get_length (models) > 0 ? models : NULL;
+}
+
+static gboolean
+array_has_string (JsonArray *array, const char *value)
+{
+  for (guint i = 0; array && i < json_array_get_length (array); i++)
+    {
+      JsonNode *m = json_array_get_element (array, i);
+      if (JSON_NODE_HOLDS_VALUE (m) && json_node_get_value_type (m) == G_TYPE_STRING &&
+          g_strcmp0 (json_node_get_string (m), value) == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+gboolean
+ens_backend_can_embed (EnsBackend *b)
+{
+  return embedding_models (b) != NULL;
+}
+
+const char *
+ens_backend_embedding_model (EnsBackend *b, const char *model)
+{
+  JsonArray *models = embedding_models (b);
+  JsonNode *first = models ? json_array_get_element (models, 0) : NULL;
+
+  if (models == NULL)
+    return NULL;
+  if (model && array_has_string (models, model))
+    return model;
+  return JSON_NODE_HOLDS_VALUE (first) && json_node_get_value_type (first) == G_TYPE_STRING
+           ? json_node_get_string (first) : NULL;
+}
+
+static gboolean
+backend_embeds (EnsBackend *b, const char *model)
+{
+  return ens_backend_can_embed (b) && (strcmp (b->name, model) == 0 || array_has_string (embedding_models (b), model));
+}
+
+gboolean
+ens_backends_serve_embedding (EnsBackends *backends, const char *model)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, backends->table);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (backend_embeds (value, model))
       return TRUE;
   return FALSE;
 }
@@ -498,6 +562,7 @@ ens_backends_decide (EnsBackends *backends, JsonNode *route, const char **code, 
   GHashTableIter iter;
   gpointer value;
   const char *model = ens_json_get_string (json_node_get_object (route), "model");
+  gboolean embed = g_strcmp0 (ens_json_get_string (json_node_get_object (route), "kind"), "embeddings") == 0;
   gboolean offline_only = ens_backends_offline_only (backends);
 
   json_node_take_array (candidates, array);
@@ -506,14 +571,31 @@ ens_backends_decide (EnsBackends *backends, JsonNode *route, const char **code, 
     {
       /* The offline provider is no real LLM: a candidate only when nothing
        * else is configured, or when asked for by its name or model. */
-      if (ens_backend_is_local (value) && !offline_only && !(model && backend_serves (value, model)))
+      JsonNode *candidate;
+
+      if (ens_backend_is_local (value) && !offline_only &&
+          !(model && (embed ? backend_embeds (value, model) : backend_serves (value, model))))
         continue;
-      json_array_add_element (array, backend_candidate_now (value));
+      if (embed && !ens_backend_can_embed (value))
+        continue;
+      if (!embed)
+        {
+          json_array_add_element (array, backend_candidate_now (value));
+          continue;
+        }
+      /* Ranked as what it embeds with, for any task (a copy: the cached
+       * candidate is the chat one). */
+      candidate = backend_candidate (value);
+      json_object_set_array_member (json_node_get_object (candidate), "models",
+                                    json_array_ref (embedding_models (value)));
+      json_object_remove_member (json_node_get_object (candidate), "capabilities");
+      json_array_add_element (array, candidate);
     }
   if (json_array_get_length (array) == 0)
     {
       *code = ENS_COMPLETION_ERR_NO_PROVIDER;
-      *message = g_strdup ("no provider plugin is loaded");
+      *message = g_strdup (embed ? "no provider backend makes embeddings (setting embedding-models)"
+                                 : "no provider plugin is loaded");
       return NULL;
     }
   if (router == NULL)
@@ -558,4 +640,83 @@ ens_backends_observe (EnsBackends *backends, EnsBackend *b, gint64 started_us, g
       b->consecutive_failures = 0;
       g_warning ("provider backend %s keeps failing: left out of routing for %u ms", b->name, ms);
     }
+}
+
+/* ---------------------------------------------------------------- verbs */
+
+/* (transfer full) UNKNOWN_MODEL for @asked in @field (naming what its alias
+ * stands for), listing what is served. */
+EnsMessage *
+ens_backends_unknown_model (EnsBackends *backends, EnsMessage *request, const char *field, const char *asked)
+{
+  g_autofree char *text = NULL;
+  g_autofree char *target = strcmp (field, "model") == 0 ? ens_backends_alias (backends, asked) : NULL;
+  JsonObject *det;
+  g_autoptr (JsonNode) details = ens_json_object_node (&det);
+
+  if (target)
+    text = g_strdup_printf ("no provider serves the model \"%s\" (alias of \"%s\")", target, asked);
+  else
+    text = g_strdup_printf ("no provider serves the %s \"%s\"", field, asked);
+  json_object_set_string_member (det, "field", field);
+  json_object_set_member (det, "providers", ens_backends_describe (backends));
+  return ens_message_new_error (request, ENS_COMPLETION_ERR_UNKNOWN_MODEL, text, details);
+}
+
+static EnsMessage *
+verb_route (EnsCall *call, gpointer data)
+{
+  EnsBackends *backends = data;
+  JsonObject *p = call->params, *route;
+  g_autoptr (JsonNode) route_node = ens_json_object_node (&route);
+  g_autoptr (JsonNode) decision = NULL;
+  EnsMessage *err = ens_completion_read_route (call->msg, p, route);
+  const char *code = NULL, *model = NULL;
+  g_autofree char *message = NULL;
+  g_autofree char *resolved = NULL;
+
+  if (err)
+    return err;
+  if (!json_object_has_member (route, "token_count"))
+    json_object_set_double_member (route, "token_count", 1000);
+  model = ens_json_get_string (p, "model");
+  if (p && json_object_has_member (p, "model") && model == NULL &&
+      !JSON_NODE_HOLDS_NULL (json_object_get_member (p, "model")))
+    return ens_call_invalid (call, "model", "a string");
+  if (model && model[0] && strcmp (model, "auto") != 0)
+    {
+      resolved = ens_backends_resolve_model (backends, model);
+      if (ens_backends_serve_model (backends, resolved))
+        json_object_set_string_member (route, "model", resolved);
+      else if (!ens_backends_offline_only (backends))
+        return ens_backends_unknown_model (backends, call->msg, "model", model);
+    }
+  decision = ens_backends_decide (backends, route_node, &code, &message);
+  if (decision == NULL)
+    return ens_message_new_error (call->msg, code, message, NULL);
+  if (resolved)
+    json_object_set_string_member (json_node_get_object (decision), "model", resolved);
+  return ens_message_new_reply (call->msg, decision);
+}
+
+static EnsMessage *
+verb_providers (EnsCall *call, gpointer data)
+{
+  g_autoptr (JsonNode) reply = ens_backends_describe ((EnsBackends *) data);
+  return ens_message_new_reply (call->msg, reply);
+}
+
+static EnsMessage *
+verb_budget (EnsCall *call, gpointer data)
+{
+  g_autoptr (JsonNode) reply = ens_budget_describe (((EnsBackends *) data)->budget);
+  return ens_message_new_reply (call->msg, reply);
+}
+
+void
+ens_backends_add_verbs (EnsBackends *backends, EnsVerbs *verbs)
+{
+  ens_verbs_add (verbs, "route", verb_route, backends);
+  ens_verbs_add (verbs, "providers.list", verb_providers, backends);
+  ens_verbs_add (verbs, "budget", verb_budget, backends);
 }

@@ -1,9 +1,11 @@
 /* ens-backends.h — what completions can run on (ens-backends.c): the
  * backends provider plugins serve, with what is observed of each (latency,
- * errors, cooldown, concurrency), and the router policies that rank them. */
+ * errors, cooldown, concurrency), and the router policies that rank them;
+ * the verbs route, providers.list and budget. */
 #pragma once
 
 #include "ens-budget.h"
+#include "ens-verbs.h"
 
 G_BEGIN_DECLS
 
@@ -47,6 +49,15 @@ gboolean ens_backend_lists_model (EnsBackend *b, const char *model);
  * default, the first of its models, else its name), through its model_map:
  * the name the upstream is sent. */
 const char *ens_backend_model (EnsBackend *b, const char *model);
+/* TRUE when @b makes embeddings (backend info "embedding_models", a
+ * non-empty list). */
+gboolean ens_backend_can_embed (EnsBackend *b);
+/* (transfer none) the embedding model @b runs when asked for @model (NULL,
+ * or one it does not list: its first); NULL when it cannot embed. */
+const char *ens_backend_embedding_model (EnsBackend *b, const char *model);
+/* TRUE when some backend that embeds is named @model or lists it among its
+ * embedding models. */
+gboolean ens_backends_serve_embedding (EnsBackends *backends, const char *model);
 /* TRUE when @b is the offline provider's (backend info "local": true). */
 gboolean ens_backend_is_local (EnsBackend *b);
 /* TRUE when no real backend is configured: every backend is local (or there
@@ -65,7 +76,9 @@ char *ens_backends_resolve_model (EnsBackends *backends, const char *requested);
 JsonNode *ens_backends_describe (EnsBackends *backends);
 /* (transfer full) the active router's decision for @route (an object;
  * budget_remaining is filled in), ranking included; NULL with @code and
- * @message (transfer full) when no backend or no router fits. */
+ * @message (transfer full) when no backend or no router fits.  A route of
+ * kind "embeddings" ranks the backends that embed, by their embedding
+ * models. */
 JsonNode *ens_backends_decide (EnsBackends *backends, JsonNode *route, const char **code, char **message);
 /* TRUE when a loaded router plugin is called @policy; else FALSE with *@why
  * (transfer full) naming the loaded ones. */
@@ -76,6 +89,14 @@ const char *ens_backends_some_policy (EnsBackends *backends, const char *preferr
 /* A call on @b that started at @started_us ended; a failure may put the
  * backend in cooldown. */
 void ens_backends_observe (EnsBackends *backends, EnsBackend *b, gint64 started_us, gboolean failed);
+
+/* (transfer full) UNKNOWN_MODEL answering @request: no backend serves
+ * @asked, given in @field (naming what its alias stands for), with the
+ * backends listed. */
+EnsMessage *ens_backends_unknown_model (EnsBackends *backends, EnsMessage *request, const char *field,
+                                        const char *asked);
+/* The verbs route, providers.list and budget. */
+void ens_backends_add_verbs (EnsBackends *backends, EnsVerbs *verbs);
 
 /* USD for @input and @output tokens on @b. */
 double ens_backend_cost (EnsBackend *b, double input, double output);

@@ -111,3 +111,54 @@ ens_completion_read_messages (EnsMessage *request, JsonObject *p, EnsMessage **e
   json_node_take_array (node, array);
   return node;
 }
+
+#define MAX_INPUTS 2048
+
+EnsMessage *
+ens_completion_read_input (EnsMessage *request, JsonObject *p, JsonObject *params, gsize *chars)
+{
+  JsonNode *input = p ? json_object_get_member (p, "input") : NULL;
+  JsonArray *out;
+  double dimensions = -1;
+  const char *expected = "a non-empty string, or a list of 1 to 2048 non-empty strings";
+
+  *chars = 0;
+  if (input == NULL)
+    return ens_message_new_invalid (request, "input", expected);
+  out = json_array_new ();
+  if (JSON_NODE_HOLDS_VALUE (input) && json_node_get_value_type (input) == G_TYPE_STRING &&
+      json_node_get_string (input)[0])
+    json_array_add_string_element (out, json_node_get_string (input));
+  else if (JSON_NODE_HOLDS_ARRAY (input) && json_array_get_length (json_node_get_array (input)) > 0 &&
+           json_array_get_length (json_node_get_array (input)) <= MAX_INPUTS)
+    {
+      JsonArray *in = json_node_get_array (input);
+      for (guint i = 0; i < json_array_get_length (in); i++)
+        {
+          JsonNode *el = json_array_get_element (in, i);
+          if (!JSON_NODE_HOLDS_VALUE (el) || json_node_get_value_type (el) != G_TYPE_STRING ||
+              json_node_get_string (el)[0] == '\0')
+            break;
+          json_array_add_string_element (out, json_node_get_string (el));
+        }
+      if (json_array_get_length (out) != json_array_get_length (in))
+        g_clear_pointer (&out, json_array_unref);
+    }
+  else
+    {
+      json_array_unref (out);
+      out = NULL;
+    }
+  if (out == NULL)
+    return ens_message_new_invalid (request, "input", expected);
+  for (guint i = 0; i < json_array_get_length (out); i++)
+    *chars += strlen (json_array_get_string_element (out, i));
+  json_object_set_string_member (params, "kind", "embeddings");
+  json_object_set_array_member (params, "input", out);
+  if (!ens_completion_read_number (p, "dimensions", 1, 65536, &dimensions) ||
+      (dimensions > 0 && dimensions != (double) (gint64) dimensions))
+    return ens_message_new_invalid (request, "dimensions", "a whole number from 1 to 65536");
+  if (dimensions > 0)
+    json_object_set_int_member (params, "dimensions", (gint64) dimensions);
+  return NULL;
+}

@@ -17,5 +17,11 @@ EnsMessage *ens_completion_read_route (EnsMessage *request, JsonObject *p, JsonO
 /* (transfer full) the messages: given, or made from prompt (+ system); the
  * characters in them in *chars.  NULL with *err (transfer full) set. */
 JsonNode *ens_completion_read_messages (EnsMessage *request, JsonObject *p, EnsMessage **err, gsize *chars);
+/* What to embed (the embed verb): input, a non-empty string or a list of
+ * 1-2048 of them, and dimensions? (1-65536), into @params as a provider
+ * takes them ({kind: "embeddings", input: [...], dimensions?}); the
+ * characters in *chars.  NULL when valid, else (transfer full) the error
+ * answering @request. */
+EnsMessage *ens_completion_read_input (EnsMessage *request, JsonObject *p, JsonObject *params, gsize *chars);
 
 G_END_DECLS

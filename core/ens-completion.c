@@ -8,6 +8,10 @@
  * "<TOPIC>:<client>"):
  *   COMPLETION_CHUNK  {request_id, chunk, index, provider, model}
  *   COMPLETION_EVENT  {request_id, type, data}          (tool calls)
+ * Embeddings (the embed verb) are completions of kind "embeddings": the
+ * same queue, routing (among the backends that embed), fallback, budget
+ * and counts; their result holds embeddings instead of a response.
+ *
  *   COMPLETION_RESULT {request_id, client_id, to, result: {response,
  *                      session_id, model, provider, usage, cost, duration_ms}}
  *                  or {request_id, client_id, to, error, code: "COMPLETION_FAILED", reason,
@@ -46,6 +50,7 @@ struct _EnsCompletion {
   guint chunks;
   gboolean stream, streamed, timed_out, cancelled, running, finished;
   gboolean over_budget; /* a backend was passed over for the budget */
+  gboolean embed;       /* embeddings (the embed verb), not a chat completion */
   char *reasoning;
   char *session_id;       /* echoed in the result (KSI conversation continuity) */
   char *model;            /* the model asked for, aliases resolved; NULL: each backend's default */
@@ -253,10 +258,13 @@ sends_model (EnsCompletion *c, EnsBackend *b)
          !ens_backend_is_local (b);
 }
 
-/* (transfer none) the model @c runs on @b, as the upstream is asked for it. */
+/* (transfer none) the model @c runs on @b, as the upstream is asked for it
+ * (embeddings: always named, the one asked for when @b lists it). */
 static const char *
 model_on (EnsCompletion *c, EnsBackend *b)
 {
+  if (c->embed)
+    return ens_backend_embedding_model (b, c->model);
   return ens_backend_model (b, sends_model (c, b) ? c->model : NULL);
 }
 
@@ -271,7 +279,9 @@ launch (EnsCompletion *c, EnsBackend *b)
   g_clear_object (&c->cancellable);
   c->cancellable = g_cancellable_new ();
   json_object_set_string_member (json_node_get_object (c->params), "backend", b->name);
-  if (sends_model (c, b))
+  if (c->embed)
+    json_object_set_string_member (json_node_get_object (c->params), "model", model_on (c, b));
+  else if (sends_model (c, b))
     json_object_set_string_member (json_node_get_object (c->params), "model", c->model);
   else
     json_object_remove_member (json_node_get_object (c->params), "model");
@@ -495,7 +505,7 @@ ens_completion_finish (EnsCompletion *c, JsonNode *result)
       while (json_object_iter_next (&iter, &name, &member))
         json_object_set_member (obj, name, json_node_copy (member));
     }
-  if (response == NULL)
+  if (response == NULL && !c->embed)
     json_object_set_string_member (obj, "response", c->text->str);
   json_object_set_string_member (obj, "provider", b->name);
   json_object_set_string_member (obj, "provider_plugin", ens_plugin_get_id (b->plugin));
@@ -583,23 +593,22 @@ ens_completion_fail (EnsCompletion *c, const char *code, const char *message)
 
 /* ---------------------------------------------------------------- requests */
 
-/* (transfer full) UNKNOWN_MODEL for @asked in @field (naming what its alias
- * stands for), listing what is served. */
+/* (transfer full) UNSUPPORTED_MODEL: @asked, in @field, is served, but not
+ * for this kind of request. */
 static EnsMessage *
-unknown_model (EnsCompletions *cs, EnsMessage *request, const char *field, const char *asked)
+unsuited_model (EnsMessage *request, const char *field, const char *asked, gboolean embed)
 {
   g_autofree char *text = NULL;
-  g_autofree char *target = strcmp (field, "model") == 0 ? ens_backends_alias (cs->backends, asked) : NULL;
   JsonObject *det;
   g_autoptr (JsonNode) details = ens_json_object_node (&det);
 
-  if (target)
-    text = g_strdup_printf ("no provider serves the model \"%s\" (alias of \"%s\")", target, asked);
+  if (embed)
+    text = g_strdup_printf ("the %s \"%s\" does not make embeddings (no backend lists it in embedding-models)", field,
+                            asked);
   else
-    text = g_strdup_printf ("no provider serves the %s \"%s\"", field, asked);
+    text = g_strdup_printf ("the %s \"%s\" makes embeddings only (the embed verb, POST /v1/embeddings)", field, asked);
   json_object_set_string_member (det, "field", field);
-  json_object_set_member (det, "providers", ens_backends_describe (cs->backends));
-  return ens_message_new_error (request, ENS_COMPLETION_ERR_UNKNOWN_MODEL, text, details);
+  return ens_message_new_error (request, ENS_COMPLETION_ERR_UNSUPPORTED_MODEL, text, details);
 }
 
 EnsCompletion *
@@ -620,9 +629,10 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
   JsonNode *stream = p ? json_object_get_member (p, "stream") : NULL;
   JsonArray *ranking;
   EnsCompletion *c;
-  gsize chars;
+  gsize chars = 0;
   JsonObject *ack;
   g_autoptr (JsonNode) ack_node = NULL;
+  gboolean embed = g_strcmp0 (ens_json_get_string (p, "kind"), "embeddings") == 0;
 
   *answer = NULL;
   c = g_new0 (EnsCompletion, 1);
@@ -633,6 +643,7 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
   c->ranking = g_ptr_array_new_with_free_func (g_free);
   c->text = g_string_new (NULL);
   c->request = ens_message_ref (request);
+  c->embed = embed;
 
 #define REFUSE(msg_expr)          \
   G_STMT_START                    \
@@ -647,8 +658,14 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
     REFUSE (ens_message_new_invalid (request, "data", "an object with prompt or messages"));
   if ((*answer = ens_completion_read_route (request, p, route)))
     REFUSE (*answer);
-  messages = ens_completion_read_messages (request, p, answer, &chars);
-  if (messages == NULL)
+  if (embed)
+    {
+      if ((*answer = ens_completion_read_input (request, p, params, &chars)))
+        REFUSE (*answer);
+      json_object_remove_member (route, "task_type"); /* any backend that embeds */
+      json_object_set_string_member (route, "kind", "embeddings");
+    }
+  else if ((messages = ens_completion_read_messages (request, p, answer, &chars)) == NULL)
     REFUSE (*answer);
   if (json_object_has_member (p, "model") && model == NULL)
     REFUSE (ens_message_new_invalid (request, "model", "a string"));
@@ -666,21 +683,25 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
     REFUSE (ens_message_new_invalid (request, "session_id", "a string"));
   if (model && strcmp (model, "auto") == 0)
     model = NULL;
-  resolved = ens_backends_resolve_model (cs->backends, model);
+  resolved = embed ? g_strdup (model) : ens_backends_resolve_model (cs->backends, model);
   route_model = provider ? provider : resolved; /* a backend name narrows the choice to it */
-  if (route_model && !ens_backends_serve_model (cs->backends, route_model))
+  if (route_model && !(embed ? ens_backends_serve_embedding (cs->backends, route_model)
+                             : ens_backends_serve_model (cs->backends, route_model)))
     {
       if (provider == NULL && ens_backends_offline_only (cs->backends))
         route_model = NULL; /* no real provider: the offline one answers whatever is asked */
+      else if (embed ? ens_backends_serve_model (cs->backends, route_model)
+                     : ens_backends_serve_embedding (cs->backends, route_model))
+        REFUSE (unsuited_model (request, provider ? "provider" : "model", route_model, embed));
       else
-        REFUSE (unknown_model (cs, request, provider ? "provider" : "model", provider ? provider : model));
+        REFUSE (ens_backends_unknown_model (cs->backends, request, provider ? "provider" : "model", provider ? provider : model));
     }
   if (g_queue_get_length (&cs->queue) >= ens_config_get_uint (cs->config, "max-queued-completions"))
     REFUSE (ens_message_new_error (request, ENS_ERR_OVERLOADED, "the completion queue is full", NULL));
 
   token_count = ens_info_double (route, "token_count", -1);
   c->estimate_in = token_count >= 0 ? token_count : (double) chars / 4.0 + 1;
-  c->estimate_out = max_tokens > 0 ? max_tokens : ESTIMATED_OUTPUT_TOKENS;
+  c->estimate_out = embed ? 0 : max_tokens > 0 ? max_tokens : ESTIMATED_OUTPUT_TOKENS;
   json_object_set_double_member (route, "token_count", c->estimate_in + c->estimate_out);
   if (route_model)
     json_object_set_string_member (route, "model", route_model);
@@ -701,15 +722,18 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
   c->reasoning = g_strdup (ens_json_get_string (json_node_get_object (decision), "reasoning"));
 
   c->model = g_steal_pointer (&resolved);
-  json_object_set_member (params, "messages", json_node_ref (messages));
-  if (max_tokens > 0) /* no hidden cap: the upstream's own limit applies */
-    json_object_set_int_member (params, "max_tokens", (gint64) max_tokens);
-  if (temperature >= 0)
-    json_object_set_double_member (params, "temperature", temperature);
-  c->stream = stream ? json_node_get_boolean (stream) : FALSE;
-  json_object_set_boolean_member (params, "stream", c->stream || hooks != NULL);
-  if (json_object_has_member (p, "tools"))
-    json_object_set_member (params, "tools", json_node_copy (json_object_get_member (p, "tools")));
+  if (!embed)
+    {
+      json_object_set_member (params, "messages", json_node_ref (messages));
+      if (max_tokens > 0) /* no hidden cap: the upstream's own limit applies */
+        json_object_set_int_member (params, "max_tokens", (gint64) max_tokens);
+      if (temperature >= 0)
+        json_object_set_double_member (params, "temperature", temperature);
+      c->stream = stream ? json_node_get_boolean (stream) : FALSE;
+      json_object_set_boolean_member (params, "stream", c->stream || hooks != NULL);
+      if (json_object_has_member (p, "tools"))
+        json_object_set_member (params, "tools", json_node_copy (json_object_get_member (p, "tools")));
+    }
 
   c->request_id = g_strdup_printf ("req_%08x%04x", g_random_int (), g_random_int_range (0, 0xffff));
   c->client = client;
@@ -878,14 +902,11 @@ ens_completions_stats (EnsCompletions *cs)
 
 /* ---------------------------------------------------------------- verbs */
 
-/* complete {prompt | messages, model?, provider?, stream?, max_tokens?,
- * temperature?, task_type?, priority?, max_latency?, token_count?,
- * client_id?}: acknowledged at once; results come as targeted events to the
- * requester, or to client_id (a client id or agent name, as KSI names it). */
+/* Submits @p for @call: results go to the requester, or to client_id (a
+ * client id or agent name, as KSI names it). */
 static EnsMessage *
-verb_complete (EnsCall *call, gpointer data)
+submit_call (EnsCompletions *cs, EnsCall *call, JsonObject *p)
 {
-  EnsCompletions *cs = data;
   const char *client_id = NULL;
   EnsMessage *answer = NULL;
 
@@ -895,13 +916,42 @@ verb_complete (EnsCall *call, gpointer data)
     {
       /* Results for someone else (KSI asks on completion.sock, listens on
        * messaging.sock): the asking connection may close at once. */
-      ens_completions_submit (cs, call->msg, call->params, NULL, client_id, NULL, NULL, &answer);
+      ens_completions_submit (cs, call->msg, p, NULL, client_id, NULL, NULL, &answer);
       return answer;
     }
   if (client_id == NULL && call->client)
     client_id = call->client->id;
-  ens_completions_submit (cs, call->msg, call->params, call->client, client_id, NULL, NULL, &answer);
+  ens_completions_submit (cs, call->msg, p, call->client, client_id, NULL, NULL, &answer);
   return answer;
+}
+
+/* complete {prompt | messages, model?, provider?, stream?, max_tokens?,
+ * temperature?, task_type?, priority?, max_latency?, token_count?,
+ * client_id?}: acknowledged at once; results come as targeted events to the
+ * requester, or to client_id. */
+static EnsMessage *
+verb_complete (EnsCall *call, gpointer data)
+{
+  if (call->params && json_object_has_member (call->params, "kind"))
+    return ens_call_invalid (call, "kind", "absent (embeddings: the embed verb)");
+  return submit_call (data, call, call->params);
+}
+
+/* embed {input (a string or a list of them), model?, provider?,
+ * dimensions?, priority?, max_latency?, timeout_ms?, client_id?}: routed to
+ * a backend that makes embeddings, acknowledged at once like complete; the
+ * COMPLETION_RESULT's result is {embeddings: [[number...]...] (one per
+ * input, in order), model, provider, usage, ...}. */
+static EnsMessage *
+verb_embed (EnsCall *call, gpointer data)
+{
+  g_autoptr (JsonNode) copy = NULL;
+
+  if (call->params == NULL)
+    return ens_call_invalid (call, "data", "an object with input");
+  copy = json_node_copy (call->msg->data);
+  json_object_set_string_member (json_node_get_object (copy), "kind", "embeddings");
+  return submit_call (data, call, json_node_get_object (copy));
 }
 
 static EnsMessage *
@@ -926,62 +976,10 @@ verb_cancel (EnsCall *call, gpointer data)
   return ens_message_new_reply (call->msg, reply);
 }
 
-static EnsMessage *
-verb_route (EnsCall *call, gpointer data)
-{
-  EnsCompletions *cs = data;
-  JsonObject *p = call->params, *route;
-  g_autoptr (JsonNode) route_node = ens_json_object_node (&route);
-  g_autoptr (JsonNode) decision = NULL;
-  EnsMessage *err = ens_completion_read_route (call->msg, p, route);
-  const char *code = NULL, *model = NULL;
-  g_autofree char *message = NULL;
-  g_autofree char *resolved = NULL;
-
-  if (err)
-    return err;
-  if (!json_object_has_member (route, "token_count"))
-    json_object_set_double_member (route, "token_count", 1000);
-  model = ens_json_get_string (p, "model");
-  if (p && json_object_has_member (p, "model") && model == NULL &&
-      !JSON_NODE_HOLDS_NULL (json_object_get_member (p, "model")))
-    return ens_call_invalid (call, "model", "a string");
-  if (model && model[0] && strcmp (model, "auto") != 0)
-    {
-      resolved = ens_backends_resolve_model (cs->backends, model);
-      if (ens_backends_serve_model (cs->backends, resolved))
-        json_object_set_string_member (route, "model", resolved);
-      else if (!ens_backends_offline_only (cs->backends))
-        return unknown_model (cs, call->msg, "model", model);
-    }
-  decision = ens_backends_decide (cs->backends, route_node, &code, &message);
-  if (decision == NULL)
-    return ens_message_new_error (call->msg, code, message, NULL);
-  if (resolved)
-    json_object_set_string_member (json_node_get_object (decision), "model", resolved);
-  return ens_message_new_reply (call->msg, decision);
-}
-
-static EnsMessage *
-verb_providers (EnsCall *call, gpointer data)
-{
-  g_autoptr (JsonNode) reply = ens_backends_describe (((EnsCompletions *) data)->backends);
-  return ens_message_new_reply (call->msg, reply);
-}
-
-static EnsMessage *
-verb_budget (EnsCall *call, gpointer data)
-{
-  g_autoptr (JsonNode) reply = ens_budget_describe (((EnsCompletions *) data)->budget);
-  return ens_message_new_reply (call->msg, reply);
-}
-
 void
 ens_completions_add_verbs (EnsCompletions *cs, EnsVerbs *verbs)
 {
   ens_verbs_add (verbs, "complete", verb_complete, cs);
+  ens_verbs_add (verbs, "embed", verb_embed, cs);
   ens_verbs_add (verbs, "complete.cancel", verb_cancel, cs);
-  ens_verbs_add (verbs, "route", verb_route, cs);
-  ens_verbs_add (verbs, "providers.list", verb_providers, cs);
-  ens_verbs_add (verbs, "budget", verb_budget, cs);
 }

@@ -1,8 +1,8 @@
 /* ens-completion.h — completions (ens-completion.c): acknowledged at once,
  * queued, routed, run on a provider backend, streamed to the requester as
  * targeted events, settled against the budget, retried on the next-ranked
- * backend when one fails before streaming.  Also the verbs complete,
- * complete.cancel, route, providers.list and budget. */
+ * backend when one fails before streaming.  Also the verbs complete, embed
+ * and complete.cancel. */
 #pragma once
 
 #include "ens-backends.h"
@@ -25,7 +25,8 @@ EnsCompletions *ens_completions_new (EnsConfig *config, EnsBackends *backends, E
 void ens_completions_free (EnsCompletions *completions);
 void ens_completions_add_verbs (EnsCompletions *completions, EnsVerbs *verbs);
 
-/* Queues a completion; *answer is (transfer full) the ack, or the error and
+/* Queues a completion (@params kind "embeddings": embeddings, see the
+ * embed verb); *answer is (transfer full) the ack, or the error and
  * NULL is returned.  Results go as events to @client_id (may be NULL) and
  * to @hooks; @client, when not NULL, is the requesting connection, which
  * may cancel it and whose going away cancels it. */

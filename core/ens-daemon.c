@@ -207,6 +207,7 @@ add_verbs (EnsDaemon *d)
   ens_kv_add_verbs (d->verbs, &d->kv);
   ens_processes_add_verbs (d->processes, d->verbs);
   ens_completions_add_verbs (d->completions, d->verbs);
+  ens_backends_add_verbs (d->backends, d->verbs);
   ens_sessions_add_verbs (d->sessions, d->verbs);
   ens_stats_add_verbs (d->stats, d->verbs);
   ens_verbs_add (d->verbs, "shutdown", verb_shutdown, d);

@@ -113,16 +113,21 @@ typedef struct _EnsCompletion EnsCompletion; /* opaque: one running completion *
 #define ENS_COMPLETION_ERR_BUDGET_EXCEEDED "BUDGET_EXCEEDED"
 #define ENS_COMPLETION_ERR_PROVIDER_STOPPED "PROVIDER_STOPPED"
 #define ENS_COMPLETION_ERR_UNKNOWN_MODEL "UNKNOWN_MODEL" /* an error reply to "complete": no backend serves it */
+#define ENS_COMPLETION_ERR_UNSUPPORTED_MODEL "UNSUPPORTED_MODEL" /* an error reply: served, not for this kind of request */
 
 /* Kind ENS_PLUGIN_KIND_PROVIDER: answers completions on one or more
  * backends (e.g. two OpenAI-compatible endpoints served by one plugin).
  * backends() returns (transfer full) an array of {name, models, quality,
  * cost_per_1k_input, cost_per_1k_output, latency_ms, context_window,
- * capabilities, max_concurrency, local}; called at start and when the
- * configuration changes.
+ * capabilities, max_concurrency, local, embedding_models?}; called at start
+ * and when the configuration changes.  A backend with embedding_models (a
+ * non-empty list) makes embeddings too.
  * complete() starts one completion on @backend:
  *   @request (transfer none): {model, messages: [{role, content}],
- *     max_tokens?, temperature?, stream (bool), tools?}
+ *     max_tokens?, temperature?, stream (bool), tools?}; or, only on a
+ *     backend with embedding_models, {kind: "embeddings", model, input:
+ *     [string...], dimensions?}, finished with {embeddings: [[number...]...]
+ *     (one per input, in order), model, usage: {input_tokens}}
  *   progress goes to host->completion_chunk / completion_event, and the end,
  *   exactly once, to host->completion_finish or host->completion_fail;
  *   @cancellable (transfer none) is cancelled when the requester cancels or

@@ -7,8 +7,12 @@
  *
  * embedding = {source: "local" | "provider:<name>", model, dims}.
  *
- * Vectors come from an OpenAI-compatible POST {base-url}/embeddings when the
- * setting semantic-embeddings-provider names a provider instance; otherwise
+ * Vectors come from the daemon's embed verb, routed to that provider backend
+ * (as every embedding request is: the backend's queue, budget, fallback and
+ * counts) when the setting semantic-embeddings-provider names one, with the
+ * model semantic-embeddings-model (empty: the backend's first embedding
+ * model); the answer comes as a COMPLETION_RESULT targeted at the op;
+ * otherwise
  * from a deterministic local embedding: hashed word unigrams and bigrams and
  * character 3-grams (FNV-1a into 512 signed dimensions), TF-IDF weighted with
  * document frequencies over the stored concepts, L2-normalised.
@@ -29,7 +33,6 @@
 #include "ens-host-config.h"
 #include "ens-json-util.h"
 
-#include <libsoup/soup.h>
 #include <math.h>
 #include <string.h>
 
@@ -38,7 +41,7 @@
 #define TOP_K_DEFAULT 5
 #define TOP_K_MAX 100
 #define ID_MAX_BYTES 256
-#define MAX_UPSTREAM_BYTES (64 * 1024 * 1024)
+#define MAX_DIMS 65536
 #define ERR_EMBEDDINGS "EMBEDDINGS_FAILED"
 
 /* Relative weight of the three kinds of local features: whole words carry
@@ -77,8 +80,10 @@ typedef struct {
   GHashTable *concepts; /* id -> Concept* (owned) */
   GHashTable *spaces;   /* key -> Space* (owned) */
   GHashTable *df;       /* feature hash -> number of concepts with it */
-  SoupSession *session; /* created on first provider use */
-  GPtrArray *ops;       /* in-flight provider requests, (unowned) */
+  GHashTable *ops;      /* target -> Op waiting for embeddings (owned) */
+  char *prefix;         /* of the targets, unique to this instance */
+  guint64 seq;
+  guint sub_id;         /* COMPLETION_RESULT:<prefix>* */
 } Semantic;
 
 typedef enum {
@@ -98,11 +103,11 @@ typedef struct {
   JsonNode *metadata; /* store, (owned) */
   guint top_k;        /* query */
   JsonObject *filter; /* query, (owned) may be NULL */
-  char *provider;     /* instance name */
-  char *model;
-  char *url;
-  GCancellable *cancel;
-  SoupMessage *msg;
+  char *provider;     /* backend name */
+  char *model;        /* "" : the backend's default */
+  char *target;       /* where its COMPLETION_RESULT goes */
+  gboolean acked;     /* embed answered (the op may be freed once also done) */
+  gboolean done;      /* answered */
 } Op;
 
 /* What an embedding produced: n vectors of dims floats, unit length. */
@@ -154,9 +159,7 @@ op_free (Op *op)
     json_object_unref (op->filter);
   g_free (op->provider);
   g_free (op->model);
-  g_free (op->url);
-  g_clear_object (&op->cancel);
-  g_clear_object (&op->msg);
+  g_free (op->target);
   g_free (op);
 }
 
@@ -728,18 +731,17 @@ respond_invalid (Semantic *sem, EnsResponder *responder, const char *field, cons
   sem->host->respond_error (responder, ENS_ERR_INVALID_PARAMETERS, message, details);
 }
 
+/* @reason: the core's code (UPSTREAM_ERROR, UNKNOWN_MODEL, ...). */
 static void
-respond_embeddings_failed (Semantic *sem, Op *op, const char *message, guint status)
+respond_embeddings_failed (Semantic *sem, Op *op, const char *message, const char *reason)
 {
   JsonObject *o = json_object_new ();
   g_autoptr (JsonNode) details = json_node_new (JSON_NODE_OBJECT);
 
   json_object_set_string_member (o, "provider", op->provider);
   json_object_set_string_member (o, "model", op->model);
-  if (op->url)
-    json_object_set_string_member (o, "url", op->url);
-  if (status)
-    json_object_set_int_member (o, "status", status);
+  if (reason)
+    json_object_set_string_member (o, "reason", reason);
   json_node_take_object (details, o);
   sem->host->respond_error (op->responder, ERR_EMBEDDINGS, message, details);
 }
@@ -896,82 +898,42 @@ op_finish (Semantic *sem, Op *op, Embedded *e)
 
 /* ------------------------------------------------------ provider embeddings */
 
-/* (transfer full) a short human text from an upstream error body. */
-static char *
-upstream_message (Semantic *sem, GBytes *body)
-{
-  gsize len = 0;
-  const char *data = body ? g_bytes_get_data (body, &len) : NULL;
-  g_autoptr (JsonNode) root = data && len ? sem->host->json_parse (data, len, NULL) : NULL;
-
-  if (root && JSON_NODE_HOLDS_OBJECT (root))
-    {
-      JsonObject *o = json_node_get_object (root);
-      JsonNode *err = json_object_get_member (o, "error");
-      if (err && JSON_NODE_HOLDS_OBJECT (err))
-        {
-          const char *m = ens_member_string (json_node_get_object (err), "message");
-          if (m)
-            return g_strdup (m);
-        }
-      if (err && JSON_NODE_HOLDS_VALUE (err) && json_node_get_value_type (err) == G_TYPE_STRING)
-        return g_strdup (json_node_get_string (err));
-      if (json_object_has_member (o, "message") && JSON_NODE_HOLDS_VALUE (json_object_get_member (o, "message")))
-        return g_strdup (ens_member_string (o, "message"));
-    }
-  if (data && len && g_utf8_validate (data, MIN (len, 300), NULL))
-    return g_strndup (data, MIN (len, 300));
-  return g_strdup ("no details");
-}
-
-/* Reads data[i].embedding (ordered by "index" when present) into @e. */
+/* Reads result.embeddings (one list of numbers per text, in order) into @e. */
 static gboolean
-parse_embeddings (Semantic *sem, Op *op, GBytes *body, Embedded *e, char **why)
+parse_embeddings (Op *op, JsonObject *result, Embedded *e, char **why)
 {
-  gsize len = 0;
-  const char *data = g_bytes_get_data (body, &len);
-  g_autoptr (JsonNode) root = sem->host->json_parse (data ? data : "", len, NULL);
-  JsonNode *arr_node;
-  JsonArray *arr;
+  JsonArray *arr = ens_member_array (result, "embeddings");
   guint dims = 0;
 
-  if (!root || !JSON_NODE_HOLDS_OBJECT (root))
-    return (*why = g_strdup ("the answer is not a JSON object")), FALSE;
-  arr_node = json_object_get_member (json_node_get_object (root), "data");
-  if (!arr_node || !JSON_NODE_HOLDS_ARRAY (arr_node))
-    return (*why = g_strdup ("the answer has no \"data\" array")), FALSE;
-  arr = json_node_get_array (arr_node);
+  if (!arr)
+    return (*why = g_strdup ("the result has no \"embeddings\" list")), FALSE;
   if (json_array_get_length (arr) != op->n_texts)
     return (*why = g_strdup_printf ("asked for %u embeddings, got %u", op->n_texts, json_array_get_length (arr))),
            FALSE;
   for (guint i = 0; i < op->n_texts; i++)
     {
-      JsonNode *item = json_array_get_element (arr, i);
-      JsonObject *io = JSON_NODE_HOLDS_OBJECT (item) ? json_node_get_object (item) : NULL;
-      JsonNode *vec_node = io ? json_object_get_member (io, "embedding") : NULL;
-      JsonArray *vec;
-      gint64 index = io ? ens_member_int (io, "index", i) : i;
+      JsonNode *vec_node = json_array_get_element (arr, i);
+      JsonArray *vec = JSON_NODE_HOLDS_ARRAY (vec_node) ? json_node_get_array (vec_node) : NULL;
       float *out;
 
-      if (!vec_node || !JSON_NODE_HOLDS_ARRAY (vec_node) || index < 0 || index >= op->n_texts)
-        return (*why = g_strdup_printf ("data[%u] has no usable \"embedding\"", i)), FALSE;
-      vec = json_node_get_array (vec_node);
+      if (!vec)
+        return (*why = g_strdup_printf ("embeddings[%u] is not a list", i)), FALSE;
       if (dims == 0)
         {
           dims = json_array_get_length (vec);
-          if (dims == 0 || dims > 65536)
-            return (*why = g_strdup_printf ("data[%u].embedding has %u dimensions", i, dims)), FALSE;
+          if (dims == 0 || dims > MAX_DIMS)
+            return (*why = g_strdup_printf ("embeddings[%u] has %u dimensions", i, dims)), FALSE;
           e->vectors = g_new0 (float, (gsize) dims * op->n_texts);
         }
       if (json_array_get_length (vec) != dims)
         return (*why = g_strdup ("the embeddings differ in length")), FALSE;
-      out = e->vectors + (gsize) index * dims;
+      out = e->vectors + (gsize) i * dims;
       for (guint j = 0; j < dims; j++)
         {
           JsonNode *x = json_array_get_element (vec, j);
           if (!JSON_NODE_HOLDS_VALUE (x) ||
               (json_node_get_value_type (x) != G_TYPE_DOUBLE && json_node_get_value_type (x) != G_TYPE_INT64))
-            return (*why = g_strdup_printf ("data[%u].embedding[%u] is not a number", i, j)), FALSE;
+            return (*why = g_strdup_printf ("embeddings[%u][%u] is not a number", i, j)), FALSE;
           out[j] = (float) json_node_get_double (x);
         }
       normalise (out, dims);
@@ -980,87 +942,66 @@ parse_embeddings (Semantic *sem, Op *op, GBytes *body, Embedded *e, char **why)
   return TRUE;
 }
 
+/* An op is freed once answered and its embed request acknowledged (the
+ * acknowledgement's callback holds it until then). */
 static void
-on_embeddings (GObject *source, GAsyncResult *res, gpointer user_data)
+op_settle (Semantic *sem, Op *op)
 {
-  Op *op = user_data;
-  Semantic *sem = op->sem;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), res, &error);
+  if (op->done && op->acked)
+    g_hash_table_remove (sem->ops, op->target); /* frees op */
+}
+
+/* COMPLETION_RESULT:<target>, for one of our ops. */
+static void
+on_result (EnsMessage *event, gpointer user_data)
+{
+  Semantic *sem = user_data;
+  Op *op = event->to ? g_hash_table_lookup (sem->ops, event->to) : NULL;
+  JsonObject *d = event->data && JSON_NODE_HOLDS_OBJECT (event->data) ? json_node_get_object (event->data) : NULL;
+  JsonObject *result = ens_member_object (d, "result");
   g_autofree char *why = NULL;
   Embedded e = { 0 };
-  guint status;
 
-  if (!sem)
+  if (op == NULL || op->done)
+    return;
+  op->done = TRUE;
+  if (result == NULL)
     {
-      op_free (op); /* stopped: the host answered the request already */
-      return;
+      g_autofree char *text = g_strdup_printf ("embeddings from %s failed: %s", op->provider,
+                                               ens_member_string_or (d, "error", "no reason given"));
+      respond_embeddings_failed (sem, op, text, ens_member_string (d, "reason"));
     }
-  g_ptr_array_remove_fast (sem->ops, op);
-  status = body ? soup_message_get_status (op->msg) : 0;
-  if (!body)
+  else if (!parse_embeddings (op, result, &e, &why))
     {
-      g_autofree char *text = g_strdup_printf ("embeddings provider %s unreachable at %s: %s", op->provider, op->url,
-                                               error->message);
-      respond_embeddings_failed (sem, op, text, 0);
-    }
-  else if (!SOUP_STATUS_IS_SUCCESSFUL (status))
-    {
-      g_autofree char *upstream = upstream_message (sem, body);
-      g_autofree char *text = g_strdup_printf ("embeddings provider %s answered HTTP %u: %s", op->provider, status,
-                                               upstream);
-      respond_embeddings_failed (sem, op, text, status);
-    }
-  else if (!parse_embeddings (sem, op, body, &e, &why))
-    {
-      g_autofree char *text = g_strdup_printf ("embeddings provider %s: %s", op->provider, why);
-      respond_embeddings_failed (sem, op, text, status);
+      g_autofree char *text = g_strdup_printf ("embeddings from %s: %s", op->provider, why);
+      respond_embeddings_failed (sem, op, text, "UPSTREAM_ERROR");
     }
   else
     {
+      const char *model = ens_member_string (result, "model");
       e.source = g_strdup_printf ("provider:%s", op->provider);
-      e.model = g_strdup (op->model);
+      e.model = g_strdup (model && *model ? model : op->model);
       op_finish (sem, op, &e);
     }
   embedded_clear (&e);
-  op_free (op);
+  op_settle (sem, op);
 }
 
-static gboolean
-valid_instance_name (const char *name)
+/* The embed verb's answer: queued, or refused (an unknown backend, one that
+ * makes no embeddings...). */
+static void
+on_embed_ack (EnsMessage *reply, gpointer user_data)
 {
-  if (!*name || strlen (name) > 128)
-    return FALSE;
-  for (const char *p = name; *p; p++)
-    if (!g_ascii_isalnum (*p) && *p != '-' && *p != '_' && *p != '.')
-      return FALSE;
-  return TRUE;
-}
+  Op *op = user_data;
+  Semantic *sem = op->sem;
 
-/* (transfer full) the key: api-key-file's first line, else $api-key-env. */
-static char *
-load_api_key (GSettings *s)
-{
-  g_autofree char *file = g_settings_get_string (s, "api-key-file");
-  g_autofree char *env = g_settings_get_string (s, "api-key-env");
-
-  if (*file)
+  op->acked = TRUE;
+  if (reply->kind == ENS_MESSAGE_ERROR && !op->done)
     {
-      g_autofree char *text = NULL;
-      if (g_file_get_contents (file, &text, NULL, NULL))
-        {
-          char *nl = strpbrk (text, "\r\n");
-          if (nl)
-            *nl = '\0';
-          g_strstrip (text);
-          if (*text)
-            return g_steal_pointer (&text);
-        }
-      return NULL;
+      op->done = TRUE;
+      respond_embeddings_failed (sem, op, reply->error_message, reply->error_code);
     }
-  if (*env && g_getenv (env) && *g_getenv (env))
-    return g_strstrip (g_strdup (g_getenv (env)));
-  return NULL;
+  op_settle (sem, op);
 }
 
 static char *
@@ -1069,21 +1010,16 @@ config_string (Semantic *sem, const char *key)
   return ens_host_config_string (sem->host, sem->self, key, "");
 }
 
-/* Computes @op's embeddings: at the provider named by the settings (the
- * answer comes later), or locally (answered now).  Read per request, so a
- * settings change applies to the next request. */
+/* Computes @op's embeddings: by the embed verb on the backend the settings
+ * name (the answer comes later), or locally (answered now).  Read per
+ * request, so a settings change applies to the next request. */
 static void
 op_run (Semantic *sem, Op *op)
 {
   g_autofree char *provider = config_string (sem, "semantic-embeddings-provider");
-  g_autofree char *path = NULL;
-  g_autoptr (GSettings) s = NULL;
-  g_autofree char *base = NULL;
-  g_autofree char *key = NULL;
-  g_autoptr (JsonBuilder) b = NULL;
-  g_autoptr (JsonNode) body = NULL;
-  g_autofree char *body_text = NULL;
-  gsize len;
+  JsonObject *data;
+  JsonArray *input;
+  g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
 
   g_strstrip (provider);
   if (!*provider)
@@ -1094,72 +1030,24 @@ op_run (Semantic *sem, Op *op)
       op_free (op);
       return;
     }
+  op->sem = sem;
   op->provider = g_strdup (provider);
   op->model = config_string (sem, "semantic-embeddings-model");
-  if (!valid_instance_name (provider))
-    {
-      respond_embeddings_failed (sem, op, "semantic-embeddings-provider is not a valid provider instance name", 0);
-      op_free (op);
-      return;
-    }
-  path = g_strdup_printf ("/org/ensemble/daemon/providers/%s/", provider);
-  s = sem->host->settings_new (sem->self, "org.ensemble.Provider", path);
-  base = s ? g_settings_get_string (s, "base-url") : g_strdup ("");
-  g_strstrip (base);
-  len = strlen (base);
-  while (len > 0 && base[len - 1] == '/')
-    base[--len] = '\0';
-  if (!*base)
-    {
-      g_autofree char *text = g_strdup_printf ("embeddings provider %s has no base-url", provider);
-      respond_embeddings_failed (sem, op, text, 0);
-      op_free (op);
-      return;
-    }
-  op->url = g_strconcat (base, "/embeddings", NULL);
-  op->msg = soup_message_new (SOUP_METHOD_POST, op->url);
-  if (!op->msg)
-    {
-      g_autofree char *text = g_strdup_printf ("embeddings provider %s: base-url %s is not a valid URL", provider, base);
-      respond_embeddings_failed (sem, op, text, 0);
-      op_free (op);
-      return;
-    }
-  key = load_api_key (s);
-  if (key)
-    {
-      g_autofree char *auth = g_strdup_printf ("Bearer %s", key);
-      soup_message_headers_replace (soup_message_get_request_headers (op->msg), "Authorization", auth);
-    }
-  b = json_builder_new ();
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "model");
-  json_builder_add_string_value (b, op->model);
-  json_builder_set_member_name (b, "input");
-  json_builder_begin_array (b);
+  g_strstrip (op->model);
+  op->target = g_strdup_printf ("%s%" G_GUINT64_FORMAT, sem->prefix, ++sem->seq);
+  g_hash_table_insert (sem->ops, op->target, op);
+
+  data = json_object_new ();
+  json_node_take_object (node, data);
+  input = json_array_new ();
   for (guint i = 0; i < op->n_texts; i++)
-    json_builder_add_string_value (b, op->texts[i]);
-  json_builder_end_array (b);
-  json_builder_end_object (b);
-  body = json_builder_get_root (b);
-  body_text = sem->host->json_to_string (body);
-  len = strlen (body_text);
-  {
-    g_autoptr (GBytes) bytes = g_bytes_new_take (g_steal_pointer (&body_text), len);
-    soup_message_set_request_body_from_bytes (op->msg, "application/json", bytes);
-  }
-  soup_message_headers_replace (soup_message_get_request_headers (op->msg), "Accept", "application/json");
-  if (!sem->session)
-    {
-      /* a whole request may take at most the bus deadline anyway; the I/O
-       * timeout only keeps a dead upstream from holding a connection */
-      sem->session = soup_session_new_with_options ("timeout", 120, "idle-timeout", 60, "user-agent",
-                                                    "ensemble-semantic/1.0", NULL);
-    }
-  op->sem = sem;
-  op->cancel = g_cancellable_new ();
-  g_ptr_array_add (sem->ops, op);
-  soup_session_send_and_read_async (sem->session, op->msg, G_PRIORITY_DEFAULT, op->cancel, on_embeddings, op);
+    json_array_add_string_element (input, op->texts[i]);
+  json_object_set_array_member (data, "input", input);
+  json_object_set_string_member (data, "provider", provider);
+  if (*op->model)
+    json_object_set_string_member (data, "model", op->model);
+  json_object_set_string_member (data, "client_id", op->target);
+  sem->host->request (sem->self, NULL, "embed", node, 0, on_embed_ack, op);
 }
 
 /* ----------------------------------------------------------------- requests */
@@ -1371,7 +1259,13 @@ semantic_init (const EnsHost *host, EnsPlugin *self, GError **error)
   sem->concepts = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) concept_free);
   sem->spaces = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) space_free);
   sem->df = g_hash_table_new (g_direct_hash, g_direct_equal);
-  sem->ops = g_ptr_array_new ();
+  sem->ops = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) op_free);
+  /* Unique to this instance: a result for an op of an earlier one is not ours. */
+  sem->prefix = g_strdup_printf ("agent-semantic.%08x.", g_random_int ());
+  {
+    g_autofree char *pattern = g_strdup_printf ("COMPLETION_RESULT:%s*", sem->prefix);
+    sem->sub_id = host->subscribe (self, pattern, on_result, sem, NULL);
+  }
   load_all (sem);
   return sem;
 }
@@ -1381,20 +1275,11 @@ semantic_stop (gpointer instance)
 {
   Semantic *sem = instance;
 
-  /* In-flight provider requests: the host answers them (AGENT_GONE); their
-   * callbacks find op->sem NULL and only free the op. */
-  for (guint i = 0; i < sem->ops->len; i++)
-    {
-      Op *op = g_ptr_array_index (sem->ops, i);
-      op->sem = NULL;
-      g_cancellable_cancel (op->cancel);
-    }
-  g_ptr_array_unref (sem->ops);
-  if (sem->session)
-    {
-      soup_session_abort (sem->session);
-      g_object_unref (sem->session);
-    }
+  /* Ops waiting for embeddings: the host answers their requests
+   * (AGENT_GONE) and drops the embed answers still due to us. */
+  sem->host->unsubscribe (sem->self, sem->sub_id);
+  g_hash_table_unref (sem->ops);
+  g_free (sem->prefix);
   g_hash_table_unref (sem->spaces);
   g_hash_table_unref (sem->concepts);
   g_hash_table_unref (sem->df);

@@ -20,9 +20,15 @@
  * each tool message since the user's as "NAME: CONTENT", joined by "; ".
  * A tool named in a line but not in the request is called all the same
  * (its caller says it does not exist).  Without such lines the tools are
- * ignored. */
+ * ignored.
+ *
+ * It makes embeddings too (model "local-embedding"): no model runs either,
+ * each text's words and their character 3-grams are hashed (FNV-1a) into
+ * signed dimensions (256 unless the request asks for others) and the vector
+ * made unit length, so texts that share words are close. */
 #include <ensemble/ensemble.h>
 
+#include <math.h>
 #include <string.h>
 
 #define LOCAL_BACKEND "local"
@@ -31,6 +37,9 @@
 #define SUMMARY_CHARS 120
 #define WORDS_PER_CHUNK 3
 #define CHUNK_INTERVAL_MS 2
+#define EMBEDDING_MODEL "local-embedding"
+#define EMBEDDING_DIMS 256
+#define EMBEDDING_MAX_DIMS 4096
 
 typedef struct {
   const EnsHost *host;
@@ -375,6 +384,117 @@ build_tool_turn (JsonObject *req, JsonArray *messages)
   return node;
 }
 
+/* ---- embeddings ---- */
+
+static guint32
+fnv1a (guint32 h, const char *bytes, gsize len)
+{
+  for (gsize i = 0; i < len; i++)
+    h = (h ^ (guchar) bytes[i]) * 16777619u;
+  return h;
+}
+
+static void
+add_feature (float *v, guint dims, const char *bytes, gsize len, float weight)
+{
+  guint32 h = fnv1a (2166136261u, bytes, len);
+
+  v[h % dims] += (h & 0x80000000u) ? -weight : weight;
+}
+
+/* @text's embedding into @v (@dims floats, zeroed); returns its words. */
+static guint
+embed_text (const char *text, float *v, guint dims)
+{
+  g_autofree char *lower = g_utf8_strdown (text, -1);
+  guint words = 0;
+  double norm = 0;
+  const char *p = lower;
+
+  while (*p)
+    {
+      const char *start;
+      gunichar ch = g_utf8_get_char (p);
+
+      if (!g_unichar_isalnum (ch))
+        {
+          p = g_utf8_next_char (p);
+          continue;
+        }
+      start = p;
+      while (*p && g_unichar_isalnum (g_utf8_get_char (p)))
+        p = g_utf8_next_char (p);
+      words++;
+      add_feature (v, dims, start, (gsize) (p - start), 1.0f);
+      /* character 3-grams catch inflections (mat, mats) */
+      for (const char *a = start; a < p; a = g_utf8_next_char (a))
+        {
+          const char *b = g_utf8_next_char (g_utf8_next_char (g_utf8_next_char (a)));
+          if (b > p)
+            break;
+          add_feature (v, dims, a, (gsize) (b - a), 0.35f);
+        }
+    }
+  if (words == 0)
+    add_feature (v, dims, lower, strlen (lower), 1.0f); /* punctuation only: still itself */
+  for (guint i = 0; i < dims; i++)
+    norm += (double) v[i] * v[i];
+  norm = sqrt (norm);
+  for (guint i = 0; norm > 0 && i < dims; i++)
+    v[i] = (float) (v[i] / norm);
+  return words;
+}
+
+/* (transfer full) {embeddings, model, dims, usage, local} for a request of
+ * kind "embeddings", or NULL with *@why set (transfer none). */
+static JsonNode *
+build_embeddings (JsonObject *req, const char **why)
+{
+  JsonNode *input = json_object_get_member (req, "input");
+  JsonArray *texts = input && JSON_NODE_HOLDS_ARRAY (input) ? json_node_get_array (input) : NULL;
+  JsonNode *dn = json_object_get_member (req, "dimensions");
+  guint dims = EMBEDDING_DIMS, words = 0;
+  JsonObject *out, *usage;
+  JsonArray *embeddings;
+  JsonNode *node;
+  g_autofree float *v = NULL;
+
+  if (texts == NULL || json_array_get_length (texts) == 0)
+    return (*why = "the request has no input"), NULL;
+  if (dn && JSON_NODE_HOLDS_VALUE (dn) && json_node_get_value_type (dn) == G_TYPE_INT64)
+    {
+      if (json_node_get_int (dn) < 1 || json_node_get_int (dn) > EMBEDDING_MAX_DIMS)
+        return (*why = "the local provider makes embeddings of 1 to 4096 dimensions"), NULL;
+      dims = (guint) json_node_get_int (dn);
+    }
+  v = g_new (float, dims);
+  embeddings = json_array_new ();
+  for (guint i = 0; i < json_array_get_length (texts); i++)
+    {
+      JsonNode *t = json_array_get_element (texts, i);
+      JsonArray *vector = json_array_sized_new (dims);
+
+      memset (v, 0, sizeof (float) * dims);
+      if (JSON_NODE_HOLDS_VALUE (t) && json_node_get_value_type (t) == G_TYPE_STRING)
+        words += embed_text (json_node_get_string (t), v, dims);
+      for (guint j = 0; j < dims; j++)
+        json_array_add_double_element (vector, v[j]);
+      json_array_add_array_element (embeddings, vector);
+    }
+  out = json_object_new ();
+  json_object_set_array_member (out, "embeddings", embeddings);
+  json_object_set_string_member (out, "model", EMBEDDING_MODEL);
+  json_object_set_int_member (out, "dims", dims);
+  usage = json_object_new ();
+  json_object_set_int_member (usage, "input_tokens", words);
+  json_object_set_int_member (usage, "output_tokens", 0);
+  json_object_set_object_member (out, "usage", usage);
+  json_object_set_boolean_member (out, "local", TRUE);
+  node = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (node, out);
+  return node;
+}
+
 /* (transfer full) @text cut into pieces of WORDS_PER_CHUNK words, each with
  * the whitespace after it, so the pieces join back to @text. */
 static char **
@@ -493,6 +613,16 @@ local_complete (gpointer instance, const char *backend, JsonNode *request, EnsCo
       job->fail_code = "BAD_REQUEST";
       job->fail_message = g_strdup ("the request is not a JSON object");
     }
+  else if (g_strcmp0 (json_object_get_string_member_with_default (req, "kind", ""), "embeddings") == 0)
+    {
+      const char *why = NULL;
+
+      if ((job->result = build_embeddings (req, &why)) == NULL)
+        {
+          job->fail_code = "BAD_REQUEST";
+          job->fail_message = g_strdup (why);
+        }
+    }
   else
     {
       job->result = build_result (request);
@@ -550,6 +680,10 @@ local_backends (gpointer instance)
   json_builder_add_int_value (b, 64);
   json_builder_set_member_name (b, "local");
   json_builder_add_boolean_value (b, TRUE);
+  json_builder_set_member_name (b, "embedding_models");
+  json_builder_begin_array (b);
+  json_builder_add_string_value (b, EMBEDDING_MODEL);
+  json_builder_end_array (b);
   json_builder_end_object (b);
   json_builder_end_array (b);
   return json_builder_get_root (b);

@@ -8,6 +8,10 @@
  * delta goes to the requester as it arrives.  Without a key no
  * Authorization header is sent: local servers need none.
  *
+ * A backend with embedding-models also makes embeddings: POST
+ * {base-url}/embeddings with {model, input, dimensions?} for a request of
+ * kind "embeddings", finished with {embeddings, model, dims, usage}.
+ *
  * The connection pool, retries, timeouts, cancellation, the SSE reader and
  * the reading of answers are the upstream library's
  * (plugins/common/upstream, ens-upstream-openai.h for this API). */
@@ -90,6 +94,95 @@ static const EnsUpstreamCallClass openai_call_class = {
   .sse_eof = openai_sse_eof,
   .plain_body = openai_plain_body,
 };
+
+/* ------------------------------------------------------------ embeddings */
+
+typedef struct {
+  guint inputs;
+  char *model;
+} EmbedCall;
+
+static void
+embed_call_free (gpointer data)
+{
+  EmbedCall *ec = data;
+
+  g_free (ec->model);
+  g_free (ec);
+}
+
+static void
+embed_plain_body (EnsUpstreamCall *call, const char *body, gsize len)
+{
+  EmbedCall *ec = ens_upstream_call_get_data (call);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) result = ens_upstream_openai_read_embeddings (ens_upstream_call_get_provider (call)->parse, body,
+                                                                     len, ec->inputs, ec->model, &error);
+
+  if (result)
+    ens_upstream_call_finish (call, result);
+  else
+    ens_upstream_call_fail_error (call, error);
+}
+
+/* An embeddings answer is never a stream: one that comes as one fails. */
+static void
+embed_sse_event (EnsUpstreamCall *call, const char *event, const char *data, gsize len)
+{
+  (void) event, (void) data, (void) len;
+  ens_upstream_call_fail (call, ENS_COMPLETION_ERR_UPSTREAM, "answered embeddings with an event stream");
+}
+
+static void
+embed_sse_eof (EnsUpstreamCall *call)
+{
+  (void) call;
+}
+
+static const EnsUpstreamCallClass embed_call_class = {
+  .sse_event = embed_sse_event,
+  .sse_eof = embed_sse_eof,
+  .plain_body = embed_plain_body,
+};
+
+static void
+openai_embed (EnsUpstreamProvider *provider, EnsUpstreamBackend *be, JsonObject *req, EnsCompletion *completion,
+              GCancellable *cancellable)
+{
+  EmbedCall *ec = g_new0 (EmbedCall, 1);
+  EnsUpstreamCall *call = ens_upstream_call_new (provider, be, completion, cancellable, &embed_call_class, ec,
+                                                 embed_call_free);
+  JsonArray *input = ens_upstream_array (req, "input", NULL, NULL);
+  const char *asked = ens_upstream_string (req, "model", NULL, NULL);
+  JsonObject *body;
+  g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
+  g_autoptr (GBytes) bytes = NULL;
+  gint64 dimensions;
+
+  if (!input || json_array_get_length (input) == 0)
+    {
+      ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_BAD_REQUEST, "the request has no input");
+      return;
+    }
+  ec->inputs = json_array_get_length (input);
+  ec->model = g_strdup (asked ? ens_upstream_backend_model (be, asked) : NULL);
+  if (!ec->model)
+    {
+      g_autofree char *text = g_strdup_printf ("backend %s has no embedding-models", be->name);
+      ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_NOT_CONFIGURED, text);
+      return;
+    }
+  body = json_object_new ();
+  json_node_take_object (node, body);
+  json_object_set_string_member (body, "model", ec->model);
+  json_object_set_array_member (body, "input", json_array_ref (input));
+  if (ens_upstream_int (req, "dimensions", NULL, &dimensions, NULL) && dimensions > 0)
+    json_object_set_int_member (body, "dimensions", dimensions);
+  bytes = ens_upstream_json_bytes (node);
+  ens_upstream_call_send_to (call, be->embeddings_uri, bytes, FALSE);
+}
+
+/* ------------------------------------------------------------ completions */
 
 /* (transfer full) @tools in the Chat Completions form: entries already
  * {type, function} are kept, bare {name, description, parameters |
@@ -194,6 +287,12 @@ openai_complete (gpointer instance, const char *backend, JsonNode *request, EnsC
   g_autoptr (GError) error = NULL;
   const char *model;
 
+  if (be && g_strcmp0 (ens_upstream_string (req, "kind", NULL, NULL), "embeddings") == 0)
+    {
+      g_free (oc);
+      openai_embed (provider, be, req, completion, cancellable);
+      return;
+    }
   oc->request = request ? json_node_ref (request) : NULL;
   call = ens_upstream_call_new (provider, be, completion, cancellable, &openai_call_class, oc, openai_call_free);
 
@@ -241,7 +340,9 @@ openai_setup (const EnsHost *host, EnsPlugin *self, EnsUpstreamBackend *be)
   if (*be->base_url)
     {
       g_autofree char *url = g_strconcat (be->base_url, "/chat/completions", NULL);
+      g_autofree char *embeddings = g_strconcat (be->base_url, "/embeddings", NULL);
       ens_upstream_backend_set_url (be, url);
+      ens_upstream_backend_set_embeddings_url (be, embeddings);
     }
   if (be->api_key)
     {

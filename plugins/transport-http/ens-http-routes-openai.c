@@ -75,6 +75,7 @@ static const ErrorMap error_map[] = {
   { ENS_ERR_INVALID_JSON, 400, "invalid_request_error", NULL },
   { "BAD_REQUEST", 400, "invalid_request_error", NULL },
   { "UNKNOWN_MODEL", 404, "invalid_request_error", "model_not_found" },
+  { "UNSUPPORTED_MODEL", 422, "invalid_request_error", "model_not_supported" },
   { ENS_ERR_PERMISSION_DENIED, 403, "permission_error", NULL },
   { "BUDGET_EXCEEDED", 429, "insufficient_quota", "insufficient_quota" },
   { "RATE_LIMITED", 429, "rate_limit_error", "rate_limit_exceeded" },
@@ -146,6 +147,48 @@ reply_core_error (EnsHttpCall *call, ChatCall *cc, EnsMessage *answer)
                   m->code ? m->code : NULL);
 }
 
+/* ------------------------------------------------------------------ shared */
+
+void
+ens_http_openai_reply_invalid (EnsHttpCall *call, const char *param, const char *message)
+{
+  reply_invalid (call, param, message);
+}
+
+/* Well formed, but not something the daemon can do. */
+void
+ens_http_openai_reply_unprocessable (EnsHttpCall *call, const char *param, const char *message)
+{
+  reply_oa_error (call, 422, "invalid_request_error", message, param, "unsupported_value");
+}
+
+void
+ens_http_openai_reply_refusal (EnsHttpCall *call, EnsMessage *answer, const char *param_rename)
+{
+  const ErrorMap *m = map_error (answer->error_code);
+  JsonObject *det = answer->error_details && JSON_NODE_HOLDS_OBJECT (answer->error_details)
+                      ? json_node_get_object (answer->error_details) : NULL;
+  const char *field = ens_member_string (det, "field");
+
+  if (param_rename && g_strcmp0 (field, "max_tokens") == 0)
+    field = param_rename;
+  else if (g_strcmp0 (field, "prompt") == 0 || g_strcmp0 (field, "data") == 0)
+    field = "messages";
+  reply_oa_error (call, m->status, m->type, answer->error_message, field, m->code);
+}
+
+void
+ens_http_openai_reply_failure (EnsHttpCall *call, JsonObject *d)
+{
+  const char *reason = ens_member_string_or (d, "reason", "COMPLETION_FAILED");
+  const char *message = ens_member_string_or (d, "error", "the completion failed");
+  const ErrorMap *m = map_error (reason);
+  guint status = m->core ? m->status : 502; /* an unknown failure is the provider's */
+  const char *code = m->code ? m->code : (m->core ? NULL : "upstream_error");
+
+  reply_oa_error (call, status, m->type, message, NULL, code);
+}
+
 /* ------------------------------------------------------------------ helpers */
 
 
@@ -163,8 +206,8 @@ is_number (JsonNode *n)
 
 /* The body, parsed here rather than with ens_http_body so that malformed
  * JSON gets OpenAI's error body.  NULL after answering. */
-static JsonObject *
-read_body (EnsHttpCall *call, JsonNode **out)
+JsonObject *
+ens_http_openai_body (EnsHttpCall *call, JsonNode **out)
 {
   gsize len;
   const char *body = ens_http_request_body (call, &len);
@@ -701,7 +744,7 @@ static void
 route_chat_completions (EnsHttpCall *call)
 {
   g_autoptr (JsonNode) body_node = NULL;
-  JsonObject *body = read_body (call, &body_node);
+  JsonObject *body = ens_http_openai_body (call, &body_node);
   JsonObject *data;
   g_autoptr (JsonNode) data_node = NULL;
   g_autoptr (JsonNode) messages = NULL;

@@ -37,6 +37,7 @@ typedef struct {
 /* Route tables, each NULL-terminated (method == NULL). */
 extern const EnsHttpRoute ens_http_routes_native[];
 extern const EnsHttpRoute ens_http_routes_openai[];
+extern const EnsHttpRoute ens_http_routes_embeddings[];
 extern const EnsHttpRoute ens_http_routes_ksi[];
 extern const EnsHttpRoute ens_http_routes_neolith[];
 extern const EnsHttpRoute ens_http_routes_rhetor[];
@@ -90,6 +91,17 @@ void ens_http_reply_invalid (EnsHttpCall *call, const char *field, const char *e
 /* OpenAI's error body {error:{message, type, param:null, code}} (ens-http-routes-openai.c). */
 void ens_http_openai_reply_error (EnsHttpCall *call, guint status, const char *type, const char *message,
                                   const char *code);
+/* What the OpenAI routes share (ens-http-routes-openai.c): the body as an
+ * object (transfer none, its node in *@out), or NULL after answering 400
+ * in OpenAI's shape; 400 invalid_request_error and 422 for @param; the
+ * core's refusal (an ERROR answer) and a failed COMPLETION_RESULT's data as
+ * OpenAI errors, with the status each deserves.  @param_rename: the
+ * client's name for the core's field "max_tokens", or NULL. */
+JsonObject *ens_http_openai_body (EnsHttpCall *call, JsonNode **out);
+void ens_http_openai_reply_invalid (EnsHttpCall *call, const char *param, const char *message);
+void ens_http_openai_reply_unprocessable (EnsHttpCall *call, const char *param, const char *message);
+void ens_http_openai_reply_refusal (EnsHttpCall *call, EnsMessage *answer, const char *param_rename);
+void ens_http_openai_reply_failure (EnsHttpCall *call, JsonObject *failed);
 /* The HTTP status a core error code deserves (404 for AGENT_NOT_FOUND, ...). */
 guint ens_http_status_for (const char *code);
 

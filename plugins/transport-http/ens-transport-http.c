@@ -795,8 +795,9 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
   EnsHttp *http = g_new0 (EnsHttp, 1);
   g_autoptr (GInetAddress) inet = NULL;
   const EnsHttpRoute *const tables[] = { ens_http_routes_native, ens_http_routes_ksi, ens_http_routes_neolith,
-                                         ens_http_routes_rhetor, ens_http_routes_openai, ens_http_routes_console,
-                                         ens_http_routes_mcp, ens_http_routes_metrics, ens_http_routes_meta };
+                                         ens_http_routes_rhetor, ens_http_routes_openai, ens_http_routes_embeddings,
+                                         ens_http_routes_console, ens_http_routes_mcp, ens_http_routes_metrics,
+                                         ens_http_routes_meta };
 
   http->host = host;
   http->self = self;

@@ -266,6 +266,7 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
   routes = g_ptr_array_new ();
   add_routes (ens_http_routes_native);
   add_routes (ens_http_routes_openai);
+  add_routes (ens_http_routes_embeddings);
   add_routes (ens_http_routes_ksi);
   add_routes (ens_http_routes_neolith);
   add_routes (ens_http_routes_rhetor);

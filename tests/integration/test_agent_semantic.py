@@ -1,8 +1,9 @@
 """agent-semantic through the real daemon: store, query, similarity and delete
 on the native socket, the Centerfire orchestrator-semantic.sock and HTTP;
 the local embedding (labelled "local"), metadata filters, persistence across
-a restart, the provider path against a fake OpenAI-compatible /v1/embeddings
-server (and its failures), and INVALID_PARAMETERS naming the field."""
+a restart, the provider path (the daemon's embed verb on a provider-openai
+backend) against a fake OpenAI-compatible /v1/embeddings server (and its
+failures), and INVALID_PARAMETERS naming the field."""
 
 import hashlib
 import http.client
@@ -169,10 +170,12 @@ class FakeEmbeddings:
 def provider_daemon(fake, **settings):
     settings.setdefault("semantic-embeddings-provider", gv("emb"))
     settings.setdefault("semantic-embeddings-model", gv("emb-model"))
+    settings.setdefault("providers", gv(["emb"]))
     os.environ["ENS_TEST_EMB_KEY"] = "sk-semantic-test"
     return Daemon(settings=settings,
                   groups={"providers/emb": {"plugin": gv("provider-openai"), "base-url": gv(fake.url),
-                                            "models": gv(["emb"]), "api-key-env": gv("ENS_TEST_EMB_KEY")}})
+                                            "models": gv(["emb"]), "embedding-models": gv(["emb-model"]),
+                                            "api-key-env": gv("ENS_TEST_EMB_KEY"), "max-retries": gv(0)}})
 
 
 # -------------------------------------------------------------------- tests
@@ -384,6 +387,10 @@ def test_provider_embeddings():
         want = sum(p * q for p, q in zip(v1, v2)) / math.sqrt(sum(p * p for p in v1) * sum(q * q for q in v2))
         assert math.isclose(s1, want, abs_tol=1e-5), (s1, want)
 
+        # they went through the daemon's embed path: the backend counts them
+        emb = [p for p in c.ok("providers.list")["providers"] if p["name"] == "emb"][0]
+        assert emb["calls"] == len(fake.requests) and emb["failures"] == 0, emb
+
         # upstream failure: EMBEDDINGS_FAILED with the upstream message; nothing stored
         fake.mode = "fail"
         for action, data in (("store_concept", {"id": "p-new", "text": "never stored"}),
@@ -391,9 +398,12 @@ def test_provider_embeddings():
                              ("semantic_similarity", {"a": "a", "b": "b"})):
             r = sem(c, action, data)
             assert r["status"] == "error" and r["error"]["code"] == "EMBEDDINGS_FAILED", r
-            assert "embedding backend exploded" in r["error"]["message"], r
-            assert r["error"]["details"]["status"] == 500, r
+            assert "embedding backend exploded" in r["error"]["message"] and "HTTP 500" in r["error"]["message"], r
+            assert r["error"]["details"]["reason"] == "UPSTREAM_ERROR", r
+            assert r["error"]["details"]["provider"] == "emb", r
         fake.mode = "ok"
+        emb = [p for p in c.ok("providers.list")["providers"] if p["name"] == "emb"][0]
+        assert emb["failures"] == 3, emb
         assert sem_ok(c, "delete_concept", {"id": "p-new"})["deleted"] is False
         assert sem_ok(c, "delete_concept", {"id": "p-tax"})["deleted"] is True
         c.close()
@@ -420,8 +430,9 @@ def test_provider_embeddings():
 def test_provider_unreachable_and_unconfigured():
     # a port nobody listens on, held so that nobody can start to
     dead, port = refused_port()
-    d = Daemon(settings={"semantic-embeddings-provider": gv("dead")},
-               groups={"providers/dead": {"plugin": gv("provider-openai"),
+    d = Daemon(settings={"semantic-embeddings-provider": gv("dead"), "providers": gv(["dead"])},
+               groups={"providers/dead": {"plugin": gv("provider-openai"), "max-retries": gv(0),
+                                          "embedding-models": gv(["e"]),
                                           "base-url": gv(f"http://127.0.0.1:{port}/v1")}})
     try:
         c = d.client()
@@ -436,7 +447,7 @@ def test_provider_unreachable_and_unconfigured():
         c = d.client()
         r = sem(c, "semantic_similarity", {"a": "x", "b": "y"})
         assert r["status"] == "error" and r["error"]["code"] == "EMBEDDINGS_FAILED", r
-        assert "base-url" in r["error"]["message"], r
+        assert '"nowhere"' in r["error"]["message"] and r["error"]["details"]["reason"] == "UNKNOWN_MODEL", r
     finally:
         d.cleanup()
 

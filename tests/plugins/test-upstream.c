@@ -270,6 +270,54 @@ test_anthropic_stream (void)
   g_string_free (sink.events, TRUE);
 }
 
+/* An embeddings answer: vectors put in order by index, usage read; every
+ * answer that does not fit the inputs is refused, saying what is wrong. */
+static void
+test_openai_embeddings (void)
+{
+  static const char good[] = "{\"data\":[{\"index\":1,\"embedding\":[3,4]},{\"index\":0,\"embedding\":[0.5,-1]}],"
+                             "\"model\":\"emb-v2\",\"usage\":{\"prompt_tokens\":7,\"total_tokens\":7}}";
+  static const struct {
+    const char *body;
+    const char *says;
+  } bad[] = {
+    { "{\"data\":[{\"embedding\":[1]}]}", "answered 1 embeddings for 2 inputs" },
+    { "{\"data\":[{\"index\":0,\"embedding\":[1]},{\"index\":0,\"embedding\":[2]}]}", "out of range or repeated" },
+    { "{\"data\":[{\"index\":0,\"embedding\":[1]},{\"index\":5,\"embedding\":[2]}]}", "out of range or repeated" },
+    { "{\"data\":[{\"embedding\":[1,2]},{\"embedding\":[2]}]}", "as long as the others" },
+    { "{\"data\":[{\"embedding\":[]},{\"embedding\":[]}]}", "data[0].embedding is not a list of 1 to" },
+    { "{\"data\":[{\"embedding\":[1]},{\"embedding\":[\"x\"]}]}", "data[1].embedding[0] is not a number" },
+    { "{\"data\":[{\"embedding\":\"AAAA\"},{\"embedding\":[1]}]}", "data[0].embedding" },
+    { "{\"data\":[1,2]}", "data[0] is not an object" },
+    { "{\"data\":{}}", "data" },
+    { "{\"error\":{\"message\":\"no such model\"}}", "no such model" },
+    { "not json", "malformed JSON" },
+  };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) result = ens_upstream_openai_read_embeddings (NULL, good, strlen (good), 2, "asked", &error);
+  JsonObject *r;
+  JsonArray *e;
+
+  g_assert_no_error (error);
+  r = json_node_get_object (result);
+  e = json_object_get_array_member (r, "embeddings");
+  g_assert_cmpfloat (json_array_get_double_element (json_array_get_array_element (e, 0), 1), ==, -1);
+  g_assert_cmpfloat (json_array_get_double_element (json_array_get_array_element (e, 1), 0), ==, 3);
+  g_assert_cmpstr (json_object_get_string_member (r, "model"), ==, "emb-v2");
+  g_assert_cmpint (json_object_get_int_member (r, "dims"), ==, 2);
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (r, "usage"), "input_tokens"), ==, 7);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) err = NULL;
+      g_autoptr (JsonNode) none = ens_upstream_openai_read_embeddings (NULL, bad[i].body, strlen (bad[i].body), 2,
+                                                                       "asked", &err);
+      g_assert_null (none);
+      g_assert_error (err, ENS_UPSTREAM_ERROR, err->code);
+      if (!strstr (err->message, bad[i].says))
+        g_error ("%s: %s (wanted %s)", bad[i].body, err->message, bad[i].says);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -279,5 +327,6 @@ main (int argc, char **argv)
   g_test_add_func ("/upstream/typed-reads", test_typed_reads);
   g_test_add_func ("/upstream/parse-depth", test_parse_depth);
   g_test_add_func ("/upstream/anthropic-stream", test_anthropic_stream);
+  g_test_add_func ("/upstream/openai-embeddings", test_openai_embeddings);
   return g_test_run ();
 }

@@ -39,8 +39,10 @@ ens_upstream_backend_unref (EnsUpstreamBackend *b)
   g_strfreev (b->models);
   g_hash_table_unref (b->model_map);
   g_strfreev (b->capabilities);
+  g_strfreev (b->embedding_models);
   g_free (b->url);
   g_clear_pointer (&b->uri, g_uri_unref);
+  g_clear_pointer (&b->embeddings_uri, g_uri_unref);
   /* Header values carry the key. */
   for (guint i = 0; i < b->headers->len; i++)
     wipe (g_ptr_array_index (b->headers, i));
@@ -122,6 +124,7 @@ ens_upstream_backend_load (const EnsHost *host, EnsPlugin *self, const char *nam
   while (g_variant_iter_next (&iter, "{&s&s}", &from, &to))
     g_hash_table_insert (b->model_map, g_strdup (from), g_strdup (to));
   b->capabilities = g_settings_get_strv (s, "capabilities");
+  b->embedding_models = g_settings_get_strv (s, "embedding-models");
   b->quality = g_settings_get_double (s, "quality");
   b->cost_input = g_settings_get_double (s, "cost-input-per-1k");
   b->cost_output = g_settings_get_double (s, "cost-output-per-1k");
@@ -148,17 +151,31 @@ ens_upstream_backend_load (const EnsHost *host, EnsPlugin *self, const char *nam
   return b;
 }
 
+/* (transfer full) @url parsed when it is an http(s) URL, else NULL. */
+static GUri *
+http_uri (const char *url)
+{
+  GUri *uri = url ? g_uri_parse (url, SOUP_HTTP_URI_FLAGS, NULL) : NULL;
+
+  if (uri && g_strcmp0 (g_uri_get_scheme (uri), "http") != 0 && g_strcmp0 (g_uri_get_scheme (uri), "https") != 0)
+    g_clear_pointer (&uri, g_uri_unref);
+  return uri;
+}
+
 void
 ens_upstream_backend_set_url (EnsUpstreamBackend *b, const char *url)
 {
   g_free (b->url);
   g_clear_pointer (&b->uri, g_uri_unref);
   b->url = g_strdup (url);
-  if (url)
-    b->uri = g_uri_parse (url, SOUP_HTTP_URI_FLAGS, NULL);
-  if (b->uri && g_strcmp0 (g_uri_get_scheme (b->uri), "http") != 0 &&
-      g_strcmp0 (g_uri_get_scheme (b->uri), "https") != 0)
-    g_clear_pointer (&b->uri, g_uri_unref);
+  b->uri = http_uri (url);
+}
+
+void
+ens_upstream_backend_set_embeddings_url (EnsUpstreamBackend *b, const char *url)
+{
+  g_clear_pointer (&b->embeddings_uri, g_uri_unref);
+  b->embeddings_uri = http_uri (url);
 }
 
 void

@@ -23,6 +23,7 @@ typedef struct {
   char **models;         /* first = default */
   GHashTable *model_map; /* requested name -> upstream name */
   char **capabilities;
+  char **embedding_models; /* empty: the backend makes no embeddings */
   double quality, cost_input, cost_output;
   guint latency_ms, context_window, max_concurrency, timeout_ms, max_retries;
   guint idle_timeout_s;  /* an unused connection is closed after this */
@@ -34,6 +35,7 @@ typedef struct {
   /* Set by the API's setup (EnsUpstreamApi): where completions go. */
   char *url;             /* NULL: the backend has no endpoint */
   GUri *uri;             /* @url parsed; NULL unless it is an http(s) URL */
+  GUri *embeddings_uri;  /* where embeddings go; NULL: nowhere */
   GPtrArray *headers;    /* char*: name, value, name, value... sent with every request */
   SoupSession *session;  /* the backend's connection pool */
 } EnsUpstreamBackend;
@@ -49,6 +51,8 @@ EnsUpstreamBackend *ens_upstream_backend_load (const EnsHost *host, EnsPlugin *s
 
 /* Sets the endpoint (transfer none): parsed once here, not per request. */
 void ens_upstream_backend_set_url (EnsUpstreamBackend *backend, const char *url);
+/* Sets the embeddings endpoint (transfer none), parsed once. */
+void ens_upstream_backend_set_embeddings_url (EnsUpstreamBackend *backend, const char *url);
 /* Adds a header (transfer none) sent with every request of the backend. */
 void ens_upstream_backend_add_header (EnsUpstreamBackend *backend, const char *name, const char *value);
 

@@ -44,6 +44,7 @@ struct _EnsUpstreamCall {
   gboolean resent;        /* sent again after a pooled connection was found closed */
 
   GBytes *body;
+  GUri *uri;               /* where it goes, ref */
   guint attempt;
 
   GCancellable *io_cancel; /* the current attempt's */
@@ -82,6 +83,7 @@ ens_upstream_call_unref (EnsUpstreamCall *call)
   g_clear_object (&call->io_cancel);
   g_clear_object (&call->msg);
   g_clear_pointer (&call->body, g_bytes_unref);
+  g_clear_pointer (&call->uri, g_uri_unref);
   g_clear_pointer (&call->buf, g_byte_array_unref);
   g_clear_pointer (&call->sse, ens_sse_reader_free);
   g_free (call->chunk);
@@ -657,7 +659,7 @@ attempt_start (EnsUpstreamCall *call)
       call->io_cancel = g_cancellable_new ();
     }
   drop_message (call);
-  call->msg = soup_message_new_from_uri (SOUP_METHOD_POST, be->uri);
+  call->msg = soup_message_new_from_uri (SOUP_METHOD_POST, call->uri);
   /* Safe to send on a pooled connection: see ens-upstream-backend.c. */
   soup_message_add_flags (call->msg, SOUP_MESSAGE_IDEMPOTENT | (call->resent ? SOUP_MESSAGE_NEW_CONNECTION : 0));
   call->fresh = FALSE;
@@ -681,17 +683,24 @@ attempt_start (EnsUpstreamCall *call)
 void
 ens_upstream_call_send (EnsUpstreamCall *call, GBytes *body, gboolean stream)
 {
+  ens_upstream_call_send_to (call, call->backend->uri, body, stream);
+}
+
+void
+ens_upstream_call_send_to (EnsUpstreamCall *call, GUri *uri, GBytes *body, gboolean stream)
+{
   if (call->ended)
     return;
   call->body = g_bytes_ref (body);
   call->stream = stream;
-  if (!call->backend->uri)
+  if (!uri)
     {
       g_autofree char *text = g_strdup_printf ("backend %s: base-url \"%s\" is not an http(s) URL",
                                                call->backend->name, call->backend->base_url);
       ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_NOT_CONFIGURED, text);
       return;
     }
+  call->uri = g_uri_ref (uri);
   /* Cancelled before it started: the idle callback reports it. */
   if (call->cancellable && g_cancellable_is_cancelled (call->cancellable))
     return;

@@ -48,6 +48,9 @@ EnsUpstreamCall *ens_upstream_call_new (EnsUpstreamProvider *provider, EnsUpstre
 /* POSTs @body (transfer none, JSON) to the backend's endpoint with its
  * headers.  @stream: ask for an event stream. */
 void ens_upstream_call_send (EnsUpstreamCall *call, GBytes *body, gboolean stream);
+/* The same to @uri (transfer none; NULL: the backend has no such endpoint,
+ * the call fails NOT_CONFIGURED), e.g. the backend's embeddings_uri. */
+void ens_upstream_call_send_to (EnsUpstreamCall *call, GUri *uri, GBytes *body, gboolean stream);
 /* Ends the call with @code from an idle callback: for errors found before
  * anything was sent, so complete() never reports from inside itself. */
 void ens_upstream_call_fail_later (EnsUpstreamCall *call, const char *code, const char *message);

@@ -163,3 +163,106 @@ ens_upstream_openai_read_body (EnsUpstreamAnswer *a, const char *body, gsize len
   ens_upstream_answer_add_text (a, content, FALSE);
   return read_tool_calls (a, message, "choices[0].message", error);
 }
+
+#define MAX_DIMS 65536
+
+static void
+array_unref0 (gpointer array)
+{
+  if (array)
+    json_array_unref (array);
+}
+
+JsonNode *
+ens_upstream_openai_read_embeddings (EnsUpstreamParseFunc parse, const char *body, gsize len, guint n,
+                                     const char *model, GError **error)
+{
+  EnsUpstreamAnswer *a = ens_upstream_answer_new (0, parse, NULL, NULL);
+  g_autoptr (JsonNode) root = parse_object (a, body, len, error);
+  g_autoptr (GPtrArray) slots = g_ptr_array_new_full (n, array_unref0);
+  GError *local = NULL;
+  JsonObject *obj, *out, *usage;
+  JsonArray *data, *embeddings;
+  JsonNode *node = NULL;
+  guint dims = 0;
+
+  g_ptr_array_set_size (slots, n);
+  if (!root)
+    goto out;
+  obj = json_node_get_object (root);
+  data = ens_upstream_array (obj, "data", NULL, &local);
+  ens_upstream_answer_set_model (a, ens_upstream_string (obj, "model", NULL, &local));
+  read_usage (a, obj, &local);
+  if (!local && (!data || json_array_get_length (data) != n))
+    g_set_error (&local, ENS_UPSTREAM_ERROR, ENS_UPSTREAM_ERROR_MALFORMED, "answered %u embeddings for %u inputs",
+                 data ? json_array_get_length (data) : 0, n);
+  for (guint i = 0; !local && i < n; i++)
+    {
+      JsonNode *el = json_array_get_element (data, i);
+      char where[48];
+      JsonArray *vector, *copy;
+      gint64 index = i;
+
+      g_snprintf (where, sizeof where, "data[%u]", i);
+      if (!JSON_NODE_HOLDS_OBJECT (el))
+        {
+          g_set_error (&local, ENS_UPSTREAM_ERROR, ENS_UPSTREAM_ERROR_MALFORMED, "%s is not an object", where);
+          break;
+        }
+      ens_upstream_int (json_node_get_object (el), "index", where, &index, &local);
+      vector = ens_upstream_array (json_node_get_object (el), "embedding", where, &local);
+      if (local)
+        break;
+      if (index < 0 || index >= n || g_ptr_array_index (slots, index))
+        {
+          g_set_error (&local, ENS_UPSTREAM_ERROR, ENS_UPSTREAM_ERROR_MALFORMED,
+                       "%s.index is out of range or repeated", where);
+          break;
+        }
+      if (!vector || json_array_get_length (vector) == 0 || json_array_get_length (vector) > MAX_DIMS ||
+          (dims && json_array_get_length (vector) != dims))
+        {
+          g_set_error (&local, ENS_UPSTREAM_ERROR, ENS_UPSTREAM_ERROR_MALFORMED,
+                       "%s.embedding is not a list of 1 to %u numbers as long as the others", where, MAX_DIMS);
+          break;
+        }
+      dims = json_array_get_length (vector);
+      copy = json_array_sized_new (dims);
+      for (guint j = 0; j < dims; j++)
+        {
+          JsonNode *x = json_array_get_element (vector, j);
+          if (!JSON_NODE_HOLDS_VALUE (x) ||
+              (json_node_get_value_type (x) != G_TYPE_DOUBLE && json_node_get_value_type (x) != G_TYPE_INT64))
+            {
+              g_set_error (&local, ENS_UPSTREAM_ERROR, ENS_UPSTREAM_ERROR_MALFORMED,
+                           "%s.embedding[%u] is not a number", where, j);
+              break;
+            }
+          json_array_add_double_element (copy, json_node_get_double (x));
+        }
+      g_ptr_array_index (slots, index) = copy;
+    }
+  if (local)
+    {
+      g_propagate_error (error, local);
+      goto out;
+    }
+  out = json_object_new ();
+  embeddings = json_array_sized_new (n);
+  for (guint i = 0; i < n; i++)
+    json_array_add_array_element (embeddings, json_array_ref (g_ptr_array_index (slots, i)));
+  json_object_set_array_member (out, "embeddings", embeddings);
+  json_object_set_string_member (out, "model", a->model ? a->model : model ? model : "");
+  json_object_set_int_member (out, "dims", dims);
+  usage = json_object_new ();
+  json_object_set_int_member (usage, "input_tokens", MAX (a->input_tokens, 0));
+  json_object_set_int_member (usage, "output_tokens", 0);
+  if (a->input_tokens < 0)
+    json_object_set_boolean_member (usage, "estimated", TRUE);
+  json_object_set_object_member (out, "usage", usage);
+  node = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (node, out);
+out:
+  ens_upstream_answer_free (a);
+  return node;
+}

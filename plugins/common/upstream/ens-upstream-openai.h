@@ -20,4 +20,13 @@ gboolean ens_upstream_openai_read_chunk (EnsUpstreamAnswer *answer, const char *
 /* A whole chat.completion body, @len bytes (transfer none). */
 gboolean ens_upstream_openai_read_body (EnsUpstreamAnswer *answer, const char *body, gsize len, GError **error);
 
+/* An embeddings answer {data: [{index?, embedding: [number...]}...], model?,
+ * usage?} for @n inputs: (transfer full) {embeddings: [[number...]...] (by
+ * index), model (the answer's, else @model), dims, usage: {input_tokens,
+ * output_tokens: 0, estimated?}}, or NULL with @error set: for a count other
+ * than @n, indexes out of range or twice, vectors of 0 or more than 65536
+ * numbers or of different lengths.  @parse may be NULL. */
+JsonNode *ens_upstream_openai_read_embeddings (EnsUpstreamParseFunc parse, const char *body, gsize len, guint n,
+                                               const char *model, GError **error);
+
 G_END_DECLS

@@ -149,6 +149,8 @@ ens_upstream_provider_backends (EnsUpstreamProvider *provider)
       add_strv (obj, "capabilities", be->capabilities);
       json_object_set_int_member (obj, "max_concurrency", be->max_concurrency);
       json_object_set_boolean_member (obj, "local", FALSE);
+      if (be->embedding_models && be->embedding_models[0])
+        add_strv (obj, "embedding_models", be->embedding_models);
       json_array_add_object_element (array, obj);
     }
   json_node_take_array (node, array);
