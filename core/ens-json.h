@@ -1,14 +1,15 @@
-/* ens-json.h — the core's JSON: a compact writer into a GString
+/* ens-json.h — the core's JSON: the one writer (ens-json-write.h:
+ * ens_json_write, ens_json_write_string), timestamps and node builders
  * (ens-json.c) and a strict parser for untrusted text (ens-json-parse.c),
- * both on json-glib trees. */
+ * all on json-glib trees. */
 #pragma once
 
 #include <json-glib/json-glib.h>
 
+#include "ens-json-write.h"
+
 G_BEGIN_DECLS
 
-void ens_json_append (GString *out, JsonNode *node);
-void ens_json_append_string (GString *out, const char *s);
 void ens_json_append_timestamp (GString *out, gint64 real_time_us);
 /* @member = the timestamp as a string, in the same ISO 8601 form. */
 void ens_json_set_timestamp (JsonObject *obj, const char *member, gint64 real_time_us);

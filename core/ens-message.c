@@ -232,7 +232,7 @@ ens_message_get_data_text (EnsMessage *msg, gsize *len)
       GString *out = g_string_sized_new (sizeof (DataText) + 64);
 
       g_string_set_size (out, sizeof (DataText));
-      ens_json_append (out, node);
+      ens_json_write (out, node);
       dt = (DataText *) g_string_free (out, FALSE); /* the length goes in below */
       dt->len = strlen (dt->text);
       if (g_atomic_pointer_compare_and_exchange (&priv->text, NULL, dt))
@@ -368,7 +368,7 @@ append_id (GString *out, EnsMessage *msg)
   else if (PRIV (msg)->id_is_number)
     g_string_append (out, msg->id);
   else
-    ens_json_append_string (out, msg->id);
+    ens_json_write_string (out, msg->id);
 }
 
 /* A reply's or request's data: encoded once, so the tree is written
@@ -383,7 +383,7 @@ append_data (GString *out, EnsMessage *msg)
       g_string_append_len (out, text, len);
     }
   else
-    ens_json_append (out, msg->data);
+    ens_json_write (out, msg->data);
 }
 
 static void
@@ -409,19 +409,19 @@ ens_message_encode_native (EnsMessage *msg)
         const char *text = ens_message_get_data_text (msg, &len);
 
         g_string_append (out, "{\"event\":");
-        ens_json_append_string (out, msg->topic ? msg->topic : "");
+        ens_json_write_string (out, msg->topic ? msg->topic : "");
         g_string_append (out, ",\"data\":");
         g_string_append_len (out, text, len);
       }
       if (msg->from)
         {
           g_string_append (out, ",\"from\":");
-          ens_json_append_string (out, msg->from);
+          ens_json_write_string (out, msg->from);
         }
       if (msg->to)
         {
           g_string_append (out, ",\"to\":");
-          ens_json_append_string (out, msg->to);
+          ens_json_write_string (out, msg->to);
         }
       g_string_append_printf (out, ",\"seq\":%" G_GUINT64_FORMAT ",\"timestamp\":", msg->seq);
       ens_json_append_timestamp (out, msg->timestamp_us);
@@ -443,12 +443,12 @@ ens_message_encode_native (EnsMessage *msg)
       g_string_append (out, "{\"id\":");
       append_id (out, msg);
       g_string_append (out, ",\"status\":\"error\",\"error\":{\"code\":");
-      ens_json_append_string (out, msg->error_code ? msg->error_code : ENS_ERR_INTERNAL);
+      ens_json_write_string (out, msg->error_code ? msg->error_code : ENS_ERR_INTERNAL);
       g_string_append (out, ",\"message\":");
-      ens_json_append_string (out, msg->error_message ? msg->error_message : "");
+      ens_json_write_string (out, msg->error_message ? msg->error_message : "");
       g_string_append (out, ",\"details\":");
       if (msg->error_details)
-        ens_json_append (out, msg->error_details);
+        ens_json_write (out, msg->error_details);
       else
         g_string_append (out, "{}");
       g_string_append (out, "},\"timestamp\":");
@@ -463,16 +463,16 @@ ens_message_encode_native (EnsMessage *msg)
       g_string_append (out, "{\"id\":");
       append_id (out, msg);
       g_string_append (out, ",\"action\":");
-      ens_json_append_string (out, msg->action ? msg->action : "");
+      ens_json_write_string (out, msg->action ? msg->action : "");
       if (msg->agent)
         {
           g_string_append (out, ",\"agent\":");
-          ens_json_append_string (out, msg->agent);
+          ens_json_write_string (out, msg->agent);
         }
       if (msg->from)
         {
           g_string_append (out, ",\"from\":");
-          ens_json_append_string (out, msg->from);
+          ens_json_write_string (out, msg->from);
         }
       g_string_append (out, ",\"data\":");
       append_data (out, msg);

@@ -17,6 +17,7 @@
  * The schemas are written with ' for " to be readable here; nothing in them
  * needs a real apostrophe. */
 #include "ens-http.h"
+#include "ens-json-write.h"
 #include "ens-json-util.h"
 
 #include <string.h>
@@ -439,7 +440,7 @@ append_escaped (GString *out, const char *text)
 static void
 append_schema (GString *out, JsonNode *schema)
 {
-  g_autofree char *text = json_to_string (schema, TRUE);
+  g_autofree char *text = ens_json_write_to_string (schema, TRUE);
 
   g_autofree char *escaped = g_markup_escape_text (text, -1);
   g_autoptr (GRegex) ref = g_regex_new ("&quot;#/components/schemas/(\\w+)&quot;", 0, 0, NULL);

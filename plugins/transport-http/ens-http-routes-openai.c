@@ -468,18 +468,18 @@ reply_completion (EnsHttpCall *call, ChatCall *cc, JsonObject *result)
   g_autoptr (GString) out = g_string_sized_new (512);
 
   g_string_append (out, "{\"id\":");
-  ens_json_quote (out, cc->id);
+  ens_json_write_string (out, cc->id);
   g_string_append_printf (out, ",\"object\":\"chat.completion\",\"created\":%" G_GINT64_FORMAT ",\"model\":",
                           cc->created);
   if (model)
-    ens_json_quote (out, model);
+    ens_json_write_string (out, model);
   else
     g_string_append (out, "null");
   g_string_append (out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
   if (tools && (response == NULL || response[0] == '\0'))
     g_string_append (out, "null"); /* as OpenAI answers a pure tool call */
   else
-    ens_json_quote (out, response ? response : "");
+    ens_json_write_string (out, response ? response : "");
   if (tools)
     {
       g_autoptr (JsonNode) node = json_node_new (JSON_NODE_ARRAY);
@@ -491,12 +491,12 @@ reply_completion (EnsHttpCall *call, ChatCall *cc, JsonObject *result)
       g_string_append (out, text);
     }
   g_string_append (out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":");
-  ens_json_quote (out, finish_reason (result, tools != NULL));
+  ens_json_write_string (out, finish_reason (result, tools != NULL));
   g_string_append_printf (out,
                           "}],\"usage\":{\"prompt_tokens\":%" G_GINT64_FORMAT ",\"completion_tokens\":%" G_GINT64_FORMAT
                           ",\"total_tokens\":%" G_GINT64_FORMAT "},\"system_fingerprint\":",
                           in, o, in + o);
-  ens_json_quote (out, fp);
+  ens_json_write_string (out, fp);
   g_string_append_c (out, '}');
   ens_http_reply_text (call, 200, "application/json", out->str);
 }
@@ -553,17 +553,17 @@ send_text_chunk (EnsHttpCall *call, ChatCall *cc, const char *text)
   g_autofree char *fp = fingerprint (cc->provider);
 
   g_string_append (out, "{\"id\":");
-  ens_json_quote (out, cc->id);
+  ens_json_write_string (out, cc->id);
   g_string_append_printf (out, ",\"object\":\"chat.completion.chunk\",\"created\":%" G_GINT64_FORMAT ",\"model\":",
                           cc->created);
   if (cc->model)
-    ens_json_quote (out, cc->model);
+    ens_json_write_string (out, cc->model);
   else
     g_string_append (out, "null");
   g_string_append (out, ",\"system_fingerprint\":");
-  ens_json_quote (out, fp);
+  ens_json_write_string (out, fp);
   g_string_append (out, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
-  ens_json_quote (out, text);
+  ens_json_write_string (out, text);
   g_string_append (out, "},\"logprobs\":null,\"finish_reason\":null}]");
   if (cc->include_usage)
     g_string_append (out, ",\"usage\":null");

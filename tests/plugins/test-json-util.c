@@ -4,6 +4,7 @@
  * parameter checks say which field is wrong and what it must be. */
 #include "ens-json-util.h"
 
+#include <math.h>
 #include <string.h>
 
 static JsonObject *
@@ -220,15 +221,62 @@ test_quote (void)
       g_autoptr (GString) out = g_string_new ("{\"v\":");
       g_autoptr (JsonObject) obj = NULL;
 
-      ens_json_quote (out, texts[i]);
+      ens_json_write_string (out, texts[i]);
       g_string_append_c (out, '}');
       obj = parse_object (out->str);
       g_assert_cmpstr (json_object_get_string_member (obj, "v"), ==, texts[i]);
     }
   {
     g_autoptr (GString) out = g_string_new (NULL);
-    ens_json_quote (out, "a\"b\x01");
+    ens_json_write_string (out, "a\"b\x01");
     g_assert_cmpstr (out->str, ==, "\"a\\\"b\\u0001\"");
+  }
+}
+
+/* The one writer: numbers json-glib's json_to_string() writes as invalid JSON
+ * ("1e+30.0", "nan.0") are valid here, and every text reads back the same. */
+static void
+test_write (void)
+{
+  static const double doubles[] = { 1e30, -1e17, 1e-300, 0.1, 2.5, 1e308, 123456789012345678.0, -0.0 };
+  g_autoptr (JsonParser) parser = json_parser_new ();
+
+  for (guint i = 0; i < G_N_ELEMENTS (doubles); i++)
+    {
+      g_autoptr (JsonNode) node = json_node_new (JSON_NODE_VALUE);
+      g_autofree char *text = NULL;
+
+      json_node_set_double (node, doubles[i]);
+      text = ens_json_write_to_string (node, FALSE);
+      g_assert_null (strstr (text, "e+30.0"));
+      g_assert_true (json_parser_load_from_data (parser, text, -1, NULL));
+      g_assert_cmpfloat (json_node_get_double (json_parser_get_root (parser)), ==, doubles[i]);
+    }
+  {
+    g_autoptr (JsonNode) node = json_node_new (JSON_NODE_VALUE);
+    g_autofree char *nan_text = NULL;
+    g_autofree char *big = NULL;
+
+    json_node_set_double (node, NAN);
+    nan_text = ens_json_write_to_string (node, FALSE);
+    g_assert_cmpstr (nan_text, ==, "null");
+    json_node_set_double (node, 1e30);
+    big = ens_json_write_to_string (node, FALSE);
+    g_assert_cmpstr (big, ==, "1e+30");
+  }
+  {
+    const char *doc = "{\"a\":[1,2.5,{\"b\":\"x\\n\\u0001\"}],\"e\":{},\"f\":[],\"g\":null,\"h\":true}";
+    g_autofree char *compact = NULL;
+    g_autofree char *pretty = NULL;
+
+    g_assert_true (json_parser_load_from_data (parser, doc, -1, NULL));
+    compact = ens_json_write_to_string (json_parser_get_root (parser), FALSE);
+    g_assert_cmpstr (compact, ==, doc);
+    pretty = ens_json_write_to_string (json_parser_get_root (parser), TRUE);
+    g_assert_cmpstr (pretty, ==,
+                     "{\n  \"a\": [\n    1,\n    2.5,\n    {\n      \"b\": \"x\\n\\u0001\"\n    }\n  ],\n"
+                     "  \"e\": {},\n  \"f\": [],\n  \"g\": null,\n  \"h\": true\n}");
+    g_assert_true (json_parser_load_from_data (parser, pretty, -1, NULL));
   }
 }
 
@@ -241,5 +289,6 @@ main (int argc, char **argv)
   g_test_add_func ("/json-util/params", test_params);
   g_test_add_func ("/json-util/invalid", test_invalid);
   g_test_add_func ("/json-util/quote", test_quote);
+  g_test_add_func ("/json-util/write", test_write);
   return g_test_run ();
 }

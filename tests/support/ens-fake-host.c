@@ -1,5 +1,6 @@
 /* ens-fake-host.c — the fake EnsHost of the plugin unit tests (see the header). */
 #include "ens-fake-host.h"
+#include "ens-json-write.h"
 
 #define G_SETTINGS_ENABLE_BACKEND
 #include <gio/gsettingsbackend.h>
@@ -73,7 +74,7 @@ static void
 fake_event (EnsCompletion *completion, const char *type, JsonNode *data)
 {
   FakeCompletion *c = check_open (completion);
-  g_autofree char *json = data ? json_to_string (data, FALSE) : g_strdup ("null");
+  g_autofree char *json = data ? ens_json_write_to_string (data, FALSE) : g_strdup ("null");
   g_ptr_array_add (c->events, g_strdup_printf ("%s %s", type, json));
 }
 
@@ -297,7 +298,7 @@ fake_json (const char *json)
 char *
 fake_json_text (JsonNode *node)
 {
-  return json_to_string (node, FALSE);
+  return ens_json_write_to_string (node, FALSE);
 }
 
 char *

@@ -631,7 +631,7 @@ write_tree (GRand *rand, GString *out, JsonNode *node)
   else if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
     write_escaped_string (rand, out, json_node_get_string (node));
   else
-    ens_json_append (out, node);
+    ens_json_write (out, node);
   random_ws (rand, out);
 }
 

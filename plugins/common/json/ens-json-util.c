@@ -173,43 +173,6 @@ ens_array_object (JsonArray *array, guint index)
   return n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
 }
 
-/* ------------------------------------------------------------ text */
-
-void
-ens_json_quote (GString *out, const char *text)
-{
-  static const char hex[] = "0123456789abcdef";
-  const guchar *p = (const guchar *) text;
-  const guchar *run = p;
-
-  g_string_append_c (out, '"');
-  for (; *p; p++)
-    {
-      guchar c = *p;
-
-      if (c >= 0x20 && c != '"' && c != '\\')
-        continue;
-      g_string_append_len (out, (const char *) run, p - run);
-      run = p + 1;
-      switch (c)
-        {
-        case '"': g_string_append (out, "\\\""); break;
-        case '\\': g_string_append (out, "\\\\"); break;
-        case '\n': g_string_append (out, "\\n"); break;
-        case '\r': g_string_append (out, "\\r"); break;
-        case '\t': g_string_append (out, "\\t"); break;
-        case '\b': g_string_append (out, "\\b"); break;
-        case '\f': g_string_append (out, "\\f"); break;
-        default:
-          g_string_append (out, "\\u00");
-          g_string_append_c (out, hex[c >> 4]);
-          g_string_append_c (out, hex[c & 15]);
-        }
-    }
-  g_string_append_len (out, (const char *) run, p - run);
-  g_string_append_c (out, '"');
-}
-
 /* ------------------------------------------------------------ parameters */
 
 gboolean

@@ -11,6 +11,8 @@
 
 #include <json-glib/json-glib.h>
 
+#include "ens-json-write.h"
+
 G_BEGIN_DECLS
 
 /* ---- object nodes ---- */
@@ -57,10 +59,8 @@ JsonObject *ens_array_object (JsonArray *array, guint index);
 
 /* ---- writing JSON text without a tree ---- */
 
-/* Appends @text (UTF-8, (transfer none)) to @out as a JSON string, quotes
- * included, escaped as the host's serialiser escapes: for hot paths that
- * write a known shape straight to text. */
-void ens_json_quote (GString *out, const char *text);
+/* Writing JSON text (for hot paths that write a known shape straight to
+ * text, and anything written without the host): ens-json-write.h. */
 
 /* ---- request parameters ---- */
 

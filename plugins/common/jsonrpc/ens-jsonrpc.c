@@ -1,5 +1,6 @@
 /* ens-jsonrpc.c — JSON-RPC 2.0 messages (see ens-jsonrpc.h). */
 #include "ens-jsonrpc.h"
+#include "ens-json-write.h"
 
 #include <string.h>
 
@@ -149,7 +150,7 @@ ens_jsonrpc_notification (const char *method, JsonNode *params)
 char *
 ens_jsonrpc_to_string (JsonNode *msg)
 {
-  return json_to_string (msg, FALSE);
+  return ens_json_write_to_string (msg, FALSE);
 }
 
 gboolean

@@ -6,6 +6,7 @@
  * resolved on use, within the same document; a chain of references that
  * never reaches a value, or one deeper than MAX_DEPTH, is refused. */
 #include "ens-schema.h"
+#include "ens-json-write.h"
 
 #include <math.h>
 #include <string.h>
@@ -128,7 +129,7 @@ nodes_equal (JsonNode *a, JsonNode *b)
 static char *
 short_json (JsonNode *n)
 {
-  g_autofree char *text = json_to_string (n, FALSE);
+  g_autofree char *text = ens_json_write_to_string (n, FALSE);
 
   if (strlen (text) > 40)
     {

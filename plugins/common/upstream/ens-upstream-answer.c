@@ -1,5 +1,6 @@
 /* ens-upstream-answer.c — see ens-upstream-answer.h. */
 #include "ens-upstream-answer.h"
+#include "ens-json-write.h"
 
 #include <string.h>
 
@@ -128,7 +129,7 @@ ens_upstream_answer_result (EnsUpstreamAnswer *a, JsonNode *request, const char 
 
       if (tools)
         {
-          g_autofree char *t = json_to_string (tools, FALSE);
+          g_autofree char *t = ens_json_write_to_string (tools, FALSE);
           chars += strlen (t);
         }
       input = estimate_input (request);

@@ -1,5 +1,6 @@
 /* ens-upstream-anthropic.c — see ens-upstream-anthropic.h. */
 #include "ens-upstream-anthropic.h"
+#include "ens-json-write.h"
 
 #include <string.h>
 
@@ -73,7 +74,7 @@ read_tool_use (EnsUpstreamAnswer *a, gint64 index, JsonObject *block, const char
       g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
 
       json_node_set_object (node, input);
-      args = json_to_string (node, FALSE);
+      args = ens_json_write_to_string (node, FALSE);
     }
   return ens_upstream_answer_add_tool_call (a, index, id, name, args, error);
 }

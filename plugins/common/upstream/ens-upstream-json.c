@@ -1,5 +1,6 @@
 /* ens-upstream-json.c — see ens-upstream-json.h. */
 #include "ens-upstream-json.h"
+#include "ens-json-write.h"
 
 #include <string.h>
 
@@ -302,7 +303,7 @@ ens_upstream_content_text (JsonNode *content)
 GBytes *
 ens_upstream_json_bytes (JsonNode *node)
 {
-  char *text = json_to_string (node, FALSE);
+  char *text = ens_json_write_to_string (node, FALSE);
 
   return g_bytes_new_take (text, strlen (text));
 }
