@@ -1,5 +1,6 @@
 /* ens-upstream-messages.c — see ens-upstream-messages.h. */
 #include "ens-upstream-messages.h"
+#include "ens-json-write.h"
 
 #include <string.h>
 
@@ -52,7 +53,7 @@ ens_upstream_openai_message (JsonNode *node)
           if (args && JSON_NODE_HOLDS_VALUE (args) && json_node_get_value_type (args) == G_TYPE_STRING)
             text_args = g_strdup (json_node_get_string (args));
           else
-            text_args = args ? json_to_string (args, FALSE) : g_strdup ("{}");
+            text_args = args ? ens_json_write_to_string (args, FALSE) : g_strdup ("{}");
           json_object_set_string_member (w, "id", string_member (c, "id") ? string_member (c, "id") : "");
           json_object_set_string_member (w, "type", "function");
           json_object_set_string_member (fn, "name", string_member (c, "name") ? string_member (c, "name") : "");
