@@ -254,6 +254,7 @@ tools_for_model (EnsToolLoops *loops, JsonArray *spec, GPtrArray *tools)
       JsonObject *desc = json_object_new ();
       const char *description = o ? ens_json_get_string (o, "description") : NULL;
       JsonNode *schema = o ? json_object_get_member (o, "input_schema") : NULL;
+      EnsAgentTool *declared;
       EnsAgent *agent;
 
       if (o)
@@ -266,6 +267,12 @@ tools_for_model (EnsToolLoops *loops, JsonArray *spec, GPtrArray *tools)
       t->name = model_name (tools, t->agent, t->action);
       g_ptr_array_add (tools, t);
       agent = ens_agents_lookup (loops->agents, t->agent);
+      /* What the task does not say, the agent's own declaration does. */
+      declared = agent && agent->actions && t->action ? ens_agent_tools_find (agent->actions, t->action) : NULL;
+      if (!description && declared)
+        description = declared->description;
+      if (!schema && declared && declared->schema)
+        schema = ens_schema_get_node (declared->schema);
       json_object_set_string_member (desc, "name", t->name);
       if (description)
         json_object_set_string_member (desc, "description", description);

@@ -19,6 +19,12 @@ from fake_anthropic import FakeAnthropic
 from fake_openai import FakeOpenAI
 
 
+# say's declaration: what the model is told of helper.say when the task names
+# the tool only by "AGENT.ACTION".
+SAY = {"name": "say", "description": "Says the text back",
+       "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}}}
+
+
 class Helper:
     """An external agent "helper" on its own connection, served by a thread:
     say answers {said: text} once boom was asked too (so the two must be
@@ -26,7 +32,7 @@ class Helper:
 
     def __init__(self, d, name="helper"):
         self.c = d.client()
-        self.c.ok("agents.register", {"name": name, "actions": ["say", "boom", "slow"]})
+        self.c.ok("agents.register", {"name": name, "actions": [SAY, "boom", "slow"]})
         self.asked = []
         self.held = []
         self.thread = threading.Thread(target=self.serve, daemon=True)
@@ -221,6 +227,8 @@ def test_openai_backend_runs_the_loop():
         second = fake.requests[-1]["body"]
         tools = second["tools"]
         assert tools[0]["type"] == "function" and tools[0]["function"]["name"] == "helper_say", tools
+        assert tools[0]["function"]["description"] == SAY["description"], tools
+        assert tools[0]["function"]["parameters"] == SAY["input_schema"], tools
         asked, answered = second["messages"][-2], second["messages"][-1]
         assert asked["role"] == "assistant" and asked["tool_calls"][0]["function"]["name"] == "helper_say", asked
         assert json.loads(asked["tool_calls"][0]["function"]["arguments"]) == {"text": "from the model"}, asked
@@ -241,7 +249,8 @@ def test_anthropic_backend_runs_the_loop():
         watcher.ok("subscribe", {"topics": ["session.*"]})
         upstream_loop(d, "an", watcher, c)
         second = fake.requests[-1]["body"]
-        assert second["tools"][0]["name"] == "helper_say" and "input_schema" in second["tools"][0], second
+        assert second["tools"][0]["name"] == "helper_say", second
+        assert second["tools"][0]["input_schema"] == SAY["input_schema"], second
         asked, answered = second["messages"][-2], second["messages"][-1]
         assert asked["role"] == "assistant" and asked["content"][-1]["type"] == "tool_use", asked
         assert asked["content"][-1]["input"] == {"text": "from the model"}, asked
