@@ -193,5 +193,46 @@ def test_a_server_that_cannot_start_and_one_over_http():
         a.cleanup()
 
 
+def test_session_tool_loop_calls_two_agents_and_an_mcp_tool():
+    """The README's demo: one session whose model (the offline provider,
+    deterministic) calls two bus agents and a tool of a mounted MCP server,
+    run and watched with ensemblectl."""
+    import subprocess
+    folder = tempfile.mkdtemp(prefix="ens-mcp-demo-")
+    with open(os.path.join(folder, "todo.txt"), "w") as f:
+        f.write("buy milk\n")
+    d = Daemon(settings={"mcp-servers": gv_dict({"fs": f"{FILESYSTEM} {folder}"})})
+    try:
+        wait_ready(d.client(), ["fs"])
+        ctl = [os.environ["ENSEMBLECTL"], "--socket-dir", d.socket_dir]
+        r = subprocess.run(ctl + ["session", "spawn", '{"session_id":"demo"}'], capture_output=True, text=True,
+                           timeout=30 * SCALE)
+        assert r.returncode == 0, r
+        task = "\n".join(['call naming.validate_name {"name":"Bad Name"}',
+                          'call semantic.store_concept {"text":"the cat sat on the mat"}',
+                          'call fs.read_text_file {"path":"%s"}' % os.path.join(folder, "todo.txt")])
+        r = subprocess.run(ctl + ["session", "exec", "demo", "--tools",
+                                  "naming.validate_name,semantic.store_concept,fs.read_text_file", task],
+                           capture_output=True, text=True, timeout=60 * SCALE)
+        assert r.returncode == 0, r
+        lines = r.stdout.splitlines()
+        for tool in ("naming.validate_name", "semantic.store_concept", "fs.read_text_file"):
+            assert any(x.startswith(f"-> {tool} ") for x in lines), r.stdout
+            assert any(x.startswith(f"<- {tool} ") for x in lines), r.stdout
+        assert '"valid":false' in r.stdout and "buy milk" in r.stdout, r.stdout
+        assert lines[-1].startswith("Tool results: "), r.stdout
+        # The transcript, as MCP clients and the console read it.
+        status = json.loads(subprocess.run(ctl + ["--json", "session", "status", "demo"], capture_output=True,
+                                           text=True, timeout=30 * SCALE).stdout)
+        assert status["tasks_total"] == 1 and status["metrics"]["tasks_completed"] == 1, status
+        # A tool not in the list is an error told to the model, not a hang.
+        r = subprocess.run(ctl + ["session", "exec", "demo", "--tools", "fs.read_text_file",
+                                  'call fs.no_such_tool {}'], capture_output=True, text=True, timeout=60 * SCALE)
+        assert r.returncode == 0 and "<- fs_no_such_tool ERROR" in r.stdout and "UNKNOWN_TOOL" in r.stdout, r
+    finally:
+        d.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 if __name__ == "__main__":
     run_tests(globals())

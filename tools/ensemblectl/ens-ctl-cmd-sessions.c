@@ -3,6 +3,7 @@
 #include "ens-ctl.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /* spawn and stop show a few fields, status the whole session (pretty). */
 static void
@@ -84,6 +85,29 @@ ens_on_session_event (EnsCtl *ctl, JsonObject *event, gpointer user_data)
       fputs (chunk ? chunk : "", stdout);
       fflush (stdout);
     }
+  else if ((g_strcmp0 (type, "tool_call_start") == 0 || g_strcmp0 (type, "tool_call_result") == 0) &&
+           !ctl->opts->json)
+    {
+      /* The tool loop's steps, as they happen: {type, data: {tool,
+       * arguments, result | error, is_error, duration_ms}}. */
+      JsonObject *step = ens_json_object (data, "data") ? ens_json_object (data, "data") : data;
+      gboolean start = strcmp (type, "tool_call_start") == 0;
+      gboolean failed = ens_json_bool (step, "is_error");
+      g_autofree char *name = ens_json_text (step, "tool");
+      g_autofree char *what = ens_json_text (step, start ? "arguments" : failed ? "error" : "result");
+      double ms = 0;
+      g_autofree char *cell = ens_cell (what);
+
+      if (name == NULL)
+        name = ens_json_text (step, "name");
+      if (start)
+        printf ("-> %s %s\n", name ? name : "?", cell);
+      else if (ens_json_number (step, "duration_ms", &ms))
+        printf ("<- %s%s %s (%.0f ms)\n", name ? name : "?", failed ? " ERROR" : "", cell, ms);
+      else
+        printf ("<- %s%s %s\n", name ? name : "?", failed ? " ERROR" : "", cell);
+      fflush (stdout);
+    }
   else if (g_strcmp0 (type, "task_completed") == 0)
     {
       if (!ctl->opts->json)
@@ -118,6 +142,15 @@ ens_cmd_session_exec (EnsCtl *ctl, const EnsCtlCommand *cmd, GPtrArray *args)
   json_node_set_object (sub_node, sub);
   json_object_set_string_member (exec, "session_id", session_id);
   json_object_set_string_member (exec, "task", task);
+  if (ctl->opts->tools)
+    {
+      g_auto (GStrv) names = g_strsplit (ctl->opts->tools, ",", -1);
+      JsonArray *tools = json_array_new ();
+      for (guint i = 0; names[i]; i++)
+        if (*g_strstrip (names[i]))
+          json_array_add_string_element (tools, names[i]);
+      json_object_set_array_member (exec, "tools", tools);
+    }
   json_node_set_object (exec_node, exec);
   g_ptr_array_add (requests, ens_build_request (NULL, "subscribe", sub_node, 0));
   g_ptr_array_add (requests, ens_build_request (NULL, cmd->action, exec_node, 0));

@@ -15,6 +15,7 @@ ens_ctl_options_clear (EnsCtlOptions *opts)
   g_clear_pointer (&opts->socket_path, g_free);
   g_clear_pointer (&opts->to, g_free);
   g_clear_pointer (&opts->model, g_free);
+  g_clear_pointer (&opts->tools, g_free);
   g_clear_pointer (&opts->provider, g_free);
   g_clear_pointer (&opts->args, g_ptr_array_unref);
 }
@@ -196,6 +197,11 @@ ens_parse_args (int argc, char **argv, EnsCtlOptions *opts)
           g_free (opts->model);
           opts->model = g_strdup (value);
         }
+      else if (strcmp (name, "--tools") == 0)
+        {
+          g_free (opts->tools);
+          opts->tools = g_strdup (value);
+        }
       else if (strcmp (name, "--provider") == 0)
         {
           g_free (opts->provider);
@@ -280,6 +286,11 @@ ens_check_options (EnsCtlOptions *opts, const EnsCtlCommand *cmd)
     {
       name = "--interval, --iterations and --once";
       flag = ENS_CTL_OPT_TOP;
+    }
+  else if (opts->tools != NULL && !(cmd->flags & ENS_CTL_OPT_TOOLS))
+    {
+      name = "--tools";
+      flag = ENS_CTL_OPT_TOOLS;
     }
   if (name == NULL)
     return ENS_EXIT_OK;

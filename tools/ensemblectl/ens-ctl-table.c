@@ -82,7 +82,10 @@ static const EnsCtlCommand commands[] = {
     "JSON: {task?, model?, provider?, session_type?, orchestrator_id?, system?}", ens_cmd_session_spawn,
     "sessions.spawn", 0 },
   { "session", "exec", NULL, GROUP_SESSIONS, "ID TASK...", 2, ENS_CTL_ANY, "Run a task in a session, streaming its output",
-    "The words of TASK are joined by spaces.", ens_cmd_session_exec, "sessions.execute", 0 },
+    "The words of TASK are joined by spaces.  --tools AGENT.ACTION,... runs the\n"
+    "tool loop with those agents' actions (MCP servers' tools included); each\n"
+    "call and its answer is shown as it happens (\"-> tool\", \"<- tool\").",
+    ens_cmd_session_exec, "sessions.execute", ENS_CTL_OPT_TOOLS },
   { "session", "status", NULL, GROUP_SESSIONS, "ID", 1, 1, "Show a session and its conversation", NULL,
     ens_cmd_session_id, "sessions.status", 0 },
   { "session", "stop", NULL, GROUP_SESSIONS, "ID", 1, 1, "Stop a session", NULL, ens_cmd_session_id, "sessions.stop",
@@ -128,6 +131,7 @@ static const EnsCtlOption options[] = {
     ENS_CTL_OPT_TOP },
   { "--iterations", "N", "Stop after N views (default 0: until interrupted)", ENS_CTL_OPT_TOP },
   { "--once", NULL, "One view, then exit (--iterations 1)", ENS_CTL_OPT_TOP },
+  { "--tools", "LIST", "Tools the task may call: AGENT.ACTION,...", ENS_CTL_OPT_TOOLS },
 };
 
 const EnsCtlOption *

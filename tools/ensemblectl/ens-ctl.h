@@ -141,6 +141,7 @@ typedef struct
   guint interval_ms;   /* top --interval */
   guint iterations;    /* top --iterations (--once: 1); 0 = until interrupted */
   gboolean top_set;    /* one of those was given */
+  char *tools;         /* session exec --tools A.B,C.D */
   GPtrArray *args;     /* positional (char *, owned); [0] is the command */
 } EnsCtlOptions;
 
@@ -167,6 +168,7 @@ typedef enum
   ENS_CTL_OPT_MODEL = 1 << 1,  /* --model, --provider */
   ENS_CTL_OPT_STREAM = 1 << 2, /* --stream */
   ENS_CTL_OPT_TOP = 1 << 3,    /* --interval, --iterations, --once */
+  ENS_CTL_OPT_TOOLS = 1 << 4,  /* --tools */
 } EnsCtlFlags;
 
 #define ENS_CTL_DEFAULT_INTERVAL_MS 1000
