@@ -5,7 +5,7 @@
 _ensemblectl_commands="health plugins ping shutdown top publish subscribe agents request kv complete route
 providers budget sessions session mcp chat pipe help"
 _ensemblectl_options="--socket --socket-dir --json --timeout --to --model --provider --stream --interval
---iterations --once --help --version"
+--iterations --once --tools --help --version"
 
 # The daemon's answer for one listing, as words (empty when it does not run).
 _ensemblectl_ask()
@@ -37,7 +37,7 @@ _ensemblectl()
             COMPREPLY=($(compgen -d -- "$cur"))
             return
             ;;
-        --timeout | --to | --model | --provider | --interval | --iterations)
+        --timeout | --to | --model | --provider | --interval | --iterations | --tools)
             return
             ;;
     esac
@@ -45,7 +45,7 @@ _ensemblectl()
     # The words before the cursor that are not options or their values.
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-            --socket | --socket-dir | --timeout | --to | --model | --provider | --interval | --iterations)
+            --socket | --socket-dir | --timeout | --to | --model | --provider | --interval | --iterations | --tools)
                 ((i++))
                 ;;
             -*) ;;
