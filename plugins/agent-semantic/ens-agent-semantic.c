@@ -27,125 +27,15 @@
  * contiguous row-major float matrix of unit vectors; a query is a brute-force
  * dot product over the rows of its own space with a bounded min-heap for the
  * top k (no full sort).  Deleting swaps the last row into the hole.
+ *
+ * The parts: see ens-semantic.h.
  */
-#include <ensemble/ensemble.h>
+#include "ens-semantic.h"
 
 #include "ens-host-config.h"
-#include "ens-json-util.h"
 
 #include <math.h>
 #include <string.h>
-
-#define LOCAL_DIMS 512
-#define LOCAL_MODEL "ens-hash-ngram-tfidf-v1"
-#define TOP_K_DEFAULT 5
-#define TOP_K_MAX 100
-#define ID_MAX_BYTES 256
-#define MAX_DIMS 65536
-#define ERR_EMBEDDINGS "EMBEDDINGS_FAILED"
-
-/* Relative weight of the three kinds of local features: whole words carry
- * most meaning, bigrams some order, character 3-grams catch inflections
- * (sat/sitting share little, mat/mats a lot) but are many per word. */
-#define W_UNIGRAM 1.0f
-#define W_BIGRAM 0.7f
-#define W_TRIGRAM 0.35f
-
-/* ------------------------------------------------------------------ types */
-
-typedef struct _Space Space;
-
-typedef struct {
-  char *id;
-  char *text;
-  JsonNode *metadata; /* an object node, (owned) */
-  Space *space;       /* (unowned) */
-  guint row;          /* in space */
-  gint64 slot;
-} Concept;
-
-struct _Space {
-  char *key; /* source '\n' model '\n' dims */
-  char *source;
-  char *model;
-  guint dims;
-  float *vectors; /* rows x dims, unit length, (owned) */
-  gsize rows, capacity;
-  GPtrArray *concepts; /* Concept* by row, (unowned) */
-};
-
-typedef struct {
-  const EnsHost *host;
-  EnsPlugin *self;
-  GHashTable *concepts; /* id -> Concept* (owned) */
-  GHashTable *spaces;   /* key -> Space* (owned) */
-  GHashTable *df;       /* feature hash -> number of concepts with it */
-  GHashTable *ops;      /* target -> Op waiting for embeddings (owned) */
-  char *prefix;         /* of the targets, unique to this instance */
-  guint64 seq;
-  guint sub_id;         /* COMPLETION_RESULT:<prefix>* */
-} Semantic;
-
-typedef enum {
-  OP_STORE,
-  OP_QUERY,
-  OP_SIMILARITY,
-} OpKind;
-
-/* One request waiting for its embeddings. */
-typedef struct {
-  Semantic *sem; /* NULL once the plugin stopped */
-  OpKind kind;
-  EnsResponder *responder;
-  char *texts[2];
-  guint n_texts;
-  char *id;           /* store */
-  JsonNode *metadata; /* store, (owned) */
-  guint top_k;        /* query */
-  JsonObject *filter; /* query, (owned) may be NULL */
-  char *provider;     /* backend name */
-  char *model;        /* "" : the backend's default */
-  char *target;       /* where its COMPLETION_RESULT goes */
-  gboolean acked;     /* embed answered (the op may be freed once also done) */
-  gboolean done;      /* answered */
-} Op;
-
-/* What an embedding produced: n vectors of dims floats, unit length. */
-typedef struct {
-  char *source;
-  char *model;
-  guint dims;
-  float *vectors;
-} Embedded;
-
-static void
-embedded_clear (Embedded *e)
-{
-  g_free (e->source);
-  g_free (e->model);
-  g_free (e->vectors);
-}
-
-static void
-concept_free (Concept *c)
-{
-  g_free (c->id);
-  g_free (c->text);
-  if (c->metadata)
-    json_node_unref (c->metadata);
-  g_free (c);
-}
-
-static void
-space_free (Space *s)
-{
-  g_free (s->key);
-  g_free (s->source);
-  g_free (s->model);
-  g_free (s->vectors);
-  g_ptr_array_unref (s->concepts);
-  g_free (s);
-}
 
 static void
 op_free (Op *op)
@@ -163,254 +53,6 @@ op_free (Op *op)
   g_free (op);
 }
 
-/* ------------------------------------------------------ local embedding */
-
-static inline guint32
-fnv1a (guint32 h, const char *bytes, gsize len)
-{
-  for (gsize i = 0; i < len; i++)
-    {
-      h ^= (guchar) bytes[i];
-      h *= 16777619u;
-    }
-  return h;
-}
-
-#define FNV_SEED 2166136261u
-
-typedef struct {
-  guint32 hash;
-  float weight; /* of its kind */
-} Feature;
-
-static int
-feature_cmp (gconstpointer a, gconstpointer b)
-{
-  guint32 x = ((const Feature *) a)->hash, y = ((const Feature *) b)->hash;
-  return x < y ? -1 : x > y;
-}
-
-static void
-add_feature (GArray *out, char kind, const char *a, gsize alen, const char *b, gsize blen, float weight)
-{
-  Feature f;
-  guint32 h = fnv1a (FNV_SEED, &kind, 1);
-
-  h = fnv1a (h, a, alen);
-  if (b)
-    {
-      h = fnv1a (h, "\x1f", 1);
-      h = fnv1a (h, b, blen);
-    }
-  f.hash = h;
-  f.weight = weight;
-  g_array_append_val (out, f);
-}
-
-/* (transfer full) the words of @text: lower-cased runs of letters and digits;
- * a text without any falls back to its runs of non-space characters. */
-static GPtrArray *
-split_words (const char *text)
-{
-  g_autofree char *lower = g_utf8_strdown (text, -1);
-  GPtrArray *words = g_ptr_array_new_with_free_func (g_free);
-
-  for (int pass = 0; pass < 2 && words->len == 0; pass++)
-    {
-      const char *p = lower, *start = NULL;
-
-      while (TRUE)
-        {
-          gunichar ch = *p ? g_utf8_get_char (p) : 0;
-          gboolean in_word = ch != 0 && (pass == 0 ? (g_unichar_isalnum (ch) || g_unichar_ismark (ch))
-                                                   : !g_unichar_isspace (ch));
-          if (in_word && !start)
-            start = p;
-          else if (!in_word && start)
-            {
-              g_ptr_array_add (words, g_strndup (start, p - start));
-              start = NULL;
-            }
-          if (!ch)
-            break;
-          p = g_utf8_next_char (p);
-        }
-    }
-  return words;
-}
-
-/* (transfer full) every feature occurrence of @text, sorted by hash so equal
- * features are adjacent (term frequency = run length). */
-static GArray *
-text_features (const char *text)
-{
-  g_autoptr (GPtrArray) words = split_words (text);
-  GArray *out = g_array_new (FALSE, FALSE, sizeof (Feature));
-
-  for (guint i = 0; i < words->len; i++)
-    {
-      const char *w = g_ptr_array_index (words, i);
-      g_autofree char *padded = g_strconcat ("^", w, "$", NULL);
-      const char *p0, *p1, *p2, *p3;
-
-      add_feature (out, 'w', w, strlen (w), NULL, 0, W_UNIGRAM);
-      if (i + 1 < words->len)
-        {
-          const char *next = g_ptr_array_index (words, i + 1);
-          add_feature (out, 'b', w, strlen (w), next, strlen (next), W_BIGRAM);
-        }
-      /* character 3-grams of ^word$, by characters rather than bytes */
-      p0 = padded;
-      p1 = g_utf8_next_char (p0);
-      p2 = g_utf8_next_char (p1);
-      while (*p2)
-        {
-          p3 = g_utf8_next_char (p2);
-          add_feature (out, 'c', p0, p3 - p0, NULL, 0, W_TRIGRAM);
-          p0 = p1;
-          p1 = p2;
-          p2 = p3;
-        }
-    }
-  g_array_sort (out, feature_cmp);
-  return out;
-}
-
-static void
-df_update (Semantic *sem, const char *text, int delta)
-{
-  g_autoptr (GArray) features = text_features (text);
-
-  for (guint i = 0; i < features->len; i++)
-    {
-      guint32 h = g_array_index (features, Feature, i).hash;
-      gpointer key = GUINT_TO_POINTER (h);
-      guint n;
-
-      if (i > 0 && g_array_index (features, Feature, i - 1).hash == h)
-        continue; /* once per document */
-      n = GPOINTER_TO_UINT (g_hash_table_lookup (sem->df, key));
-      if (delta > 0)
-        g_hash_table_insert (sem->df, key, GUINT_TO_POINTER (n + 1));
-      else if (n <= 1)
-        g_hash_table_remove (sem->df, key);
-      else
-        g_hash_table_insert (sem->df, key, GUINT_TO_POINTER (n - 1));
-    }
-}
-
-static void
-normalise (float *v, guint dims)
-{
-  double sum = 0;
-
-  for (guint i = 0; i < dims; i++)
-    sum += (double) v[i] * v[i];
-  if (sum > 0)
-    {
-      float inv = (float) (1.0 / sqrt (sum));
-      for (guint i = 0; i < dims; i++)
-        v[i] *= inv;
-    }
-}
-
-/* Writes the local embedding of @text into @out (LOCAL_DIMS floats), weighted
- * with the current document frequencies: idf = ln((N+1)/(df+1)) + 1. */
-static void
-embed_local (Semantic *sem, const char *text, float *out)
-{
-  g_autoptr (GArray) features = text_features (text);
-  double n_docs = g_hash_table_size (sem->concepts);
-
-  memset (out, 0, LOCAL_DIMS * sizeof (float));
-  for (guint i = 0; i < features->len;)
-    {
-      Feature *f = &g_array_index (features, Feature, i);
-      guint tf = 1;
-      double df, w;
-
-      while (i + tf < features->len && g_array_index (features, Feature, i + tf).hash == f->hash)
-        tf++;
-      df = GPOINTER_TO_UINT (g_hash_table_lookup (sem->df, GUINT_TO_POINTER (f->hash)));
-      w = f->weight * (1.0 + log (tf)) * (log ((n_docs + 1) / (df + 1)) + 1.0);
-      /* low bits pick the dimension, the top bit the sign, so collisions
-       * cancel out on average instead of piling up */
-      out[f->hash % LOCAL_DIMS] += (f->hash & 0x80000000u) ? (float) -w : (float) w;
-      i += tf;
-    }
-  normalise (out, LOCAL_DIMS);
-}
-
-/* --------------------------------------------------------------- spaces */
-
-static char *
-space_key (const char *source, const char *model, guint dims)
-{
-  return g_strdup_printf ("%s\n%s\n%u", source, model, dims);
-}
-
-static Space *
-space_lookup (Semantic *sem, const char *source, const char *model, guint dims, gboolean create)
-{
-  g_autofree char *key = space_key (source, model, dims);
-  Space *s = g_hash_table_lookup (sem->spaces, key);
-
-  if (!s && create)
-    {
-      s = g_new0 (Space, 1);
-      s->key = g_steal_pointer (&key);
-      s->source = g_strdup (source);
-      s->model = g_strdup (model);
-      s->dims = dims;
-      s->concepts = g_ptr_array_new ();
-      g_hash_table_insert (sem->spaces, s->key, s);
-    }
-  return s;
-}
-
-static void
-space_add (Space *s, Concept *c, const float *vector)
-{
-  if (s->rows == s->capacity)
-    {
-      s->capacity = MAX (s->capacity * 2, 64);
-      s->vectors = g_realloc_n (s->vectors, s->capacity * s->dims, sizeof (float));
-    }
-  memcpy (s->vectors + s->rows * s->dims, vector, s->dims * sizeof (float));
-  c->space = s;
-  c->row = s->rows++;
-  g_ptr_array_add (s->concepts, c);
-}
-
-/* Removes @c's row: the last row moves into its place. */
-static void
-space_remove (Semantic *sem, Concept *c)
-{
-  Space *s = c->space;
-  gsize last = s->rows - 1;
-
-  if (c->row != last)
-    {
-      Concept *moved = g_ptr_array_index (s->concepts, last);
-      memcpy (s->vectors + (gsize) c->row * s->dims, s->vectors + last * s->dims, s->dims * sizeof (float));
-      moved->row = c->row;
-      s->concepts->pdata[c->row] = moved;
-    }
-  g_ptr_array_set_size (s->concepts, last);
-  s->rows = last;
-  c->space = NULL;
-  if (s->rows == 0)
-    g_hash_table_remove (sem->spaces, s->key); /* frees s */
-}
-
-/* Drops @c from memory (space, df, table; frees it). */
-static void
-concept_forget (Semantic *sem, Concept *c)
-{
-  space_remove (sem, c);
-  df_update (sem, c->text, -1);
-  g_hash_table_remove (sem->concepts, c->id);
-}
 
 /* Four-wide dot product: GCC/Clang vector extensions, unaligned loads. */
 typedef float v4f __attribute__ ((vector_size (16)));
@@ -522,200 +164,6 @@ filter_matches (JsonObject *filter, Concept *c)
   return TRUE;
 }
 
-/* ---------------------------------------------------------- persistence */
-
-static char *
-vector_to_base64 (const float *v, guint dims)
-{
-  g_autofree guint32 *le = g_new (guint32, dims);
-
-  for (guint i = 0; i < dims; i++)
-    {
-      guint32 bits;
-      memcpy (&bits, &v[i], 4);
-      le[i] = GUINT32_TO_LE (bits);
-    }
-  return g_base64_encode ((const guchar *) le, (gsize) dims * 4);
-}
-
-/* (transfer full) the vector, or NULL when @text (@len bytes of base64) is
- * not @dims floats. */
-static float *
-vector_from_base64 (const char *text, gsize len, guint dims)
-{
-  g_autofree guchar *raw = g_malloc (len / 4 * 3 + 3);
-  gint state = 0;
-  guint save = 0;
-  gsize n = g_base64_decode_step (text, len, raw, &state, &save);
-  float *v;
-
-  if (dims == 0 || n != (gsize) dims * 4)
-    return NULL;
-  v = g_new (float, dims);
-  for (guint i = 0; i < dims; i++)
-    {
-      guint32 bits;
-      memcpy (&bits, raw + (gsize) i * 4, 4);
-      bits = GUINT32_FROM_LE (bits);
-      memcpy (&v[i], &bits, 4);
-    }
-  return v;
-}
-
-/* A stored record ends with ,"vector":"<base64>"} (persist () writes it
- * last).  Cuts that member off @json in place and points @b64 / @len at the
- * base64 text, so the JSON parser only reads the small rest: parsing
- * thousands of base64 characters per concept made a restart with 100k
- * concepts take seconds.  FALSE (and @json untouched) for any other shape. */
-static gboolean
-split_vector (char *json, const char **b64, gsize *len)
-{
-  static const char marker[] = ",\"vector\":\"";
-  gsize n = strlen (json), m = strlen (marker);
-  char *end, *start;
-
-  if (n < m + 2 || json[n - 1] != '}' || json[n - 2] != '"')
-    return FALSE;
-  end = json + n - 2;
-  /* backwards over the base64 text (it has no quotes) to the marker */
-  for (start = end; start > json && (g_ascii_isalnum (start[-1]) || start[-1] == '+' || start[-1] == '/' ||
-                                      start[-1] == '='); start--)
-    ;
-  if ((gsize) (start - json) < m || memcmp (start - m, marker, m) != 0)
-    return FALSE;
-  *b64 = start;
-  *len = end - start;
-  start -= m; /* (start[-m] would add a wrapped unsigned offset) */
-  start[0] = '}';
-  start[1] = '\0';
-  return TRUE;
-}
-
-/* (transfer full) a node holding a new empty object. */
-static JsonNode *
-embedding_info (const char *source, const char *model, guint dims)
-{
-  JsonObject *o = json_object_new ();
-  JsonNode *n = json_node_new (JSON_NODE_OBJECT);
-
-  json_object_set_string_member (o, "source", source);
-  json_object_set_string_member (o, "model", model);
-  json_object_set_int_member (o, "dims", dims);
-  json_node_take_object (n, o);
-  return n;
-}
-
-static gboolean
-persist (Semantic *sem, const char *id, const char *text, JsonNode *metadata, const Embedded *e, gint64 slot,
-         gboolean new_slot, GError **error)
-{
-  JsonObject *o = json_object_new ();
-  g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
-  g_autoptr (JsonNode) id_node = json_node_new (JSON_NODE_VALUE);
-  g_autofree char *json = NULL;
-  g_autofree char *id_json = NULL;
-  g_autofree char *slot_key = g_strdup_printf ("%" G_GINT64_FORMAT, slot);
-
-  json_object_set_string_member (o, "id", id);
-  json_object_set_string_member (o, "text", text);
-  json_object_set_member (o, "metadata", json_node_copy (metadata));
-  json_object_set_string_member (o, "source", e->source);
-  json_object_set_string_member (o, "model", e->model);
-  json_object_set_int_member (o, "dims", e->dims);
-  json_object_set_int_member (o, "slot", slot);
-  /* last, so that load_all () finds it at the end of the text */
-  {
-    JsonNode *v = json_node_new (JSON_NODE_VALUE);
-    char *b64 = vector_to_base64 (e->vectors, e->dims);
-    json_node_set_string (v, b64);
-    g_free (b64);
-    json_object_set_member (o, "vector", v);
-  }
-  json_node_take_object (node, o);
-  json = sem->host->json_to_string (node);
-  if (!sem->host->state_set (sem->self, "concepts", id, json, error))
-    return FALSE;
-  if (new_slot)
-    {
-      json_node_set_string (id_node, id);
-      id_json = sem->host->json_to_string (id_node);
-      if (!sem->host->state_set (sem->self, "slots", slot_key, id_json, error))
-        {
-          sem->host->state_delete (sem->self, "concepts", id, NULL);
-          return FALSE;
-        }
-    }
-  return TRUE;
-}
-
-/* Loads every concept: slots 1 .. the sequence's high-water mark. */
-static void
-load_all (Semantic *sem)
-{
-  const EnsHost *host = sem->host;
-  g_autoptr (GError) error = NULL;
-  gint64 ceiling = host->state_next_sequence (sem->self, "slot", &error);
-  guint loaded = 0, bad = 0;
-
-  if (ceiling < 0)
-    {
-      ENS_LOG (host, sem->self, G_LOG_LEVEL_WARNING, "cannot read the concept slots: %s", error->message);
-      return;
-    }
-  for (gint64 slot = 1; slot < ceiling; slot++)
-    {
-      g_autofree char *key = g_strdup_printf ("%" G_GINT64_FORMAT, slot);
-      g_autofree char *id_json = host->state_get (sem->self, "slots", key, NULL);
-      g_autoptr (JsonNode) id_node = NULL;
-      g_autoptr (JsonNode) rec = NULL;
-      g_autofree char *rec_json = NULL;
-      g_autofree float *vector = NULL;
-      JsonObject *o;
-      const char *id, *text, *source, *model, *b64 = NULL;
-      gsize b64_len = 0;
-      JsonNode *meta;
-      gint64 dims;
-      Concept *c;
-
-      if (!id_json)
-        continue; /* deleted */
-      id_node = host->json_parse (id_json, strlen (id_json), NULL);
-      id = id_node && JSON_NODE_HOLDS_VALUE (id_node) ? json_node_get_string (id_node) : NULL;
-      if (id)
-        rec_json = host->state_get (sem->self, "concepts", id, NULL);
-      if (rec_json && split_vector (rec_json, &b64, &b64_len))
-        rec = host->json_parse (rec_json, strlen (rec_json), NULL);
-      o = rec && JSON_NODE_HOLDS_OBJECT (rec) ? json_node_get_object (rec) : NULL;
-      if (!o || ens_member_int (o, "slot", -1) != slot)
-        {
-          bad++;
-          continue;
-        }
-      text = ens_member_string (o, "text");
-      source = ens_member_string (o, "source");
-      model = ens_member_string (o, "model");
-      dims = ens_member_int (o, "dims", 0);
-      meta = json_object_get_member (o, "metadata");
-      if (!text || !source || !model || !b64 || dims <= 0 || dims > 65536 ||
-          !(vector = vector_from_base64 (b64, b64_len, (guint) dims)) || g_hash_table_contains (sem->concepts, id))
-        {
-          bad++;
-          continue;
-        }
-      c = g_new0 (Concept, 1);
-      c->id = g_strdup (id);
-      c->text = g_strdup (text);
-      c->metadata = meta && JSON_NODE_HOLDS_OBJECT (meta) ? json_node_copy (meta) : ens_node_empty_object ();
-      c->slot = slot;
-      g_hash_table_insert (sem->concepts, c->id, c);
-      space_add (space_lookup (sem, source, model, (guint) dims, TRUE), c, vector);
-      df_update (sem, c->text, +1);
-      loaded++;
-    }
-  ENS_LOG (host, sem->self, G_LOG_LEVEL_INFO, "loaded %u concepts in %u spaces%s", loaded,
-           g_hash_table_size (sem->spaces), bad ? " (some records unreadable, skipped)" : "");
-}
-
 /* ---------------------------------------------------------------- answers */
 
 static void
@@ -770,18 +218,18 @@ finish_store (Semantic *sem, Op *op, Embedded *e)
       /* the document frequencies count the new text (and no longer the one it
        * replaces) before it is weighted; undone if the write fails */
       if (old)
-        df_update (sem, old->text, -1);
-      df_update (sem, op->texts[0], +1);
+        ens_semantic_df_update (sem, old->text, -1);
+      ens_semantic_df_update (sem, op->texts[0], +1);
       e->vectors = g_new (float, LOCAL_DIMS);
-      embed_local (sem, op->texts[0], e->vectors);
+      ens_semantic_embed_local (sem, op->texts[0], e->vectors);
     }
-  if (!persist (sem, op->id, op->texts[0], op->metadata, e, slot, old == NULL, &error))
+  if (!ens_semantic_persist (sem, op->id, op->texts[0], op->metadata, e, slot, old == NULL, &error))
     {
       if (local)
         {
-          df_update (sem, op->texts[0], -1);
+          ens_semantic_df_update (sem, op->texts[0], -1);
           if (old)
-            df_update (sem, old->text, +1);
+            ens_semantic_df_update (sem, old->text, +1);
         }
       host->respond_error (op->responder, ENS_ERR_STATE, error->message, NULL);
       return;
@@ -789,24 +237,24 @@ finish_store (Semantic *sem, Op *op, Embedded *e)
   if (old)
     {
       if (!local)
-        df_update (sem, old->text, -1);
-      space_remove (sem, old);
+        ens_semantic_df_update (sem, old->text, -1);
+      ens_semantic_space_remove (sem, old);
       g_hash_table_remove (sem->concepts, old->id); /* frees old */
     }
   if (!local)
-    df_update (sem, op->texts[0], +1);
+    ens_semantic_df_update (sem, op->texts[0], +1);
   c = g_new0 (Concept, 1);
   c->id = g_strdup (op->id);
   c->text = g_strdup (op->texts[0]);
   c->metadata = json_node_ref (op->metadata);
   c->slot = slot;
   g_hash_table_insert (sem->concepts, c->id, c);
-  space_add (space_lookup (sem, e->source, e->model, e->dims, TRUE), c, e->vectors);
+  ens_semantic_space_add (ens_semantic_space_lookup (sem, e->source, e->model, e->dims, TRUE), c, e->vectors);
 
   o = json_object_new ();
   json_object_set_string_member (o, "id", c->id);
   json_object_set_boolean_member (o, "replaced", old != NULL);
-  json_object_set_member (o, "embedding", embedding_info (e->source, e->model, e->dims));
+  json_object_set_member (o, "embedding", ens_semantic_embedding_info (e->source, e->model, e->dims));
   json_node_take_object (answer, o);
   host->respond (op->responder, answer);
 }
@@ -824,9 +272,9 @@ finish_query (Semantic *sem, Op *op, Embedded *e)
   if (!e->vectors)
     {
       e->vectors = g_new (float, LOCAL_DIMS);
-      embed_local (sem, op->texts[0], e->vectors);
+      ens_semantic_embed_local (sem, op->texts[0], e->vectors);
     }
-  s = space_lookup (sem, e->source, e->model, e->dims, FALSE);
+  s = ens_semantic_space_lookup (sem, e->source, e->model, e->dims, FALSE);
   heap = g_new (Hit, op->top_k);
   if (s)
     {
@@ -851,7 +299,7 @@ finish_query (Semantic *sem, Op *op, Embedded *e)
       json_array_add_object_element (results, hit);
     }
   json_object_set_array_member (o, "results", results);
-  json_object_set_member (o, "embedding", embedding_info (e->source, e->model, e->dims));
+  json_object_set_member (o, "embedding", ens_semantic_embedding_info (e->source, e->model, e->dims));
   json_object_set_int_member (o, "searched", searched);
   json_node_take_object (answer, o);
   sem->host->respond (op->responder, answer);
@@ -867,12 +315,12 @@ finish_similarity (Semantic *sem, Op *op, Embedded *e)
   if (!e->vectors)
     {
       e->vectors = g_new (float, 2 * LOCAL_DIMS);
-      embed_local (sem, op->texts[0], e->vectors);
-      embed_local (sem, op->texts[1], e->vectors + LOCAL_DIMS);
+      ens_semantic_embed_local (sem, op->texts[0], e->vectors);
+      ens_semantic_embed_local (sem, op->texts[1], e->vectors + LOCAL_DIMS);
     }
   similarity = CLAMP ((double) dot (e->vectors, e->vectors + e->dims, e->dims), -1.0, 1.0);
   json_object_set_double_member (o, "similarity", similarity);
-  json_object_set_member (o, "embedding", embedding_info (e->source, e->model, e->dims));
+  json_object_set_member (o, "embedding", ens_semantic_embedding_info (e->source, e->model, e->dims));
   json_node_take_object (answer, o);
   sem->host->respond (op->responder, answer);
 }
@@ -936,7 +384,7 @@ parse_embeddings (Op *op, JsonObject *result, Embedded *e, char **why)
             return (*why = g_strdup_printf ("embeddings[%u][%u] is not a number", i, j)), FALSE;
           out[j] = (float) json_node_get_double (x);
         }
-      normalise (out, dims);
+      ens_semantic_normalise (out, dims);
     }
   e->dims = dims;
   return TRUE;
@@ -983,7 +431,7 @@ on_result (EnsMessage *event, gpointer user_data)
       e.model = g_strdup (model && *model ? model : op->model);
       op_finish (sem, op, &e);
     }
-  embedded_clear (&e);
+  ens_semantic_embedded_clear (&e);
   op_settle (sem, op);
 }
 
@@ -1026,7 +474,7 @@ op_run (Semantic *sem, Op *op)
     {
       Embedded e = { .source = g_strdup ("local"), .model = g_strdup (LOCAL_MODEL), .dims = LOCAL_DIMS };
       op_finish (sem, op, &e);
-      embedded_clear (&e);
+      ens_semantic_embedded_clear (&e);
       op_free (op);
       return;
     }
@@ -1126,7 +574,7 @@ semantic_handle (gpointer instance, EnsMessage *request, EnsResponder *responder
       json_object_set_string_member (o, "id", id);
       json_node_take_object (answer, o);
       if (c)
-        concept_forget (sem, c);
+        ens_semantic_concept_forget (sem, c);
       host->respond (responder, answer);
       return;
     }
@@ -1256,8 +704,8 @@ semantic_init (const EnsHost *host, EnsPlugin *self, GError **error)
   sem = g_new0 (Semantic, 1);
   sem->host = host;
   sem->self = self;
-  sem->concepts = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) concept_free);
-  sem->spaces = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) space_free);
+  sem->concepts = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) ens_semantic_concept_free);
+  sem->spaces = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) ens_semantic_space_free);
   sem->df = g_hash_table_new (g_direct_hash, g_direct_equal);
   sem->ops = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) op_free);
   /* Unique to this instance: a result for an op of an earlier one is not ours. */
@@ -1266,7 +714,7 @@ semantic_init (const EnsHost *host, EnsPlugin *self, GError **error)
     g_autofree char *pattern = g_strdup_printf ("COMPLETION_RESULT:%s*", sem->prefix);
     sem->sub_id = host->subscribe (self, pattern, on_result, sem, NULL);
   }
-  load_all (sem);
+  ens_semantic_load_all (sem);
   return sem;
 }
 
@@ -1329,3 +777,4 @@ static const EnsAgentVTable semantic_vtable = {
 ENS_PLUGIN_DEFINE (ENS_PLUGIN_KIND_AGENT, "agent-semantic", "1.0",
                    "Concepts and semantic similarity (provider or local embeddings)", ENS_PLUGIN_FLAG_NONE,
                    semantic_init, semantic_stop, semantic_describe, &semantic_vtable)
+
