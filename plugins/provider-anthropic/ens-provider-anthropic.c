@@ -17,6 +17,7 @@
  * cancellation, the SSE reader and the reading of answers are the upstream
  * library's (plugins/common/upstream, ens-upstream-anthropic.h for this
  * API). */
+#include "ens-json-util.h"
 #include "ens-upstream.h"
 #include "ens-upstream-messages.h"
 
@@ -186,7 +187,7 @@ anthropic_body (EnsUpstreamBackend *be, JsonObject *req, const char *model, gboo
         continue; /* the tool loop's: tool_use and tool_result blocks */
       if (g_strcmp0 (role, "system") == 0)
         {
-          g_autofree char *text = ens_upstream_content_text (json_object_get_member (m, "content"));
+          g_autofree char *text = ens_content_text (json_object_get_member (m, "content"), "");
 
           if (*text)
             {

@@ -8,30 +8,6 @@
 
 /* ---- text helpers ---- */
 
-/* (transfer full) the text of a message content: a string, or the "text"
- * members of an array of parts. */
-static char *
-content_text (JsonNode *content)
-{
-  GString *text = g_string_new (NULL);
-
-  if (content && JSON_NODE_HOLDS_VALUE (content) && json_node_get_value_type (content) == G_TYPE_STRING)
-    g_string_append (text, json_node_get_string (content));
-  else if (content && JSON_NODE_HOLDS_ARRAY (content))
-    {
-      JsonArray *parts = json_node_get_array (content);
-      for (guint i = 0; i < json_array_get_length (parts); i++)
-        {
-          JsonNode *part = json_array_get_element (parts, i);
-          JsonObject *obj = JSON_NODE_HOLDS_OBJECT (part) ? json_node_get_object (part) : NULL;
-          JsonNode *t = obj ? json_object_get_member (obj, "text") : NULL;
-          if (t && JSON_NODE_HOLDS_VALUE (t) && json_node_get_value_type (t) == G_TYPE_STRING)
-            g_string_append (text, json_node_get_string (t));
-        }
-    }
-  return g_string_free (text, FALSE);
-}
-
 /* (transfer full) the conversation as one text: the system prompt first,
  * then the turns.  A lone user message is passed as it is; a longer
  * conversation labels each turn so the program sees who said what. */
@@ -48,7 +24,7 @@ ens_command_flatten_prompt (JsonArray *messages)
       JsonNode *m = json_array_get_element (messages, i);
       JsonObject *obj = JSON_NODE_HOLDS_OBJECT (m) ? json_node_get_object (m) : NULL;
       const char *role = obj ? json_object_get_string_member_with_default (obj, "role", "user") : "user";
-      g_autofree char *text = content_text (obj ? json_object_get_member (obj, "content") : NULL);
+      g_autofree char *text = ens_content_text (obj ? json_object_get_member (obj, "content") : NULL, "");
 
       if (g_strcmp0 (role, "system") == 0)
         {
@@ -150,7 +126,7 @@ ens_command_json_text_member (JsonObject *obj, const char *member)
   if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
     return g_strdup (json_node_get_string (node));
   if (JSON_NODE_HOLDS_ARRAY (node))
-    return content_text (node);
+    return ens_content_text (node, "");
   return NULL;
 }
 

@@ -10,6 +10,8 @@
 
 #include <ensemble/ensemble.h>
 
+#include "ens-json-util.h"
+
 #define PROVIDER_SCHEMA "org.ensemble.Provider"
 #define READ_SIZE 8192
 #define STDERR_KEEP (64 * 1024) /* only the tail of stderr matters */

@@ -28,6 +28,8 @@
  * made unit length, so texts that share words are close. */
 #include <ensemble/ensemble.h>
 
+#include "ens-json-util.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -64,37 +66,19 @@ typedef struct {
 /* ---- text helpers ---- */
 
 /* (transfer full) the text of a message content: a string, or the "text"
- * members of an array of parts. */
+ * members of an array of parts, a line each; valid UTF-8. */
 static char *
 content_text (JsonNode *content)
 {
-  GString *text = g_string_new (NULL);
+  char *text = ens_content_text (content, "\n");
 
-  if (content && JSON_NODE_HOLDS_VALUE (content) && json_node_get_value_type (content) == G_TYPE_STRING)
-    g_string_append (text, json_node_get_string (content));
-  else if (content && JSON_NODE_HOLDS_ARRAY (content))
+  if (!g_utf8_validate (text, -1, NULL))
     {
-      JsonArray *parts = json_node_get_array (content);
-      for (guint i = 0; i < json_array_get_length (parts); i++)
-        {
-          JsonNode *part = json_array_get_element (parts, i);
-          JsonObject *obj = JSON_NODE_HOLDS_OBJECT (part) ? json_node_get_object (part) : NULL;
-          JsonNode *t = obj ? json_object_get_member (obj, "text") : NULL;
-          if (t && JSON_NODE_HOLDS_VALUE (t) && json_node_get_value_type (t) == G_TYPE_STRING)
-            {
-              if (text->len)
-                g_string_append_c (text, '\n');
-              g_string_append (text, json_node_get_string (t));
-            }
-        }
-    }
-  if (!g_utf8_validate (text->str, (gssize) text->len, NULL))
-    {
-      char *valid = g_utf8_make_valid (text->str, (gssize) text->len);
-      g_string_free (text, TRUE);
+      char *valid = g_utf8_make_valid (text, -1);
+      g_free (text);
       return valid;
     }
-  return g_string_free (text, FALSE);
+  return text;
 }
 
 static guint

@@ -280,6 +280,32 @@ test_write (void)
   }
 }
 
+/* A message's content as text: a string as it is, the string "text" of each
+ * part with the separator between them, anything else nothing. */
+static void
+test_content_text (void)
+{
+  static const struct { const char *json; const char *sep; const char *want; } cases[] = {
+    { "\"plain\"", "\n", "plain" },
+    { "[{\"type\":\"text\",\"text\":\"a\"},{\"text\":\"b\"}]", "\n", "a\nb" },
+    { "[{\"text\":\"a\"},{\"text\":\"b\"}]", "", "ab" },
+    { "[{\"text\":\"\"},{\"text\":\"b\"},{\"text\":3},\"c\",null,{\"image\":{}}]", "\n", "b" },
+    { "42", "\n", "" },
+    { "{\"text\":\"x\"}", "\n", "" },
+    { "null", "\n", "" },
+  };
+  g_autofree char *none = ens_content_text (NULL, "\n");
+
+  g_assert_cmpstr (none, ==, "");
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (JsonNode) node = json_from_string (cases[i].json, NULL);
+      g_autofree char *text = ens_content_text (node, cases[i].sep);
+
+      g_assert_cmpstr (text, ==, cases[i].want);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -290,5 +316,6 @@ main (int argc, char **argv)
   g_test_add_func ("/json-util/invalid", test_invalid);
   g_test_add_func ("/json-util/quote", test_quote);
   g_test_add_func ("/json-util/write", test_write);
+  g_test_add_func ("/json-util/content-text", test_content_text);
   return g_test_run ();
 }

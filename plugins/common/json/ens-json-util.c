@@ -173,6 +173,31 @@ ens_array_object (JsonArray *array, guint index)
   return n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
 }
 
+char *
+ens_content_text (JsonNode *content, const char *separator)
+{
+  GString *text = g_string_new (NULL);
+
+  if (content && JSON_NODE_HOLDS_VALUE (content) && json_node_get_value_type (content) == G_TYPE_STRING)
+    g_string_append (text, json_node_get_string (content));
+  else if (content && JSON_NODE_HOLDS_ARRAY (content))
+    {
+      JsonArray *parts = json_node_get_array (content);
+
+      for (guint i = 0; i < json_array_get_length (parts); i++)
+        {
+          const char *t = ens_member_string (ens_array_object (parts, i), "text");
+
+          if (t == NULL)
+            continue;
+          if (text->len)
+            g_string_append (text, separator);
+          g_string_append (text, t);
+        }
+    }
+  return g_string_free (text, FALSE);
+}
+
 /* ------------------------------------------------------------ parameters */
 
 gboolean

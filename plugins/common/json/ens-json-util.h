@@ -57,6 +57,12 @@ const char *ens_array_string (JsonArray *array, guint index);
 /* (transfer none) the object at @index of @array (may be NULL), else NULL. */
 JsonObject *ens_array_object (JsonArray *array, guint index);
 
+/* (transfer full) the text of a chat message's content (transfer none, may
+ * be NULL): a string as it is, or the string "text" members of an array of
+ * parts, @separator (transfer none) between two of them once there is text;
+ * "" for anything else. */
+char *ens_content_text (JsonNode *content, const char *separator);
+
 /* ---- writing JSON text without a tree ---- */
 
 /* Writing JSON text (for hot paths that write a known shape straight to

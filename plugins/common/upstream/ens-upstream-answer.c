@@ -1,5 +1,6 @@
 /* ens-upstream-answer.c — see ens-upstream-answer.h. */
 #include "ens-upstream-answer.h"
+#include "ens-json-util.h"
 #include "ens-json-write.h"
 
 #include <string.h>
@@ -106,7 +107,7 @@ estimate_input (JsonNode *request)
 
       if (JSON_NODE_HOLDS_OBJECT (m))
         {
-          g_autofree char *t = ens_upstream_content_text (json_object_get_member (json_node_get_object (m), "content"));
+          g_autofree char *t = ens_content_text (json_object_get_member (json_node_get_object (m), "content"), "");
           chars += (gsize) g_utf8_strlen (t, -1);
         }
     }

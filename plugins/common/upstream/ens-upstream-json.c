@@ -275,31 +275,6 @@ ens_upstream_error_message (const char *body, gsize len)
   return ens_upstream_shorten (joined, strlen (joined));
 }
 
-char *
-ens_upstream_content_text (JsonNode *content)
-{
-  GString *text;
-  JsonArray *parts;
-
-  if (!content || JSON_NODE_HOLDS_NULL (content))
-    return g_strdup ("");
-  if (JSON_NODE_HOLDS_VALUE (content) && json_node_get_value_type (content) == G_TYPE_STRING)
-    return g_strdup (json_node_get_string (content));
-  if (!JSON_NODE_HOLDS_ARRAY (content))
-    return g_strdup ("");
-  parts = json_node_get_array (content);
-  text = g_string_new (NULL);
-  for (guint i = 0; i < json_array_get_length (parts); i++)
-    {
-      JsonNode *part = json_array_get_element (parts, i);
-      const char *t = JSON_NODE_HOLDS_OBJECT (part) ? ens_upstream_string (json_node_get_object (part), "text", NULL, NULL)
-                                                    : NULL;
-      if (t)
-        g_string_append (text, t);
-    }
-  return g_string_free (text, FALSE);
-}
-
 GBytes *
 ens_upstream_json_bytes (JsonNode *node)
 {

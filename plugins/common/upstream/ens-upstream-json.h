@@ -66,9 +66,6 @@ char *ens_upstream_error_message (const char *body, gsize len);
  * to 300 characters; "(no details)" when nothing is left. */
 char *ens_upstream_shorten (const char *text, gsize len);
 
-/* (transfer full) the text of a message content: a string, or the "text"
- * members of an array of parts, joined; "" for anything else. */
-char *ens_upstream_content_text (JsonNode *content);
 
 /* (transfer full) @node as compact JSON bytes. */
 GBytes *ens_upstream_json_bytes (JsonNode *node);
