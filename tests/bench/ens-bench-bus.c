@@ -14,6 +14,7 @@
  * Usage: ens-bench-bus [--count N] [--rounds R] [--quick]
  * Not part of the test suite; build optimised (build-release).
  */
+#include "ens-bench-measure.h"
 #include "ens-bus.h"
 #include "ens-glob.h"
 #include "ens-message-private.h"
@@ -21,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SUBSCRIBERS 16
@@ -36,26 +36,6 @@ sink (EnsMessage *event, gpointer data)
   sink_count++;
 }
 
-static double
-now_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static long
-rss_kb (void)
-{
-  FILE *f = fopen ("/proc/self/statm", "r");
-  long pages = 0, resident = 0;
-
-  if (f == NULL || fscanf (f, "%ld %ld", &pages, &resident) != 2)
-    resident = 0;
-  if (f)
-    fclose (f);
-  return resident * sysconf (_SC_PAGESIZE) / 1024;
-}
 
 /* ------------------------------------------------------------------ the old design */
 
@@ -218,7 +198,7 @@ fanout (gboolean old, gboolean with_globs, guint count, guint rounds)
     }
   for (guint r = 0; r < rounds; r++)
     {
-      double start = now_ns ();
+      double start = (double) ens_bench_now_ns ();
       for (guint i = 0; i < count; i++)
         {
           if (old)
@@ -226,7 +206,7 @@ fanout (gboolean old, gboolean with_globs, guint count, guint rounds)
           else
             ens_bus_publish (bus, event, NULL);
         }
-      best = MIN (best, (now_ns () - start) / count);
+      best = MIN (best, ((double) ens_bench_now_ns () - start) / count);
     }
   for (guint i = 0; i < 2 * SUBSCRIBERS; i++)
     ens_subscriber_free (bus, subs[i]);
@@ -250,8 +230,8 @@ churn (gboolean old, guint count, guint rounds, long *kb)
 
   for (guint r = 0; r < rounds; r++)
     {
-      long before = rss_kb ();
-      double start = now_ns ();
+      long before = ens_bench_rss_kb (0);
+      double start = (double) ens_bench_now_ns ();
       for (guint i = 0; i < count; i++)
         {
           g_snprintf (topic, sizeof topic, "churn.%s.%u.%u", old ? "old" : "new", r, i);
@@ -263,9 +243,9 @@ churn (gboolean old, guint count, guint rounds, long *kb)
               ens_bus_unsubscribe (bus, sub, topic);
             }
         }
-      best = MIN (best, (now_ns () - start) / count);
+      best = MIN (best, ((double) ens_bench_now_ns () - start) / count);
       if (r == 0)
-        *kb = rss_kb () - before;
+        *kb = ens_bench_rss_kb (0) - before;
     }
   ens_subscriber_free (bus, sub);
   g_object_unref (obus);

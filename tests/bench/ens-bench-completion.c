@@ -34,23 +34,18 @@
  *
  * Not part of the test suite; see tests/bench/run-bench-completion.sh.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <glib.h>
+#include "ens-bench-lines.h"
+#include "ens-bench-measure.h"
+#include "ens-bench-native.h"
+#include "ens-bench-net.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #define LINE_CAP        1024          /* max length of one generated request line */
@@ -86,17 +81,8 @@ static GOptionEntry opt_entries[] = {
     "pin completions to this provider backend (default: the router decides)", "NAME" },
   { NULL, 0, 0, 0, NULL, NULL, NULL }
 };
-
 /* ------------------------------------------------------------------------ */
 /* small helpers */
-
-static inline int64_t
-now_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static inline double
 ns_to_ms (int64_t ns)
@@ -104,143 +90,10 @@ ns_to_ms (int64_t ns)
   return (double) ns / 1e6;
 }
 
-static void
-set_nonblock (int fd)
-{
-  int fl = fcntl (fd, F_GETFL, 0);
-  if (fl >= 0)
-    (void) fcntl (fd, F_SETFL, fl | O_NONBLOCK);
-}
-
-/* Write everything on a non-blocking fd, polling when the buffer is full. */
 static int
 write_all (int fd, const char *buf, size_t len)
 {
-  while (len > 0)
-    {
-      ssize_t w = write (fd, buf, len);
-      if (w > 0)
-        {
-          buf += w;
-          len -= (size_t) w;
-          continue;
-        }
-      if (w < 0 && errno == EINTR)
-        continue;
-      if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        {
-          struct pollfd p = { .fd = fd, .events = POLLOUT, .revents = 0 };
-          if (poll (&p, 1, IO_TIMEOUT_S * 1000) <= 0)
-            {
-              errno = ETIMEDOUT;
-              return -1;
-            }
-          continue;
-        }
-      return -1;
-    }
-  return 0;
-}
-
-static int
-connect_unix (const char *path)
-{
-  struct sockaddr_un sa;
-  memset (&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  if (strlen (path) >= sizeof sa.sun_path)
-    {
-      errno = ENAMETOOLONG;
-      return -1;
-    }
-  strcpy (sa.sun_path, path);
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -1;
-  if (connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
-    {
-      int e = errno;
-      close (fd);
-      errno = e;
-      return -1;
-    }
-  set_nonblock (fd);
-  return fd;
-}
-
-/* ------------------------------------------------------------------------ */
-/* minimal field extraction from one compact JSON line
- *
- * Keys are looked up as "key" followed by ':'; inside JSON strings every '"'
- * is escaped, so a key can not be matched inside a string value.  The first
- * match wins, so callers pass a starting point inside the object they mean
- * when a key occurs at several depths. */
-
-static const char *
-json_after_key (const char *from, const char *qkey)
-{
-  size_t kl = strlen (qkey);
-  for (const char *p = from; (p = strstr (p, qkey)) != NULL; p += kl)
-    {
-      const char *q = p + kl;
-      while (*q == ' ' || *q == '\t')
-        q++;
-      if (*q != ':')
-        continue;
-      q++;
-      while (*q == ' ' || *q == '\t')
-        q++;
-      return q;
-    }
-  return NULL;
-}
-
-static gboolean
-json_get_double (const char *from, const char *qkey, double *out)
-{
-  const char *p = json_after_key (from, qkey);
-  char *end = NULL;
-  if (!p)
-    return FALSE;
-  double v = g_ascii_strtod (p, &end);
-  if (end == p)
-    return FALSE;
-  *out = v;
-  return TRUE;
-}
-
-/* Copies a string value (escapes kept verbatim); FALSE if absent or not a
- * string or longer than cap - 1. */
-static gboolean
-json_get_string (const char *from, const char *qkey, char *out, size_t cap)
-{
-  const char *p = json_after_key (from, qkey);
-  size_t n = 0;
-  if (!p || *p != '"')
-    return FALSE;
-  for (p++; *p && *p != '"'; p++)
-    {
-      if (*p == '\\' && p[1])
-        {
-          if (n + 2 >= cap)
-            return FALSE;
-          out[n++] = *p++;
-        }
-      if (n + 1 >= cap)
-        return FALSE;
-      out[n++] = *p;
-    }
-  if (*p != '"')
-    return FALSE;
-  out[n] = '\0';
-  return TRUE;
-}
-
-static gboolean
-json_string_is (const char *from, const char *qkey, const char *want)
-{
-  char buf[ID_CAP];
-  return json_get_string (from, qkey, buf, sizeof buf) && strcmp (buf, want) == 0;
+  return ens_bench_write_all (fd, buf, len, IO_TIMEOUT_S * 1000);
 }
 
 typedef enum { LINE_OTHER, LINE_REPLY, LINE_CHUNK, LINE_RESULT } LineKind;
@@ -248,7 +101,7 @@ typedef enum { LINE_OTHER, LINE_REPLY, LINE_CHUNK, LINE_RESULT } LineKind;
 static LineKind
 classify (const char *line)
 {
-  const char *ev = json_after_key (line, "\"event\"");
+  const char *ev = ens_bench_json_after_key (line, "\"event\"");
   if (ev)
     {
       if (strncmp (ev, "\"COMPLETION_CHUNK\"", 18) == 0)
@@ -257,104 +110,37 @@ classify (const char *line)
         return LINE_RESULT;
       return LINE_OTHER;
     }
-  return json_after_key (line, "\"id\"") ? LINE_REPLY : LINE_OTHER;
-}
-
-/* "…" + the first 300 characters of a line, for error messages */
-static void
-set_err_line (GString *err, const char *what, const char *line)
-{
-  g_string_printf (err, "%s: %.300s%s", what, line, strlen (line) > 300 ? "..." : "");
+  return ens_bench_json_after_key (line, "\"id\"") ? LINE_REPLY : LINE_OTHER;
 }
 
 /* ------------------------------------------------------------------------ */
 /* connection with line assembly */
 
-typedef struct
-{
-  int      fd;
-  char    *buf;
-  size_t   start, len;   /* unconsumed bytes: buf[start .. len) */
-  int64_t  t_read;       /* when the last read returned */
-} Conn;
+typedef EnsBenchLines Conn;
 
 static gboolean
 conn_open (Conn *c, const char *path, GString *err)
 {
-  memset (c, 0, sizeof *c);
-  c->fd = connect_unix (path);
-  if (c->fd < 0)
+  int fd = ens_bench_connect_unix (path);
+  ens_bench_lines_init (c, fd, CONN_BUF_CAP);
+  if (fd < 0)
     {
       g_string_printf (err, "connect %s: %s", path, g_strerror (errno));
       return FALSE;
     }
-  c->buf = g_malloc (CONN_BUF_CAP);
+  ens_bench_set_nonblock (fd, TRUE);
   return TRUE;
 }
 
-static void
-conn_close (Conn *c)
-{
-  if (c->fd >= 0)
-    close (c->fd);
-  c->fd = -1;
-  g_clear_pointer (&c->buf, g_free);
-}
-
-/* Next complete line (NUL-terminated in place, valid until the next call)
- * and the time the read that completed it returned.  Reads only when no
- * complete line is buffered, so that time is exact.  Waits until
- * @deadline (monotonic ns; <= now means do not wait).
- * Returns 1 with a line, 0 on timeout, -1 on error (errno set). */
+/* The next line and the time the read that completed it returned
+ * (ens_bench_lines_next()): 1, 0 on timeout, -1 on error. */
 static int
 conn_line (Conn *c, int64_t deadline, char **line, int64_t *t)
 {
-  for (;;)
-    {
-      char *nl = memchr (c->buf + c->start, '\n', c->len - c->start);
-      if (nl)
-        {
-          *nl = '\0';
-          *line = c->buf + c->start;
-          *t = c->t_read;
-          c->start = (size_t) (nl + 1 - c->buf);
-          return 1;
-        }
-      if (c->start > 0)
-        {
-          memmove (c->buf, c->buf + c->start, c->len - c->start);
-          c->len -= c->start;
-          c->start = 0;
-        }
-      if (c->len == CONN_BUF_CAP)
-        {
-          errno = EMSGSIZE;
-          return -1;
-        }
-      ssize_t r = read (c->fd, c->buf + c->len, CONN_BUF_CAP - c->len);
-      if (r > 0)
-        {
-          c->t_read = now_ns ();
-          c->len += (size_t) r;
-          continue;
-        }
-      if (r == 0)
-        {
-          errno = ECONNRESET;
-          return -1;
-        }
-      if (errno == EINTR)
-        continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        return -1;
-      int64_t left = deadline - now_ns ();
-      if (left <= 0)
-        return 0;
-      struct pollfd p = { .fd = c->fd, .events = POLLIN, .revents = 0 };
-      int pr = poll (&p, 1, (int) ((left + 999999) / 1000000));
-      if (pr < 0 && errno != EINTR)
-        return -1;
-    }
+  int r = ens_bench_lines_next (c, deadline, line, NULL);
+  if (r > 0)
+    *t = c->t_read;
+  return r;
 }
 
 /* conn_line with the error / timeout turned into a message */
@@ -376,52 +162,10 @@ conn_line_or_err (Conn *c, int64_t deadline, char **line, int64_t *t, const char
 /* ------------------------------------------------------------------------ */
 /* statistics */
 
-typedef struct
-{
-  size_t n;
-  double p50, p90, p99, mean;
-} Stats;
-
-static int
-cmp_double (const void *a, const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-  return (x > y) - (x < y);
-}
-
-static double
-percentile (const double *sorted, size_t n, double q)
-{
-  if (n == 0)
-    return 0.0;
-  size_t idx = (size_t) (q * (double) (n - 1) + 0.5);
-  return sorted[idx];
-}
-
-static Stats
-stats_of (GArray *a)
-{
-  Stats s = { 0, 0, 0, 0, 0 };
-  if (a == NULL || a->len == 0)
-    return s;
-  double *v = g_memdup2 (a->data, (gsize) a->len * sizeof (double));
-  double sum = 0;
-  qsort (v, a->len, sizeof (double), cmp_double);
-  for (guint i = 0; i < a->len; i++)
-    sum += v[i];
-  s.n = a->len;
-  s.p50 = percentile (v, a->len, 0.50);
-  s.p90 = percentile (v, a->len, 0.90);
-  s.p99 = percentile (v, a->len, 0.99);
-  s.mean = sum / (double) a->len;
-  g_free (v);
-  return s;
-}
-
 static void
 print_stats (const char *label, GArray *a)
 {
-  Stats s = stats_of (a);
+  EnsBenchStats s = ens_bench_stats_of (a);
   if (s.n == 0)
     {
       printf ("%-46s n/a\n", label);
@@ -440,7 +184,7 @@ push (GArray *a, double v)
 static void
 print_ratio (const char *label, GArray *num, GArray *den)
 {
-  Stats n = stats_of (num), d = stats_of (den);
+  EnsBenchStats n = ens_bench_stats_of (num), d = ens_bench_stats_of (den);
   if (n.n > 0 && d.n > 0 && d.p50 > 0)
     printf ("ratio %s p50: %.2f\n", label, n.p50 / d.p50);
   else
@@ -471,7 +215,7 @@ one_ping (Conn *c, uint64_t n, GString *err)
   char line[LINE_CAP], id[ID_CAP];
   snprintf (id, sizeof id, "p%" PRIu64, n);
   int k = snprintf (line, sizeof line, "{\"id\":\"%s\",\"action\":\"ping\"}\n", id);
-  int64_t t0 = now_ns ();
+  int64_t t0 = ens_bench_now_ns ();
   if (write_all (c->fd, line, (size_t) k) < 0)
     {
       g_string_printf (err, "ping: write: %s", g_strerror (errno));
@@ -484,11 +228,11 @@ one_ping (Conn *c, uint64_t n, GString *err)
       int64_t t;
       if (!conn_line_or_err (c, deadline, &l, &t, "ping", err))
         return -1;
-      if (classify (l) != LINE_REPLY || !json_string_is (l, "\"id\"", id))
+      if (classify (l) != LINE_REPLY || !ens_bench_json_string_is (l, "\"id\"", id))
         continue;  /* a stray event */
-      if (!json_after_key (l, "\"pong\""))
+      if (!ens_bench_json_after_key (l, "\"pong\""))
         {
-          set_err_line (err, "ping failed", l);
+          ens_bench_set_err_line (err, "ping failed", l);
           return -1;
         }
       return ns_to_ms (t - t0);
@@ -512,13 +256,13 @@ typedef struct
 static gboolean
 parse_result (const char *l, OneResult *o, GString *err)
 {
-  const char *res = json_after_key (l, "\"result\"");
+  const char *res = ens_bench_json_after_key (l, "\"result\"");
   if (!res || *res != '{')
     {
-      set_err_line (err, "completion failed", l);
+      ens_bench_set_err_line (err, "completion failed", l);
       return FALSE;
     }
-  const char *tm = json_after_key (res, "\"timings\"");
+  const char *tm = ens_bench_json_after_key (res, "\"timings\"");
   o->hold_ms = o->prov_first_ms = o->prov_ms = -1;
   if (tm && *tm == '{')
     {
@@ -531,11 +275,11 @@ parse_result (const char *l, OneResult *o, GString *err)
         {
           memcpy (obj, tm, len);
           obj[len] = '\0';
-          if (json_get_double (obj, "\"received_to_start_ms\"", &v))
+          if (ens_bench_json_get_double (obj, "\"received_to_start_ms\"", &v))
             o->hold_ms = v;
-          if (json_get_double (obj, "\"provider_first_chunk_ms\"", &v))
+          if (ens_bench_json_get_double (obj, "\"provider_first_chunk_ms\"", &v))
             o->prov_first_ms = v;
-          if (json_get_double (obj, "\"provider_ms\"", &v))
+          if (ens_bench_json_get_double (obj, "\"provider_ms\"", &v))
             o->prov_ms = v;
         }
     }
@@ -558,7 +302,7 @@ one_completion (Conn *c, uint64_t n, gboolean stream, OneResult *o, GString *err
       g_string_printf (err, "request line too long");
       return FALSE;
     }
-  int64_t t0 = now_ns ();
+  int64_t t0 = ens_bench_now_ns ();
   if (write_all (c->fd, line, (size_t) k) < 0)
     {
       g_string_printf (err, "complete: write: %s", g_strerror (errno));
@@ -574,26 +318,26 @@ one_completion (Conn *c, uint64_t n, gboolean stream, OneResult *o, GString *err
       switch (classify (l))
         {
         case LINE_REPLY:
-          if (!json_string_is (l, "\"id\"", id))
+          if (!ens_bench_json_string_is (l, "\"id\"", id))
             break;
-          if (!json_get_string (l, "\"request_id\"", rid, sizeof rid))
+          if (!ens_bench_json_get_string (l, "\"request_id\"", rid, sizeof rid))
             {
-              set_err_line (err, "complete refused", l);
+              ens_bench_set_err_line (err, "complete refused", l);
               return FALSE;
             }
-          (void) json_get_string (l, "\"provider\"", o->provider, sizeof o->provider);
+          (void) ens_bench_json_get_string (l, "\"provider\"", o->provider, sizeof o->provider);
           o->ack_ms = ns_to_ms (t - t0);
           got_ack = TRUE;
           break;
         case LINE_CHUNK:
           /* one completion in flight: before the ack (never seen) it is ours */
-          if (rid[0] && !json_string_is (l, "\"request_id\"", rid))
+          if (rid[0] && !ens_bench_json_string_is (l, "\"request_id\"", rid))
             break;
           if (o->chunks++ == 0)
             o->first_ms = ns_to_ms (t - t0);
           break;
         case LINE_RESULT:
-          if (rid[0] && !json_string_is (l, "\"request_id\"", rid))
+          if (rid[0] && !ens_bench_json_string_is (l, "\"request_id\"", rid))
             break;
           if (!parse_result (l, o, err))
             return FALSE;
@@ -789,7 +533,7 @@ slot_send (Slot *s, uint64_t n, gboolean stream, GString *err)
   snprintf (s->id, sizeof s->id, "k%" PRIu64, n);
   s->rid[0] = '\0';
   int k = mk_complete (line, sizeof line, s->id, n, stream);
-  s->t0 = now_ns ();
+  s->t0 = ens_bench_now_ns ();
   if (write_all (s->c.fd, line, (size_t) k) < 0)
     {
       g_string_printf (err, "complete: write: %s", g_strerror (errno));
@@ -815,7 +559,7 @@ run_concurrent (const char *path, guint count, int conc, gboolean stream, ConcRe
     if (!conn_open (&slots[opened].c, path, res->err))
       goto out;
 
-  t_start = now_ns ();
+  t_start = ens_bench_now_ns ();
   for (int i = 0; i < conc && sent < count; i++)
     if (!slot_send (&slots[i], base + sent++, stream, res->err))
       goto out;
@@ -835,7 +579,7 @@ run_concurrent (const char *path, guint count, int conc, gboolean stream, ConcRe
           g_string_printf (res->err, "poll: %s", g_strerror (errno));
           goto out;
         }
-      if (now_ns () - last_progress > (int64_t) IO_TIMEOUT_S * 1000000000LL)
+      if (ens_bench_now_ns () - last_progress > (int64_t) IO_TIMEOUT_S * 1000000000LL)
         {
           g_string_printf (res->err, "no result for %d s (%u of %u done)", IO_TIMEOUT_S,
                            res->done, count);
@@ -863,16 +607,16 @@ run_concurrent (const char *path, guint count, int conc, gboolean stream, ConcRe
                   goto out;
                 }
               LineKind kind = classify (l);
-              if (kind == LINE_REPLY && json_string_is (l, "\"id\"", s->id))
+              if (kind == LINE_REPLY && ens_bench_json_string_is (l, "\"id\"", s->id))
                 {
-                  if (!json_get_string (l, "\"request_id\"", s->rid, sizeof s->rid))
+                  if (!ens_bench_json_get_string (l, "\"request_id\"", s->rid, sizeof s->rid))
                     {
-                      set_err_line (res->err, "complete refused", l);
+                      ens_bench_set_err_line (res->err, "complete refused", l);
                       goto out;
                     }
                 }
               else if (kind == LINE_RESULT && s->busy &&
-                       (!s->rid[0] || json_string_is (l, "\"request_id\"", s->rid)))
+                       (!s->rid[0] || ens_bench_json_string_is (l, "\"request_id\"", s->rid)))
                 {
                   OneResult o;
                   if (!parse_result (l, &o, res->err))
@@ -896,7 +640,7 @@ out:
       res->rate = (double) res->done / res->secs;
     }
   for (int i = 0; i < opened; i++)
-    conn_close (&slots[i].c);
+    ens_bench_lines_clear (&slots[i].c);
   g_free (pfd);
   g_free (slots);
 }
@@ -909,7 +653,7 @@ print_concurrent (const char *m, int conc, ConcResult *r)
       printf ("concurrent %d in flight (%s): FAILED (%s)\n", conc, m, r->err->str);
       return;
     }
-  Stats s = stats_of (r->lat);
+  EnsBenchStats s = ens_bench_stats_of (r->lat);
   printf ("concurrent %d in flight (%s): %.0f completions/s  (n=%u in %.2f s; "
           "send -> result p50 %.3f  p99 %.3f ms)\n",
           conc, m, r->rate, r->done, r->secs, s.p50, s.p99);
@@ -926,7 +670,7 @@ print_target (const char *label, SeqPhase *ph)
       printf ("%s p50: n/a (target < %.1f ms): MISS\n", label, TARGET_ADDED_MS);
       return;
     }
-  Stats added = stats_of (ph->added), ack = stats_of (ph->ack);
+  EnsBenchStats added = ens_bench_stats_of (ph->added), ack = ens_bench_stats_of (ph->ack);
   printf ("%s p50: %.3f ms (ack p50 %.3f ms; target < %.1f ms): %s\n", label, added.p50,
           ack.p50, TARGET_ADDED_MS, added.p50 < TARGET_ADDED_MS ? "PASS" : "MISS");
 }
@@ -1007,7 +751,7 @@ main (int argc, char **argv)
       if (!ns.ok)
         rc = 1;
     }
-  conn_close (&c);
+  ens_bench_lines_clear (&c);
 
   /* concurrent */
   ConcResult cst = { FALSE, 0, 0, 0, g_array_new (FALSE, FALSE, sizeof (double)), g_string_new (NULL) };

@@ -11,12 +11,12 @@
  * Usage: ens-bench-json [--count N] [--rounds R] [--quick]
  * Not part of the test suite; build optimised (build-release).
  */
+#include "ens-bench-measure.h"
 #include "ens-json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const char publish_request[] =
   "{\"id\":\"t1\",\"action\":\"publish\",\"data\":{\"topic\":\"bench.topic\",\"data\":"
@@ -52,15 +52,6 @@ static const char document_2k[] =
   "\"history\":[1732160000,1732160060,1732160120,1732160180,1732160240,1732160300],"
   "\"flags\":{\"cache\":false,\"log\":true,\"moderate\":true,\"retry\":{\"max\":3,\"backoff_ms\":250}}}}}";
 
-static gint64
-now_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (gint64) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 typedef enum
 {
   WITH_ENS,
@@ -87,7 +78,7 @@ measure (Way way, const char *text, gsize len, guint count, guint rounds, double
       for (guint done = 0; done < count; done += BATCH)
         {
           guint n = MIN (BATCH, count - done);
-          gint64 t0 = now_ns (), t1;
+          gint64 t0 = ens_bench_now_ns (), t1;
           for (guint i = 0; i < n; i++)
             {
               JsonNode *root = NULL;
@@ -112,11 +103,11 @@ measure (Way way, const char *text, gsize len, guint count, guint rounds, double
                 g_error ("parse failed");
               roots[i] = root;
             }
-          t1 = now_ns ();
+          t1 = ens_bench_now_ns ();
           for (guint i = 0; i < n; i++)
             json_node_unref (roots[i]);
           parsing += t1 - t0;
-          freeing += now_ns () - t1;
+          freeing += ens_bench_now_ns () - t1;
         }
       double ns = (double) parsing / count, fns = (double) freeing / count;
       if (r == 0 || ns < best)

@@ -24,15 +24,17 @@
  * p99_gap_ms=X secs=X rss_before_kb rss_open_kb fds_before fds_open
  * rss_peak_kb fds_peak.
  *
- * Not part of the test suite; see run-bench-gateway.sh. */
+ * Not part of the test suite; see run-bench-gateway.py. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include "ens-bench-measure.h"
+#include "ens-bench-net.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +42,6 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #define BUF_CAP (256 * 1024)
@@ -78,16 +78,8 @@ static int measuring;
 static uint64_t n_ok, n_err;
 static double *lat;
 static size_t lat_len, lat_cap;
-static int64_t *gaps;
+static double *gaps; /* ns */
 static size_t gaps_len, gaps_cap;
-
-static int64_t
-now_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void
 die (const char *what)
@@ -102,10 +94,7 @@ conn_connect (Conn *c)
   int fd, one = 1;
   if (opt_unix)
     {
-      struct sockaddr_un ua = { .sun_family = AF_UNIX };
-      snprintf (ua.sun_path, sizeof ua.sun_path, "%s", opt_unix);
-      fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (fd < 0 || connect (fd, (struct sockaddr *) &ua, sizeof ua) < 0)
+      if ((fd = ens_bench_connect_unix (opt_unix)) < 0)
         return -1;
     }
   else
@@ -132,26 +121,17 @@ conn_drop (Conn *c)
   c->fd = -1;
 }
 
+/* The sockets are blocking: the timeout is never reached. */
 static int
 send_all (int fd, const char *p, size_t n)
 {
-  while (n)
-    {
-      ssize_t k = send (fd, p, n, MSG_NOSIGNAL);
-      if (k < 0 && errno == EINTR)
-        continue;
-      if (k <= 0)
-        return -1;
-      p += k;
-      n -= (size_t) k;
-    }
-  return 0;
+  return ens_bench_write_all (fd, p, n, 30000);
 }
 
 static int
 conn_send (Conn *c)
 {
-  c->t0 = now_ns ();
+  c->t0 = ens_bench_now_ns ();
   c->st = ST_HEAD;
   if (opt_unix)
     {
@@ -180,7 +160,7 @@ record_latency (int64_t ns)
 static void
 request_done (Conn *c, int ok)
 {
-  int64_t t = now_ns ();
+  int64_t t = ens_bench_now_ns ();
   if (measuring)
     {
       if (ok)
@@ -209,7 +189,7 @@ static void
 stream_bytes (Conn *c, const char *p, size_t n)
 {
   char tmp[8 + 4096];
-  int64_t t = now_ns ();
+  int64_t t = ens_bench_now_ns ();
   while (n)
     {
       size_t take = n > 4096 ? 4096 : n;
@@ -235,7 +215,7 @@ stream_bytes (Conn *c, const char *p, size_t n)
                   gaps_cap = gaps_cap ? gaps_cap * 2 : 65536;
                   gaps = realloc (gaps, gaps_cap * sizeof *gaps);
                 }
-              gaps[gaps_len++] = gap;
+              gaps[gaps_len++] = (double) gap;
             }
           c->events += found;
           c->t_last_event = t;
@@ -435,47 +415,12 @@ conn_readable (Conn *c)
     }
 }
 
-static int
-cmp_double (const void *a, const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-  return x < y ? -1 : x > y;
-}
-
-static int
-cmp_i64 (const void *a, const void *b)
-{
-  int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-  return x < y ? -1 : x > y;
-}
-
+/* The RSS and open fds of --pid; -1 without one. */
 static void
 proc_sample (long *rss_kb, long *fds)
 {
-  char path[64], line[256];
-  FILE *f;
-  DIR *d;
-  *rss_kb = *fds = -1;
-  if (opt_pid <= 0)
-    return;
-  snprintf (path, sizeof path, "/proc/%d/status", opt_pid);
-  if ((f = fopen (path, "r")))
-    {
-      while (fgets (line, sizeof line, f))
-        if (strncmp (line, "VmRSS:", 6) == 0)
-          *rss_kb = strtol (line + 6, NULL, 10);
-      fclose (f);
-    }
-  snprintf (path, sizeof path, "/proc/%d/fd", opt_pid);
-  if ((d = opendir (path)))
-    {
-      struct dirent *de;
-      *fds = 0;
-      while ((de = readdir (d)))
-        if (de->d_name[0] != '.')
-          (*fds)++;
-      closedir (d);
-    }
+  *rss_kb = opt_pid > 0 ? ens_bench_rss_kb (opt_pid) : -1;
+  *fds = opt_pid > 0 ? ens_bench_fd_count (opt_pid) : -1;
 }
 
 static void
@@ -502,20 +447,20 @@ run_requests (void)
   for (int i = 0; i < opt_conns; i++)
     if (conn_connect (&conns[i]) < 0 || conn_send (&conns[i]) < 0)
       die ("connect");
-  start = now_ns ();
-  while ((t = now_ns ()) < start + (int64_t) (opt_warmup * 1e9))
+  start = ens_bench_now_ns ();
+  while ((t = ens_bench_now_ns ()) < start + (int64_t) (opt_warmup * 1e9))
     wait_events (conns, 10);
   measuring = 1;
-  start = now_ns ();
+  start = ens_bench_now_ns ();
   end = start + (int64_t) (opt_secs * 1e9);
-  while ((t = now_ns ()) < end)
+  while ((t = ens_bench_now_ns ()) < end)
     wait_events (conns, (int) ((end - t) / 1000000) + 1);
   measuring = 0;
-  t = now_ns ();
-  qsort (lat, lat_len, sizeof *lat, cmp_double);
+  t = ens_bench_now_ns ();
+  ens_bench_sort (lat, lat_len);
   printf ("ok=%llu errors=%llu rps=%.1f p50_ms=%.4f p99_ms=%.4f max_ms=%.3f\n", (unsigned long long) n_ok,
           (unsigned long long) n_err, (double) n_ok / ((double) (t - start) / 1e9),
-          lat_len ? lat[lat_len / 2] : 0.0, lat_len ? lat[(size_t) ((double) lat_len * 0.99)] : 0.0,
+          ens_bench_percentile (lat, lat_len, 0.50), ens_bench_percentile (lat, lat_len, 0.99),
           lat_len ? lat[lat_len - 1] : 0.0);
   return 0;
 }
@@ -535,7 +480,7 @@ run_streams (void)
   for (int i = 0; i < opt_streams; i++)
     if (conn_connect (&conns[i]) < 0)
       die ("connect");
-  start = now_ns ();
+  start = ens_bench_now_ns ();
   for (int i = 0; i < opt_streams; i++)
     if (conn_send (&conns[i]) < 0)
       die ("send");
@@ -554,19 +499,19 @@ run_streams (void)
           proc_sample (&rss1, &fds1);
           open_sampled = 1;
         }
-      if (opt_pid > 0 && now_ns () >= next_sample)
+      if (opt_pid > 0 && ens_bench_now_ns () >= next_sample)
         {
           long rss, fds;
           proc_sample (&rss, &fds);
           rss_peak = rss > rss_peak ? rss : rss_peak;
           fds_peak = fds > fds_peak ? fds : fds_peak;
-          next_sample = now_ns () + 20 * 1000000LL;
+          next_sample = ens_bench_now_ns () + 20 * 1000000LL;
         }
-      if (active == 0 || now_ns () > deadline)
+      if (active == 0 || ens_bench_now_ns () > deadline)
         break;
       wait_events (conns, 10);
     }
-  double secs = (double) (now_ns () - start) / 1e9;
+  double secs = (double) (ens_bench_now_ns () - start) / 1e9;
   for (int i = 0; i < opt_streams; i++)
     {
       Conn *c = &conns[i];
@@ -579,11 +524,11 @@ run_streams (void)
       if (c->fd >= 0)
         conn_drop (c);
     }
-  qsort (gaps, gaps_len, sizeof *gaps, cmp_i64);
+  ens_bench_sort (gaps, gaps_len);
   printf ("streams=%d finished=%u stalled=%u max_gap_ms=%.1f p99_gap_ms=%.1f secs=%.2f "
           "rss_before_kb=%ld rss_open_kb=%ld fds_before=%ld fds_open=%ld rss_peak_kb=%ld fds_peak=%ld\n",
           opt_streams, finished, stalled, (double) max_gap / 1e6,
-          gaps_len ? (double) gaps[(size_t) ((double) gaps_len * 0.99)] / 1e6 : 0.0, secs, rss0, rss1, fds0, fds1, rss_peak,
+          ens_bench_percentile (gaps, gaps_len, 0.99) / 1e6, secs, rss0, rss1, fds0, fds1, rss_peak,
           fds_peak);
   return 0;
 }

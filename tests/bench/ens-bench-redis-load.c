@@ -10,6 +10,9 @@
 #endif
 #include "ens-bench-redis.h"
 
+#include "ens-bench-native.h"
+#include "ens-bench-net.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -17,20 +20,21 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define LOAD_CHANNEL "ens-bench-load"
-#define LOAD_TOPIC   "bench.xload" /* as long as the "bench.xnode" of make_publish_line */
+#define LOAD_TOPIC   "bench.xload" /* as long as the TOPIC of make_publish_line */
 #define LOAD_BASE    5000000000ULL /* n of the measured publishes */
 #define LOAD_STOP    5999999999ULL /* n of the last one, which ends the subscriber */
 #define LOAD_WARM    5900000000ULL /* n of warm-up publishes (not measured) */
 #define TARGET_ADDED_P50_MS 0.15
 
+G_STATIC_ASSERT (sizeof LOAD_TOPIC == sizeof TOPIC);
+
 typedef struct
 {
   redisContext *c; /* raw */
-  Lines *lines;    /* ensemble */
+  EnsBenchLines *lines; /* ensemble */
   GArray *samples; /* us */
   uint64_t got;
   char err[160];
@@ -51,7 +55,7 @@ sample_of (const char *text, size_t len, gboolean *stop)
     *stop = TRUE;
   if (seq < LOAD_BASE || seq >= LOAD_WARM)
     return -1;
-  return (double) (now_ns () - g_ascii_strtoll (t + 4, NULL, 10)) / 1000.0;
+  return (double) (ens_bench_now_ns () - g_ascii_strtoll (t + 4, NULL, 10)) / 1000.0;
 }
 
 static void *
@@ -88,20 +92,18 @@ static void *
 ens_load_sub (void *arg)
 {
   LoadSub *ls = arg;
-  size_t consumed = 0;
-
   for (;;)
     {
       char *line;
       gboolean stop = FALSE;
-      ssize_t len = lines_next_timeout (ls->lines, &line, &consumed, 5000);
+      ssize_t len = ens_bench_lines_wait (ls->lines, 5000, &line);
 
       if (len < 0)
         {
           g_snprintf (ls->err, sizeof ls->err, "subscriber on A: %s", g_strerror (errno));
           return NULL;
         }
-      if (!is_event (line))
+      if (!ens_bench_is_event (line))
         continue;
       double us = sample_of (line, (size_t) len, &stop);
       if (us >= 0)
@@ -114,21 +116,12 @@ ens_load_sub (void *arg)
     }
 }
 
-static void
-sleep_until (int64_t t_ns)
-{
-  struct timespec ts = { .tv_sec = t_ns / 1000000000LL, .tv_nsec = t_ns % 1000000000LL };
-
-  while (clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-    ;
-}
-
 typedef struct
 {
   gboolean ok;
   uint64_t sent, got;
   double achieved; /* publishes/s */
-  Lat lat;
+  EnsBenchStats lat; /* microseconds */
   GString *err;
 } LoadResult;
 
@@ -190,33 +183,25 @@ run_raw_load (int rate, double seconds, LoadResult *res)
   pthread_t thr;
   uint64_t total = (uint64_t) (rate * seconds), answered = 0;
   int64_t interval = 1000000000LL / rate, t0, t_end;
-  redisReply *r;
 
   if ((ls.c = redis_open (res->err)) == NULL || (pub = redis_open (res->err)) == NULL)
     goto out;
-  r = redisCommand (ls.c, "SUBSCRIBE %s", LOAD_CHANNEL);
-  if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-    {
-      g_string_printf (res->err, "SUBSCRIBE failed: %s", r ? "unexpected reply" : ls.c->errstr);
-      if (r)
-        freeReplyObject (r);
-      goto out;
-    }
-  freeReplyObject (r);
+  if (!raw_subscribe (ls.c, LOAD_CHANNEL, res->err))
+    goto out;
   if (pthread_create (&thr, NULL, raw_load_sub, &ls) != 0)
     {
       g_string_printf (res->err, "pthread_create failed");
       goto out;
     }
-  t0 = now_ns ();
+  t0 = ens_bench_now_ns ();
   for (uint64_t i = 0; i < total && res->err->len == 0; i++)
     {
-      sleep_until (t0 + (int64_t) i * interval);
+      ens_bench_sleep_until (t0 + (int64_t) i * interval);
       raw_publish (pub, LOAD_BASE + i, res->err);
       res->sent++;
       read_answers (pub, &answered, res->sent, FALSE, res->err);
     }
-  t_end = now_ns ();
+  t_end = ens_bench_now_ns ();
   raw_publish (pub, LOAD_STOP, res->err);
   read_answers (pub, &answered, res->sent + 1, TRUE, res->err);
   pthread_join (thr, NULL);
@@ -224,7 +209,7 @@ run_raw_load (int rate, double seconds, LoadResult *res)
     g_string_assign (res->err, ls.err);
   res->got = ls.got;
   res->achieved = (double) res->sent / ((double) (t_end - t0) / 1e9);
-  lat_finish (ls.samples, &res->lat);
+  res->lat = ens_bench_stats_of (ls.samples);
   res->ok = res->err->len == 0;
 
 out:
@@ -237,12 +222,12 @@ out:
 
 /* Reads the publish replies that are there (all of them with @wait). */
 static gboolean
-drain_replies (Lines *b, size_t *cb, uint64_t *replies, uint64_t want, GString *err)
+drain_replies (EnsBenchLines *b, uint64_t *replies, uint64_t want, GString *err)
 {
   while (*replies < want)
     {
       char *line;
-      ssize_t len = lines_next_timeout (b, &line, cb, want == G_MAXUINT64 ? 0 : 5000);
+      ssize_t len = ens_bench_lines_wait (b, want == G_MAXUINT64 ? 0 : 5000, &line);
 
       if (len < 0 && errno == ETIMEDOUT && want == G_MAXUINT64)
         return TRUE;
@@ -251,8 +236,25 @@ drain_replies (Lines *b, size_t *cb, uint64_t *replies, uint64_t want, GString *
           g_string_printf (err, "publisher on B: %s", g_strerror (errno));
           return FALSE;
         }
-      if (!is_event (line))
+      if (!ens_bench_is_event (line))
         (*replies)++;
+    }
+  return TRUE;
+}
+
+/* Sends publish request @n (its reply is read later) on @b. */
+static gboolean
+publish_load (EnsBenchLines *b, uint64_t n, GString *err)
+{
+  char line[LINE_CAP];
+  int k = make_publish_line (line, sizeof line, n);
+
+  /* the topic of the throughput phases, renamed */
+  memcpy (strstr (line, TOPIC), LOAD_TOPIC, sizeof LOAD_TOPIC - 1);
+  if (ens_bench_write_all (b->fd, line, (size_t) k, IO_TIMEOUT_S * 1000) < 0)
+    {
+      g_string_printf (err, "publish: %s", g_strerror (errno));
+      return FALSE;
     }
   return TRUE;
 }
@@ -261,9 +263,8 @@ static void
 run_ens_load (const char *sock_a, const char *sock_b, int rate, double seconds, LoadResult *res)
 {
   static const char SUB[] = "{\"id\":\"sub\",\"action\":\"subscribe\",\"data\":{\"topics\":[\"" LOAD_TOPIC "\"]}}\n";
-  Lines a = { .fd = -1 }, b = { .fd = -1 };
-  size_t ca = 0, cb = 0;
-  char line[512], *reply;
+  EnsBenchLines a, b;
+  char line[LINE_CAP], *reply;
   LoadSub ls = { .samples = g_array_new (FALSE, FALSE, sizeof (double)), .lines = &a };
   pthread_t thr;
   gboolean warm = FALSE, started = FALSE;
@@ -271,19 +272,21 @@ run_ens_load (const char *sock_a, const char *sock_b, int rate, double seconds, 
   int64_t interval = 1000000000LL / rate, t0, t_end;
   int fd;
 
-  if ((fd = connect_unix (sock_a)) < 0)
+  ens_bench_lines_init (&a, -1, 0);
+  ens_bench_lines_init (&b, -1, 0);
+  if ((fd = ens_bench_connect_unix (sock_a)) < 0)
     {
       g_string_printf (res->err, "connect %s: %s", sock_a, g_strerror (errno));
       goto out;
     }
-  lines_init (&a, fd);
-  if ((fd = connect_unix (sock_b)) < 0)
+  ens_bench_lines_init (&a, fd, RBUF_CAP);
+  if ((fd = ens_bench_connect_unix (sock_b)) < 0)
     {
       g_string_printf (res->err, "connect %s: %s", sock_b, g_strerror (errno));
       goto out;
     }
-  lines_init (&b, fd);
-  if (request (&a, SUB, &reply, &ca, res->err, "subscribe on A") < 0)
+  ens_bench_lines_init (&b, fd, RBUF_CAP);
+  if (!ens_bench_lines_request (&a, SUB, IO_TIMEOUT_S * 1000, &reply, res->err, "subscribe on A"))
     goto out;
   /* A's bridge subscribes on Redis meanwhile: publish until one arrives */
   for (int k = 0; k < 100 && !warm; k++)
@@ -291,18 +294,19 @@ run_ens_load (const char *sock_a, const char *sock_b, int rate, double seconds, 
       int n = snprintf (line, sizeof line,
                         "{\"id\":\"w\",\"action\":\"publish\",\"data\":{\"topic\":\"" LOAD_TOPIC "\",\"data\":"
                         "{\"n\":%" PRIu64 "}}}\n", (uint64_t) LOAD_WARM);
-      if (write_all (b.fd, line, (size_t) n) < 0 || request (&b, "", &reply, &cb, res->err, "warm-up publish") < 0)
+      if (ens_bench_write_all (b.fd, line, (size_t) n, IO_TIMEOUT_S * 1000) < 0 ||
+          !ens_bench_lines_request (&b, "", IO_TIMEOUT_S * 1000, &reply, res->err, "warm-up publish"))
         goto out;
-      int64_t until = now_ns () + 100 * 1000000LL;
-      while (!warm && now_ns () < until)
+      int64_t until = ens_bench_now_ns () + 100 * 1000000LL;
+      while (!warm && ens_bench_now_ns () < until)
         {
-          ssize_t len = lines_next_timeout (&a, &reply, &ca, 20);
+          ssize_t len = ens_bench_lines_wait (&a, 20, &reply);
           if (len < 0 && errno != ETIMEDOUT)
             {
               g_string_printf (res->err, "subscriber on A: %s", g_strerror (errno));
               goto out;
             }
-          warm = len >= 0 && is_event (reply);
+          warm = len >= 0 && ens_bench_is_event (reply);
         }
     }
   if (!warm)
@@ -311,42 +315,27 @@ run_ens_load (const char *sock_a, const char *sock_b, int rate, double seconds, 
       goto out;
     }
   /* the thread reads on from where `a` is */
-  memmove (a.buf, a.buf + ca, a.len - ca);
-  a.len -= ca;
   if (pthread_create (&thr, NULL, ens_load_sub, &ls) != 0)
     {
       g_string_printf (res->err, "pthread_create failed");
       goto out;
     }
   started = TRUE;
-  t0 = now_ns ();
+  t0 = ens_bench_now_ns ();
   for (uint64_t i = 0; i < total; i++)
     {
-      sleep_until (t0 + (int64_t) i * interval);
-      int n = make_publish_line (line, sizeof line, LOAD_BASE + i);
-      /* the topic of the throughput phases, renamed */
-      memcpy (strstr (line, "bench.xnode"), LOAD_TOPIC, 11);
-      if (write_all (b.fd, line, (size_t) n) < 0)
-        {
-          g_string_printf (res->err, "publish: %s", g_strerror (errno));
-          goto out;
-        }
+      ens_bench_sleep_until (t0 + (int64_t) i * interval);
+      if (!publish_load (&b, LOAD_BASE + i, res->err))
+        goto out;
       sent++;
-      if (!drain_replies (&b, &cb, &replies, G_MAXUINT64, res->err))
+      if (!drain_replies (&b, &replies, G_MAXUINT64, res->err))
         goto out;
     }
-  t_end = now_ns ();
-  {
-    int n = make_publish_line (line, sizeof line, LOAD_STOP);
-    memcpy (strstr (line, "bench.xnode"), LOAD_TOPIC, 11);
-    if (write_all (b.fd, line, (size_t) n) < 0)
-      {
-        g_string_printf (res->err, "publish: %s", g_strerror (errno));
-        goto out;
-      }
-    sent++;
-  }
-  if (!drain_replies (&b, &cb, &replies, sent, res->err))
+  t_end = ens_bench_now_ns ();
+  if (!publish_load (&b, LOAD_STOP, res->err))
+    goto out;
+  sent++;
+  if (!drain_replies (&b, &replies, sent, res->err))
     goto out;
   pthread_join (thr, NULL);
   started = FALSE;
@@ -355,7 +344,7 @@ run_ens_load (const char *sock_a, const char *sock_b, int rate, double seconds, 
   res->sent = sent - 1;
   res->got = ls.got;
   res->achieved = (double) res->sent / ((double) (t_end - t0) / 1e9);
-  lat_finish (ls.samples, &res->lat);
+  res->lat = ens_bench_stats_of (ls.samples);
   res->ok = res->err->len == 0;
 
 out:
@@ -365,8 +354,8 @@ out:
       pthread_join (thr, NULL);
     }
   g_array_free (ls.samples, TRUE);
-  lines_clear (&a);
-  lines_clear (&b);
+  ens_bench_lines_clear (&a);
+  ens_bench_lines_clear (&b);
 }
 
 static void
