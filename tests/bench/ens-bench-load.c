@@ -536,7 +536,7 @@ run_streams (void)
 int
 main (int argc, char **argv)
 {
-  for (int i = 1; i < argc; i++)
+  for (int i = 1; i < argc; i += 2) /* an option and its value */
     {
       const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
       if (v == NULL)
@@ -563,7 +563,6 @@ main (int argc, char **argv)
         opt_any_status = atoi (v);
       else
         goto usage;
-      i++;
     }
   if (!opt_http == !opt_unix || opt_conns < 1 || (opt_unix && (!opt_body || opt_streams)))
     goto usage;

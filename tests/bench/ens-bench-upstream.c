@@ -385,7 +385,7 @@ main (int argc, char **argv)
   socklen_t alen = sizeof addr;
   struct epoll_event ev, events[256];
 
-  for (int i = 1; i < argc; i++)
+  for (int i = 1; i < argc; i += 2) /* an option and its value */
     {
       const char *v = i + 1 < argc ? argv[i + 1] : NULL;
       if (v && strcmp (argv[i], "--port") == 0)
@@ -401,7 +401,6 @@ main (int argc, char **argv)
           fprintf (stderr, "usage: %s [--port N] [--delay MS] [--chunks N] [--interval MS]\n", argv[0]);
           return 2;
         }
-      i++;
     }
   if (opt_chunks < 1)
     opt_chunks = 1;
