@@ -28,6 +28,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+. "$here/run-bench-lib.sh"
 seconds="${BENCH_SECONDS:-5}"
 threads="${BENCH_THREADS:-2}"
 conns="${BENCH_CONNECTIONS:-64}"
@@ -40,22 +41,13 @@ elif [[ -d build-release || -d "$root/build-release" ]]; then
 else
   build="build"
 fi
-if [[ ! -d "$build" && "$build" != /* && -d "$root/$build" ]]; then
-  build="$root/$build"
-fi
-[[ -d "$build" ]] || { echo "bench-http: no build dir '$build'" >&2; exit 2; }
-build="$(cd "$build" && pwd)"
+build="$(bench_build_dir bench-http "$build")"
 daemon="$build/core/ensembled"
 [[ -x "$daemon" ]] || { echo "bench-http: $daemon not found; build first (ninja -C $build)" >&2; exit 2; }
 [[ -e "$build/plugins/transport-http/transport-http.so" ]] ||
   { echo "bench-http: $build has no transport-http plugin" >&2; exit 2; }
 
-bt="$(meson introspect --buildoptions "$build" 2>/dev/null | python3 -c \
-  'import json,sys; print(next((o["value"] for o in json.load(sys.stdin) if o["name"]=="buildtype"), ""))' \
-  2>/dev/null || true)"
-if [[ -n "$bt" && "$bt" != release && "$bt" != debugoptimized ]]; then
-  echo "# warning: $build has buildtype=$bt; figures are not representative" >&2
-fi
+bench_warn_buildtype "$build"
 
 # ---------------------------------------------------------------- tools
 need_pkgs=()
@@ -93,18 +85,9 @@ pids=()
 cleanup() {
   local rc=$?
   for pid in "${pids[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
+    bench_stop_pid "$pid"
   done
-  if [[ $rc -ne 0 ]]; then
-    for f in "$tmp"/*.log; do
-      [[ -s "$f" ]] && { echo "--- $f (tail) ---" >&2; tail -n 20 "$f" >&2; }
-    done
-  fi
+  [[ $rc -eq 0 ]] || bench_log_tails "$tmp"
   rm -rf "$tmp"
   exit $rc
 }
@@ -188,7 +171,7 @@ measure() { # name url
 size_e="$(curl -s "http://127.0.0.1:$http_port/health" 2>/dev/null | wc -c || echo ?)"
 size_f="$(curl -s "http://127.0.0.1:$fa_port/health" 2>/dev/null | wc -c || echo ?)"
 echo "HTTP GET /health: wrk -t$threads -c$conns -d${seconds}s; body ${size_e} B (ensembled) / ${size_f} B (FastAPI);" \
-  "${ncpu} CPUs${server_pin:+, servers pinned to CPU $((ncpu - 1))}; build $build ($bt)"
+  "${ncpu} CPUs${server_pin:+, servers pinned to CPU $((ncpu - 1))}; build $build ($bench_buildtype)"
 rps_e="$(measure "ensembled" "http://127.0.0.1:$http_port/health")"
 rps_f="$(measure "FastAPI+uvicorn" "http://127.0.0.1:$fa_port/health")"
 python3 - "$rps_e" "$rps_f" <<'EOF'

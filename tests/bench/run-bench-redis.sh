@@ -27,32 +27,15 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+. "$here/run-bench-lib.sh"
 
-build="build"
-if [[ $# -gt 0 && "$1" != -* ]]; then
-  build="$1"
-  shift
-fi
-if [[ ! -d "$build" && "$build" != /* && -d "$root/$build" ]]; then
-  build="$root/$build"
-fi
-if [[ ! -d "$build" ]]; then
-  echo "run-bench-redis: no build dir '$build'" >&2
-  exit 2
-fi
-build="$(cd "$build" && pwd)"
+bench_parse_args run-bench-redis "$@"
 
 daemon="$build/core/ensembled"
 bench="${ENS_BENCH_REDIS:-$build/tests/bench/ens-bench-redis}"
-if [[ ! -x "$daemon" ]]; then
-  echo "run-bench-redis: $daemon not found; build first (ninja -C $build)" >&2
-  exit 2
-fi
-if [[ ! -x "$bench" ]]; then
-  echo "run-bench-redis: $bench not found (needs libhiredis-dev); build it" >&2
-  echo "  (ninja -C $build tests/bench/ens-bench-redis) or set ENS_BENCH_REDIS" >&2
-  exit 2
-fi
+bench_need run-bench-redis "$daemon" "build first (ninja -C $build)"
+bench_need run-bench-redis "$bench" "build it (needs libhiredis-dev):" \
+  "ninja -C $build tests/bench/ens-bench-redis, or set ENS_BENCH_REDIS"
 if ! ls "$build"/plugins/transport-redis/transport-redis.* >/dev/null 2>&1; then
   echo "run-bench-redis: transport-redis plugin not built in $build (needs libhiredis-dev)" >&2
   exit 2
@@ -64,31 +47,10 @@ for tool in redis-server redis-cli python3; do
   fi
 done
 
-if command -v meson >/dev/null 2>&1; then
-  bt="$(meson introspect --buildoptions "$build" 2>/dev/null | python3 -c \
-    'import json,sys; print(next((o["value"] for o in json.load(sys.stdin) if o["name"]=="buildtype"), ""))' \
-    2>/dev/null || true)"
-  if [[ -n "$bt" && "$bt" != release && "$bt" != debugoptimized ]]; then
-    echo "# warning: $build has buildtype=$bt; figures are not representative" >&2
-  fi
-fi
+bench_warn_buildtype "$build"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/ens-bench-redis.XXXXXX")"
 rpid="" apid="" bpid="" perf_pids=()
-
-stop_pid() {
-  local pid=$1
-  [[ -n "$pid" ]] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   local rc=$?
@@ -98,17 +60,10 @@ cleanup() {
     kill -INT "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
   done
-  stop_pid "$apid"
-  stop_pid "$bpid"
-  stop_pid "$rpid"
-  if [[ $rc -ne 0 ]]; then
-    for log in a/daemon.log b/daemon.log redis.log; do
-      if [[ -s "$tmp/$log" ]]; then
-        echo "--- $log (tail) ---" >&2
-        tail -n 30 "$tmp/$log" >&2 || true
-      fi
-    done
-  fi
+  bench_stop_pid "$apid"
+  bench_stop_pid "$bpid"
+  bench_stop_pid "$rpid"
+  [[ $rc -eq 0 ]] || bench_log_tails "$tmp"
   rm -rf "$tmp"
   exit $rc
 }
@@ -233,7 +188,7 @@ if [[ -n "${ENS_BENCH_PERF:-}" ]]; then
 fi
 
 read -r -a sub_counts <<<"${ENS_BENCH_SUBSCRIBERS:-1 16}"
-for arg in "$@"; do
+for arg in "${bench_args[@]}"; do
   if [[ "$arg" == --subscribers || "$arg" == --subscribers=* ]]; then
     sub_counts=("") # the caller chose
   fi
@@ -259,7 +214,7 @@ for n in "${sub_counts[@]}"; do
     [[ ${#sub_counts[@]} -gt 1 ]] && echo "# --- $n subscriber(s) ---"
   fi
   "$bench" --redis-host 127.0.0.1 --redis-port "$port" --socket-a "$sock_a" --socket-b "$sock_b" \
-    "${sub_opt[@]}" "$@" || rc=$?
+    "${sub_opt[@]}" "${bench_args[@]}" || rc=$?
 done
 
 python3 -c 'import sys; a0, a1, b0, b1 = map(float, sys.argv[1:]); print(

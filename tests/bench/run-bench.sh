@@ -15,86 +15,22 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
+. "$here/run-bench-lib.sh"
 
-build="build"
-if [[ $# -gt 0 && "$1" != -* ]]; then
-  build="$1"
-  shift
-fi
-if [[ ! -d "$build" && "$build" != /* && -d "$root/$build" ]]; then
-  build="$root/$build"
-fi
-if [[ ! -d "$build" ]]; then
-  echo "run-bench: no build dir '$build'" >&2
-  exit 2
-fi
-build="$(cd "$build" && pwd)"
+bench_parse_args run-bench "$@"
 
 daemon="$build/core/ensembled"
 bench="${ENS_BENCH:-$build/tests/bench/ens-bench-unix}"
-if [[ ! -x "$daemon" ]]; then
-  echo "run-bench: $daemon not found; build first (ninja -C $build)" >&2
-  exit 2
-fi
-if [[ ! -x "$bench" ]]; then
-  echo "run-bench: $bench not found; build it (ninja -C $build tests/bench/ens-bench-unix)" >&2
-  echo "  or set ENS_BENCH=/path/to/ens-bench-unix" >&2
-  exit 2
-fi
+bench_need run-bench "$daemon" "build first (ninja -C $build)"
+bench_need run-bench "$bench" "build it (ninja -C $build tests/bench/ens-bench-unix)" \
+  "or set ENS_BENCH=/path/to/ens-bench-unix"
 
-if command -v meson >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then
-  bt="$(meson introspect --buildoptions "$build" 2>/dev/null | python3 -c \
-    'import json,sys; print(next((o["value"] for o in json.load(sys.stdin) if o["name"]=="buildtype"), ""))' \
-    2>/dev/null || true)"
-  if [[ -n "$bt" && "$bt" != release && "$bt" != debugoptimized ]]; then
-    echo "# warning: $build has buildtype=$bt; figures are not representative" >&2
-  fi
-fi
+bench_warn_buildtype "$build"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/ens-bench.XXXXXX")"
-dpid=""
-cleanup() {
-  local rc=$?
-  if [[ -n "$dpid" ]] && kill -0 "$dpid" 2>/dev/null; then
-    kill -TERM "$dpid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$dpid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$dpid" 2>/dev/null || true
-    wait "$dpid" 2>/dev/null || true
-  fi
-  if [[ $rc -ne 0 && -s "$tmp/daemon.log" ]]; then
-    echo "--- ensembled log (tail) ---" >&2
-    tail -n 30 "$tmp/daemon.log" >&2 || true
-  fi
-  rm -rf "$tmp"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_cleanup_on_exit "$tmp"
 
+bench_start_daemon run-bench "$build" "$tmp"
 sock="$tmp/sock/ensemble.sock"
 
-# memory backend: default settings, independent of the user's configuration
-GSETTINGS_BACKEND=memory "$daemon" \
-  --socket-dir "$tmp/sock" --state-dir "$tmp/state" --plugin-dir "$build/plugins" \
-  >"$tmp/daemon.log" 2>&1 &
-dpid=$!
-
-for _ in $(seq 1 100); do
-  [[ -S "$sock" ]] && break
-  if ! kill -0 "$dpid" 2>/dev/null; then
-    echo "run-bench: ensembled exited before creating $sock" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-if [[ ! -S "$sock" ]]; then
-  echo "run-bench: $sock did not appear within 10 s" >&2
-  exit 1
-fi
-
-"$bench" --socket "$sock" "$@"
+"$bench" --socket "$sock" "${bench_args[@]}"
