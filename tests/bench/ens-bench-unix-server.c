@@ -21,6 +21,17 @@ write_all (int fd, const char *buf, size_t len)
   return ens_bench_write_all (fd, buf, len, ENS_BENCH_UNIX_IO_TIMEOUT_S * 1000);
 }
 
+/* read() again after EINTR: > 0 bytes read, 0 at the end, < 0 on an error */
+static ssize_t
+read_some (int fd, char *buf, size_t cap)
+{
+  ssize_t r;
+  do
+    r = read (fd, buf, cap);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
 typedef struct
 {
   Server *srv;
@@ -36,9 +47,7 @@ echo_conn_thread (void *arg)
   g_free (ca);
   for (;;)
     {
-      ssize_t r = read (fd, buf, SRV_RBUF_CAP);
-      if (r < 0 && errno == EINTR)
-        continue;
+      ssize_t r = read_some (fd, buf, SRV_RBUF_CAP);
       if (r <= 0)
         break;
       if (write_all (fd, buf, (size_t) r) < 0)
@@ -103,9 +112,7 @@ fan_publisher (Server *srv, int fd, char *buf, size_t len)
         }
       if (len == SRV_RBUF_CAP)
         len = 0;  /* line too long: drop it */
-      ssize_t r = read (fd, buf + len, SRV_RBUF_CAP - len);
-      if (r < 0 && errno == EINTR)
-        continue;
+      ssize_t r = read_some (fd, buf + len, SRV_RBUF_CAP - len);
       if (r <= 0)
         break;
       len += (size_t) r;
@@ -128,9 +135,7 @@ fan_conn_thread (void *arg)
     {
       if (len == SRV_RBUF_CAP)
         goto done;
-      ssize_t r = read (fd, buf + len, SRV_RBUF_CAP - len);
-      if (r < 0 && errno == EINTR)
-        continue;
+      ssize_t r = read_some (fd, buf + len, SRV_RBUF_CAP - len);
       if (r <= 0)
         goto done;
       len += (size_t) r;
@@ -148,14 +153,8 @@ fan_conn_thread (void *arg)
       if (!added)
         goto done;
       /* ignore further input until the subscriber goes away */
-      for (;;)
-        {
-          ssize_t r = read (fd, buf, SRV_RBUF_CAP);
-          if (r < 0 && errno == EINTR)
-            continue;
-          if (r <= 0)
-            break;
-        }
+      while (read_some (fd, buf, SRV_RBUF_CAP) > 0)
+        ;
       fan_remove_sub (srv, fd);
     }
   else
