@@ -82,18 +82,12 @@ fi
 # ---------------------------------------------------------------- lifecycle
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/ens-bench-http.XXXXXX")"
 pids=()
-cleanup() {
-  local rc=$?
+bench_stop_all() {
   for pid in "${pids[@]}"; do
     bench_stop_pid "$pid"
   done
-  [[ $rc -eq 0 ]] || bench_log_tails "$tmp"
-  rm -rf "$tmp"
-  exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_cleanup_on_exit "$tmp"
 
 # listen_port NAME LOG PID: the port a server bound (port 0: the kernel's
 # choice, so nothing can take it in between) from its "NAME: listening on

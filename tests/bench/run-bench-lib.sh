@@ -92,24 +92,6 @@ bench_start_daemon() {
   exit 1
 }
 
-# bench_cleanup_on_exit TMP: when the runner exits (INT and TERM too), the
-# daemon of bench_start_daemon is stopped, the tail of its log shown if the
-# runner failed, and TMP removed.
-bench_cleanup_on_exit() {
-  bench_tmp=$1
-  trap bench_cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-}
-
-bench_cleanup() {
-  local rc=$?
-  bench_stop_pid "$bench_dpid"
-  [[ $rc -eq 0 ]] || bench_log_tails "$bench_tmp"
-  rm -rf "$bench_tmp"
-  exit $rc
-}
-
 # bench_need NAME FILE HINT...: exits 2, saying "FILE not found; HINT" (each
 # further HINT on a line of its own), unless FILE is an executable.
 bench_need() {
@@ -121,6 +103,31 @@ bench_need() {
     echo "  $line" >&2
   done
   exit 2
+}
+
+# bench_cleanup_on_exit TMP: when the runner exits (INT and TERM too), what
+# it started is stopped (by its function bench_stop_all when it has one,
+# else the daemon of bench_start_daemon), the tails of the logs in TMP are
+# shown if it failed, and TMP is removed.
+bench_cleanup_on_exit() {
+  bench_tmp=$1
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+bench_cleanup() {
+  local rc=$?
+  set +e
+  trap '' PIPE # a closed stdout (| head) must not stop the clean-up
+  if declare -F bench_stop_all >/dev/null; then
+    bench_stop_all
+  else
+    bench_stop_pid "$bench_dpid"
+  fi
+  [[ $rc -eq 0 ]] || bench_log_tails "$bench_tmp"
+  rm -rf "$bench_tmp"
+  exit $rc
 }
 
 # bench_log_tails DIR: the last 30 lines of every non-empty *.log in DIR

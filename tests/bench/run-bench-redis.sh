@@ -52,10 +52,7 @@ bench_warn_buildtype "$build"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/ens-bench-redis.XXXXXX")"
 rpid="" apid="" bpid="" perf_pids=()
 
-cleanup() {
-  local rc=$?
-  set +e
-  trap '' PIPE # a closed stdout (| head) must not stop the clean-up
+bench_stop_all() {
   for p in "${perf_pids[@]}"; do
     kill -INT "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
@@ -63,13 +60,8 @@ cleanup() {
   bench_stop_pid "$apid"
   bench_stop_pid "$bpid"
   bench_stop_pid "$rpid"
-  [[ $rc -eq 0 ]] || bench_log_tails "$tmp"
-  rm -rf "$tmp"
-  exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_cleanup_on_exit "$tmp"
 
 # --- redis-server on a loopback port ----------------------------------------
 # redis-server must be told its port: a picked one (free, and outside the
