@@ -58,6 +58,7 @@ G_DECLARE_FINAL_TYPE (EnsListenerInput, ens_listener_input, ENS, LISTENER_INPUT,
 struct _EnsListenerInput {
   GInputStream parent;
   GInputStream *base;       /* the socket's input stream (owned) */
+  GSocket *socket;          /* its socket (owned) */
   EnsListenerStream *owner; /* not a reference: the owner holds this stream */
 };
 
@@ -141,13 +142,21 @@ input_is_readable (GPollableInputStream *stream)
   return (in->owner && in->owner->ended) || g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (in->base));
 }
 
+/* This stream's source around the socket's own (GIO's socket input stream
+ * would put one more source in between): readable exactly when the socket
+ * is, an end of input included (the read that follows turns it into the
+ * NUL byte). */
 static GSource *
 input_create_source (GPollableInputStream *stream, GCancellable *cancellable)
 {
   EnsListenerInput *in = ENS_LISTENER_INPUT (stream);
-  g_autoptr (GSource) base_source = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (in->base), NULL);
+  GSource *source = g_pollable_source_new (G_OBJECT (stream));
+  GSource *socket_source = g_socket_create_source (in->socket, G_IO_IN, cancellable);
 
-  return g_pollable_source_new_full (stream, base_source, cancellable);
+  g_source_set_dummy_callback (socket_source);
+  g_source_add_child_source (source, socket_source);
+  g_source_unref (socket_source);
+  return source;
 }
 
 static gboolean
@@ -166,6 +175,7 @@ ens_listener_input_finalize (GObject *object)
   EnsListenerInput *in = ENS_LISTENER_INPUT (object);
 
   g_clear_object (&in->base);
+  g_clear_object (&in->socket);
   G_OBJECT_CLASS (ens_listener_input_parent_class)->finalize (object);
 }
 
@@ -312,6 +322,7 @@ ens_listener_stream_new (GSocketConnection *base, EnsListener *listener, GError 
   self->remote = g_steal_pointer (&remote);
   in = g_object_new (ENS_TYPE_LISTENER_INPUT, NULL);
   in->base = g_object_ref (g_io_stream_get_input_stream (G_IO_STREAM (base)));
+  in->socket = g_object_ref (g_socket_connection_get_socket (base));
   in->owner = self;
   self->input = G_INPUT_STREAM (in);
   /* libsoup keeps the remote address object it is given: the way back from
