@@ -6,20 +6,25 @@
 
 #include <string.h>
 
+/* Written straight to its text: every refused request (404, 401, 422...)
+ * answers one. */
 void
 ens_http_reply_error (EnsHttpCall *call, guint status, const char *code, const char *message, JsonNode *details)
 {
-  g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
-  JsonObject *root = json_object_new ();
-  JsonObject *err = json_object_new ();
+  GString *out = g_string_sized_new (128);
 
-  json_object_set_string_member (err, "code", code);
-  json_object_set_string_member (err, "message", message ? message : "");
-  json_object_set_member (err, "details", details ? json_node_copy (details)
-                                                  : ens_node_empty_object ());
-  json_object_set_object_member (root, "error", err);
-  json_node_take_object (node, root);
-  ens_http_reply_json (call, status, node);
+  g_string_append (out, "{\"error\":{\"code\":");
+  ens_json_write_string (out, code);
+  g_string_append (out, ",\"message\":");
+  ens_json_write_string (out, message ? message : "");
+  g_string_append (out, ",\"details\":");
+  if (details)
+    ens_json_write (out, details);
+  else
+    g_string_append (out, "{}");
+  g_string_append (out, "}}");
+  ens_http_reply_text (call, status, "application/json", out->str);
+  g_string_free (out, TRUE);
 }
 
 void

@@ -98,6 +98,8 @@ health_answer (EnsHttpCall *call, EnsMessage *answer, gpointer data)
   g_autoptr (JsonNode) node = NULL;
   g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
   g_autofree char *ts = g_date_time_format (now, "%Y-%m-%dT%H:%M:%SZ");
+  g_autoptr (GBytes) body = NULL;
+  char *text;
 
   (void) data;
   if (answer->kind == ENS_MESSAGE_ERROR)
@@ -128,13 +130,30 @@ health_answer (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       json_object_set_member (out, *k, json_node_copy (json_object_get_member (in, *k)));
   node = ens_node_ref_object (out);
   json_object_unref (out);
-  ens_http_reply_json (call, 200, node);
+  text = ens_http_host (call)->json_to_string (node);
+  body = g_bytes_new_take (text, strlen (text));
+  ens_http_cache_put (call, "health", body);
+  ens_http_reply_bytes (call, 200, "application/json", body);
 }
+
+/* /health is public and may be asked often (monitors, load balancers, a
+ * flood): its answer, which describes every plugin, is built at most once
+ * in HEALTH_MAX_AGE_US, and again at once after a request through this
+ * transport reached the core. */
+#define HEALTH_MAX_AGE_US (100 * 1000)
 
 static void
 route_health (EnsHttpCall *call)
 {
-  g_autoptr (JsonNode) data = json_node_new (JSON_NODE_NULL);
+  g_autoptr (JsonNode) data = NULL;
+  GBytes *kept = ens_http_cache_get (call, "health", HEALTH_MAX_AGE_US);
+
+  if (kept)
+    {
+      ens_http_reply_bytes (call, 200, "application/json", kept);
+      return;
+    }
+  data = json_node_new (JSON_NODE_NULL);
   ens_http_core (call, NULL, "health", data, 0, health_answer, NULL);
 }
 

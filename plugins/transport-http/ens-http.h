@@ -84,6 +84,8 @@ const char *ens_http_base_url (EnsHttpCall *call);
 /* ---- answering (each ends the call, exactly one per call) ---- */
 void ens_http_reply_json (EnsHttpCall *call, guint status, JsonNode *body); /* body (transfer none) */
 void ens_http_reply_text (EnsHttpCall *call, guint status, const char *content_type, const char *text);
+/* The same with @body (transfer none), shared (a cached answer). */
+void ens_http_reply_bytes (EnsHttpCall *call, guint status, const char *content_type, GBytes *body);
 /* {error:{code,message,details}} */
 void ens_http_reply_error (EnsHttpCall *call, guint status, const char *code, const char *message, JsonNode *details);
 /* 422 with the failing field: {error:{code:"VALIDATION_ERROR", message, details:{fields:[{field, expected}]}}} */
@@ -104,6 +106,15 @@ void ens_http_openai_reply_refusal (EnsHttpCall *call, EnsMessage *answer, const
 void ens_http_openai_reply_failure (EnsHttpCall *call, JsonObject *failed);
 /* The HTTP status a core error code deserves (404 for AGENT_NOT_FOUND, ...). */
 guint ens_http_status_for (const char *code);
+
+/* ---- answers kept for a while ----
+ * An answer a route may serve again (transfer none), NULL unless one was
+ * kept under @key less than @max_age_us ago and no request reached the
+ * core through this transport since (other than "health"): a change made
+ * over HTTP shows at once, any other within @max_age_us. */
+GBytes *ens_http_cache_get (EnsHttpCall *call, const char *key, gint64 max_age_us);
+/* Keeps @body (transfer none) under @key. */
+void ens_http_cache_put (EnsHttpCall *call, const char *key, GBytes *body);
 
 /* ---- the core ---- */
 /* The answer to ens_http_core: a REPLY or ERROR message, (transfer none). */

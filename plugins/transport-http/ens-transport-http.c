@@ -14,6 +14,7 @@
 #include "ens-http.h"
 #include "ens-http-sse.h"
 #include "ens-http-access-log.h"
+#include "ens-http-timers.h"
 #include "ens-listener.h"
 #include "ens-ws.h"
 #include "ens-host-config.h"
@@ -32,8 +33,11 @@ typedef struct {
   double sum;
 } RouteStats;
 
+typedef struct _EnsHttpLink EnsHttpLink;
+
 struct _EnsHttp {
   const EnsHost *host;
+  EnsHttpLink *link;
   EnsPlugin *self;
   SoupServer *server;
   EnsListener *listener;
@@ -45,9 +49,13 @@ struct _EnsHttp {
   guint max_body;
   guint request_timeout_ms;
   GPtrArray *routes;       /* const EnsHttpRoute*, all tables */
-  GHashTable *stats;       /* route key -> RouteStats */
-  GHashTable *calls;       /* live EnsHttpCall* */
+  GHashTable *by_first;    /* a path's first segment -> GPtrArray of the routes that start with it, in order */
+  GHashTable *stats;       /* const EnsHttpRoute* (NULL: unmatched) -> RouteStats */
+  GHashTable *calls;       /* SoupServerMessage* -> its live EnsHttpCall* */
+  EnsHttpTimers *timers;   /* one a request, until it is read */
   EnsHttpMcp *mcp;         /* sessions of /mcp */
+  GHashTable *cache;       /* key -> CachedAnswer */
+  guint64 generation;      /* requests that reached the core (health aside) */
   guint64 requests, unauthorized, not_found, too_large, timed_out, events_dropped;
 };
 
@@ -142,24 +150,49 @@ cors_headers (EnsHttpCall *call)
     }
 }
 
-void
-ens_http_reply_text (EnsHttpCall *call, guint status, const char *content_type, const char *text)
+/* The answer's status and headers; FALSE when the call was answered
+ * already (or its client is gone). */
+static gboolean
+answer_begin (EnsHttpCall *call, guint status)
 {
   if (call->answered || call->gone)
-    return;
+    return FALSE;
   call->answered = TRUE;
   call->status = status;
   cors_headers (call);
   soup_server_message_set_status (call->msg, status, NULL);
+  return TRUE;
+}
+
+void
+ens_http_reply_text (EnsHttpCall *call, guint status, const char *content_type, const char *text)
+{
+  if (!answer_begin (call, status))
+    return;
   soup_server_message_set_response (call->msg, content_type, SOUP_MEMORY_COPY, text, strlen (text));
+  unpause (call);
+}
+
+void
+ens_http_reply_bytes (EnsHttpCall *call, guint status, const char *content_type, GBytes *body)
+{
+  if (!answer_begin (call, status))
+    return;
+  soup_message_headers_replace (soup_server_message_get_response_headers (call->msg), "Content-Type", content_type);
+  soup_message_body_append_bytes (soup_server_message_get_response_body (call->msg), body);
   unpause (call);
 }
 
 void
 ens_http_reply_json (EnsHttpCall *call, guint status, JsonNode *body)
 {
-  g_autofree char *text = call->http->host->json_to_string (body);
-  ens_http_reply_text (call, status, "application/json", text);
+  char *text;
+
+  if (!answer_begin (call, status))
+    return;
+  text = call->http->host->json_to_string (body);
+  soup_server_message_set_response (call->msg, "application/json", SOUP_MEMORY_TAKE, text, strlen (text));
+  unpause (call);
 }
 
 const char *
@@ -189,6 +222,43 @@ void
 ens_http_attach (EnsHttpCall *call, const char *key, gpointer state, GDestroyNotify free_func)
 {
   g_object_set_data_full (G_OBJECT (call->msg), key, state, free_func);
+}
+
+/* ------------------------------------------------------------ kept answers */
+
+typedef struct {
+  GBytes *body;
+  gint64 at_us;
+  guint64 generation;
+} CachedAnswer;
+
+static void
+cached_answer_free (CachedAnswer *answer)
+{
+  g_bytes_unref (answer->body);
+  g_free (answer);
+}
+
+GBytes *
+ens_http_cache_get (EnsHttpCall *call, const char *key, gint64 max_age_us)
+{
+  CachedAnswer *answer = g_hash_table_lookup (call->http->cache, key);
+
+  if (answer == NULL || answer->generation != call->http->generation ||
+      g_get_monotonic_time () - answer->at_us >= max_age_us)
+    return NULL;
+  return answer->body;
+}
+
+void
+ens_http_cache_put (EnsHttpCall *call, const char *key, GBytes *body)
+{
+  CachedAnswer *answer = g_new (CachedAnswer, 1);
+
+  answer->body = g_bytes_ref (body);
+  answer->at_us = g_get_monotonic_time ();
+  answer->generation = call->http->generation;
+  g_hash_table_replace (call->http->cache, g_strdup (key), answer);
 }
 
 /* ------------------------------------------------------------ the core */
@@ -228,6 +298,8 @@ ens_http_core (EnsHttpCall *call, const char *agent, const char *action, JsonNod
   EnsClient *client = call_client (call);
   EnsMessage *msg;
 
+  if (strcmp (action, "health") != 0)
+    call->http->generation++; /* answers kept so far may be out of date */
   g_free (call->pending_id);
   call->pending_id = g_strdup_printf ("h%" G_GUINT64_FORMAT, ++call->next_id);
   call->answer_func = func;
@@ -402,16 +474,15 @@ ens_http_sse_end (EnsHttpCall *call)
 static void
 record_stats (EnsHttpCall *call)
 {
-  g_autofree char *key = g_strdup_printf ("%s %s", call->route ? call->route->method : "-",
-                                          call->route ? call->route->path : "unmatched");
-  RouteStats *st = g_hash_table_lookup (call->http->stats, key);
+  RouteStats *st = g_hash_table_lookup (call->http->stats, call->route);
   double seconds = (g_get_monotonic_time () - call->started_us) / 1e6;
 
   if (st == NULL)
     {
       st = g_new0 (RouteStats, 1);
-      st->key = g_steal_pointer (&key);
-      g_hash_table_insert (call->http->stats, st->key, st);
+      st->key = g_strdup_printf ("%s %s", call->route ? call->route->method : "-",
+                                 call->route ? call->route->path : "unmatched");
+      g_hash_table_insert (call->http->stats, (gpointer) call->route, st);
     }
   st->count++;
   if (call->status >= 400)
@@ -438,19 +509,19 @@ call_free (EnsHttpCall *call)
   g_free (call);
 }
 
+/* The request ended (answered, or its client went away). */
 static void
-on_finished (SoupServerMessage *msg, EnsHttpCall *call)
+call_end (EnsHttpCall *call)
 {
   gboolean early = !call->answered || call->sse;
 
   if (call->gone)
     return;
   call->gone = TRUE;
-  g_signal_handlers_disconnect_by_data (msg, call);
   record_stats (call);
   if (early && call->disconnect_func)
     call->disconnect_func (call, call->disconnect_data);
-  g_hash_table_remove (call->http->calls, call); /* frees */
+  g_hash_table_remove (call->http->calls, call->msg); /* frees */
 }
 
 /* Matches the path segments against a route's pattern, walking the
@@ -548,6 +619,7 @@ handle (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
   g_auto (GStrv) segments = g_strsplit (path[0] == '/' ? path + 1 : path, "/", -1);
   gboolean path_known = FALSE;
   g_autofree char *why = NULL;
+  GPtrArray *candidates;
 
   (void) server;
   http->requests++;
@@ -555,9 +627,7 @@ handle (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
   call->msg = g_object_ref (msg);
   call->started_us = g_get_monotonic_time ();
   call->query = query ? g_hash_table_ref (query) : NULL;
-  g_hash_table_add (http->calls, call);
-  g_signal_connect (msg, "finished", G_CALLBACK (on_finished), call);
-  g_signal_connect (msg, "disconnected", G_CALLBACK (on_finished), call);
+  g_hash_table_insert (http->calls, msg, call); /* ends with the request (on_request_ended) */
 
   /* A trailing slash is the same route. */
   if (segments[0] && g_strv_length (segments) > 1 && segments[g_strv_length (segments) - 1][0] == '\0')
@@ -567,9 +637,10 @@ handle (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
       segments[n - 1] = NULL;
     }
 
-  for (guint i = 0; i < http->routes->len && call->route == NULL; i++)
+  candidates = g_hash_table_lookup (http->by_first, segments[0] ? segments[0] : "");
+  for (guint i = 0; candidates && i < candidates->len && call->route == NULL; i++)
     {
-      const EnsHttpRoute *route = g_ptr_array_index (http->routes, i);
+      const EnsHttpRoute *route = g_ptr_array_index (candidates, i);
       if (!path_matches (route, segments, NULL))
         continue;
       path_known = TRUE;
@@ -642,15 +713,20 @@ request_id_valid (const char *id)
 static void
 set_request_id (SoupServerMessage *msg)
 {
+  static const char hex[] = "0123456789abcdef";
   const char *given = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "X-Request-Id");
-  char made[24];
+  char made[21] = "req_";
 
   if (!request_id_valid (given))
     {
-      g_snprintf (made, sizeof made, "req_%08x%08x", g_random_int (), g_random_int ());
+      guint64 r = ((guint64) g_random_int () << 32) | g_random_int ();
+      for (int i = 0; i < 16; i++)
+        made[4 + i] = hex[(r >> (60 - 4 * i)) & 0xf];
+      made[20] = '\0';
       given = made;
     }
-  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "x-request-id", given);
+  /* The first response header set: nothing to replace. */
+  soup_message_headers_append (soup_server_message_get_response_headers (msg), "x-request-id", given);
 }
 
 /* Early: the headers are in, the body is not.  Refuse what is too big
@@ -674,6 +750,7 @@ handle_early (SoupServer *server, SoupServerMessage *msg, const char *path, GHas
       http->too_large++;
       ens_listener_refuse (msg, 411, "{\"error\":{\"code\":\"LENGTH_REQUIRED\",\"message\":\"send the body with a "
                                      "Content-Length\",\"details\":{}}}");
+      ens_http_timers_clear (http->timers, msg); /* the connection is the refusal's now */
       return;
     }
   if (length > (goffset) http->max_body)
@@ -681,47 +758,63 @@ handle_early (SoupServer *server, SoupServerMessage *msg, const char *path, GHas
       http->too_large++;
       ens_listener_refuse (msg, 413, "{\"error\":{\"code\":\"BODY_TOO_LARGE\",\"message\":\"request body over "
                                      "http-max-body-bytes\",\"details\":{}}}");
-    }
-}
-
-/* Slow clients: the whole request must arrive within request_timeout_ms. */
-static gboolean
-request_timeout_cb (gpointer data)
-{
-  SoupServerMessage *msg = data;
-  EnsHttp *http = g_object_get_data (G_OBJECT (msg), "ens-http");
-
-  g_object_set_data (G_OBJECT (msg), "ens-timeout", NULL);
-  if (http)
-    http->timed_out++;
-  ens_listener_cut (msg); /* the server then ends the request */
-  return G_SOURCE_REMOVE;
-}
-
-static void
-clear_timeout (SoupServerMessage *msg)
-{
-  guint id = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (msg), "ens-timeout"));
-  if (id)
-    {
-      g_source_remove (id);
-      g_object_set_data (G_OBJECT (msg), "ens-timeout", NULL);
+      ens_http_timers_clear (http->timers, msg);
     }
 }
 
 static void
-on_request_started (SoupServer *server, SoupServerMessage *msg, gpointer user_data)
+on_request_read (SoupServer *server, SoupServerMessage *msg, EnsHttp *http)
 {
-  EnsHttp *http = user_data;
-  guint id;
+  (void) server;
+  ens_http_timers_clear (http->timers, msg);
+}
+
+/* The request ended: answered (request-finished), failed (request-aborted),
+ * or its connection went (the message's "disconnected": a request cut
+ * before its headers, or the server shutting down). */
+static void
+on_request_ended (SoupServer *server, SoupServerMessage *msg, EnsHttp *http)
+{
+  EnsHttpCall *call;
 
   (void) server;
-  id = g_timeout_add (http->request_timeout_ms, request_timeout_cb, msg);
-  g_object_set_data (G_OBJECT (msg), "ens-http", http);
-  g_object_set_data (G_OBJECT (msg), "ens-timeout", GUINT_TO_POINTER (id));
-  g_signal_connect (msg, "got-body", G_CALLBACK (clear_timeout), NULL);
-  g_signal_connect (msg, "finished", G_CALLBACK (clear_timeout), NULL);
-  g_signal_connect (msg, "disconnected", G_CALLBACK (clear_timeout), NULL);
+  ens_http_timers_clear (http->timers, msg);
+  call = g_hash_table_lookup (http->calls, msg);
+  if (call)
+    call_end (call);
+}
+
+/* What a message's "disconnected" handler holds: the instance, or NULL once
+ * it stopped (a message may outlive it). */
+struct _EnsHttpLink {
+  gint refs;
+  EnsHttp *http;
+};
+
+static void
+link_unref (gpointer data, GClosure *closure)
+{
+  EnsHttpLink *link = data;
+
+  (void) closure;
+  if (g_atomic_int_dec_and_test (&link->refs))
+    g_free (link);
+}
+
+static void
+on_request_disconnected (SoupServerMessage *msg, EnsHttpLink *link)
+{
+  if (link->http)
+    on_request_ended (NULL, msg, link->http);
+}
+
+static void
+on_request_started (SoupServer *server, SoupServerMessage *msg, EnsHttp *http)
+{
+  (void) server;
+  ens_http_timers_start (http->timers, msg);
+  g_atomic_int_inc (&http->link->refs);
+  g_signal_connect_data (msg, "disconnected", G_CALLBACK (on_request_disconnected), http->link, link_unref, 0);
 }
 
 /* ------------------------------------------------------------ its own metrics */
@@ -802,18 +895,36 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
   http->host = host;
   http->self = self;
   http->routes = g_ptr_array_new ();
-  http->stats = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) stats_free);
-  http->calls = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) call_free, NULL);
+  http->stats = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) stats_free);
+  http->calls = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) call_free);
+  http->link = g_new0 (EnsHttpLink, 1);
+  http->link->refs = 1;
+  http->link->http = http;
   http->mcp = ens_http_mcp_new ();
+  http->cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) cached_answer_free);
+  http->by_first = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
   for (guint t = 0; t < G_N_ELEMENTS (tables); t++)
     for (const EnsHttpRoute *r = tables[t]; r->method; r++)
-      g_ptr_array_add (http->routes, (gpointer) r);
+      {
+        /* Every pattern starts with a literal segment ("" for "/"). */
+        const char *first = r->path + 1;
+        char *key = g_strndup (first, strcspn (first, "/"));
+        GPtrArray *same = g_hash_table_lookup (http->by_first, key);
+
+        g_assert (key[0] != '{');
+        if (same == NULL)
+          g_hash_table_insert (http->by_first, g_strdup (key), (same = g_ptr_array_new ()));
+        g_ptr_array_add (same, (gpointer) r);
+        g_ptr_array_add (http->routes, (gpointer) r);
+        g_free (key);
+      }
 
   http->address = ens_host_config_string (host, self, "http-address", "127.0.0.1");
   http->port = ens_host_config_uint (host, self, "http-port", 8090);
   http->cors_origins = ens_host_config_strv (host, self, "http-cors-origins");
   http->max_body = ens_host_config_uint (host, self, "http-max-body-bytes", 4194304);
   http->request_timeout_ms = ens_host_config_uint (host, self, "http-request-timeout-ms", 30000);
+  http->timers = ens_http_timers_new (http->request_timeout_ms, &http->timed_out);
   if (!ens_host_config_token (host, self, "http-token-file", &http->token, error))
     goto fail;
   inet = g_inet_address_new_from_string (http->address);
@@ -835,6 +946,9 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
   soup_server_add_handler (http->server, NULL, handle, http, NULL);
   ens_ws_attach (http->server, host, self, http->token); /* /ws and /ws/socket/{id} */
   g_signal_connect (http->server, "request-started", G_CALLBACK (on_request_started), http);
+  g_signal_connect (http->server, "request-read", G_CALLBACK (on_request_read), http);
+  g_signal_connect (http->server, "request-finished", G_CALLBACK (on_request_ended), http);
+  g_signal_connect (http->server, "request-aborted", G_CALLBACK (on_request_ended), http);
   if (ens_host_config_bool (host, self, "http-access-log", FALSE))
     ens_http_access_log_attach (http->server, host, self);
   http->listener = ens_listener_new (http->server, inet, http->port, error);
@@ -872,8 +986,13 @@ http_stop (gpointer instance)
   g_hash_table_remove_all (http->calls);
   g_clear_object (&http->server);
   g_hash_table_unref (http->calls);
+  g_clear_pointer (&http->timers, ens_http_timers_free);
+  http->link->http = NULL; /* messages still alive find no instance */
+  link_unref (http->link, NULL);
   g_hash_table_unref (http->stats);
   g_ptr_array_unref (http->routes);
+  g_hash_table_unref (http->by_first);
+  g_hash_table_unref (http->cache);
   g_strfreev (http->cors_origins);
   g_free (http->token);
   g_free (http->address);

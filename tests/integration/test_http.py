@@ -154,6 +154,35 @@ def test_health_centerfire_shape_and_head():
         d.cleanup()
 
 
+def test_health_kept_briefly_yet_current():
+    """/health is built at most once in 100 ms, and at once after a change
+    made over HTTP: what a client changed shows in its next /health."""
+    d, port = start()
+    c = None
+    try:
+        h1 = ok(port, "GET", "/health")
+        ok(port, "POST", "/api/sessions", {"provider": "local", "session_type": "chat"}, status=201)
+        h2 = ok(port, "GET", "/health")
+        assert h2["sessions"] == h1["sessions"] + 1, (h1["sessions"], h2["sessions"])
+        # A change made elsewhere (an agent registered over the Unix socket)
+        # shows within the 100 ms, as time does.
+        c = d.client()
+        before = ok(port, "GET", "/health")
+        c.ok("agents.register", {"name": "fresh", "actions": ["x"]})
+        deadline = time.time() + 5 * SCALE
+        while True:
+            h = ok(port, "GET", "/health")
+            if h["agents"] == before["agents"] + 1 and h["uptime_s"] > before["uptime_s"]:
+                break
+            assert time.time() < deadline, (before, h)
+            time.sleep(0.02)
+        assert h["status"] == "healthy", h
+    finally:
+        if c:
+            c.close()
+        d.cleanup()
+
+
 # ---------------------------------------------------------------- native REST
 
 
