@@ -310,13 +310,12 @@ ens_http_core (EnsHttpCall *call, const char *agent, const char *action, JsonNod
   init.data = data;
   init.timeout_ms = timeout_ms;
   msg = host->message_new (&init);
-  if (!call->paused && !call->answered)
-    {
-      call->paused = TRUE;
-      soup_server_message_pause (call->msg);
-    }
   host->client_submit (client, msg); /* the answer may come before this returns */
   host->message_unref (msg);
+  /* Held open until answered; an answer that came already is written as
+   * soon as the handler returns (a pause would cost the server one more
+   * turn of the main loop to resume). */
+  ens_http_pause (call);
 }
 
 void
