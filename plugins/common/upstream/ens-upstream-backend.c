@@ -1,14 +1,13 @@
 /* ens-upstream-backend.c — see ens-upstream-backend.h.
  *
- * Why connections are reused: libsoup 3.2 gives a POST a new connection
- * unless the message is flagged SOUP_MESSAGE_IDEMPOTENT (a non-idempotent
- * request is never sent on a connection that might have been closed under
- * it).  Every completion is a POST, so without the flag each one opened a
- * new connection and left the previous one idle until the pool was full.
- * The call (ens-upstream-call.c) flags its messages, reads every answer to
- * its end so its connection goes back to the pool, and resends once on a
- * new connection when a reused one turns out to be closed before any
- * answer came. */
+ * Connections are reused: every completion is a POST, sent on an idle
+ * pooled connection when there is one (ens-upstream-pool.c); the call
+ * (ens-upstream-call.c) reads every answer to its end, or lets the pool
+ * read the rest, so its connection goes back to the pool; a request whose
+ * reused connection turns out to be closed before any answer came is sent
+ * once more on a new connection. */
+#include <libsoup/soup.h>
+
 #include "ens-upstream-backend.h"
 
 #include <string.h>
@@ -47,9 +46,8 @@ ens_upstream_backend_unref (EnsUpstreamBackend *b)
   for (guint i = 0; i < b->headers->len; i++)
     wipe (g_ptr_array_index (b->headers, i));
   g_ptr_array_unref (b->headers);
-  if (b->session)
-    soup_session_abort (b->session);
-  g_clear_object (&b->session);
+  g_ptr_array_unref (b->pools);
+  g_ptr_array_unref (b->pool_keys);
   g_free (b);
 }
 
@@ -139,15 +137,11 @@ ens_upstream_backend_load (const EnsHost *host, EnsPlugin *self, const char *nam
   b->max_tool_calls = g_settings_get_uint (s, "max-tool-calls");
   b->max_output_tokens = g_settings_get_uint (s, "max-output-tokens");
   b->headers = g_ptr_array_new ();
-  /* The pool: as many connections as completions may run at once.  Our own
-   * timer bounds each request (libsoup's I/O timeout would cut off a model
-   * that thinks quietly for a minute); no content decoder, so body streams
-   * are libsoup's own and close without blocking. */
-  b->session = soup_session_new_with_options ("max-conns", b->max_concurrency,
-                                              "max-conns-per-host", b->max_concurrency,
-                                              "timeout", 0, "idle-timeout", b->idle_timeout_s,
-                                              "user-agent", "ensemble-provider/1.0", NULL);
-  soup_session_remove_feature_by_type (b->session, SOUP_TYPE_CONTENT_DECODER);
+  /* The pools: as many connections as completions may run at once.  Our
+   * own timer bounds each request (a model may think quietly for a
+   * minute). */
+  b->pools = g_ptr_array_new_with_free_func ((GDestroyNotify) ens_upstream_pool_free);
+  b->pool_keys = g_ptr_array_new_with_free_func (g_free);
   return b;
 }
 
@@ -183,4 +177,36 @@ ens_upstream_backend_add_header (EnsUpstreamBackend *b, const char *name, const 
 {
   g_ptr_array_add (b->headers, g_strdup (name));
   g_ptr_array_add (b->headers, g_strdup (value ? value : ""));
+}
+
+EnsUpstreamPool *
+ens_upstream_backend_pool (EnsUpstreamBackend *b, GUri *uri)
+{
+  const char *scheme = g_uri_get_scheme (uri);
+  gboolean tls = g_ascii_strcasecmp (scheme, "https") == 0;
+  int port = g_uri_get_port (uri);
+  g_autofree char *key = NULL;
+  EnsUpstreamPool *pool;
+
+  if (port <= 0)
+    port = tls ? 443 : 80;
+  key = g_strdup_printf ("%s://%s:%d", tls ? "https" : "http", g_uri_get_host (uri), port);
+  for (guint i = 0; i < b->pool_keys->len; i++)
+    if (strcmp (g_ptr_array_index (b->pool_keys, i), key) == 0)
+      return g_ptr_array_index (b->pools, i);
+  pool = ens_upstream_pool_new (tls ? "https" : "http", g_uri_get_host (uri), (guint16) port, b->max_concurrency,
+                                b->idle_timeout_s);
+  g_ptr_array_add (b->pools, pool);
+  g_ptr_array_add (b->pool_keys, g_steal_pointer (&key));
+  return pool;
+}
+
+guint
+ens_upstream_backend_draining (EnsUpstreamBackend *b)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < b->pools->len; i++)
+    n += ens_upstream_pool_draining (g_ptr_array_index (b->pools, i));
+  return n;
 }

@@ -2,7 +2,8 @@
  * org.ensemble.Provider instance) with its own pool of keep-alive
  * connections.
  *
- * Each backend has one SoupSession: its connections to the upstream are
+ * Each backend has one EnsUpstreamPool per host it talks to (its
+ * endpoint, its embeddings endpoint): its connections to the upstream are
  * kept open and reused from one completion to the next, at most
  * max-concurrency of them (the core never runs more completions on a
  * backend at once), and closed after idle-timeout-s without use.
@@ -11,7 +12,7 @@
 #pragma once
 
 #include <ensemble/ensemble.h>
-#include <libsoup/soup.h>
+#include "ens-upstream-pool.h"
 
 G_BEGIN_DECLS
 
@@ -37,7 +38,8 @@ typedef struct {
   GUri *uri;             /* @url parsed; NULL unless it is an http(s) URL */
   GUri *embeddings_uri;  /* where embeddings go; NULL: nowhere */
   GPtrArray *headers;    /* char*: name, value, name, value... sent with every request */
-  SoupSession *session;  /* the backend's connection pool */
+  GPtrArray *pools;      /* EnsUpstreamPool*, one per scheme://host:port, made on first use */
+  GPtrArray *pool_keys;  /* char*: the scheme://host:port of each pool */
 } EnsUpstreamBackend;
 
 EnsUpstreamBackend *ens_upstream_backend_ref (EnsUpstreamBackend *backend);
@@ -55,6 +57,12 @@ void ens_upstream_backend_set_url (EnsUpstreamBackend *backend, const char *url)
 void ens_upstream_backend_set_embeddings_url (EnsUpstreamBackend *backend, const char *url);
 /* Adds a header (transfer none) sent with every request of the backend. */
 void ens_upstream_backend_add_header (EnsUpstreamBackend *backend, const char *name, const char *value);
+
+/* (transfer none) the pool of connections to @uri's host (an http(s)
+ * URI), made on first use. */
+EnsUpstreamPool *ens_upstream_backend_pool (EnsUpstreamBackend *backend, GUri *uri);
+/* Connections of the backend reading the rest of an answer nobody waits for. */
+guint ens_upstream_backend_draining (EnsUpstreamBackend *backend);
 
 /* (transfer none) the name sent upstream for @requested (NULL or "": the
  * backend's default model), through model-map; NULL when there is none. */

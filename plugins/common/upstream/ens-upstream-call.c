@@ -1,29 +1,26 @@
 /* ens-upstream-call.c — see ens-upstream-call.h.
  *
  * Lifetime: a call is referenced by the provider's set of running calls
- * until it ends, and by each pending libsoup operation (which always
- * completes, cancelled or not).  Timer and idle callbacks take a reference
- * for their own duration only; ending a call removes them.
+ * until it ends.  Its exchange reports to it until the call releases it,
+ * which ending the call always does; each report, timer and idle callback
+ * takes a reference for its own duration only; ending a call removes them.
  *
- * The connection: messages are flagged SOUP_MESSAGE_IDEMPOTENT so libsoup
- * sends them on an idle pooled connection (see ens-upstream-backend.c).  A
- * body that was read to its end is closed at once and its connection goes
- * back to the pool; the rest of a body whose answer is complete is read by
- * a drain (ens-upstream-drain.c); an aborted body is closed with its
- * attempt's cancellable cancelled, which makes libsoup drop the connection
- * (the upstream sees it close and stops generating).  libsoup 3 detail: a
- * body stream dropped unclosed would be closed synchronously, reading the
- * rest of the body on the main loop, so every one is closed here. */
+ * The connection: the request (head and body, built once) goes to the
+ * backend's pool (ens-upstream-pool.c), which sends it on an idle
+ * keep-alive connection when there is one.  A complete answer (or one
+ * complete as far as the provider cares: the pool reads the rest, bounded)
+ * releases its connection gracefully, back to the pool; an aborted or
+ * failed one closes it (the upstream sees it close and stops generating). */
 #include "ens-upstream-call.h"
 
 #include "ens-sse-reader.h"
 #include "ens-upstream-private.h"
 
+#include <libsoup/soup.h>
 #include <string.h>
 
 #define MAX_ERROR_BYTES (64 * 1024) /* of an error body, enough for its message */
 #define MAX_RETRY_AFTER_MS 60000    /* a longer retry-after is capped */
-#define READ_CHUNK 16384
 
 struct _EnsUpstreamCall {
   gint ref;
@@ -38,19 +35,13 @@ struct _EnsUpstreamCall {
   gboolean ended;    /* finished or failed */
   gboolean streamed; /* a chunk reached the host: no retry after that */
   gboolean stream;   /* an event stream was asked for */
-  gboolean io_pending;
   gboolean reading_error; /* the body of a non-2xx answer */
-  gboolean fresh;         /* this attempt opened a new connection */
-  gboolean resent;        /* sent again after a pooled connection was found closed */
 
-  GBytes *body;
+  GBytes *request;         /* head and body, sent as they are */
   GUri *uri;               /* where it goes, ref */
   guint attempt;
 
-  GCancellable *io_cancel; /* the current attempt's */
-  SoupMessage *msg;
-  GInputStream *input;     /* libsoup's body stream */
-  char *chunk;             /* READ_CHUNK bytes read into */
+  EnsUpstreamExchange *x;  /* the current attempt's, until released */
   GByteArray *buf;         /* a plain or error body */
   gsize limit;             /* of @buf */
   gsize received;          /* bytes of this attempt's body */
@@ -75,18 +66,15 @@ ens_upstream_call_unref (EnsUpstreamCall *call)
 {
   if (--call->ref > 0)
     return;
-  g_assert (call->ended && !call->input && !call->io_pending);
+  g_assert (call->ended && !call->x);
   if (call->free_data)
     call->free_data (call->data);
   ens_upstream_backend_unref (call->backend);
   g_clear_object (&call->cancellable);
-  g_clear_object (&call->io_cancel);
-  g_clear_object (&call->msg);
-  g_clear_pointer (&call->body, g_bytes_unref);
+  g_clear_pointer (&call->request, g_bytes_unref);
   g_clear_pointer (&call->uri, g_uri_unref);
   g_clear_pointer (&call->buf, g_byte_array_unref);
   g_clear_pointer (&call->sse, ens_sse_reader_free);
-  g_free (call->chunk);
   g_free (call->later_code);
   g_free (call->later_message);
   g_free (call);
@@ -124,40 +112,16 @@ remove_source (guint *id)
   *id = 0;
 }
 
-static void
-drop_message (EnsUpstreamCall *call)
-{
-  if (!call->msg)
-    return;
-  g_signal_handlers_disconnect_by_data (call->msg, call);
-  g_clear_object (&call->msg);
-}
-
-/* Lets go of the attempt's message and body stream; only when no operation
- * is pending on them.  @graceful: the answer is complete, its connection
- * may be reused. */
+/* Lets go of the attempt's exchange.  @graceful: the answer is complete,
+ * its connection may be reused (the pool reads what is left of it). */
 static void
 release_io (EnsUpstreamCall *call, gboolean graceful)
 {
-  g_assert (!call->io_pending);
-  if (call->input)
-    {
-      GInputStream *input = g_steal_pointer (&call->input);
-
-      if (graceful && call->provider)
-        ens_upstream_drain (call->provider, input);
-      else
-        {
-          g_cancellable_cancel (call->io_cancel);
-          g_input_stream_close_async (input, G_PRIORITY_DEFAULT, call->io_cancel, NULL, NULL);
-          g_object_unref (input);
-        }
-    }
-  drop_message (call);
+  if (call->x)
+    ens_upstream_exchange_release (g_steal_pointer (&call->x), graceful && call->provider);
 }
 
-/* Marks the call ended: no more host calls, sources removed, I/O let go
- * (or cancelled, for the pending operation's callback to let go). */
+/* Marks the call ended: no more host calls, sources removed, I/O let go. */
 static void
 call_end (EnsUpstreamCall *call, gboolean graceful)
 {
@@ -173,10 +137,7 @@ call_end (EnsUpstreamCall *call, gboolean graceful)
   remove_source (&call->timeout_id);
   remove_source (&call->retry_id);
   remove_source (&call->idle_id);
-  if (call->io_pending)
-    g_cancellable_cancel (call->io_cancel);
-  else
-    release_io (call, graceful);
+  release_io (call, graceful);
   call->provider = NULL;
   if (provider)
     g_hash_table_remove (provider->calls, call); /* drops the set's reference */
@@ -371,10 +332,10 @@ backoff_ms (guint attempt)
 
 /* The wait a retry-after-ms / retry-after header asks for, in ms, or -1. */
 static gint64
-retry_after_ms (SoupMessageHeaders *headers)
+retry_after_ms (EnsUpstreamResponse *response)
 {
-  g_autofree char *ms = g_strdup (soup_message_headers_get_one (headers, "retry-after-ms"));
-  g_autofree char *s = g_strdup (soup_message_headers_get_one (headers, "retry-after"));
+  g_autofree char *ms = g_strdup (ens_upstream_response_header (response, "retry-after-ms"));
+  g_autofree char *s = g_strdup (ens_upstream_response_header (response, "retry-after"));
   guint64 n;
 
   if (ms && g_ascii_string_to_unsigned (g_strstrip (ms), 10, 0, G_MAXINT32, &n, NULL))
@@ -421,7 +382,7 @@ handle_http_error (EnsUpstreamCall *call, gboolean complete)
   remove_source (&call->timeout_id);
   if (retryable && call->attempt < be->max_retries && !call->streamed)
     {
-      gint64 after = retry_after_ms (soup_message_get_response_headers (call->msg));
+      gint64 after = retry_after_ms (ens_upstream_exchange_response (call->x));
       guint delay = after >= 0 ? (guint) MIN (after, MAX_RETRY_AFTER_MS) : backoff_ms (call->attempt);
 
       ENS_LOG (call->provider->host, call->provider->self, G_LOG_LEVEL_INFO, "%s; retry %u of %u in %u ms", text,
@@ -437,8 +398,6 @@ handle_http_error (EnsUpstreamCall *call, gboolean complete)
 }
 
 /* ---------------------------------------------------------- reading bodies */
-
-static void read_next (EnsUpstreamCall *call);
 
 static gboolean
 on_sse_event (const char *event, const char *data, gsize len, gpointer user_data)
@@ -459,30 +418,10 @@ fail_limit (EnsUpstreamCall *call, const char *what, gsize limit, const char *se
 
 /* @n bytes of an event stream. */
 static void
-stream_bytes (EnsUpstreamCall *call, gsize n)
+stream_bytes (EnsUpstreamCall *call, const char *data, gsize n)
 {
   g_autoptr (GError) error = NULL;
 
-  if (n == 0)
-    {
-      if (!ens_sse_reader_finish (call->sse, &error) && error)
-        {
-          ens_upstream_call_fail_error (call, error);
-          return;
-        }
-      if (call->ended)
-        return;
-      remove_source (&call->timeout_id);
-      release_io (call, TRUE);
-      call->klass->sse_eof (call);
-      if (!call->ended)
-        {
-          g_autofree char *text = g_strdup_printf ("%s: the stream ended before the answer was complete",
-                                                   call->backend->name);
-          ens_upstream_call_fail (call, ENS_COMPLETION_ERR_UPSTREAM, text);
-        }
-      return;
-    }
   call->received += n;
   if (call->received > call->backend->max_answer_bytes)
     {
@@ -490,21 +429,43 @@ stream_bytes (EnsUpstreamCall *call, gsize n)
       return;
     }
   note_progress (call);
-  if (!ens_sse_reader_feed (call->sse, call->chunk, n, &error) && error)
+  if (!ens_sse_reader_feed (call->sse, data, n, &error) && error)
     {
       g_autofree char *text = g_strdup_printf ("%s (max-line-bytes)", error->message);
       g_autoptr (GError) limit = g_error_new_literal (error->domain, error->code, text);
       ens_upstream_call_fail_error (call, limit);
     }
-  else if (!call->ended)
-    read_next (call);
+}
+
+/* The end of an event stream. */
+static void
+stream_end (EnsUpstreamCall *call)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!ens_sse_reader_finish (call->sse, &error) && error)
+    {
+      ens_upstream_call_fail_error (call, error);
+      return;
+    }
+  if (call->ended)
+    return;
+  remove_source (&call->timeout_id);
+  release_io (call, TRUE);
+  call->klass->sse_eof (call);
+  if (!call->ended)
+    {
+      g_autofree char *text = g_strdup_printf ("%s: the stream ended before the answer was complete",
+                                               call->backend->name);
+      ens_upstream_call_fail (call, ENS_COMPLETION_ERR_UPSTREAM, text);
+    }
 }
 
 /* @n bytes of a plain or error body. */
 static void
-plain_bytes (EnsUpstreamCall *call, gsize n)
+plain_bytes (EnsUpstreamCall *call, const char *data, gsize n)
 {
-  if (n > 0 && call->buf->len + n > call->limit)
+  if (call->buf->len + n > call->limit)
     {
       if (!call->reading_error)
         {
@@ -512,22 +473,22 @@ plain_bytes (EnsUpstreamCall *call, gsize n)
           return;
         }
       /* Enough of an error body for its message. */
-      g_byte_array_append (call->buf, (const guint8 *) call->chunk, (guint) (call->limit - call->buf->len));
+      g_byte_array_append (call->buf, (const guint8 *) data, (guint) (call->limit - call->buf->len));
       handle_http_error (call, FALSE);
       return;
     }
-  if (n > 0)
-    {
-      g_byte_array_append (call->buf, (const guint8 *) call->chunk, (guint) n);
-      read_next (call);
-      return;
-    }
+  g_byte_array_append (call->buf, (const guint8 *) data, (guint) n);
+}
+
+/* The end of a plain or error body. */
+static void
+plain_end (EnsUpstreamCall *call)
+{
   if (call->reading_error)
     {
       handle_http_error (call, TRUE);
       return;
     }
-  /* At the end of the body: closing is immediate, the connection is reused. */
   remove_source (&call->timeout_id);
   release_io (call, TRUE);
   g_byte_array_append (call->buf, (const guint8 *) "", 1); /* a NUL for parsers, not counted */
@@ -536,148 +497,147 @@ plain_bytes (EnsUpstreamCall *call, gsize n)
     ens_upstream_call_fail (call, ENS_COMPLETION_ERR_UPSTREAM, "the provider did not end the call"); /* a bug */
 }
 
-static void
-on_read (GObject *source, GAsyncResult *res, gpointer user_data)
-{
-  EnsUpstreamCall *call = user_data;
-  g_autoptr (GError) error = NULL;
-  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), res, &error);
+/* ------------------------------------------------- the exchange's reports */
 
-  call->io_pending = FALSE;
-  if (call->ended)
-    release_io (call, FALSE);
-  else if (n < 0)
+static void
+on_head (gpointer user_data)
+{
+  EnsUpstreamCall *call = call_ref (user_data);
+  EnsUpstreamResponse *response = ens_upstream_exchange_response (call->x);
+  const char *type = ens_upstream_response_media_type (response);
+
+  call->status = ens_upstream_response_status (response);
+  call->received = 0;
+  if (SOUP_STATUS_IS_SUCCESSFUL (call->status) && call->stream && g_strcmp0 (type, "text/event-stream") == 0)
     {
-      g_autofree char *text = g_strdup_printf ("%s: %s: %s", call->backend->name,
-                                               call->sse ? "the stream broke" : "reading the answer failed",
-                                               error->message);
-      ens_upstream_call_fail (call, ENS_COMPLETION_ERR_UPSTREAM, text);
+      call->reading_error = FALSE;
+      call->sse = ens_sse_reader_new (call->backend->max_line_bytes, on_sse_event, call);
+      note_progress (call);
     }
-  else if (call->sse)
-    stream_bytes (call, (gsize) n);
   else
-    plain_bytes (call, (gsize) n);
+    {
+      call->reading_error = !SOUP_STATUS_IS_SUCCESSFUL (call->status);
+      call->limit = call->reading_error ? MAX_ERROR_BYTES : call->backend->max_answer_bytes;
+      if (call->buf)
+        g_byte_array_set_size (call->buf, 0);
+      else
+        call->buf = g_byte_array_sized_new (4096);
+    }
   ens_upstream_call_unref (call);
 }
 
 static void
-read_next (EnsUpstreamCall *call)
+on_body (gpointer user_data, const char *data, gsize len)
 {
-  call->io_pending = TRUE;
-  g_input_stream_read_async (call->input, call->chunk, READ_CHUNK, G_PRIORITY_DEFAULT, call->io_cancel, on_read,
-                             call_ref (call));
+  EnsUpstreamCall *call = call_ref (user_data);
+
+  if (call->ended)
+    ;
+  else if (call->sse)
+    stream_bytes (call, data, len);
+  else
+    plain_bytes (call, data, len);
+  ens_upstream_call_unref (call);
 }
 
-static gboolean
-is_event_stream (SoupMessage *msg)
+static void
+on_end (gpointer user_data)
 {
-  const char *type = soup_message_headers_get_content_type (soup_message_get_response_headers (msg), NULL);
-  return type && g_ascii_strcasecmp (type, "text/event-stream") == 0;
+  EnsUpstreamCall *call = call_ref (user_data);
+
+  if (call->ended)
+    ;
+  else if (call->sse)
+    stream_end (call);
+  else
+    plain_end (call);
+  ens_upstream_call_unref (call);
 }
+
+static void
+on_fail (gpointer user_data, const GError *error)
+{
+  EnsUpstreamCall *call = call_ref (user_data);
+  EnsUpstreamResponse *response = ens_upstream_exchange_response (call->x);
+  g_autofree char *text = NULL;
+
+  release_io (call, FALSE);
+  if (!response || !ens_upstream_response_has_head (response))
+    text = g_strdup_printf ("cannot reach %s at %s: %s", call->backend->name, call->backend->url, error->message);
+  else
+    text = g_strdup_printf ("%s: %s: %s", call->backend->name,
+                            call->sse ? "the stream broke" : "reading the answer failed", error->message);
+  ens_upstream_call_fail (call, ENS_COMPLETION_ERR_UPSTREAM, text);
+  ens_upstream_call_unref (call);
+}
+
+static const EnsUpstreamExchangeSink exchange_sink = { on_head, on_body, on_end, on_fail };
 
 /* ------------------------------------------------------------- requesting */
-
-/* A pooled connection closed by the upstream just as it was reused (its
- * keep-alive ran out): the request never reached it, or was refused
- * unread.  Sent again once, on a new connection. */
-static gboolean
-closed_under_us (EnsUpstreamCall *call, const GError *error)
-{
-  return !call->fresh && !call->resent &&
-         (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT) ||
-          g_error_matches (error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE) ||
-          g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED));
-}
-
-static void
-on_sent (GObject *source, GAsyncResult *res, gpointer user_data)
-{
-  EnsUpstreamCall *call = user_data;
-  g_autoptr (GError) error = NULL;
-  GInputStream *input = soup_session_send_finish (SOUP_SESSION (source), res, &error);
-
-  call->io_pending = FALSE;
-  call->input = input;
-  if (call->ended)
-    release_io (call, FALSE);
-  else if (!input && closed_under_us (call, error))
-    {
-      call->resent = TRUE;
-      drop_message (call);
-      attempt_start (call);
-    }
-  else if (!input)
-    {
-      g_autofree char *text = g_strdup_printf ("cannot reach %s at %s: %s", call->backend->name, call->backend->url,
-                                               error->message);
-      ens_upstream_call_fail (call, ENS_COMPLETION_ERR_UPSTREAM, text);
-    }
-  else
-    {
-      call->status = soup_message_get_status (call->msg);
-      call->received = 0;
-      if (!call->chunk)
-        call->chunk = g_malloc (READ_CHUNK);
-      if (SOUP_STATUS_IS_SUCCESSFUL (call->status) && call->stream && is_event_stream (call->msg))
-        {
-          call->reading_error = FALSE;
-          call->sse = ens_sse_reader_new (call->backend->max_line_bytes, on_sse_event, call);
-          note_progress (call);
-        }
-      else
-        {
-          call->reading_error = !SOUP_STATUS_IS_SUCCESSFUL (call->status);
-          call->limit = call->reading_error ? MAX_ERROR_BYTES : call->backend->max_answer_bytes;
-          if (call->buf)
-            g_byte_array_set_size (call->buf, 0);
-          else
-            call->buf = g_byte_array_new ();
-        }
-      read_next (call);
-    }
-  ens_upstream_call_unref (call);
-}
-
-static void
-on_network_event (SoupMessage *msg, GSocketClientEvent event, GIOStream *connection, gpointer user_data)
-{
-  EnsUpstreamCall *call = user_data;
-
-  if (event == G_SOCKET_CLIENT_RESOLVING || event == G_SOCKET_CLIENT_CONNECTING)
-    call->fresh = TRUE;
-}
 
 static void
 attempt_start (EnsUpstreamCall *call)
 {
   EnsUpstreamBackend *be = call->backend;
-  SoupMessageHeaders *h;
 
-  if (!call->io_cancel || g_cancellable_is_cancelled (call->io_cancel))
-    {
-      g_clear_object (&call->io_cancel);
-      call->io_cancel = g_cancellable_new ();
-    }
-  drop_message (call);
-  call->msg = soup_message_new_from_uri (SOUP_METHOD_POST, call->uri);
-  /* Safe to send on a pooled connection: see ens-upstream-backend.c. */
-  soup_message_add_flags (call->msg, SOUP_MESSAGE_IDEMPOTENT | (call->resent ? SOUP_MESSAGE_NEW_CONNECTION : 0));
-  call->fresh = FALSE;
-  if (!call->resent)
-    g_signal_connect (call->msg, "network-event", G_CALLBACK (on_network_event), call);
-  h = soup_message_get_request_headers (call->msg);
-  for (guint i = 0; i + 1 < be->headers->len; i += 2)
-    {
-      const char *value = g_ptr_array_index (be->headers, i + 1);
-      if (*value)
-        soup_message_headers_replace (h, g_ptr_array_index (be->headers, i), value);
-    }
-  soup_message_headers_replace (h, "Accept", call->stream ? "text/event-stream" : "application/json");
-  soup_message_set_request_body_from_bytes (call->msg, "application/json", call->body);
+  g_clear_pointer (&call->sse, ens_sse_reader_free);
   call->deadline = g_get_monotonic_time () + (gint64) be->timeout_ms * 1000;
   arm_timeout (call, be->timeout_ms);
-  call->io_pending = TRUE;
-  soup_session_send_async (be->session, call->msg, G_PRIORITY_DEFAULT, call->io_cancel, on_sent, call_ref (call));
+  call->x = ens_upstream_pool_send (ens_upstream_backend_pool (be, call->uri), call->request, &exchange_sink, call);
+}
+
+/* TRUE when @s may go in a header line. */
+static gboolean
+header_safe (const char *s)
+{
+  return !strpbrk (s, "\r\n");
+}
+
+/* (transfer full) the whole request: head and @body. */
+static GBytes *
+build_request (EnsUpstreamCall *call, GUri *uri, GBytes *body)
+{
+  EnsUpstreamBackend *be = call->backend;
+  const char *host = g_uri_get_host (uri), *path = g_uri_get_path (uri), *query = g_uri_get_query (uri);
+  gsize len;
+  const char *data = g_bytes_get_data (body, &len);
+  GString *r = g_string_sized_new (512 + len);
+  int port = g_uri_get_port (uri);
+  gboolean tls = g_ascii_strcasecmp (g_uri_get_scheme (uri), "https") == 0;
+
+  g_string_append (r, "POST ");
+  g_string_append (r, *path ? path : "/");
+  if (query)
+    {
+      g_string_append_c (r, '?');
+      g_string_append (r, query);
+    }
+  g_string_append (r, " HTTP/1.1\r\nHost: ");
+  if (strchr (host, ':'))
+    g_string_append_printf (r, "[%s]", host);
+  else
+    g_string_append (r, host);
+  if (port > 0 && port != (tls ? 443 : 80))
+    g_string_append_printf (r, ":%d", port);
+  g_string_append (r, "\r\nUser-Agent: ensemble-provider/1.0\r\nAccept: ");
+  g_string_append (r, call->stream ? "text/event-stream" : "application/json");
+  g_string_append (r, "\r\n");
+  for (guint i = 0; i + 1 < be->headers->len; i += 2)
+    {
+      const char *name = g_ptr_array_index (be->headers, i), *value = g_ptr_array_index (be->headers, i + 1);
+
+      if (!*value || !header_safe (name) || !header_safe (value) || g_ascii_strcasecmp (name, "Accept") == 0 ||
+          g_ascii_strcasecmp (name, "Content-Type") == 0 || g_ascii_strcasecmp (name, "Content-Length") == 0 ||
+          g_ascii_strcasecmp (name, "Host") == 0)
+        continue;
+      g_string_append (r, name);
+      g_string_append (r, ": ");
+      g_string_append (r, value);
+      g_string_append (r, "\r\n");
+    }
+  g_string_append_printf (r, "Content-Type: application/json\r\nContent-Length: %" G_GSIZE_FORMAT "\r\n\r\n", len);
+  g_string_append_len (r, data, (gssize) len);
+  return g_string_free_to_bytes (r);
 }
 
 void
@@ -691,7 +651,6 @@ ens_upstream_call_send_to (EnsUpstreamCall *call, GUri *uri, GBytes *body, gbool
 {
   if (call->ended)
     return;
-  call->body = g_bytes_ref (body);
   call->stream = stream;
   if (!uri)
     {
@@ -701,6 +660,7 @@ ens_upstream_call_send_to (EnsUpstreamCall *call, GUri *uri, GBytes *body, gbool
       return;
     }
   call->uri = g_uri_ref (uri);
+  call->request = build_request (call, uri, body);
   /* Cancelled before it started: the idle callback reports it. */
   if (call->cancellable && g_cancellable_is_cancelled (call->cancellable))
     return;

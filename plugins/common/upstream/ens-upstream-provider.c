@@ -72,7 +72,6 @@ ens_upstream_provider_new (const EnsHost *host, EnsPlugin *self, const EnsUpstre
                                                                                  : ens_upstream_json_parse;
   provider->calls = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) ens_upstream_call_unref,
                                            NULL);
-  provider->drains = g_hash_table_new (g_direct_hash, g_direct_equal);
   provider->backends = backends_load (provider);
   return provider;
 }
@@ -90,8 +89,6 @@ ens_upstream_provider_free (EnsUpstreamProvider *provider)
       g_hash_table_iter_next (&iter, &key, NULL);
       ens_upstream_call_fail (key, ENS_COMPLETION_ERR_CANCELLED, "the provider plugin is stopping");
     }
-  ens_upstream_drains_stop (provider);
-  g_hash_table_unref (provider->drains);
   g_hash_table_unref (provider->calls);
   g_ptr_array_unref (provider->backends);
   g_free (provider);
@@ -175,6 +172,7 @@ ens_upstream_provider_describe (EnsUpstreamProvider *provider)
   JsonObject *obj = json_object_new ();
   JsonArray *array = json_array_new ();
   JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+  guint draining = 0;
 
   for (guint i = 0; i < provider->backends->len; i++)
     {
@@ -187,10 +185,11 @@ ens_upstream_provider_describe (EnsUpstreamProvider *provider)
       json_object_set_int_member (b, "max_connections", be->max_concurrency);
       json_object_set_int_member (b, "idle_timeout_s", be->idle_timeout_s);
       json_array_add_object_element (array, b);
+      draining += ens_upstream_backend_draining (be);
     }
   json_object_set_array_member (obj, "backends", array);
   json_object_set_int_member (obj, "running", g_hash_table_size (provider->calls));
-  json_object_set_int_member (obj, "draining", g_hash_table_size (provider->drains));
+  json_object_set_int_member (obj, "draining", draining);
   json_node_take_object (node, obj);
   return node;
 }

@@ -27,7 +27,6 @@ typedef struct {
   EnsUpstreamParseFunc parse; /* the host's JSON parser, or the library's */
   GPtrArray *backends;        /* EnsUpstreamBackend*, owned */
   GHashTable *calls;          /* EnsUpstreamCall* not yet ended (a set, one reference each) */
-  GHashTable *drains;         /* bodies of ended answers still being read to their end */
 } EnsUpstreamProvider;
 
 /* (transfer full) a provider with its backends loaded from the
@@ -35,8 +34,8 @@ typedef struct {
  * our plugin id (host->plugin_id) or @api->id.  @api (transfer none) is
  * static. */
 EnsUpstreamProvider *ens_upstream_provider_new (const EnsHost *host, EnsPlugin *self, const EnsUpstreamApi *api);
-/* Fails every running call with CANCELLED, stops the drains and frees
- * @provider.  Pending libsoup callbacks only drop their references later. */
+/* Fails every running call with CANCELLED and frees @provider; the
+ * backends' pools close with the last reference to their backend. */
 void ens_upstream_provider_free (EnsUpstreamProvider *provider);
 /* Reloads the configuration and returns (transfer full) the backends array
  * for EnsProviderVTable.backends(). */

@@ -1,7 +1,9 @@
 /* ens-upstream.h — the upstream HTTP library of the provider plugins
  * (provider-openai, provider-anthropic): everything in one include.
  *
- *   ens-upstream-backend.h   one configured backend and its connection pool
+ *   ens-upstream-backend.h   one configured backend and its connection pools
+ *   ens-upstream-pool.h      keep-alive HTTP/1.1 connections to one host, exchanges on them
+ *   ens-upstream-response.h  an HTTP/1.1 answer read on bytes
  *   ens-upstream-provider.h  a provider plugin instance: backends, running calls
  *   ens-upstream-call.h      one completion's request: retries, timeouts, reading
  *   ens-sse-reader.h         server-sent events on bytes
