@@ -200,37 +200,32 @@ JsonNode *
 ens_route_result (const char *policy, GPtrArray *ranked, const char *reasoning, double confidence,
                   gboolean with_scores)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
+  /* Built member by member: a JsonBuilder costs twice as much, and this
+   * runs for every completion. */
   const EnsRouteCandidate *best = g_ptr_array_index (ranked, 0);
+  JsonObject *o = json_object_new ();
+  JsonArray *ranking = json_array_sized_new (ranked->len);
+  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
 
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "provider");
-  json_builder_add_string_value (b, best->name);
-  json_builder_set_member_name (b, "reasoning");
-  json_builder_add_string_value (b, reasoning);
-  json_builder_set_member_name (b, "estimated_cost");
-  json_builder_add_double_value (b, best->estimated_cost);
-  json_builder_set_member_name (b, "confidence");
-  json_builder_add_double_value (b, CLAMP (confidence, 0.0, 1.0));
-  json_builder_set_member_name (b, "policy");
-  json_builder_add_string_value (b, policy);
-  json_builder_set_member_name (b, "ranking");
-  json_builder_begin_array (b);
+  json_object_set_string_member (o, "provider", best->name);
+  json_object_set_string_member (o, "reasoning", reasoning);
+  json_object_set_double_member (o, "estimated_cost", best->estimated_cost);
+  json_object_set_double_member (o, "confidence", CLAMP (confidence, 0.0, 1.0));
+  json_object_set_string_member (o, "policy", policy);
   for (guint i = 0; i < ranked->len; i++)
-    json_builder_add_string_value (b, ((EnsRouteCandidate *) g_ptr_array_index (ranked, i))->name);
-  json_builder_end_array (b);
+    json_array_add_string_element (ranking, ((EnsRouteCandidate *) g_ptr_array_index (ranked, i))->name);
+  json_object_set_array_member (o, "ranking", ranking);
   if (with_scores)
     {
-      json_builder_set_member_name (b, "scores");
-      json_builder_begin_object (b);
+      JsonObject *scores = json_object_new ();
+
       for (guint i = 0; i < ranked->len; i++)
         {
           const EnsRouteCandidate *c = g_ptr_array_index (ranked, i);
-          json_builder_set_member_name (b, c->name);
-          json_builder_add_double_value (b, c->score);
+          json_object_set_double_member (scores, c->name, c->score);
         }
-      json_builder_end_object (b);
+      json_object_set_object_member (o, "scores", scores);
     }
-  json_builder_end_object (b);
-  return json_builder_get_root (b);
+  json_node_take_object (node, o);
+  return node;
 }
