@@ -561,6 +561,14 @@ on_fail (gpointer user_data, const GError *error)
   EnsUpstreamResponse *response = ens_upstream_exchange_response (call->x);
   g_autofree char *text = NULL;
 
+  if (call->sse && !call->ended && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
+    {
+      /* The upstream hung up mid-stream: the end of the stream, which the
+       * provider judges (an answer without its last event fails). */
+      stream_end (call);
+      ens_upstream_call_unref (call);
+      return;
+    }
   release_io (call, FALSE);
   if (!response || !ens_upstream_response_has_head (response))
     text = g_strdup_printf ("cannot reach %s at %s: %s", call->backend->name, call->backend->url, error->message);
