@@ -165,6 +165,29 @@ test_bad (void)
     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n",
   };
 
+  /* A NUL byte anywhere in the head (the head is read as text). */
+  static const char nul[] = "HTTP/1.\0 200 OK\nA: b\0c\n\n";
+
+  for (gsize step = 1; step <= sizeof nul - 1; step++)
+    {
+      g_autoptr (GError) error = NULL;
+      EnsUpstreamResponse *r = ens_upstream_response_new (FALSE);
+      Seen seen = { 0, 0, g_string_new (NULL) };
+      gsize pos = 0;
+      gssize used = 0;
+
+      while (pos < sizeof nul - 1 && used >= 0)
+        {
+          gsize n = MIN (step, sizeof nul - 1 - pos);
+          used = ens_upstream_response_feed (r, nul + pos, n, &sink, &seen, &error);
+          pos += n;
+        }
+      g_assert_cmpint (used, ==, -1);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+      g_assert_cmpuint (seen.heads, ==, 0);
+      g_string_free (seen.body, TRUE);
+      ens_upstream_response_free (r);
+    }
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
     for (gsize step = 1; step <= strlen (bad[i]); step++)
       {

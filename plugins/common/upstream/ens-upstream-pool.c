@@ -11,8 +11,9 @@
  * for it rather than opening another.
  *
  * An exchange waits in the pool's queue until a connection takes it: an
- * idle one at once, else a new one when the pool has room, else the next
- * one to finish.  It is freed once its caller released it and no
+ * idle one at once, else a new one when the pool has room (and no more
+ * than half as many connections as there are requests are being opened),
+ * else the next one to finish.  It is freed once its caller released it and no
  * connection holds it any more (a draining connection still parses its
  * answer).
  *
@@ -594,7 +595,8 @@ on_connected (GObject *source, GAsyncResult *res, gpointer user_data)
       g_source_set_callback (c->reader, G_SOURCE_FUNC (on_socket_readable), c, NULL);
     }
   g_source_attach (c->reader, NULL);
-  conn_available (c);
+  if (conn_available (c))
+    pool_kick (pool); /* one fewer being opened: more may be */
 }
 
 static void
@@ -613,7 +615,8 @@ conn_connect (EnsUpstreamPool *pool)
 }
 
 /* Idle connections take waiting exchanges; new ones are opened for the
- * rest while the pool has room. */
+ * rest while the pool has room, at most about half as many at once as
+ * there are requests. */
 static void
 pool_kick (EnsUpstreamPool *pool)
 {
@@ -633,6 +636,13 @@ again:
     }
   while (pool->waiting.length > pool->connecting + pool->finishing + pool->draining_soon)
     {
+      /* Requests sent or waiting: while more than half as many connections
+       * are being opened, the rest wait for those (libsoup's rule: a burst
+       * does not open a connection per request at once). */
+      guint requests = pool->waiting.length + (pool->n_conns - pool->connecting - pool->idle.length);
+
+      if (pool->connecting > requests / 2)
+        break;
       if (pool->n_conns < pool->max_conns)
         conn_connect (pool);
       else if (pool->idle.tail)

@@ -319,6 +319,11 @@ ens_upstream_response_feed (EnsUpstreamResponse *r, const char *data, gsize len,
             pos += (gsize) got;
             if (!complete)
               break;
+            if (memchr (r->head->str, '\0', r->head->len))
+              {
+                fail (error, "a NUL byte in the answer's head");
+                return -1;
+              }
             if (!parse_head (r, error))
               return -1;
             if (r->status < 200)
