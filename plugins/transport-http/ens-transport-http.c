@@ -33,11 +33,8 @@ typedef struct {
   double sum;
 } RouteStats;
 
-typedef struct _EnsHttpLink EnsHttpLink;
-
 struct _EnsHttp {
   const EnsHost *host;
-  EnsHttpLink *link;
   EnsPlugin *self;
   SoupServer *server;
   EnsListener *listener;
@@ -768,9 +765,9 @@ on_request_read (SoupServer *server, SoupServerMessage *msg, EnsHttp *http)
   ens_http_timers_clear (http->timers, msg);
 }
 
-/* The request ended: answered (request-finished), failed (request-aborted),
- * or its connection went (the message's "disconnected": a request cut
- * before its headers, or the server shutting down). */
+/* The request ended: answered (request-finished), or failed or its client
+ * went away (request-aborted).  (A request cut before its headers were in
+ * ends with neither: its timer finds its connection closed.) */
 static void
 on_request_ended (SoupServer *server, SoupServerMessage *msg, EnsHttp *http)
 {
@@ -783,37 +780,11 @@ on_request_ended (SoupServer *server, SoupServerMessage *msg, EnsHttp *http)
     call_end (call);
 }
 
-/* What a message's "disconnected" handler holds: the instance, or NULL once
- * it stopped (a message may outlive it). */
-struct _EnsHttpLink {
-  gint refs;
-  EnsHttp *http;
-};
-
-static void
-link_unref (gpointer data, GClosure *closure)
-{
-  EnsHttpLink *link = data;
-
-  (void) closure;
-  if (g_atomic_int_dec_and_test (&link->refs))
-    g_free (link);
-}
-
-static void
-on_request_disconnected (SoupServerMessage *msg, EnsHttpLink *link)
-{
-  if (link->http)
-    on_request_ended (NULL, msg, link->http);
-}
-
 static void
 on_request_started (SoupServer *server, SoupServerMessage *msg, EnsHttp *http)
 {
   (void) server;
   ens_http_timers_start (http->timers, msg);
-  g_atomic_int_inc (&http->link->refs);
-  g_signal_connect_data (msg, "disconnected", G_CALLBACK (on_request_disconnected), http->link, link_unref, 0);
 }
 
 /* ------------------------------------------------------------ its own metrics */
@@ -896,9 +867,6 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
   http->routes = g_ptr_array_new ();
   http->stats = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) stats_free);
   http->calls = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) call_free);
-  http->link = g_new0 (EnsHttpLink, 1);
-  http->link->refs = 1;
-  http->link->http = http;
   http->mcp = ens_http_mcp_new ();
   http->cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) cached_answer_free);
   http->by_first = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
@@ -975,6 +943,12 @@ http_stop (gpointer instance)
     {
       ens_http_access_log_detach (http->server);
       ens_ws_detach (http->server); /* closes the WebSocket connections and their clients */
+      /* Requests under way end as their connections are about to. */
+      {
+        g_autoptr (GList) open = g_hash_table_get_values (http->calls);
+        for (GList *l = open; l; l = l->next)
+          call_end (l->data);
+      }
       soup_server_disconnect (http->server);
       g_signal_handlers_disconnect_by_data (http->server, http);
     }
@@ -986,8 +960,6 @@ http_stop (gpointer instance)
   g_clear_object (&http->server);
   g_hash_table_unref (http->calls);
   g_clear_pointer (&http->timers, ens_http_timers_free);
-  http->link->http = NULL; /* messages still alive find no instance */
-  link_unref (http->link, NULL);
   g_hash_table_unref (http->stats);
   g_ptr_array_unref (http->routes);
   g_hash_table_unref (http->by_first);

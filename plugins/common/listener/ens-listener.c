@@ -349,6 +349,14 @@ ens_listener_refuse (SoupServerMessage *msg, guint status, const char *body)
   r->timeout_id = g_timeout_add (LINGER_MS, refusal_timeout, r);
 }
 
+gboolean
+ens_listener_is_open (SoupServerMessage *msg)
+{
+  EnsListenerStream *stream = ens_listener_stream_of (msg);
+
+  return stream != NULL && stream->listener != NULL;
+}
+
 void
 ens_listener_cut (SoupServerMessage *msg)
 {

@@ -54,6 +54,10 @@ GSocket *ens_listener_socket (SoupServerMessage *msg);
  * the message is taken from the server. */
 void ens_listener_refuse (SoupServerMessage *msg, guint status, const char *body);
 
+/* Whether @msg's connection is still open (FALSE once it closed, or when
+ * it did not come through an EnsListener). */
+gboolean ens_listener_is_open (SoupServerMessage *msg);
+
 /* Shuts @msg's connection down (both ways); the server then ends the
  * request itself.  For a client too slow to send its request. */
 void ens_listener_cut (SoupServerMessage *msg);
