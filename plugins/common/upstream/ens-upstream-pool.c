@@ -78,6 +78,7 @@ struct _Conn {
 struct _EnsUpstreamPool {
   gboolean tls;
   GSocketClient *client;
+  GCancellable *proxy_lookup; /* the one proxy lookup, until it answers */
   GSocketConnectable *address;
   guint max_conns, idle_timeout_s;
   guint n_conns, connecting, finishing, draining_soon;
@@ -654,15 +655,38 @@ again:
 
 /* ----------------------------------------------------------------- pool */
 
+static void
+on_proxy_known (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+  g_auto (GStrv) proxies = g_proxy_resolver_lookup_finish (G_PROXY_RESOLVER (source), res, &error);
+  EnsUpstreamPool *pool;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return; /* the pool is gone */
+  pool = user_data;
+  g_clear_object (&pool->proxy_lookup);
+  /* No proxy for this host: connections skip the lookup GSocketClient
+   * would make for each of them (libproxy: ~500,000 instructions). */
+  if (proxies && proxies[0] && g_strcmp0 (proxies[0], "direct://") == 0 && !proxies[1])
+    g_socket_client_set_enable_proxy (pool->client, FALSE);
+}
+
 EnsUpstreamPool *
 ens_upstream_pool_new (const char *scheme, const char *host, guint16 port, guint max_conns, guint idle_timeout_s)
 {
   EnsUpstreamPool *pool = g_new0 (EnsUpstreamPool, 1);
+  gboolean v6 = strchr (host, ':') != NULL;
+  g_autofree char *uri = NULL;
 
   pool->tls = g_ascii_strcasecmp (scheme, "https") == 0;
   pool->client = g_socket_client_new ();
   g_socket_client_set_tls (pool->client, pool->tls);
   pool->address = g_network_address_new (host, port);
+  /* Whether the host is reached through a proxy, asked once. */
+  uri = g_strdup_printf ("%s://%s%s%s:%u", pool->tls ? "https" : "http", v6 ? "[" : "", host, v6 ? "]" : "", port);
+  pool->proxy_lookup = g_cancellable_new ();
+  g_proxy_resolver_lookup_async (g_proxy_resolver_get_default (), uri, pool->proxy_lookup, on_proxy_known, pool);
   pool->max_conns = MAX (max_conns, 1);
   pool->idle_timeout_s = MAX (idle_timeout_s, 1);
   g_queue_init (&pool->idle);
@@ -712,6 +736,9 @@ ens_upstream_pool_free (EnsUpstreamPool *pool)
       conn_close (c);
     }
   g_list_free (conns);
+  if (pool->proxy_lookup)
+    g_cancellable_cancel (pool->proxy_lookup);
+  g_clear_object (&pool->proxy_lookup);
   if (pool->idle_timer)
     g_source_remove (pool->idle_timer);
   g_object_unref (pool->client);

@@ -2,7 +2,9 @@
  * its upstream, and the exchanges (one request, its answer) sent on them.
  *
  * One pool per host:port (and scheme: https goes through TLS, the
- * server's certificate checked against the system's trust).  At most
+ * server's certificate checked against the system's trust).  Whether the
+ * host is reached through a proxy is asked once, when the pool is made;
+ * connections opened before the answer ask for themselves.  At most
  * @max_conns connections; an exchange that finds none idle and the pool
  * full waits for one.  A connection unused for @idle_timeout_s is closed,
  * as is one the upstream closes while idle.  An exchange whose reused
