@@ -82,6 +82,8 @@ struct _EnsUpstreamPool {
   GSocketConnectable *address;
   guint max_conns, idle_timeout_s;
   guint n_conns, connecting, finishing, draining_soon;
+  guint depth;    /* in one of its callbacks: freeing waits for the outermost to return */
+  gboolean freed; /* ens_upstream_pool_free() was called inside one */
   GQueue idle;    /* Conn*, most recently used first */
   GQueue waiting; /* EnsUpstreamExchange* */
   GHashTable *conns; /* every open Conn */
@@ -90,6 +92,28 @@ struct _EnsUpstreamPool {
 };
 
 static void pool_kick (EnsUpstreamPool *pool);
+static void pool_destroy (EnsUpstreamPool *pool);
+
+/* Around every callback of the main loop that may report to a call: a
+ * call ending there may drop the last reference to its backend, and so
+ * free the pool under the callback. */
+static void
+pool_enter (EnsUpstreamPool *pool)
+{
+  pool->depth++;
+}
+
+/* FALSE when the pool is gone (and with it every connection). */
+static gboolean
+pool_leave (EnsUpstreamPool *pool)
+{
+  if (--pool->depth == 0 && pool->freed)
+    {
+      pool_destroy (pool);
+      return FALSE;
+    }
+  return TRUE;
+}
 static gboolean conn_start (Conn *c, EnsUpstreamExchange *x);
 
 /* ------------------------------------------------------------ exchanges */
@@ -286,10 +310,13 @@ static gboolean
 on_drain_timeout (gpointer user_data)
 {
   Conn *c = user_data;
+  EnsUpstreamPool *pool = c->pool;
 
+  pool_enter (pool);
   c->drain_timer = 0;
   c->close_after = TRUE;
   conn_done (c);
+  pool_leave (pool);
   return G_SOURCE_REMOVE;
 }
 
@@ -299,10 +326,12 @@ on_drain_late (gpointer user_data)
   Conn *c = user_data;
   EnsUpstreamPool *pool = c->pool;
 
+  pool_enter (pool);
   c->drain_soon = FALSE;
   pool->draining_soon--;
   c->drain_timer = g_timeout_add (DRAIN_MS - DRAIN_SOON_MS, on_drain_timeout, c);
   pool_kick (pool); /* what waited for it gets another connection */
+  pool_leave (pool);
   return G_SOURCE_REMOVE;
 }
 
@@ -453,15 +482,26 @@ conn_readable (Conn *c)
 }
 
 static gboolean
+conn_readable_guarded (Conn *c)
+{
+  EnsUpstreamPool *pool = c->pool;
+  gboolean more;
+
+  pool_enter (pool);
+  more = conn_readable (c);
+  return pool_leave (pool) ? more : G_SOURCE_REMOVE;
+}
+
+static gboolean
 on_socket_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
 {
-  return conn_readable (user_data);
+  return conn_readable_guarded (user_data);
 }
 
 static gboolean
 on_stream_readable (GObject *stream, gpointer user_data)
 {
-  return conn_readable (user_data);
+  return conn_readable_guarded (user_data);
 }
 
 /* ------------------------------------------------------- writing requests */
@@ -469,17 +509,26 @@ on_stream_readable (GObject *stream, gpointer user_data)
 static gboolean conn_write (Conn *c);
 
 static gboolean
+conn_writable_guarded (Conn *c)
+{
+  EnsUpstreamPool *pool = c->pool;
+  gboolean more;
+
+  pool_enter (pool);
+  more = conn_write (c) && c->writer;
+  return pool_leave (pool) && more ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+static gboolean
 on_socket_writable (GSocket *socket, GIOCondition condition, gpointer user_data)
 {
-  Conn *c = user_data;
-  return conn_write (c) && c->writer ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+  return conn_writable_guarded (user_data);
 }
 
 static gboolean
 on_stream_writable (GObject *stream, gpointer user_data)
 {
-  Conn *c = user_data;
-  return conn_write (c) && c->writer ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+  return conn_writable_guarded (user_data);
 }
 
 /* Writes what is left of the request.  FALSE when @c is gone. */
@@ -564,6 +613,7 @@ on_connected (GObject *source, GAsyncResult *res, gpointer user_data)
       return;
     }
   pool->connecting--;
+  pool_enter (pool);
   if (!sc)
     {
       EnsUpstreamExchange *x = g_queue_peek_head (&pool->waiting);
@@ -576,6 +626,7 @@ on_connected (GObject *source, GAsyncResult *res, gpointer user_data)
           exchange_fail (x, error);
         }
       pool_kick (pool);
+      pool_leave (pool);
       return;
     }
   g_clear_object (&c->cancel);
@@ -598,6 +649,7 @@ on_connected (GObject *source, GAsyncResult *res, gpointer user_data)
   g_source_attach (c->reader, NULL);
   if (conn_available (c))
     pool_kick (pool); /* one fewer being opened: more may be */
+  pool_leave (pool);
 }
 
 static void
@@ -698,10 +750,19 @@ ens_upstream_pool_new (const char *scheme, const char *host, guint16 port, guint
 void
 ens_upstream_pool_free (EnsUpstreamPool *pool)
 {
-  GList *conns;
-
   if (!pool)
     return;
+  if (pool->depth > 0)
+    pool->freed = TRUE; /* the outermost callback frees it */
+  else
+    pool_destroy (pool);
+}
+
+static void
+pool_destroy (EnsUpstreamPool *pool)
+{
+  GList *conns;
+
   while (pool->waiting.head)
     {
       EnsUpstreamExchange *x = pool->waiting.head->data;
@@ -783,12 +844,29 @@ ens_upstream_pool_send (EnsUpstreamPool *pool, GBytes *request, const EnsUpstrea
   return x;
 }
 
+static void exchange_release (EnsUpstreamExchange *x, gboolean graceful);
+
 void
 ens_upstream_exchange_release (EnsUpstreamExchange *x, gboolean graceful)
 {
-  Conn *c = x->conn;
+  EnsUpstreamPool *pool = x->conn ? x->conn->pool : x->waiting ? x->pool : NULL;
 
   g_return_if_fail (!x->released);
+  if (!pool)
+    {
+      exchange_release (x, graceful);
+      return;
+    }
+  pool_enter (pool);
+  exchange_release (x, graceful);
+  pool_leave (pool);
+}
+
+static void
+exchange_release (EnsUpstreamExchange *x, gboolean graceful)
+{
+  Conn *c = x->conn;
+
   x->released = TRUE;
   if (x->waiting)
     {

@@ -42,7 +42,9 @@ typedef struct {
 /* (transfer full) a pool for @scheme ("http" or "https") @host @port. */
 EnsUpstreamPool *ens_upstream_pool_new (const char *scheme, const char *host, guint16 port, guint max_conns,
                                         guint idle_timeout_s);
-/* Closes every connection; exchanges still running fail (CANCELLED). */
+/* Closes every connection; exchanges not yet released report nothing
+ * more.  Called from inside one of the pool's reports (a call ending
+ * there drops its backend), it takes effect once that report returns. */
 void ens_upstream_pool_free (EnsUpstreamPool *pool);
 /* Connections open (busy, idle or finishing an answer), for describe(). */
 guint ens_upstream_pool_connections (EnsUpstreamPool *pool);
