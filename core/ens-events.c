@@ -164,48 +164,144 @@ verb_unsubscribe (EnsCall *call, gpointer data)
   return subscribe (data, call, FALSE);
 }
 
+/* publish's parameters, from the tree or from the text. */
+typedef struct {
+  const char *topic, *to, *from_agent; /* NULL: absent (or null) */
+  gboolean topic_bad, to_bad, from_bad; /* present, but not a non-empty string */
+  char *owned[3];
+  const char *data_text; /* a container's text, or NULL */
+  gsize data_len;
+  JsonNode *data; /* a scalar's node (owned), or NULL */
+} PublishParams;
+
+static void
+publish_params_clear (PublishParams *pp)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (pp->owned); i++)
+    g_free (pp->owned[i]);
+  g_clear_pointer (&pp->data, json_node_unref);
+}
+
+static void
+scan_string (PublishParams *pp, guint slot, const char **out, gboolean *bad, const char *value, const char *string)
+{
+  g_clear_pointer (&pp->owned[slot], g_free);
+  *out = NULL;
+  *bad = FALSE;
+  if (string)
+    {
+      *out = pp->owned[slot] = g_strdup (string);
+      *bad = string[0] == '\0';
+    }
+  else
+    *bad = value[0] != 'n'; /* null is absent, anything else the wrong type */
+}
+
+static void
+scan_publish_member (const char *name, const char *value, gsize value_len, const char *string, gpointer user_data)
+{
+  PublishParams *pp = user_data;
+
+  if (strcmp (name, "topic") == 0)
+    scan_string (pp, 0, &pp->topic, &pp->topic_bad, value, string);
+  else if (strcmp (name, "to") == 0)
+    scan_string (pp, 1, &pp->to, &pp->to_bad, value, string);
+  else if (strcmp (name, "from_agent") == 0)
+    scan_string (pp, 2, &pp->from_agent, &pp->from_bad, value, string);
+  else if (strcmp (name, "data") == 0)
+    {
+      g_clear_pointer (&pp->data, json_node_unref);
+      pp->data_text = NULL;
+      pp->data_len = 0;
+      if (value[0] == '{' || value[0] == '[')
+        {
+          pp->data_text = value;
+          pp->data_len = value_len;
+        }
+      else
+        pp->data = ens_json_parse (value, value_len, NULL);
+    }
+}
+
+/* From the text (a native request: the event's data goes on unparsed), or
+ * from the tree. */
+static void
+publish_params_read (EnsCall *call, PublishParams *pp)
+{
+  if (call->params_text)
+    {
+      ens_json_scan_members (call->params_text, call->params_text_len, scan_publish_member, pp, NULL);
+      return; /* checked when the request was read */
+    }
+  pp->topic_bad = !ens_call_string (call, "topic", TRUE, &pp->topic);
+  pp->to_bad = !ens_call_string (call, "to", FALSE, &pp->to);
+  pp->from_bad = !ens_call_string (call, "from_agent", FALSE, &pp->from_agent);
+  if (call->params && json_object_has_member (call->params, "data"))
+    pp->data = json_node_ref (json_object_get_member (call->params, "data"));
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (PublishParams, publish_params_clear)
+
+/* The reply to a publish, written as text: {topic, from, to?, seq,
+ * delivered, target_found?}. */
+static EnsMessage *
+publish_reply (EnsCall *call, EnsMessage *event, const char *to, EnsClient *target, guint delivered)
+{
+  g_autoptr (GString) out = g_string_sized_new (128);
+
+  g_string_append (out, "{\"topic\":");
+  ens_json_write_string (out, event->topic);
+  g_string_append (out, ",\"from\":");
+  ens_json_write_string (out, event->from);
+  if (to)
+    {
+      g_string_append (out, ",\"to\":");
+      ens_json_write_string (out, to);
+    }
+  g_string_append (out, ",\"seq\":");
+  ens_json_append_uint (out, event->seq);
+  g_string_append (out, ",\"delivered\":");
+  ens_json_append_uint (out, delivered);
+  if (to)
+    g_string_append (out, target ? ",\"target_found\":true" : ",\"target_found\":false");
+  g_string_append_c (out, '}');
+  return ens_message_new_reply_text (call->msg, out->str, out->len);
+}
+
+/* publish {topic, data?, to?, from_agent?} */
 static EnsMessage *
 verb_publish (EnsCall *call, gpointer data)
 {
   EnsEvents *events = data;
-  const char *topic, *to, *from_agent;
   EnsClient *target = NULL;
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
   g_autoptr (EnsMessage) event = NULL;
-  JsonObject *obj;
-  g_autoptr (JsonNode) reply = NULL;
+  g_auto (PublishParams) pp = { 0 };
   guint delivered;
 
-  if (!ens_call_string (call, "topic", TRUE, &topic) || strlen (topic) > 1024)
+  publish_params_read (call, &pp);
+  if (pp.topic_bad || pp.topic == NULL || strlen (pp.topic) > 1024)
     return ens_call_invalid (call, "topic", "a non-empty string of at most 1024 bytes");
-  if (ens_glob_is_pattern (topic))
+  if (ens_glob_is_pattern (pp.topic))
     return ens_call_invalid (call, "topic", "a topic without glob characters (* ? [ \\)");
-  if (!ens_call_string (call, "to", FALSE, &to))
+  if (pp.to_bad)
     return ens_call_invalid (call, "to", "a client id or agent name");
-  if (!ens_call_string (call, "from_agent", FALSE, &from_agent))
+  if (pp.from_bad)
     return ens_call_invalid (call, "from_agent", "an agent name");
-  if (from_agent && !ens_name_valid (from_agent))
+  if (pp.from_agent && !ens_name_valid (pp.from_agent))
     return ens_call_invalid (call, "from_agent", "an agent name of 1-64 characters from [A-Za-z0-9._-]");
-  if (to)
-    target = resolve_target (events, to);
+  if (pp.to)
+    target = resolve_target (events, pp.to);
 
-  init.topic = topic;
-  init.to = to;
-  init.from = from_agent ? from_agent : call->client ? call->client->id : ens_plugin_get_id (call->plugin);
-  init.data = call->params ? json_object_get_member (call->params, "data") : NULL;
-  event = ens_message_new (&init);
+  init.topic = pp.topic;
+  init.to = pp.to;
+  init.from = pp.from_agent ? pp.from_agent : call->client ? call->client->id : ens_plugin_get_id (call->plugin);
+  init.data = pp.data;
+  init.data_text = pp.data_text;
+  init.data_text_len = (gssize) pp.data_len;
+  event = pp.data_text ? ens_message_new_checked (&init) : ens_message_new (&init);
   delivered = ens_bus_publish (events->bus, event, target_subscriber (target));
-
-  reply = ens_json_object_node (&obj);
-  json_object_set_string_member (obj, "topic", topic);
-  json_object_set_string_member (obj, "from", event->from);
-  if (to)
-    json_object_set_string_member (obj, "to", to);
-  json_object_set_int_member (obj, "seq", event->seq);
-  json_object_set_int_member (obj, "delivered", delivered);
-  if (to)
-    json_object_set_boolean_member (obj, "target_found", target != NULL);
-  return ens_message_new_reply (call->msg, reply);
+  return publish_reply (call, event, pp.to, target, delivered);
 }
 
 static int
@@ -269,5 +365,5 @@ ens_events_add_verbs (EnsEvents *events, EnsVerbs *verbs)
   ens_verbs_add (verbs, "bus.stats", verb_bus_stats, events);
   ens_verbs_add (verbs, "subscribe", verb_subscribe, events);
   ens_verbs_add (verbs, "unsubscribe", verb_unsubscribe, events);
-  ens_verbs_add (verbs, "publish", verb_publish, events);
+  ens_verbs_add_text (verbs, "publish", verb_publish, events);
 }

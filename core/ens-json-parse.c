@@ -415,11 +415,35 @@ parse_literal (Parser *p)
   return word == words[0] ? KIND_TRUE : word == words[1] ? KIND_FALSE : KIND_NULL;
 }
 
-/* Parses @text; with @build FALSE it only checks it (no tree, and a
- * non-NULL sentinel for success). */
-static JsonNode *
-parse (const char *text, gsize len, gboolean build, GError **error)
+/* What ens_json_parse_keep_text() asks for. */
+typedef struct
 {
+  const char *member;
+  EnsJsonKeepFunc want;
+  gpointer data;
+  const char *text; /* out: the member's text, or NULL */
+  gsize len;
+} Keep;
+
+/* What ens_json_scan_members() asks for. */
+typedef struct
+{
+  EnsJsonMemberFunc func;
+  gpointer data;
+  Buf name;       /* the top-level member being read */
+  gsize from;     /* where its value starts */
+  gboolean is_object; /* the text is an object */
+} Scan;
+
+/* Parses @text; with @build FALSE it only checks it (no tree, and a
+ * non-NULL sentinel for success).  With @keep, the value of the top-level
+ * member keep->member, when a container that keep->want wants kept, is only
+ * checked and its span noted (keep->text), not built. */
+static JsonNode *
+parse (const char *text, gsize len, gboolean build, Keep *keep, Scan *scan, GError **error)
+{
+  guint kept_depth = 0; /* while checking a kept value: the depth it opened at */
+  gsize kept_from = 0;
   Frame stack[ENS_JSON_MAX_DEPTH];
   guint depth = 0;
   JsonNode *root = NULL;
@@ -446,6 +470,15 @@ value:
       fail_unexpected (p, "a value");
       goto out;
     }
+  if (scan && depth == 1 && stack[0].is_object)
+    {
+      scan->name.len = 0;
+      buf_append (&scan->name, p->key.data, p->key.len);
+      scan->name.data[scan->name.len] = '\0';
+      scan->from = p->pos;
+    }
+  else if (scan && depth == 0)
+    scan->is_object = p->text[p->pos] == '{';
   switch (p->text[p->pos])
     {
     case '{':
@@ -457,6 +490,16 @@ value:
           goto out;
         }
       kind = p->text[p->pos] == '{' ? KIND_OBJECT : KIND_ARRAY;
+      if (keep && build && depth == 1 && stack[0].is_object && strcmp (p->key.data, keep->member) == 0
+          && keep->want (stack[0].object, keep->data))
+        {
+          /* checked from here to its end, not built (a later member of
+           * the same name replaces it, as in the tree) */
+          build = FALSE;
+          kept_depth = depth + 1;
+          kept_from = p->pos;
+          json_object_remove_member (stack[0].object, keep->member);
+        }
       object = build && kind == KIND_OBJECT ? json_object_new () : NULL;
       array = build && kind == KIND_ARRAY ? json_array_new () : NULL;
       break;
@@ -508,6 +551,9 @@ value:
       JsonObject *parent = stack[depth - 1].object;
       const char *name = p->key.data;
 
+      if (keep && depth == 1 && strcmp (name, keep->member) == 0)
+        keep->text = NULL; /* a later member of that name wins */
+
       switch (kind)
         {
         case KIND_OBJECT: json_object_set_object_member (parent, name, object); break;
@@ -549,12 +595,15 @@ value:
         {
           p->pos++;
           depth--;
-          goto next;
+          goto closed;
         }
       if (kind == KIND_OBJECT)
         goto member;
       goto value;
     }
+  if (scan && depth == 1 && stack[0].is_object)
+    scan->func (scan->name.data, text + scan->from, p->pos - scan->from, kind == KIND_STRING ? p->str.data : NULL,
+                scan->data);
 
 next:
   /* After a complete value: a separator, a closing bracket or the end. */
@@ -579,10 +628,23 @@ next:
     {
       p->pos++;
       depth--;
-      goto next;
+      goto closed;
     }
   fail_unexpected (p, stack[depth - 1].is_object ? "',' or '}' after an object member" : "',' or ']' after an array element");
   goto out;
+
+closed:
+  /* A container ended: the end of a kept value?  of a scanned member? */
+  if (kept_depth != 0 && depth + 1 == kept_depth)
+    {
+      keep->text = text + kept_from;
+      keep->len = p->pos - kept_from;
+      kept_depth = 0;
+      build = TRUE;
+    }
+  if (scan && depth == 1 && stack[0].is_object)
+    scan->func (scan->name.data, text + scan->from, p->pos - scan->from, NULL, scan->data);
+  goto next;
 
 member:
   /* At a member name, whitespace skipped. */
@@ -633,11 +695,40 @@ out:
 JsonNode *
 ens_json_parse (const char *text, gsize len, GError **error)
 {
-  return parse (text, len, TRUE, error);
+  return parse (text, len, TRUE, NULL, NULL, error);
 }
 
 gboolean
 ens_json_check (const char *text, gsize len, GError **error)
 {
-  return text != NULL && parse (text, len, FALSE, error) != NULL;
+  return text != NULL && parse (text, len, FALSE, NULL, NULL, error) != NULL;
+}
+
+gboolean
+ens_json_scan_members (const char *text, gsize len, EnsJsonMemberFunc func, gpointer data, GError **error)
+{
+  Scan scan = { .func = func, .data = data };
+  gboolean ok;
+
+  buf_init (&scan.name);
+  ok = text != NULL && parse (text, len, FALSE, NULL, &scan, error) != NULL;
+  buf_clear (&scan.name);
+  if (ok && !scan.is_object)
+    {
+      g_set_error (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA, "not a JSON object");
+      return FALSE;
+    }
+  return ok;
+}
+
+JsonNode *
+ens_json_parse_keep_text (const char *text, gsize len, const char *member, EnsJsonKeepFunc want, gpointer data,
+                          const char **kept, gsize *kept_len, GError **error)
+{
+  Keep keep = { .member = member, .want = want, .data = data };
+  JsonNode *root = parse (text, len, TRUE, &keep, NULL, error);
+
+  *kept = root ? keep.text : NULL;
+  *kept_len = root && keep.text ? keep.len : 0;
+  return root;
 }

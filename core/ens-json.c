@@ -8,6 +8,39 @@
  * every dialect uses.  The date part is cached per second: this runs for
  * every reply and event. */
 void
+ens_json_append_uint (GString *out, guint64 value)
+{
+  char digits[20];
+  guint n = 0;
+
+  do
+    digits[sizeof digits - ++n] = (char) ('0' + value % 10);
+  while ((value /= 10) != 0);
+  g_string_append_len (out, digits + sizeof digits - n, n);
+}
+
+/* @value with exactly @width digits, zeros in front (it has no more). */
+static void
+append_fixed (GString *out, guint value, guint width)
+{
+  char digits[10];
+
+  for (guint i = width; i > 0; i--, value /= 10)
+    digits[i - 1] = (char) ('0' + value % 10);
+  g_string_append_len (out, digits, width);
+}
+
+void
+ens_json_append_millis (GString *out, gint64 us)
+{
+  if (us < 0)
+    us = 0;
+  ens_json_append_uint (out, (guint64) us / 1000);
+  g_string_append_c (out, '.');
+  append_fixed (out, (guint) (us % 1000), 3);
+}
+
+void
 ens_json_append_timestamp (GString *out, gint64 real_time_us)
 {
   static gint64 cached_second = -1;
@@ -24,7 +57,9 @@ ens_json_append_timestamp (GString *out, gint64 real_time_us)
     }
   g_string_append_c (out, '"');
   g_string_append (out, cached);
-  g_string_append_printf (out, ".%06dZ\"", (int) (real_time_us % G_USEC_PER_SEC));
+  g_string_append_c (out, '.');
+  append_fixed (out, (guint) (real_time_us % G_USEC_PER_SEC), 6);
+  g_string_append_len (out, "Z\"", 2);
 }
 
 void

@@ -11,12 +11,36 @@
 G_BEGIN_DECLS
 
 void ens_json_append_timestamp (GString *out, gint64 real_time_us);
+/* @value in decimal, as printf's %" G_GUINT64_FORMAT " writes it. */
+void ens_json_append_uint (GString *out, guint64 value);
+/* @us microseconds as milliseconds with three decimals (%.3f of us / 1000),
+ * negative as 0.000. */
+void ens_json_append_millis (GString *out, gint64 us);
 /* @member = the timestamp as a string, in the same ISO 8601 form. */
 void ens_json_set_timestamp (JsonObject *obj, const char *member, gint64 real_time_us);
 /* (transfer full) compact text of @node (transfer none). */
 char *ens_json_to_string (JsonNode *node);
 /* Untrusted input: depth-limited, one value per text. (transfer full) */
 JsonNode *ens_json_parse (const char *text, gsize len, GError **error);
+/* Whether the member about to be read should be kept as text; @head is the
+ * top-level object as far as it is parsed (transfer none). */
+typedef gboolean (*EnsJsonKeepFunc) (JsonObject *head, gpointer data);
+/* ens_json_parse() of @text, except that the value of the top-level member
+ * @member, if it is an object or an array and @want says so when it comes,
+ * is checked but not built: it is absent from the tree, and *@kept and
+ * *@kept_len give its text, a span of @text (else NULL and 0). */
+JsonNode *ens_json_parse_keep_text (const char *text, gsize len, const char *member, EnsJsonKeepFunc want,
+                                    gpointer data, const char **kept, gsize *kept_len, GError **error);
+/* One member of an object being scanned: its name, its value's text (a
+ * span of the scanned text) and, for a string, the string (else NULL).
+ * All (transfer none), valid during the call. */
+typedef void (*EnsJsonMemberFunc) (const char *name, const char *value, gsize value_len, const char *string,
+                                   gpointer data);
+/* Checks @text as ens_json_parse() does, and calls @func for each member of
+ * its top-level object in order, without building anything.  FALSE (and
+ * @error) when the text is refused or not an object; members before the
+ * fault may have been reported. */
+gboolean ens_json_scan_members (const char *text, gsize len, EnsJsonMemberFunc func, gpointer data, GError **error);
 /* Whether ens_json_parse() would accept @text, without building the tree. */
 gboolean ens_json_check (const char *text, gsize len, GError **error);
 /* (transfer none) a string member of @obj (may be NULL), or NULL when absent

@@ -7,6 +7,9 @@
 G_BEGIN_DECLS
 
 EnsMessage *ens_message_new (const EnsMessageInit *init);
+/* ens_message_new() of an @init whose data_text the core's parser has
+ * checked already (one JSON value). */
+EnsMessage *ens_message_new_checked (const EnsMessageInit *init);
 EnsMessage *ens_message_ref (EnsMessage *msg);
 void ens_message_unref (EnsMessage *msg);
 GBytes *ens_message_encode (EnsMessage *msg, EnsEncodeFunc encode);
@@ -35,6 +38,9 @@ const char *ens_message_get_data_text (EnsMessage *msg, gsize *len);
 gboolean ens_message_has_data_text (EnsMessage *msg);
 /* (transfer full) a REPLY / ERROR answering @request */
 EnsMessage *ens_message_new_reply (EnsMessage *request, JsonNode *data);
+/* The same with the data as JSON text the caller wrote (one value, no line
+ * break), copied. */
+EnsMessage *ens_message_new_reply_text (EnsMessage *request, const char *data_text, gsize len);
 EnsMessage *ens_message_new_error (EnsMessage *request, const char *code, const char *message,
                                    JsonNode *details);
 /* (transfer full) the INVALID_PARAMETERS error of every verb: "@field must

@@ -73,7 +73,7 @@ is_json_space (char c)
  * into @tree instead (the wire is one line per message); text that is not
  * one JSON value is dropped. */
 static gboolean
-init_data_text (const EnsMessageInit *init, const char **text, gsize *len, JsonNode **tree)
+init_data_text (const EnsMessageInit *init, gboolean checked, const char **text, gsize *len, JsonNode **tree)
 {
   const char *t;
   gsize n;
@@ -92,15 +92,15 @@ init_data_text (const EnsMessageInit *init, const char **text, gsize *len, JsonN
       *tree = ens_json_parse (t, n, NULL);
       return FALSE;
     }
-  if (!ens_json_check (t, n, NULL))
+  if (!checked && !ens_json_check (t, n, NULL))
     return FALSE;
   *text = t;
   *len = n;
   return TRUE;
 }
 
-EnsMessage *
-ens_message_new (const EnsMessageInit *init)
+static EnsMessage *
+message_new (const EnsMessageInit *init, gboolean text_checked)
 {
   gsize strings = slen (init->id) + slen (init->action) + slen (init->agent) + slen (init->topic) +
                   slen (init->from) + slen (init->to) + slen (init->tag) + slen (init->error_code) +
@@ -108,7 +108,7 @@ ens_message_new (const EnsMessageInit *init)
   const char *text = NULL;
   gsize text_len = 0, text_at = 0;
   JsonNode *tree = NULL;
-  gboolean has_text = init_data_text (init, &text, &text_len, &tree);
+  gboolean has_text = init_data_text (init, text_checked, &text, &text_len, &tree);
   gsize size = sizeof (EnsMessagePriv) + strings;
   EnsMessagePriv *priv;
   EnsMessage *m;
@@ -149,6 +149,18 @@ ens_message_new (const EnsMessageInit *init)
   m->timestamp_us = g_get_real_time ();
   m->received_us = init->received_us ? init->received_us : g_get_monotonic_time ();
   return m;
+}
+
+EnsMessage *
+ens_message_new (const EnsMessageInit *init)
+{
+  return message_new (init, FALSE);
+}
+
+EnsMessage *
+ens_message_new_checked (const EnsMessageInit *init)
+{
+  return message_new (init, TRUE);
 }
 
 EnsMessage *
@@ -311,19 +323,39 @@ answer_new (EnsMessage *request, const EnsMessageInit *init)
   return m;
 }
 
+static void
+reply_init (EnsMessageInit *init, EnsMessage *request)
+{
+  init->id = request->id;
+  init->action = request->action;
+  init->agent = request->agent;
+  init->tag = request->tag;
+  init->to = request->from;
+  init->received_us = request->received_us;
+}
+
 EnsMessage *
 ens_message_new_reply (EnsMessage *request, JsonNode *data)
 {
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REPLY);
 
-  init.id = request->id;
-  init.action = request->action;
-  init.agent = request->agent;
-  init.tag = request->tag;
-  init.to = request->from;
-  init.received_us = request->received_us;
+  reply_init (&init, request);
   init.data = data;
   return answer_new (request, &init);
+}
+
+EnsMessage *
+ens_message_new_reply_text (EnsMessage *request, const char *data_text, gsize len)
+{
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REPLY);
+  EnsMessage *m;
+
+  reply_init (&init, request);
+  init.data_text = data_text;
+  init.data_text_len = (gssize) len;
+  m = ens_message_new_checked (&init);
+  PRIV (m)->id_is_number = PRIV (request)->id_is_number;
+  return m;
 }
 
 EnsMessage *
@@ -389,9 +421,8 @@ append_data (GString *out, EnsMessage *msg)
 static void
 append_processing_time (GString *out, EnsMessage *msg)
 {
-  double ms = (g_get_monotonic_time () - msg->received_us) / 1000.0;
-
-  g_string_append_printf (out, ",\"processing_time_ms\":%.3f", ms < 0 ? 0.0 : ms);
+  g_string_append (out, ",\"processing_time_ms\":");
+  ens_json_append_millis (out, g_get_monotonic_time () - msg->received_us);
 }
 
 GBytes *
@@ -423,7 +454,9 @@ ens_message_encode_native (EnsMessage *msg)
           g_string_append (out, ",\"to\":");
           ens_json_write_string (out, msg->to);
         }
-      g_string_append_printf (out, ",\"seq\":%" G_GUINT64_FORMAT ",\"timestamp\":", msg->seq);
+      g_string_append (out, ",\"seq\":");
+      ens_json_append_uint (out, msg->seq);
+      g_string_append (out, ",\"timestamp\":");
       ens_json_append_timestamp (out, msg->timestamp_us);
       g_string_append_c (out, '}');
       break;
@@ -583,22 +616,113 @@ parse_agent_answer (JsonObject *obj, gint64 received_us)
   return m;
 }
 
+static EnsMessage *message_from_native (JsonNode *root, const char *data_text, gsize data_len);
+
+/* A publish request (no agent named, not an answer) keeps its data as the
+ * text it came as: the publish verb reads a few members of it and sends
+ * the event's data on as it is. */
+static gboolean
+keep_publish_data (JsonObject *head, gpointer user_data)
+{
+  (void) user_data;
+  return g_strcmp0 (ens_json_get_string (head, "action"), "publish") == 0 && !json_object_has_member (head, "agent")
+         && !json_object_has_member (head, "reply_to");
+}
+
+/* The members a plain publish request is read from without a tree. */
+typedef struct {
+  const char *id_text; /* the id's value text */
+  gsize id_len;
+  char *id;            /* a string id, decoded */
+  gboolean action_publish, other; /* other: a member this path leaves to the tree */
+  const char *data;    /* a container's text */
+  gsize data_len;
+} PlainPublish;
+
+static void
+plain_publish_member (const char *name, const char *value, gsize value_len, const char *string, gpointer user_data)
+{
+  PlainPublish *pp = user_data;
+
+  if (strcmp (name, "id") == 0)
+    {
+      g_clear_pointer (&pp->id, g_free);
+      pp->id = g_strdup (string);
+      pp->id_text = value;
+      pp->id_len = value_len;
+    }
+  else if (strcmp (name, "action") == 0)
+    pp->action_publish = g_strcmp0 (string, "publish") == 0;
+  else if (strcmp (name, "data") == 0)
+    {
+      pp->data = value[0] == '{' || value[0] == '[' ? value : NULL;
+      pp->data_len = value_len;
+    }
+  else if (strcmp (name, "agent") == 0 || strcmp (name, "reply_to") == 0 || strcmp (name, "timeout_ms") == 0)
+    pp->other = TRUE;
+}
+
+/* {"id": a string or absent, "action": "publish", "data": an object or an
+ * array, and members nobody reads}: the message made from the members
+ * scanned, the data kept as its text, no tree built.  NULL for anything
+ * else (the general path reads it then, with the same outcome). */
+static EnsMessage *
+parse_plain_publish (const char *text, gsize len)
+{
+  PlainPublish pp = { 0 };
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REQUEST);
+  EnsMessage *m = NULL;
+
+  if (memmem (text, len, "\"publish\"", 9) != NULL && ens_json_scan_members (text, len, plain_publish_member, &pp, NULL)
+      && pp.action_publish && !pp.other && pp.data != NULL
+      && (pp.id_text == NULL || pp.id != NULL || (pp.id_len == 4 && memcmp (pp.id_text, "null", 4) == 0)))
+    {
+      init.id = pp.id;
+      init.action = "publish";
+      init.data_text = pp.data;
+      init.data_text_len = (gssize) pp.data_len;
+      init.received_us = g_get_monotonic_time ();
+      m = ens_message_new_checked (&init);
+    }
+  g_free (pp.id);
+  return m;
+}
+
 EnsMessage *
 ens_message_parse_native (const char *text, gsize len)
 {
+  EnsMessage *plain = parse_plain_publish (text, len);
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) root = ens_json_parse (text, len, &error);
+  const char *data_text;
+  gsize data_len;
+  g_autoptr (JsonNode) root = NULL;
 
+  if (plain != NULL)
+    return plain;
+  root = ens_json_parse_keep_text (text, len, "data", keep_publish_data, NULL, &data_text, &data_len, &error);
   if (root == NULL)
     {
       g_autofree char *msg = g_strdup_printf ("malformed JSON: %s", error->message);
       return bounce (NULL, FALSE, ENS_ERR_INVALID_JSON, msg);
     }
-  return ens_message_from_native (root);
+  if (data_text != NULL && !keep_publish_data (json_node_get_object (root), NULL))
+    {
+      /* "agent" or "reply_to" came after the data: not for the verb */
+      g_autoptr (JsonNode) whole = ens_json_parse (text, len, NULL);
+      return ens_message_from_native (whole);
+    }
+  return message_from_native (root, data_text, data_len);
 }
 
 EnsMessage *
 ens_message_from_native (JsonNode *root)
+{
+  return message_from_native (root, NULL, 0);
+}
+
+/* @data_text: the data, checked, when it was kept as text (not in @root). */
+static EnsMessage *
+message_from_native (JsonNode *root, const char *data_text, gsize data_len)
 {
   g_autofree char *id = NULL;
   gboolean id_is_number = FALSE;
@@ -638,8 +762,10 @@ ens_message_from_native (JsonNode *root)
   init.id = id;
   init.agent = ens_json_get_string (obj, "agent");
   init.data = json_object_get_member (obj, "data");
+  init.data_text = data_text;
+  init.data_text_len = (gssize) data_len;
   init.received_us = received_us;
-  m = ens_message_new (&init);
+  m = data_text ? ens_message_new_checked (&init) : ens_message_new (&init);
   PRIV (m)->id_is_number = id_is_number;
   return m;
 }

@@ -13,6 +13,7 @@ typedef struct {
   const char *action;
   EnsVerbFunc func;
   gpointer data;
+  gboolean reads_text;
 } Verb;
 
 struct _EnsVerbs {
@@ -40,8 +41,8 @@ ens_verbs_free (EnsVerbs *verbs)
   g_free (verbs);
 }
 
-void
-ens_verbs_add (EnsVerbs *verbs, const char *action, EnsVerbFunc func, gpointer data)
+static void
+add (EnsVerbs *verbs, const char *action, EnsVerbFunc func, gpointer data, gboolean reads_text)
 {
   Verb *verb;
 
@@ -50,20 +51,48 @@ ens_verbs_add (EnsVerbs *verbs, const char *action, EnsVerbFunc func, gpointer d
   verb->action = action;
   verb->func = func;
   verb->data = data;
+  verb->reads_text = reads_text;
   g_hash_table_insert (verbs->by_action, (gpointer) action, verb);
   g_ptr_array_add (verbs->order, verb);
+}
+
+void
+ens_verbs_add (EnsVerbs *verbs, const char *action, EnsVerbFunc func, gpointer data)
+{
+  add (verbs, action, func, data, FALSE);
+}
+
+void
+ens_verbs_add_text (EnsVerbs *verbs, const char *action, EnsVerbFunc func, gpointer data)
+{
+  add (verbs, action, func, data, TRUE);
 }
 
 EnsMessage *
 ens_verbs_run (EnsVerbs *verbs, EnsCall *call)
 {
-  JsonNode *data = call->msg->data;
-  Verb *verb;
+  Verb *verb = g_hash_table_lookup (verbs->by_action, call->msg->action);
+  JsonNode *data;
 
+  call->params = NULL;
+  call->params_text = NULL;
+  call->params_text_len = 0;
+  if (verb && verb->reads_text && g_atomic_pointer_get (&call->msg->data) == NULL
+      && ens_message_has_data_text (call->msg))
+    {
+      const char *text = ens_message_get_data_text (call->msg, &call->params_text_len);
+
+      if (text[0] == '{')
+        {
+          call->params_text = text;
+          return verb->func (call, verb->data);
+        }
+      call->params_text_len = 0;
+    }
+  data = ens_message_get_data (call->msg);
   if (data && !JSON_NODE_HOLDS_OBJECT (data) && !JSON_NODE_HOLDS_NULL (data))
     return ens_call_invalid (call, "data", "an object");
   call->params = data && JSON_NODE_HOLDS_OBJECT (data) ? json_node_get_object (data) : NULL;
-  verb = g_hash_table_lookup (verbs->by_action, call->msg->action);
   if (verb)
     return verb->func (call, verb->data);
 

@@ -17,6 +17,10 @@ typedef struct {
   EnsPlugin *plugin;
   EnsMessage *msg;
   JsonObject *params; /* msg->data when it is an object, else NULL */
+  /* A verb added with ens_verbs_add_text, called with an object that is
+   * still the text it came as: that text (params is then NULL). */
+  const char *params_text;
+  gsize params_text_len;
 } EnsCall;
 
 /* Answers @call: (transfer full) a REPLY or ERROR for call->msg. */
@@ -27,6 +31,9 @@ void ens_verbs_free (EnsVerbs *verbs);
 /* @action is (transfer none) and must stay valid (a literal); @data is the
  * verb's, borrowed for the registry's life.  Listed in the order added. */
 void ens_verbs_add (EnsVerbs *verbs, const char *action, EnsVerbFunc func, gpointer data);
+/* The same for a verb that reads its parameters from their text when they
+ * came as text (EnsCall.params_text), so they are not parsed for it. */
+void ens_verbs_add_text (EnsVerbs *verbs, const char *action, EnsVerbFunc func, gpointer data);
 /* (transfer full) the answer to call->msg: its verb's, or UNKNOWN_ACTION
  * naming every verb, or INVALID_PARAMETERS when data is not an object. */
 EnsMessage *ens_verbs_run (EnsVerbs *verbs, EnsCall *call);

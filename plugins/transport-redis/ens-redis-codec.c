@@ -39,11 +39,9 @@ ens_redis_envelope_prefix (const char *node_id)
 /* The envelope is written by hand, "node" first: a node skips its own
  * echoes by that prefix without parsing them.  "data" comes last: a node
  * that reads it takes the data as the text it is (decode_envelope_text). */
-char *
-ens_redis_encode_event (const char *envelope_prefix, EnsMessage *event, const char *data_json)
+static void
+append_event (GString *payload, const char *envelope_prefix, EnsMessage *event, const char *data_json)
 {
-  GString *payload = g_string_sized_new (strlen (envelope_prefix) + strlen (data_json) + 128);
-
   g_string_append (payload, envelope_prefix);
   g_string_append (payload, ",\"topic\":");
   append_json_string (payload, event->topic);
@@ -57,10 +55,79 @@ ens_redis_encode_event (const char *envelope_prefix, EnsMessage *event, const ch
       g_string_append (payload, ",\"to\":");
       append_json_string (payload, event->to);
     }
-  g_string_append_printf (payload, ",\"seq\":%" G_GUINT64_FORMAT ",\"data\":", event->seq);
+  {
+    char digits[20];
+    gsize n = 0;
+    guint64 seq = event->seq;
+
+    do
+      digits[sizeof digits - ++n] = (char) ('0' + seq % 10);
+    while ((seq /= 10) != 0);
+    g_string_append (payload, ",\"seq\":");
+    g_string_append_len (payload, digits + sizeof digits - n, (gssize) n);
+    g_string_append (payload, ",\"data\":");
+  }
   g_string_append (payload, data_json);
   g_string_append_c (payload, '}');
+}
+
+char *
+ens_redis_encode_event (const char *envelope_prefix, EnsMessage *event, const char *data_json)
+{
+  GString *payload = g_string_sized_new (strlen (envelope_prefix) + strlen (data_json) + 128);
+
+  append_event (payload, envelope_prefix, event, data_json);
   return g_string_free (payload, FALSE);
+}
+
+/* "$<len>\r\n" at @out; returns its length. */
+static gsize
+bulk_header (char *out, gsize len)
+{
+  char digits[20];
+  gsize n = 0, k = 0;
+
+  do
+    digits[n++] = (char) ('0' + len % 10);
+  while ((len /= 10) != 0);
+  out[k++] = '$';
+  while (n > 0)
+    out[k++] = digits[--n];
+  out[k++] = '\r';
+  out[k++] = '\n';
+  return k;
+}
+
+char *
+ens_redis_encode_publish (const char *prefix, const char *envelope_prefix, EnsMessage *event, const char *data_json,
+                          gsize *len)
+{
+  static const char head[] = "*3\r\n$7\r\nPUBLISH\r\n";
+  gsize prefix_len = strlen (prefix), topic_len = strlen (event->topic), to_len = event->to ? strlen (event->to) : 0;
+  gsize channel_len = prefix_len + topic_len + (event->to ? 1 + to_len : 0);
+  GString *payload = g_string_sized_new (strlen (envelope_prefix) + strlen (data_json) + 128);
+  char *cmd, *p;
+
+  append_event (payload, envelope_prefix, event, data_json);
+  p = cmd = g_malloc (sizeof head - 1 + 2 * 24 + channel_len + payload->len + 4);
+  p = mempcpy (p, head, sizeof head - 1);
+  p += bulk_header (p, channel_len);
+  p = mempcpy (p, prefix, prefix_len);
+  p = mempcpy (p, event->topic, topic_len);
+  if (event->to)
+    {
+      *p++ = ':';
+      p = mempcpy (p, event->to, to_len);
+    }
+  *p++ = '\r';
+  *p++ = '\n';
+  p += bulk_header (p, payload->len);
+  p = mempcpy (p, payload->str, payload->len);
+  *p++ = '\r';
+  *p++ = '\n';
+  g_string_free (payload, TRUE);
+  *len = (gsize) (p - cmd);
+  return cmd;
 }
 
 /* A channel name is any bytes; a topic on the bus is UTF-8 text, as every
@@ -80,11 +147,84 @@ is_concrete_topic (const char *t)
  * is the member's: inside a string a quote is always escaped.  FALSE when
  * the payload is not of that shape (an older node's envelope has "data"
  * before the other members): it is then parsed whole. */
+/* A string of the head, as our encoder writes them: no escapes, no control
+ * characters, UTF-8.  Copied NUL-terminated to *@cursor (within @end).
+ * NULL when it is anything else. */
+static const char *
+head_string (const char **p, const char *stop, char **cursor, const char *end)
+{
+  const char *s = *p + 1, *q = s;
+  gsize n;
+  char *out;
+
+  while (q < stop && *q != '"')
+    {
+      if (*q == '\\' || (guchar) *q < 0x20)
+        return NULL;
+      q++;
+    }
+  n = (gsize) (q - s);
+  if (q >= stop || (gsize) (end - *cursor) < n + 1 || !g_utf8_validate_len (s, n, NULL))
+    return NULL;
+  out = memcpy (*cursor, s, n);
+  out[n] = '\0';
+  *cursor += n + 1;
+  *p = q + 1;
+  return out;
+}
+
+/* The members before "data" in the form our encoder writes them (strings
+ * without escapes, an unsigned seq), read without building a tree into
+ * in->head.  FALSE for any other form: the caller parses it. */
+static gboolean
+scan_head (const char *head, const char *stop, const char **node, const char **topic, EnsRedisIn *in)
+{
+  const char *p = head + 1; /* after '{' */
+  char *cursor = in->head, *end = in->head + sizeof in->head;
+
+  *node = NULL;
+  while (p < stop)
+    {
+      const char *name, *value = NULL;
+
+      if (*p != '"' || (name = head_string (&p, stop, &cursor, end)) == NULL || p >= stop || *p++ != ':' || p >= stop)
+        return FALSE;
+      if (*p == '"')
+        {
+          if ((value = head_string (&p, stop, &cursor, end)) == NULL)
+            return FALSE;
+        }
+      else if (g_ascii_isdigit (*p))
+        while (p < stop && g_ascii_isdigit (*p))
+          p++;
+      else
+        return FALSE;
+      if (strcmp (name, "node") == 0)
+        *node = value;
+      else if (strcmp (name, "topic") == 0)
+        *topic = value;
+      else if (strcmp (name, "from") == 0)
+        in->event.from = value;
+      else if (strcmp (name, "to") == 0)
+        in->event.to = value;
+      if (p < stop && *p++ != ',')
+        return FALSE;
+    }
+  return *node != NULL && *topic != NULL && in->event.from != NULL;
+}
+
+/* A node's envelope with "data" last ({"node",...,"seq":N,"data":DATA}):
+ * the members before "data" are read (a handful of short strings), the
+ * data is only checked and goes on as the text it is (data_text), parsed
+ * only if someone on this node reads it.  The first ',"data":' of the text
+ * is the member's: inside a string a quote is always escaped.  FALSE when
+ * the payload is not of that shape (an older node's envelope has "data"
+ * before the other members): it is then parsed whole. */
 static gboolean
 decode_envelope_text (const EnsHost *host, const char *payload, gsize len, const char **topic, EnsRedisIn *in,
                       EnsRedisInVerdict *verdict)
 {
-  const char *at, *data;
+  const char *at, *data, *node, *channel_topic = *topic;
   gsize data_len;
   g_autoptr (GString) head = NULL;
   JsonNode *root;
@@ -99,24 +239,31 @@ decode_envelope_text (const EnsHost *host, const char *payload, gsize len, const
   data_len = (gsize) (payload + len - 1 - data);
   if (!ENS_STRUCT_HAS (host, EnsHost, json_check) || !host->json_check (data, data_len, NULL))
     return FALSE;
-  head = g_string_new_len (payload, at - payload);
-  g_string_append_c (head, '}');
-  root = host->json_parse (head->str, head->len, NULL);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+  if (!scan_head (payload, at, &node, topic, in))
     {
-      g_clear_pointer (&root, json_node_unref);
-      return FALSE;
+      /* another form of the same members: parsed */
+      *topic = channel_topic;
+      in->event.from = in->event.to = NULL;
+      head = g_string_new_len (payload, at - payload);
+      g_string_append_c (head, '}');
+      root = host->json_parse (head->str, head->len, NULL);
+      if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+        {
+          g_clear_pointer (&root, json_node_unref);
+          return FALSE;
+        }
+      in->root = root;
+      obj = json_node_get_object (root);
+      node = ens_member_string_or (obj, "node", "");
+      *topic = ens_member_string_or (obj, "topic", *topic);
+      in->event.from = ens_member_string_or (obj, "from", "redis");
+      in->event.to = ens_member_string (obj, "to");
     }
-  in->root = root;
-  obj = json_node_get_object (root);
-  if (g_str_equal (ens_member_string_or (obj, "node", ""), host->node_id ()))
+  if (g_str_equal (node, host->node_id ()))
     {
       *verdict = ENS_REDIS_IN_OWN;
       return TRUE;
     }
-  *topic = ens_member_string_or (obj, "topic", *topic);
-  in->event.from = ens_member_string_or (obj, "from", "redis");
-  in->event.to = ens_member_string (obj, "to");
   in->event.data_text = data;
   in->event.data_text_len = (gssize) data_len;
   *verdict = ENS_REDIS_IN_DELIVER;

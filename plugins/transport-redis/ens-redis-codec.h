@@ -20,6 +20,10 @@ char *ens_redis_envelope_prefix (const char *node_id);
  * data as JSON text (host->message_data_text: written once, or the text it
  * came as), "data" last so that a node reading it passes it on unparsed. */
 char *ens_redis_encode_event (const char *envelope_prefix, EnsMessage *event, const char *data_json);
+/* (transfer full) the command PUBLISH <prefix><topic>[:<to>] <envelope>
+ * in Redis' wire format (RESP), *@len bytes (no NUL counted). */
+char *ens_redis_encode_publish (const char *prefix, const char *envelope_prefix, EnsMessage *event,
+                                const char *data_json, gsize *len);
 
 typedef enum {
   ENS_REDIS_IN_DELIVER,  /* in->event is for host->publish_remote */
@@ -34,6 +38,7 @@ typedef struct {
   EnsMessageInit event; /* kind EVENT: topic, data or data_text, from, to */
   JsonNode *root;       /* (private) */
   JsonNode *text;       /* (private) */
+  char head[512];       /* (private) the envelope's strings */
 } EnsRedisIn;
 
 /* Decodes a message published on @channel: a node's envelope, any JSON (the

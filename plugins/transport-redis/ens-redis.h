@@ -4,6 +4,7 @@
  *   ens-redis-agents.c     agents across nodes and dual-mode agents
  *   ens-redis-streams.c    durable topics on Redis Streams
  *   ens-redis-budget.c     one daily budget for every daemon
+ *   ens-redis-source.c     a hiredis context on the GLib main loop
  */
 #pragma once
 
@@ -31,9 +32,11 @@ typedef struct {
   gboolean is_sub;
 } Link;
 
-/* One command waiting to be written (argv, NULL-terminated). */
+/* One command waiting to be written, in Redis' wire format. */
 typedef struct {
-  char **argv;
+  char *cmd;
+  gsize len;
+  char name[16]; /* its command, for the log */
 } Item;
 
 struct _Bridge {
@@ -86,6 +89,10 @@ struct _Bridge {
   RedisStreams *streams;
   RedisBudget *budget;
 };
+
+/* Runs @ac's I/O on the default main context until hiredis frees it
+ * (ens-redis-source.c). */
+void ens_redis_source_attach (redisAsyncContext *ac);
 
 /* TRUE when commands can be sent now. */
 gboolean ens_redis_ready (Bridge *b);

@@ -29,12 +29,6 @@
 #include "ens-redis.h"
 #include "ens-host-config.h"
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#include <hiredis/adapters/glib.h>
-#pragma GCC diagnostic pop
-
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_TIMEOUT_MS 5000
@@ -43,24 +37,11 @@ static void
 item_free (gpointer data)
 {
   Item *it = data;
-  g_strfreev (it->argv);
+  g_free (it->cmd);
   g_free (it);
 }
 
 /* ---- link plumbing ---- */
-
-/* hiredis calls ev.cleanup whenever it frees a context (lost connection,
- * failed connect, redisAsyncFree): the GSource goes with it. */
-static void
-link_ev_cleanup (void *data)
-{
-  RedisSource *src = data;
-
-  redis_source_cleanup (src);
-  src->poll_fd.revents = 0; /* dispatch must not touch the freed context */
-  g_source_destroy ((GSource *) src);
-  g_source_unref ((GSource *) src);
-}
 
 static void connection_lost (Bridge *b, const char *why);
 
@@ -113,7 +94,6 @@ static gboolean
 link_open (Bridge *b, Link *l)
 {
   redisAsyncContext *ac;
-  GSource *src;
 
   ac = b->unix_path ? redisAsyncConnectUnix (b->unix_path) : redisAsyncConnect (b->host_name, b->port);
   if (ac == NULL)
@@ -128,9 +108,7 @@ link_open (Bridge *b, Link *l)
   ac->data = l;
   l->ac = ac;
   l->ready = FALSE;
-  src = redis_source_new (ac);
-  ac->ev.cleanup = link_ev_cleanup;
-  g_source_attach (src, NULL);
+  ens_redis_source_attach (ac);
   /* after attaching: the connect callback arms the write watch */
   redisAsyncSetConnectCallback (ac, on_connect);
   redisAsyncSetDisconnectCallback (ac, on_disconnect);
@@ -227,7 +205,7 @@ on_publish_reply (redisAsyncContext *ac, void *reply, void *privdata)
         {
           /* Redis refused it (out of memory, a key of the wrong type): counted, logged once. */
           if (b->command_errors++ == 0)
-            ENS_LOG (b->host, b->self, G_LOG_LEVEL_WARNING, "Redis refused %s: %s", it->argv[0],
+            ENS_LOG (b->host, b->self, G_LOG_LEVEL_WARNING, "Redis refused %s: %s", it->name,
                      ((redisReply *) reply)->str);
         }
       else
@@ -240,8 +218,7 @@ static void
 send_item (Bridge *b, Item *it)
 {
   g_queue_push_tail (&b->inflight, it);
-  redisAsyncCommandArgv (b->cmd.ac, on_publish_reply, b, (int) g_strv_length (it->argv), (const char **) it->argv,
-                         NULL);
+  redisAsyncFormattedCommand (b->cmd.ac, on_publish_reply, b, it->cmd, it->len);
 }
 
 static void
@@ -289,12 +266,9 @@ ens_redis_command_argv (Bridge *b, redisCallbackFn *fn, void *privdata, int argc
   return b->cmd.ac && redisAsyncCommandArgv (b->cmd.ac, fn, privdata, argc, argv, NULL) == REDIS_OK;
 }
 
-void
-ens_redis_enqueue (Bridge *b, char **argv)
+static void
+enqueue (Bridge *b, Item *it)
 {
-  Item *it = g_new0 (Item, 1);
-
-  it->argv = argv;
   if (ens_redis_ready (b))
     send_item (b, it);
   else
@@ -304,6 +278,20 @@ ens_redis_enqueue (Bridge *b, char **argv)
     }
 }
 
+void
+ens_redis_enqueue (Bridge *b, char **argv)
+{
+  Item *it = g_new0 (Item, 1);
+  char *cmd = NULL;
+  int len = redisFormatCommandArgv (&cmd, (int) g_strv_length (argv), (const char **) argv, NULL);
+
+  g_strlcpy (it->name, argv[0], sizeof it->name);
+  it->cmd = g_memdup2 (cmd, (gsize) len);
+  it->len = (gsize) len;
+  redisFreeCommand (cmd);
+  g_strfreev (argv);
+  enqueue (b, it);
+}
 void
 ens_redis_subscribe (Bridge *b, const char *channel, redisCallbackFn *fn, void *privdata)
 {
@@ -363,19 +351,17 @@ on_tap (EnsMessage *event, gpointer user_data)
 {
   Bridge *b = user_data;
   const char *data;
-  char **argv;
+  Item *it;
 
   if (event->kind != ENS_MESSAGE_EVENT || event->topic == NULL)
     return;
   data = b->host->message_data_text (event, NULL); /* written once, or the text it came as */
-  argv = g_new0 (char *, 4);
-  argv[0] = g_strdup ("PUBLISH");
-  argv[1] = event->to ? g_strconcat (b->prefix, event->topic, ":", event->to, NULL)
-                     : g_strconcat (b->prefix, event->topic, NULL);
-  argv[2] = ens_redis_encode_event (b->own_prefix, event, data);
+  it = g_new0 (Item, 1);
+  g_strlcpy (it->name, "PUBLISH", sizeof it->name);
+  it->cmd = ens_redis_encode_publish (b->prefix, b->own_prefix, event, data, &it->len);
   if (b->streams)
     ens_redis_streams_event (b->streams, event, data);
-  ens_redis_enqueue (b, argv);
+  enqueue (b, it);
 }
 
 /* ---- in: Redis to local subscribers ---- */

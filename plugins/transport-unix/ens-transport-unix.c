@@ -72,7 +72,9 @@ struct _EnsUnixConn {
   gboolean discarding; /* inside an over-long line */
   EnsOutbox *out;      /* limits: the settings when it connected */
   guint awaiting;      /* requests handed to the core, not yet answered */
-  gboolean want_out, paused, peer_closed, close_when_flushed, keep_open, answered;
+  GIOCondition events;  /* what the source polls for now */
+  gboolean write_blocked; /* the socket took less than there was: wait for POLLOUT */
+  gboolean paused, peer_closed, close_when_flushed, keep_open, answered;
   gboolean in_answer; /* inside client_submit() of an agent's answer (ens-transport.h) */
   gboolean broken; /* a write failed: the peer is gone, stop serving it */
   gboolean served;      /* a ONE_SHOT dialect's one request is in: the rest is ignored */
@@ -198,14 +200,20 @@ listen_at (const char *path, GError **error)
 
 static void conn_update_events (EnsUnixConn *conn);
 
+/* Queued output leaves before the main loop next sleeps (conn_prepare),
+ * in one write for everything queued meanwhile; POLLOUT is asked for only
+ * when the socket is full.  (Changing what a source polls for wakes the
+ * loop up once more: avoided on this path.) */
 static void
 enqueue (EnsUnixConn *conn, GBytes *bytes, gboolean droppable)
 {
   if (conn->fd < 0 || conn->close_when_flushed)
     return;
   conn->t->dropped += ens_outbox_push (conn->out, bytes, droppable);
-  if (!conn->want_out)
-    conn_update_events (conn);
+  if (ens_outbox_full (conn->out))
+    conn_update_events (conn); /* stop reading */
+  if (!g_main_context_is_owner (g_source_get_context (conn->source)))
+    g_main_context_wakeup (g_source_get_context (conn->source)); /* its prepare must run */
 }
 
 static void
@@ -273,9 +281,13 @@ flush (EnsUnixConn *conn)
           if (errno == EINTR)
             continue;
           if (errno == EAGAIN || errno == EWOULDBLOCK)
-            break;
+            {
+              conn->write_blocked = TRUE;
+              break;
+            }
           return FALSE;
         }
+      conn->write_blocked = FALSE;
       ens_outbox_consume (conn->out, (gsize) written);
       if (ens_outbox_take_dropped (conn->out, &count, &total))
         report_dropped (conn, count, total);
@@ -327,10 +339,13 @@ conn_update_events (EnsUnixConn *conn)
     conn->paused = FALSE;
   if (!conn->paused && !conn->peer_closed && !conn->close_when_flushed)
     events |= G_IO_IN;
-  conn->want_out = !ens_outbox_is_empty (conn->out);
-  if (conn->want_out)
+  if (conn->write_blocked && !ens_outbox_is_empty (conn->out))
     events |= G_IO_OUT;
-  g_source_modify_unix_fd (conn->source, conn->fd_tag, events);
+  if (events != conn->events)
+    {
+      conn->events = events;
+      g_source_modify_unix_fd (conn->source, conn->fd_tag, events);
+    }
 }
 
 static void
@@ -513,6 +528,8 @@ read_input (EnsUnixConn *conn)
       if (n > 0)
         {
           budget = (gsize) n >= budget ? 0 : budget - (gsize) n;
+          if (n < READ_CHUNK)
+            break; /* drained: the next recv would say EAGAIN (poll says when there is more) */
           continue;
         }
       if (n == 0)
@@ -544,6 +561,32 @@ has_frame (EnsUnixConn *conn)
          ens_dialect_scan_value ((const char *) in->data, in->len, conn->peer_closed) > 0;
 }
 
+typedef struct {
+  GSource source;
+  EnsUnixConn *conn;
+} ConnSource;
+
+/* Before the loop sleeps: what was queued goes out.  Dispatch follows at
+ * once when that changed more than the queue (the peer is gone, the
+ * connection closes once flushed, requests wait for room). */
+static gboolean
+conn_prepare (GSource *source, gint *timeout)
+{
+  EnsUnixConn *conn = ((ConnSource *) source)->conn;
+
+  *timeout = -1;
+  if (conn->fd < 0 || ens_outbox_is_empty (conn->out) || conn->write_blocked)
+    return FALSE;
+  if (!flush (conn))
+    {
+      conn->broken = TRUE;
+      return TRUE;
+    }
+  if (conn->write_blocked || conn->close_when_flushed || conn->peer_closed || conn->paused || one_shot (conn))
+    return TRUE;
+  return FALSE;
+}
+
 static gboolean
 conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 {
@@ -551,6 +594,11 @@ conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
   GIOCondition revents = g_source_query_unix_fd (source, conn->fd_tag);
 
   (void) callback;
+  if (conn->broken)
+    {
+      conn_close (conn);
+      return G_SOURCE_CONTINUE;
+    }
   if ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && !conn->paused && !conn->peer_closed)
     if (!read_input (conn) || conn->broken)
       {
@@ -601,7 +649,7 @@ conn_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-static GSourceFuncs conn_source_funcs = { NULL, NULL, conn_dispatch, NULL, NULL, NULL };
+static GSourceFuncs conn_source_funcs = { conn_prepare, NULL, conn_dispatch, NULL, NULL, NULL };
 
 /* ------------------------------------------------------------- the sink */
 
@@ -739,9 +787,15 @@ listener_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
       conn->out = ens_outbox_new (max_queue, max_queue_bytes);
       conn->client = t->host->client_new (t->self, &conn_sink, conn, flags, peer);
       ENS_LOG (t->host, t->self, G_LOG_LEVEL_DEBUG, "connection accepted on %s (%s)", l->path, peer ? peer : "?");
-      conn->source = g_source_new (&conn_source_funcs, sizeof (GSource));
+      conn->source = g_source_new (&conn_source_funcs, sizeof (ConnSource));
+      ((ConnSource *) conn->source)->conn = conn;
       g_source_set_callback (conn->source, NULL, conn, NULL);
       g_source_set_static_name (conn->source, "ensemble unix connection");
+      /* GLib takes a source's fds out of the poll set while it dispatches,
+       * unless it may recurse: each time a wake-up of the loop and one more
+       * iteration.  Nothing here runs the loop from a dispatch. */
+      g_source_set_can_recurse (conn->source, TRUE);
+      conn->events = G_IO_IN;
       conn->fd_tag = g_source_add_unix_fd (conn->source, fd, G_IO_IN);
       g_source_attach (conn->source, NULL);
       g_hash_table_add (t->conns, conn);

@@ -17,6 +17,9 @@
 #   ENS_BENCH_PERF=DIR records `perf record` of both daemons during the run
 #   into DIR/perf-a.data (subscriber side) and DIR/perf-b.data;
 #   ENS_BENCH_PERF_OPTS overrides its options (default: -g).
+#   ENS_BENCH_WRAP_A / ENS_BENCH_WRAP_B: a command the daemon runs under, e.g.
+#   "valgrind --tool=callgrind --callgrind-out-file=/tmp/cg-b.out" (instruction
+#   counts per event: divide by the events the run printed).
 #
 # Needs redis-server, redis-cli and python3.  Starts redis-server on a free
 # loopback port (no persistence) and daemons A and B (private socket/state
@@ -115,7 +118,10 @@ http-port=0
 ws-port=0
 dbus-bus='none'
 EOF
-  GSETTINGS_BACKEND=memory "$daemon" --config "$dir/ensembled.conf" \
+  local wrap=()
+  [[ $name == b && -n "${ENS_BENCH_WRAP_B:-}" ]] && read -r -a wrap <<<"$ENS_BENCH_WRAP_B"
+  [[ $name == a && -n "${ENS_BENCH_WRAP_A:-}" ]] && read -r -a wrap <<<"$ENS_BENCH_WRAP_A"
+  GSETTINGS_BACKEND=memory "${wrap[@]}" "$daemon" --config "$dir/ensembled.conf" \
     --socket-dir "$dir/sock" --state-dir "$dir/state" --plugin-dir "$build/plugins" \
     >"$dir/daemon.log" 2>&1 </dev/null &
   started_pid=$!

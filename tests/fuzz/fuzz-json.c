@@ -13,7 +13,13 @@
  *  3. when accepted, the core's writer prints a text that parses back to
  *     the same tree (an integral double may come back as an int);
  *  4. refused, it is refused the same way without a GError to fill, with a
- *     JSON_PARSER_ERROR_INVALID_DATA error that is not empty.
+ *     JSON_PARSER_ERROR_INVALID_DATA error that is not empty;
+ *  5. ens_json_parse_keep_text (member "data") accepts and refuses the same
+ *     texts with the same words; a kept "data" is a span of the input that
+ *     parses to the tree's "data", and every other member is the same;
+ *  6. ens_json_scan_members accepts the objects it accepts (refuses the
+ *     rest); the last value scanned for each name parses to the tree's
+ *     member, and a string's decoded text is the tree's string.
  */
 #include "ens-fuzz.h"
 
@@ -305,6 +311,114 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
   return 0;
 }
 
+static gboolean
+keep_any (JsonObject *head, gpointer user_data)
+{
+  (void) head;
+  (void) user_data;
+  return TRUE;
+}
+
+/* 5: parsed keeping "data" as text, against the whole tree @ours (NULL:
+ * refused with @error). */
+static void
+check_keep_text (const uint8_t *data, size_t size, JsonNode *ours, GError *error)
+{
+  g_autoptr (GError) kept_error = NULL;
+  const char *kept;
+  gsize kept_len;
+  g_autoptr (JsonNode) head = ens_json_parse_keep_text ((const char *) data, size, "data", keep_any, NULL, &kept,
+                                                        &kept_len, &kept_error);
+  JsonObject *whole, *rest;
+  JsonObjectIter iter;
+  const char *name;
+  JsonNode *member;
+
+  ENS_FUZZ_CHECK ((head != NULL) == (ours != NULL), "keeping text: %s", head ? "accepted" : "refused");
+  if (ours == NULL)
+    {
+      ENS_FUZZ_CHECK (g_strcmp0 (error->message, kept_error->message) == 0, "keeping text: other words: %s",
+                      kept_error->message);
+      return;
+    }
+  if (kept == NULL)
+    {
+      ENS_FUZZ_CHECK (ens_fuzz_same_tree (ours, head, FALSE), "keeping text: nothing kept, another tree");
+      return;
+    }
+  ENS_FUZZ_CHECK (JSON_NODE_HOLDS_OBJECT (ours) && kept >= (const char *) data &&
+                    kept + kept_len <= (const char *) data + size, "kept text outside the input");
+  whole = json_node_get_object (ours);
+  rest = json_node_get_object (head);
+  {
+    g_autoptr (JsonNode) back = ens_json_parse (kept, kept_len, NULL);
+    ENS_FUZZ_CHECK (back != NULL && json_object_has_member (whole, "data") &&
+                      ens_fuzz_same_tree (back, json_object_get_member (whole, "data"), FALSE),
+                    "the kept text is not the tree's data");
+  }
+  ENS_FUZZ_CHECK (!json_object_has_member (rest, "data") && json_object_get_size (rest) + 1 == json_object_get_size (whole),
+                  "keeping text: other members");
+  json_object_iter_init (&iter, rest);
+  while (json_object_iter_next (&iter, &name, &member))
+    ENS_FUZZ_CHECK (json_object_has_member (whole, name) &&
+                      ens_fuzz_same_tree (member, json_object_get_member (whole, name), FALSE),
+                    "keeping text: member %s differs", name);
+}
+
+typedef struct {
+  JsonObject *whole;
+  GHashTable *last;   /* name -> its last value's text (a copy) */
+  GHashTable *string; /* name -> its last value's decoded string, if one */
+} ScanCheck;
+
+static void
+scan_check_member (const char *name, const char *value, gsize value_len, const char *string, gpointer user_data)
+{
+  ScanCheck *sc = user_data;
+
+  g_hash_table_insert (sc->last, g_strdup (name), g_strndup (value, value_len));
+  if (string)
+    g_hash_table_insert (sc->string, g_strdup (name), g_strdup (string));
+  else
+    g_hash_table_remove (sc->string, name);
+}
+
+/* 6 */
+static void
+check_scan (const uint8_t *data, size_t size, JsonNode *ours)
+{
+  ScanCheck sc = { 0 };
+  g_autoptr (GHashTable) last = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr (GHashTable) strings = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  gboolean is_object = ours && JSON_NODE_HOLDS_OBJECT (ours);
+  gboolean ok;
+  GHashTableIter iter;
+  gpointer name, text;
+
+  sc.whole = is_object ? json_node_get_object (ours) : NULL;
+  sc.last = last;
+  sc.string = strings;
+  ok = ens_json_scan_members ((const char *) data, size, scan_check_member, &sc, NULL);
+  ENS_FUZZ_CHECK (ok == is_object, "scan: %s", ok ? "accepted" : "refused");
+  if (!ok)
+    return;
+  ENS_FUZZ_CHECK (g_hash_table_size (last) == json_object_get_size (sc.whole), "scan: other members");
+  g_hash_table_iter_init (&iter, last);
+  while (g_hash_table_iter_next (&iter, &name, &text))
+    {
+      g_autoptr (JsonNode) back = ens_json_parse (text, strlen (text), NULL);
+      const char *string = g_hash_table_lookup (strings, name);
+      JsonNode *member = json_object_get_member (sc.whole, name);
+
+      ENS_FUZZ_CHECK (back != NULL && member != NULL && ens_fuzz_same_tree (back, member, FALSE),
+                      "scan: member %s is not the tree's", (const char *) name);
+      ENS_FUZZ_CHECK ((string != NULL) == (JSON_NODE_HOLDS_VALUE (member) &&
+                                           json_node_get_value_type (member) == G_TYPE_STRING) &&
+                        (string == NULL || strcmp (string, json_node_get_string (member)) == 0),
+                      "scan: member %s: not the tree's string", (const char *) name);
+    }
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -316,6 +430,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   ENS_FUZZ_CHECK ((ours != NULL) == reference, "%s, the reference recognizer %s (%s)",
                   ours ? "accepted" : "refused", reference ? "accepts" : "refuses", error ? error->message : "");
   ENS_FUZZ_CHECK ((quiet != NULL) == (ours != NULL), "a different answer without a GError");
+  check_keep_text (data, size, ours, error);
+  check_scan (data, size, ours);
   if (ours == NULL)
     {
       ENS_FUZZ_CHECK (g_error_matches (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA) &&

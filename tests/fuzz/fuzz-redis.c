@@ -7,9 +7,9 @@
  *   'q': a request on agent.NAME.request;   'r': a response.
  * Checks: an event to deliver has a concrete UTF-8 topic and a sender, and
  * survives a trip through another node (encoded, decoded: same topic, from,
- * to, data); a request's fields are strings or absent and its timeout at
- * most a day; a failed response has a code and a message; what the bridge
- * writes back is JSON. */
+ * to, data) and is written as Redis' PUBLISH command; a request's fields
+ * are strings or absent and its timeout at most a day; a failed response
+ * has a code and a message; what the bridge writes back is JSON. */
 #include "ens-fuzz.h"
 #include "ens-redis-codec.h"
 
@@ -53,6 +53,18 @@ check_event (const EnsHost *host, const char *channel, const uint8_t *payload, g
   {
     g_autoptr (JsonNode) parsed = host->json_parse (envelope, strlen (envelope), NULL);
     ENS_FUZZ_CHECK (parsed != NULL, "an envelope that is not JSON: %s", envelope);
+  }
+  {
+    /* the same envelope, as the PUBLISH command written for Redis */
+    gsize cmd_len;
+    g_autofree char *cmd = ens_redis_encode_publish (PREFIX, other, msg, data, &cmd_len);
+    g_autofree char *publish_to = msg->to ? g_strconcat (PREFIX, msg->topic, ":", msg->to, NULL)
+                                          : g_strconcat (PREFIX, msg->topic, NULL);
+    g_autoptr (GString) want = g_string_new ("*3\r\n$7\r\nPUBLISH\r\n");
+
+    g_string_append_printf (want, "$%zu\r\n%s\r\n$%zu\r\n%s\r\n", strlen (publish_to), publish_to, strlen (envelope),
+                            envelope);
+    ENS_FUZZ_CHECK (cmd_len == want->len && memcmp (cmd, want->str, cmd_len) == 0, "a PUBLISH command not as Redis reads it");
   }
   back_channel = g_strconcat (PREFIX, msg->topic, NULL);
   ENS_FUZZ_CHECK (ens_redis_decode_event (host, PREFIX, own_prefix, back_channel, envelope, strlen (envelope), &back)

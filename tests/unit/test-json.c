@@ -674,10 +674,179 @@ test_round_trip (void)
   g_test_message ("2000 trees, %" G_GSIZE_FORMAT " bytes of JSON parsed", bytes);
 }
 
+static gboolean
+want_if_publish (JsonObject *head, gpointer data)
+{
+  (*(guint *) data)++;
+  return g_strcmp0 (json_object_get_string_member_with_default (head, "action", NULL), "publish") == 0;
+}
+
+/* ens_json_parse_keep_text: the kept member's exact text, the rest as the
+ * tree; not kept when not a container, not wanted, or nested deeper;
+ * errors inside the kept text as ens_json_parse reports them. */
+static void
+test_keep_text (void)
+{
+  static const struct {
+    const char *text;
+    const char *kept; /* NULL: nothing kept */
+    const char *tree; /* the tree without it, as ens_json_write writes it */
+  } cases[] = {
+    { "{\"action\":\"publish\",\"data\":{\"n\": 1.50, \"s\":\"\\u00e9\"}}", "{\"n\": 1.50, \"s\":\"\\u00e9\"}",
+      "{\"action\":\"publish\"}" },
+    { "{\"action\":\"publish\",\"data\":[1,[2,{}]],\"id\":3}", "[1,[2,{}]]", "{\"action\":\"publish\",\"id\":3}" },
+    { "{\"action\":\"publish\",\"data\":{}}", "{}", "{\"action\":\"publish\"}" },
+    { "{\"action\":\"publish\",\"data\":[]}", "[]", "{\"action\":\"publish\"}" },
+    /* scalars are built */
+    { "{\"action\":\"publish\",\"data\":5}", NULL, "{\"action\":\"publish\",\"data\":5}" },
+    /* not wanted: the action is not there yet, or another */
+    { "{\"data\":{\"a\":1},\"action\":\"publish\"}", NULL, "{\"data\":{\"a\":1},\"action\":\"publish\"}" },
+    { "{\"action\":\"ping\",\"data\":{\"a\":1}}", NULL, "{\"action\":\"ping\",\"data\":{\"a\":1}}" },
+    /* only the top level's member */
+    { "{\"action\":\"publish\",\"x\":{\"data\":{\"a\":1}}}", NULL, "{\"action\":\"publish\",\"x\":{\"data\":{\"a\":1}}}" },
+    /* a later member of the same name wins */
+    { "{\"action\":\"publish\",\"data\":{\"a\":1},\"data\":2}", NULL, "{\"action\":\"publish\",\"data\":2}" },
+    { "{\"action\":\"publish\",\"data\":3,\"data\":{\"b\":2}}", "{\"b\":2}", "{\"action\":\"publish\"}" },
+    { "{\"action\":\"publish\",\"data\":{\"a\":1},\"data\":{\"b\":2}}", "{\"b\":2}", "{\"action\":\"publish\"}" },
+    /* not an object at the top */
+    { "[{\"data\":{}}]", NULL, "[{\"data\":{}}]" },
+  };
+  static const char *const bad[] = {
+    "{\"action\":\"publish\",\"data\":{\"a\":}}",
+    "{\"action\":\"publish\",\"data\":{\"a\":1}",
+    "{\"action\":\"publish\",\"data\":{\"a\":\"\\u0000\"}}",
+    "{\"action\":\"publish\",\"data\":[1,]}",
+    "{\"action\":\"publish\",\"data\":{\"a\":1}} x",
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      gsize len = strlen (cases[i].text), kept_len = 99;
+      char *copy = g_memdup2 (cases[i].text, len);
+      const char *kept = NULL;
+      guint asked = 0;
+      g_autoptr (GError) error = NULL;
+      g_autoptr (JsonNode) root = ens_json_parse_keep_text (copy, len, "data", want_if_publish, &asked, &kept,
+                                                            &kept_len, &error);
+      g_autoptr (GString) tree = g_string_new (NULL);
+
+      g_assert_no_error (error);
+      g_assert_nonnull (root);
+      ens_json_write (tree, root);
+      g_assert_cmpstr (tree->str, ==, cases[i].tree);
+      if (cases[i].kept == NULL)
+        {
+          g_assert_null (kept);
+          g_assert_cmpuint (kept_len, ==, 0);
+        }
+      else
+        {
+          g_assert_true (kept >= copy && kept + kept_len <= copy + len); /* a span of the text */
+          g_assert_cmpmem (kept, kept_len, cases[i].kept, strlen (cases[i].kept));
+        }
+      g_free (copy);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      gsize len = strlen (bad[i]), kept_len = 99;
+      const char *kept = "x";
+      guint asked = 0;
+      g_autoptr (GError) error = NULL, plain = NULL;
+      g_autoptr (JsonNode) root = ens_json_parse_keep_text (bad[i], len, "data", want_if_publish, &asked, &kept,
+                                                            &kept_len, &error);
+      g_autoptr (JsonNode) none = ens_json_parse (bad[i], len, &plain);
+
+      g_assert_null (root);
+      g_assert_null (none);
+      g_assert_null (kept);
+      g_assert_cmpuint (kept_len, ==, 0);
+      g_assert_cmpstr (error->message, ==, plain->message); /* the same words */
+    }
+}
+
+static void
+collect_member (const char *name, const char *value, gsize value_len, const char *string, gpointer data)
+{
+  g_string_append_printf (data, "%s=%.*s%s%s;", name, (int) value_len, value, string ? "|" : "", string ? string : "");
+}
+
+/* ens_json_scan_members: each top-level member in order, its value's exact
+ * text and a string decoded; refusals as ens_json_parse's. */
+static void
+test_scan_members (void)
+{
+  static const struct {
+    const char *text;
+    const char *members; /* NULL: refused */
+  } cases[] = {
+    { "{}", "" },
+    { " { \"a\" : 1 , \"b\":[1, {\"c\":2}] ,\"d\":\"x\\u00e9\\n\",\"e\":null,\"a\":{ }} ",
+      "a=1;b=[1, {\"c\":2}];d=\"x\\u00e9\\n\"|x\xc3\xa9\n;e=null;a={ };" },
+    { "{\"k\\\"q\":true}", "k\"q=true;" },
+    { "[1]", NULL },
+    { "\"s\"", NULL },
+    { "{\"a\":1,}", NULL },
+    { "{\"a\":1", NULL },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (GString) got = g_string_new (NULL);
+      g_autoptr (GError) error = NULL;
+      gsize len = strlen (cases[i].text);
+      g_autofree char *copy = g_memdup2 (cases[i].text, len);
+      gboolean ok = ens_json_scan_members (copy, len, collect_member, got, &error);
+
+      if (cases[i].members == NULL)
+        {
+          g_assert_false (ok);
+          g_assert_error (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA);
+        }
+      else
+        {
+          g_assert_no_error (error);
+          g_assert_true (ok);
+          g_assert_cmpstr (got->str, ==, cases[i].members);
+        }
+    }
+}
+
+/* The number writers say what printf says. */
+static void
+test_numbers_written (void)
+{
+  static const guint64 values[] = { 0, 1, 9, 10, 999, 1000, 123456789, G_MAXUINT32, G_MAXUINT64 };
+  static const gint64 micros[] = { -5, 0, 1, 999, 1000, 1001, 123456, 3600000000 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (values); i++)
+    {
+      g_autoptr (GString) out = g_string_new ("x");
+      g_autofree char *want = g_strdup_printf ("x%" G_GUINT64_FORMAT, values[i]);
+      ens_json_append_uint (out, values[i]);
+      g_assert_cmpstr (out->str, ==, want);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (micros); i++)
+    {
+      g_autoptr (GString) out = g_string_new (NULL);
+      double ms = micros[i] / 1000.0;
+      g_autofree char *want = g_strdup_printf ("%.3f", ms < 0 ? 0.0 : ms);
+      ens_json_append_millis (out, micros[i]);
+      g_assert_cmpstr (out->str, ==, want);
+    }
+  {
+    g_autoptr (GString) out = g_string_new (NULL);
+    ens_json_append_timestamp (out, G_GINT64_CONSTANT (1780000000000042));
+    g_assert_cmpstr (out->str, ==, "\"2026-05-28T20:26:40.000042Z\"");
+  }
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/json/numbers-written", test_numbers_written);
+  g_test_add_func ("/json/scan-members", test_scan_members);
+  g_test_add_func ("/json/keep-text", test_keep_text);
   g_test_add_func ("/json/valid-like-json-glib", test_valid_like_json_glib);
   g_test_add_func ("/json/numbers", test_numbers);
   g_test_add_func ("/json/invalid", test_invalid);

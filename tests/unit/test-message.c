@@ -171,11 +171,58 @@ test_encode_error (void)
   g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (e, "details"), "field"), ==, "name");
 }
 
+/* A native publish keeps its data as the text it came as (parsed only when
+ * read); anything else, or a publish naming an agent, is parsed whole. */
+static void
+test_parse_publish_keeps_text (void)
+{
+  static const char data[] = "{\"topic\":\"t\",\"data\":{\"n\": 1.50}}";
+  g_autofree char *line = g_strdup_printf ("{\"id\":1,\"action\":\"publish\",\"data\":%s}", data);
+  g_autoptr (EnsMessage) m = parse (line);
+  g_autoptr (EnsMessage) to_agent = parse ("{\"id\":2,\"action\":\"publish\",\"data\":{\"a\":1},\"agent\":\"x\"}");
+  g_autoptr (EnsMessage) answer = parse ("{\"data\":{\"a\":1},\"reply_to\":\"r\"}");
+  g_autoptr (EnsMessage) ping = parse ("{\"id\":3,\"action\":\"ping\",\"data\":{\"a\":1}}");
+  gsize len;
+  const char *text;
+
+  g_assert_false (ens_message_is_bounce (m));
+  g_assert_true (ens_message_has_data_text (m));
+  g_assert_null (m->data);
+  text = ens_message_get_data_text (m, &len);
+  g_assert_cmpmem (text, len, data, strlen (data));
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (ens_message_get_data (m)));
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (m->data), "topic"), ==, "t");
+
+  g_assert_cmpstr (to_agent->agent, ==, "x");
+  g_assert_nonnull (to_agent->data);
+  g_assert_false (ens_message_has_data_text (to_agent));
+  g_assert_cmpint (answer->kind, ==, ENS_MESSAGE_REPLY);
+  g_assert_nonnull (answer->data);
+  g_assert_nonnull (ping->data);
+  g_assert_false (ens_message_has_data_text (ping));
+}
+
+/* A reply written as text is encoded with that text. */
+static void
+test_reply_text (void)
+{
+  g_autoptr (EnsMessage) m = parse ("{\"id\":\"q\",\"action\":\"publish\"}");
+  g_autoptr (EnsMessage) reply = ens_message_new_reply_text (m, "{\"seq\":7}", 9);
+  g_autoptr (JsonNode) root = NULL;
+  JsonObject *obj = parse_line (ens_message_encode (reply, ens_message_encode_native), &root);
+
+  g_assert_cmpstr (json_object_get_string_member (obj, "id"), ==, "q");
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (obj, "data"), "seq"), ==, 7);
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (ens_message_get_data (reply)), "seq"), ==, 7);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/message/parse-request", test_parse_request);
+  g_test_add_func ("/message/parse-publish-keeps-text", test_parse_publish_keeps_text);
+  g_test_add_func ("/message/reply-text", test_reply_text);
   g_test_add_func ("/message/numeric-id", test_parse_numeric_id_round_trip);
   g_test_add_func ("/message/parse-errors", test_parse_errors);
   g_test_add_func ("/message/agent-answer", test_parse_agent_answer);
