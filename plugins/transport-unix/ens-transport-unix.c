@@ -9,7 +9,9 @@
  * I/O: each readable wake-up reads up to 256 KiB, splits lines itself, hands
  * every request to the core, and writes all the replies of that batch with
  * one sendmsg().  Events are queued as the shared bytes the core encoded
- * once, and written when the socket is writable.
+ * once, and written before the main loop next sleeps (POLLOUT only when the
+ * socket is full).  The listening sockets are ens-unix-listen.c's; events
+ * held for a KSI client, ens-unix-hold.c's.
  *
  * Slow consumers: a connection's outbound queue (plugins/common/outbox)
  * holds at most max-queue-messages messages and max-queue-bytes bytes.
@@ -24,14 +26,12 @@
 #include "ens-json-util.h"
 #include "ens-outbox.h"
 #include "ens-unix-hold.h"
+#include "ens-unix-listen.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define READ_CHUNK (64 * 1024)
@@ -46,16 +46,6 @@ static const char *const ksi_sockets[] = { "admin.sock", "agents.sock", "messagi
 #define ADMIN_SOCKET "admin.sock" /* the one with room beyond max-connections */
 
 typedef struct _EnsUnixTransport EnsUnixTransport;
-
-typedef struct {
-  EnsUnixTransport *t;
-  const EnsDialect *dialect; /* NULL: native */
-  char *path;
-  char *agent; /* Centerfire */
-  int fd;
-  GSource *source;
-  gboolean admin; /* admin.sock: admin-connections more than max-connections */
-} Listener;
 
 typedef struct _EnsUnixConn EnsUnixConn;
 
@@ -87,9 +77,9 @@ struct _EnsUnixTransport {
   const EnsHost *host;
   EnsPlugin *self;
   char *dir;
-  GPtrArray *listeners;  /* Listener* */
+  GPtrArray *listeners;  /* EnsUnixListener* */
   GHashTable *conns;     /* EnsUnixConn* set */
-  GHashTable *agent_listeners; /* agent name -> Listener* */
+  GHashTable *agent_listeners; /* agent name -> EnsUnixListener* */
   char *agent_dir;       /* where the Centerfire sockets are (centerfire-socket-dir, or dir) */
   EnsUnixHolds *holds;   /* events waiting for the connection that asked to close */
   guint sub_registered, sub_unregistered;
@@ -98,103 +88,6 @@ struct _EnsUnixTransport {
 };
 
 static const EnsClientSink conn_sink;
-
-/* ------------------------------------------------------------- sockets */
-
-static gboolean
-set_error_errno (GError **error, int saved, const char *what, const char *path)
-{
-  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "%s %s: %s", what, path, g_strerror (saved));
-  return FALSE;
-}
-
-/* The socket folder is ours alone: 0700, owned by us, not a symlink. */
-static gboolean
-prepare_dir (const char *dir, GError **error)
-{
-  struct stat st;
-
-  if (g_mkdir_with_parents (dir, 0700) != 0)
-    return set_error_errno (error, errno, "cannot create socket folder", dir);
-  if (lstat (dir, &st) != 0)
-    return set_error_errno (error, errno, "cannot stat socket folder", dir);
-  if (!S_ISDIR (st.st_mode))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_DIRECTORY, "socket folder %s is not a folder (or is a symlink)", dir);
-      return FALSE;
-    }
-  if (st.st_uid != getuid ())
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED, "socket folder %s belongs to uid %u, not to us",
-                   dir, (unsigned) st.st_uid);
-      return FALSE;
-    }
-  if ((st.st_mode & 0777) != 0700 && chmod (dir, 0700) != 0)
-    return set_error_errno (error, errno, "cannot make private the socket folder", dir);
-  return TRUE;
-}
-
-static gboolean
-fill_addr (struct sockaddr_un *addr, const char *path, GError **error)
-{
-  memset (addr, 0, sizeof *addr);
-  addr->sun_family = AF_UNIX;
-  if (strlen (path) >= sizeof addr->sun_path)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FILENAME_TOO_LONG, "socket path %s is longer than %zu bytes", path,
-                   sizeof addr->sun_path - 1);
-      return FALSE;
-    }
-  strcpy (addr->sun_path, path);
-  return TRUE;
-}
-
-/* Binds @path, replacing a stale socket file only when nothing answers on it. */
-static int
-listen_at (const char *path, GError **error)
-{
-  struct sockaddr_un addr;
-  struct stat st;
-  int fd;
-
-  if (!fill_addr (&addr, path, error))
-    return -1;
-  if (lstat (path, &st) == 0)
-    {
-      int probe;
-
-      if (!S_ISSOCK (st.st_mode))
-        {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "%s exists and is not a socket; not replacing it", path);
-          return -1;
-        }
-      probe = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (probe >= 0 && connect (probe, (struct sockaddr *) &addr, sizeof addr) == 0)
-        {
-          close (probe);
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
-                       "%s is served by another running daemon; stop it or use another --socket-dir", path);
-          return -1;
-        }
-      if (probe >= 0)
-        close (probe);
-      unlink (path); /* stale: its daemon is gone */
-    }
-
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    {
-      set_error_errno (error, errno, "socket() for", path);
-      return -1;
-    }
-  if (bind (fd, (struct sockaddr *) &addr, sizeof addr) != 0 || chmod (path, 0600) != 0 || listen (fd, 512) != 0)
-    {
-      set_error_errno (error, errno, "cannot listen on", path);
-      close (fd);
-      return -1;
-    }
-  return fd;
-}
 
 /* ------------------------------------------------------------- output */
 
@@ -725,127 +618,58 @@ static const EnsClientSink conn_sink = {
 
 /* ------------------------------------------------------------- accept */
 
-static guint32
-peer_flags (int fd, char **peer)
+static void
+on_accept (EnsUnixListener *l, int fd, guint32 flags, const char *peer, gpointer user_data)
 {
-  struct ucred cred;
-  socklen_t len = sizeof cred;
-
-  if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-    {
-      *peer = g_strdup ("unix:unknown");
-      return 0;
-    }
-  *peer = g_strdup_printf ("unix:pid=%d,uid=%u", (int) cred.pid, (unsigned) cred.uid);
-  return cred.uid == getuid () || cred.uid == 0 ? ENS_CLIENT_FLAG_ADMIN : 0;
-}
-
-static gboolean
-listener_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
-{
-  Listener *l = user_data;
-  EnsUnixTransport *t = l->t;
-
+  EnsUnixTransport *t = user_data;
   /* Limits are read per accept: a changed setting applies to new
    * connections, and live ones keep what they started with. */
   guint max_connections = ens_host_config_uint (t->host, t->self, "max-connections", 1024);
   guint room = l->admin ? ens_host_config_uint (t->host, t->self, "admin-connections", 8) : 0;
-  guint max_line = ens_host_config_uint (t->host, t->self, "max-line-bytes", 1048576);
-  guint max_queue = ens_host_config_uint (t->host, t->self, "max-queue-messages", 4096);
-  guint max_queue_bytes = ens_host_config_uint (t->host, t->self, "max-queue-bytes", 4194304);
+  EnsUnixConn *conn;
 
-  (void) source;
-  (void) callback;
-  for (int i = 0; i < 64; i++)
+  if (g_hash_table_size (t->conns) >= (guint64) max_connections + room)
     {
-      int fd = accept4 (l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      g_autofree char *peer = NULL;
-      EnsUnixConn *conn;
-      guint32 flags;
-
-      if (fd < 0)
-        break;
-      if (g_hash_table_size (t->conns) >= (guint64) max_connections + room)
-        {
-          static const char busy[] = "{\"id\":null,\"status\":\"error\",\"error\":{\"code\":\"OVERLOADED\","
-                                     "\"message\":\"too many connections (max-connections)\",\"details\":{}}}\n";
-          ssize_t ignored = send (fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-          (void) ignored;
-          close (fd);
-          t->refused++;
-          continue;
-        }
-      t->accepted++;
-      flags = peer_flags (fd, &peer);
-      conn = g_new0 (EnsUnixConn, 1);
-      conn->t = t;
-      conn->max_line = max_line;
-      conn->fd = fd;
-      conn->dialect = l->dialect;
-      conn->agent = g_strdup (l->agent);
-      conn->in = g_byte_array_sized_new (READ_CHUNK);
-      conn->out = ens_outbox_new (max_queue, max_queue_bytes);
-      conn->client = t->host->client_new (t->self, &conn_sink, conn, flags, peer);
-      ENS_LOG (t->host, t->self, G_LOG_LEVEL_DEBUG, "connection accepted on %s (%s)", l->path, peer ? peer : "?");
-      conn->source = g_source_new (&conn_source_funcs, sizeof (ConnSource));
-      ((ConnSource *) conn->source)->conn = conn;
-      g_source_set_callback (conn->source, NULL, conn, NULL);
-      g_source_set_static_name (conn->source, "ensemble unix connection");
-      /* GLib takes a source's fds out of the poll set while it dispatches,
-       * unless it may recurse: each time a wake-up of the loop and one more
-       * iteration.  Nothing here runs the loop from a dispatch. */
-      g_source_set_can_recurse (conn->source, TRUE);
-      conn->events = G_IO_IN;
-      conn->fd_tag = g_source_add_unix_fd (conn->source, fd, G_IO_IN);
-      g_source_attach (conn->source, NULL);
-      g_hash_table_add (t->conns, conn);
+      static const char busy[] = "{\"id\":null,\"status\":\"error\",\"error\":{\"code\":\"OVERLOADED\","
+                                 "\"message\":\"too many connections (max-connections)\",\"details\":{}}}\n";
+      ssize_t ignored = send (fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      (void) ignored;
+      close (fd);
+      t->refused++;
+      return;
     }
-  return G_SOURCE_CONTINUE;
+  t->accepted++;
+  conn = g_new0 (EnsUnixConn, 1);
+  conn->t = t;
+  conn->max_line = ens_host_config_uint (t->host, t->self, "max-line-bytes", 1048576);
+  conn->fd = fd;
+  conn->dialect = l->dialect;
+  conn->agent = g_strdup (l->agent);
+  conn->in = g_byte_array_sized_new (READ_CHUNK);
+  conn->out = ens_outbox_new (ens_host_config_uint (t->host, t->self, "max-queue-messages", 4096),
+                              ens_host_config_uint (t->host, t->self, "max-queue-bytes", 4194304));
+  conn->client = t->host->client_new (t->self, &conn_sink, conn, flags, peer);
+  ENS_LOG (t->host, t->self, G_LOG_LEVEL_DEBUG, "connection accepted on %s (%s)", l->path, peer);
+  conn->source = g_source_new (&conn_source_funcs, sizeof (ConnSource));
+  ((ConnSource *) conn->source)->conn = conn;
+  g_source_set_callback (conn->source, NULL, conn, NULL);
+  g_source_set_static_name (conn->source, "ensemble unix connection");
+  /* GLib takes a source's fds out of the poll set while it dispatches,
+   * unless it may recurse: each time a wake-up of the loop and one more
+   * iteration.  Nothing here runs the loop from a dispatch. */
+  g_source_set_can_recurse (conn->source, TRUE);
+  conn->events = G_IO_IN;
+  conn->fd_tag = g_source_add_unix_fd (conn->source, fd, G_IO_IN);
+  g_source_attach (conn->source, NULL);
+  g_hash_table_add (t->conns, conn);
 }
 
-static GSourceFuncs listener_source_funcs = { NULL, NULL, listener_dispatch, NULL, NULL, NULL };
-
-static void
-listener_free (Listener *l)
-{
-  if (l->source)
-    {
-      g_source_destroy (l->source);
-      g_source_unref (l->source);
-    }
-  if (l->fd >= 0)
-    {
-      close (l->fd);
-      unlink (l->path);
-    }
-  g_free (l->path);
-  g_free (l->agent);
-  g_free (l);
-}
-
-static Listener *
+static EnsUnixListener *
 listener_new (EnsUnixTransport *t, const char *dir, const char *name, const EnsDialect *dialect, const char *agent,
               GError **error)
 {
-  g_autofree char *path = g_build_filename (dir, name, NULL);
-  int fd = listen_at (path, error);
-  Listener *l;
-
-  if (fd < 0)
-    return NULL;
-  l = g_new0 (Listener, 1);
-  l->t = t;
-  l->fd = fd;
-  l->dialect = dialect;
-  l->path = g_steal_pointer (&path);
-  l->admin = dialect == &ens_dialect_ksi && strcmp (name, ADMIN_SOCKET) == 0;
-  l->agent = g_strdup (agent);
-  l->source = g_source_new (&listener_source_funcs, sizeof (GSource));
-  g_source_set_callback (l->source, NULL, l, NULL);
-  g_source_set_static_name (l->source, "ensemble unix listener");
-  g_source_add_unix_fd (l->source, fd, G_IO_IN);
-  g_source_attach (l->source, NULL);
-  return l;
+  return ens_unix_listener_new (dir, name, dialect, agent, dialect == &ens_dialect_ksi && strcmp (name, ADMIN_SOCKET) == 0,
+                                on_accept, t, error);
 }
 
 /* ------------------------------------------------------------- Centerfire sockets */
@@ -855,7 +679,7 @@ agent_socket_add (EnsUnixTransport *t, const char *agent)
 {
   g_autofree char *name = NULL;
   g_autoptr (GError) error = NULL;
-  Listener *l;
+  EnsUnixListener *l;
 
   if (t->stopping || agent == NULL || g_hash_table_contains (t->agent_listeners, agent))
     return;
@@ -913,7 +737,7 @@ unix_init (const EnsHost *host, EnsPlugin *self, GError **error)
 {
   EnsUnixTransport *t;
   g_autofree char *native = NULL;
-  Listener *l;
+  EnsUnixListener *l;
 
   if (!ENS_STRUCT_HAS (host, EnsHost, message_from_native))
     {
@@ -933,17 +757,19 @@ unix_init (const EnsHost *host, EnsPlugin *self, GError **error)
       t->agent_dir = g_strdup (t->dir);
     }
   t->holds = ens_unix_holds_new (hold_release, hold_expired, t);
-  t->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
+  t->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) ens_unix_listener_free);
   t->conns = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) conn_free, NULL);
-  t->agent_listeners = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) listener_free);
+  t->agent_listeners = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) ens_unix_listener_free);
 
-  if (!prepare_dir (t->dir, error))
+  if (!ens_unix_prepare_dir (t->dir, error))
     goto fail;
   /* A folder of the operator's choosing (such as /tmp, where Centerfire's
    * clients look): made if missing, never made private or taken over. */
   if (strcmp (t->agent_dir, t->dir) != 0 && g_mkdir_with_parents (t->agent_dir, 0700) != 0)
     {
-      set_error_errno (error, errno, "cannot create centerfire-socket-dir", t->agent_dir);
+      int saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "cannot create centerfire-socket-dir %s: %s",
+                   t->agent_dir, g_strerror (saved));
       goto fail;
     }
   l = listener_new (t, t->dir, native, NULL, NULL, error);
@@ -1009,10 +835,10 @@ unix_describe (gpointer instance)
   gpointer value;
 
   for (guint i = 0; i < t->listeners->len; i++)
-    json_array_add_string_element (sockets, ((Listener *) g_ptr_array_index (t->listeners, i))->path);
+    json_array_add_string_element (sockets, ((EnsUnixListener *) g_ptr_array_index (t->listeners, i))->path);
   g_hash_table_iter_init (&iter, t->agent_listeners);
   while (g_hash_table_iter_next (&iter, NULL, &value))
-    json_array_add_string_element (sockets, ((Listener *) value)->path);
+    json_array_add_string_element (sockets, ((EnsUnixListener *) value)->path);
   json_object_set_string_member (obj, "socket_dir", t->dir);
   json_object_set_array_member (obj, "sockets", sockets);
   json_object_set_int_member (obj, "connections", g_hash_table_size (t->conns));
