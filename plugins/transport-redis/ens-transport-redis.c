@@ -1,8 +1,8 @@
 /* ens-transport-redis.c — one bus across several daemons, through Redis.
  *
- * hiredis async on the daemon's main loop (the GLib adapter's GSource), one
- * context for commands (PUBLISH, heartbeats, node listing) and one for
- * PSUBSCRIBE <prefix>*.
+ * hiredis async on the daemon's main loop (its own GSource,
+ * ens-redis-source.c), one context for commands (PUBLISH, heartbeats, node
+ * listing) and one for PSUBSCRIBE <prefix>*.
  *
  *  out: host->tap sees every local event (never the remote ones) ->
  *       PUBLISH <prefix><topic> {"node","topic","from"?,"to"?,"seq","data"};
