@@ -69,6 +69,7 @@ struct _EnsCompletions {
   guint64 completed, failed, fallbacks;
   guint64 input_tokens, output_tokens; /* over every completion */
   double completed_ms; /* summed durations (queued to result) of the completed */
+  guint pump_id;       /* the queue is pumped when this idle runs, or sooner (ens_completions_pump_due) */
 };
 
 /* What an answer is assumed to cost when the request sets no max_tokens:
@@ -94,6 +95,8 @@ ens_completions_free (EnsCompletions *cs)
 {
   if (cs == NULL)
     return;
+  if (cs->pump_id)
+    g_source_remove (cs->pump_id);
   g_hash_table_unref (cs->active);
   g_queue_clear (&cs->queue);
   g_free (cs);
@@ -424,8 +427,21 @@ pump (EnsCompletions *cs)
 static gboolean
 pump_idle (gpointer data)
 {
-  pump (data);
+  EnsCompletions *cs = data;
+
+  cs->pump_id = 0;
+  pump (cs);
   return G_SOURCE_REMOVE;
+}
+
+void
+ens_completions_pump_due (EnsCompletions *cs)
+{
+  if (cs->pump_id == 0)
+    return;
+  g_source_remove (cs->pump_id);
+  cs->pump_id = 0;
+  pump (cs);
 }
 
 /* ---------------------------------------------------------------- provider reports */
@@ -768,8 +784,11 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
       json_object_set_member (ack, *k, json_node_copy (json_object_get_member (json_node_get_object (decision), *k)));
   json_object_set_member (ack, "estimated_time", json_node_new (JSON_NODE_NULL));
   *answer = ens_message_new_reply (request, ack_node);
-  /* Started after the ack is queued for the client, so the ack comes first. */
-  g_idle_add_full (G_PRIORITY_HIGH_IDLE, pump_idle, cs, NULL);
+  /* Started after the ack is queued for the client, so the ack comes first:
+   * at the next turn of the main loop, or as soon as the ack is delivered
+   * (ens_completions_pump_due, from the dispatch of a client's request). */
+  if (cs->pump_id == 0)
+    cs->pump_id = g_idle_add_full (G_PRIORITY_HIGH_IDLE, pump_idle, cs, NULL);
   return c;
 }
 
@@ -922,6 +941,13 @@ submit_call (EnsCompletions *cs, EnsCall *call, JsonObject *p)
   if (client_id == NULL && call->client)
     client_id = call->client->id;
   ens_completions_submit (cs, call->msg, p, call->client, client_id, NULL, NULL, &answer);
+  /* A client's request: it starts once its ack is delivered, without
+   * waiting for the main loop to turn. */
+  if (call->client)
+    {
+      call->answered = (void (*) (gpointer)) ens_completions_pump_due;
+      call->answered_data = cs;
+    }
   return answer;
 }
 

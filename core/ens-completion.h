@@ -24,6 +24,9 @@ EnsCompletions *ens_completions_new (EnsConfig *config, EnsBackends *backends, E
                                      EnsEvents *events);
 void ens_completions_free (EnsCompletions *completions);
 void ens_completions_add_verbs (EnsCompletions *completions, EnsVerbs *verbs);
+/* Starts what was submitted and waits for its start now, instead of at the
+ * next turn of the main loop (after the submitter's ack was delivered). */
+void ens_completions_pump_due (EnsCompletions *completions);
 
 /* Queues a completion (@params kind "embeddings": embeddings, see the
  * embed verb); *answer is (transfer full) the ack, or the error and

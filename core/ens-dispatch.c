@@ -75,6 +75,8 @@ ens_dispatch_client_submit (EnsDispatch *dispatch, EnsClient *client, EnsMessage
   if (answer->kind == ENS_MESSAGE_ERROR)
     dispatch->counters->errors++;
   ens_client_deliver (client, answer);
+  if (call.answered)
+    call.answered (call.answered_data);
 }
 
 void

@@ -21,6 +21,10 @@ typedef struct {
    * still the text it came as: that text (params is then NULL). */
   const char *params_text;
   gsize params_text_len;
+  /* Set by a verb: run once its answer was delivered to the client (a
+   * client's request only). */
+  void (*answered) (gpointer data);
+  gpointer answered_data;
 } EnsCall;
 
 /* Answers @call: (transfer full) a REPLY or ERROR for call->msg. */
