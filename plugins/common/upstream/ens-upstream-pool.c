@@ -238,6 +238,14 @@ conn_available (Conn *c)
       x->waiting = FALSE;
       return conn_start (c, x);
     }
+  if (pool->waiting.length > 0)
+    {
+      /* Only requests that must go on a new connection wait: this one
+       * makes room for it. */
+      conn_close (c);
+      pool_kick (pool);
+      return FALSE;
+    }
   c->state = CONN_IDLE;
   c->idle_since = g_get_monotonic_time ();
   g_queue_push_head_link (&pool->idle, &c->link);
