@@ -259,9 +259,9 @@ publish_reply (EnsCall *call, EnsMessage *event, const char *to, EnsClient *targ
       ens_json_write_string (out, to);
     }
   g_string_append (out, ",\"seq\":");
-  ens_json_append_uint (out, event->seq);
+  ens_json_write_uint (out, event->seq);
   g_string_append (out, ",\"delivered\":");
-  ens_json_append_uint (out, delivered);
+  ens_json_write_uint (out, delivered);
   if (to)
     g_string_append (out, target ? ",\"target_found\":true" : ",\"target_found\":false");
   g_string_append_c (out, '}');

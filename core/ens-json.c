@@ -7,18 +7,6 @@
 /* ISO 8601 UTC with microseconds ("2026-11-21T05:11:00.123456Z"), the form
  * every dialect uses.  The date part is cached per second: this runs for
  * every reply and event. */
-void
-ens_json_append_uint (GString *out, guint64 value)
-{
-  char digits[20];
-  guint n = 0;
-
-  do
-    digits[sizeof digits - ++n] = (char) ('0' + value % 10);
-  while ((value /= 10) != 0);
-  g_string_append_len (out, digits + sizeof digits - n, n);
-}
-
 /* @value with exactly @width digits, zeros in front (it has no more). */
 static void
 append_fixed (GString *out, guint value, guint width)
@@ -35,7 +23,7 @@ ens_json_append_millis (GString *out, gint64 us)
 {
   if (us < 0)
     us = 0;
-  ens_json_append_uint (out, (guint64) us / 1000);
+  ens_json_write_uint (out, (guint64) us / 1000);
   g_string_append_c (out, '.');
   append_fixed (out, (guint) (us % 1000), 3);
 }

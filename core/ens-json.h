@@ -11,8 +11,6 @@
 G_BEGIN_DECLS
 
 void ens_json_append_timestamp (GString *out, gint64 real_time_us);
-/* @value in decimal, as printf's %" G_GUINT64_FORMAT " writes it. */
-void ens_json_append_uint (GString *out, guint64 value);
 /* @us microseconds as milliseconds with three decimals (%.3f of us / 1000),
  * negative as 0.000. */
 void ens_json_append_millis (GString *out, gint64 us);

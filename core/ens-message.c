@@ -455,7 +455,7 @@ ens_message_encode_native (EnsMessage *msg)
           ens_json_write_string (out, msg->to);
         }
       g_string_append (out, ",\"seq\":");
-      ens_json_append_uint (out, msg->seq);
+      ens_json_write_uint (out, msg->seq);
       g_string_append (out, ",\"timestamp\":");
       ens_json_append_timestamp (out, msg->timestamp_us);
       g_string_append_c (out, '}');

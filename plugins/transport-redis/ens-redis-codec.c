@@ -2,28 +2,9 @@
  * ens-redis-codec.h); no connection, no state. */
 #include "ens-redis-codec.h"
 #include "ens-json-util.h"
+#include "ens-json-write.h"
 
 #include <string.h>
-
-static void
-append_json_string (GString *out, const char *s)
-{
-  g_string_append_c (out, '"');
-  for (; *s; s++)
-    {
-      unsigned char ch = (unsigned char) *s;
-      if (ch == '"' || ch == '\\')
-        {
-          g_string_append_c (out, '\\');
-          g_string_append_c (out, (char) ch);
-        }
-      else if (ch < 0x20)
-        g_string_append_printf (out, "\\u%04x", ch);
-      else
-        g_string_append_c (out, (char) ch);
-    }
-  g_string_append_c (out, '"');
-}
 
 /* ---- events between nodes ---- */
 
@@ -32,7 +13,7 @@ ens_redis_envelope_prefix (const char *node_id)
 {
   GString *own = g_string_new ("{\"node\":");
 
-  append_json_string (own, node_id);
+  ens_json_write_string (own, node_id);
   return g_string_free (own, FALSE);
 }
 
@@ -44,29 +25,20 @@ append_event (GString *payload, const char *envelope_prefix, EnsMessage *event, 
 {
   g_string_append (payload, envelope_prefix);
   g_string_append (payload, ",\"topic\":");
-  append_json_string (payload, event->topic);
+  ens_json_write_string (payload, event->topic);
   if (event->from)
     {
       g_string_append (payload, ",\"from\":");
-      append_json_string (payload, event->from);
+      ens_json_write_string (payload, event->from);
     }
   if (event->to)
     {
       g_string_append (payload, ",\"to\":");
-      append_json_string (payload, event->to);
+      ens_json_write_string (payload, event->to);
     }
-  {
-    char digits[20];
-    gsize n = 0;
-    guint64 seq = event->seq;
-
-    do
-      digits[sizeof digits - ++n] = (char) ('0' + seq % 10);
-    while ((seq /= 10) != 0);
-    g_string_append (payload, ",\"seq\":");
-    g_string_append_len (payload, digits + sizeof digits - n, (gssize) n);
-    g_string_append (payload, ",\"data\":");
-  }
+  g_string_append (payload, ",\"seq\":");
+  ens_json_write_uint (payload, event->seq);
+  g_string_append (payload, ",\"data\":");
   g_string_append (payload, data_json);
   g_string_append_c (payload, '}');
 }

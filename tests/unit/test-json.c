@@ -822,7 +822,7 @@ test_numbers_written (void)
     {
       g_autoptr (GString) out = g_string_new ("x");
       g_autofree char *want = g_strdup_printf ("x%" G_GUINT64_FORMAT, values[i]);
-      ens_json_append_uint (out, values[i]);
+      ens_json_write_uint (out, values[i]);
       g_assert_cmpstr (out->str, ==, want);
     }
   for (guint i = 0; i < G_N_ELEMENTS (micros); i++)

@@ -37,10 +37,10 @@ ens_json_write_string (GString *out, const char *text)
   g_string_append_c (out, '"');
 }
 
-/* Decimal digits of @value, without printf (which costs ~1,000
- * instructions a number). */
-static void
-write_int (GString *out, gint64 value)
+/* Decimal digits without printf (which costs ~1,000 instructions a
+ * number). */
+void
+ens_json_write_int (GString *out, gint64 value)
 {
   char buf[24], *p = buf + sizeof buf;
   guint64 u = value < 0 ? 0 - (guint64) value : (guint64) value;
@@ -50,6 +50,17 @@ write_int (GString *out, gint64 value)
   while ((u /= 10) > 0);
   if (value < 0)
     *--p = '-';
+  g_string_append_len (out, p, buf + sizeof buf - p);
+}
+
+void
+ens_json_write_uint (GString *out, guint64 value)
+{
+  char buf[24], *p = buf + sizeof buf;
+
+  do
+    *--p = (char) ('0' + value % 10);
+  while ((value /= 10) > 0);
   g_string_append_len (out, p, buf + sizeof buf - p);
 }
 
@@ -66,7 +77,7 @@ ens_json_write_double (GString *out, double value)
   /* A whole number below 1e15 reads the same as %.15g writes it. */
   if (value == floor (value) && fabs (value) < 1e15 && !(value == 0 && signbit (value)))
     {
-      write_int (out, (gint64) value);
+      ens_json_write_int (out, (gint64) value);
       return;
     }
   /* Shortest of %.15g/%.17g that reads back exactly: 0.1 stays 0.1. */
@@ -84,7 +95,7 @@ write_value (GString *out, JsonNode *node)
   if (t == G_TYPE_STRING)
     ens_json_write_string (out, json_node_get_string (node));
   else if (t == G_TYPE_INT64)
-    write_int (out, json_node_get_int (node));
+    ens_json_write_int (out, json_node_get_int (node));
   else if (t == G_TYPE_DOUBLE)
     ens_json_write_double (out, json_node_get_double (node));
   else if (t == G_TYPE_BOOLEAN)

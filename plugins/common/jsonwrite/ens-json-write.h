@@ -24,6 +24,11 @@ void ens_json_write_pretty (GString *out, JsonNode *node);
 /* Appends @text (UTF-8) as a JSON string, quotes included. */
 void ens_json_write_string (GString *out, const char *text);
 
+/* Appends @value in decimal, as printf's %" G_GINT64_FORMAT " /
+ * %" G_GUINT64_FORMAT " would. */
+void ens_json_write_int (GString *out, gint64 value);
+void ens_json_write_uint (GString *out, guint64 value);
+
 /* Appends @value as a JSON number (null when not finite). */
 void ens_json_write_double (GString *out, double value);
 
