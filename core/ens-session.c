@@ -401,8 +401,7 @@ static EnsMessage *
 task_start (EnsSession *s, EnsSessionTask *t)
 {
   EnsSessions *sessions = s->owner;
-  JsonObject *cp;
-  g_autoptr (JsonNode) cp_node = ens_json_object_node (&cp);
+  g_autoptr (JsonObject) cp = json_object_new ();
   JsonArray *history = json_array_new ();
   JsonArray *past = json_object_get_array_member (s->record, "history");
   EnsMessage *answer = NULL;

@@ -380,8 +380,7 @@ check_table (const EnsDialect *dialect)
       g_assert_true ((e->when == NULL) == (e->is == NULL));
       if (e->in)
         {
-          JsonObject *to;
-          g_autoptr (JsonNode) out = ens_node_new_object (&to);
+          g_autoptr (JsonObject) to = json_object_new ();
           EnsInvalid invalid;
           /* Nothing given: either accepted or refused with a field named. */
           if (!ens_dialect_map (e->in, NULL, to, &invalid))
