@@ -154,6 +154,11 @@ input_create_source (GPollableInputStream *stream, GCancellable *cancellable)
   GSource *socket_source = g_socket_create_source (in->socket, G_IO_IN, cancellable);
 
   g_source_set_dummy_callback (socket_source);
+  /* GLib takes a source's fds out of the poll set while it dispatches,
+   * unless it may recurse: each time a wake-up of the loop and one more
+   * iteration.  libsoup's callbacks never run the loop. */
+  g_source_set_can_recurse (source, TRUE);
+  g_source_set_can_recurse (socket_source, TRUE);
   g_source_add_child_source (source, socket_source);
   g_source_unref (socket_source);
   return source;

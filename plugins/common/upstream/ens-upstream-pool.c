@@ -568,6 +568,7 @@ conn_write (Conn *c)
                   c->writer = g_socket_create_source (c->socket, G_IO_OUT, NULL);
                   g_source_set_callback (c->writer, G_SOURCE_FUNC (on_socket_writable), c, NULL);
                 }
+              g_source_set_can_recurse (c->writer, TRUE);
               g_source_attach (c->writer, NULL);
             }
           return TRUE;
@@ -654,6 +655,10 @@ on_connected (GObject *source, GAsyncResult *res, gpointer user_data)
       c->reader = g_socket_create_source (c->socket, G_IO_IN, NULL);
       g_source_set_callback (c->reader, G_SOURCE_FUNC (on_socket_readable), c, NULL);
     }
+  /* GLib takes a source's fds out of the poll set while it dispatches,
+   * unless it may recurse: each time a wake-up of the loop and one more
+   * iteration.  Nothing here runs the loop from a dispatch. */
+  g_source_set_can_recurse (c->reader, TRUE);
   g_source_attach (c->reader, NULL);
   if (conn_available (c))
     pool_kick (pool); /* one fewer being opened: more may be */
