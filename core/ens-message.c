@@ -662,7 +662,28 @@ plain_publish_member (const char *name, const char *value, gsize value_len, cons
     pp->other = TRUE;
 }
 
-/* {"id": a string or absent, "action": "publish", "data": an object or an
+/* The id as read_id() reads it: a string, an integer (its digits), null or
+ * absent; FALSE for anything else. */
+static gboolean
+plain_id (PlainPublish *pp, gboolean *is_number)
+{
+  g_autoptr (JsonNode) node = NULL;
+
+  if (pp->id_text == NULL || pp->id != NULL)
+    return TRUE;
+  node = ens_json_parse (pp->id_text, pp->id_len, NULL);
+  if (node && JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (node && JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_INT64)
+    {
+      pp->id = g_strdup_printf ("%" G_GINT64_FORMAT, json_node_get_int (node));
+      *is_number = TRUE;
+      return TRUE;
+    }
+  return FALSE;
+}
+
+/* {"id": a string, an integer or absent, "action": "publish", "data": an object or an
  * array, and members nobody reads}: the message made from the members
  * scanned, the data kept as its text, no tree built.  NULL for anything
  * else (the general path reads it then, with the same outcome). */
@@ -673,9 +694,10 @@ parse_plain_publish (const char *text, gsize len)
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REQUEST);
   EnsMessage *m = NULL;
 
+  gboolean id_is_number = FALSE;
+
   if (memmem (text, len, "\"publish\"", 9) != NULL && ens_json_scan_members (text, len, plain_publish_member, &pp, NULL)
-      && pp.action_publish && !pp.other && pp.data != NULL
-      && (pp.id_text == NULL || pp.id != NULL || (pp.id_len == 4 && memcmp (pp.id_text, "null", 4) == 0)))
+      && pp.action_publish && !pp.other && pp.data != NULL && plain_id (&pp, &id_is_number))
     {
       init.id = pp.id;
       init.action = "publish";
@@ -683,6 +705,7 @@ parse_plain_publish (const char *text, gsize len)
       init.data_text_len = (gssize) pp.data_len;
       init.received_us = g_get_monotonic_time ();
       m = ens_message_new_checked (&init);
+      PRIV (m)->id_is_number = id_is_number;
     }
   g_free (pp.id);
   return m;

@@ -420,6 +420,44 @@ def test_sequence_numbers_increase():
         d.cleanup()
 
 
+def test_published_data_arrives_as_sent():
+    """A native publish hands the event's data on as the bytes it came as
+    (not parsed for the bus): a subscriber reads them unchanged, numbers and
+    escapes included, whatever order the request's members come in; bad
+    parameters are refused as before."""
+    d = Daemon()
+    try:
+        sub = d.client()
+        pub = d.client()
+        sub.ok("subscribe", {"topics": ["raw.*"]})
+        data = '{"n": 1.50, "s":"\\u00e9\\n", "list":[ 1,2 ,{}], "big":12345678901234567890}'
+        lines = [
+            '{"id":"a","action":"publish","data":{"topic":"raw.a","data":%s}}' % data,
+            '{"data":{"data":%s,"topic":"raw.b"},"action":"publish","id":7}' % data,
+            '{"id":"c","action":"publish","data":{"topic":"raw.c","data":%s,"to":null}}' % data,
+        ]
+        for line in lines:
+            pub.send_raw(line + "\n")
+            reply = pub.recv()
+            assert reply["status"] == "success", reply
+            raw = sub.recv_line()
+            assert ('"data":%s,' % data) in raw, raw
+            ev = json.loads(raw)
+            assert ev["data"]["n"] == 1.5 and ev["data"]["s"] == "\u00e9\n", ev
+        err = pub.request("publish", {"topic": "raw.x", "to": 5, "data": {"a": 1}})
+        assert err["error"]["code"] == "INVALID_PARAMETERS" and err["error"]["details"]["field"] == "to", err
+        pub.send_raw('{"id":"y","action":"publish","data":{"topic":"","data":{"a":1}}}\n')
+        err = pub.recv()
+        assert err["error"]["code"] == "INVALID_PARAMETERS" and err["error"]["details"]["field"] == "topic", err
+        pub.send_raw('{"id":"z","action":"publish","data":{"topic":"raw.z","data":{"a":}}}\n')
+        err = pub.recv()
+        assert err["error"]["code"] == "INVALID_JSON", err
+        sub.close()
+        pub.close()
+    finally:
+        d.cleanup()
+
+
 def test_request_ids_echoed_as_sent():
     d = Daemon()
     try:

@@ -182,6 +182,8 @@ test_parse_publish_keeps_text (void)
   g_autoptr (EnsMessage) to_agent = parse ("{\"id\":2,\"action\":\"publish\",\"data\":{\"a\":1},\"agent\":\"x\"}");
   g_autoptr (EnsMessage) answer = parse ("{\"data\":{\"a\":1},\"reply_to\":\"r\"}");
   g_autoptr (EnsMessage) ping = parse ("{\"id\":3,\"action\":\"ping\",\"data\":{\"a\":1}}");
+  g_autoptr (EnsMessage) any_order = parse ("{\"data\":{\"topic\":\"t\"},\"action\":\"publish\",\"id\":-7}");
+  g_autoptr (EnsMessage) odd_id = parse ("{\"id\":1.5,\"action\":\"publish\",\"data\":{\"topic\":\"t\"}}");
   gsize len;
   const char *text;
 
@@ -192,6 +194,12 @@ test_parse_publish_keeps_text (void)
   g_assert_cmpmem (text, len, data, strlen (data));
   g_assert_true (JSON_NODE_HOLDS_OBJECT (ens_message_get_data (m)));
   g_assert_cmpstr (json_object_get_string_member (json_node_get_object (m->data), "topic"), ==, "t");
+
+  g_assert_true (ens_message_has_data_text (any_order));
+  g_assert_cmpstr (any_order->id, ==, "-7");
+  g_assert_true (ens_message_id_is_number (any_order));
+  g_assert_true (ens_message_is_bounce (odd_id)); /* as ever: id must be a string or an integer */
+  g_assert_cmpstr (odd_id->error_code, ==, "INVALID_REQUEST");
 
   g_assert_cmpstr (to_agent->agent, ==, "x");
   g_assert_nonnull (to_agent->data);
