@@ -13,6 +13,10 @@
  * thread-safe anyway), so changing what it polls needs no wake-up. */
 #include "ens-redis.h"
 
+#include <sys/ioctl.h>
+
+#define READ_ROUNDS 16 /* of 16 KiB, per dispatch */
+
 typedef struct
 {
   GSource source;
@@ -129,9 +133,21 @@ source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
       s->poll_write = FALSE; /* prepare writes the rest, or asks for POLLOUT again */
       redisAsyncHandleWrite (s->ac);
     }
-  /* the write may have freed the context (cleanup set s->ac to NULL) */
-  if (s->ac != NULL && (revents & (G_IO_IN | G_IO_ERR | G_IO_HUP)) && s->want_read)
-    redisAsyncHandleRead (s->ac);
+  /* The write may have freed the context (cleanup set s->ac to NULL).
+   * hiredis reads 16 KiB at a time: more is read while more is there (up
+   * to READ_ROUNDS), so that a busy link is served in large batches — what
+   * the replies bring is then written to each subscriber in one write, not
+   * one per 16 KiB — and keeps up with Redis, which drops a subscriber
+   * whose backlog grows past its output buffer limit. */
+  for (guint round = 0; round < READ_ROUNDS && s->ac != NULL && s->want_read; round++)
+    {
+      int pending = 0;
+
+      if (round == 0 ? !(revents & (G_IO_IN | G_IO_ERR | G_IO_HUP))
+                     : ioctl (s->ac->c.fd, FIONREAD, &pending) != 0 || pending <= 0)
+        break;
+      redisAsyncHandleRead (s->ac);
+    }
   return G_SOURCE_CONTINUE;
 }
 

@@ -62,6 +62,8 @@ struct _Bridge {
   Link cmd, sub;
   const char *state; /* disabled, connecting, connected, disconnected */
   char *last_error;
+  gint64 lost_at;  /* real time (µs) the link broke, 0: not since the last notice */
+  char *lost_why;
   guint retry_id;
   guint timeout_id;
   guint heartbeat_id;

@@ -165,8 +165,13 @@ connection_lost (Bridge *b, const char *why)
       b->last_error = g_strdup (why);
     }
   if (was_connected)
-    ENS_LOG (b->host, b->self, G_LOG_LEVEL_WARNING, "lost Redis at %s (%s); reconnecting", b->url_shown,
-             why ? why : "?");
+    {
+      ENS_LOG (b->host, b->self, G_LOG_LEVEL_WARNING, "lost Redis at %s (%s); reconnecting", b->url_shown,
+               why ? why : "?");
+      b->lost_at = g_get_real_time ();
+      g_free (b->lost_why);
+      b->lost_why = g_strdup (why ? why : "?");
+    }
   b->state = "disconnected";
   if (b->retry_id == 0)
     {
@@ -566,6 +571,39 @@ on_handshake_done (redisAsyncContext *ac, void *r, void *privdata)
   link_connected (l);
 }
 
+/* (transfer full) @us of real time as 2026-12-06T12:00:00.123456Z */
+static char *
+iso8601 (gint64 us)
+{
+  g_autoptr (GDateTime) second = g_date_time_new_from_unix_utc (us / G_USEC_PER_SEC);
+  g_autoptr (GDateTime) t = g_date_time_add (second, us % G_USEC_PER_SEC);
+
+  return g_date_time_format (t, "%Y-%m-%dT%H:%M:%S.%fZ");
+}
+
+/* Back after a broken link: what other nodes published meanwhile, and
+ * what Redis still held for this node when it dropped the link (a
+ * subscriber that falls too far behind is dropped: client-output-buffer-
+ * limit pubsub), did not arrive and never will (pub/sub delivers at most
+ * once; durable topics are on Redis Streams).  Local clients learn it from
+ * the event ensemble.redis.gap {since, until, down_ms, reason}. */
+static void
+announce_gap (Bridge *b)
+{
+  JsonObject *obj;
+  g_autoptr (JsonNode) data = ens_node_new_object (&obj);
+  gint64 now = g_get_real_time ();
+  g_autofree char *since = iso8601 (b->lost_at), *until = iso8601 (now);
+
+  json_object_set_string_member (obj, "since", since);
+  json_object_set_string_member (obj, "until", until);
+  json_object_set_int_member (obj, "down_ms", (now - b->lost_at) / 1000);
+  json_object_set_string_member (obj, "reason", b->lost_why ? b->lost_why : "?");
+  b->lost_at = 0;
+  g_clear_pointer (&b->lost_why, g_free);
+  b->host->publish (b->self, "ensemble.redis.gap", data, NULL);
+}
+
 static void
 link_connected (Link *l)
 {
@@ -594,6 +632,8 @@ link_connected (Link *l)
     b->reconnects++;
   ENS_LOG (b->host, b->self, G_LOG_LEVEL_MESSAGE, "connected to Redis at %s%s (%u queued event(s) to flush)",
            b->url_shown, b->reconnects ? " again" : "", g_queue_get_length (&b->outbox));
+  if (b->lost_at)
+    announce_gap (b);
   while (!g_queue_is_empty (&b->outbox))
     send_item (b, g_queue_pop_head (&b->outbox));
   {
@@ -781,6 +821,7 @@ redis_stop (gpointer instance)
   g_queue_clear_full (&b->inflight, item_free);
   g_clear_pointer (&b->nodes, json_node_unref);
   g_free (b->last_error);
+  g_free (b->lost_why);
   g_free (b->url_shown);
   g_free (b->host_name);
   g_free (b->unix_path);

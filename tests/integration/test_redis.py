@@ -422,6 +422,46 @@ def test_redis_restart_flushes_outbox():
         r.kill()
 
 
+def test_dropped_link_is_announced_as_a_gap():
+    """Redis drops a node's subscription link (as it does a subscriber whose
+    backlog outgrows client-output-buffer-limit): the node reconnects, and
+    its local clients get ensemble.redis.gap {since, until, down_ms, reason}
+    (what others published meanwhile is lost: pub/sub is at most once);
+    traffic flows again afterwards."""
+    r = Redis()
+    a = b = None
+    try:
+        a = node(r, "a")
+        b = node(r, "b")
+        watcher, pb = a.client(), b.client()
+        wait_connected(watcher, ["a", "b"])
+        wait_connected(pb, ["a", "b"])
+        watcher.ok("subscribe", {"topics": ["ensemble.redis.*"]})
+        subscribe(watcher, ["after.*"])
+        before = bridge(watcher)["reconnects"]
+        out = subprocess.run(["redis-cli", "-p", str(r.port), "CLIENT", "KILL", "TYPE", "pubsub"],
+                             capture_output=True, text=True, timeout=10)
+        assert out.returncode == 0 and int(out.stdout.strip() or 0) >= 2, out  # both nodes' links
+        gap = watcher.next_event()
+        assert gap["event"] == "ensemble.redis.gap" and gap["from"] == "transport-redis", gap
+        data = gap["data"]
+        assert data["reason"] and data["down_ms"] >= 0 and data["since"] < data["until"], data
+        assert data["since"].endswith("Z") and data["until"].endswith("Z"), data
+        info = wait_connected(watcher, ["a", "b"])
+        assert info["reconnects"] == before + 1, info
+        # the bus works again across the nodes
+        wait_until(lambda: "ensemble:after.*" in bridge(watcher).get("patterns", []), what="A listens again")
+        wait_connected(pb, ["a", "b"])
+        pb.ok("publish", {"topic": "after.x", "data": {"n": 1}})
+        ev = watcher.next_event()
+        assert ev["event"] == "after.x" and ev["data"] == {"n": 1}, ev
+    finally:
+        for d in (a, b):
+            if d:
+                d.cleanup()
+        r.kill()
+
+
 def test_tiny_outbox_counts_drops():
     r = Redis()
     a = None
