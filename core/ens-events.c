@@ -230,8 +230,9 @@ publish_params_read (EnsCall *call, PublishParams *pp)
 {
   if (call->params_text)
     {
-      ens_json_scan_members (call->params_text, call->params_text_len, scan_publish_member, pp, NULL);
-      return; /* checked when the request was read */
+      /* checked when the request was read */
+      ens_json_scan_checked_members (call->params_text, call->params_text_len, scan_publish_member, pp);
+      return;
     }
   pp->topic_bad = !ens_call_string (call, "topic", TRUE, &pp->topic);
   pp->to_bad = !ens_call_string (call, "to", FALSE, &pp->to);

@@ -721,6 +721,104 @@ ens_json_scan_members (const char *text, gsize len, EnsJsonMemberFunc func, gpoi
   return ok;
 }
 
+/* The end of the value that starts at @i of a text known to be JSON: the
+ * brackets and the quotes are followed, nothing is checked.  @len if it
+ * runs out (the text was not what the caller said). */
+static gsize
+skip_value (const guchar *t, gsize len, gsize i)
+{
+  guint depth = 0;
+
+  while (i < len)
+    {
+      guchar c = t[i];
+
+      if (c == '"')
+        {
+          for (i++; i < len && t[i] != '"'; i++)
+            if (t[i] == '\\')
+              i++;
+          i++;
+        }
+      else if (c == '{' || c == '[')
+        depth++, i++;
+      else if (c == '}' || c == ']')
+        {
+          if (depth == 0)
+            return i; /* the end of a scalar: the container around it closes */
+          i++;
+          if (--depth == 0)
+            return i;
+        }
+      else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t'))
+        return i;
+      else
+        i++;
+    }
+  return MIN (i, len);
+}
+
+gboolean
+ens_json_scan_checked_members (const char *text, gsize len, EnsJsonMemberFunc func, gpointer data)
+{
+  Parser parser = { .text = (const guchar *) text, .len = text ? len : 0 };
+  Parser *p = &parser;
+  gboolean ok = FALSE;
+
+  buf_init (&p->key);
+  buf_init (&p->str);
+  skip_ws (p);
+  if (p->pos >= p->len || p->text[p->pos] != '{')
+    goto out;
+  p->pos++;
+  skip_ws (p);
+  if (p->pos < p->len && p->text[p->pos] == '}')
+    {
+      ok = TRUE;
+      goto out;
+    }
+  while (p->pos < p->len && p->text[p->pos] == '"')
+    {
+      gsize from;
+
+      if (!parse_string (p, &p->key))
+        goto out;
+      skip_ws (p);
+      if (p->pos >= p->len || p->text[p->pos] != ':')
+        goto out;
+      p->pos++;
+      skip_ws (p);
+      if (p->pos >= p->len)
+        goto out;
+      from = p->pos;
+      if (p->text[p->pos] == '"')
+        {
+          if (!parse_string (p, &p->str))
+            goto out;
+          func (p->key.data, text + from, p->pos - from, p->str.data, data);
+        }
+      else
+        {
+          p->pos = skip_value (p->text, p->len, p->pos);
+          func (p->key.data, text + from, p->pos - from, NULL, data);
+        }
+      skip_ws (p);
+      if (p->pos < p->len && p->text[p->pos] == ',')
+        {
+          p->pos++;
+          skip_ws (p);
+          continue;
+        }
+      ok = p->pos < p->len && p->text[p->pos] == '}';
+      break;
+    }
+
+out:
+  buf_clear (&p->key);
+  buf_clear (&p->str);
+  return ok;
+}
+
 JsonNode *
 ens_json_parse_keep_text (const char *text, gsize len, const char *member, EnsJsonKeepFunc want, gpointer data,
                           const char **kept, gsize *kept_len, GError **error)

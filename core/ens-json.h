@@ -39,6 +39,10 @@ typedef void (*EnsJsonMemberFunc) (const char *name, const char *value, gsize va
  * @error) when the text is refused or not an object; members before the
  * fault may have been reported. */
 gboolean ens_json_scan_members (const char *text, gsize len, EnsJsonMemberFunc func, gpointer data, GError **error);
+/* The same for an object ens_json_parse() has accepted already (data the
+ * core checked): values are skipped by their brackets and quotes, not
+ * checked again.  FALSE when @text turns out not to be an object. */
+gboolean ens_json_scan_checked_members (const char *text, gsize len, EnsJsonMemberFunc func, gpointer data);
 /* Whether ens_json_parse() would accept @text, without building the tree. */
 gboolean ens_json_check (const char *text, gsize len, GError **error);
 /* (transfer none) a string member of @obj (may be NULL), or NULL when absent

@@ -32,6 +32,7 @@
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_TIMEOUT_MS 5000
+#define GAP_TOPIC "ensemble.redis.gap" /* a local event: never forwarded */
 
 static void
 item_free (gpointer data)
@@ -360,6 +361,8 @@ on_tap (EnsMessage *event, gpointer user_data)
 
   if (event->kind != ENS_MESSAGE_EVENT || event->topic == NULL)
     return;
+  if (strcmp (event->topic, GAP_TOPIC) == 0)
+    return; /* about this node's own link: news to nobody elsewhere */
   data = b->host->message_data_text (event, NULL); /* written once, or the text it came as */
   it = g_new0 (Item, 1);
   g_strlcpy (it->name, "PUBLISH", sizeof it->name);
@@ -586,7 +589,8 @@ iso8601 (gint64 us)
  * subscriber that falls too far behind is dropped: client-output-buffer-
  * limit pubsub), did not arrive and never will (pub/sub delivers at most
  * once; durable topics are on Redis Streams).  Local clients learn it from
- * the event ensemble.redis.gap {since, until, down_ms, reason}. */
+ * the event ensemble.redis.gap {since, until, down_ms, reason, node}, which
+ * stays on this node. */
 static void
 announce_gap (Bridge *b)
 {
@@ -599,9 +603,10 @@ announce_gap (Bridge *b)
   json_object_set_string_member (obj, "until", until);
   json_object_set_int_member (obj, "down_ms", (now - b->lost_at) / 1000);
   json_object_set_string_member (obj, "reason", b->lost_why ? b->lost_why : "?");
+  json_object_set_string_member (obj, "node", b->host->node_id ());
   b->lost_at = 0;
   g_clear_pointer (&b->lost_why, g_free);
-  b->host->publish (b->self, "ensemble.redis.gap", data, NULL);
+  b->host->publish (b->self, GAP_TOPIC, data, NULL);
 }
 
 static void

@@ -19,7 +19,9 @@
  *     parses to the tree's "data", and every other member is the same;
  *  6. ens_json_scan_members accepts the objects it accepts (refuses the
  *     rest); the last value scanned for each name parses to the tree's
- *     member, and a string's decoded text is the tree's string.
+ *     member, and a string's decoded text is the tree's string;
+ *     ens_json_scan_checked_members reports the same members of an
+ *     accepted object, and never reads past the end of anything else.
  */
 #include "ens-fuzz.h"
 
@@ -383,6 +385,12 @@ scan_check_member (const char *name, const char *value, gsize value_len, const c
     g_hash_table_remove (sc->string, name);
 }
 
+static void
+log_member (const char *name, const char *value, gsize value_len, const char *string, gpointer user_data)
+{
+  g_string_append_printf (user_data, "%s\x01%.*s\x01%s\x02", name, (int) value_len, value, string ? string : "\x03");
+}
+
 /* 6 */
 static void
 check_scan (const uint8_t *data, size_t size, JsonNode *ours)
@@ -400,6 +408,18 @@ check_scan (const uint8_t *data, size_t size, JsonNode *ours)
   sc.string = strings;
   ok = ens_json_scan_members ((const char *) data, size, scan_check_member, &sc, NULL);
   ENS_FUZZ_CHECK (ok == is_object, "scan: %s", ok ? "accepted" : "refused");
+  {
+    /* the trusting variant: the same members of an object (compared as the
+     * log of every call); anything at all read safely otherwise (ASan) */
+    g_autoptr (GString) a = g_string_new (NULL), b = g_string_new (NULL);
+    gboolean trusted;
+
+    if (ok)
+      ens_json_scan_members ((const char *) data, size, log_member, a, NULL);
+    trusted = ens_json_scan_checked_members ((const char *) data, size, log_member, b);
+    if (ok)
+      ENS_FUZZ_CHECK (trusted && g_string_equal (a, b), "checked scan differs: %s / %s", a->str, b->str);
+  }
   if (!ok)
     return;
   ENS_FUZZ_CHECK (g_hash_table_size (last) == json_object_get_size (sc.whole), "scan: other members");

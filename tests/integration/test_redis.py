@@ -425,8 +425,9 @@ def test_redis_restart_flushes_outbox():
 def test_dropped_link_is_announced_as_a_gap():
     """Redis drops a node's subscription link (as it does a subscriber whose
     backlog outgrows client-output-buffer-limit): the node reconnects, and
-    its local clients get ensemble.redis.gap {since, until, down_ms, reason}
-    (what others published meanwhile is lost: pub/sub is at most once);
+    its local clients get ensemble.redis.gap {since, until, down_ms, reason,
+    node} (what others published meanwhile is lost: pub/sub is at most
+    once); only its own: B lost its link too, and its gap stays on B;
     traffic flows again afterwards."""
     r = Redis()
     a = b = None
@@ -445,7 +446,7 @@ def test_dropped_link_is_announced_as_a_gap():
         gap = watcher.next_event()
         assert gap["event"] == "ensemble.redis.gap" and gap["from"] == "transport-redis", gap
         data = gap["data"]
-        assert data["reason"] and data["down_ms"] >= 0 and data["since"] < data["until"], data
+        assert data["reason"] and data["down_ms"] >= 0 and data["since"] < data["until"] and data["node"] == "a", data
         assert data["since"].endswith("Z") and data["until"].endswith("Z"), data
         info = wait_connected(watcher, ["a", "b"])
         assert info["reconnects"] == before + 1, info
