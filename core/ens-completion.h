@@ -1,8 +1,8 @@
 /* ens-completion.h — completions (ens-completion.c): acknowledged at once,
  * queued, routed, run on a provider backend, streamed to the requester as
  * targeted events, settled against the budget, retried on the next-ranked
- * backend when one fails before streaming.  Also the verbs complete, embed
- * and complete.cancel. */
+ * backend when one fails before streaming.  The verbs complete, embed and
+ * complete.cancel are ens-completion-verbs.c's. */
 #pragma once
 
 #include "ens-backends.h"
@@ -36,6 +36,11 @@ void ens_completions_pump_due (EnsCompletions *completions);
 EnsCompletion *ens_completions_submit (EnsCompletions *completions, EnsMessage *request, JsonObject *params,
                                        EnsClient *client, const char *client_id, const EnsCompletionHooks *hooks,
                                        gpointer hooks_data, EnsMessage **answer);
+/* Cancels the completion of @request_id for @asker: NULL when done, else
+ * ENS_ERR_NOT_FOUND (none queued or running) or ENS_ERR_PERMISSION_DENIED
+ * (@asker is not its requester and not @admin). */
+const char *ens_completions_cancel_for (EnsCompletions *completions, const char *request_id, EnsClient *asker,
+                                        gboolean admin);
 /* (transfer none) the request_id of @completion */
 const char *ens_completion_id (EnsCompletion *completion);
 void ens_completions_cancel_id (EnsCompletions *completions, const char *request_id);
