@@ -616,7 +616,9 @@ ens_backends_decide (EnsBackends *backends, JsonNode *route, const char **code, 
       g_clear_pointer (&decision, json_node_unref);
       return NULL;
     }
-  json_object_set_string_member (json_node_get_object (decision), "policy", policy);
+  /* The policy as configured (routers name themselves so already). */
+  if (g_strcmp0 (ens_json_get_string (json_node_get_object (decision), "policy"), policy) != 0)
+    json_object_set_string_member (json_node_get_object (decision), "policy", policy);
   return decision;
 }
 

@@ -13,6 +13,7 @@ struct _EnsBudget {
   double spend;    /* today's settled spend of this daemon */
   double reserved; /* in flight on this daemon's own budget */
   char *day;       /* "YYYY-MM-DD" of spend */
+  gint64 day_start_us, day_end_us; /* real time: @day is today inside [start, end) */
   /* A budget shared with other daemons (host->budget_ledger_set). */
   const EnsBudgetLedger *ledger;
   gpointer ledger_data;
@@ -39,20 +40,25 @@ ens_budget_free (EnsBudget *budget)
   g_free (budget);
 }
 
-static char *
-today (void)
-{
-  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
-  return g_date_time_format (now, "%Y-%m-%d");
-}
-
-/* Rolls over at the UTC day boundary: yesterday's spend stays in the store. */
+/* Rolls over at the UTC day boundary: yesterday's spend stays in the store.
+ * Within the day it costs a clock read (the date is made once a day). */
 static void
 refresh (EnsBudget *budget)
 {
-  g_autofree char *day = today ();
+  gint64 now_us = g_get_real_time ();
+  g_autoptr (GDateTime) now = NULL;
+  g_autoptr (GDateTime) midnight = NULL;
+  g_autofree char *day = NULL;
   g_autofree char *stored = NULL;
 
+  if (budget->day && now_us >= budget->day_start_us && now_us < budget->day_end_us)
+    return;
+  now = g_date_time_new_from_unix_utc (now_us / G_USEC_PER_SEC);
+  midnight = g_date_time_new_utc (g_date_time_get_year (now), g_date_time_get_month (now),
+                                  g_date_time_get_day_of_month (now), 0, 0, 0);
+  budget->day_start_us = g_date_time_to_unix (midnight) * G_USEC_PER_SEC;
+  budget->day_end_us = budget->day_start_us + (gint64) 86400 * G_USEC_PER_SEC; /* UTC days have no DST */
+  day = g_date_time_format (now, "%Y-%m-%d");
   if (budget->day && strcmp (budget->day, day) == 0)
     return;
   g_free (budget->day);

@@ -629,6 +629,21 @@ unsuited_model (EnsMessage *request, const char *field, const char *asked, gbool
   return ens_message_new_error (request, ENS_COMPLETION_ERR_UNSUPPORTED_MODEL, text, details);
 }
 
+/* (transfer full) "req_" and 12 random hex digits, without printf. */
+static char *
+request_id_new (void)
+{
+  static const char hex[] = "0123456789abcdef";
+  guint64 bits = ((guint64) g_random_int () << 16) | (guint64) g_random_int_range (0, 0xffff);
+  char *id = g_malloc (4 + 12 + 1);
+
+  memcpy (id, "req_", 4);
+  for (int i = 15; i >= 4; i--, bits >>= 4)
+    id[i] = hex[bits & 15];
+  id[16] = '\0';
+  return id;
+}
+
 EnsCompletion *
 ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, EnsClient *client,
                         const char *client_id, const EnsCompletionHooks *hooks, gpointer hooks_data,
@@ -753,7 +768,7 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
         json_object_set_member (params, "tools", json_node_copy (json_object_get_member (p, "tools")));
     }
 
-  c->request_id = g_strdup_printf ("req_%08x%04x", g_random_int (), g_random_int_range (0, 0xffff));
+  c->request_id = request_id_new ();
   c->client = client;
   if (client)
     client->holds++;

@@ -60,17 +60,28 @@ score (const EnsRouteRequest *req, EnsRouteCandidate *c, Factors *f)
   c->score = CLAMP (f->quality * f->cost * f->latency * f->context * (1.0 - c->error_rate), 0.0, 1.0);
 }
 
+static void
+append_factor (GString *text, const char *label, double v)
+{
+  char buf[ENS_ROUTE_FMT_BUF];
+
+  g_string_append (text, label);
+  g_string_append (text, ens_route_fmt (buf, sizeof buf, v));
+}
+
+/* Appended piece by piece: one printf of it cost more than the score. */
 static char *
 explain (const EnsRouteRequest *req, const EnsRouteCandidate *c, const Factors *f)
 {
-  char s[ENS_ROUTE_FMT_BUF], q[ENS_ROUTE_FMT_BUF], co[ENS_ROUTE_FMT_BUF], l[ENS_ROUTE_FMT_BUF],
-    cx[ENS_ROUTE_FMT_BUF], e[ENS_ROUTE_FMT_BUF];
-  GString *text = g_string_new (NULL);
+  GString *text = g_string_sized_new (128);
 
-  g_string_append_printf (text, "%s: score %s (quality %s, cost %s, latency %s, context %s)", c->name,
-                          ens_route_fmt (s, sizeof s, c->score), ens_route_fmt (q, sizeof q, f->quality),
-                          ens_route_fmt (co, sizeof co, f->cost), ens_route_fmt (l, sizeof l, f->latency),
-                          ens_route_fmt (cx, sizeof cx, f->context));
+  g_string_append (text, c->name);
+  append_factor (text, ": score ", c->score);
+  append_factor (text, " (quality ", f->quality);
+  append_factor (text, ", cost ", f->cost);
+  append_factor (text, ", latency ", f->latency);
+  append_factor (text, ", context ", f->context);
+  g_string_append_c (text, ')');
   if (g_strcmp0 (req->priority, "high") == 0 || g_strcmp0 (req->priority, "low") == 0)
     g_string_append_printf (text, "; %s priority", req->priority);
   if (f->over_budget)
@@ -80,7 +91,7 @@ explain (const EnsRouteRequest *req, const EnsRouteCandidate *c, const Factors *
   if (f->large)
     g_string_append (text, "; request needs over half its context window");
   if (c->error_rate > 0)
-    g_string_append_printf (text, "; error rate %s", ens_route_fmt (e, sizeof e, c->error_rate));
+    append_factor (text, "; error rate ", c->error_rate);
   return g_string_free (text, FALSE);
 }
 
@@ -101,23 +112,22 @@ multifactor_choose (gpointer instance, JsonNode *request, JsonNode *candidates, 
 {
   EnsRouteRequest req;
   g_autoptr (GPtrArray) eligible = NULL;
+  g_autofree char *reasoning = NULL;
   EnsRouteCandidate *best;
+  Factors f;
 
   ens_route_request_parse (request, &req);
   eligible = ens_route_eligible (&req, candidates, error);
   if (eligible == NULL)
     return NULL;
   for (guint i = 0; i < eligible->len; i++)
-    {
-      EnsRouteCandidate *c = g_ptr_array_index (eligible, i);
-      Factors f;
-
-      score (&req, c, &f);
-      c->note = explain (&req, c, &f);
-    }
+    score (&req, g_ptr_array_index (eligible, i), &f);
   g_ptr_array_sort (eligible, by_score);
   best = g_ptr_array_index (eligible, 0);
-  return ens_route_result ("multifactor", eligible, best->note, best->score, TRUE);
+  /* Only the winner's reasoning is told: its factors again. */
+  score (&req, best, &f);
+  reasoning = explain (&req, best, &f);
+  return ens_route_result ("multifactor", eligible, reasoning, best->score, TRUE);
 }
 
 static gpointer

@@ -2,6 +2,7 @@
 #include "ens-route.h"
 
 #include <math.h>
+#include <string.h>
 
 double
 ens_route_get_number (JsonObject *obj, const char *member, double def)
@@ -63,10 +64,39 @@ array_has (JsonObject *obj, const char *member, const char *value)
   return FALSE;
 }
 
+/* %.2f exactly as printf rounds it (the decimal value of the double, to
+ * nearest, ties to even), without printf (~1,500 instructions a number):
+ * v × 100 = p + e exactly (e from fma), and only e decides a p that ends
+ * in .5.  p below 2^52 keeps p - floor (p) exact: from 1e13 on, printf. */
 const char *
 ens_route_fmt (char *buf, gsize size, double v)
 {
-  return g_ascii_formatd (buf, (int) size, "%.2f", v);
+  double a = fabs (v), p, f, r, e;
+  guint64 n;
+  char tmp[24], *t = tmp + sizeof tmp;
+
+  if (!isfinite (v) || a >= 1e13 || size < sizeof tmp)
+    return g_ascii_formatd (buf, (int) size, "%.2f", v);
+  p = a * 100.0;
+  e = fma (a, 100.0, -p); /* a × 100 - p, exactly */
+  f = floor (p);
+  r = p - f; /* exact: p < 2^52 */
+  n = (guint64) f;
+  /* (r == 0 with e < 0, just below an integer, rounds to it: n stays.) */
+  if (r > 0.5 || (r == 0.5 && (e > 0 || (e == 0 && (n & 1)))))
+    n++;
+  *--t = '\0';
+  *--t = (char) ('0' + n % 10);
+  *--t = (char) ('0' + n / 10 % 10);
+  *--t = '.';
+  n /= 100;
+  do
+    *--t = (char) ('0' + n % 10);
+  while ((n /= 10) > 0);
+  if (signbit (v))
+    *--t = '-';
+  memcpy (buf, t, (gsize) (tmp + sizeof tmp - t));
+  return buf;
 }
 
 void

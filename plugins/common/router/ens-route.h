@@ -48,7 +48,8 @@ JsonNode *ens_route_result (const char *policy, GPtrArray *ranked, const char *r
 /* A number member of @obj (ints and doubles), or @def. */
 double ens_route_get_number (JsonObject *obj, const char *member, double def);
 
-/* Writes @v with two decimals, whatever the locale, into @buf. */
+/* Writes @v with two decimals, whatever the locale, into @buf: what
+ * printf's %.2f writes, rounding included. */
 const char *ens_route_fmt (char *buf, gsize size, double v);
 
 #define ENS_ROUTE_FMT_BUF 32
