@@ -18,9 +18,12 @@
  *                      partial?: {response, usage, provider, model}}
  *                     (partial: when it failed after its first chunk)
  *
- * The verbs complete, embed and complete.cancel: ens-completion-verbs.c.
+ * The ack and the result, as trees or as text for a connection that reads
+ * data as text: ens-completion-answer.c.  The verbs complete, embed and
+ * complete.cancel: ens-completion-verbs.c.
  */
 #include "ens-completion.h"
+#include "ens-completion-answer.h"
 #include "ens-completion-params.h"
 #include "ens-json.h"
 #include "ens-message-private.h"
@@ -151,6 +154,17 @@ emit (EnsCompletion *c, const char *topic, JsonNode *data)
     ens_events_publish (c->owner->events, "ensembled", topic, data, c->client_id);
 }
 
+/* Whether the requester's connection takes its ack and result as text (its
+ * transport reads message data lazily): they are written straight then,
+ * with no tree built, written and freed.  Results for another client or
+ * for hooks are trees. */
+static gboolean
+answers_in_text (EnsCompletion *c)
+{
+  return c->client && c->client->lazy_data && c->hooks == NULL && c->client_id &&
+         strcmp (c->client_id, c->client->id) == 0;
+}
+
 static JsonNode *
 event_data (EnsCompletion *c, JsonObject **obj)
 {
@@ -185,13 +199,31 @@ partial_answer (EnsCompletion *c)
   return node;
 }
 
-/* Ends @c for good: result or failure to the requester, then gone. */
+/* COMPLETION_RESULT {request_id, client_id, to, result} with @result_text
+ * (its JSON) to the requester. */
 static void
-conclude (EnsCompletion *c, JsonNode *result, const char *code, const char *message)
+emit_result_text (EnsCompletion *c, const GString *result_text)
+{
+  g_autoptr (GString) text = g_string_sized_new (result_text->len + 128);
+
+  g_string_append (text, "{\"request_id\":");
+  ens_json_write_string (text, c->request_id);
+  g_string_append (text, ",\"client_id\":");
+  ens_json_write_string (text, c->client_id);
+  g_string_append (text, ",\"to\":");
+  ens_json_write_string (text, c->client_id);
+  g_string_append (text, ",\"result\":");
+  g_string_append_len (text, result_text->str, (gssize) result_text->len);
+  g_string_append_c (text, '}');
+  ens_events_publish_text (c->owner->events, "ensembled", "COMPLETION_RESULT", text->str, text->len, c->client_id);
+}
+
+/* Ends @c for good: its result (@result, or its text @result_text when
+ * answers_in_text()) or failure to the requester, then gone. */
+static void
+conclude (EnsCompletion *c, JsonNode *result, const GString *result_text, const char *code, const char *message)
 {
   EnsCompletions *cs = c->owner;
-  JsonObject *obj;
-  g_autoptr (JsonNode) data = event_data (c, &obj);
 
   c->finished = TRUE;
   if (c->timeout_id)
@@ -199,27 +231,37 @@ conclude (EnsCompletion *c, JsonNode *result, const char *code, const char *mess
   c->timeout_id = 0;
   g_hash_table_remove (cs->active, c->request_id);
   release_client (c);
-  if (c->client_id)
-    {
-      json_object_set_string_member (obj, "client_id", c->client_id);
-      json_object_set_string_member (obj, "to", c->client_id);
-    }
-  if (result)
+  if (result || result_text)
     {
       cs->completed++;
       cs->completed_ms += (double) (g_get_monotonic_time () - c->queued_us) / 1000.0;
-      json_object_set_member (obj, "result", json_node_ref (result));
     }
   else
+    cs->failed++;
+  if (result_text)
+    emit_result_text (c, result_text);
+  else
     {
-      cs->failed++;
-      json_object_set_string_member (obj, "error", message);
-      json_object_set_string_member (obj, "code", ENS_COMPLETION_FAILED);
-      json_object_set_string_member (obj, "reason", code);
-      if (c->streamed)
-        json_object_set_member (obj, "partial", partial_answer (c));
+      JsonObject *obj;
+      g_autoptr (JsonNode) data = event_data (c, &obj);
+
+      if (c->client_id)
+        {
+          json_object_set_string_member (obj, "client_id", c->client_id);
+          json_object_set_string_member (obj, "to", c->client_id);
+        }
+      if (result)
+        json_object_set_member (obj, "result", json_node_ref (result));
+      else
+        {
+          json_object_set_string_member (obj, "error", message);
+          json_object_set_string_member (obj, "code", ENS_COMPLETION_FAILED);
+          json_object_set_string_member (obj, "reason", code);
+          if (c->streamed)
+            json_object_set_member (obj, "partial", partial_answer (c));
+        }
+      emit (c, "COMPLETION_RESULT", data);
     }
-  emit (c, "COMPLETION_RESULT", data);
   if (g_strcmp0 (code, ENS_COMPLETION_ERR_BUDGET_EXCEEDED) == 0)
     {
       /* Operators watch for this (D-Bus BudgetExceeded). */
@@ -414,7 +456,7 @@ pump (EnsCompletions *cs)
           g_queue_delete_link (&cs->queue, l);
           if (!c->running && !c->reserving)
             {
-              conclude (c, NULL,
+              conclude (c, NULL, NULL,
                         c->over_budget ? ENS_COMPLETION_ERR_BUDGET_EXCEEDED : ENS_COMPLETION_ERR_NO_PROVIDER,
                         c->over_budget ? "what remains of the daily budget does not cover this request on any "
                                          "provider that fits"
@@ -498,9 +540,7 @@ ens_completion_finish (EnsCompletion *c, JsonNode *result)
   double input = ens_info_double (usage, "input_tokens", c->estimate_in);
   double output = ens_info_double (usage, "output_tokens", 0);
   double cost = ens_backend_cost (b, input, output);
-  JsonObject *obj;
-  g_autoptr (JsonNode) out = ens_json_object_node (&obj);
-  const char *response = in ? ens_json_get_string (in, "response") : NULL;
+  gint64 now;
 
   if (c->finished || !c->running)
     return;
@@ -513,41 +553,37 @@ ens_completion_finish (EnsCompletion *c, JsonNode *result)
   b->cost += cost;
   budget_settle (c, cost);
 
-  /* The result as the requester sees it: the provider's, plus who and what. */
-  if (in)
-    {
-      JsonObjectIter iter;
-      const char *name;
-      JsonNode *member;
-      json_object_iter_init (&iter, in);
-      while (json_object_iter_next (&iter, &name, &member))
-        json_object_set_member (obj, name, json_node_copy (member));
-    }
-  if (response == NULL && !c->embed)
-    json_object_set_string_member (obj, "response", c->text->str);
-  json_object_set_string_member (obj, "provider", b->name);
-  json_object_set_string_member (obj, "provider_plugin", ens_plugin_get_id (b->plugin));
-  /* The model that answered, as the upstream says; else as it was asked. */
-  if (ens_json_get_string (obj, "model") == NULL || ens_json_get_string (obj, "model")[0] == '\0')
-    json_object_set_string_member (obj, "model", c->model_used);
-  json_object_set_double_member (obj, "cost", cost);
-  json_object_set_int_member (obj, "duration_ms", (g_get_monotonic_time () - c->queued_us) / 1000);
-  json_object_set_int_member (obj, "attempts", c->attempt + 1);
+  /* The result as the requester sees it: the provider's, plus who and what,
+   * and where the time went (waiting in the daemon, and in the provider). */
+  now = g_get_monotonic_time ();
   {
-    /* Where the time went: waiting in the daemon, and in the provider. */
-    JsonObject *t = json_object_new ();
-    gint64 now = g_get_monotonic_time ();
-    json_object_set_double_member (t, "received_to_start_ms", (c->started_us - c->request->received_us) / 1000.0);
-    if (c->first_chunk_us)
-      json_object_set_double_member (t, "provider_first_chunk_ms", (c->first_chunk_us - c->started_us) / 1000.0);
-    json_object_set_double_member (t, "provider_ms", (now - c->started_us) / 1000.0);
-    json_object_set_object_member (obj, "timings", t);
+    EnsCompletionResult r = {
+      .response = (in == NULL || ens_json_get_string (in, "response") == NULL) && !c->embed ? c->text->str : NULL,
+      .provider = b->name,
+      .provider_plugin = ens_plugin_get_id (b->plugin),
+      .model = c->model_used,
+      .cost = cost,
+      .duration_ms = (now - c->queued_us) / 1000,
+      .attempts = c->attempt + 1,
+      .received_to_start_ms = (c->started_us - c->request->received_us) / 1000.0,
+      .has_first_chunk = c->first_chunk_us != 0,
+      .provider_first_chunk_ms = (c->first_chunk_us - c->started_us) / 1000.0,
+      .provider_ms = (now - c->started_us) / 1000.0,
+      .session_id = c->session_id,
+    };
+
+    if (answers_in_text (c))
+      {
+        g_autoptr (GString) text = g_string_sized_new (512);
+        ens_completion_result_write (text, in, &r);
+        conclude (c, NULL, text, NULL, NULL);
+      }
+    else
+      {
+        g_autoptr (JsonNode) out = ens_completion_result_node (in, &r);
+        conclude (c, out, NULL, NULL, NULL);
+      }
   }
-  if (c->session_id)
-    json_object_set_string_member (obj, "session_id", c->session_id);
-  else
-    json_object_set_member (obj, "session_id", json_node_new (JSON_NODE_NULL));
-  conclude (c, out, NULL, NULL);
   completion_unref (c); /* the provider's */
 }
 
@@ -605,7 +641,7 @@ ens_completion_fail (EnsCompletion *c, const char *code, const char *message)
       pump (cs);
     }
   else
-    conclude (c, NULL, c->cancelled ? ENS_COMPLETION_ERR_CANCELLED : code, message ? message : code);
+    conclude (c, NULL, NULL, c->cancelled ? ENS_COMPLETION_ERR_CANCELLED : code, message ? message : code);
   completion_unref (c); /* the provider's */
 }
 
@@ -663,8 +699,6 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
   JsonArray *ranking;
   EnsCompletion *c;
   gsize chars = 0;
-  JsonObject *ack;
-  g_autoptr (JsonNode) ack_node = NULL;
   gboolean embed = g_strcmp0 (ens_json_get_string (p, "kind"), "embeddings") == 0;
 
   *answer = NULL;
@@ -783,24 +817,30 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
   g_hash_table_insert (cs->active, c->request_id, c);
   g_queue_push_tail (&cs->queue, c);
 
-  ack_node = ens_json_object_node (&ack);
-  json_object_set_string_member (ack, "request_id", c->request_id);
-  json_object_set_string_member (ack, "status", "queued");
-  json_object_set_int_member (ack, "queue_position", g_queue_get_length (&cs->queue));
-  json_object_set_string_member (ack, "provider", g_ptr_array_index (c->ranking, 0));
   {
     EnsBackend *first = ens_backends_lookup (cs->backends, g_ptr_array_index (c->ranking, 0));
-    if (first)
-      json_object_set_string_member (ack, "model", model_on (c, first));
+    EnsCompletionAck ack = {
+      .request_id = c->request_id,
+      .queue_position = g_queue_get_length (&cs->queue),
+      .provider = g_ptr_array_index (c->ranking, 0),
+      .model = first ? model_on (c, first) : NULL,
+      .reasoning = c->reasoning,
+      .decision = json_node_get_object (decision),
+    };
+
+    if (answers_in_text (c))
+      {
+        /* Its connection reads data as text: no tree to build, write, free. */
+        g_autoptr (GString) text = g_string_sized_new (512);
+        ens_completion_ack_write (text, &ack);
+        *answer = ens_message_new_reply_text (request, text->str, text->len);
+      }
+    else
+      {
+        g_autoptr (JsonNode) ack_node = ens_completion_ack_node (&ack);
+        *answer = ens_message_new_reply (request, ack_node);
+      }
   }
-  json_object_set_string_member (ack, "reasoning", c->reasoning ? c->reasoning : "");
-  /* The rest of the decision, as route answers it: why this backend. */
-  for (const char *const *k = (const char *const[]){ "policy", "estimated_cost", "confidence", "ranking", "scores", NULL };
-       *k; k++)
-    if (json_object_has_member (json_node_get_object (decision), *k))
-      json_object_set_member (ack, *k, json_node_copy (json_object_get_member (json_node_get_object (decision), *k)));
-  json_object_set_member (ack, "estimated_time", json_node_new (JSON_NODE_NULL));
-  *answer = ens_message_new_reply (request, ack_node);
   /* Started after the ack is queued for the client, so the ack comes first:
    * at the next turn of the main loop, or as soon as the ack is delivered
    * (ens_completions_pump_due, from the dispatch of a client's request). */
@@ -826,7 +866,7 @@ cancel (EnsCompletion *c)
   else
     {
       g_queue_remove (&c->owner->queue, c);
-      conclude (c, NULL, ENS_COMPLETION_ERR_CANCELLED, "the completion was cancelled before it started");
+      conclude (c, NULL, NULL, ENS_COMPLETION_ERR_CANCELLED, "the completion was cancelled before it started");
     }
 }
 
@@ -895,7 +935,7 @@ ens_completions_forget_plugin (EnsCompletions *cs, EnsPlugin *plugin)
       c->running = FALSE;
       c->backend->running--;
       budget_settle (c, 0);
-      conclude (c, NULL, ENS_COMPLETION_ERR_PROVIDER_STOPPED, "the provider plugin stopped");
+      conclude (c, NULL, NULL, ENS_COMPLETION_ERR_PROVIDER_STOPPED, "the provider plugin stopped");
       completion_unref (c); /* the provider's */
     }
   /* Queued ones that would run there: ranking entries just go missing. */

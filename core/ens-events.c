@@ -65,6 +65,23 @@ ens_events_publish (EnsEvents *events, const char *from, const char *topic, Json
   return ens_bus_publish (events->bus, event, target_subscriber (target));
 }
 
+guint
+ens_events_publish_text (EnsEvents *events, const char *from, const char *topic, const char *data_text, gsize len,
+                         const char *to)
+{
+  EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
+  g_autoptr (EnsMessage) event = NULL;
+  EnsClient *target = to ? resolve_target (events, to) : NULL;
+
+  init.topic = topic;
+  init.to = to;
+  init.from = from;
+  init.data_text = data_text;
+  init.data_text_len = (gssize) len;
+  event = ens_message_new_checked (&init);
+  return ens_bus_publish (events->bus, event, target_subscriber (target));
+}
+
 void
 ens_events_publish_remote (EnsEvents *events, const EnsMessageInit *init)
 {

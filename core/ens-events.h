@@ -18,6 +18,10 @@ void ens_events_add_verbs (EnsEvents *events, EnsVerbs *verbs);
 /* Publishes an event from @from; @data (transfer none) may be NULL; @to,
  * when not NULL, resolves like publish's.  Returns the deliveries. */
 guint ens_events_publish (EnsEvents *events, const char *from, const char *topic, JsonNode *data, const char *to);
+/* The same with the data as JSON text the core wrote (one value, no line
+ * break), copied; it is parsed only for those who read it as a tree. */
+guint ens_events_publish_text (EnsEvents *events, const char *from, const char *topic, const char *data_text,
+                               gsize len, const char *to);
 /* An event another node published (host->publish_remote); taps do not see it. */
 void ens_events_publish_remote (EnsEvents *events, const EnsMessageInit *init);
 
