@@ -110,6 +110,8 @@ test_ack (void)
     "{\"provider\":\"a\"}",
     "{\"provider\":\"a\",\"scores\":{},\"policy\":\"cheapest\",\"estimated_cost\":1.0000000000000002,"
     "\"extra\":[1,2,3]}",
+    "{\"provider\":\"a\",\"scores\":{\"a\":{\"x\":0.5,\"y\":[0.25]},\"b\":1,\"c\":1.5e-300,\"d\":null},"
+    "\"confidence\":\"high\",\"ranking\":[],\"estimated_cost\":0.000123}",
   };
   EnsCompletionAck acks[] = {
     { .request_id = "req_0123456789ab", .queue_position = 1, .provider = "instant", .model = "bench-instant",
