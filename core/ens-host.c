@@ -225,6 +225,8 @@ static const EnsHost host_table = {
   .message_data = ens_message_get_data,
   .message_data_text = ens_message_get_data_text,
   .json_check = ens_json_check,
+  .json_scan_members = ens_json_scan_members,
+  .json_scan_checked_members = ens_json_scan_checked_members,
 };
 
 const EnsHost *

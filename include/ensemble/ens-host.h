@@ -42,6 +42,12 @@ typedef void (*EnsReplyFunc) (EnsMessage *reply, gpointer user_data);
 /* A topic or pattern gained its first subscriber on this node (@wanted
  * TRUE) or lost its last (FALSE); @pattern is (transfer none). */
 typedef void (*EnsInterestFunc) (const char *pattern, gboolean wanted, gpointer user_data);
+/* One member of a JSON object read without a tree (json_scan_members):
+ * its @name, its value's text (@value, @value_len bytes: a span of the text
+ * being read) and, when the value is a string, that string unescaped (else
+ * NULL).  All (transfer none), valid during the call only. */
+typedef void (*EnsJsonScanFunc) (const char *name, const char *value, gsize value_len, const char *string,
+                                 gpointer user_data);
 /* Serves one request for an agent added with host->agent_add(); the same
  * contract as EnsAgentVTable.handle. */
 typedef void (*EnsAgentHandleFunc) (gpointer handle_data, EnsMessage *request, EnsResponder *responder);
@@ -251,6 +257,24 @@ struct _EnsHost {
   /* Whether json_parse() would accept @text, without building a tree;
    * @error as json_parse() sets it. */
   gboolean (*json_check) (const char *text, gsize len, GError **error);
+
+  /* ---- since ABI 1.5: JSON read without a tree ---- */
+  /* Checks @text as json_parse() does and calls @func with @user_data for
+   * each member of its top-level object, in order (a name that comes twice
+   * is reported twice), building nothing.  FALSE with @error set (as
+   * json_parse() sets it) when the text is refused or is not an object;
+   * members before the fault may have been reported.  @text, @func and
+   * @user_data (transfer none). */
+  gboolean (*json_scan_members) (const char *text, gsize len, EnsJsonScanFunc func, gpointer user_data,
+                                 GError **error);
+  /* The same, for the text of an object json_scan_members() (or
+   * json_check()) has accepted already, e.g. a member's value it reported:
+   * values are skipped by their brackets and quotes, not checked again, and
+   * reading stops at the object's closing brace (whatever follows it).
+   * FALSE when @text turns out not to be an object.  Only for checked text:
+   * on any other it reads without complaint (within @len). */
+  gboolean (*json_scan_checked_members) (const char *text, gsize len, EnsJsonScanFunc func,
+                                         gpointer user_data);
 };
 
 /* Logging helpers for plugins holding `host` and `self`. */

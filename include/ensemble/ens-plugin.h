@@ -10,7 +10,8 @@
  * EnsHost.message_from_native; 1.3 EnsAgentVTable.tools (actions with
  * descriptions and input schemas); 1.4 data carried as text
  * (EnsMessageInit.data_text, EnsHost.message_data, message_data_text,
- * json_check, ENS_PLUGIN_FLAG_LAZY_DATA).
+ * json_check, ENS_PLUGIN_FLAG_LAZY_DATA); 1.5 JSON read without a tree
+ * (EnsHost.json_scan_members, json_scan_checked_members).
  */
 #pragma once
 
@@ -20,7 +21,7 @@
 G_BEGIN_DECLS
 
 #define ENS_ABI_MAJOR 1
-#define ENS_ABI_MINOR 4
+#define ENS_ABI_MINOR 5
 
 /* The one exported symbol, and its type. */
 #define ENS_PLUGIN_QUERY_SYMBOL "ens_plugin_query"

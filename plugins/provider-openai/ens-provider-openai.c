@@ -329,6 +329,8 @@ openai_complete (gpointer instance, const char *backend, JsonNode *request, EnsC
     }
   oc->answer = ens_upstream_answer_new (be->max_tool_calls, provider->parse, ens_upstream_call_sink (), call);
   ens_upstream_answer_set_model (oc->answer, model);
+  if (provider->scanner.members)
+    ens_upstream_answer_set_scanner (oc->answer, &provider->scanner);
   bytes = ens_upstream_json_bytes (body);
   ens_upstream_call_send (call, bytes, oc->stream);
 }

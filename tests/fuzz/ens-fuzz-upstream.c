@@ -6,7 +6,9 @@
  * Checks: the SSE reader delivers the same events whatever the pieces (one
  * piece, or pieces of 1..128 bytes); reading stops at the first error, or
  * at the stream's end; every chunk reported is the answer's text so far;
- * the completion result is JSON the core's parser accepts. */
+ * the completion result is JSON the core's parser accepts; and an answer
+ * read with the core's scanner (the common shapes without a tree) ends as
+ * the one read through trees: same error, text, chunks and result. */
 #include "ens-fuzz-upstream.h"
 
 #include <string.h>
@@ -87,23 +89,89 @@ check_result (EnsUpstreamAnswer *answer)
   ENS_FUZZ_CHECK (back != NULL, "a result that is not JSON (%s): %.300s", error ? error->message : "", text);
 }
 
+static const EnsUpstreamScanner core_scanner = { ens_json_scan_members, ens_json_scan_checked_members };
+
+static void
+reading_init (Reading *r, const EnsFuzzUpstreamApi *api, const EnsUpstreamScanner *scanner)
+{
+  r->api = api;
+  r->answer = ens_upstream_answer_new (MAX_TOOL_CALLS, ens_json_parse, &sink, r);
+  ens_upstream_answer_set_scanner (r->answer, scanner);
+  r->chunks = g_string_new (NULL);
+  r->events = g_ptr_array_new_with_free_func (g_free);
+}
+
+static void
+reading_clear (Reading *r)
+{
+  g_clear_error (&r->error);
+  g_clear_pointer (&r->answer, ens_upstream_answer_free);
+  g_clear_pointer (&r->events, g_ptr_array_unref);
+  if (r->chunks)
+    g_string_free (g_steal_pointer (&r->chunks), TRUE);
+}
+
+/* The answer read from @data as the provider reads it: a body, or a stream
+ * fed in pieces of @piece bytes. */
+static void
+read_answer (Reading *r, gboolean body, const uint8_t *data, gsize size, gsize piece)
+{
+  if (body)
+    {
+      if (!r->api->read_body (r->answer, (const char *) data, size, &r->error))
+        ENS_FUZZ_CHECK (r->error != NULL, "a body refused without saying why");
+      return;
+    }
+  feed (r, data, size, piece);
+  ENS_FUZZ_CHECK (strcmp (r->chunks->str, r->answer->text->str) == 0, "chunks \"%.100s\" but text \"%.100s\"",
+                  r->chunks->str, r->answer->text->str);
+}
+
+static char *
+result_text (EnsUpstreamAnswer *answer)
+{
+  g_autoptr (JsonNode) result = ens_upstream_answer_result (answer, NULL, answer->stop_reason);
+
+  return ens_json_to_string (result);
+}
+
+/* @a read through trees and @b with the scanner ended the same way. */
+static void
+check_same (Reading *a, Reading *b)
+{
+  g_autofree char *ra = result_text (a->answer);
+  g_autofree char *rb = result_text (b->answer);
+
+  ENS_FUZZ_CHECK ((a->error == NULL) == (b->error == NULL), "refused by one reading only: %s",
+                  a->error ? a->error->message : b->error->message);
+  if (a->error)
+    ENS_FUZZ_CHECK (a->error->domain == b->error->domain && a->error->code == b->error->code &&
+                    strcmp (a->error->message, b->error->message) == 0,
+                    "refused as \"%s\" through trees, \"%s\" with the scanner", a->error->message,
+                    b->error->message);
+  ENS_FUZZ_CHECK (a->done == b->done, "done %d through trees, %d with the scanner", a->done, b->done);
+  ENS_FUZZ_CHECK (strcmp (a->chunks->str, b->chunks->str) == 0, "chunks differ: \"%.100s\" / \"%.100s\"",
+                  a->chunks->str, b->chunks->str);
+  ENS_FUZZ_CHECK (g_strcmp0 (a->answer->stop_reason, b->answer->stop_reason) == 0, "stop reasons differ");
+  ENS_FUZZ_CHECK (strcmp (ra, rb) == 0, "results differ: %.300s / %.300s", ra, rb);
+}
+
 int
 ens_fuzz_upstream_run (const EnsFuzzUpstreamApi *api, const uint8_t *data, size_t size)
 {
-  Reading whole = { .api = api }, pieces = { .api = NULL };
+  Reading whole = { .api = api }, pieces = { .api = NULL }, scanned = { .api = api };
   gboolean ok_whole, ok_pieces;
 
   if (size == 0)
     return 0;
-  whole.answer = ens_upstream_answer_new (MAX_TOOL_CALLS, ens_json_parse, &sink, &whole);
-  whole.chunks = g_string_new (NULL);
-  whole.events = g_ptr_array_new_with_free_func (g_free);
+  reading_init (&whole, api, NULL);
+  reading_init (&scanned, api, &core_scanner);
   if (data[0] & 1)
     {
-      g_autoptr (GError) error = NULL;
-      if (!api->read_body (whole.answer, (const char *) data + 1, size - 1, &error))
-        ENS_FUZZ_CHECK (error != NULL, "a body refused without saying why");
+      read_answer (&whole, TRUE, data + 1, size - 1, 0);
       check_result (whole.answer);
+      read_answer (&scanned, TRUE, data + 1, size - 1, 0);
+      check_same (&whole, &scanned);
       goto out;
     }
 
@@ -130,16 +198,14 @@ ens_fuzz_upstream_run (const EnsFuzzUpstreamApi *api, const uint8_t *data, size_
   }
 
   /* Read as the provider does. */
-  feed (&whole, data + 1, size - 1, 1 + data[0] / 2);
-  ENS_FUZZ_CHECK (strcmp (whole.chunks->str, whole.answer->text->str) == 0, "chunks \"%.100s\" but text \"%.100s\"",
-                  whole.chunks->str, whole.answer->text->str);
+  read_answer (&whole, FALSE, data + 1, size - 1, 1 + data[0] / 2);
   check_result (whole.answer);
+  read_answer (&scanned, FALSE, data + 1, size - 1, 1 + data[0] / 2);
+  check_same (&whole, &scanned);
 
 out:
-  g_clear_error (&whole.error);
-  ens_upstream_answer_free (whole.answer);
-  g_ptr_array_unref (whole.events);
-  g_string_free (whole.chunks, TRUE);
+  reading_clear (&whole);
+  reading_clear (&scanned);
   if (pieces.events)
     g_ptr_array_unref (pieces.events);
   if (pieces.chunks)

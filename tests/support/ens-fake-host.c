@@ -160,6 +160,18 @@ fake_host_set_config (const char *key, GVariant *value)
     g_hash_table_remove (config, key);
 }
 
+void
+fake_host_set_json (JsonNode *(*parse) (const char *text, gsize len, GError **error),
+                    gboolean (*scan_members) (const char *text, gsize len, EnsJsonScanFunc func, gpointer user_data,
+                                              GError **error),
+                    gboolean (*scan_checked_members) (const char *text, gsize len, EnsJsonScanFunc func,
+                                                      gpointer user_data))
+{
+  host.json_parse = parse;
+  host.json_scan_members = scan_members;
+  host.json_scan_checked_members = scan_checked_members;
+}
+
 const EnsHost *
 fake_host (void)
 {

@@ -39,6 +39,16 @@ void fake_host_set_providers (const char *const *names);
 /* config_get(@key) answers @value (sunk, kept by the host) from now on;
  * NULL: @key is unknown again. */
 void fake_host_set_config (const char *key, GVariant *value);
+/* From now on the host's JSON reading is @parse, @scan_members and
+ * @scan_checked_members (the core's, for a test that links it: the HTTP
+ * providers then read the common answers without a tree, as in the
+ * daemon); all NULL (the default): the host has none, plugins use their
+ * own.  Call it before the plugin's init. */
+void fake_host_set_json (JsonNode *(*parse) (const char *text, gsize len, GError **error),
+                         gboolean (*scan_members) (const char *text, gsize len, EnsJsonScanFunc func,
+                                                   gpointer user_data, GError **error),
+                         gboolean (*scan_checked_members) (const char *text, gsize len, EnsJsonScanFunc func,
+                                                           gpointer user_data));
 /* (transfer full) settings of provider instance @name, to fill in. */
 GSettings *fake_host_provider_settings (const char *name);
 

@@ -7,7 +7,7 @@
 #define OFF(T, f, n) G_STATIC_ASSERT (G_STRUCT_OFFSET (T, f) == (n))
 
 G_STATIC_ASSERT (ENS_ABI_MAJOR == 1);
-G_STATIC_ASSERT (ENS_ABI_MINOR == 4);
+G_STATIC_ASSERT (ENS_ABI_MINOR == 5);
 
 G_STATIC_ASSERT (sizeof (EnsPluginDesc) == 80);
 OFF (EnsPluginDesc, abi_major, 0);
@@ -23,7 +23,7 @@ OFF (EnsPluginDesc, stop, 56);
 OFF (EnsPluginDesc, describe, 64);
 OFF (EnsPluginDesc, vtable, 72);
 
-G_STATIC_ASSERT (sizeof (EnsHost) == 368);
+G_STATIC_ASSERT (sizeof (EnsHost) == 384);
 OFF (EnsHost, struct_size, 0);
 OFF (EnsHost, abi_major, 4);
 OFF (EnsHost, abi_minor, 8);
@@ -71,6 +71,8 @@ OFF (EnsHost, message_from_native, 336); /* 1.2 */
 OFF (EnsHost, message_data, 344); /* 1.4 */
 OFF (EnsHost, message_data_text, 352);
 OFF (EnsHost, json_check, 360);
+OFF (EnsHost, json_scan_members, 368); /* 1.5 */
+OFF (EnsHost, json_scan_checked_members, 376);
 
 G_STATIC_ASSERT (sizeof (EnsMessage) == 128);
 OFF (EnsMessage, kind, 4);

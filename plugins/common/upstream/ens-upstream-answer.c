@@ -32,36 +32,63 @@ ens_upstream_answer_free (EnsUpstreamAnswer *a)
   g_free (a);
 }
 
-static void
-set_string (char **field, const char *value)
+void
+ens_upstream_answer_set_scanner (EnsUpstreamAnswer *a, const EnsUpstreamScanner *scanner)
 {
-  if (value && *value && g_strcmp0 (*field, value) != 0)
-    {
-      g_free (*field);
-      *field = g_strdup (value);
-    }
+  a->scanner = scanner;
+}
+
+/* *@field = @len bytes of @value, unless it holds them already or @len is 0. */
+static void
+set_string (char **field, const char *value, gsize len)
+{
+  if (len == 0 || (*field && strncmp (*field, value, len) == 0 && (*field)[len] == '\0'))
+    return;
+  g_free (*field);
+  *field = g_strndup (value, len);
 }
 
 void
 ens_upstream_answer_set_model (EnsUpstreamAnswer *a, const char *model)
 {
-  set_string (&a->model, model);
+  set_string (&a->model, model, model ? strlen (model) : 0);
+}
+
+void
+ens_upstream_answer_set_model_len (EnsUpstreamAnswer *a, const char *model, gsize len)
+{
+  set_string (&a->model, model, len);
 }
 
 void
 ens_upstream_answer_set_stop_reason (EnsUpstreamAnswer *a, const char *reason)
 {
-  set_string (&a->stop_reason, reason);
+  set_string (&a->stop_reason, reason, reason ? strlen (reason) : 0);
+}
+
+void
+ens_upstream_answer_set_stop_reason_len (EnsUpstreamAnswer *a, const char *reason, gsize len)
+{
+  set_string (&a->stop_reason, reason, len);
+}
+
+void
+ens_upstream_answer_add_text_len (EnsUpstreamAnswer *a, const char *text, gsize len, gboolean stream)
+{
+  gsize from = a->text->len;
+
+  if (len == 0)
+    return;
+  g_string_append_len (a->text, text, (gssize) len);
+  /* what was appended, NUL-terminated by the GString */
+  if (stream && a->sink && a->sink->chunk)
+    a->sink->chunk (a->sink_data, a->text->str + from);
 }
 
 void
 ens_upstream_answer_add_text (EnsUpstreamAnswer *a, const char *text, gboolean stream)
 {
-  if (!text || !*text)
-    return;
-  g_string_append (a->text, text);
-  if (stream && a->sink && a->sink->chunk)
-    a->sink->chunk (a->sink_data, text);
+  ens_upstream_answer_add_text_len (a, text, text ? strlen (text) : 0, stream);
 }
 
 void

@@ -28,6 +28,9 @@ typedef struct {
   gint64 output_tokens; /* -1 until reported */
   EnsToolCalls *tools;
   EnsUpstreamParseFunc parse;
+  /* NULL, or the host's scanner, for the same JSON as @parse (transfer
+   * none): see ens_upstream_answer_set_scanner() */
+  const EnsUpstreamScanner *scanner;
 
   /* private */
   const EnsUpstreamSink *sink;
@@ -43,13 +46,24 @@ EnsUpstreamAnswer *ens_upstream_answer_new (guint max_tool_calls, EnsUpstreamPar
 void ens_upstream_answer_free (EnsUpstreamAnswer *answer);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EnsUpstreamAnswer, ens_upstream_answer_free)
 
+/* From now on the readers take the common shapes of an answer from its
+ * text with @scanner (transfer none, outlives the answer; NULL: never),
+ * which must accept exactly the JSON the answer's parse function does. */
+void ens_upstream_answer_set_scanner (EnsUpstreamAnswer *answer, const EnsUpstreamScanner *scanner);
+
 /* Sets the model, replacing an earlier one; NULL and "" are ignored. */
 void ens_upstream_answer_set_model (EnsUpstreamAnswer *answer, const char *model);
+/* The same for @len bytes of @model (no NUL among them). */
+void ens_upstream_answer_set_model_len (EnsUpstreamAnswer *answer, const char *model, gsize len);
 /* Sets the stop reason, replacing an earlier one; NULL and "" are ignored. */
 void ens_upstream_answer_set_stop_reason (EnsUpstreamAnswer *answer, const char *reason);
+/* The same for @len bytes of @reason (no NUL among them). */
+void ens_upstream_answer_set_stop_reason_len (EnsUpstreamAnswer *answer, const char *reason, gsize len);
 /* Appends @text (NULL and "" are ignored) and, when @stream, reports it as
  * a chunk. */
 void ens_upstream_answer_add_text (EnsUpstreamAnswer *answer, const char *text, gboolean stream);
+/* The same for @len bytes of @text (no NUL among them). */
+void ens_upstream_answer_add_text_len (EnsUpstreamAnswer *answer, const char *text, gsize len, gboolean stream);
 /* ens_tool_calls_update on the answer's calls, reporting "tool_call_start"
  * when due. */
 gboolean ens_upstream_answer_add_tool_call (EnsUpstreamAnswer *answer, gint64 index, const char *id,

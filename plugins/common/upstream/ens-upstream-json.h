@@ -33,6 +33,15 @@ const char *ens_upstream_error_completion_code (const GError *error);
  * @error set.  Same signature as the host table's json_parse. */
 typedef JsonNode *(*EnsUpstreamParseFunc) (const char *text, gsize len, GError **error);
 
+/* The host's reading of JSON without a tree (EnsHost.json_scan_members and
+ * json_scan_checked_members, ABI 1.5), which accepts exactly what its
+ * json_parse accepts.  Readers take the common shapes of an answer from its
+ * text with it, and anything else through a parsed tree. */
+typedef struct {
+  gboolean (*members) (const char *text, gsize len, EnsJsonScanFunc func, gpointer user_data, GError **error);
+  gboolean (*checked_members) (const char *text, gsize len, EnsJsonScanFunc func, gpointer user_data);
+} EnsUpstreamScanner;
+
 /* A parser for when the host has none: json-glib, after a scan that refuses
  * nesting deeper than 512 levels (json-glib recurses once per level). */
 JsonNode *ens_upstream_json_parse (const char *text, gsize len, GError **error);

@@ -1,5 +1,6 @@
 /* ens-upstream-openai.c — see ens-upstream-openai.h. */
 #include "ens-upstream-openai.h"
+#include "ens-upstream-openai-scan.h"
 
 #include <string.h>
 
@@ -112,6 +113,8 @@ ens_upstream_openai_read_chunk (EnsUpstreamAnswer *a, const char *data, gsize le
       *done = TRUE;
       return TRUE;
     }
+  if (ens_upstream_openai_scan_chunk (a, data, len))
+    return TRUE;
   if (!(root = parse_object (a, data, len, error)))
     return FALSE;
   obj = json_node_get_object (root);
@@ -142,6 +145,8 @@ ens_upstream_openai_read_body (EnsUpstreamAnswer *a, const char *body, gsize len
   JsonObject *obj, *choice, *message;
   const char *model, *content, *reason;
 
+  if (ens_upstream_openai_scan_body (a, body, len))
+    return TRUE;
   if (!(root = parse_object (a, body, len, error)))
     return FALSE;
   obj = json_node_get_object (root);

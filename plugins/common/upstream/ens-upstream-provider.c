@@ -70,6 +70,13 @@ ens_upstream_provider_new (const EnsHost *host, EnsPlugin *self, const EnsUpstre
   /* The core's parser is faster than json-glib's and bounds nesting. */
   provider->parse = ENS_STRUCT_HAS (host, EnsHost, json_parse) && host->json_parse ? host->json_parse
                                                                                  : ens_upstream_json_parse;
+  /* Its scanner, when it reads the same JSON: the parser is the host's too. */
+  if (provider->parse == host->json_parse && ENS_STRUCT_HAS (host, EnsHost, json_scan_checked_members) &&
+      host->json_scan_members && host->json_scan_checked_members)
+    {
+      provider->scanner.members = host->json_scan_members;
+      provider->scanner.checked_members = host->json_scan_checked_members;
+    }
   provider->calls = g_hash_table_new_full (g_direct_hash, g_direct_equal, (GDestroyNotify) ens_upstream_call_unref,
                                            NULL);
   provider->backends = backends_load (provider);

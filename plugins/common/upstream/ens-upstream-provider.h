@@ -25,6 +25,8 @@ typedef struct {
   EnsPlugin *self;
   const EnsUpstreamApi *api;
   EnsUpstreamParseFunc parse; /* the host's JSON parser, or the library's */
+  /* the host's scanner for the same JSON (members NULL: the host has none) */
+  EnsUpstreamScanner scanner;
   GPtrArray *backends;        /* EnsUpstreamBackend*, owned */
   GHashTable *calls;          /* EnsUpstreamCall* not yet ended (a set, one reference each) */
 } EnsUpstreamProvider;

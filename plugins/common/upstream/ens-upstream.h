@@ -10,6 +10,7 @@
  *   ens-upstream-answer.h    what an answer collects, and the completion result
  *   ens-tool-calls.h         tool calls by index
  *   ens-upstream-openai.h    reading Chat Completions answers
+ *   ens-upstream-openai-scan.h  ... their common shapes, without a tree
  *   ens-upstream-anthropic.h reading Messages answers
  *   ens-upstream-json.h      type-checked JSON reads, the error domain
  *
@@ -25,4 +26,5 @@
 #include "ens-upstream-call.h"
 #include "ens-upstream-json.h"
 #include "ens-upstream-openai.h"
+#include "ens-upstream-openai-scan.h"
 #include "ens-upstream-provider.h"
