@@ -430,9 +430,14 @@ ens_bus_publish (EnsBus *bus, EnsMessage *event, EnsSubscriber *target)
     {
       if (target)
         target->mark = mark;
-      if (strlen (event->topic) + strlen (event->to) + 2 <= sizeof stack_key)
+      gsize tl = strlen (event->topic), ol = strlen (event->to);
+
+      if (tl + ol + 2 <= sizeof stack_key)
         {
-          g_snprintf (stack_key, sizeof stack_key, "%s:%s", event->topic, event->to);
+          /* TOPIC:CLIENT, without printf */
+          memcpy (stack_key, event->topic, tl);
+          stack_key[tl] = ':';
+          memcpy (stack_key + tl + 1, event->to, ol + 1);
           key = stack_key;
         }
       else

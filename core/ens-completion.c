@@ -27,6 +27,7 @@
 #include "ens-completion-params.h"
 #include "ens-json.h"
 #include "ens-message-private.h"
+#include "ens-timers.h"
 
 #include <string.h>
 
@@ -51,7 +52,7 @@ struct _EnsCompletion {
   int inline_answer;        /* what the ledger said inside reserve(), -1: nothing yet */
   double estimate_in, estimate_out;
   gint64 queued_us, started_us, first_chunk_us;
-  guint timeout_id;
+  EnsDeadline deadline; /* completion-timeout-ms, or the request's timeout_ms */
   guint chunks;
   gboolean stream, streamed, timed_out, cancelled, running, finished;
   gboolean over_budget; /* a backend was passed over for the budget */
@@ -74,8 +75,12 @@ struct _EnsCompletions {
   guint64 completed, failed, fallbacks;
   guint64 input_tokens, output_tokens; /* over every completion */
   double completed_ms; /* summed durations (queued to result) of the completed */
-  guint pump_id;       /* the queue is pumped when this idle runs, or sooner (ens_completions_pump_due) */
+  EnsSoon *pump;       /* the queue is pumped at the next turn, or sooner (ens_completions_pump_due) */
+  EnsDeadlines *deadlines;
 };
+
+static void pump_soon (gpointer data);
+static void timed_out (EnsDeadline *deadline, gpointer data);
 
 /* What an answer is assumed to cost when the request sets no max_tokens:
  * for routing and the budget's reservation only, never sent upstream. */
@@ -92,6 +97,8 @@ ens_completions_new (EnsConfig *config, EnsBackends *backends, EnsBudget *budget
   cs->events = events;
   cs->active = g_hash_table_new (g_str_hash, g_str_equal);
   g_queue_init (&cs->queue);
+  cs->pump = ens_soon_new (G_PRIORITY_HIGH_IDLE, pump_soon, cs);
+  cs->deadlines = ens_deadlines_new (timed_out, cs);
   return cs;
 }
 
@@ -100,8 +107,8 @@ ens_completions_free (EnsCompletions *cs)
 {
   if (cs == NULL)
     return;
-  if (cs->pump_id)
-    g_source_remove (cs->pump_id);
+  ens_soon_free (cs->pump);
+  ens_deadlines_free (cs->deadlines);
   g_hash_table_unref (cs->active);
   g_queue_clear (&cs->queue);
   g_free (cs);
@@ -226,9 +233,7 @@ conclude (EnsCompletion *c, JsonNode *result, const GString *result_text, const 
   EnsCompletions *cs = c->owner;
 
   c->finished = TRUE;
-  if (c->timeout_id)
-    g_source_remove (c->timeout_id);
-  c->timeout_id = 0;
+  ens_deadlines_remove (cs->deadlines, &c->deadline);
   g_hash_table_remove (cs->active, c->request_id);
   release_client (c);
   if (result || result_text)
@@ -277,15 +282,14 @@ conclude (EnsCompletion *c, JsonNode *result, const GString *result_text, const 
   pump (cs);
 }
 
-static gboolean
-timeout_cb (gpointer data)
+static void
+timed_out (EnsDeadline *deadline, gpointer data)
 {
-  EnsCompletion *c = data;
+  EnsCompletion *c = (EnsCompletion *) ((char *) deadline - G_STRUCT_OFFSET (EnsCompletion, deadline));
 
-  c->timeout_id = 0;
+  (void) data;
   c->timed_out = TRUE;
   g_cancellable_cancel (c->cancellable); /* the provider answers CANCELLED; we say TIMEOUT */
-  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -468,24 +472,17 @@ pump (EnsCompletions *cs)
     }
 }
 
-static gboolean
-pump_idle (gpointer data)
+static void
+pump_soon (gpointer data)
 {
-  EnsCompletions *cs = data;
-
-  cs->pump_id = 0;
-  pump (cs);
-  return G_SOURCE_REMOVE;
+  pump (data);
 }
 
 void
 ens_completions_pump_due (EnsCompletions *cs)
 {
-  if (cs->pump_id == 0)
-    return;
-  g_source_remove (cs->pump_id);
-  cs->pump_id = 0;
-  pump (cs);
+  if (ens_soon_cancel (cs->pump))
+    pump (cs);
 }
 
 /* ---------------------------------------------------------------- provider reports */
@@ -811,9 +808,10 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
   c->hooks_data = hooks_data;
   c->queued_us = g_get_monotonic_time ();
   c->session_id = g_strdup (ens_json_get_string (p, "session_id"));
-  c->timeout_id = g_timeout_add (timeout_ms > 0 ? (guint) timeout_ms
-                                                : ens_config_get_uint (cs->config, "completion-timeout-ms"),
-                                 timeout_cb, c);
+  ens_deadlines_add (cs->deadlines, &c->deadline,
+                     c->queued_us + 1000 * (gint64) (timeout_ms > 0 ? (guint) timeout_ms
+                                                                    : ens_config_get_uint (cs->config,
+                                                                                           "completion-timeout-ms")));
   g_hash_table_insert (cs->active, c->request_id, c);
   g_queue_push_tail (&cs->queue, c);
 
@@ -844,8 +842,7 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
   /* Started after the ack is queued for the client, so the ack comes first:
    * at the next turn of the main loop, or as soon as the ack is delivered
    * (ens_completions_pump_due, from the dispatch of a client's request). */
-  if (cs->pump_id == 0)
-    cs->pump_id = g_idle_add_full (G_PRIORITY_HIGH_IDLE, pump_idle, cs, NULL);
+  ens_soon_ask (cs->pump);
   return c;
 }
 

@@ -203,6 +203,43 @@ def test_timeout_falls_back_and_stream_failure_before_first_chunk():
         fake.close()
 
 
+def test_completion_deadlines_end_each_in_its_time():
+    """timeout_ms ends a completion that runs too long with TIMEOUT, each at
+    its own deadline whatever order they were asked in; one with time
+    enough finishes."""
+    fake = FakeOpenAI()
+    d = Daemon(settings={"providers": gv(["slowpoke"]), "disabled-plugins": gv(["provider-local"])},
+               groups={"providers/slowpoke": openai_backend(fake.url, "slow", "slow-model", quality=0.9)})
+    try:
+        c = d.client()
+        start = time.time()
+        asked = {}
+        # (the upstream answers in 3 s; deadlines are not scaled: they are
+        # the daemon's to keep, however slow the build)
+        for ms in (1200, 400, 800):
+            ack = c.ok("complete", {"prompt": "late", "timeout_ms": ms})
+            asked[ack["request_id"]] = ms
+        ok = c.ok("complete", {"prompt": "in time", "timeout_ms": 20000 * SCALE})
+        ended = []
+        while len(ended) < 4:
+            ev = c.next_event()
+            if ev["event"] != "COMPLETION_RESULT":
+                continue
+            data = ev["data"]
+            if data["request_id"] == ok["request_id"]:
+                assert data["result"]["response"].strip() == "echo: in time", data
+                ended.append("in time")
+                continue
+            assert data["code"] == "COMPLETION_FAILED" and data["reason"] == "TIMEOUT", data
+            ms = asked[data["request_id"]]
+            assert time.time() - start >= ms / 1000, (ms, time.time() - start)
+            ended.append(ms)
+        assert ended == [400, 800, 1200, "in time"], ended
+    finally:
+        d.cleanup()
+        fake.close()
+
+
 def test_cancel_mid_stream_and_disconnect():
     fake = FakeOpenAI()
     d = Daemon(settings={"providers": gv(["dripper"])},
