@@ -17,6 +17,7 @@
  * (plugins/common/upstream, ens-upstream-openai.h for this API). */
 #include "ens-upstream.h"
 #include "ens-upstream-messages.h"
+#include "ens-json-write.h"
 
 #include <string.h>
 
@@ -225,13 +226,15 @@ openai_tools (JsonArray *tools)
   return node;
 }
 
-/* (transfer full) the request body, or NULL with @error set. */
-static JsonNode *
+/* (transfer full) the request body, {model, messages, max_tokens?,
+ * temperature?, tools?, tool_choice?, stream, stream_options?} as compact
+ * JSON text, or NULL with @error set. */
+static GBytes *
 openai_body (JsonObject *req, const char *model, gboolean stream, GError **error)
 {
   JsonNode *messages = json_object_get_member (req, "messages");
-  JsonNode *node;
-  JsonObject *body;
+  JsonArray *in;
+  GString *out;
   gint64 max_tokens;
   double temperature;
 
@@ -240,37 +243,46 @@ openai_body (JsonObject *req, const char *model, gboolean stream, GError **error
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "the request has no messages");
       return NULL;
     }
-  body = json_object_new ();
-  json_object_set_string_member (body, "model", model);
+  out = g_string_sized_new (512);
+  g_string_append (out, "{\"model\":");
+  ens_json_write_string (out, model);
   /* Messages go as they are (content arrays are the upstream's business),
    * the tool loop's written in the Chat Completions form. */
-  {
-    JsonArray *in = json_node_get_array (messages), *wire = json_array_sized_new (json_array_get_length (in));
-    for (guint i = 0; i < json_array_get_length (in); i++)
-      json_array_add_element (wire, ens_upstream_openai_message (json_array_get_element (in, i)));
-    json_object_set_array_member (body, "messages", wire);
-  }
+  g_string_append (out, ",\"messages\":[");
+  in = json_node_get_array (messages);
+  for (guint i = 0; i < json_array_get_length (in); i++)
+    {
+      if (i)
+        g_string_append_c (out, ',');
+      ens_upstream_openai_write_message (out, json_array_get_element (in, i));
+    }
+  g_string_append_c (out, ']');
   if (ens_upstream_int (req, "max_tokens", NULL, &max_tokens, NULL) && max_tokens > 0)
-    json_object_set_int_member (body, "max_tokens", max_tokens);
+    {
+      g_string_append (out, ",\"max_tokens\":");
+      ens_json_write_int (out, max_tokens);
+    }
   if (ens_upstream_number (req, "temperature", NULL, &temperature, NULL))
-    json_object_set_double_member (body, "temperature", temperature);
+    {
+      g_string_append (out, ",\"temperature\":");
+      ens_json_write_double (out, temperature);
+    }
   if (json_object_has_member (req, "tools") && JSON_NODE_HOLDS_ARRAY (json_object_get_member (req, "tools")) &&
       json_array_get_length (json_object_get_array_member (req, "tools")) > 0)
     {
-      json_object_set_member (body, "tools", openai_tools (json_object_get_array_member (req, "tools")));
+      g_autoptr (JsonNode) tools = openai_tools (json_object_get_array_member (req, "tools"));
+
+      g_string_append (out, ",\"tools\":");
+      ens_json_write (out, tools);
       if (json_object_has_member (req, "tool_choice"))
-        json_object_set_member (body, "tool_choice", json_node_copy (json_object_get_member (req, "tool_choice")));
+        {
+          g_string_append (out, ",\"tool_choice\":");
+          ens_json_write (out, json_object_get_member (req, "tool_choice"));
+        }
     }
-  json_object_set_boolean_member (body, "stream", stream);
-  if (stream)
-    {
-      JsonObject *opts = json_object_new ();
-      json_object_set_boolean_member (opts, "include_usage", TRUE);
-      json_object_set_object_member (body, "stream_options", opts);
-    }
-  node = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (node, body);
-  return node;
+  g_string_append (out, stream ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}}"
+                               : ",\"stream\":false}");
+  return g_string_free_to_bytes (out);
 }
 
 static void
@@ -282,7 +294,6 @@ openai_complete (gpointer instance, const char *backend, JsonNode *request, EnsC
   OpenAICall *oc = g_new0 (OpenAICall, 1);
   EnsUpstreamCall *call;
   JsonObject *req = request && JSON_NODE_HOLDS_OBJECT (request) ? json_node_get_object (request) : NULL;
-  g_autoptr (JsonNode) body = NULL;
   g_autoptr (GBytes) bytes = NULL;
   g_autoptr (GError) error = NULL;
   const char *model;
@@ -321,8 +332,8 @@ openai_complete (gpointer instance, const char *backend, JsonNode *request, EnsC
       return;
     }
   oc->stream = ens_upstream_boolean (req, "stream", FALSE);
-  body = openai_body (req, model, oc->stream, &error);
-  if (!body)
+  bytes = openai_body (req, model, oc->stream, &error);
+  if (!bytes)
     {
       ens_upstream_call_fail_later (call, ENS_COMPLETION_ERR_BAD_REQUEST, error->message);
       return;
@@ -331,7 +342,6 @@ openai_complete (gpointer instance, const char *backend, JsonNode *request, EnsC
   ens_upstream_answer_set_model (oc->answer, model);
   if (provider->scanner.members)
     ens_upstream_answer_set_scanner (oc->answer, &provider->scanner);
-  bytes = ens_upstream_json_bytes (body);
   ens_upstream_call_send (call, bytes, oc->stream);
 }
 

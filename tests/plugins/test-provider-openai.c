@@ -13,6 +13,7 @@
 typedef struct {
   guint requests;
   JsonNode *body; /* of the last request */
+  char *text;     /* the same as it came */
   char *auth;     /* its Authorization header */
   gboolean closed;
 } Scenario;
@@ -105,6 +106,15 @@ server_cb (SoupServer *srv, SoupServerMessage *msg, const char *path, GHashTable
   if (sc->body)
     json_node_unref (sc->body);
   sc->body = fake_server_request_json (msg);
+  {
+    SoupMessageBody *raw = soup_server_message_get_request_body (msg);
+    g_autoptr (GBytes) bytes = soup_message_body_flatten (raw);
+    gsize len;
+    const char *data = g_bytes_get_data (bytes, &len);
+
+    g_free (sc->text);
+    sc->text = g_strndup (data, len);
+  }
   g_free (sc->auth);
   sc->auth = g_strdup (auth);
 
@@ -291,6 +301,49 @@ test_plain (void)
   g_assert_false (json_object_get_boolean_member (body, "stream"));
   g_assert_false (json_object_has_member (body, "stream_options"));
   g_assert_cmpuint (json_array_get_length (json_object_get_array_member (body, "messages")), ==, 2);
+}
+
+/* What goes upstream, byte for byte: members in this order, messages as
+ * they came but for the tool loop's, written in the Chat Completions form,
+ * numbers as the core writes them. */
+static void
+test_request_bytes (void)
+{
+  static const char request[] =
+    "{\"stream\":true,\"max_tokens\":7,\"temperature\":0.1,\"model\":\"fast\",\"messages\":["
+    "{\"role\":\"system\",\"content\":\"Be \\\"brief\\\" \\u00e9\\n\"},"
+    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}],\"name\":\"u\",\"n\":1.5e300},"
+    "{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"id\":\"c1\",\"name\":\"get\","
+    "\"arguments\":{\"q\":1}},{\"id\":\"c2\",\"name\":\"put\",\"arguments\":\"{}\"}]},"
+    "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"name\":\"get\",\"content\":\"42\"},"
+    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c3\",\"type\":\"function\","
+    "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}],"
+    "\"tools\":[{\"name\":\"get\",\"description\":\"d\",\"input_schema\":{\"type\":\"object\"}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"put\"}},7],\"tool_choice\":\"auto\"}";
+  static const char expected[] =
+    "{\"model\":\"gpt-test\",\"messages\":["
+    "{\"role\":\"system\",\"content\":\"Be \\\"brief\\\" \xc3\xa9\\n\"},"
+    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}],\"name\":\"u\",\"n\":1.5e+300},"
+    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+    "\"function\":{\"name\":\"get\",\"arguments\":\"{\\\"q\\\":1}\"}},{\"id\":\"c2\",\"type\":\"function\","
+    "\"function\":{\"name\":\"put\",\"arguments\":\"{}\"}}]},"
+    "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"42\"},"
+    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c3\",\"type\":\"function\","
+    "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}],"
+    "\"max_tokens\":7,\"temperature\":0.1,"
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get\",\"description\":\"d\","
+    "\"parameters\":{\"type\":\"object\"}}},{\"type\":\"function\",\"function\":{\"name\":\"put\"}}],"
+    "\"tool_choice\":\"auto\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
+  g_autoptr (FakeCompletion) c = run ("plain", request, NULL, 5000);
+  g_autoptr (FakeCompletion) plain = NULL;
+
+  g_assert_nonnull (fake_completion_result (c));
+  g_assert_cmpstr (scenario ("plain")->text, ==, expected);
+  plain = run ("plain", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", NULL, 5000);
+  g_assert_nonnull (fake_completion_result (plain));
+  g_assert_cmpstr (scenario ("plain")->text, ==,
+                   "{\"model\":\"gpt-test\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
+                   "\"stream\":false}");
 }
 
 static void
@@ -873,6 +926,7 @@ main (int argc, char **argv)
 
   g_test_add_func ("/provider-openai/backends", test_backends);
   g_test_add_func ("/provider-openai/plain", test_plain);
+  g_test_add_func ("/provider-openai/request-bytes", test_request_bytes);
   g_test_add_func ("/provider-openai/stream", test_stream);
   g_test_add_func ("/provider-openai/stream-incremental", test_stream_incremental);
   g_test_add_func ("/provider-openai/stream-no-usage-no-key", test_stream_no_usage_no_key);

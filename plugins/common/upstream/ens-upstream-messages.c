@@ -22,8 +22,10 @@ tool_calls_of (JsonObject *m)
            ? json_node_get_array (n) : NULL;
 }
 
-JsonNode *
-ens_upstream_openai_message (JsonNode *node)
+/* (transfer full) @node in the Chat Completions form, or NULL when it is
+ * in it already. */
+static JsonNode *
+openai_message (JsonNode *node)
 {
   JsonObject *m = node && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
   const char *role = string_member (m, "role");
@@ -72,10 +74,18 @@ ens_upstream_openai_message (JsonNode *node)
       json_object_set_string_member (out, "content", string_member (m, "content") ? string_member (m, "content") : "");
     }
   else
-    return node ? json_node_copy (node) : json_node_new (JSON_NODE_NULL);
+    return NULL;
   result = json_node_new (JSON_NODE_OBJECT);
   json_node_take_object (result, out);
   return result;
+}
+
+void
+ens_upstream_openai_write_message (GString *out, JsonNode *node)
+{
+  g_autoptr (JsonNode) converted = openai_message (node);
+
+  ens_json_write (out, converted ? converted : node);
 }
 
 gboolean

@@ -9,11 +9,11 @@
 
 G_BEGIN_DECLS
 
-/* (transfer full) @m (transfer none) as Chat Completions takes it: tool
- * calls as {id, type: "function", function: {name, arguments (text)}}, a
- * tool message as {role: "tool", tool_call_id, content}; any other message
- * copied as it is. */
-JsonNode *ens_upstream_openai_message (JsonNode *m);
+/* Appends @m (transfer none) to @out as compact JSON text, in the form
+ * Chat Completions takes: tool calls as {id, type: "function", function:
+ * {name, arguments (text)}}, a tool message as {role: "tool", tool_call_id,
+ * content}; any other message written as it is. */
+void ens_upstream_openai_write_message (GString *out, JsonNode *m);
 
 /* Appends @m (transfer none) to @out (Messages API messages) when it is
  * one of the tool loop's: an assistant message with tool_calls becomes
