@@ -3,6 +3,7 @@
  * tool calls by index, type-checked JSON reads and the two APIs' answer
  * readers.  The providers' own tests (test-provider-openai.c,
  * test-provider-anthropic.c) drive the same code through a fake upstream. */
+#include "ens-json-write.h"
 #include "ens-upstream.h"
 
 #include <string.h>
@@ -43,6 +44,36 @@ test_tool_calls_interleaved (void)
   g_assert_cmpstr (json_object_get_string_member (second, "name"), ==, "first");
   g_assert_cmpuint (json_array_get_length (json_object_get_array_member (second, "arguments")), ==, 2);
   g_assert_cmpstr (json_object_get_string_member (json_node_get_object (result), "finish_reason"), ==, "tool_calls");
+}
+
+/* A set that never had a call (made at its first), and its cap. */
+static void
+test_tool_calls_empty (void)
+{
+  g_autoptr (EnsToolCalls) calls = ens_tool_calls_new (1, NULL);
+  g_autoptr (JsonNode) none = ens_tool_calls_to_json (calls);
+  g_autoptr (JsonNode) start = ens_tool_calls_start_event (calls, 3);
+  g_autoptr (JsonNode) one = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *none_text = NULL, *start_text = NULL, *one_text = NULL;
+  gboolean started = TRUE;
+
+  g_assert_cmpuint (ens_tool_calls_count (calls), ==, 0);
+  none_text = ens_json_write_to_string (none, FALSE);
+  g_assert_cmpstr (none_text, ==, "[]");
+  start_text = ens_json_write_to_string (start, FALSE);
+  g_assert_cmpstr (start_text, ==, "{\"index\":3,\"id\":null,\"name\":\"\"}");
+
+  g_assert_true (ens_tool_calls_update (calls, 3, "c", NULL, "{\"a\":", &started, &error));
+  g_assert_false (started); /* no name yet */
+  g_assert_true (ens_tool_calls_update (calls, 3, NULL, "f", "1}", &started, &error));
+  g_assert_true (started);
+  g_assert_false (ens_tool_calls_update (calls, 4, "d", "g", NULL, &started, &error));
+  g_assert_error (error, ENS_UPSTREAM_ERROR, ENS_UPSTREAM_ERROR_LIMIT);
+  g_assert_cmpuint (ens_tool_calls_count (calls), ==, 1);
+  one = ens_tool_calls_to_json (calls);
+  one_text = ens_json_write_to_string (one, FALSE);
+  g_assert_cmpstr (one_text, ==, "[{\"id\":\"c\",\"type\":\"function\",\"name\":\"f\",\"arguments\":{\"a\":1}}]");
 }
 
 typedef struct {
@@ -324,6 +355,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/upstream/sse-reader", test_sse_reader);
   g_test_add_func ("/upstream/tool-calls-interleaved", test_tool_calls_interleaved);
+  g_test_add_func ("/upstream/tool-calls-empty", test_tool_calls_empty);
   g_test_add_func ("/upstream/typed-reads", test_typed_reads);
   g_test_add_func ("/upstream/parse-depth", test_parse_depth);
   g_test_add_func ("/upstream/anthropic-stream", test_anthropic_stream);

@@ -12,6 +12,7 @@ typedef struct {
 struct _EnsToolCalls {
   guint max_calls;
   EnsUpstreamParseFunc parse;
+  /* made with the first call (most answers have none) */
   GPtrArray *order;   /* ToolCall*, owned, in order of first appearance */
   GHashTable *by_index; /* &index -> ToolCall* */
 };
@@ -33,8 +34,6 @@ ens_tool_calls_new (guint max_calls, EnsUpstreamParseFunc parse)
 
   calls->max_calls = max_calls;
   calls->parse = parse ? parse : ens_upstream_json_parse;
-  calls->order = g_ptr_array_new_with_free_func ((GDestroyNotify) tool_call_free);
-  calls->by_index = g_hash_table_new (g_int64_hash, g_int64_equal);
   return calls;
 }
 
@@ -43,8 +42,8 @@ ens_tool_calls_free (EnsToolCalls *calls)
 {
   if (!calls)
     return;
-  g_hash_table_unref (calls->by_index);
-  g_ptr_array_unref (calls->order);
+  g_clear_pointer (&calls->by_index, g_hash_table_unref);
+  g_clear_pointer (&calls->order, g_ptr_array_unref);
   g_free (calls);
 }
 
@@ -52,8 +51,14 @@ gboolean
 ens_tool_calls_update (EnsToolCalls *calls, gint64 index, const char *id, const char *name, const char *arguments,
                        gboolean *started, GError **error)
 {
-  ToolCall *tc = g_hash_table_lookup (calls->by_index, &index);
+  ToolCall *tc;
 
+  if (!calls->order)
+    {
+      calls->order = g_ptr_array_new_with_free_func ((GDestroyNotify) tool_call_free);
+      calls->by_index = g_hash_table_new (g_int64_hash, g_int64_equal);
+    }
+  tc = g_hash_table_lookup (calls->by_index, &index);
   if (started)
     *started = FALSE;
   if (!tc)
@@ -94,13 +99,13 @@ ens_tool_calls_update (EnsToolCalls *calls, gint64 index, const char *id, const 
 guint
 ens_tool_calls_count (EnsToolCalls *calls)
 {
-  return calls->order->len;
+  return calls->order ? calls->order->len : 0;
 }
 
 JsonNode *
 ens_tool_calls_start_event (EnsToolCalls *calls, gint64 index)
 {
-  ToolCall *tc = g_hash_table_lookup (calls->by_index, &index);
+  ToolCall *tc = calls->by_index ? g_hash_table_lookup (calls->by_index, &index) : NULL;
   JsonObject *obj = json_object_new ();
   JsonNode *node = json_node_new (JSON_NODE_OBJECT);
 
@@ -117,10 +122,11 @@ ens_tool_calls_start_event (EnsToolCalls *calls, gint64 index)
 JsonNode *
 ens_tool_calls_to_json (EnsToolCalls *calls)
 {
-  JsonArray *array = json_array_sized_new (calls->order->len);
+  guint n = ens_tool_calls_count (calls);
+  JsonArray *array = json_array_sized_new (n);
   JsonNode *node = json_node_new (JSON_NODE_ARRAY);
 
-  for (guint i = 0; i < calls->order->len; i++)
+  for (guint i = 0; i < n; i++)
     {
       ToolCall *tc = g_ptr_array_index (calls->order, i);
       JsonObject *obj = json_object_new ();

@@ -499,6 +499,20 @@ plain_end (EnsUpstreamCall *call)
 
 /* ------------------------------------------------- the exchange's reports */
 
+/* What to make room for at first: the Content-Length and its NUL when it
+ * says one within @limit and 64 KiB (a small answer's buffer comes from
+ * malloc's fast path), else 4 KiB; the buffer grows as the body comes. */
+static guint
+body_size_hint (EnsUpstreamResponse *response, gsize limit)
+{
+  const char *length = ens_upstream_response_header (response, "content-length");
+  guint64 n;
+
+  if (length && g_ascii_string_to_unsigned (length, 10, 0, MIN (limit, 64 * 1024), &n, NULL))
+    return (guint) n + 1;
+  return 4096;
+}
+
 static void
 on_head (gpointer user_data)
 {
@@ -521,7 +535,7 @@ on_head (gpointer user_data)
       if (call->buf)
         g_byte_array_set_size (call->buf, 0);
       else
-        call->buf = g_byte_array_sized_new (4096);
+        call->buf = g_byte_array_sized_new (body_size_hint (response, call->limit));
     }
   ens_upstream_call_unref (call);
 }
