@@ -14,6 +14,7 @@ typedef struct {
   guint requests;
   JsonNode *body; /* of the last request */
   char *text;     /* the same as it came */
+  char *head;     /* its request line and headers, one a line, in order */
   char *auth;     /* its Authorization header */
   gboolean closed;
 } Scenario;
@@ -114,6 +115,22 @@ server_cb (SoupServer *srv, SoupServerMessage *msg, const char *path, GHashTable
 
     g_free (sc->text);
     sc->text = g_strndup (data, len);
+  }
+  {
+    GString *head = g_string_new (NULL);
+    SoupMessageHeadersIter iter;
+    const char *hname, *hvalue;
+
+    g_string_append_printf (head, "%s %s%s%s\n", soup_server_message_get_method (msg), path,
+                            soup_server_message_get_uri (msg) && g_uri_get_query (soup_server_message_get_uri (msg))
+                              ? "?" : "",
+                            soup_server_message_get_uri (msg) && g_uri_get_query (soup_server_message_get_uri (msg))
+                              ? g_uri_get_query (soup_server_message_get_uri (msg)) : "");
+    soup_message_headers_iter_init (&iter, soup_server_message_get_request_headers (msg));
+    while (soup_message_headers_iter_next (&iter, &hname, &hvalue))
+      g_string_append_printf (head, "%s: %s\n", hname, hvalue);
+    g_free (sc->head);
+    sc->head = g_string_free (head, FALSE);
   }
   g_free (sc->auth);
   sc->auth = g_strdup (auth);
@@ -303,6 +320,15 @@ test_plain (void)
   g_assert_cmpuint (json_array_get_length (json_object_get_array_member (body, "messages")), ==, 2);
 }
 
+/* The port the fake upstream listens on. */
+static guint
+server_port (void)
+{
+  g_autoptr (GUri) uri = g_uri_parse (base_url, G_URI_FLAGS_NONE, NULL);
+
+  return (guint) g_uri_get_port (uri);
+}
+
 /* What goes upstream, byte for byte: members in this order, messages as
  * they came but for the tool loop's, written in the Chat Completions form,
  * numbers as the core writes them. */
@@ -337,13 +363,26 @@ test_request_bytes (void)
   g_autoptr (FakeCompletion) c = run ("plain", request, NULL, 5000);
   g_autoptr (FakeCompletion) plain = NULL;
 
+  g_autofree char *head = NULL;
+
   g_assert_nonnull (fake_completion_result (c));
   g_assert_cmpstr (scenario ("plain")->text, ==, expected);
+  head = g_strdup_printf ("POST /plain/v1/chat/completions\nHost: 127.0.0.1:%u\nUser-Agent: ensemble-provider/1.0\n"
+                          "Accept: text/event-stream\nAuthorization: Bearer sk-test-key\n"
+                          "Content-Type: application/json\nContent-Length: %zu\n",
+                          server_port (), strlen (expected));
+  g_assert_cmpstr (scenario ("plain")->head, ==, head);
   plain = run ("plain", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", NULL, 5000);
   g_assert_nonnull (fake_completion_result (plain));
   g_assert_cmpstr (scenario ("plain")->text, ==,
                    "{\"model\":\"gpt-test\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
                    "\"stream\":false}");
+  g_free (head);
+  head = g_strdup_printf ("POST /plain/v1/chat/completions\nHost: 127.0.0.1:%u\nUser-Agent: ensemble-provider/1.0\n"
+                          "Accept: application/json\nAuthorization: Bearer sk-test-key\n"
+                          "Content-Type: application/json\nContent-Length: %zu\n",
+                          server_port (), strlen (scenario ("plain")->text));
+  g_assert_cmpstr (scenario ("plain")->head, ==, head);
 }
 
 static void

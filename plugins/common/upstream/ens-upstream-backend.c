@@ -27,6 +27,22 @@ wipe (char *secret)
   g_free (secret);
 }
 
+/* Drops what was made for the endpoints (the heads carry the key). */
+static void
+forget_endpoints (EnsUpstreamBackend *b)
+{
+  for (guint i = 0; i < 2; i++)
+    {
+      for (guint j = 0; j < 2; j++)
+        if (b->heads[i][j])
+          {
+            memset (b->heads[i][j]->str, 0, b->heads[i][j]->len);
+            g_string_free (g_steal_pointer (&b->heads[i][j]), TRUE);
+          }
+      b->endpoint_pools[i] = NULL; /* b->pools owns them */
+    }
+}
+
 void
 ens_upstream_backend_unref (EnsUpstreamBackend *b)
 {
@@ -48,6 +64,7 @@ ens_upstream_backend_unref (EnsUpstreamBackend *b)
   g_ptr_array_unref (b->headers);
   g_ptr_array_unref (b->pools);
   g_ptr_array_unref (b->pool_keys);
+  forget_endpoints (b);
   g_free (b);
 }
 
@@ -163,6 +180,7 @@ ens_upstream_backend_set_url (EnsUpstreamBackend *b, const char *url)
   g_clear_pointer (&b->uri, g_uri_unref);
   b->url = g_strdup (url);
   b->uri = http_uri (url);
+  forget_endpoints (b);
 }
 
 void
@@ -170,6 +188,7 @@ ens_upstream_backend_set_embeddings_url (EnsUpstreamBackend *b, const char *url)
 {
   g_clear_pointer (&b->embeddings_uri, g_uri_unref);
   b->embeddings_uri = http_uri (url);
+  forget_endpoints (b);
 }
 
 void
@@ -177,10 +196,96 @@ ens_upstream_backend_add_header (EnsUpstreamBackend *b, const char *name, const 
 {
   g_ptr_array_add (b->headers, g_strdup (name));
   g_ptr_array_add (b->headers, g_strdup (value ? value : ""));
+  forget_endpoints (b);
 }
+
+/* 0 for the endpoint, 1 for the embeddings endpoint, -1 for another URI. */
+static int
+endpoint (EnsUpstreamBackend *b, GUri *uri)
+{
+  return uri == b->uri ? 0 : uri == b->embeddings_uri ? 1 : -1;
+}
+
+/* TRUE when @s may go in a header line. */
+static gboolean
+header_safe (const char *s)
+{
+  return !strpbrk (s, "\r\n");
+}
+
+static void
+write_head (EnsUpstreamBackend *b, GUri *uri, gboolean stream, GString *r)
+{
+  const char *host = g_uri_get_host (uri), *path = g_uri_get_path (uri), *query = g_uri_get_query (uri);
+  int port = g_uri_get_port (uri);
+  gboolean tls = g_ascii_strcasecmp (g_uri_get_scheme (uri), "https") == 0;
+
+  g_string_append (r, "POST ");
+  g_string_append (r, *path ? path : "/");
+  if (query)
+    {
+      g_string_append_c (r, '?');
+      g_string_append (r, query);
+    }
+  g_string_append (r, " HTTP/1.1\r\nHost: ");
+  if (strchr (host, ':'))
+    g_string_append_printf (r, "[%s]", host);
+  else
+    g_string_append (r, host);
+  if (port > 0 && port != (tls ? 443 : 80))
+    g_string_append_printf (r, ":%d", port);
+  g_string_append (r, "\r\nUser-Agent: ensemble-provider/1.0\r\nAccept: ");
+  g_string_append (r, stream ? "text/event-stream" : "application/json");
+  g_string_append (r, "\r\n");
+  for (guint i = 0; i + 1 < b->headers->len; i += 2)
+    {
+      const char *name = g_ptr_array_index (b->headers, i), *value = g_ptr_array_index (b->headers, i + 1);
+
+      if (!*value || !header_safe (name) || !header_safe (value) || g_ascii_strcasecmp (name, "Accept") == 0 ||
+          g_ascii_strcasecmp (name, "Content-Type") == 0 || g_ascii_strcasecmp (name, "Content-Length") == 0 ||
+          g_ascii_strcasecmp (name, "Host") == 0)
+        continue;
+      g_string_append (r, name);
+      g_string_append (r, ": ");
+      g_string_append (r, value);
+      g_string_append (r, "\r\n");
+    }
+}
+
+void
+ens_upstream_backend_append_head (EnsUpstreamBackend *b, GUri *uri, gboolean stream, GString *out)
+{
+  int e = endpoint (b, uri);
+  GString **head = e < 0 ? NULL : &b->heads[e][stream != FALSE];
+
+  if (!head)
+    {
+      write_head (b, uri, stream, out);
+      return;
+    }
+  if (!*head)
+    {
+      *head = g_string_new (NULL);
+      write_head (b, uri, stream, *head);
+    }
+  g_string_append_len (out, (*head)->str, (gssize) (*head)->len);
+}
+
+static EnsUpstreamPool *find_pool (EnsUpstreamBackend *b, GUri *uri);
 
 EnsUpstreamPool *
 ens_upstream_backend_pool (EnsUpstreamBackend *b, GUri *uri)
+{
+  int e = endpoint (b, uri);
+
+  if (e >= 0 && !b->endpoint_pools[e])
+    b->endpoint_pools[e] = find_pool (b, uri);
+  return e >= 0 ? b->endpoint_pools[e] : find_pool (b, uri);
+}
+
+/* The pool of @uri's scheme://host:port, made on first use. */
+static EnsUpstreamPool *
+find_pool (EnsUpstreamBackend *b, GUri *uri)
 {
   const char *scheme = g_uri_get_scheme (uri);
   gboolean tls = g_ascii_strcasecmp (scheme, "https") == 0;

@@ -40,6 +40,11 @@ typedef struct {
   GPtrArray *headers;    /* char*: name, value, name, value... sent with every request */
   GPtrArray *pools;      /* EnsUpstreamPool*, one per scheme://host:port, made on first use */
   GPtrArray *pool_keys;  /* char*: the scheme://host:port of each pool */
+
+  /* private, made on first use: for @uri [0] and @embeddings_uri [1], the
+   * requests' heads [stream] (ens_upstream_backend_append_head) and pools */
+  GString *heads[2][2];
+  EnsUpstreamPool *endpoint_pools[2];
 } EnsUpstreamBackend;
 
 EnsUpstreamBackend *ens_upstream_backend_ref (EnsUpstreamBackend *backend);
@@ -61,6 +66,13 @@ void ens_upstream_backend_add_header (EnsUpstreamBackend *backend, const char *n
 /* (transfer none) the pool of connections to @uri's host (an http(s)
  * URI), made on first use. */
 EnsUpstreamPool *ens_upstream_backend_pool (EnsUpstreamBackend *backend, GUri *uri);
+/* Appends to @out the head of a POST to @uri (an http(s) URI, transfer
+ * none) up to its own Content-Type and Content-Length: the request line,
+ * Host, User-Agent, Accept (text/event-stream when @stream, else
+ * application/json) and the backend's headers (but those the request sets
+ * itself, and any with a line break).  Written once for each endpoint of
+ * the backend and kind of answer, copied after. */
+void ens_upstream_backend_append_head (EnsUpstreamBackend *backend, GUri *uri, gboolean stream, GString *out);
 /* Connections of the backend reading the rest of an answer nobody waits for. */
 guint ens_upstream_backend_draining (EnsUpstreamBackend *backend);
 

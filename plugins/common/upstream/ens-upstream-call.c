@@ -13,6 +13,7 @@
  * failed one closes it (the upstream sees it close and stops generating). */
 #include "ens-upstream-call.h"
 
+#include "ens-json-write.h"
 #include "ens-sse-reader.h"
 #include "ens-upstream-private.h"
 
@@ -608,56 +609,18 @@ attempt_start (EnsUpstreamCall *call)
   call->x = ens_upstream_pool_send (ens_upstream_backend_pool (be, call->uri), call->request, &exchange_sink, call);
 }
 
-/* TRUE when @s may go in a header line. */
-static gboolean
-header_safe (const char *s)
-{
-  return !strpbrk (s, "\r\n");
-}
-
 /* (transfer full) the whole request: head and @body. */
 static GBytes *
 build_request (EnsUpstreamCall *call, GUri *uri, GBytes *body)
 {
-  EnsUpstreamBackend *be = call->backend;
-  const char *host = g_uri_get_host (uri), *path = g_uri_get_path (uri), *query = g_uri_get_query (uri);
   gsize len;
   const char *data = g_bytes_get_data (body, &len);
   GString *r = g_string_sized_new (512 + len);
-  int port = g_uri_get_port (uri);
-  gboolean tls = g_ascii_strcasecmp (g_uri_get_scheme (uri), "https") == 0;
 
-  g_string_append (r, "POST ");
-  g_string_append (r, *path ? path : "/");
-  if (query)
-    {
-      g_string_append_c (r, '?');
-      g_string_append (r, query);
-    }
-  g_string_append (r, " HTTP/1.1\r\nHost: ");
-  if (strchr (host, ':'))
-    g_string_append_printf (r, "[%s]", host);
-  else
-    g_string_append (r, host);
-  if (port > 0 && port != (tls ? 443 : 80))
-    g_string_append_printf (r, ":%d", port);
-  g_string_append (r, "\r\nUser-Agent: ensemble-provider/1.0\r\nAccept: ");
-  g_string_append (r, call->stream ? "text/event-stream" : "application/json");
-  g_string_append (r, "\r\n");
-  for (guint i = 0; i + 1 < be->headers->len; i += 2)
-    {
-      const char *name = g_ptr_array_index (be->headers, i), *value = g_ptr_array_index (be->headers, i + 1);
-
-      if (!*value || !header_safe (name) || !header_safe (value) || g_ascii_strcasecmp (name, "Accept") == 0 ||
-          g_ascii_strcasecmp (name, "Content-Type") == 0 || g_ascii_strcasecmp (name, "Content-Length") == 0 ||
-          g_ascii_strcasecmp (name, "Host") == 0)
-        continue;
-      g_string_append (r, name);
-      g_string_append (r, ": ");
-      g_string_append (r, value);
-      g_string_append (r, "\r\n");
-    }
-  g_string_append_printf (r, "Content-Type: application/json\r\nContent-Length: %" G_GSIZE_FORMAT "\r\n\r\n", len);
+  ens_upstream_backend_append_head (call->backend, uri, call->stream, r);
+  g_string_append (r, "Content-Type: application/json\r\nContent-Length: ");
+  ens_json_write_uint (r, len);
+  g_string_append (r, "\r\n\r\n");
   g_string_append_len (r, data, (gssize) len);
   return g_string_free_to_bytes (r);
 }
