@@ -629,21 +629,23 @@ keep_publish_data (JsonObject *head, gpointer user_data)
          && !json_object_has_member (head, "reply_to");
 }
 
-/* The members a plain publish request is read from without a tree. */
+/* The members a plain request is read from without a tree of the whole. */
 typedef struct {
   const char *id_text; /* the id's value text */
   gsize id_len;
   char *id;            /* a string id, decoded */
-  gboolean action_publish, other; /* other: a member this path leaves to the tree */
-  const char *data;    /* a container's text */
+  char *action;        /* a string action, decoded */
+  gboolean other;      /* a member this path leaves to the tree */
+  const char *data;    /* the data's text */
   gsize data_len;
-} PlainPublish;
+} Plain;
 
 static void
-plain_publish_member (const char *name, const char *value, gsize value_len, const char *string, gpointer user_data)
+plain_member (const char *name, const char *value, gsize value_len, const char *string, gpointer user_data)
 {
-  PlainPublish *pp = user_data;
+  Plain *pp = user_data;
 
+  /* A name given twice: the last one counts, as in the tree. */
   if (strcmp (name, "id") == 0)
     {
       g_clear_pointer (&pp->id, g_free);
@@ -652,10 +654,13 @@ plain_publish_member (const char *name, const char *value, gsize value_len, cons
       pp->id_len = value_len;
     }
   else if (strcmp (name, "action") == 0)
-    pp->action_publish = g_strcmp0 (string, "publish") == 0;
+    {
+      g_clear_pointer (&pp->action, g_free);
+      pp->action = g_strdup (string);
+    }
   else if (strcmp (name, "data") == 0)
     {
-      pp->data = value[0] == '{' || value[0] == '[' ? value : NULL;
+      pp->data = value;
       pp->data_len = value_len;
     }
   else if (strcmp (name, "agent") == 0 || strcmp (name, "reply_to") == 0 || strcmp (name, "timeout_ms") == 0)
@@ -665,7 +670,7 @@ plain_publish_member (const char *name, const char *value, gsize value_len, cons
 /* The id as read_id() reads it: a string, an integer (its digits), null or
  * absent; FALSE for anything else. */
 static gboolean
-plain_id (PlainPublish *pp, gboolean *is_number)
+plain_id (Plain *pp, gboolean *is_number)
 {
   g_autoptr (JsonNode) node = NULL;
 
@@ -683,38 +688,55 @@ plain_id (PlainPublish *pp, gboolean *is_number)
   return FALSE;
 }
 
-/* {"id": a string, an integer or absent, "action": "publish", "data": an object or an
- * array, and members nobody reads}: the message made from the members
- * scanned, the data kept as its text, no tree built.  NULL for anything
- * else (the general path reads it then, with the same outcome). */
+/* {"id": a string, an integer or absent, "action": a non-empty string,
+ * "data"?, and members nobody reads}: the message made from the members
+ * scanned, with no tree of the whole request built and freed.  A publish
+ * keeps an object or array data as its text; any other verb gets its data
+ * parsed on its own.  NULL for anything else (the general path reads it
+ * then, with the same outcome). */
 static EnsMessage *
-parse_plain_publish (const char *text, gsize len)
+parse_plain (const char *text, gsize len)
 {
-  PlainPublish pp = { 0 };
+  Plain pp = { 0 };
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_REQUEST);
   EnsMessage *m = NULL;
-
   gboolean id_is_number = FALSE;
 
-  if (memmem (text, len, "\"publish\"", 9) != NULL && ens_json_scan_members (text, len, plain_publish_member, &pp, NULL)
-      && pp.action_publish && !pp.other && pp.data != NULL && plain_id (&pp, &id_is_number))
+  /* (Those named anywhere go the general way at once: no scan for nothing.) */
+  if (memmem (text, len, "\"agent\"", 7) == NULL && memmem (text, len, "\"reply_to\"", 10) == NULL &&
+      memmem (text, len, "\"timeout_ms\"", 12) == NULL &&
+      ens_json_scan_members (text, len, plain_member, &pp, NULL) && !pp.other && pp.action && pp.action[0] &&
+      plain_id (&pp, &id_is_number))
     {
+      gboolean publish = strcmp (pp.action, "publish") == 0;
+      g_autoptr (JsonNode) data = NULL;
+
       init.id = pp.id;
-      init.action = "publish";
-      init.data_text = pp.data;
-      init.data_text_len = (gssize) pp.data_len;
+      init.action = pp.action;
       init.received_us = g_get_monotonic_time ();
-      m = ens_message_new_checked (&init);
+      if (publish && pp.data && (pp.data[0] == '{' || pp.data[0] == '['))
+        {
+          init.data_text = pp.data;
+          init.data_text_len = (gssize) pp.data_len;
+          m = ens_message_new_checked (&init);
+        }
+      else
+        {
+          /* Checked by the scan: it parses. */
+          init.data = data = pp.data ? ens_json_parse (pp.data, pp.data_len, NULL) : NULL;
+          m = ens_message_new (&init);
+        }
       PRIV (m)->id_is_number = id_is_number;
     }
   g_free (pp.id);
+  g_free (pp.action);
   return m;
 }
 
 EnsMessage *
 ens_message_parse_native (const char *text, gsize len)
 {
-  EnsMessage *plain = parse_plain_publish (text, len);
+  EnsMessage *plain = parse_plain (text, len);
   g_autoptr (GError) error = NULL;
   const char *data_text;
   gsize data_len;

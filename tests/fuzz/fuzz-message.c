@@ -4,7 +4,9 @@
  *
  * Checks: a request has a non-empty action and a timeout in range; the
  * message, and a reply and an error made from it, encode (native wire) to
- * JSON the parser accepts, echoing the id as it came (string or integer). */
+ * JSON the parser accepts, echoing the id as it came (string or integer);
+ * a line that is JSON makes the message its tree makes (whichever way it was
+ * read). */
 #include "ens-fuzz.h"
 
 #include <string.h>
@@ -95,6 +97,25 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       ens_message_unref (reply);
       ens_message_unref (error);
     }
+  /* However it was read (without a tree of the whole, or with one), the
+   * message is the one the tree makes. */
+  {
+    g_autoptr (JsonNode) root = ens_json_parse ((const char *) data, size, NULL);
+    if (root != NULL)
+      {
+        EnsMessage *tree = ens_message_from_native (root);
+        JsonNode *a = ens_message_get_data (msg), *b = ens_message_get_data (tree);
+
+        ENS_FUZZ_CHECK (msg->kind == tree->kind && g_strcmp0 (msg->id, tree->id) == 0 &&
+                          ens_message_id_is_number (msg) == ens_message_id_is_number (tree) &&
+                          g_strcmp0 (msg->action, tree->action) == 0 && g_strcmp0 (msg->agent, tree->agent) == 0 &&
+                          msg->timeout_ms == tree->timeout_ms && g_strcmp0 (msg->error_code, tree->error_code) == 0,
+                        "read otherwise than the tree reads it");
+        ENS_FUZZ_CHECK ((a == NULL) == (b == NULL) && (a == NULL || json_node_equal (a, b)),
+                        "data read otherwise than the tree reads it");
+        ens_message_unref (tree);
+      }
+  }
   ens_message_unref (msg);
   return 0;
 }

@@ -224,11 +224,69 @@ test_reply_text (void)
   g_assert_cmpint (json_object_get_int_member (json_node_get_object (ens_message_get_data (reply)), "seq"), ==, 7);
 }
 
+/* The same message as the general path (the whole request as a tree, read
+ * by ens_message_from_native) makes of it, whether or not the request was
+ * read without that tree. */
+static void
+assert_like_the_tree (const char *text)
+{
+  g_autoptr (EnsMessage) fast = parse (text);
+  g_autoptr (JsonNode) root = ens_json_parse (text, strlen (text), NULL);
+  g_autoptr (EnsMessage) tree = ens_message_from_native (root);
+  JsonNode *a, *b;
+
+  g_assert_nonnull (root);
+  g_assert_cmpint (fast->kind, ==, tree->kind);
+  g_assert_cmpstr (fast->id, ==, tree->id);
+  g_assert_cmpint (ens_message_id_is_number (fast), ==, ens_message_id_is_number (tree));
+  g_assert_cmpstr (fast->action, ==, tree->action);
+  g_assert_cmpstr (fast->agent, ==, tree->agent);
+  g_assert_cmpuint (fast->timeout_ms, ==, tree->timeout_ms);
+  g_assert_cmpstr (fast->error_code, ==, tree->error_code);
+  g_assert_cmpint (ens_message_is_bounce (fast), ==, ens_message_is_bounce (tree));
+  a = ens_message_get_data (fast);
+  b = ens_message_get_data (tree);
+  g_assert_true ((a == NULL) == (b == NULL));
+  if (a)
+    g_assert_true (json_node_equal (a, b));
+}
+
+static void
+test_parse_plain_like_the_tree (void)
+{
+  static const char *const lines[] = {
+    "{\"id\":\"r1\",\"action\":\"complete\",\"data\":{\"prompt\":\"Say hello.\",\"model\":\"m\"}}",
+    "{\"action\":\"ping\"}",
+    "{\"id\":7,\"action\":\"ping\",\"data\":null}",
+    "{\"id\":null,\"action\":\"echo\",\"data\":[1,2.5,\"x\",{\"y\":[]}]}",
+    "{\"id\":\"q\\\"uote\",\"action\":\"a\\u00e9\",\"data\":\"text \\n\"}",
+    "{\"data\":{\"k\":1},\"id\":\"r\",\"action\":\"kv.set\",\"extra\":{\"ignored\":true}}",
+    "{\"id\":\"r\",\"action\":\"first\",\"action\":\"second\",\"data\":1,\"data\":{\"last\":1}}",
+    "{\"id\":1,\"id\":\"two\",\"action\":\"ping\"}",
+    "{\"id\":\"p\",\"action\":\"publish\",\"data\":{\"topic\":\"t\",\"data\":{\"a\":1}}}",
+    "{\"id\":\"p\",\"action\":\"publish\",\"data\":\"just text\"}",
+    "{\"id\":\"p\",\"action\":\"publish\"}",
+    /* Left to the general path by this one, with the same outcome. */
+    "{\"id\":\"r\",\"action\":\"kv.get\",\"agent\":\"naming\",\"data\":{}}",
+    "{\"id\":\"r\",\"action\":\"x\",\"timeout_ms\":100}",
+    "{\"id\":\"r\",\"action\":\"\"}",
+    "{\"id\":\"r\",\"action\":3}",
+    "{\"id\":1.5,\"action\":\"ping\"}",
+    "{\"id\":\"r\"}",
+    "{\"reply_to\":\"q\",\"data\":{}}",
+    "{\"id\":\"r\",\"action\":\"x\",\"data\":{\"agent\":\"in the data\"}}",
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (lines); i++)
+    assert_like_the_tree (lines[i]);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/message/parse-request", test_parse_request);
+  g_test_add_func ("/message/parse-plain-like-the-tree", test_parse_plain_like_the_tree);
   g_test_add_func ("/message/parse-publish-keeps-text", test_parse_publish_keeps_text);
   g_test_add_func ("/message/reply-text", test_reply_text);
   g_test_add_func ("/message/numeric-id", test_parse_numeric_id_round_trip);
