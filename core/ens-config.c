@@ -24,6 +24,8 @@ struct _EnsConfig {
   GSettingsSchemaSource *source; /* where the schema was found */
   GSettingsBackend *backend;     /* NULL: the default one */
   GHashTable *overrides;         /* key -> GVariant */
+  GHashTable *resolved;          /* key -> GVariant: what ens_config_get() answered, once watched;
+                                  * emptied whenever a value in force may change */
   GHashTable *checks;            /* key -> EnsConfigCheck, data in check_data */
   GHashTable *check_data;        /* key -> gpointer */
 };
@@ -136,6 +138,7 @@ ens_config_new (const char *keyfile, GError **error)
   config->overrides = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
   config->applied = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
   config->kept = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
+  config->resolved = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
   config->keyfile = g_strdup (keyfile);
   config->pending = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   config->checks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -158,6 +161,7 @@ ens_config_free (EnsConfig *config)
   g_hash_table_unref (config->pending);
   g_hash_table_unref (config->applied);
   g_hash_table_unref (config->kept);
+  g_hash_table_unref (config->resolved);
   g_hash_table_unref (config->checks);
   g_hash_table_unref (config->check_data);
   g_free (config->keyfile);
@@ -165,10 +169,18 @@ ens_config_free (EnsConfig *config)
   g_free (config);
 }
 
+/* A value in force may have changed: what was answered is asked again. */
+static void
+forget_resolved (EnsConfig *config)
+{
+  g_hash_table_remove_all (config->resolved);
+}
+
 void
 ens_config_override (EnsConfig *config, const char *key, GVariant *value)
 {
   g_hash_table_replace (config->overrides, g_strdup (key), g_variant_ref_sink (value));
+  forget_resolved (config);
 }
 
 /* Paths left empty in the settings mean "the XDG default". */
@@ -214,8 +226,9 @@ resolve_defaults (const char *key, GVariant *value)
   return resolve_default_path (key, value);
 }
 
-GVariant *
-ens_config_get (EnsConfig *config, const char *key)
+/* The value in force of @key, resolved (transfer full). */
+static GVariant *
+config_lookup (EnsConfig *config, const char *key)
 {
   GVariant *value = g_hash_table_lookup (config->overrides, key);
 
@@ -233,6 +246,22 @@ ens_config_get (EnsConfig *config, const char *key)
   else
     return NULL;
   return resolve_defaults (key, value);
+}
+
+GVariant *
+ens_config_get (EnsConfig *config, const char *key)
+{
+  GVariant *value;
+
+  /* Watched, a value changes only through this file (forget_resolved()):
+   * what was answered is answered again, without resolving it anew (this
+   * runs several times for every completion). */
+  if (config->changed_func && (value = g_hash_table_lookup (config->resolved, key)) != NULL)
+    return g_variant_ref (value);
+  value = config_lookup (config, key);
+  if (value && config->changed_func)
+    g_hash_table_replace (config->resolved, g_strdup (key), g_variant_ref (value));
+  return value;
 }
 
 guint
@@ -314,6 +343,7 @@ apply_key (EnsConfig *config, const char *key)
       g_warning ("setting %s: invalid value in %s (%s); keeping %s", key, config->keyfile, why, old);
       if (before)
         g_hash_table_replace (config->kept, g_strdup (key), g_variant_ref (before));
+      forget_resolved (config);
       return;
     }
   {
@@ -331,13 +361,16 @@ apply_key (EnsConfig *config, const char *key)
         g_warning ("setting %s: %s refused (%s); keeping %s", key, text, why ? why : "not a valid value", old);
         if (in_force && !g_hash_table_contains (config->kept, key))
           g_hash_table_replace (config->kept, g_strdup (key), g_variant_ref (in_force));
+        forget_resolved (config);
         return;
       }
   }
   g_hash_table_remove (config->kept, key);
+  forget_resolved (config);
   if (before && g_variant_equal (before, now))
     return;
   g_hash_table_replace (config->applied, g_strdup (key), g_variant_ref (now));
+  forget_resolved (config);
   if (g_hash_table_contains (config->overrides, key))
     {
       g_message ("setting %s changed, but the command line sets it for this run", key);
@@ -387,6 +420,7 @@ ens_config_watch (EnsConfig *config, EnsConfigChanged func, gpointer data)
 
   for (guint i = 0; keys[i]; i++)
     g_hash_table_replace (config->applied, g_strdup (keys[i]), g_settings_get_value (config->settings, keys[i]));
+  forget_resolved (config);
   config->changed_func = func;
   config->changed_data = data;
   g_signal_connect (config->settings, "changed", G_CALLBACK (on_changed), config);
@@ -403,4 +437,5 @@ void
 ens_config_keep (EnsConfig *config, const char *key, GVariant *value)
 {
   g_hash_table_replace (config->kept, g_strdup (key), g_variant_ref_sink (value));
+  forget_resolved (config);
 }
