@@ -46,6 +46,18 @@ write_name (GString *out, const char *name, gboolean *first)
   g_string_append_c (out, ':');
 }
 
+/* The same for a name of ours, which needs no escaping. */
+static void
+write_our_name (GString *out, const char *name, gboolean *first)
+{
+  if (!*first)
+    g_string_append_c (out, ',');
+  *first = FALSE;
+  g_string_append_c (out, '"');
+  g_string_append (out, name);
+  g_string_append (out, "\":");
+}
+
 /* A member's value as the one writer writes it, with doubles written by
  * ens_json_append_double(), at the top and in an object right under it
  * (the decision's scores): anything else is the one writer's. */
@@ -77,28 +89,27 @@ write_value (GString *out, JsonNode *node, gboolean top)
 void
 ens_completion_ack_write (GString *out, const EnsCompletionAck *ack)
 {
-  gboolean first = TRUE;
+  gboolean first = FALSE; /* (request_id comes first) */
 
-  g_string_append_c (out, '{');
-  write_name (out, "request_id", &first);
+  g_string_append (out, "{\"request_id\":");
   ens_json_write_string (out, ack->request_id);
   g_string_append (out, ",\"status\":\"queued\",\"queue_position\":");
   ens_json_write_uint (out, ack->queue_position);
-  write_name (out, "provider", &first);
+  g_string_append (out, ",\"provider\":");
   ens_json_write_string (out, ack->provider);
   if (ack->model)
     {
-      write_name (out, "model", &first);
+      g_string_append (out, ",\"model\":");
       ens_json_write_string (out, ack->model);
     }
-  write_name (out, "reasoning", &first);
+  write_our_name (out, "reasoning", &first);
   ens_json_write_string (out, ack->reasoning ? ack->reasoning : "");
   for (guint i = 0; i < G_N_ELEMENTS (decision_members); i++)
     {
       JsonNode *member = json_object_get_member (ack->decision, decision_members[i]);
       if (member)
         {
-          write_name (out, decision_members[i], &first);
+          write_our_name (out, decision_members[i], &first);
           write_value (out, member, TRUE);
         }
     }
@@ -249,7 +260,7 @@ ens_completion_result_write (GString *out, JsonObject *in, const EnsCompletionRe
   for (int k = 0; k < R_N; k++)
     if (!written[k] && core_sets (in, r, k))
       {
-        write_name (out, result_members[k], &first);
+        write_our_name (out, result_members[k], &first);
         write_core_member (out, r, k);
       }
   g_string_append_c (out, '}');
