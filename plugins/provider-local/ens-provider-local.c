@@ -413,8 +413,13 @@ embed_text (const char *text, float *v, guint dims)
       /* character 3-grams catch inflections (mat, mats) */
       for (const char *a = start; a < p; a = g_utf8_next_char (a))
         {
-          const char *b = g_utf8_next_char (g_utf8_next_char (g_utf8_next_char (a)));
-          if (b > p)
+          const char *b = a;
+          int n = 0;
+
+          /* Never a step past the word's end: its last character may end the string. */
+          for (; n < 3 && b < p; n++)
+            b = g_utf8_next_char (b);
+          if (n < 3 || b > p)
             break;
           add_feature (v, dims, a, (gsize) (b - a), 0.35f);
         }

@@ -141,6 +141,29 @@ test_long_and_empty (void)
                             "no user message"));
 }
 
+/* Words of one and two characters, the last one ending the string: their
+ * character 3-grams must not read past it (an overflow the sanitizer build
+ * catches). */
+static void
+test_embeddings_of_short_words (void)
+{
+  g_autoptr (FakeCompletion) fc =
+    run ("local", "{\"kind\":\"embeddings\",\"input\":[\"x\",\"ab\",\"a b\",\"\xc3\xa9\",\"cat x\"]}", NULL);
+  JsonArray *embeddings;
+
+  g_assert_null (fc->fail_code);
+  embeddings = json_object_get_array_member (json_node_get_object (fc->result), "embeddings");
+  g_assert_cmpuint (json_array_get_length (embeddings), ==, 5);
+  for (guint i = 0; i < 5; i++)
+    {
+      JsonArray *v = json_array_get_array_element (embeddings, i);
+      double norm = 0;
+      for (guint j = 0; j < json_array_get_length (v); j++)
+        norm += json_array_get_double_element (v, j) * json_array_get_double_element (v, j);
+      g_assert_cmpfloat_with_epsilon (norm, 1.0, 1e-4); /* each text is a unit vector */
+    }
+}
+
 static void
 test_cancel (void)
 {
@@ -220,6 +243,7 @@ main (int argc, char **argv)
   g_test_add_func ("/provider-local/stream", test_stream);
   g_test_add_func ("/provider-local/deterministic", test_deterministic);
   g_test_add_func ("/provider-local/long-and-empty", test_long_and_empty);
+  g_test_add_func ("/provider-local/embeddings-of-short-words", test_embeddings_of_short_words);
   g_test_add_func ("/provider-local/cancel", test_cancel);
   g_test_add_func ("/provider-local/cancelled-before", test_cancelled_before);
   g_test_add_func ("/provider-local/unknown-backend", test_unknown_backend);
