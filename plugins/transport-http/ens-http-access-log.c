@@ -29,18 +29,27 @@ on_started (SoupServer *server, SoupServerMessage *msg, gpointer data)
   g_object_set_data_full (G_OBJECT (msg), ENS_ACCESS_START_KEY, start, g_free);
 }
 
+void
+ens_http_access_log_line (const EnsHost *host, EnsPlugin *self, const char *peer, const char *method,
+                          const char *path, guint status, gint64 body_bytes, gint64 start_us, const char *outcome)
+{
+  double ms = start_us ? (double) (g_get_monotonic_time () - start_us) / 1000.0 : 0;
+
+  ENS_LOG (host, self, G_LOG_LEVEL_MESSAGE, "access: %s \"%s %s\" %u %" G_GINT64_FORMAT " bytes %.2f ms%s",
+           peer ? peer : "-", method, path ? path : "-", status, body_bytes, ms, outcome);
+}
+
 static void
 log_request (AccessLog *log, SoupServerMessage *msg, const char *outcome)
 {
   const gint64 *start = g_object_get_data (G_OBJECT (msg), ENS_ACCESS_START_KEY);
   GUri *uri = soup_server_message_get_uri (msg);
   SoupMessageBody *body = soup_server_message_get_response_body (msg);
-  const char *peer = soup_server_message_get_remote_host (msg);
-  double ms = start ? (double) (g_get_monotonic_time () - *start) / 1000.0 : 0;
 
-  ENS_LOG (log->host, log->self, G_LOG_LEVEL_MESSAGE, "access: %s \"%s %s\" %u %" G_GINT64_FORMAT " bytes %.2f ms%s",
-           peer ? peer : "-", soup_server_message_get_method (msg), uri ? g_uri_get_path (uri) : "-",
-           soup_server_message_get_status (msg), body ? (gint64) body->length : (gint64) 0, ms, outcome);
+  ens_http_access_log_line (log->host, log->self, soup_server_message_get_remote_host (msg),
+                            soup_server_message_get_method (msg), uri ? g_uri_get_path (uri) : NULL,
+                            soup_server_message_get_status (msg), body ? (gint64) body->length : 0,
+                            start ? *start : 0, outcome);
 }
 
 static void

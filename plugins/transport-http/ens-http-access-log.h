@@ -10,3 +10,9 @@
 void ens_http_access_log_attach (SoupServer *server, const EnsHost *host, EnsPlugin *self);
 /* Stops logging; nothing of the access log is left on @server. */
 void ens_http_access_log_detach (SoupServer *server);
+/* The line itself, for a request served without libsoup too: @peer its
+ * IP address, @start_us when its first byte came (monotonic), @outcome ""
+ * or " (client went away)". */
+void ens_http_access_log_line (const EnsHost *host, EnsPlugin *self, const char *peer, const char *method,
+                               const char *path, guint status, gint64 body_bytes, gint64 start_us,
+                               const char *outcome);

@@ -39,7 +39,8 @@ void ens_listener_forget (EnsListener *listener, EnsListenerStream *stream);
  * connection no listener made. */
 EnsListenerStream *ens_listener_stream_of (SoupServerMessage *msg);
 
-/* The underlying socket, (transfer none). */
-GSocket *ens_listener_stream_get_socket (EnsListenerStream *stream);
+/* Makes @stream's input give the @len bytes at @head (copied) before
+ * reading the socket again. */
+void ens_listener_stream_unread (EnsListenerStream *stream, const void *head, gsize len);
 
 G_END_DECLS

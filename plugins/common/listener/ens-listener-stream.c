@@ -21,6 +21,8 @@
  * never gets past its headers), and nothing reaches the client. */
 #include "ens-listener-private.h"
 
+#include <string.h>
+
 /* Each plugin that links this library has its own copy of these types, and
  * GType names are global to the process: each copy registers its types
  * under names of its own (the address of a static in the copy). */
@@ -60,6 +62,8 @@ struct _EnsListenerInput {
   GInputStream *base;       /* the socket's input stream (owned) */
   GSocket *socket;          /* its socket (owned) */
   EnsListenerStream *owner; /* not a reference: the owner holds this stream */
+  GBytes *head;             /* given back before the socket is read again (ens_listener_stream_unread) */
+  gsize head_at;
 };
 
 static void ens_listener_input_pollable_init (GPollableInputStreamInterface *iface);
@@ -100,6 +104,24 @@ after_read (EnsListenerInput *in, void *buffer, gsize count, gssize n, GError *r
   return 1;
 }
 
+/* What is left of the head, copied to @buffer: bytes, or 0 when none. */
+static gssize
+read_head (EnsListenerInput *in, void *buffer, gsize count)
+{
+  gsize len;
+  const char *data;
+
+  if (in->head == NULL || count == 0)
+    return 0;
+  data = g_bytes_get_data (in->head, &len);
+  count = MIN (count, len - in->head_at);
+  memcpy (buffer, data + in->head_at, count);
+  in->head_at += count;
+  if (in->head_at == len)
+    g_clear_pointer (&in->head, g_bytes_unref);
+  return (gssize) count;
+}
+
 static gssize
 input_read (GInputStream *stream, void *buffer, gsize count, GCancellable *cancellable, GError **error)
 {
@@ -107,6 +129,8 @@ input_read (GInputStream *stream, void *buffer, gsize count, GCancellable *cance
   GError *read_error = NULL;
   gssize n;
 
+  if ((n = read_head (in, buffer, count)) > 0)
+    return n;
   if (in->owner && in->owner->ended)
     return 0;
   n = g_input_stream_read (in->base, buffer, count, cancellable, &read_error);
@@ -120,6 +144,8 @@ input_read_nonblocking (GPollableInputStream *stream, void *buffer, gsize count,
   GError *read_error = NULL;
   gssize n;
 
+  if ((n = read_head (in, buffer, count)) > 0)
+    return n;
   if (in->owner && in->owner->ended)
     return 0;
   n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (in->base), buffer, count, NULL,
@@ -139,7 +165,7 @@ input_is_readable (GPollableInputStream *stream)
 {
   EnsListenerInput *in = ENS_LISTENER_INPUT (stream);
 
-  return (in->owner && in->owner->ended) || g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (in->base));
+  return in->head != NULL || (in->owner && in->owner->ended) || g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (in->base));
 }
 
 /* This stream's source around the socket's own (GIO's socket input stream
@@ -151,7 +177,8 @@ input_create_source (GPollableInputStream *stream, GCancellable *cancellable)
 {
   EnsListenerInput *in = ENS_LISTENER_INPUT (stream);
   GSource *source = g_pollable_source_new (G_OBJECT (stream));
-  GSource *socket_source = g_socket_create_source (in->socket, G_IO_IN, cancellable);
+  /* With a head still to give, readable at once. */
+  GSource *socket_source = in->head ? g_idle_source_new () : g_socket_create_source (in->socket, G_IO_IN, cancellable);
 
   g_source_set_dummy_callback (socket_source);
   /* GLib takes a source's fds out of the poll set while it dispatches,
@@ -181,6 +208,7 @@ ens_listener_input_finalize (GObject *object)
 
   g_clear_object (&in->base);
   g_clear_object (&in->socket);
+  g_clear_pointer (&in->head, g_bytes_unref);
   G_OBJECT_CLASS (ens_listener_input_parent_class)->finalize (object);
 }
 
@@ -343,6 +371,19 @@ ens_listener_stream_of (SoupServerMessage *msg)
   GSocketAddress *remote = soup_server_message_get_remote_address (msg);
 
   return remote ? g_object_get_qdata (G_OBJECT (remote), stream_quark ()) : NULL;
+}
+
+void
+ens_listener_stream_unread (EnsListenerStream *stream, const void *head, gsize len)
+{
+  EnsListenerInput *in = ENS_LISTENER_INPUT (stream->input);
+
+  g_return_if_fail (in->head == NULL);
+  if (len > 0)
+    {
+      in->head = g_bytes_new (head, len);
+      in->head_at = 0;
+    }
 }
 
 GSocket *

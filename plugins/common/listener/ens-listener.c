@@ -29,6 +29,8 @@ struct _EnsListener {
   GHashTable *refusals;    /* Refusal* under way (owned) */
   guint port;
   gulong started_id, finished_id, aborted_id;
+  EnsListenerAcceptFunc accept_func;
+  gpointer accept_data;
 };
 
 typedef struct _Refusal Refusal;
@@ -74,6 +76,11 @@ on_incoming (GSocketService *service, GSocketConnection *connection, GObject *so
   if (stream == NULL)
     return TRUE; /* reset before it was accepted: dropped with @connection */
   g_hash_table_add (listener->open, stream);
+  if (listener->accept_func)
+    {
+      listener->accept_func (g_steal_pointer (&stream), listener->accept_data);
+      return TRUE;
+    }
   if (!soup_server_accept_iostream (listener->server, G_IO_STREAM (stream), stream->local, stream->remote, &error))
     g_io_stream_close (G_IO_STREAM (stream), NULL, NULL);
   return TRUE;
@@ -140,6 +147,42 @@ ens_listener_new (SoupServer *server, GInetAddress *address, guint port, GError 
 fail:
   ens_listener_free (listener);
   return NULL;
+}
+
+void
+ens_listener_set_accept_func (EnsListener *listener, EnsListenerAcceptFunc func, gpointer data)
+{
+  listener->accept_func = func;
+  listener->accept_data = data;
+}
+
+void
+ens_listener_hand_over (EnsListenerStream *stream, const void *head, gsize len)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (stream->listener != NULL)
+    {
+      ens_listener_stream_unread (stream, head, len);
+      if (!soup_server_accept_iostream (stream->listener->server, G_IO_STREAM (stream), stream->local, stream->remote,
+                                        &error))
+        g_io_stream_close (G_IO_STREAM (stream), NULL, NULL);
+    }
+  else
+    g_io_stream_close (G_IO_STREAM (stream), NULL, NULL); /* the listener is gone */
+  g_object_unref (stream);
+}
+
+void
+ens_listener_stream_close (EnsListenerStream *stream)
+{
+  g_io_stream_close (G_IO_STREAM (stream), NULL, NULL);
+}
+
+GSocketAddress *
+ens_listener_stream_get_remote (EnsListenerStream *stream)
+{
+  return stream->remote;
 }
 
 guint
@@ -222,6 +265,12 @@ ens_listener_peer_is_trusted (SoupServerMessage *msg, GError **error)
                            "the connection's peer cannot be told");
       return FALSE;
     }
+  return ens_listener_stream_peer_is_trusted (stream, error);
+}
+
+gboolean
+ens_listener_stream_peer_is_trusted (EnsListenerStream *stream, GError **error)
+{
   if (stream->peer == ENS_PEER_UNKNOWN)
     {
       g_autoptr (GError) lookup_error = NULL;

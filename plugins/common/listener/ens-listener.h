@@ -21,6 +21,7 @@
 G_BEGIN_DECLS
 
 typedef struct _EnsListener EnsListener;
+typedef struct _EnsListenerStream EnsListenerStream; /* one accepted connection */
 
 /* Listens on @address:@port (0: a free port) and hands every accepted
  * connection to @server, which must not listen by itself.  (transfer full);
@@ -36,6 +37,27 @@ guint ens_listener_get_n_connections (EnsListener *listener);
 /* Stops listening and closes the connections still open.  Call it after
  * soup_server_disconnect(). */
 void ens_listener_free (EnsListener *listener);
+
+/* ---- connections the server does not get at once ----
+ * With an accept function set, each accepted connection goes to it
+ * (transfer full) instead of the server.  Its taker reads and writes the
+ * socket itself and, at any point between two requests, either closes it
+ * (ens_listener_stream_close) or hands it to the server with what it has
+ * read of the next request already. */
+typedef void (*EnsListenerAcceptFunc) (EnsListenerStream *stream, gpointer data);
+void ens_listener_set_accept_func (EnsListener *listener, EnsListenerAcceptFunc func, gpointer data);
+/* Hands @stream (transfer full) to the server, which reads the @len bytes
+ * at @head (copied) before anything more from the socket.  A stream whose
+ * listener is gone is closed instead. */
+void ens_listener_hand_over (EnsListenerStream *stream, const void *head, gsize len);
+/* (transfer none) the stream's socket, and its peer's address. */
+GSocket *ens_listener_stream_get_socket (EnsListenerStream *stream);
+GSocketAddress *ens_listener_stream_get_remote (EnsListenerStream *stream);
+/* ens_listener_peer_is_trusted() for a connection the server has not got. */
+gboolean ens_listener_stream_peer_is_trusted (EnsListenerStream *stream, GError **error);
+/* Closes @stream's connection (the listener forgets it); the caller still
+ * drops its reference. */
+void ens_listener_stream_close (EnsListenerStream *stream);
 
 /* Whether the peer of @msg's connection is the daemon's own user or root,
  * as the kernel tells it (looked up on the first call for a connection,

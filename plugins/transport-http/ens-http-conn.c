@@ -1,0 +1,595 @@
+/* ens-http-conn.c — connections served without libsoup while their
+ * requests are plain.
+ *
+ * libsoup's server costs about 165,000 instructions a request (its
+ * parsers, GObject signals, a SoupServerMessage with its header tables),
+ * more than the rest of a completion's way through the daemon.  Most
+ * requests to a gateway are the same few, sent whole by a client that keeps
+ * its connection: those are read and answered here.  A request is plain
+ * when, in what one read brought:
+ *   - its head is complete: "GET" or "POST", a path that is exactly one of
+ *     the routes below (no query, no trailing slash), "HTTP/1.1";
+ *   - it has no Transfer-Encoding, Expect, Upgrade, Origin (CORS), and no
+ *     Connection but "close" or "keep-alive";
+ *   - a POST's body is complete, with one Content-Length within
+ *     http-max-body-bytes, and does not ask for a stream.
+ * The first request that is not (a partial one included) hands the
+ * connection, with the bytes already read, to libsoup for the rest of its
+ * life, exactly as if libsoup had accepted it: everything unusual (errors,
+ * 413, slow clients, SSE, WebSocket, CORS) keeps its one implementation
+ * there.  A plain request goes through the same route, refusal and
+ * metrics as any other (ens-transport-http.c, ens-http-call.c); the answer
+ * carries the headers libsoup would send.
+ *
+ * One request at a time per connection; while it is under way what the
+ * client sends more is read and kept (up to a bound), and answers go out
+ * in order.  An answer is written at once; when the socket is full, the
+ * connection waits for it to drain before it reads the next request. */
+#include "ens-http-private.h"
+#include "ens-http-access-log.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* The routes served here: answers that never stream. */
+static const struct {
+  const char *method, *path;
+} plain_routes[G_N_ELEMENTS (((EnsHttp *) NULL)->plain)] = {
+  { "POST", "/v1/chat/completions" },
+  { "POST", "/v1/embeddings" },
+  { "GET", "/v1/models" },
+  { "GET", "/health" },
+};
+
+#define READ_SIZE 16384
+#define MAX_HEAD 16384           /* a longer head goes to libsoup, which judges it */
+#define MAX_KEPT (256 * 1024)    /* read ahead while a request is under way */
+
+typedef struct {
+  GSource base;
+  EnsHttpConn *conn;
+  gpointer tag;
+} ConnSource;
+
+struct _EnsHttpConn {
+  EnsHttp *http;
+  EnsListenerStream *stream; /* (owned) */
+  int fd;
+  ConnSource *source;
+  GIOCondition events;       /* what the source polls for */
+  GByteArray *in;            /* read, from in_at on not taken yet */
+  gsize in_at;
+  GString *out;              /* to write, from out_at on */
+  gsize out_at;
+  EnsHttpCall *call;         /* the request under way, or NULL */
+  gboolean settle_due;       /* @call was answered from outside: end it from the source */
+  gboolean keep_alive;       /* the request under way leaves the connection open */
+  gboolean eof;              /* the client sent its last byte */
+  gboolean broken;           /* a write failed: closed from the source */
+};
+
+typedef enum {
+  PARSE_NONE,    /* nothing buffered */
+  PARSE_PLAIN,   /* a whole plain request */
+  PARSE_OTHER,   /* anything else: libsoup's */
+} ParseResult;
+
+typedef struct {
+  const EnsHttpRoute *route;
+  gsize head_len, body_len;
+  const char *authorization, *request_id; /* in the buffer, NUL-terminated once taken; or NULL */
+  gsize authorization_len, request_id_len;
+  gboolean close;
+} Request;
+
+static void conn_close (EnsHttpConn *conn);
+static void conn_process (EnsHttpConn *conn);
+static char *conn_ip (EnsHttpConn *conn);
+
+/* ------------------------------------------------------------ parsing */
+
+static const EnsHttpRoute *
+plain_route (EnsHttp *http, const char *method, gsize method_len, const char *path, gsize path_len)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (plain_routes); i++)
+    if (strlen (plain_routes[i].method) == method_len && memcmp (plain_routes[i].method, method, method_len) == 0 &&
+        strlen (plain_routes[i].path) == path_len && memcmp (plain_routes[i].path, path, path_len) == 0)
+      {
+        if (http->plain[i] == NULL)
+          http->plain[i] = ens_http_route_exact (http, plain_routes[i].method, plain_routes[i].path);
+        return http->plain[i];
+      }
+  return NULL;
+}
+
+static gboolean
+name_is (const char *name, gsize len, const char *want)
+{
+  return strlen (want) == len && g_ascii_strncasecmp (name, want, len) == 0;
+}
+
+/* Whether the Connection header's value (@v, @len bytes) is one a plain
+ * request may have; sets @close for "close". */
+static gboolean
+connection_plain (const char *v, gsize len, gboolean *close)
+{
+  if (len == 5 && g_ascii_strncasecmp (v, "close", 5) == 0)
+    *close = TRUE;
+  else if (!(len == 10 && g_ascii_strncasecmp (v, "keep-alive", 10) == 0))
+    return FALSE;
+  return TRUE;
+}
+
+/* Reads the request at @data (@len bytes buffered). */
+static ParseResult
+parse (EnsHttp *http, const char *data, gsize len, Request *req)
+{
+  const char *end, *p, *sp1, *sp2, *line_end;
+  gboolean have_length = FALSE, have_host = FALSE;
+  guint64 length = 0;
+
+  memset (req, 0, sizeof *req);
+  if (len == 0)
+    return PARSE_NONE;
+  end = memmem (data, MIN (len, MAX_HEAD), "\r\n\r\n", 4);
+  if (end == NULL)
+    return PARSE_OTHER; /* partial, or too long */
+  req->head_len = (gsize) (end - data) + 4;
+
+  /* The request line. */
+  line_end = memchr (data, '\r', req->head_len);
+  if (line_end[1] != '\n')
+    return PARSE_OTHER;
+  sp1 = memchr (data, ' ', (gsize) (line_end - data));
+  if (sp1 == NULL)
+    return PARSE_OTHER;
+  sp2 = memchr (sp1 + 1, ' ', (gsize) (line_end - sp1 - 1));
+  if (sp2 == NULL || line_end - sp2 - 1 != 8 || memcmp (sp2 + 1, "HTTP/1.1", 8) != 0)
+    return PARSE_OTHER;
+  req->route = plain_route (http, data, (gsize) (sp1 - data), sp1 + 1, (gsize) (sp2 - sp1 - 1));
+  if (req->route == NULL)
+    return PARSE_OTHER;
+
+  /* The headers. */
+  for (p = line_end + 2; p < end + 2; p = line_end + 2)
+    {
+      const char *colon, *v;
+      gsize name_len, v_len;
+
+      line_end = memchr (p, '\r', (gsize) (end + 2 - p));
+      if (line_end == NULL || line_end[1] != '\n')
+        return PARSE_OTHER;
+      colon = memchr (p, ':', (gsize) (line_end - p));
+      if (colon == NULL || colon == p || *p == ' ' || *p == '\t')
+        return PARSE_OTHER;
+      name_len = (gsize) (colon - p);
+      if (memchr (p, ' ', name_len) || memchr (p, '\t', name_len))
+        return PARSE_OTHER;
+      for (v = colon + 1; v < line_end && (*v == ' ' || *v == '\t'); v++)
+        ;
+      for (v_len = (gsize) (line_end - v); v_len > 0 && (v[v_len - 1] == ' ' || v[v_len - 1] == '\t'); v_len--)
+        ;
+      if (memchr (v, '\0', v_len))
+        return PARSE_OTHER;
+      switch (g_ascii_tolower (*p))
+        {
+        case 'c':
+          if (name_is (p, name_len, "content-length"))
+            {
+              if (have_length || v_len == 0 || v_len > 12)
+                return PARSE_OTHER;
+              for (gsize i = 0; i < v_len; i++)
+                {
+                  if (!g_ascii_isdigit (v[i]))
+                    return PARSE_OTHER;
+                  length = length * 10 + (guint64) (v[i] - '0');
+                }
+              have_length = TRUE;
+            }
+          else if (name_is (p, name_len, "connection") && !connection_plain (v, v_len, &req->close))
+            return PARSE_OTHER;
+          break;
+        case 'a':
+          if (name_is (p, name_len, "authorization"))
+            {
+              if (req->authorization)
+                return PARSE_OTHER;
+              req->authorization = v;
+              req->authorization_len = v_len;
+            }
+          break;
+        case 'h':
+          have_host = have_host || name_is (p, name_len, "host");
+          break;
+        case 'x':
+          if (name_is (p, name_len, "x-request-id"))
+            {
+              req->request_id = v;
+              req->request_id_len = v_len;
+            }
+          break;
+        case 't':
+        case 'e':
+        case 'u':
+        case 'o':
+          if (name_is (p, name_len, "transfer-encoding") || name_is (p, name_len, "expect") ||
+              name_is (p, name_len, "upgrade") || name_is (p, name_len, "origin"))
+            return PARSE_OTHER;
+          break;
+        default:
+          break;
+        }
+    }
+
+  if (!have_host)
+    return PARSE_OTHER; /* libsoup answers 400 */
+
+  /* The body. */
+  if (strcmp (req->route->method, "POST") == 0)
+    {
+      if (!have_length || length > http->max_body || len - req->head_len < length)
+        return PARSE_OTHER;
+      req->body_len = (gsize) length;
+      /* A stream is SSE: libsoup's. */
+      if (memmem (data + req->head_len, req->body_len, "\"stream\"", 8))
+        return PARSE_OTHER;
+    }
+  else if (have_length && length > 0)
+    return PARSE_OTHER;
+  return PARSE_PLAIN;
+}
+
+/* ------------------------------------------------------------ writing */
+
+static void
+conn_watch (EnsHttpConn *conn, GIOCondition events)
+{
+  if (conn->events != events)
+    {
+      conn->events = events;
+      g_source_modify_unix_fd ((GSource *) conn->source, conn->source->tag, events);
+    }
+}
+
+/* What to poll for: output while some is left, input while there is
+ * room for it (nothing more after the client's end). */
+static void
+conn_rewatch (EnsHttpConn *conn)
+{
+  GIOCondition events = 0;
+
+  if (conn->out_at < conn->out->len)
+    events |= G_IO_OUT;
+  if (!conn->eof && conn->in->len - conn->in_at < MAX_KEPT)
+    events |= G_IO_IN;
+  conn_watch (conn, events);
+}
+
+/* Writes what it can; FALSE when the connection broke (closed from the
+ * source: route code may be under way). */
+static gboolean
+conn_flush (EnsHttpConn *conn)
+{
+  if (conn->broken)
+    return FALSE;
+  while (conn->out_at < conn->out->len)
+    {
+      gssize n = send (conn->fd, conn->out->str + conn->out_at, conn->out->len - conn->out_at, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        break;
+      if (n <= 0)
+        {
+          conn->broken = TRUE;
+          return FALSE;
+        }
+      conn->out_at += (gsize) n;
+    }
+  if (conn->out_at == conn->out->len)
+    {
+      g_string_truncate (conn->out, 0);
+      conn->out_at = 0;
+    }
+  conn_rewatch (conn);
+  return TRUE;
+}
+
+static const char *
+http_date (EnsHttp *http)
+{
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+
+  if (now != http->date_second)
+    {
+      g_autoptr (GDateTime) dt = g_date_time_new_from_unix_utc (now);
+      g_autofree char *text = soup_date_time_to_string (dt, SOUP_DATE_HTTP);
+      g_strlcpy (http->date, text, sizeof http->date);
+      http->date_second = now;
+    }
+  return http->date;
+}
+
+void
+ens_http_conn_answer (EnsHttpCall *call, const char *content_type, const char *body, gsize len)
+{
+  EnsHttpConn *conn = call->conn;
+  GString *out = conn->out;
+  char made[ENS_HTTP_REQUEST_ID_SIZE];
+
+  /* The headers libsoup sends, in its order. */
+  g_string_append_printf (out, "HTTP/1.1 %u %s\r\nServer: %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %"
+                          G_GSIZE_FORMAT "\r\nx-request-id: %s\r\n",
+                          call->status, soup_status_get_phrase (call->status), conn->http->server_header,
+                          http_date (conn->http), content_type, len, ens_http_request_id (call->request_id, made));
+  if (call->authenticate)
+    g_string_append_printf (out, "WWW-Authenticate: %s\r\n", call->authenticate);
+  g_string_append (out, "\r\n");
+  g_string_append_len (out, body, (gssize) len);
+  call->response_bytes = len;
+  conn_flush (conn); /* a broken connection is closed from the source */
+}
+
+/* ------------------------------------------------------------ requests */
+
+/* Ends @conn's call, answered. */
+static void
+conn_end_call (EnsHttpConn *conn)
+{
+  EnsHttpCall *call = g_steal_pointer (&conn->call);
+  EnsHttp *http = conn->http;
+
+  conn->settle_due = FALSE;
+  if (http->access_log)
+    {
+      g_autofree char *ip = conn_ip (conn);
+      ens_http_access_log_line (http->host, http->self, ip, call->route->method,
+                                call->route->path, call->status, (gint64) call->response_bytes, call->started_us, "");
+    }
+  ens_http_call_end (call);
+}
+
+void
+ens_http_conn_settle (EnsHttpCall *call)
+{
+  /* Answered from a delivery of the core: ended (its client closed) from
+   * the connection's own source, not from inside that delivery. */
+  if (call->depth == 0 && call->answered && !call->gone && call->conn && call->conn->call == call)
+    call->conn->settle_due = TRUE;
+}
+
+static void
+conn_hand_over (EnsHttpConn *conn)
+{
+  EnsListenerStream *stream = g_steal_pointer (&conn->stream);
+
+  conn->http->handed_over++;
+  ens_listener_hand_over (stream, conn->in->data + conn->in_at, conn->in->len - conn->in_at);
+  conn_close (conn); /* the stream is libsoup's now */
+}
+
+/* Serves the plain request @req at the head of the buffer. */
+static void
+conn_serve (EnsHttpConn *conn, Request *req)
+{
+  EnsHttp *http = conn->http;
+  char *data = (char *) conn->in->data + conn->in_at;
+  EnsHttpCall *call = ens_http_call_new (http, NULL, conn);
+  g_autofree char *authorization = NULL;
+
+  http->requests++;
+  http->conns_served++;
+  conn->call = call;
+  conn->keep_alive = !req->close;
+  call->route = req->route;
+  call->request_body = g_strndup (data + req->head_len, req->body_len);
+  call->request_len = req->body_len;
+  if (req->request_id)
+    call->request_id = g_strndup (req->request_id, req->request_id_len);
+  if (req->authorization)
+    authorization = g_strndup (req->authorization, req->authorization_len);
+  conn->in_at += req->head_len + req->body_len;
+
+  call->depth++;
+  ens_http_run (call, authorization);
+  call->depth--;
+  if (conn->call == call && call->answered)
+    conn_end_call (conn);
+}
+
+/* Serves the buffered requests while they are plain and nothing is under
+ * way or waiting to be written. */
+static void
+conn_process (EnsHttpConn *conn)
+{
+  while (conn->call == NULL && conn->out->len == 0)
+    {
+      Request req;
+
+      if (!conn->keep_alive)
+        {
+          conn_close (conn);
+          return;
+        }
+      switch (parse (conn->http, (const char *) conn->in->data + conn->in_at, conn->in->len - conn->in_at, &req))
+        {
+        case PARSE_NONE:
+          if (conn->eof)
+            conn_close (conn);
+          return;
+        case PARSE_OTHER:
+          conn_hand_over (conn);
+          return;
+        case PARSE_PLAIN:
+          conn_serve (conn, &req); /* never closes @conn */
+          if (conn->broken)
+            return;
+          break;
+        }
+    }
+}
+
+/* Reads what is there; FALSE when the connection broke (and is closed). */
+static gboolean
+conn_read (EnsHttpConn *conn)
+{
+  if (conn->in_at == conn->in->len)
+    {
+      g_byte_array_set_size (conn->in, 0);
+      conn->in_at = 0;
+    }
+  while (!conn->eof && conn->in->len - conn->in_at < MAX_KEPT)
+    {
+      gsize had = conn->in->len;
+      gssize n;
+
+      g_byte_array_set_size (conn->in, had + READ_SIZE);
+      n = recv (conn->fd, conn->in->data + had, READ_SIZE, 0);
+      g_byte_array_set_size (conn->in, had + (n > 0 ? (gsize) n : 0));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        break;
+      if (n < 0)
+        {
+          conn_close (conn); /* reset: a request under way ends as its client went away */
+          return FALSE;
+        }
+      if (n == 0)
+        conn->eof = TRUE;
+      else if ((gsize) n < READ_SIZE)
+        break;
+    }
+  conn_rewatch (conn);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------ the source */
+
+static gboolean
+conn_source_prepare (GSource *source, gint *timeout)
+{
+  ConnSource *cs = (ConnSource *) source;
+
+  *timeout = -1;
+  return cs->conn->settle_due || cs->conn->broken;
+}
+
+static gboolean
+conn_source_dispatch (GSource *source, GSourceFunc callback, gpointer data)
+{
+  ConnSource *cs = (ConnSource *) source;
+  EnsHttpConn *conn = cs->conn;
+  GIOCondition ready = g_source_query_unix_fd (source, cs->tag);
+
+  (void) callback;
+  (void) data;
+  if (conn->settle_due)
+    conn_end_call (conn);
+  if (conn->broken || ((ready & (G_IO_ERR | G_IO_HUP)) && !(ready & G_IO_IN)))
+    {
+      conn_close (conn);
+      return G_SOURCE_CONTINUE;
+    }
+  if ((ready & G_IO_OUT) && !conn_flush (conn))
+    {
+      conn_close (conn);
+      return G_SOURCE_CONTINUE;
+    }
+  if ((ready & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && !conn_read (conn))
+    return G_SOURCE_CONTINUE;
+  conn_process (conn);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs conn_source_funcs = {
+  .prepare = conn_source_prepare,
+  .dispatch = conn_source_dispatch,
+};
+
+/* ------------------------------------------------------------ connections */
+
+void
+ens_http_conn_accept (EnsListenerStream *stream, gpointer data)
+{
+  EnsHttp *http = data;
+  EnsHttpConn *conn = g_new0 (EnsHttpConn, 1);
+  GSource *source = g_source_new (&conn_source_funcs, sizeof (ConnSource));
+
+  conn->http = http;
+  conn->stream = stream;
+  conn->fd = g_socket_get_fd (ens_listener_stream_get_socket (stream));
+  conn->in = g_byte_array_sized_new (READ_SIZE);
+  conn->out = g_string_sized_new (1024);
+  conn->keep_alive = TRUE;
+  conn->events = G_IO_IN;
+  conn->source = (ConnSource *) source;
+  conn->source->conn = conn;
+  conn->source->tag = g_source_add_unix_fd (source, conn->fd, G_IO_IN);
+  /* Nothing runs the loop from inside a dispatch: the fd stays in the poll
+   * set while it dispatches (no wake-up of the loop for each). */
+  g_source_set_can_recurse (source, TRUE);
+  g_source_set_name (source, "ens-http-conn");
+  g_source_attach (source, NULL);
+  g_hash_table_add (http->conns, conn);
+}
+
+/* Closes @conn (when its stream was handed over: only forgets it) and
+ * frees it.  Called from its source or at the end only, never under route
+ * code. */
+static void
+conn_close (EnsHttpConn *conn)
+{
+  g_hash_table_remove (conn->http->conns, conn);
+  g_source_destroy ((GSource *) conn->source);
+  g_source_unref ((GSource *) conn->source);
+  conn->source = NULL;
+  if (conn->call)
+    ens_http_call_end (g_steal_pointer (&conn->call)); /* not answered: its client went away */
+  if (conn->stream)
+    {
+      ens_listener_stream_close (conn->stream);
+      g_clear_object (&conn->stream);
+    }
+  g_byte_array_unref (conn->in);
+  g_string_free (conn->out, TRUE);
+  g_free (conn);
+}
+
+void
+ens_http_conns_close (EnsHttp *http)
+{
+  g_autoptr (GList) conns = g_hash_table_get_keys (http->conns);
+
+  for (GList *l = conns; l; l = l->next)
+    conn_close (l->data);
+}
+
+EnsListenerStream *
+ens_http_conn_stream (EnsHttpCall *call)
+{
+  return call->conn->stream;
+}
+
+/* The peer's IP address, (transfer full), or NULL. */
+static char *
+conn_ip (EnsHttpConn *conn)
+{
+  GSocketAddress *remote = ens_listener_stream_get_remote (conn->stream);
+
+  if (!G_IS_INET_SOCKET_ADDRESS (remote))
+    return NULL;
+  return g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)));
+}
+
+char *
+ens_http_conn_peer (EnsHttpCall *call)
+{
+  g_autofree char *ip = conn_ip (call->conn);
+
+  if (ip == NULL)
+    return g_strdup ("http");
+  return g_strdup_printf ("http:%s:%u", ip,
+                          g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (ens_listener_stream_get_remote (call->conn->stream))));
+}
