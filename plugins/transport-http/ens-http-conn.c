@@ -6,13 +6,11 @@
  * more than the rest of a completion's way through the daemon.  Most
  * requests to a gateway are the same few, sent whole by a client that keeps
  * its connection: those are read and answered here.  A request is plain
- * when, in what one read brought:
- *   - its head is complete: "GET" or "POST", a path that is exactly one of
- *     the routes below (no query, no trailing slash), "HTTP/1.1";
- *   - it has no Transfer-Encoding, Expect, Upgrade, Origin (CORS), and no
- *     Connection but "close" or "keep-alive";
- *   - a POST's body is complete, with one Content-Length within
- *     http-max-body-bytes, and does not ask for a stream.
+ * when what one read brought is all of it, its path is exactly one of the
+ * routes below (no query, no trailing slash), and ens_http_head_parse()
+ * finds nothing unusual in it (ens-http-head.h: HTTP/1.1, no chunked body,
+ * no Expect, Upgrade or Origin (CORS), a body within http-max-body-bytes
+ * that asks for no stream).
  * The first request that is not (a partial one included) hands the
  * connection, with the bytes already read, to libsoup for the rest of its
  * life, exactly as if libsoup had accepted it: everything unusual (errors,
@@ -27,6 +25,7 @@
  * connection waits for it to drain before it reads the next request. */
 #include "ens-http-private.h"
 #include "ens-http-access-log.h"
+#include "ens-http-head.h"
 
 #include <errno.h>
 #include <string.h>
@@ -43,7 +42,6 @@ static const struct {
 };
 
 #define READ_SIZE 16384
-#define MAX_HEAD 16384           /* a longer head goes to libsoup, which judges it */
 #define MAX_KEPT (256 * 1024)    /* read ahead while a request is under way */
 
 typedef struct {
@@ -69,25 +67,11 @@ struct _EnsHttpConn {
   gboolean broken;           /* a write failed: closed from the source */
 };
 
-typedef enum {
-  PARSE_NONE,    /* nothing buffered */
-  PARSE_PLAIN,   /* a whole plain request */
-  PARSE_OTHER,   /* anything else: libsoup's */
-} ParseResult;
-
-typedef struct {
-  const EnsHttpRoute *route;
-  gsize head_len, body_len;
-  const char *authorization, *request_id; /* in the buffer, NUL-terminated once taken; or NULL */
-  gsize authorization_len, request_id_len;
-  gboolean close;
-} Request;
-
 static void conn_close (EnsHttpConn *conn);
 static void conn_process (EnsHttpConn *conn);
 static char *conn_ip (EnsHttpConn *conn);
 
-/* ------------------------------------------------------------ parsing */
+/* ------------------------------------------------------------ routes */
 
 static const EnsHttpRoute *
 plain_route (EnsHttp *http, const char *method, gsize method_len, const char *path, gsize path_len)
@@ -103,142 +87,6 @@ plain_route (EnsHttp *http, const char *method, gsize method_len, const char *pa
   return NULL;
 }
 
-static gboolean
-name_is (const char *name, gsize len, const char *want)
-{
-  return strlen (want) == len && g_ascii_strncasecmp (name, want, len) == 0;
-}
-
-/* Whether the Connection header's value (@v, @len bytes) is one a plain
- * request may have; sets @close for "close". */
-static gboolean
-connection_plain (const char *v, gsize len, gboolean *close)
-{
-  if (len == 5 && g_ascii_strncasecmp (v, "close", 5) == 0)
-    *close = TRUE;
-  else if (!(len == 10 && g_ascii_strncasecmp (v, "keep-alive", 10) == 0))
-    return FALSE;
-  return TRUE;
-}
-
-/* Reads the request at @data (@len bytes buffered). */
-static ParseResult
-parse (EnsHttp *http, const char *data, gsize len, Request *req)
-{
-  const char *end, *p, *sp1, *sp2, *line_end;
-  gboolean have_length = FALSE, have_host = FALSE;
-  guint64 length = 0;
-
-  memset (req, 0, sizeof *req);
-  if (len == 0)
-    return PARSE_NONE;
-  end = memmem (data, MIN (len, MAX_HEAD), "\r\n\r\n", 4);
-  if (end == NULL)
-    return PARSE_OTHER; /* partial, or too long */
-  req->head_len = (gsize) (end - data) + 4;
-
-  /* The request line. */
-  line_end = memchr (data, '\r', req->head_len);
-  if (line_end[1] != '\n')
-    return PARSE_OTHER;
-  sp1 = memchr (data, ' ', (gsize) (line_end - data));
-  if (sp1 == NULL)
-    return PARSE_OTHER;
-  sp2 = memchr (sp1 + 1, ' ', (gsize) (line_end - sp1 - 1));
-  if (sp2 == NULL || line_end - sp2 - 1 != 8 || memcmp (sp2 + 1, "HTTP/1.1", 8) != 0)
-    return PARSE_OTHER;
-  req->route = plain_route (http, data, (gsize) (sp1 - data), sp1 + 1, (gsize) (sp2 - sp1 - 1));
-  if (req->route == NULL)
-    return PARSE_OTHER;
-
-  /* The headers. */
-  for (p = line_end + 2; p < end + 2; p = line_end + 2)
-    {
-      const char *colon, *v;
-      gsize name_len, v_len;
-
-      line_end = memchr (p, '\r', (gsize) (end + 2 - p));
-      if (line_end == NULL || line_end[1] != '\n')
-        return PARSE_OTHER;
-      colon = memchr (p, ':', (gsize) (line_end - p));
-      if (colon == NULL || colon == p || *p == ' ' || *p == '\t')
-        return PARSE_OTHER;
-      name_len = (gsize) (colon - p);
-      if (memchr (p, ' ', name_len) || memchr (p, '\t', name_len))
-        return PARSE_OTHER;
-      for (v = colon + 1; v < line_end && (*v == ' ' || *v == '\t'); v++)
-        ;
-      for (v_len = (gsize) (line_end - v); v_len > 0 && (v[v_len - 1] == ' ' || v[v_len - 1] == '\t'); v_len--)
-        ;
-      if (memchr (v, '\0', v_len))
-        return PARSE_OTHER;
-      switch (g_ascii_tolower (*p))
-        {
-        case 'c':
-          if (name_is (p, name_len, "content-length"))
-            {
-              if (have_length || v_len == 0 || v_len > 12)
-                return PARSE_OTHER;
-              for (gsize i = 0; i < v_len; i++)
-                {
-                  if (!g_ascii_isdigit (v[i]))
-                    return PARSE_OTHER;
-                  length = length * 10 + (guint64) (v[i] - '0');
-                }
-              have_length = TRUE;
-            }
-          else if (name_is (p, name_len, "connection") && !connection_plain (v, v_len, &req->close))
-            return PARSE_OTHER;
-          break;
-        case 'a':
-          if (name_is (p, name_len, "authorization"))
-            {
-              if (req->authorization)
-                return PARSE_OTHER;
-              req->authorization = v;
-              req->authorization_len = v_len;
-            }
-          break;
-        case 'h':
-          have_host = have_host || name_is (p, name_len, "host");
-          break;
-        case 'x':
-          if (name_is (p, name_len, "x-request-id"))
-            {
-              req->request_id = v;
-              req->request_id_len = v_len;
-            }
-          break;
-        case 't':
-        case 'e':
-        case 'u':
-        case 'o':
-          if (name_is (p, name_len, "transfer-encoding") || name_is (p, name_len, "expect") ||
-              name_is (p, name_len, "upgrade") || name_is (p, name_len, "origin"))
-            return PARSE_OTHER;
-          break;
-        default:
-          break;
-        }
-    }
-
-  if (!have_host)
-    return PARSE_OTHER; /* libsoup answers 400 */
-
-  /* The body. */
-  if (strcmp (req->route->method, "POST") == 0)
-    {
-      if (!have_length || length > http->max_body || len - req->head_len < length)
-        return PARSE_OTHER;
-      req->body_len = (gsize) length;
-      /* A stream is SSE: libsoup's. */
-      if (memmem (data + req->head_len, req->body_len, "\"stream\"", 8))
-        return PARSE_OTHER;
-    }
-  else if (have_length && length > 0)
-    return PARSE_OTHER;
-  return PARSE_PLAIN;
-}
 
 /* ------------------------------------------------------------ writing */
 
@@ -369,9 +217,9 @@ conn_hand_over (EnsHttpConn *conn)
   conn_close (conn); /* the stream is libsoup's now */
 }
 
-/* Serves the plain request @req at the head of the buffer. */
+/* Serves the plain request @req of @route at the head of the buffer. */
 static void
-conn_serve (EnsHttpConn *conn, Request *req)
+conn_serve (EnsHttpConn *conn, EnsHttpHead *req, const EnsHttpRoute *route)
 {
   EnsHttp *http = conn->http;
   char *data = (char *) conn->in->data + conn->in_at;
@@ -382,7 +230,7 @@ conn_serve (EnsHttpConn *conn, Request *req)
   http->conns_served++;
   conn->call = call;
   conn->keep_alive = !req->close;
-  call->route = req->route;
+  call->route = route;
   call->request_body = g_strndup (data + req->head_len, req->body_len);
   call->request_len = req->body_len;
   if (req->request_id)
@@ -405,27 +253,34 @@ conn_process (EnsHttpConn *conn)
 {
   while (conn->call == NULL && conn->out->len == 0)
     {
-      Request req;
+      EnsHttpHead req;
+      const EnsHttpRoute *route;
 
       if (!conn->keep_alive)
         {
           conn_close (conn);
           return;
         }
-      switch (parse (conn->http, (const char *) conn->in->data + conn->in_at, conn->in->len - conn->in_at, &req))
+      switch (ens_http_head_parse ((const char *) conn->in->data + conn->in_at, conn->in->len - conn->in_at,
+                                   conn->http->max_body, &req))
         {
-        case PARSE_NONE:
+        case ENS_HTTP_HEAD_NONE:
           if (conn->eof)
             conn_close (conn);
           return;
-        case PARSE_OTHER:
+        case ENS_HTTP_HEAD_PLAIN:
+          route = plain_route (conn->http, req.method, req.method_len, req.path, req.path_len);
+          if (route)
+            {
+              conn_serve (conn, &req, route); /* never closes @conn */
+              if (conn->broken)
+                return;
+              break;
+            }
+          G_GNUC_FALLTHROUGH;
+        case ENS_HTTP_HEAD_OTHER:
           conn_hand_over (conn);
           return;
-        case PARSE_PLAIN:
-          conn_serve (conn, &req); /* never closes @conn */
-          if (conn->broken)
-            return;
-          break;
         }
     }
 }
@@ -434,12 +289,13 @@ conn_process (EnsHttpConn *conn)
 static gboolean
 conn_read (EnsHttpConn *conn)
 {
-  if (conn->in_at == conn->in->len)
+  if (conn->in_at > 0)
     {
-      g_byte_array_set_size (conn->in, 0);
+      /* What was taken goes: a pipelining client never leaves it empty. */
+      g_byte_array_remove_range (conn->in, 0, (guint) conn->in_at);
       conn->in_at = 0;
     }
-  while (!conn->eof && conn->in->len - conn->in_at < MAX_KEPT)
+  while (!conn->eof && conn->in->len < MAX_KEPT)
     {
       gsize had = conn->in->len;
       gssize n;

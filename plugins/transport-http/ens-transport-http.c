@@ -421,6 +421,7 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
   http->routes = g_ptr_array_new ();
   http->stats = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) stats_free);
   http->calls = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) ens_http_call_free);
+  http->conns = g_hash_table_new (g_direct_hash, g_direct_equal);
   http->mcp = ens_http_mcp_new ();
   http->cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, ens_http_cached_answer_free);
   http->by_first = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
@@ -477,7 +478,6 @@ http_init (const EnsHost *host, EnsPlugin *self, GError **error)
   http->listener = ens_listener_new (http->server, inet, http->port, error);
   if (http->listener == NULL)
     goto fail;
-  http->conns = g_hash_table_new (g_direct_hash, g_direct_equal);
   ens_listener_set_accept_func (http->listener, ens_http_conn_accept, http);
   http->port = ens_listener_get_port (http->listener);
   http->base_url = g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6
