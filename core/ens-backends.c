@@ -28,8 +28,7 @@ ens_info_double (JsonObject *info, const char *member, double fallback)
 double
 ens_backend_cost (EnsBackend *b, double input, double output)
 {
-  return input / 1000.0 * ens_info_double (b->info, "cost_per_1k_input", 0) +
-         output / 1000.0 * ens_info_double (b->info, "cost_per_1k_output", 0);
+  return input / 1000.0 * b->cost_in + output / 1000.0 * b->cost_out;
 }
 
 static void
@@ -88,6 +87,8 @@ add_provider (EnsBackends *backends, EnsPlugin *plugin)
       b->plugin = plugin;
       b->info = json_object_ref (info);
       b->latency_ms = ens_info_double (info, "latency_ms", 1000);
+      b->cost_in = ens_info_double (info, "cost_per_1k_input", 0);
+      b->cost_out = ens_info_double (info, "cost_per_1k_output", 0);
       b->max_concurrency = (guint) CLAMP (ens_info_double (info, "max_concurrency", 4), 1, 10000);
       g_hash_table_insert (backends->table, b->name, b);
       g_message ("provider backend %s served by %s", b->name, ens_plugin_get_id (plugin));

@@ -21,6 +21,7 @@ typedef struct {
   gint64 cooldown_until; /* monotonic us */
   guint running;
   guint max_concurrency;
+  double cost_in, cost_out; /* USD per 1000 tokens, from the info (read once) */
   guint64 calls, failures, input_tokens, output_tokens;
   double cost;
   JsonNode *candidate;  /* what routers are shown, built once; the observed

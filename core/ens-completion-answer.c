@@ -27,11 +27,14 @@ ens_completion_ack_node (const EnsCompletionAck *ack)
   if (ack->model)
     json_object_set_string_member (obj, "model", ack->model);
   json_object_set_string_member (obj, "reasoning", ack->reasoning ? ack->reasoning : "");
-  /* The rest of the decision, as route answers it: why this backend. */
+  /* The rest of the decision, as route answers it: why this backend (its
+   * nodes shared: the decision is the core's, and read only). */
   for (guint i = 0; i < G_N_ELEMENTS (decision_members); i++)
-    if (json_object_has_member (ack->decision, decision_members[i]))
-      json_object_set_member (obj, decision_members[i],
-                              json_node_copy (json_object_get_member (ack->decision, decision_members[i])));
+    {
+      JsonNode *member = json_object_get_member (ack->decision, decision_members[i]);
+      if (member)
+        json_object_set_member (obj, decision_members[i], json_node_ref (member));
+    }
   json_object_set_member (obj, "estimated_time", json_node_new (JSON_NODE_NULL));
   return node;
 }

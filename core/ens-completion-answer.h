@@ -19,7 +19,7 @@ typedef struct {
   const char *provider;
   const char *model;     /* NULL: left out */
   const char *reasoning; /* NULL: "" */
-  JsonObject *decision;  /* the router's, (transfer none) */
+  JsonObject *decision;  /* the router's, (transfer none); the tree shares its members: it must not change */
 } EnsCompletionAck;
 
 /* (transfer full) */
