@@ -605,8 +605,7 @@ ens_backends_decide (EnsBackends *backends, JsonNode *route, const char **code, 
       *message = g_strdup_printf ("the router policy \"%s\" (setting router-policy) is not loaded", policy);
       return NULL;
     }
-  json_object_set_double_member (json_node_get_object (route), "budget_remaining",
-                                 ens_budget_remaining (backends->budget));
+  ens_json_put_double (json_node_get_object (route), "budget_remaining", ens_budget_remaining (backends->budget));
   decision = ((const EnsRouterVTable *) ens_plugin_get_desc (router)->vtable)
                ->choose (ens_plugin_get_instance (router), route, candidates, &error);
   if (decision == NULL || !JSON_NODE_HOLDS_OBJECT (decision) ||

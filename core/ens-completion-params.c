@@ -24,26 +24,40 @@ ens_completion_read_number (JsonObject *p, const char *field, double min, double
 }
 
 EnsMessage *
-ens_completion_read_route (EnsMessage *request, JsonObject *p, JsonObject *route)
+ens_completion_read_route_fields (EnsMessage *request, JsonObject *p, EnsCompletionRoute *out)
 {
   const char *task_type = ens_json_get_string (p, "task_type");
   const char *priority = ens_json_get_string (p, "priority");
-  double token_count = -1, max_latency = 0;
 
+  out->token_count = -1;
+  out->max_latency = 0;
   if (p && json_object_has_member (p, "task_type") && task_type == NULL)
     return ens_message_new_invalid (request, "task_type", "a string");
   if (p && json_object_has_member (p, "priority") &&
       !(priority && (!strcmp (priority, "high") || !strcmp (priority, "medium") || !strcmp (priority, "low"))))
     return ens_message_new_invalid (request, "priority", "\"high\", \"medium\" or \"low\"");
-  if (!ens_completion_read_number (p, "token_count", 0, 1e9, &token_count))
+  if (!ens_completion_read_number (p, "token_count", 0, 1e9, &out->token_count))
     return ens_message_new_invalid (request, "token_count", "a number from 0 to 1000000000");
-  if (!ens_completion_read_number (p, "max_latency", 0, 3.6e6, &max_latency))
+  if (!ens_completion_read_number (p, "max_latency", 0, 3.6e6, &out->max_latency))
     return ens_message_new_invalid (request, "max_latency", "a number of milliseconds from 0 to 3600000");
-  json_object_set_string_member (route, "task_type", task_type ? task_type : "reasoning");
-  json_object_set_string_member (route, "priority", priority ? priority : "medium");
-  json_object_set_double_member (route, "max_latency", max_latency);
-  if (token_count >= 0)
-    json_object_set_double_member (route, "token_count", token_count);
+  out->task_type = task_type ? task_type : "reasoning";
+  out->priority = priority ? priority : "medium";
+  return NULL;
+}
+
+EnsMessage *
+ens_completion_read_route (EnsMessage *request, JsonObject *p, JsonObject *route)
+{
+  EnsCompletionRoute r;
+  EnsMessage *err = ens_completion_read_route_fields (request, p, &r);
+
+  if (err)
+    return err;
+  json_object_set_string_member (route, "task_type", r.task_type);
+  json_object_set_string_member (route, "priority", r.priority);
+  json_object_set_double_member (route, "max_latency", r.max_latency);
+  if (r.token_count >= 0)
+    json_object_set_double_member (route, "token_count", r.token_count);
   return NULL;
 }
 

@@ -10,9 +10,18 @@ G_BEGIN_DECLS
 /* A number @field of @p within [@min, @max] into *out; TRUE when absent or
  * null (*out untouched), FALSE when present and not such a number. */
 gboolean ens_completion_read_number (JsonObject *p, const char *field, double min, double max, double *out);
-/* The routing fields shared by "complete" and "route" ({task_type,
- * priority, token_count?, max_latency}) into @route; NULL when valid, else
- * (transfer full) the error answering @request. */
+/* The routing fields shared by "complete" and "route". */
+typedef struct {
+  const char *task_type; /* (transfer none) "reasoning" unless given */
+  const char *priority;  /* (transfer none) "high" | "medium" | "low", "medium" unless given */
+  double max_latency;    /* ms, 0: none */
+  double token_count;    /* < 0: not given */
+} EnsCompletionRoute;
+
+/* The routing fields of @p into @out; NULL when valid, else (transfer
+ * full) the error answering @request. */
+EnsMessage *ens_completion_read_route_fields (EnsMessage *request, JsonObject *p, EnsCompletionRoute *out);
+/* The same into @route ({task_type, priority, max_latency, token_count?}). */
 EnsMessage *ens_completion_read_route (EnsMessage *request, JsonObject *p, JsonObject *route);
 /* (transfer full) the messages: given, or made from prompt (+ system); the
  * characters in them in *chars.  NULL with *err (transfer full) set. */

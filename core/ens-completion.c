@@ -39,7 +39,6 @@ struct _EnsCompletion {
   EnsClient *client;      /* requester; NULL once gone (or for sessions) */
   char *client_id;        /* where results go: a client id or agent name */
   JsonNode *params;       /* what the provider gets */
-  JsonNode *route;        /* what the router gets */
   GPtrArray *ranking;     /* backend names, fallback order */
   guint attempt;
   EnsBackend *backend;
@@ -77,6 +76,7 @@ struct _EnsCompletions {
   double completed_ms; /* summed durations (queued to result) of the completed */
   EnsSoon *pump;       /* the queue is pumped at the next turn, or sooner (ens_completions_pump_due) */
   EnsDeadlines *deadlines;
+  JsonNode *route;     /* what the router is shown of a chat completion: one object, set afresh for each */
 };
 
 static void pump_soon (gpointer data);
@@ -99,6 +99,8 @@ ens_completions_new (EnsConfig *config, EnsBackends *backends, EnsBudget *budget
   g_queue_init (&cs->queue);
   cs->pump = ens_soon_new (G_PRIORITY_HIGH_IDLE, pump_soon, cs);
   cs->deadlines = ens_deadlines_new (timed_out, cs);
+  cs->route = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (cs->route, json_object_new ());
   return cs;
 }
 
@@ -109,6 +111,7 @@ ens_completions_free (EnsCompletions *cs)
     return;
   ens_soon_free (cs->pump);
   ens_deadlines_free (cs->deadlines);
+  json_node_unref (cs->route);
   g_hash_table_unref (cs->active);
   g_queue_clear (&cs->queue);
   g_free (cs);
@@ -133,7 +136,6 @@ completion_unref (EnsCompletion *c)
     ens_message_unref (c->request);
   g_free (c->client_id);
   json_node_unref (c->params);
-  json_node_unref (c->route);
   g_ptr_array_unref (c->ranking);
   g_clear_object (&c->cancellable);
   g_string_free (c->text, TRUE);
@@ -683,6 +685,9 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
                         EnsMessage **answer)
 {
   JsonObject *route, *params;
+  JsonNode *route_node;
+  g_autoptr (JsonNode) embed_route = NULL;
+  EnsCompletionRoute rf;
   g_autoptr (JsonNode) decision = NULL;
   g_autoptr (JsonNode) messages = NULL;
   const char *model = ens_json_get_string (p, "model");
@@ -702,7 +707,6 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
   c = g_new0 (EnsCompletion, 1);
   c->owner = cs;
   c->refs = 1;
-  c->route = ens_json_object_node (&route);
   c->params = ens_json_object_node (&params);
   c->ranking = g_ptr_array_new_with_free_func (g_free);
   c->text = g_string_new (NULL);
@@ -720,14 +724,12 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
 
   if (p == NULL)
     REFUSE (ens_message_new_invalid (request, "data", "an object with prompt or messages"));
-  if ((*answer = ens_completion_read_route (request, p, route)))
+  if ((*answer = ens_completion_read_route_fields (request, p, &rf)))
     REFUSE (*answer);
   if (embed)
     {
       if ((*answer = ens_completion_read_input (request, p, params, &chars)))
         REFUSE (*answer);
-      json_object_remove_member (route, "task_type"); /* any backend that embeds */
-      json_object_set_string_member (route, "kind", "embeddings");
     }
   else if ((messages = ens_completion_read_messages (request, p, answer, &chars)) == NULL)
     REFUSE (*answer);
@@ -763,13 +765,33 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
   if (g_queue_get_length (&cs->queue) >= ens_config_get_uint (cs->config, "max-queued-completions"))
     REFUSE (ens_message_new_error (request, ENS_ERR_OVERLOADED, "the completion queue is full", NULL));
 
-  token_count = ens_info_double (route, "token_count", -1);
+  token_count = rf.token_count;
   c->estimate_in = token_count >= 0 ? token_count : (double) chars / 4.0 + 1;
   c->estimate_out = embed ? 0 : max_tokens > 0 ? max_tokens : ESTIMATED_OUTPUT_TOKENS;
-  json_object_set_double_member (route, "token_count", c->estimate_in + c->estimate_out);
+  if (embed)
+    {
+      /* Any backend that embeds: no task type. */
+      route_node = embed_route = ens_json_object_node (&route);
+      json_object_set_string_member (route, "priority", rf.priority);
+      json_object_set_double_member (route, "max_latency", rf.max_latency);
+      json_object_set_string_member (route, "kind", "embeddings");
+    }
+  else
+    {
+      /* The chat route's object is made once and its values set in place
+       * for each request: routers only read it, during the decision. */
+      route_node = cs->route;
+      route = json_node_get_object (route_node);
+      ens_json_put_string (route, "task_type", rf.task_type);
+      ens_json_put_string (route, "priority", rf.priority);
+      ens_json_put_double (route, "max_latency", rf.max_latency);
+    }
+  ens_json_put_double (route, "token_count", c->estimate_in + c->estimate_out);
   if (route_model)
-    json_object_set_string_member (route, "model", route_model);
-  decision = ens_backends_decide (cs->backends, c->route, &code, &message);
+    ens_json_put_string (route, "model", route_model);
+  else if (json_object_has_member (route, "model"))
+    json_object_remove_member (route, "model");
+  decision = ens_backends_decide (cs->backends, route_node, &code, &message);
   if (decision == NULL)
     REFUSE (ens_message_new_error (request, code, message, NULL));
 #undef REFUSE

@@ -77,6 +77,35 @@ ens_json_get_string (JsonObject *obj, const char *member)
   return NULL;
 }
 
+static JsonNode *
+value_of_type (JsonObject *obj, const char *member, GType type)
+{
+  JsonNode *n = json_object_get_member (obj, member);
+  return n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == type ? n : NULL;
+}
+
+void
+ens_json_put_string (JsonObject *obj, const char *member, const char *value)
+{
+  JsonNode *n = value_of_type (obj, member, G_TYPE_STRING);
+
+  if (n)
+    json_node_set_string (n, value);
+  else
+    json_object_set_string_member (obj, member, value);
+}
+
+void
+ens_json_put_double (JsonObject *obj, const char *member, double value)
+{
+  JsonNode *n = value_of_type (obj, member, G_TYPE_DOUBLE);
+
+  if (n)
+    json_node_set_double (n, value);
+  else
+    json_object_set_double_member (obj, member, value);
+}
+
 JsonNode *
 ens_json_object_node (JsonObject **out_obj)
 {

@@ -51,6 +51,11 @@ gboolean ens_json_check (const char *text, gsize len, GError **error);
 /* (transfer none) a string member of @obj (may be NULL), or NULL when absent
  * or not a string. */
 const char *ens_json_get_string (JsonObject *obj, const char *member);
+/* @member of @obj = @value: the node there updated in place when it holds
+ * a value of that type already (else a new one).  Only for objects whose
+ * nodes nobody shares. */
+void ens_json_put_string (JsonObject *obj, const char *member, const char *value);
+void ens_json_put_double (JsonObject *obj, const char *member, double value);
 /* Returns a node holding a new empty object (transfer full); *out_obj is
  * that object, (transfer none). */
 JsonNode *ens_json_object_node (JsonObject **out_obj);

@@ -203,6 +203,34 @@ def test_timeout_falls_back_and_stream_failure_before_first_chunk():
         fake.close()
 
 
+def test_each_request_is_routed_on_its_own_fields():
+    """What one request asked of routing (a model, a priority, a latency
+    limit) does not stay for the next one on the connection."""
+    fake = FakeOpenAI()
+    d = Daemon(settings={"providers": gv(["best", "other"]), "disabled-plugins": gv(["provider-local"])},
+               groups={"providers/best": openai_backend(fake.url, "ok-1", "best-model", quality=0.95),
+                       "providers/other": openai_backend(fake.url, "ok-2", "other-model", quality=0.5)})
+    try:
+        c = d.client()
+        plain = c.ok("complete", {"prompt": "a"})
+        assert plain["provider"] == "best" and "priority" not in plain["reasoning"], plain
+        asked = c.ok("complete", {"prompt": "b", "model": "other-model", "priority": "high", "max_latency": 1})
+        assert asked["provider"] == "other", asked
+        assert asked["ranking"] == ["other"], asked
+        assert "high priority" in asked["reasoning"] and "slower than the 1 ms limit" in asked["reasoning"], asked
+        again = c.ok("complete", {"prompt": "c"})
+        assert again["provider"] == "best" and again["ranking"] == ["best", "other"], again
+        assert "priority" not in again["reasoning"] and "limit" not in again["reasoning"], again
+        assert again["model"] == "ok-1", again  # the upstream's name for best-model
+        results = 0
+        while results < 3:
+            if c.next_event()["event"] == "COMPLETION_RESULT":
+                results += 1
+    finally:
+        d.cleanup()
+        fake.close()
+
+
 def test_completion_deadlines_end_each_in_its_time():
     """timeout_ms ends a completion that runs too long with TIMEOUT, each at
     its own deadline whatever order they were asked in; one with time
