@@ -71,7 +71,7 @@ ens_upstream_provider_new (const EnsHost *host, EnsPlugin *self, const EnsUpstre
   provider->parse = ENS_STRUCT_HAS (host, EnsHost, json_parse) && host->json_parse ? host->json_parse
                                                                                  : ens_upstream_json_parse;
   /* Its scanner, when it reads the same JSON: the parser is the host's too. */
-  if (provider->parse == host->json_parse && ENS_STRUCT_HAS (host, EnsHost, json_scan_checked_members) &&
+  if (ENS_STRUCT_HAS (host, EnsHost, json_scan_checked_members) && provider->parse == host->json_parse &&
       host->json_scan_members && host->json_scan_checked_members)
     {
       provider->scanner.members = host->json_scan_members;
