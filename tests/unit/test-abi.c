@@ -3,6 +3,10 @@
  * (LP64: the layout Debian's amd64/arm64 builds share.) */
 #include <ensemble/ensemble.h>
 
+#include "ens-host-private.h"
+
+#include <string.h>
+
 #if GLIB_SIZEOF_VOID_P == 8
 #define OFF(T, f, n) G_STATIC_ASSERT (G_STRUCT_OFFSET (T, f) == (n))
 
@@ -152,10 +156,49 @@ test_struct_has (void)
   g_assert_true (ENS_STRUCT_HAS (&vt, EnsAgentVTable, handle));
 }
 
+static void
+collect_member (const char *name, const char *value, gsize len, const char *string, gpointer user_data)
+{
+  g_string_append_printf (user_data, "%s=%.*s(%s);", name, (int) len, value, string ? string : "-");
+}
+
+/* The core's table sets every entry up to its end: a plugin that checked
+ * ENS_STRUCT_HAS never finds a NULL where the ABI promises a function. */
+static void
+test_host_table_complete (void)
+{
+  EnsHostServices services = { 0 };
+  const EnsHost *host = ens_host_table (&services);
+  g_autoptr (GString) seen = g_string_new (NULL);
+  static const char text[] = "{\"a\":1,\"b\":\"x\\n\",\"c\":{\"d\":[true]}}";
+
+  g_assert_cmpuint (host->struct_size, ==, sizeof (EnsHost));
+  g_assert_cmpuint (host->abi_major, ==, ENS_ABI_MAJOR);
+  g_assert_cmpuint (host->abi_minor, ==, ENS_ABI_MINOR);
+  for (gsize off = G_STRUCT_OFFSET (EnsHost, log); off < sizeof (EnsHost); off += sizeof (gpointer))
+    {
+      gpointer entry;
+
+      memcpy (&entry, (const char *) host + off, sizeof entry);
+      if (entry == NULL)
+        g_error ("EnsHost entry at offset %" G_GSIZE_FORMAT " is NULL", off);
+    }
+
+  /* 1.5: members read without a tree, nested objects from their text */
+  g_assert_true (host->json_scan_members (text, strlen (text), collect_member, seen, NULL));
+  g_assert_cmpstr (seen->str, ==, "a=1(-);b=\"x\\n\"(x\n);c={\"d\":[true]}(-);");
+  g_string_truncate (seen, 0);
+  g_assert_true (host->json_scan_checked_members (text + 21, strlen (text) - 22, collect_member, seen));
+  g_assert_cmpstr (seen->str, ==, "d=[true](-);");
+  g_assert_false (host->json_scan_members ("[1]", 3, collect_member, seen, NULL));
+  g_assert_false (host->json_scan_members ("{\"a\":}", 6, collect_member, seen, NULL));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/abi/host-table-complete", test_host_table_complete);
   g_test_add_func ("/abi/struct-has", test_struct_has);
   g_test_add_func ("/abi/define-flags", test_define_flags);
   return g_test_run ();
