@@ -89,6 +89,15 @@ add_provider (EnsBackends *backends, EnsPlugin *plugin)
       b->latency_ms = ens_info_double (info, "latency_ms", 1000);
       b->cost_in = ens_info_double (info, "cost_per_1k_input", 0);
       b->cost_out = ens_info_double (info, "cost_per_1k_output", 0);
+      {
+        JsonNode *n = json_object_get_member (info, "local");
+        b->local = n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_BOOLEAN &&
+                   json_node_get_boolean (n);
+        n = json_object_get_member (info, "models");
+        b->models = n && JSON_NODE_HOLDS_ARRAY (n) ? json_node_get_array (n) : NULL;
+        n = json_object_get_member (info, "model_map");
+        b->model_map = n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+      }
       b->max_concurrency = (guint) CLAMP (ens_info_double (info, "max_concurrency", 4), 1, 10000);
       g_hash_table_insert (backends->table, b->name, b);
       g_message ("provider backend %s served by %s", b->name, ens_plugin_get_id (plugin));
@@ -147,8 +156,7 @@ ens_backends_running (EnsBackends *backends)
 gboolean
 ens_backend_lists_model (EnsBackend *b, const char *model)
 {
-  JsonNode *node = json_object_get_member (b->info, "models");
-  JsonArray *models = node && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
+  JsonArray *models = b->models;
 
   for (guint i = 0; models && i < json_array_get_length (models); i++)
     {
@@ -163,11 +171,8 @@ ens_backend_lists_model (EnsBackend *b, const char *model)
 const char *
 ens_backend_model (EnsBackend *b, const char *model)
 {
-  JsonNode *node = json_object_get_member (b->info, "models");
-  JsonArray *models = node && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
-  JsonObject *map = json_object_has_member (b->info, "model_map") &&
-                        JSON_NODE_HOLDS_OBJECT (json_object_get_member (b->info, "model_map"))
-                      ? json_object_get_object_member (b->info, "model_map") : NULL;
+  JsonArray *models = b->models;
+  JsonObject *map = b->model_map;
   const char *mapped;
 
   if (model == NULL && models && json_array_get_length (models) > 0 &&
@@ -264,8 +269,7 @@ ens_backends_serve_embedding (EnsBackends *backends, const char *model)
 gboolean
 ens_backend_is_local (EnsBackend *b)
 {
-  JsonNode *n = json_object_get_member (b->info, "local");
-  return n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_BOOLEAN && json_node_get_boolean (n);
+  return b->local;
 }
 
 gboolean
@@ -305,9 +309,7 @@ served_model_containing (EnsBackends *backends, const char *word)
   for (guint i = 0; i < sorted->len; i++)
     {
       EnsBackend *b = g_ptr_array_index (sorted, i);
-      JsonArray *models = json_object_has_member (b->info, "models") &&
-                              JSON_NODE_HOLDS_ARRAY (json_object_get_member (b->info, "models"))
-                            ? json_object_get_array_member (b->info, "models") : NULL;
+      JsonArray *models = b->models;
 
       if (ens_backend_is_local (b))
         continue;

@@ -21,7 +21,11 @@ typedef struct {
   gint64 cooldown_until; /* monotonic us */
   guint running;
   guint max_concurrency;
-  double cost_in, cost_out; /* USD per 1000 tokens, from the info (read once) */
+  /* Read from the info once (it does not change): */
+  double cost_in, cost_out; /* USD per 1000 tokens */
+  gboolean local;           /* the offline provider's ("local": true) */
+  JsonArray *models;        /* (transfer none, in info) "models", or NULL */
+  JsonObject *model_map;    /* (transfer none, in info) "model_map", or NULL */
   guint64 calls, failures, input_tokens, output_tokens;
   double cost;
   JsonNode *candidate;  /* what routers are shown, built once; the observed
