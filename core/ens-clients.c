@@ -75,7 +75,7 @@ ens_clients_add (EnsClients *clients, EnsPlugin *transport, const EnsClientSink 
   client->sink = sink;
   client->sink_data = sink_data;
   client->flags = flags;
-  client->lazy_data = transport && ens_plugin_reads_data_lazily (transport);
+  client->lazy_data = (transport && ens_plugin_reads_data_lazily (transport)) || (flags & ENS_CLIENT_FLAG_LAZY_DATA);
   client->peer = g_strdup (peer);
   client->connected_real_us = g_get_real_time ();
   client->quiet_since_us = g_get_monotonic_time ();

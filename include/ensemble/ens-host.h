@@ -20,6 +20,12 @@ typedef struct _EnsClient EnsClient; /* opaque: one connection of a transport */
 typedef enum {
   ENS_CLIENT_FLAG_NONE = 0,
   ENS_CLIENT_FLAG_ADMIN = 1 << 0, /* may call admin verbs such as shutdown */
+  /* Since ABI 1.5: this client's messages may reach its sink with their
+   * data still text, as for a transport with ENS_PLUGIN_FLAG_LAZY_DATA
+   * (the transport reads it through message_data() or
+   * message_data_text()), for a transport that has some clients read text
+   * and others trees. */
+  ENS_CLIENT_FLAG_LAZY_DATA = 1 << 1,
 } EnsClientFlags;
 
 /* How the host reaches a transport's connection (see ens-transport.h for

@@ -11,7 +11,8 @@
  * descriptions and input schemas); 1.4 data carried as text
  * (EnsMessageInit.data_text, EnsHost.message_data, message_data_text,
  * json_check, ENS_PLUGIN_FLAG_LAZY_DATA); 1.5 JSON read without a tree
- * (EnsHost.json_scan_members, json_scan_checked_members).
+ * (EnsHost.json_scan_members, json_scan_checked_members,
+ * ENS_CLIENT_FLAG_LAZY_DATA).
  */
 #pragma once
 

@@ -239,7 +239,9 @@ call_client (EnsHttpCall *call)
           peer = g_strdup_printf ("http:%s:%u", ip, g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (remote)));
         }
       call->client = call->http->host->client_new (call->http->self, &call_sink, call,
-                                                   admin ? ENS_CLIENT_FLAG_ADMIN : 0, peer ? peer : "http");
+                                                   (admin ? ENS_CLIENT_FLAG_ADMIN : 0) |
+                                                     (call->read_text ? ENS_CLIENT_FLAG_LAZY_DATA : 0),
+                                                   peer ? peer : "http");
     }
   return call->client;
 }
@@ -277,6 +279,13 @@ ens_http_core (EnsHttpCall *call, const char *agent, const char *action, JsonNod
    * soon as the handler returns (a pause would cost the server one more
    * turn of the main loop to resume). */
   ens_http_pause (call);
+}
+
+void
+ens_http_read_text (EnsHttpCall *call)
+{
+  g_return_if_fail (call->client == NULL);
+  call->read_text = TRUE;
 }
 
 void

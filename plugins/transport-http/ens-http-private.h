@@ -78,6 +78,7 @@ struct _EnsHttpCall {
   EnsHttpSse *stream; /* SSE */
   guint keepalive_id; /* SSE: a comment now and then, to notice a vanished client */
   gboolean answered, sse, paused, gone;
+  gboolean read_text; /* ens_http_read_text() */
   /* Own connection only. */
   char *request_body;       /* NUL-terminated copy */
   char *request_id;         /* X-Request-Id as sent, or NULL */

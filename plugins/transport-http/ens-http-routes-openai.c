@@ -7,6 +7,7 @@
  * {error:{message, type, param, code}} and its status codes; a stream that
  * fails after it started ends with such an error event and no [DONE]. */
 #include "ens-http.h"
+#include "ens-http-openai-result.h"
 #include "ens-json-util.h"
 
 #include <string.h>
@@ -350,93 +351,13 @@ read_messages (EnsHttpCall *call, JsonObject *body)
 }
 
 /* OpenAI's finish reasons from what providers report. */
-static const char *
-finish_reason (JsonObject *result, gboolean has_tools)
-{
-  const char *r = ens_member_string (result, "finish_reason");
-
-  if (r == NULL)
-    return has_tools ? "tool_calls" : "stop";
-  if (!strcmp (r, "length") || !strcmp (r, "max_tokens"))
-    return "length";
-  if (!strcmp (r, "tool_calls") || !strcmp (r, "tool_use") || !strcmp (r, "function_call"))
-    return "tool_calls";
-  if (!strcmp (r, "content_filter"))
-    return "content_filter";
-  return has_tools ? "tool_calls" : "stop";
-}
-
-/* The result's tool calls ({id, type, name, arguments (any JSON)}) in
- * OpenAI's shape {id, type:"function", function:{name, arguments (JSON
- * text)}}; @with_index for stream deltas.  NULL when there are none. */
-static JsonArray *
-tool_calls (EnsHttpCall *call, JsonObject *result, gboolean with_index)
-{
-  JsonNode *node = json_object_get_member (result, "tool_calls");
-  JsonArray *in, *out;
-
-  if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node) || json_array_get_length (json_node_get_array (node)) == 0)
-    return NULL;
-  in = json_node_get_array (node);
-  out = json_array_new ();
-  for (guint i = 0; i < json_array_get_length (in); i++)
-    {
-      JsonNode *el = json_array_get_element (in, i);
-      JsonObject *tc = JSON_NODE_HOLDS_OBJECT (el) ? json_node_get_object (el) : NULL;
-      JsonObject *fn_in, *o, *fn;
-      JsonNode *args;
-      g_autofree char *id = NULL;
-
-      if (tc == NULL)
-        continue;
-      fn_in = json_object_has_member (tc, "function") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (tc, "function"))
-                ? ens_member_object (tc, "function") : tc;
-      args = json_object_get_member (fn_in, "arguments");
-      if (args == NULL)
-        args = json_object_get_member (fn_in, "input");
-      o = json_object_new ();
-      fn = json_object_new ();
-      if (with_index)
-        json_object_set_int_member (o, "index", i);
-      id = g_strdup (ens_member_string_or (tc, "id", ""));
-      if (id[0] == '\0')
-        {
-          g_free (id);
-          id = g_strdup_printf ("call_%u", i);
-        }
-      json_object_set_string_member (o, "id", id);
-      json_object_set_string_member (o, "type", "function");
-      json_object_set_string_member (fn, "name", ens_member_string_or (fn_in, "name", ""));
-      if (is_type (args, G_TYPE_STRING))
-        json_object_set_string_member (fn, "arguments", json_node_get_string (args));
-      else if (args && !JSON_NODE_HOLDS_NULL (args))
-        {
-          g_autofree char *text = ens_http_host (call)->json_to_string (args);
-          json_object_set_string_member (fn, "arguments", text);
-        }
-      else
-        json_object_set_string_member (fn, "arguments", "{}");
-      json_object_set_object_member (o, "function", fn);
-      json_array_add_object_element (out, o);
-    }
-  return out;
-}
-
-/* A token count of a result's usage as the provider (or any publisher)
- * reported it: an integral number, else 0; bounded so that the sum of two
- * is one too. */
-static gint64
-token_count (JsonObject *usage, const char *member)
-{
-  return CLAMP (ens_member_int (usage, member, 0), 0, G_MAXINT64 / 2);
-}
-
 static JsonObject *
 usage_object (JsonObject *result)
 {
   JsonObject *u = ens_member_object (result, "usage");
   JsonObject *out = json_object_new ();
-  gint64 in = token_count (u, "input_tokens"), o = token_count (u, "output_tokens");
+  gint64 in = ens_http_chat_token_count (ens_member_int (u, "input_tokens", 0));
+  gint64 o = ens_http_chat_token_count (ens_member_int (u, "output_tokens", 0));
 
   json_object_set_int_member (out, "prompt_tokens", in);
   json_object_set_int_member (out, "completion_tokens", o);
@@ -454,16 +375,13 @@ fingerprint (const char *provider)
 
 /* The chat.completion, written straight to text (its tree, built,
  * serialised and freed, cost three times as much); only tool calls, when
- * there are any, go through the serialiser. */
+ * there are any, go through the serialiser.  @tools (transfer none) may be
+ * NULL. */
 static void
-reply_completion (EnsHttpCall *call, ChatCall *cc, JsonObject *result)
+reply_completion (EnsHttpCall *call, ChatCall *cc, const EnsHttpChatResult *r, JsonArray *tools)
 {
-  g_autoptr (JsonArray) tools = tool_calls (call, result, FALSE);
-  const char *response = ens_member_string_or (result, "response", "");
-  const char *provider = ens_member_string_or (result, "provider", cc->provider);
-  const char *model = ens_member_string_or (result, "model", cc->model);
-  JsonObject *u = ens_member_object (result, "usage");
-  gint64 in = token_count (u, "input_tokens"), o = token_count (u, "output_tokens");
+  const char *provider = r->provider ? r->provider : cc->provider;
+  const char *model = r->model ? r->model : cc->model;
   g_autofree char *fp = fingerprint (provider);
   g_autoptr (GString) out = g_string_sized_new (512);
 
@@ -476,10 +394,10 @@ reply_completion (EnsHttpCall *call, ChatCall *cc, JsonObject *result)
   else
     g_string_append (out, "null");
   g_string_append (out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-  if (tools && (response == NULL || response[0] == '\0'))
+  if (tools && r->response[0] == '\0')
     g_string_append (out, "null"); /* as OpenAI answers a pure tool call */
   else
-    ens_json_write_string (out, response ? response : "");
+    ens_json_write_string (out, r->response);
   if (tools)
     {
       g_autoptr (JsonNode) node = json_node_new (JSON_NODE_ARRAY);
@@ -491,11 +409,11 @@ reply_completion (EnsHttpCall *call, ChatCall *cc, JsonObject *result)
       g_string_append (out, text);
     }
   g_string_append (out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":");
-  ens_json_write_string (out, finish_reason (result, tools != NULL));
+  ens_json_write_string (out, ens_http_chat_finish_reason (r->finish_reason, tools != NULL));
   g_string_append_printf (out,
                           "}],\"usage\":{\"prompt_tokens\":%" G_GINT64_FORMAT ",\"completion_tokens\":%" G_GINT64_FORMAT
                           ",\"total_tokens\":%" G_GINT64_FORMAT "},\"system_fingerprint\":",
-                          in, o, in + o);
+                          r->input_tokens, r->output_tokens, r->input_tokens + r->output_tokens);
   ens_json_write_string (out, fp);
   g_string_append_c (out, '}');
   ens_http_reply_text (call, 200, "application/json", out->str);
@@ -591,7 +509,7 @@ stream_start (EnsHttpCall *call, ChatCall *cc)
 static void
 stream_result (EnsHttpCall *call, ChatCall *cc, JsonObject *result)
 {
-  JsonArray *tools = tool_calls (call, result, TRUE);
+  JsonArray *tools = ens_http_chat_tool_calls (ens_http_host (call), result, TRUE);
   const char *model;
   const char *provider = ens_member_string_or (result, "provider", cc->provider);
   const char *response = ens_member_string_or (result, "response", "");
@@ -619,7 +537,7 @@ stream_result (EnsHttpCall *call, ChatCall *cc, JsonObject *result)
       json_object_set_array_member (delta, "tool_calls", tools);
       send_chunk (call, cc, model, provider, delta, NULL);
     }
-  send_chunk (call, cc, model, provider, json_object_new (), finish_reason (result, tools != NULL));
+  send_chunk (call, cc, model, provider, json_object_new (), ens_http_chat_finish_reason (ens_member_string (result, "finish_reason"), tools != NULL));
   if (cc->include_usage)
     {
       JsonObject *out = json_object_new ();
@@ -676,7 +594,28 @@ static void
 chat_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
 {
   ChatCall *cc = data;
-  JsonObject *d = event->data && JSON_NODE_HOLDS_OBJECT (event->data) ? json_node_get_object (event->data) : NULL;
+  const EnsHost *host = ens_http_host (call);
+  JsonObject *d;
+
+  if (event->data == NULL && cc->request_id) /* text: ens_http_read_text() */
+    {
+      EnsHttpChatResult r;
+      gsize len;
+      const char *text;
+
+      if (g_strcmp0 (event->topic, "COMPLETION_RESULT") != 0)
+        return; /* chunks and tool events: not for a plain answer */
+      text = host->message_data_text (event, &len);
+      if (ens_http_chat_result_from_text (host, text, len, cc->request_id, &r))
+        {
+          reply_completion (call, cc, &r, NULL);
+          ens_http_chat_result_clear (&r);
+          chat_done (call, cc);
+          return;
+        }
+      host->message_data (event); /* anything else: from the tree */
+    }
+  d = event->data && JSON_NODE_HOLDS_OBJECT (event->data) ? json_node_get_object (event->data) : NULL;
 
   if (d == NULL || cc->request_id == NULL ||
       g_strcmp0 (ens_member_string_or (d, "request_id", ""), cc->request_id) != 0)
@@ -705,7 +644,14 @@ chat_event (EnsHttpCall *call, EnsMessage *event, gpointer data)
       if (cc->stream)
         stream_result (call, cc, result);
       else
-        reply_completion (call, cc, result);
+        {
+          g_autoptr (JsonArray) tools = ens_http_chat_tool_calls (ens_http_host (call), result, FALSE);
+          EnsHttpChatResult r;
+
+          ens_http_chat_result_from_tree (result, &r);
+          reply_completion (call, cc, &r, tools);
+          ens_http_chat_result_clear (&r);
+        }
     }
   else
     chat_failed (call, cc, d);
@@ -724,12 +670,24 @@ chat_acked (EnsHttpCall *call, EnsMessage *answer, gpointer data)
       chat_done (call, cc);
       return;
     }
-  ack = json_node_get_object (answer->data);
-  cc->request_id = g_strdup (ens_member_string (ack, "request_id"));
-  cc->id = g_strconcat ("chatcmpl-", cc->request_id, NULL);
-  cc->provider = g_strdup (ens_member_string (ack, "provider"));
   g_free (cc->model);
-  cc->model = g_strdup (ens_member_string_or (ack, "model", cc->provider ? cc->provider : "auto"));
+  cc->model = NULL;
+  if (answer->data == NULL) /* text: ens_http_read_text() */
+    {
+      gsize len;
+      const char *text = ens_http_host (call)->message_data_text (answer, &len);
+      ens_http_chat_ack_from_text (ens_http_host (call), text, len, &cc->request_id, &cc->provider, &cc->model);
+    }
+  else
+    {
+      ack = json_node_get_object (answer->data);
+      cc->request_id = g_strdup (ens_member_string (ack, "request_id"));
+      cc->provider = g_strdup (ens_member_string (ack, "provider"));
+      cc->model = g_strdup (ens_member_string (ack, "model"));
+    }
+  cc->id = g_strconcat ("chatcmpl-", cc->request_id, NULL);
+  if (cc->model == NULL)
+    cc->model = g_strdup (cc->provider ? cc->provider : "auto");
 }
 
 static void
@@ -844,6 +802,8 @@ route_chat_completions (EnsHttpCall *call)
   cc->include_usage = include_usage;
   cc->max_tokens_field = max_field;
   cc->created = g_get_real_time () / G_USEC_PER_SEC;
+  if (!streaming)
+    ens_http_read_text (call); /* the ack and the result: read without their trees */
   ens_http_on_event (call, chat_event, cc);
   ens_http_on_disconnect (call, chat_gone, cc);
   ens_http_core (call, NULL, "complete", data_node, 0, chat_acked, cc);

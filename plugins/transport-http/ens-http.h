@@ -127,6 +127,10 @@ void ens_http_core (EnsHttpCall *call, const char *agent, const char *action, Js
                     EnsHttpAnswerFunc func, gpointer user_data);
 /* The common case: answer with the reply's data (200) or its error. */
 void ens_http_core_reply (EnsHttpCall *call, const char *agent, const char *action, JsonNode *data);
+/* Answers and events for this call may come with their data as text
+ * (EnsMessage.data NULL): the route reads them through host->message_data()
+ * or message_data_text().  Before the call's first ens_http_core(). */
+void ens_http_read_text (EnsHttpCall *call);
 /* Routes the call's events to @func until the call ends. */
 void ens_http_on_event (EnsHttpCall *call, EnsHttpEventFunc func, gpointer user_data);
 /* The call's client id (makes the client). */

@@ -30,6 +30,7 @@ struct _EnsHttpCall {
   GData *attached;
   guint replies;
   gboolean sse, sse_ended, gone;
+  gboolean read_text; /* ens_http_read_text(): answers and events come with their data as text */
   guint answer; /* selector from the input */
   EnsMessage *pending; /* a request the core has not answered yet */
   EnsHttpAnswerFunc answer_func;
@@ -250,6 +251,12 @@ ens_http_core (EnsHttpCall *call, const char *agent, const char *action, JsonNod
 }
 
 void
+ens_http_read_text (EnsHttpCall *call)
+{
+  call->read_text = TRUE;
+}
+
+void
 ens_http_on_event (EnsHttpCall *call, EnsHttpEventFunc func, gpointer user_data)
 {
   call->event_func = func;
@@ -399,7 +406,13 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
           json_object_set_string_member (ack, "provider", "p");
           for (guint i = 0; i < G_N_ELEMENTS (lists); i++)
             json_object_set_array_member (ack, lists[i], json_array_new ());
-          answer = ens_message_new_reply (request, ack_node);
+          if (call.read_text)
+            {
+              g_autofree char *text = host->json_to_string (ack_node);
+              answer = ens_message_new_reply_text (request, text, strlen (text));
+            }
+          else
+            answer = ens_message_new_reply (request, ack_node);
         }
       else
         answer = ens_message_new_error (request, answer_codes[call.answer % G_N_ELEMENTS (answer_codes)],
@@ -443,9 +456,13 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
           EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
           EnsMessage *event;
 
+          g_autofree char *text = call.read_text && payload ? host->json_to_string (payload) : NULL;
+
           init.topic = topics[i];
           init.from = "c1";
-          init.data = payload;
+          init.data = text ? NULL : payload;
+          init.data_text = text;
+          init.data_text_len = -1;
           event = host->message_new (&init);
           call.event_func (&call, event, call.event_data);
           host->message_unref (event);
