@@ -3,7 +3,8 @@
  * follow the tree builders member for member, order included (a member
  * the core sets over one of the provider's keeps the provider's place, as
  * json_object_set_member() keeps it); test-completion-answer holds the two
- * to the same bytes. */
+ * to the same bytes.  And the partial answer of a completion that failed
+ * after its first chunk. */
 #include "ens-completion-answer.h"
 #include "ens-json.h"
 
@@ -267,4 +268,25 @@ ens_completion_result_write (GString *out, JsonObject *in, const EnsCompletionRe
         write_core_member (out, r, k);
       }
   g_string_append_c (out, '}');
+}
+
+/* ---------------------------------------------------------------- a failure's partial answer */
+
+JsonNode *
+ens_completion_partial_node (const char *text, gsize len, double estimate_in, const char *provider,
+                             const char *model)
+{
+  JsonObject *obj, *usage = json_object_new ();
+  JsonNode *node = ens_json_object_node (&obj);
+
+  json_object_set_string_member (obj, "response", text);
+  json_object_set_int_member (usage, "input_tokens", (gint64) estimate_in);
+  json_object_set_int_member (usage, "output_tokens", (gint64) ((g_utf8_strlen (text, (gssize) len) + 3) / 4));
+  json_object_set_boolean_member (usage, "estimated", TRUE);
+  json_object_set_object_member (obj, "usage", usage);
+  if (provider)
+    json_object_set_string_member (obj, "provider", provider);
+  if (model)
+    json_object_set_string_member (obj, "model", model);
+  return node;
 }

@@ -47,4 +47,12 @@ typedef struct {
 JsonNode *ens_completion_result_node (JsonObject *in, const EnsCompletionResult *result);
 void ens_completion_result_write (GString *out, JsonObject *in, const EnsCompletionResult *result);
 
+/* (transfer full) what a completion that failed mid-stream had given its
+ * requester: {response (@text so far, @len bytes), usage {input_tokens,
+ * output_tokens, estimated: true}, provider?, model?}.  The output is
+ * estimated (about four characters a token): the upstream tells it only at
+ * the end. */
+JsonNode *ens_completion_partial_node (const char *text, gsize len, double estimate_in, const char *provider,
+                                       const char *model);
+
 G_END_DECLS

@@ -176,3 +176,19 @@ ens_completion_read_input (EnsMessage *request, JsonObject *p, JsonObject *param
     json_object_set_int_member (params, "dimensions", (gint64) dimensions);
   return NULL;
 }
+
+EnsMessage *
+ens_completion_unsuited_model (EnsMessage *request, const char *field, const char *asked, gboolean embed)
+{
+  g_autofree char *text = NULL;
+  JsonObject *det;
+  g_autoptr (JsonNode) details = ens_json_object_node (&det);
+
+  if (embed)
+    text = g_strdup_printf ("the %s \"%s\" does not make embeddings (no backend lists it in embedding-models)", field,
+                            asked);
+  else
+    text = g_strdup_printf ("the %s \"%s\" makes embeddings only (the embed verb, POST /v1/embeddings)", field, asked);
+  json_object_set_string_member (det, "field", field);
+  return ens_message_new_error (request, ENS_COMPLETION_ERR_UNSUPPORTED_MODEL, text, details);
+}

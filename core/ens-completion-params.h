@@ -33,4 +33,9 @@ JsonNode *ens_completion_read_messages (EnsMessage *request, JsonObject *p, EnsM
  * answering @request. */
 EnsMessage *ens_completion_read_input (EnsMessage *request, JsonObject *p, JsonObject *params, gsize *chars);
 
+/* (transfer full) UNSUPPORTED_MODEL answering @request: @asked, in @field
+ * ("model" or "provider"), is served, but not for this kind of request
+ * (@embed: embeddings asked of a chat model; else the reverse). */
+EnsMessage *ens_completion_unsuited_model (EnsMessage *request, const char *field, const char *asked, gboolean embed);
+
 G_END_DECLS

@@ -185,29 +185,6 @@ event_data (EnsCompletion *c, JsonObject **obj)
 static void budget_settle (EnsCompletion *c, double actual);
 static void pump (EnsCompletions *cs);
 
-/* (transfer full) what a completion that failed mid-stream had given its
- * requester: {response (the text so far), usage {input_tokens,
- * output_tokens, estimated}, provider, model}.  The usage is estimated
- * (about four characters a token): the upstream tells it only at the end. */
-static JsonNode *
-partial_answer (EnsCompletion *c)
-{
-  JsonObject *obj, *usage = json_object_new ();
-  JsonNode *node = ens_json_object_node (&obj);
-
-  json_object_set_string_member (obj, "response", c->text->str);
-  json_object_set_int_member (usage, "input_tokens", (gint64) c->estimate_in);
-  json_object_set_int_member (usage, "output_tokens",
-                              (gint64) ((g_utf8_strlen (c->text->str, (gssize) c->text->len) + 3) / 4));
-  json_object_set_boolean_member (usage, "estimated", TRUE);
-  json_object_set_object_member (obj, "usage", usage);
-  if (c->backend)
-    json_object_set_string_member (obj, "provider", c->backend->name);
-  if (c->model_used)
-    json_object_set_string_member (obj, "model", c->model_used);
-  return node;
-}
-
 /* COMPLETION_RESULT {request_id, client_id, to, result} with @result_text
  * (its JSON) to the requester. */
 static void
@@ -265,7 +242,10 @@ conclude (EnsCompletion *c, JsonNode *result, const GString *result_text, const 
           json_object_set_string_member (obj, "code", ENS_COMPLETION_FAILED);
           json_object_set_string_member (obj, "reason", code);
           if (c->streamed)
-            json_object_set_member (obj, "partial", partial_answer (c));
+            json_object_set_member (obj, "partial",
+                                    ens_completion_partial_node (c->text->str, c->text->len, c->estimate_in,
+                                                                 c->backend ? c->backend->name : NULL,
+                                                                 c->model_used));
         }
       emit (c, "COMPLETION_RESULT", data);
     }
@@ -646,24 +626,6 @@ ens_completion_fail (EnsCompletion *c, const char *code, const char *message)
 
 /* ---------------------------------------------------------------- requests */
 
-/* (transfer full) UNSUPPORTED_MODEL: @asked, in @field, is served, but not
- * for this kind of request. */
-static EnsMessage *
-unsuited_model (EnsMessage *request, const char *field, const char *asked, gboolean embed)
-{
-  g_autofree char *text = NULL;
-  JsonObject *det;
-  g_autoptr (JsonNode) details = ens_json_object_node (&det);
-
-  if (embed)
-    text = g_strdup_printf ("the %s \"%s\" does not make embeddings (no backend lists it in embedding-models)", field,
-                            asked);
-  else
-    text = g_strdup_printf ("the %s \"%s\" makes embeddings only (the embed verb, POST /v1/embeddings)", field, asked);
-  json_object_set_string_member (det, "field", field);
-  return ens_message_new_error (request, ENS_COMPLETION_ERR_UNSUPPORTED_MODEL, text, details);
-}
-
 /* (transfer full) "req_" and 12 random hex digits, without printf. */
 static char *
 request_id_new (void)
@@ -758,7 +720,7 @@ ens_completions_submit (EnsCompletions *cs, EnsMessage *request, JsonObject *p, 
         route_model = NULL; /* no real provider: the offline one answers whatever is asked */
       else if (embed ? ens_backends_serve_model (cs->backends, route_model)
                      : ens_backends_serve_embedding (cs->backends, route_model))
-        REFUSE (unsuited_model (request, provider ? "provider" : "model", route_model, embed));
+        REFUSE (ens_completion_unsuited_model (request, provider ? "provider" : "model", route_model, embed));
       else
         REFUSE (ens_backends_unknown_model (cs->backends, request, provider ? "provider" : "model", provider ? provider : model));
     }
