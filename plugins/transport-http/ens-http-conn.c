@@ -65,11 +65,13 @@ struct _EnsHttpConn {
   gboolean keep_alive;       /* the request under way leaves the connection open */
   gboolean eof;              /* the client sent its last byte */
   gboolean broken;           /* a write failed: closed from the source */
+  char *ip;                  /* the peer's address, once asked for */
+  char *peer;                /* "http:IP:PORT", once asked for */
 };
 
 static void conn_close (EnsHttpConn *conn);
 static void conn_process (EnsHttpConn *conn);
-static char *conn_ip (EnsHttpConn *conn);
+static const char *conn_ip (EnsHttpConn *conn);
 
 /* ------------------------------------------------------------ routes */
 
@@ -191,8 +193,7 @@ conn_end_call (EnsHttpConn *conn)
   conn->settle_due = FALSE;
   if (http->access_log)
     {
-      g_autofree char *ip = conn_ip (conn);
-      ens_http_access_log_line (http->host, http->self, ip, call->route->method,
+      ens_http_access_log_line (http->host, http->self, conn_ip (conn), call->route->method,
                                 call->route->path, call->status, (gint64) call->response_bytes, call->started_us, "");
     }
   ens_http_call_end (call);
@@ -410,6 +411,8 @@ conn_close (EnsHttpConn *conn)
     }
   g_byte_array_unref (conn->in);
   g_string_free (conn->out, TRUE);
+  g_free (conn->ip);
+  g_free (conn->peer);
   g_free (conn);
 }
 
@@ -428,24 +431,26 @@ ens_http_conn_stream (EnsHttpCall *call)
   return call->conn->stream;
 }
 
-/* The peer's IP address, (transfer full), or NULL. */
-static char *
+/* (transfer none) the peer's IP address, or NULL. */
+static const char *
 conn_ip (EnsHttpConn *conn)
 {
   GSocketAddress *remote = ens_listener_stream_get_remote (conn->stream);
 
-  if (!G_IS_INET_SOCKET_ADDRESS (remote))
-    return NULL;
-  return g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)));
+  if (conn->ip == NULL && G_IS_INET_SOCKET_ADDRESS (remote))
+    conn->ip = g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)));
+  return conn->ip;
 }
 
 char *
 ens_http_conn_peer (EnsHttpCall *call)
 {
-  g_autofree char *ip = conn_ip (call->conn);
+  EnsHttpConn *conn = call->conn;
 
-  if (ip == NULL)
-    return g_strdup ("http");
-  return g_strdup_printf ("http:%s:%u", ip,
-                          g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (ens_listener_stream_get_remote (call->conn->stream))));
+  if (conn->peer == NULL)
+    conn->peer = conn_ip (conn) ? g_strdup_printf ("http:%s:%u", conn->ip,
+                                                   g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (
+                                                     ens_listener_stream_get_remote (conn->stream))))
+                                : g_strdup ("http");
+  return g_strdup (conn->peer);
 }
