@@ -62,34 +62,6 @@ write_our_name (GString *out, const char *name, gboolean *first)
   g_string_append (out, "\":");
 }
 
-/* A member's value as the one writer writes it, with doubles written by
- * ens_json_append_double(), at the top and in an object right under it
- * (the decision's scores): anything else is the one writer's. */
-static void
-write_value (GString *out, JsonNode *node, gboolean top)
-{
-  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_DOUBLE)
-    ens_json_append_double (out, json_node_get_double (node));
-  else if (top && JSON_NODE_HOLDS_OBJECT (node))
-    {
-      JsonObjectIter iter;
-      const char *name;
-      JsonNode *member;
-      gboolean first = TRUE;
-
-      g_string_append_c (out, '{');
-      json_object_iter_init_ordered (&iter, json_node_get_object (node));
-      while (json_object_iter_next_ordered (&iter, &name, &member))
-        {
-          write_name (out, name, &first);
-          write_value (out, member, FALSE);
-        }
-      g_string_append_c (out, '}');
-    }
-  else
-    ens_json_write (out, node);
-}
-
 void
 ens_completion_ack_write (GString *out, const EnsCompletionAck *ack)
 {
@@ -114,7 +86,7 @@ ens_completion_ack_write (GString *out, const EnsCompletionAck *ack)
       if (member)
         {
           write_our_name (out, decision_members[i], &first);
-          write_value (out, member, TRUE);
+          ens_json_write (out, member);
         }
     }
   g_string_append (out, ",\"estimated_time\":null}");
@@ -202,19 +174,19 @@ write_core_member (GString *out, const EnsCompletionResult *r, int k)
     case R_PROVIDER: ens_json_write_string (out, r->provider); break;
     case R_PLUGIN: ens_json_write_string (out, r->provider_plugin); break;
     case R_MODEL: ens_json_write_string (out, r->model); break;
-    case R_COST: ens_json_append_double (out, r->cost); break;
+    case R_COST: ens_json_write_double (out, r->cost); break;
     case R_DURATION: ens_json_write_int (out, r->duration_ms); break;
     case R_ATTEMPTS: ens_json_write_int (out, r->attempts); break;
     case R_TIMINGS:
       g_string_append (out, "{\"received_to_start_ms\":");
-      ens_json_append_double (out, r->received_to_start_ms);
+      ens_json_write_double (out, r->received_to_start_ms);
       if (r->has_first_chunk)
         {
           g_string_append (out, ",\"provider_first_chunk_ms\":");
-          ens_json_append_double (out, r->provider_first_chunk_ms);
+          ens_json_write_double (out, r->provider_first_chunk_ms);
         }
       g_string_append (out, ",\"provider_ms\":");
-      ens_json_append_double (out, r->provider_ms);
+      ens_json_write_double (out, r->provider_ms);
       g_string_append_c (out, '}');
       break;
     case R_SESSION:

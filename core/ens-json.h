@@ -11,9 +11,6 @@
 G_BEGIN_DECLS
 
 void ens_json_append_timestamp (GString *out, gint64 real_time_us);
-/* Appends @value byte for byte as ens_json_write_double() does, in a
- * fraction of its time for the usual numbers (ens-json-number.c). */
-void ens_json_append_double (GString *out, double value);
 /* @us microseconds as milliseconds with three decimals (%.3f of us / 1000),
  * negative as 0.000. */
 void ens_json_append_millis (GString *out, gint64 us);

@@ -64,29 +64,6 @@ ens_json_write_uint (GString *out, guint64 value)
   g_string_append_len (out, p, buf + sizeof buf - p);
 }
 
-void
-ens_json_write_double (GString *out, double value)
-{
-  char buf[G_ASCII_DTOSTR_BUF_SIZE];
-
-  if (!isfinite (value))
-    {
-      g_string_append (out, "null"); /* JSON has no NaN/Inf */
-      return;
-    }
-  /* A whole number below 1e15 reads the same as %.15g writes it. */
-  if (value == floor (value) && fabs (value) < 1e15 && !(value == 0 && signbit (value)))
-    {
-      ens_json_write_int (out, (gint64) value);
-      return;
-    }
-  /* Shortest of %.15g/%.17g that reads back exactly: 0.1 stays 0.1. */
-  g_ascii_formatd (buf, sizeof buf, "%.15g", value);
-  if (g_ascii_strtod (buf, NULL) != value)
-    g_ascii_formatd (buf, sizeof buf, "%.17g", value);
-  g_string_append (out, buf);
-}
-
 static void
 write_value (GString *out, JsonNode *node)
 {

@@ -1,18 +1,18 @@
-/* ens-json-number.c — a double as JSON text, byte for byte what the one
- * writer's ens_json_write_double() writes (a whole number below 1e15 as an
- * integer, else the shortest of %.15g / %.17g that reads back exactly, a
- * non-finite one as null), without printf and strtod for the common case:
- * a number from 1e-5 to 1e15.  The one writer costs printf ~2,800 and
- * strtod ~1,000 instructions a number, twice printf when 15 digits do not
- * read back; here a few hundred.
+/* ens-json-double.c — ens_json_write_double(): a double as JSON text (a
+ * whole number below 1e15 as an integer, else the shortest of %.15g / %.17g
+ * that reads back exactly, a non-finite one as null), without printf and
+ * strtod for the common case: a number from 1e-5 to 1e15.  printf costs
+ * ~2,800 and strtod ~1,000 instructions a number, twice printf when 15
+ * digits do not read back; here a few hundred.
  *
  * The 15 or 17 digits are those of the double's exact value, rounded to
  * nearest (ties to even), as printf rounds them: |v| × 10^k (k ≤ 22, so
  * 10^k is a double exactly) is p + e exactly (e from fma), and e decides
  * what p alone cannot.  15 digits read back when n / 10^k, one division of
  * two exact doubles (so the double nearest the decimal, as strtod finds
- * it), is the number.  Anything else is the one writer's. */
-#include "ens-json.h"
+ * it), is the number.  Anything else goes through printf and strtod
+ * (tests/unit/test-json-number.c holds the two to the same bytes). */
+#include "ens-json-write.h"
 
 #include <math.h>
 
@@ -100,18 +100,42 @@ digits_of (double a, int nd, guint64 *digits, int *exponent)
   return 1;
 }
 
+/* The same by printf and strtod, for what the digits above do not cover. */
+static void
+write_double_printf (GString *out, double value)
+{
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+  if (!isfinite (value))
+    {
+      g_string_append (out, "null"); /* JSON has no NaN/Inf */
+      return;
+    }
+  /* A whole number below 1e15 reads the same as %.15g writes it. */
+  if (value == floor (value) && fabs (value) < 1e15 && !(value == 0 && signbit (value)))
+    {
+      ens_json_write_int (out, (gint64) value);
+      return;
+    }
+  /* Shortest of %.15g/%.17g that reads back exactly: 0.1 stays 0.1. */
+  g_ascii_formatd (buf, sizeof buf, "%.15g", value);
+  if (g_ascii_strtod (buf, NULL) != value)
+    g_ascii_formatd (buf, sizeof buf, "%.17g", value);
+  g_string_append (out, buf);
+}
+
 void
-ens_json_append_double (GString *out, double value)
+ens_json_write_double (GString *out, double value)
 {
   double a = fabs (value);
   guint64 n;
   int x, nd = 15, len, point;
   char digits[17], buf[40], *o = buf;
 
-  /* Whole numbers, zeros, non-finite and far-out values: the one writer. */
+  /* Whole numbers, zeros, non-finite and far-out values. */
   if (!(a >= 1e-5 && a < 1e15) || value == floor (value))
     {
-      ens_json_write_double (out, value);
+      write_double_printf (out, value);
       return;
     }
   /* %.15g when it reads back, else %.17g. */
@@ -122,7 +146,7 @@ ens_json_append_double (GString *out, double value)
         break;
       G_GNUC_FALLTHROUGH;
     case -1:
-      ens_json_write_double (out, value);
+      write_double_printf (out, value);
       return;
     default:
       break;
