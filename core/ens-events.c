@@ -50,19 +50,28 @@ target_subscriber (EnsClient *target)
   return target ? ens_client_subscriber (target) : NULL;
 }
 
+/* Publishes @event (transfer full), to the subscriber of the client its
+ * @to names alone when it names one. */
+static guint
+publish (EnsEvents *events, EnsMessage *event)
+{
+  EnsClient *target = event->to ? resolve_target (events, event->to) : NULL;
+  guint delivered = ens_bus_publish (events->bus, event, target_subscriber (target));
+
+  ens_message_unref (event);
+  return delivered;
+}
+
 guint
 ens_events_publish (EnsEvents *events, const char *from, const char *topic, JsonNode *data, const char *to)
 {
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
-  g_autoptr (EnsMessage) event = NULL;
-  EnsClient *target = to ? resolve_target (events, to) : NULL;
 
   init.topic = topic;
   init.to = to;
   init.from = from;
   init.data = data;
-  event = ens_message_new (&init);
-  return ens_bus_publish (events->bus, event, target_subscriber (target));
+  return publish (events, ens_message_new (&init));
 }
 
 guint
@@ -70,16 +79,13 @@ ens_events_publish_text (EnsEvents *events, const char *from, const char *topic,
                          const char *to)
 {
   EnsMessageInit init = ENS_MESSAGE_INIT (ENS_MESSAGE_EVENT);
-  g_autoptr (EnsMessage) event = NULL;
-  EnsClient *target = to ? resolve_target (events, to) : NULL;
 
   init.topic = topic;
   init.to = to;
   init.from = from;
   init.data_text = data_text;
   init.data_text_len = (gssize) len;
-  event = ens_message_new_checked (&init);
-  return ens_bus_publish (events->bus, event, target_subscriber (target));
+  return publish (events, ens_message_new_checked (&init)); /* the core's own text */
 }
 
 void
