@@ -37,33 +37,6 @@ ens_json_write_string (GString *out, const char *text)
   g_string_append_c (out, '"');
 }
 
-/* Decimal digits without printf (which costs ~1,000 instructions a
- * number). */
-void
-ens_json_write_int (GString *out, gint64 value)
-{
-  char buf[24], *p = buf + sizeof buf;
-  guint64 u = value < 0 ? 0 - (guint64) value : (guint64) value;
-
-  do
-    *--p = (char) ('0' + u % 10);
-  while ((u /= 10) > 0);
-  if (value < 0)
-    *--p = '-';
-  g_string_append_len (out, p, buf + sizeof buf - p);
-}
-
-void
-ens_json_write_uint (GString *out, guint64 value)
-{
-  char buf[24], *p = buf + sizeof buf;
-
-  do
-    *--p = (char) ('0' + value % 10);
-  while ((value /= 10) > 0);
-  g_string_append_len (out, p, buf + sizeof buf - p);
-}
-
 static void
 write_value (GString *out, JsonNode *node)
 {
