@@ -6,18 +6,21 @@
  * more than the rest of a completion's way through the daemon.  Most
  * requests to a gateway are the same few, sent whole by a client that keeps
  * its connection: those are read and answered here.  A request is plain
- * when what one read brought is all of it, its path is exactly one of the
- * routes below (no query, no trailing slash), and ens_http_head_parse()
- * finds nothing unusual in it (ens-http-head.h: HTTP/1.1, no chunked body,
- * no Expect, Upgrade or Origin (CORS), a body within http-max-body-bytes
- * that asks for no stream).
- * The first request that is not (a partial one included) hands the
- * connection, with the bytes already read, to libsoup for the rest of its
- * life, exactly as if libsoup had accepted it: everything unusual (errors,
- * 413, slow clients, SSE, WebSocket, CORS) keeps its one implementation
- * there.  A plain request goes through the same route, refusal and
- * metrics as any other (ens-transport-http.c, ens-http-call.c); the answer
- * carries the headers libsoup would send.
+ * when what was read is all of it, its path is exactly one of the routes
+ * below (no query, no trailing slash), and ens_http_head_parse() finds
+ * nothing unusual in it (ens-http-head.h: HTTP/1.1, no chunked body, no
+ * Expect, Upgrade or Origin (CORS), a body within http-max-body-bytes that
+ * asks for no stream).
+ *
+ * A connection is taken here only when its first request is there, plain,
+ * as it is accepted (peeked at: nothing taken off the socket); any other is
+ * libsoup's at once, untouched.  A connection of ours goes to libsoup, with
+ * the bytes already read, at its first request that is not plain (a partial
+ * one included), for the rest of its life: everything unusual (errors, 413,
+ * slow clients, SSE, WebSocket, CORS) keeps its one implementation there.
+ * A plain request goes through the same route, refusal and metrics as any
+ * other (ens-transport-http.c, ens-http-call.c); the answer carries the
+ * headers libsoup would send.
  *
  * One request at a time per connection; while it is under way what the
  * client sends more is read and kept (up to a bound), and answers go out
@@ -70,7 +73,7 @@ struct _EnsHttpConn {
 };
 
 static void conn_close (EnsHttpConn *conn);
-static void conn_process (EnsHttpConn *conn);
+static gboolean conn_process (EnsHttpConn *conn);
 static const char *conn_ip (EnsHttpConn *conn);
 
 /* ------------------------------------------------------------ routes */
@@ -98,7 +101,8 @@ conn_watch (EnsHttpConn *conn, GIOCondition events)
   if (conn->events != events)
     {
       conn->events = events;
-      g_source_modify_unix_fd ((GSource *) conn->source, conn->source->tag, events);
+      if (conn->source)
+        g_source_modify_unix_fd ((GSource *) conn->source, conn->source->tag, events);
     }
 }
 
@@ -248,8 +252,9 @@ conn_serve (EnsHttpConn *conn, EnsHttpHead *req, const EnsHttpRoute *route)
 }
 
 /* Serves the buffered requests while they are plain and nothing is under
- * way or waiting to be written. */
-static void
+ * way or waiting to be written.  FALSE when @conn is closed (and freed) or
+ * handed over. */
+static gboolean
 conn_process (EnsHttpConn *conn)
 {
   while (conn->call == NULL && conn->out->len == 0)
@@ -260,30 +265,32 @@ conn_process (EnsHttpConn *conn)
       if (!conn->keep_alive)
         {
           conn_close (conn);
-          return;
+          return FALSE;
         }
       switch (ens_http_head_parse ((const char *) conn->in->data + conn->in_at, conn->in->len - conn->in_at,
                                    conn->http->max_body, &req))
         {
         case ENS_HTTP_HEAD_NONE:
-          if (conn->eof)
-            conn_close (conn);
-          return;
+          if (!conn->eof)
+            return TRUE;
+          conn_close (conn);
+          return FALSE;
         case ENS_HTTP_HEAD_PLAIN:
           route = plain_route (conn->http, req.method, req.method_len, req.path, req.path_len);
           if (route)
             {
               conn_serve (conn, &req, route); /* never closes @conn */
               if (conn->broken)
-                return;
+                return TRUE; /* closed from the source */
               break;
             }
           G_GNUC_FALLTHROUGH;
         case ENS_HTTP_HEAD_OTHER:
           conn_hand_over (conn);
-          return;
+          return FALSE;
         }
     }
+  return TRUE;
 }
 
 /* Reads what is there; FALSE when the connection broke (and is closed). */
@@ -367,13 +374,57 @@ static GSourceFuncs conn_source_funcs = {
 
 /* ------------------------------------------------------------ connections */
 
+/* The source that waits for @conn's socket. */
+static void
+conn_attach (EnsHttpConn *conn)
+{
+  GSource *source = g_source_new (&conn_source_funcs, sizeof (ConnSource));
+
+  conn->source = (ConnSource *) source;
+  conn->source->conn = conn;
+  conn->source->tag = g_source_add_unix_fd (source, conn->fd, conn->events);
+  /* Nothing runs the loop from inside a dispatch: the fd stays in the poll
+   * set while it dispatches (no wake-up of the loop for each). */
+  g_source_set_can_recurse (source, TRUE);
+  g_source_set_name (source, "ens-http-conn");
+  g_source_attach (source, NULL);
+}
+
+/* Whether the @len bytes at @data start with a request served here. */
+static gboolean
+conn_is_plain (EnsHttp *http, const char *data, gsize len)
+{
+  EnsHttpHead req;
+
+  return ens_http_head_parse (data, len, http->max_body, &req) == ENS_HTTP_HEAD_PLAIN &&
+         plain_route (http, req.method, req.method_len, req.path, req.path_len) != NULL;
+}
+
 void
 ens_http_conn_accept (EnsListenerStream *stream, gpointer data)
 {
   EnsHttp *http = data;
-  EnsHttpConn *conn = g_new0 (EnsHttpConn, 1);
-  GSource *source = g_source_new (&conn_source_funcs, sizeof (ConnSource));
+  EnsHttpConn *conn;
+  char first[READ_SIZE];
+  gssize n;
 
+  /* Served here only when its first request is there as the connection is
+   * accepted, whole and plain (a client that connects to send one has
+   * mostly sent it by then).  Anything else, a request still on its way
+   * included, is libsoup's at once, as the connection came: a connection
+   * kept waiting here for its first bytes, then handed over, left 1,024
+   * concurrent SSE streams stalling (gaps of 110-300 ms), where libsoup
+   * taking them at once leaves none (tests/bench/run-bench-gateway.py). */
+  do
+    n = recv (g_socket_get_fd (ens_listener_stream_get_socket (stream)), first, sizeof first, MSG_PEEK);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0 || !conn_is_plain (http, first, (gsize) n))
+    {
+      http->handed_over++;
+      ens_listener_hand_over (stream, NULL, 0);
+      return;
+    }
+  conn = g_new0 (EnsHttpConn, 1);
   conn->http = http;
   conn->stream = stream;
   conn->fd = g_socket_get_fd (ens_listener_stream_get_socket (stream));
@@ -381,15 +432,9 @@ ens_http_conn_accept (EnsListenerStream *stream, gpointer data)
   conn->out = g_string_sized_new (1024);
   conn->keep_alive = TRUE;
   conn->events = G_IO_IN;
-  conn->source = (ConnSource *) source;
-  conn->source->conn = conn;
-  conn->source->tag = g_source_add_unix_fd (source, conn->fd, G_IO_IN);
-  /* Nothing runs the loop from inside a dispatch: the fd stays in the poll
-   * set while it dispatches (no wake-up of the loop for each). */
-  g_source_set_can_recurse (source, TRUE);
-  g_source_set_name (source, "ens-http-conn");
-  g_source_attach (source, NULL);
   g_hash_table_add (http->conns, conn);
+  if (conn_read (conn) && conn_process (conn))
+    conn_attach (conn);
 }
 
 /* Closes @conn (when its stream was handed over: only forgets it) and
@@ -399,9 +444,11 @@ static void
 conn_close (EnsHttpConn *conn)
 {
   g_hash_table_remove (conn->http->conns, conn);
-  g_source_destroy ((GSource *) conn->source);
-  g_source_unref ((GSource *) conn->source);
-  conn->source = NULL;
+  if (conn->source)
+    {
+      g_source_destroy ((GSource *) conn->source);
+      g_source_unref ((GSource *) conn->source);
+    }
   if (conn->call)
     ens_http_call_end (g_steal_pointer (&conn->call)); /* not answered: its client went away */
   if (conn->stream)

@@ -1,13 +1,19 @@
 """The HTTP transport serves plain requests on connections of its own,
-without libsoup (plugins/transport-http/ens-http-conn.c), and hands a
-connection to libsoup, with what it read already, at the first request that
-is not plain.  Through the real daemon, raw sockets as clients send them:
-keep-alive, pipelined, split across writes, and everything unusual.  The
-transport's own counters (plugins.list: requests_served_directly,
+without libsoup (plugins/transport-http/ens-http-conn.c): a connection whose
+first request is there, whole and plain, when it is accepted.  Any other
+connection is libsoup's from the start, and one of its own goes to libsoup,
+with what was read already, at the first request that is not plain.
+Through the real daemon, raw sockets as clients send them: keep-alive,
+pipelined, split across writes, and everything unusual.  A client's request
+is made to be there at the accept by sending it while the daemon is stopped
+(SIGSTOP: the kernel completes the connection meanwhile).  The transport's
+own counters (plugins.list: requests_served_directly,
 connections_handed_over) tell which way each went."""
 
 import json
+import os
 import re
+import signal
 import socket
 import time
 
@@ -50,11 +56,21 @@ def request(method, path, body=None, headers=None):
 
 class Conn:
     """One keep-alive connection that reads whole answers (Content-Length
-    or chunked)."""
+    or chunked).  With @first, that is sent while @d is stopped: it is there
+    when the daemon accepts the connection."""
 
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10 * SCALE)
+    def __init__(self, port, d=None, first=None):
         self.buf = b""
+        if first is None:
+            self.s = socket.create_connection(("127.0.0.1", port), timeout=10 * SCALE)
+            return
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            self.s = socket.create_connection(("127.0.0.1", port), timeout=10 * SCALE)
+            self.s.sendall(first)
+            time.sleep(0.05)
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
 
     def send(self, data):
         self.s.sendall(data)
@@ -119,8 +135,7 @@ def completion_text(body):
 def test_plain_requests_keep_their_connection():
     d, port = start()
     try:
-        c = Conn(port)
-        c.send(request("POST", "/v1/chat/completions", CHAT, {"X-Request-Id": "mine-1"}))
+        c = Conn(port, d, request("POST", "/v1/chat/completions", CHAT, {"X-Request-Id": "mine-1"}))
         status, h, body = c.answer()
         assert status == 200, body
         assert completion_text(body), body
@@ -148,10 +163,9 @@ def test_plain_requests_keep_their_connection():
 def test_pipelined_requests_are_answered_in_order():
     d, port = start()
     try:
-        c = Conn(port)
         # two plain ones, one that is not (libsoup takes over), one more
-        c.send(request("POST", "/v1/chat/completions", CHAT) + request("GET", "/health")
-               + request("GET", "/api/agents") + request("GET", "/health"))
+        c = Conn(port, d, request("POST", "/v1/chat/completions", CHAT) + request("GET", "/health")
+                 + request("GET", "/api/agents") + request("GET", "/health"))
         answers = [c.answer() for _ in range(4)]
         assert [a[0] for a in answers] == [200, 200, 200, 200], answers
         assert completion_text(answers[0][2])
@@ -167,9 +181,8 @@ def test_pipelined_requests_are_answered_in_order():
 def test_a_request_split_across_writes_goes_to_libsoup():
     d, port = start()
     try:
-        c = Conn(port)
         whole = request("POST", "/v1/chat/completions", CHAT)
-        c.send(whole[:40])
+        c = Conn(port, d, whole[:40])
         time.sleep(0.2)
         c.send(whole[40:])
         status, _, body = c.answer()
@@ -203,8 +216,7 @@ def test_unusual_requests_get_libsoups_answers():
             (b"GET /health HTTP/1.0\r\n\r\n", 200, lambda h, b: json.loads(b)["status"] == "healthy"),
         ]
         for raw, want, check in cases:
-            c = Conn(port)
-            c.send(raw)
+            c = Conn(port, d, raw)
             if raw.startswith(b"HEAD"):
                 while b"\r\n\r\n" not in c.buf:
                     c._fill()
@@ -222,27 +234,46 @@ def test_unusual_requests_get_libsoups_answers():
         d.cleanup()
 
 
-def test_connection_close_and_client_end():
+def test_a_connection_whose_request_is_late_is_libsoups():
     d, port = start()
     try:
         c = Conn(port)
-        c.send(request("GET", "/health", headers={"Connection": "close"}))
+        time.sleep(0.2)  # accepted with nothing to read yet
+        c.send(request("POST", "/v1/chat/completions", CHAT))
+        status, _, body = c.answer()
+        assert status == 200 and completion_text(body), body
+        c.send(request("GET", "/health"))
+        assert c.answer()[0] == 200
+        assert counters(d) == (0, 1)
+        c.close()
+    finally:
+        d.cleanup()
+
+
+def test_connection_close_and_client_end():
+    d, port = start()
+    try:
+        c = Conn(port, d, request("GET", "/health", headers={"Connection": "close"}))
         assert c.answer()[0] == 200
         assert c.closed_by_server()
         c.close()
         # a client that sends its request and its end: answered, then closed
-        c = Conn(port)
-        c.send(request("POST", "/v1/chat/completions", CHAT))
+        c = Conn(port, d, request("POST", "/v1/chat/completions", CHAT))
         c.s.shutdown(socket.SHUT_WR)
         status, _, body = c.answer()
         assert status == 200 and completion_text(body), body
         assert c.closed_by_server()
         c.close()
         # clients gone before their answers leave nothing behind
-        for _ in range(20):
-            s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(request("POST", "/v1/chat/completions", CHAT))
-            s.close()
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            for _ in range(20):
+                s = socket.create_connection(("127.0.0.1", port))
+                s.sendall(request("POST", "/v1/chat/completions", CHAT))
+                s.close()
+            time.sleep(0.05)
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
         deadline = time.time() + 10 * SCALE
         while counters(d) != (22, 0) and time.time() < deadline:
             time.sleep(0.05)
@@ -267,8 +298,7 @@ def test_other_users_need_the_token_here_too():
         f.write("s3cret\n")
     d, port = start(**{"http-token-file": gv(token_file)})
     try:
-        c = Conn(port)
-        c.send(request("POST", "/v1/chat/completions", CHAT))
+        c = Conn(port, d, request("POST", "/v1/chat/completions", CHAT))
         status, h, body = c.answer()
         assert status == 401, body
         assert h["www-authenticate"] == 'Bearer realm="ensemble"', h
