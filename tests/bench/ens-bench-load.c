@@ -22,7 +22,8 @@
  * them open at once; -1 when they never were) and every 20 ms, keeping the
  * peak.  Prints one line: streams=N finished=N stalled=N max_gap_ms=X
  * p99_gap_ms=X secs=X rss_before_kb rss_open_kb fds_before fds_open
- * rss_peak_kb fds_peak.
+ * rss_peak_kb fds_peak first_p50_ms first_max_ms (from a request sent to
+ * its first event: how fast the streams got going).
  *
  * Not part of the test suite; see run-bench-gateway.py. */
 #ifndef _GNU_SOURCE
@@ -65,6 +66,7 @@ typedef struct {
   unsigned events;
   int done, failed, started;
   int64_t max_gap;
+  int64_t first_event; /* ns from the request sent to its first event; 0: none yet */
 } Conn;
 
 static const char *opt_http, *opt_unix, *opt_path = "/", *opt_body;
@@ -217,6 +219,8 @@ stream_bytes (Conn *c, const char *p, size_t n)
                 }
               gaps[gaps_len++] = (double) gap;
             }
+          else
+            c->first_event = t - c->t0;
           c->events += found;
           c->t_last_event = t;
         }
@@ -512,9 +516,13 @@ run_streams (void)
       wait_events (conns, 10);
     }
   double secs = (double) (ens_bench_now_ns () - start) / 1e9;
+  double *firsts = calloc ((size_t) opt_streams, sizeof *firsts);
+  size_t n_firsts = 0;
   for (int i = 0; i < opt_streams; i++)
     {
       Conn *c = &conns[i];
+      if (c->events > 0)
+        firsts[n_firsts++] = (double) c->first_event;
       int ok = c->done && !c->failed && c->status == 200;
       finished += ok;
       if (!ok || c->max_gap > STALL_NS)
@@ -525,11 +533,17 @@ run_streams (void)
         conn_drop (c);
     }
   ens_bench_sort (gaps, gaps_len);
+  ens_bench_sort (firsts, n_firsts);
+  /* The time to the first chunk is not a gap (a stall): it tells how fast
+   * the streams got going, how many of them ran at once. */
   printf ("streams=%d finished=%u stalled=%u max_gap_ms=%.1f p99_gap_ms=%.1f secs=%.2f "
-          "rss_before_kb=%ld rss_open_kb=%ld fds_before=%ld fds_open=%ld rss_peak_kb=%ld fds_peak=%ld\n",
+          "rss_before_kb=%ld rss_open_kb=%ld fds_before=%ld fds_open=%ld rss_peak_kb=%ld fds_peak=%ld "
+          "first_p50_ms=%.1f first_max_ms=%.1f\n",
           opt_streams, finished, stalled, (double) max_gap / 1e6,
           ens_bench_percentile (gaps, gaps_len, 0.99) / 1e6, secs, rss0, rss1, fds0, fds1, rss_peak,
-          fds_peak);
+          fds_peak, n_firsts ? ens_bench_percentile (firsts, n_firsts, 0.5) / 1e6 : 0,
+          n_firsts ? firsts[n_firsts - 1] / 1e6 : 0);
+  free (firsts);
   return 0;
 }
 

@@ -231,7 +231,7 @@ def main():
             print("\n1. N concurrent SSE streams, 20 chunks 10 ms apart (stall: gap > 100 ms or no [DONE]; "
                   "target 0 stalls, <= 64 KB/stream)")
             print(f"  {'N':>5} {'direct fin/stall':>17} {'max gap':>8} {'ensembled fin/stall':>20} {'max gap':>8} "
-                  f"{'p99 gap':>8} {'secs':>6} {'RSS/stream':>11} {'fds peak':>9}")
+                  f"{'p99 gap':>8} {'secs':>6} {'RSS/stream':>11} {'fds peak':>9} {'1st chunk p50/max':>18}")
             for n_streams in counts:
                 b.settle_fds(fds0)  # the previous phase's upstream connections idle out first
                 d = b.streams(b.up_stream, n_streams)
@@ -242,7 +242,8 @@ def main():
                 per = (rss_at - rss0) / n_streams
                 print(f"  {n_streams:>5} {d['finished']:>8.0f}/{d['stalled']:<8.0f} {d['max_gap_ms']:>6.1f}ms "
                       f"{e['finished']:>11.0f}/{e['stalled']:<8.0f} {e['max_gap_ms']:>6.1f}ms {e['p99_gap_ms']:>6.1f}ms "
-                      f"{e['secs']:>6.2f} {per:>8.1f} KB {e['fds_before']:>4.0f}->{e['fds_peak']:<5.0f}")
+                      f"{e['secs']:>6.2f} {per:>8.1f} KB {e['fds_before']:>4.0f}->{e['fds_peak']:<5.0f} "
+                      f"{e['first_p50_ms']:>7.1f}/{e['first_max_ms']:.1f} ms")
                 if e["stalled"] or e["finished"] != n_streams:
                     misses.append(f"{n_streams} streams: {e['stalled']:.0f} stalled")
                 if n_streams == counts[-1] and per > 64:
