@@ -92,7 +92,6 @@ plain_route (EnsHttp *http, const char *method, gsize method_len, const char *pa
   return NULL;
 }
 
-
 /* ------------------------------------------------------------ writing */
 
 static void
