@@ -160,6 +160,34 @@ def test_plain_requests_keep_their_connection():
         d.cleanup()
 
 
+def test_bad_input_on_a_connection_of_its_own():
+    """Malformed and mistyped bodies on a plain connection get OpenAI's 400
+    with the field named, and the connection goes on serving."""
+    d, port = start()
+    try:
+        bad = b"{not json"
+        c = Conn(port, d, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(bad)
+                 + bad)
+        status, h, body = c.answer()
+        err = json.loads(body)["error"]
+        assert status == 400 and err["type"] == "invalid_request_error", (status, body)
+        assert re.match(r"req_[0-9a-f]{16}$", h["x-request-id"]), h
+        c.send(request("POST", "/v1/chat/completions", {"messages": 5}))
+        status, _, body = c.answer()
+        err = json.loads(body)["error"]
+        assert status in (400, 422) and err["param"] == "messages", (status, body)
+        c.send(request("POST", "/v1/embeddings", {"input": 7}))
+        status, _, body = c.answer()
+        assert status in (400, 422) and "error" in json.loads(body), (status, body)
+        c.send(request("POST", "/v1/chat/completions", CHAT))
+        status, _, body = c.answer()
+        assert status == 200 and completion_text(body), body
+        assert counters(d) == (4, 0)
+        c.close()
+    finally:
+        d.cleanup()
+
+
 def test_pipelined_requests_are_answered_in_order():
     d, port = start()
     try:
